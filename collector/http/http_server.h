@@ -1,0 +1,62 @@
+// A small embedded HTTP/1.1 server (civetweb underneath) for OTLP/HTTP, /metrics and health.
+#ifndef TRACEKEEP_COLLECTOR_HTTP_HTTP_SERVER_H_
+#define TRACEKEEP_COLLECTOR_HTTP_HTTP_SERVER_H_
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+namespace tracekeep::http {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string
+  std::string query;
+  absl::flat_hash_map<std::string, std::string> headers;  // keys lowercased
+  std::string body;    // raw, as received (not decompressed)
+  std::string remote_address;
+  // The header's value, or "" when absent. `name` must be lowercase.
+  std::string Header(const std::string& name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+// Called on one of the server's threads; must be thread-safe.
+using HttpHandler = std::function<void(const HttpRequest&, HttpResponse*)>;
+
+struct HttpServerOptions {
+  // host:port to listen on; port 0 picks a free port (see HttpServer::port()).
+  std::string endpoint = "0.0.0.0:0";
+  // Larger request bodies are answered 413 without calling a handler. Default: 16 MiB.
+  size_t max_body_bytes = 16 << 20;
+  // Worker threads. Default: 4.
+  int num_threads = 4;
+};
+
+class HttpServer {
+ public:
+  // Starts listening. `routes` maps an exact path to its handler; other paths get 404.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const HttpServerOptions& options, std::vector<std::pair<std::string, HttpHandler>> routes);
+  virtual ~HttpServer() = default;
+  virtual int port() const = 0;
+  // host:port actually bound.
+  virtual std::string address() const = 0;
+  // Stops accepting and waits for running handlers. Idempotent.
+  virtual void Stop() = 0;
+};
+
+}  // namespace tracekeep::http
+
+#endif  // TRACEKEEP_COLLECTOR_HTTP_HTTP_SERVER_H_

@@ -1,0 +1,66 @@
+// The one data interface between stages, and the lifecycle every stage shares.
+#ifndef TRACEKEEP_COLLECTOR_PIPELINE_CONSUMER_H_
+#define TRACEKEEP_COLLECTOR_PIPELINE_CONSUMER_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "collector/pipeline/span_batch.h"
+
+namespace tracekeep {
+
+// Lifecycle of a pipeline component (after the OpenTelemetry Collector's component.Component).
+class Component {
+ public:
+  virtual ~Component() = default;
+  // Starts background work. Called once, before any data arrives.
+  [[nodiscard]] virtual absl::Status Start() = 0;
+  // Stops intake, flushes what it holds downstream until `deadline`, releases threads.
+  // Idempotent and safe to call without Start().
+  virtual void Shutdown(absl::Time deadline) = 0;
+};
+
+// Receives kept traces. Ownership of the batch moves with the call: the callee may keep or
+// modify it. A non-OK status means the callee did not take the data; it says whether retrying can
+// help (kResourceExhausted / kUnavailable) or not (anything else). Thread-safe.
+class TraceConsumer {
+ public:
+  virtual ~TraceConsumer() = default;
+  [[nodiscard]] virtual absl::Status Consume(KeptTraces&& traces) = 0;
+};
+
+// Where receivers hand the spans they accepted (the sampler implements it). Takes all of `traces`
+// or none of them: kResourceExhausted when over capacity (the client should retry later),
+// kUnavailable when shutting down. Thread-safe.
+class SpanIntake {
+ public:
+  virtual ~SpanIntake() = default;
+  [[nodiscard]] virtual absl::Status Offer(std::vector<TraceSpans>&& traces,
+                                           int64_t span_count) = 0;
+};
+
+// Hands one batch to several consumers. Every consumer gets a copy but the last, which gets the
+// original. Returns the first error; every consumer is called regardless.
+class FanOutConsumer final : public TraceConsumer {
+ public:
+  explicit FanOutConsumer(std::vector<TraceConsumer*> consumers)
+      : consumers_(std::move(consumers)) {}
+  absl::Status Consume(KeptTraces&& traces) override {
+    absl::Status first;
+    for (size_t i = 0; i < consumers_.size(); ++i) {
+      absl::Status s = i + 1 == consumers_.size() ? consumers_[i]->Consume(std::move(traces))
+                                                   : consumers_[i]->Consume(KeptTraces(traces));
+      if (first.ok()) first = s;
+    }
+    return first;
+  }
+
+ private:
+  std::vector<TraceConsumer*> consumers_;
+};
+
+}  // namespace tracekeep
+
+#endif  // TRACEKEEP_COLLECTOR_PIPELINE_CONSUMER_H_

@@ -1,0 +1,44 @@
+// Conversions between OTLP requests and the pipeline's span records.
+#ifndef TRACEKEEP_COLLECTOR_PIPELINE_OTLP_CONVERT_H_
+#define TRACEKEEP_COLLECTOR_PIPELINE_OTLP_CONVERT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "collector/pipeline/span_batch.h"
+
+namespace opentelemetry::proto::collector::trace::v1 {
+class ExportTraceServiceRequest;
+}
+namespace opentelemetry::proto::trace::v1 {
+class TracesData;
+}
+
+namespace tracekeep {
+
+using OtlpRequest = opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
+
+// The result of splitting a request by trace id.
+struct SplitResult {
+  std::vector<TraceSpans> traces;  // one entry per distinct trace id in the request
+  int64_t accepted_spans = 0;
+  int64_t rejected_invalid_trace_id = 0;
+  int64_t rejected_invalid_span_id = 0;
+  // Describes the first few rejected spans by path and value; empty when nothing was rejected.
+  std::string error_message;
+  int64_t rejected() const { return rejected_invalid_trace_id + rejected_invalid_span_id; }
+};
+
+// Splits a request into per-trace groups of span records. Spans whose trace id or span id is
+// invalid (wrong length or all zero) are counted and described, never returned.
+SplitResult SplitRequest(const OtlpRequest& request);
+
+// Builds one OTLP request from span records, grouping spans by their origin.
+void BuildRequest(const std::vector<const SpanRecord*>& spans, OtlpRequest* out);
+// The same, for whole traces.
+void BuildRequest(const KeptTraces& traces, OtlpRequest* out);
+
+}  // namespace tracekeep
+
+#endif  // TRACEKEEP_COLLECTOR_PIPELINE_OTLP_CONVERT_H_

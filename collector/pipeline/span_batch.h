@@ -1,0 +1,52 @@
+// The units of data that move through the pipeline. The OTLP protobuf is the data model: a span
+// is kept as its serialized bytes, with the few fields decisions need decoded beside it.
+#ifndef TRACEKEEP_COLLECTOR_PIPELINE_SPAN_BATCH_H_
+#define TRACEKEEP_COLLECTOR_PIPELINE_SPAN_BATCH_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tracekeep {
+
+// The resource and instrumentation scope that a group of spans arrived with. Shared, read-only,
+// by every span of that group.
+struct SpanOrigin {
+  std::string resource;  // serialized opentelemetry.proto.resource.v1.Resource
+  std::string resource_schema_url;
+  std::string scope;  // serialized opentelemetry.proto.common.v1.InstrumentationScope
+  std::string scope_schema_url;
+  std::string service_name;  // resource attribute service.name, "" when absent
+};
+using SpanOriginPtr = std::shared_ptr<const SpanOrigin>;
+
+// One span: its original bytes plus the decoded fields that sampling, storage and indexing use.
+struct SpanRecord {
+  SpanOriginPtr origin;
+  std::string span;      // serialized opentelemetry.proto.trace.v1.Span
+  std::string span_id;   // 8 bytes
+  int64_t start_unix_nanos = 0;
+  int64_t end_unix_nanos = 0;
+  bool is_error = false;  // status.code == STATUS_CODE_ERROR
+  bool is_root = false;   // no parent span id
+};
+
+// Spans of one trace that arrived in one request.
+struct TraceSpans {
+  std::string trace_id;  // 16 bytes, valid (checked by the receiver)
+  uint64_t hash = 0;     // TraceIdHash(trace_id): shard routing and consistent sampling
+  std::vector<SpanRecord> spans;
+};
+
+// A trace the sampler decided to keep, with every span it buffered.
+struct KeptTrace {
+  std::string trace_id;
+  std::string policy;  // name of the policy that kept it
+  std::vector<SpanRecord> spans;
+};
+using KeptTraces = std::vector<KeptTrace>;
+
+}  // namespace tracekeep
+
+#endif  // TRACEKEEP_COLLECTOR_PIPELINE_SPAN_BATCH_H_

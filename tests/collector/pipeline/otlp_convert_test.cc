@@ -1,0 +1,81 @@
+#include "collector/pipeline/otlp_convert.h"
+
+#include "gtest/gtest.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+
+namespace tracekeep {
+namespace {
+
+namespace otlp_trace = ::opentelemetry::proto::trace::v1;
+
+otlp_trace::Span* AddSpan(otlp_trace::ScopeSpans* ss, const std::string& trace_id,
+                          const std::string& span_id) {
+  otlp_trace::Span* span = ss->add_spans();
+  span->set_trace_id(trace_id);
+  span->set_span_id(span_id);
+  span->set_name("op");
+  return span;
+}
+
+TEST(OtlpConvertTest, SplitsByTraceAndRejectsInvalidIdsOnly) {
+  OtlpRequest request;
+  auto* rs = request.add_resource_spans();
+  auto* attr = rs->mutable_resource()->add_attributes();
+  attr->set_key("service.name");
+  attr->mutable_value()->set_string_value("shop-api");
+  auto* ss = rs->add_scope_spans();
+  ss->mutable_scope()->set_name("lib");
+  const std::string t1(16, '\x01'), t2(16, '\x02');
+  AddSpan(ss, t1, std::string(8, '\x01'))->mutable_status()->set_code(
+      otlp_trace::Status::STATUS_CODE_ERROR);
+  AddSpan(ss, t2, std::string(8, '\x02'));
+  AddSpan(ss, t1, std::string(8, '\x03'))->set_parent_span_id(std::string(8, '\x01'));
+  AddSpan(ss, std::string(16, '\0'), std::string(8, '\x04'));  // all-zero trace id
+  AddSpan(ss, "short", std::string(8, '\x05'));
+  AddSpan(ss, t2, std::string(8, '\0'));  // all-zero span id
+
+  SplitResult result = SplitRequest(request);
+  EXPECT_EQ(result.accepted_spans, 3);
+  EXPECT_EQ(result.rejected_invalid_trace_id, 2);
+  EXPECT_EQ(result.rejected_invalid_span_id, 1);
+  EXPECT_NE(result.error_message.find("resource_spans[0].scope_spans[0].spans[3]: invalid trace_id"),
+            std::string::npos)
+      << result.error_message;
+  EXPECT_NE(result.error_message.find("spans[5]: invalid span_id"), std::string::npos);
+  ASSERT_EQ(result.traces.size(), 2u);
+  EXPECT_EQ(result.traces[0].trace_id, t1);
+  ASSERT_EQ(result.traces[0].spans.size(), 2u);
+  EXPECT_TRUE(result.traces[0].spans[0].is_error);
+  EXPECT_TRUE(result.traces[0].spans[0].is_root);
+  EXPECT_FALSE(result.traces[0].spans[1].is_root);
+  EXPECT_EQ(result.traces[0].spans[0].origin->service_name, "shop-api");
+  EXPECT_EQ(result.traces[1].spans.size(), 1u);
+}
+
+TEST(OtlpConvertTest, BuildRequestRestoresResourceScopeAndSpans) {
+  OtlpRequest request;
+  auto* rs = request.add_resource_spans();
+  rs->set_schema_url("https://opentelemetry.io/schemas/1.21.0");
+  auto* attr = rs->mutable_resource()->add_attributes();
+  attr->set_key("service.name");
+  attr->mutable_value()->set_string_value("crm-api");
+  auto* ss = rs->add_scope_spans();
+  ss->mutable_scope()->set_name("lib");
+  ss->mutable_scope()->set_version("1.0");
+  auto* span = AddSpan(ss, std::string(16, '\x07'), std::string(8, '\x01'));
+  auto* ev = span->add_events();
+  ev->set_name("exception");
+  AddSpan(ss, std::string(16, '\x07'), std::string(8, '\x02'));
+
+  SplitResult split = SplitRequest(request);
+  ASSERT_EQ(split.traces.size(), 1u);
+  KeptTraces kept(1);
+  kept[0].trace_id = split.traces[0].trace_id;
+  kept[0].spans = std::move(split.traces[0].spans);
+  OtlpRequest rebuilt;
+  BuildRequest(kept, &rebuilt);
+  EXPECT_EQ(rebuilt.SerializeAsString(), request.SerializeAsString());
+}
+
+}  // namespace
+}  // namespace tracekeep
