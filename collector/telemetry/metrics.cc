@@ -1,0 +1,90 @@
+#include "collector/telemetry/metrics.h"
+
+#include <sstream>
+
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace tracekeep::telemetry {
+
+class MetricsRegistry::CallbackCollectable final : public prometheus::Collectable {
+ public:
+  void Add(const std::string& name, const std::string& help, prometheus::MetricType type,
+           Labels labels, ValueFn value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(name);
+    if (it == index_.end()) {
+      it = index_.emplace(name, families_.size()).first;
+      families_.push_back(Family{name, help, type, {}});
+    }
+    families_[it->second].series.push_back(Series{std::move(labels), std::move(value)});
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<prometheus::MetricFamily> out;
+    out.reserve(families_.size());
+    for (const Family& f : families_) {
+      prometheus::MetricFamily& mf = out.emplace_back();
+      mf.name = f.name;
+      mf.help = f.help;
+      mf.type = f.type;
+      for (const Series& s : f.series) {
+        prometheus::ClientMetric& m = mf.metric.emplace_back();
+        for (const auto& [k, v] : s.labels) m.label.push_back({k, v});
+        if (f.type == prometheus::MetricType::Counter) {
+          m.counter.value = s.value();
+        } else {
+          m.gauge.value = s.value();
+        }
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Series {
+    Labels labels;
+    ValueFn value;
+  };
+  struct Family {
+    std::string name;
+    std::string help;
+    prometheus::MetricType type;
+    std::vector<Series> series;
+  };
+  mutable std::mutex mu_;
+  std::vector<Family> families_;
+  std::map<std::string, size_t> index_;
+};
+
+MetricsRegistry::MetricsRegistry()
+    : callbacks_(std::make_shared<CallbackCollectable>()),
+      registry_(std::make_shared<prometheus::Registry>()) {}
+
+MetricsRegistry::~MetricsRegistry() = default;
+
+void MetricsRegistry::AddCounter(const std::string& name, const std::string& help, Labels labels,
+                                 ValueFn value) {
+  callbacks_->Add(name, help, prometheus::MetricType::Counter, std::move(labels),
+                  std::move(value));
+}
+
+void MetricsRegistry::AddGauge(const std::string& name, const std::string& help, Labels labels,
+                               ValueFn value) {
+  callbacks_->Add(name, help, prometheus::MetricType::Gauge, std::move(labels), std::move(value));
+}
+
+prometheus::Registry& MetricsRegistry::registry() { return *registry_; }
+
+std::string MetricsRegistry::Serialize() const {
+  std::vector<prometheus::MetricFamily> families = callbacks_->Collect();
+  for (auto& f : registry_->Collect()) families.push_back(std::move(f));
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+}  // namespace tracekeep::telemetry

@@ -1,0 +1,71 @@
+#include "collector/sampling/trace_buffer.h"
+
+#include "gtest/gtest.h"
+#include "tests/collector/sampling/test_util.h"
+
+namespace tracekeep::sampling {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
+
+TEST(TraceBufferTest, DecidesDecisionWaitAfterTheLastSpan) {
+  TraceBuffer buffer({absl::Seconds(30), 100});
+  std::vector<PendingTrace> out;
+  buffer.Add(MakeTrace(1, 2), kT0, &out);
+  buffer.Add(MakeTrace(1, 3), kT0 + absl::Seconds(10), &out);  // the wait restarts
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(buffer.trace_count(), 1u);
+  EXPECT_EQ(buffer.span_count(), 5u);
+  EXPECT_EQ(buffer.NextDeadline(), kT0 + absl::Seconds(40));
+
+  buffer.TakeExpired(kT0 + absl::Seconds(39), &out);
+  EXPECT_TRUE(out.empty());
+  buffer.TakeExpired(kT0 + absl::Seconds(40), &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].spans.size(), 5u);
+  EXPECT_EQ(out[0].first_arrival, kT0);
+  EXPECT_EQ(out[0].last_arrival, kT0 + absl::Seconds(10));
+  EXPECT_EQ(buffer.trace_count(), 0u);
+  EXPECT_EQ(buffer.span_count(), 0u);
+  EXPECT_EQ(buffer.NextDeadline(), absl::InfiniteFuture());
+}
+
+TEST(TraceBufferTest, TracksErrorRootAndTimes) {
+  TraceBuffer buffer({absl::Seconds(1), 100});
+  std::vector<PendingTrace> out;
+  buffer.Add(MakeTrace(7, 3, /*error=*/true), kT0, &out);
+  buffer.TakeExpired(kT0 + absl::Seconds(1), &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].has_error);
+  EXPECT_TRUE(out[0].has_root);
+  EXPECT_EQ(out[0].min_start_unix_nanos, 1000);
+  EXPECT_EQ(out[0].max_end_unix_nanos, 2002);
+}
+
+TEST(TraceBufferTest, OverflowEvictsTheTraceDueSoonest) {
+  TraceBuffer buffer({absl::Seconds(30), 2});
+  std::vector<PendingTrace> evicted;
+  buffer.Add(MakeTrace(1, 1), kT0, &evicted);
+  buffer.Add(MakeTrace(2, 1), kT0 + absl::Seconds(1), &evicted);
+  buffer.Add(MakeTrace(1, 1), kT0 + absl::Seconds(2), &evicted);  // trace 1 now due last
+  buffer.Add(MakeTrace(3, 1), kT0 + absl::Seconds(3), &evicted);
+  ASSERT_EQ(evicted.size(), 1u);
+  EXPECT_EQ(evicted[0].trace_id, TestTraceId(2));
+  EXPECT_EQ(buffer.trace_count(), 2u);
+  // Adding spans to an existing trace never evicts.
+  buffer.Add(MakeTrace(3, 1), kT0 + absl::Seconds(4), &evicted);
+  EXPECT_EQ(evicted.size(), 1u);
+}
+
+TEST(TraceBufferTest, TakeAllEmptiesTheBuffer) {
+  TraceBuffer buffer({absl::Seconds(30), 100});
+  std::vector<PendingTrace> out;
+  for (int i = 0; i < 10; ++i) buffer.Add(MakeTrace(i, 2), kT0, &out);
+  buffer.TakeAll(&out);
+  EXPECT_EQ(out.size(), 10u);
+  EXPECT_EQ(buffer.span_count(), 0u);
+  EXPECT_EQ(buffer.NextDeadline(), absl::InfiniteFuture());
+}
+
+}  // namespace
+}  // namespace tracekeep::sampling

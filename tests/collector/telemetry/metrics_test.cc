@@ -1,0 +1,33 @@
+#include "collector/telemetry/metrics.h"
+
+#include <atomic>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tracekeep::telemetry {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MetricsRegistryTest, ReadsCallbacksAtScrapeTime) {
+  MetricsRegistry metrics;
+  std::atomic<int> accepted{3};
+  metrics.AddCounter("tracekeep_spans_accepted_total", "Spans accepted.", {{"transport", "grpc"}},
+                     [&] { return accepted.load(); });
+  metrics.AddCounter("tracekeep_spans_accepted_total", "ignored", {{"transport", "http"}},
+                     [] { return 7; });
+  metrics.AddGauge("tracekeep_sampler_traces_pending", "Pending traces.", {}, [] { return 42; });
+  std::string text = metrics.Serialize();
+  EXPECT_THAT(text, HasSubstr("# HELP tracekeep_spans_accepted_total Spans accepted."));
+  EXPECT_THAT(text, HasSubstr("# TYPE tracekeep_spans_accepted_total counter"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_spans_accepted_total{transport=\"grpc\"} 3"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_spans_accepted_total{transport=\"http\"} 7"));
+  EXPECT_THAT(text, HasSubstr("# TYPE tracekeep_sampler_traces_pending gauge"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_sampler_traces_pending 42"));
+  accepted = 10;
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("tracekeep_spans_accepted_total{transport=\"grpc\"} 10"));
+}
+
+}  // namespace
+}  // namespace tracekeep::telemetry
