@@ -1,0 +1,84 @@
+// The daemon's configuration: one YAML file -> one typed struct, validated as a whole before
+// anything starts. Every field has a default, so an empty file (or no file) is a valid config.
+#ifndef TRACEKEEP_COLLECTOR_CONFIG_CONFIG_H_
+#define TRACEKEEP_COLLECTOR_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "collector/sampling/sampler.h"
+
+namespace tracekeep::config {
+
+struct GrpcReceiverConfig {
+  bool enabled = true;
+  std::string endpoint = "0.0.0.0:4317";
+  int max_recv_msg_size_mib = 16;
+};
+
+struct HttpReceiverConfig {
+  bool enabled = true;
+  std::string endpoint = "0.0.0.0:4318";
+  int max_request_body_size_mib = 16;
+};
+
+struct StorageConfig {
+  std::string path;  // "" = <data_dir>/rocksdb
+  bool sync = false;
+  int block_cache_mib = 64;
+  int write_buffer_mib = 64;
+};
+
+struct ExporterConfig {
+  std::string endpoint;  // "" = forwarding disabled
+  bool insecure = true;
+  std::map<std::string, std::string> headers;
+  std::string compression = "gzip";
+  absl::Duration timeout = absl::Seconds(10);
+  int send_batch_size = 1024;
+  int send_batch_max_size = 2048;
+  absl::Duration batch_timeout = absl::Milliseconds(200);
+  int64_t queue_size_spans = 100000;
+  bool retry_enabled = true;
+  absl::Duration initial_interval = absl::Seconds(1);
+  absl::Duration max_interval = absl::Seconds(30);
+  absl::Duration max_elapsed_time = absl::Minutes(5);
+};
+
+struct TelemetryConfig {
+  std::string endpoint = "0.0.0.0:9464";
+};
+
+struct AdminConfig {
+  std::string endpoint = "127.0.0.1:4320";
+};
+
+struct Config {
+  std::string data_dir = "./data";
+  std::string log_level = "info";
+  GrpcReceiverConfig grpc;
+  HttpReceiverConfig http;
+  sampling::SamplerOptions sampler;  // policies default to sampling::DefaultPolicies()
+  StorageConfig storage;
+  ExporterConfig exporter;
+  TelemetryConfig telemetry;
+  AdminConfig admin;
+};
+
+// The configuration with every default (what runs without a config file).
+Config DefaultConfig();
+
+// Parses and validates YAML text. On failure the status message lists every problem, one per
+// line, as "<source>:<line>:<column>: <path>: <what>, got <value>".
+[[nodiscard]] absl::StatusOr<Config> ParseConfig(const std::string& yaml,
+                                                 const std::string& source = "config");
+// Reads and parses a file.
+[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+}  // namespace tracekeep::config
+
+#endif  // TRACEKEEP_COLLECTOR_CONFIG_CONFIG_H_

@@ -1,0 +1,133 @@
+#include "collector/config/config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tracekeep::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConfigTest, EmptyDocumentGivesTheDefaults) {
+  auto c = ParseConfig("");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_dir, "./data");
+  EXPECT_EQ(c->grpc.endpoint, "0.0.0.0:4317");
+  EXPECT_EQ(c->http.endpoint, "0.0.0.0:4318");
+  EXPECT_EQ(c->admin.endpoint, "127.0.0.1:4320");
+  EXPECT_EQ(c->telemetry.endpoint, "0.0.0.0:9464");
+  EXPECT_EQ(c->sampler.decision_wait, absl::Seconds(30));
+  EXPECT_EQ(c->exporter.endpoint, "");
+  ASSERT_EQ(c->sampler.policies.size(), 2u);
+  EXPECT_EQ(c->sampler.policies[0].type, "status_code");
+  EXPECT_EQ(c->sampler.policies[1].sampling_percentage, 10);
+}
+
+TEST(ConfigTest, ReadsEverySection) {
+  auto c = ParseConfig(R"(
+data_dir: /var/lib/tracekeep
+log_level: debug
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:0", max_recv_msg_size_mib: 4}
+      http: {enabled: false}
+sampler:
+  decision_wait: 500ms
+  num_shards: 3
+  max_pending_traces: 1000
+  policies:
+    - name: errs
+      type: status_code
+      status_code: {status_codes: [ERROR]}
+    - name: few
+      type: probabilistic
+      probabilistic: {sampling_percentage: 2.5, hash_salt: abc}
+storage: {path: /tmp/x, sync: true}
+exporters:
+  otlp:
+    endpoint: localhost:14317
+    headers: {authorization: "Bearer t"}
+    batch: {send_batch_size: 10, send_batch_max_size: 20, timeout: 1s}
+    retry_on_failure: {initial_interval: 10ms, max_elapsed_time: 0s}
+telemetry: {endpoint: "127.0.0.1:0"}
+admin: {endpoint: "127.0.0.1:0"}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_dir, "/var/lib/tracekeep");
+  EXPECT_EQ(c->grpc.endpoint, "127.0.0.1:0");
+  EXPECT_EQ(c->grpc.max_recv_msg_size_mib, 4);
+  EXPECT_FALSE(c->http.enabled);
+  EXPECT_EQ(c->sampler.decision_wait, absl::Milliseconds(500));
+  EXPECT_EQ(c->sampler.num_shards, 3);
+  ASSERT_EQ(c->sampler.policies.size(), 2u);
+  EXPECT_EQ(c->sampler.policies[1].hash_salt, "abc");
+  EXPECT_DOUBLE_EQ(c->sampler.policies[1].sampling_percentage, 2.5);
+  EXPECT_TRUE(c->storage.sync);
+  EXPECT_EQ(c->exporter.endpoint, "localhost:14317");
+  EXPECT_EQ(c->exporter.headers.at("authorization"), "Bearer t");
+  EXPECT_EQ(c->exporter.send_batch_max_size, 20);
+  EXPECT_EQ(c->exporter.initial_interval, absl::Milliseconds(10));
+  EXPECT_EQ(c->exporter.max_elapsed_time, absl::ZeroDuration());
+}
+
+TEST(ConfigTest, ListsEveryProblemWithPositionPathAndValue) {
+  auto c = ParseConfig(R"(data_dir: ./d
+colour: blue
+sampler:
+  decision_wait: soon
+  num_shards: -1
+  policies:
+    - name: p
+      type: probabilistic
+      probabilistic: {sampling_percentage: 300}
+    - name: q
+      type: magic
+exporters:
+  otlp:
+    endpoint: no-port
+    compression: brotli
+admin: {endpoint: "127.0.0.1:99999"}
+)",
+                       "bad.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("bad.yaml:2:1: colour: unknown key"));
+  EXPECT_THAT(m, HasSubstr("bad.yaml:4:18: sampler.decision_wait: must be a duration like 30s"));
+  EXPECT_THAT(m, HasSubstr("got \"soon\""));
+  EXPECT_THAT(m, HasSubstr("sampler.num_shards: must be an integer in [0, 256], got \"-1\""));
+  EXPECT_THAT(m, HasSubstr("sampler.policies[0] (\"p\").probabilistic.sampling_percentage: must "
+                           "be in [0, 100], got 300"));
+  EXPECT_THAT(m, HasSubstr("sampler.policies[1] (\"q\").type: unknown policy type \"magic\""));
+  EXPECT_THAT(m, HasSubstr("exporters.otlp.endpoint: must be \"\" or host:port"));
+  EXPECT_THAT(m, HasSubstr("got \"no-port\""));
+  EXPECT_THAT(m, HasSubstr("exporters.otlp.compression: must be gzip or none, got \"brotli\""));
+  EXPECT_THAT(m, HasSubstr("admin.endpoint: must be host:port"));
+  // One line per problem.
+  EXPECT_EQ(std::count(m.begin(), m.end(), '\n') + 1, 8) << m;
+}
+
+TEST(ConfigTest, SyntaxErrorHasAPosition) {
+  auto c = ParseConfig("sampler:\n  decision_wait: [1,\n", "x.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("x.yaml:"));
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("YAML syntax error"));
+}
+
+TEST(ConfigTest, WrongShapeIsReported) {
+  auto c = ParseConfig("sampler: 5\nreceivers: [a]\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("sampler: must be a mapping of keys to values"));
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("receivers: must be a mapping of keys to values"));
+}
+
+TEST(ConfigTest, MissingFileIsNamed) {
+  auto c = LoadConfigFile("/nonexistent/tracekeep.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("/nonexistent/tracekeep.yaml"));
+}
+
+}  // namespace
+}  // namespace tracekeep::config
