@@ -131,3 +131,23 @@ TEST(ConfigTest, MissingFileIsNamed) {
 
 }  // namespace
 }  // namespace tracekeep::config
+
+namespace tracekeep::config {
+namespace {
+
+// The documented example configs must stay valid.
+TEST(ConfigTest, DeployExamplesAreValid) {
+  for (const char* file : {"/deploy/tracekeep.yaml", "/deploy/tracekeep.compose.yaml"}) {
+    auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + file);
+    EXPECT_TRUE(c.ok()) << file << ": " << c.status();
+  }
+  auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + "/deploy/tracekeep.yaml");
+  ASSERT_TRUE(c.ok());
+  // The example documents the defaults; only the exporter endpoint differs.
+  EXPECT_EQ(c->exporter.endpoint, "localhost:14317");
+  EXPECT_EQ(c->sampler.policies.size(), DefaultConfig().sampler.policies.size());
+  EXPECT_EQ(c->sampler.decision_wait, DefaultConfig().sampler.decision_wait);
+}
+
+}  // namespace
+}  // namespace tracekeep::config
