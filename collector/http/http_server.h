@@ -19,7 +19,7 @@ struct HttpRequest {
   std::string path;    // without the query string
   std::string query;
   absl::flat_hash_map<std::string, std::string> headers;  // keys lowercased
-  std::string body;    // raw, as received (not decompressed)
+  std::string body;                                       // raw, as received (not decompressed)
   std::string remote_address;
   // The header's value, or "" when absent. `name` must be lowercase.
   std::string Header(const std::string& name) const;
@@ -40,8 +40,14 @@ struct HttpServerOptions {
   std::string endpoint = "0.0.0.0:0";
   // Larger request bodies are answered 413 without calling a handler. Default: 16 MiB.
   size_t max_body_bytes = 16 << 20;
-  // Worker threads. Default: 4.
+  // Worker threads. civetweb serves one connection per thread, so this also caps the number of
+  // concurrently open (keep-alive) connections. Default: 4.
   int num_threads = 4;
+  // How long an idle keep-alive connection is held open, in milliseconds. Default: 1000.
+  int keep_alive_timeout_ms = 1000;
+  // Called on a server thread whenever a request is answered 413 because its body exceeds
+  // max_body_bytes (the request has no body). Lets a caller count refusals. Default: none.
+  std::function<void(const HttpRequest&)> on_body_too_large;
 };
 
 class HttpServer {

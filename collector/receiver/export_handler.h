@@ -1,0 +1,56 @@
+// The transport-independent core of the OTLP receivers: validates a decoded export request,
+// offers its valid spans to the intake, counts everything and says what to answer.
+#ifndef TRACEKEEP_COLLECTOR_RECEIVER_EXPORT_HANDLER_H_
+#define TRACEKEEP_COLLECTOR_RECEIVER_EXPORT_HANDLER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "collector/pipeline/consumer.h"
+#include "collector/pipeline/otlp_convert.h"
+#include "collector/receiver/receiver_stats.h"
+
+namespace tracekeep::receiver {
+
+// What to answer to one export request.
+struct ExportOutcome {
+  // OK: the valid spans were taken (see rejected_spans for the others).
+  // kResourceExhausted / kUnavailable: nothing was taken, the client should retry later.
+  // Anything else: nothing was taken, retrying does not help.
+  absl::Status status;
+  // For ExportTraceServiceResponse.partial_success, when status is OK.
+  int64_t rejected_spans = 0;
+  std::string error_message;
+};
+
+// Thread-safe; holds no lock on the data path.
+class ExportHandler {
+ public:
+  // Neither pointer is owned; both must outlive the handler.
+  ExportHandler(SpanIntake* intake, ReceiverStats* stats) : intake_(intake), stats_(stats) {}
+
+  // Splits `request` by trace, rejects spans with invalid ids (partial success) and offers the
+  // rest to the intake, all or nothing. `decode_notes` (may be empty) describes problems found
+  // while decoding, such as ids that were not hex in OTLP/JSON; it is put before the partial
+  // success message.
+  ExportOutcome Export(Transport transport, const OtlpRequest& request,
+                       absl::string_view decode_notes = {});
+
+  // Counts a request refused before it could be decoded (malformed, too large).
+  void CountRefusedRequest(Transport transport, RefuseReason reason);
+
+  ReceiverStats* stats() const { return stats_; }
+
+ private:
+  SpanIntake* const intake_;
+  ReceiverStats* const stats_;
+};
+
+// Total number of spans in a request.
+int64_t CountSpans(const OtlpRequest& request);
+
+}  // namespace tracekeep::receiver
+
+#endif  // TRACEKEEP_COLLECTOR_RECEIVER_EXPORT_HANDLER_H_

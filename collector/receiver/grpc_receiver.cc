@@ -1,0 +1,150 @@
+#include "collector/receiver/grpc_receiver.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "collector/common/logging.h"
+#include "collector/receiver/export_handler.h"
+#include "collector/receiver/rpc_status.h"
+#include "google/protobuf/arena.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+
+namespace tracekeep::receiver {
+namespace {
+
+namespace otlp_collector = ::opentelemetry::proto::collector::trace::v1;
+
+// The callback (reactor) API with the request as raw bytes: the receiver parses it itself, once,
+// on an arena, so that an undecodable request is answered INVALID_ARGUMENT and counted (gRPC
+// would answer INTERNAL without calling the service).
+class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallbackMethod_Export<
+                                   otlp_collector::TraceService::Service> {
+ public:
+  TraceServiceImpl(ExportHandler* handler, int retry_after_seconds)
+      : handler_(handler), retry_after_seconds_(retry_after_seconds) {}
+
+  grpc::ServerUnaryReactor* Export(grpc::CallbackServerContext* context,
+                                   const grpc::ByteBuffer* request_bytes,
+                                   grpc::ByteBuffer* response_bytes) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(Handle(request_bytes, response_bytes));
+    return reactor;
+  }
+
+ private:
+  grpc::Status Handle(const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
+    google::protobuf::Arena arena;
+    auto* request = google::protobuf::Arena::CreateMessage<OtlpRequest>(&arena);
+    grpc::ByteBuffer copy(*request_bytes);  // shares the slices; the reader needs a mutable one
+    grpc::ProtoBufferReader reader(&copy);
+    if (!request->ParseFromZeroCopyStream(&reader)) {
+      handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kMalformed);
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("request (", request_bytes->Length(),
+                                       " bytes) is not a valid protobuf "
+                                       "opentelemetry.proto.collector.trace.v1."
+                                       "ExportTraceServiceRequest"));
+    }
+    ExportOutcome outcome = handler_->Export(Transport::kGrpc, *request);
+    if (!outcome.status.ok()) {
+      const auto code = static_cast<grpc::StatusCode>(outcome.status.code());
+      const std::string message(outcome.status.message());
+      if (code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::UNAVAILABLE) {
+        return grpc::Status(code, message,
+                            EncodeRpcStatus(static_cast<int>(code), message, retry_after_seconds_));
+      }
+      return grpc::Status(code, message);
+    }
+    otlp_collector::ExportTraceServiceResponse response;
+    if (outcome.rejected_spans > 0 || !outcome.error_message.empty()) {
+      auto* partial = response.mutable_partial_success();
+      partial->set_rejected_spans(outcome.rejected_spans);
+      partial->set_error_message(outcome.error_message);
+    }
+    bool own_buffer = false;
+    return grpc::SerializationTraits<otlp_collector::ExportTraceServiceResponse>::Serialize(
+        response, response_bytes, &own_buffer);
+  }
+
+  ExportHandler* const handler_;
+  const int retry_after_seconds_;
+};
+
+}  // namespace
+
+struct GrpcReceiver::Impl {
+  Impl(const GrpcReceiverOptions& options, SpanIntake* intake, ReceiverStats* stats)
+      : options(options), handler(intake, stats), service(&handler, options.retry_after_seconds) {}
+
+  const GrpcReceiverOptions options;
+  ExportHandler handler;
+  TraceServiceImpl service;
+  std::mutex mu;  // guards server across Start / Shutdown
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+GrpcReceiver::GrpcReceiver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+GrpcReceiver::~GrpcReceiver() { Shutdown(absl::Now()); }
+
+absl::StatusOr<std::unique_ptr<GrpcReceiver>> GrpcReceiver::Create(
+    const GrpcReceiverOptions& options, SpanIntake* intake, ReceiverStats* stats) {
+  if (intake == nullptr || stats == nullptr) {
+    return absl::InvalidArgumentError("otlp grpc receiver: intake and stats must not be null");
+  }
+  if (options.endpoint.empty()) {
+    return absl::InvalidArgumentError("otlp grpc receiver: endpoint must not be empty");
+  }
+  if (options.max_recv_msg_size_mib <= 0 || options.max_recv_msg_size_mib > 2047) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("otlp grpc receiver: max_recv_msg_size_mib must be in 1..2047, got ",
+                     options.max_recv_msg_size_mib));
+  }
+  if (options.retry_after_seconds < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "otlp grpc receiver: retry_after_seconds must be >= 0, got ", options.retry_after_seconds));
+  }
+  return std::unique_ptr<GrpcReceiver>(
+      new GrpcReceiver(std::make_unique<Impl>(options, intake, stats)));
+}
+
+absl::Status GrpcReceiver::Start() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->server != nullptr) {
+    return absl::FailedPreconditionError("otlp grpc receiver: started twice");
+  }
+  grpc::ServerBuilder builder;
+  int selected_port = 0;
+  builder.AddListeningPort(impl_->options.endpoint, grpc::InsecureServerCredentials(),
+                           &selected_port);
+  builder.SetMaxReceiveMessageSize(impl_->options.max_recv_msg_size_mib << 20);
+  builder.RegisterService(&impl_->service);
+  impl_->server = builder.BuildAndStart();
+  if (impl_->server == nullptr || selected_port == 0) {
+    impl_->server.reset();
+    return absl::UnavailableError(absl::StrCat("otlp grpc receiver: cannot listen on ",
+                                               impl_->options.endpoint,
+                                               " (address in use or invalid?)"));
+  }
+  impl_->port = selected_port;
+  TK_LOG(Info) << "OTLP/gRPC receiver listening on " << impl_->options.endpoint << " (port "
+               << selected_port << ")";
+  return absl::OkStatus();
+}
+
+void GrpcReceiver::Shutdown(absl::Time deadline) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->server == nullptr) return;
+  impl_->server->Shutdown(absl::ToChronoTime(deadline));
+  impl_->server->Wait();
+  impl_->server.reset();
+}
+
+int GrpcReceiver::port() const { return impl_->port; }
+
+}  // namespace tracekeep::receiver

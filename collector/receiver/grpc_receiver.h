@@ -1,0 +1,56 @@
+// OTLP/gRPC trace receiver: opentelemetry.proto.collector.trace.v1.TraceService/Export.
+#ifndef TRACEKEEP_COLLECTOR_RECEIVER_GRPC_RECEIVER_H_
+#define TRACEKEEP_COLLECTOR_RECEIVER_GRPC_RECEIVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "collector/pipeline/consumer.h"
+#include "collector/receiver/receiver_stats.h"
+
+namespace tracekeep::receiver {
+
+struct GrpcReceiverOptions {
+  // host:port to listen on (gRPC syntax: "0.0.0.0:4317", "[::]:4317", "localhost:0"); port 0
+  // picks a free port (see GrpcReceiver::port()). Default: 0.0.0.0:4317.
+  std::string endpoint = "0.0.0.0:4317";
+  // Largest request message accepted after decompression, in MiB. gRPC itself refuses larger
+  // messages with RESOURCE_EXHAUSTED, before the receiver sees (or counts) them. Default: 16.
+  int max_recv_msg_size_mib = 16;
+  // Delay put in the google.rpc.RetryInfo of RESOURCE_EXHAUSTED and UNAVAILABLE answers, in
+  // seconds; 0 sends no RetryInfo. Default: 5.
+  int retry_after_seconds = 5;
+};
+
+// Answers: OK (with partial_success when spans had invalid ids); INVALID_ARGUMENT when the request
+// is not a valid ExportTraceServiceRequest; RESOURCE_EXHAUSTED + RetryInfo when the intake is
+// over capacity; UNAVAILABLE + RetryInfo when it is shutting down. gzip-compressed requests are
+// decompressed by gRPC.
+class GrpcReceiver final : public Component {
+ public:
+  // `intake` and `stats` are not owned and must outlive the receiver.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<GrpcReceiver>> Create(
+      const GrpcReceiverOptions& options, SpanIntake* intake, ReceiverStats* stats);
+  ~GrpcReceiver() override;
+
+  // Starts listening and serving.
+  [[nodiscard]] absl::Status Start() override;
+  // Stops accepting calls, lets calls in progress finish until `deadline` (then cancels them).
+  // Idempotent.
+  void Shutdown(absl::Time deadline) override;
+
+  // The port bound by Start(); 0 before.
+  int port() const;
+
+ private:
+  struct Impl;
+  explicit GrpcReceiver(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tracekeep::receiver
+
+#endif  // TRACEKEEP_COLLECTOR_RECEIVER_GRPC_RECEIVER_H_
