@@ -1,0 +1,82 @@
+// Synthetic but realistic OTLP trace requests for benchmarks and the load generator.
+//
+// Three services (shop-api, crm-api, mes-api) with ~9 resource attributes each; spans with 8-15
+// attributes of mixed types, some events, ~300 bytes per serialized span. A trace's spans hop
+// between the services, so one request holds three ResourceSpans with spans of many traces.
+#ifndef TRACEKEEP_BENCH_OTLP_GEN_H_
+#define TRACEKEEP_BENCH_OTLP_GEN_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace tracekeep::bench {
+
+// The shape of the generated traffic.
+struct RequestShape {
+  // Spans in every request. Default: 500.
+  int spans_per_request = 500;
+  // Spans of every trace (the last trace of a group may be cut short). Default: 10.
+  int spans_per_trace = 10;
+  // Fraction of traces, in [0, 1], that contain exactly one span with status ERROR. Default: 0.01.
+  double error_share = 0.01;
+  // A trace's spans are spread round-robin over this many consecutive requests (a "group").
+  // Default: 1 (every trace is whole in one request).
+  int trace_spread = 1;
+
+  // Checks the ranges; the error names the field and the value.
+  [[nodiscard]] absl::Status Validate() const;
+};
+
+// A pool of pre-serialized requests that stands for an endless stream of requests with unique
+// trace ids. Request `n` of the stream is pool entry `n % size()` with every trace id rewritten
+// for round `n / trace_spread`: the 16 bytes are patched in place, so producing a request costs a
+// memcpy and a few stores, not a serialization. Immutable after Create(); thread-safe.
+class RequestPool final {
+ public:
+  // Generates at least `min_requests` requests (rounded up to whole groups). `seed` fixes both
+  // the content and the trace ids of the stream.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<RequestPool>> Create(
+      const RequestShape& shape, int min_requests, uint64_t seed);
+
+  const RequestShape& shape() const { return shape_; }
+  // Pool entries (a multiple of trace_spread).
+  size_t size() const { return entries_.size(); }
+  // Serialized size in bytes and span count of request `n` of the stream.
+  size_t RequestBytes(uint64_t n) const { return EntryFor(n).bytes.size(); }
+  int RequestSpans(uint64_t n) const { return EntryFor(n).spans; }
+  // Traces with an ERROR span, over the whole pool (each counted once).
+  int64_t error_traces() const { return error_traces_; }
+  int64_t traces() const { return traces_; }
+
+  // Writes request `n` of the stream (RequestBytes(n) bytes) to `dst`.
+  void RenderTo(uint64_t n, char* dst) const;
+  std::string Render(uint64_t n) const;
+
+  // Pool entry `i` as generated, before any trace id rewrite.
+  const std::string& entry(size_t i) const { return entries_[i].bytes; }
+
+ private:
+  struct PoolEntry {
+    std::string bytes;                  // serialized ExportTraceServiceRequest
+    std::vector<uint32_t> trace_id_at;  // offset of every span's 16-byte trace id in `bytes`
+    int spans = 0;
+  };
+  RequestPool(const RequestShape& shape, uint64_t salt) : shape_(shape), salt_(salt) {}
+  const PoolEntry& EntryFor(uint64_t n) const { return entries_[n % entries_.size()]; }
+
+  RequestShape shape_;
+  uint64_t salt_;
+  std::vector<PoolEntry> entries_;
+  int64_t error_traces_ = 0;
+  int64_t traces_ = 0;
+};
+
+}  // namespace tracekeep::bench
+
+#endif  // TRACEKEEP_BENCH_OTLP_GEN_H_
