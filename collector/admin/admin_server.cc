@@ -1,0 +1,176 @@
+#include "collector/admin/admin_server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "collector/common/ids.h"
+#include "collector/common/logging.h"
+#include "collector/common/status_macros.h"
+#include "collector/pipeline/otlp_convert.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "storage/span_store.h"
+#include "tracekeep/admin/v1/admin.grpc.pb.h"
+
+namespace tracekeep::admin {
+namespace {
+
+namespace pb = ::tracekeep::admin::v1;
+
+// absl and gRPC share the google.rpc.Code numbering.
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+// Splits "host:port" at its last colon; the port must be a number in [0, 65535].
+absl::Status ParseEndpoint(const std::string& endpoint, std::string* host, int* port) {
+  const size_t colon = endpoint.rfind(':');
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(absl::string_view(endpoint).substr(colon + 1), port) || *port < 0 ||
+      *port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("admin endpoint \"", endpoint, "\" is not host:port"));
+  }
+  *host = endpoint.substr(0, colon);
+  return absl::OkStatus();
+}
+
+// Reads one trace from `store` into `response`.
+absl::Status ReadTrace(storage::SpanStore* store, const std::string& trace_id_hex,
+                       pb::GetTraceResponse* response) {
+  absl::StatusOr<std::string> trace_id = FromHex(trace_id_hex, kTraceIdSize);
+  if (!trace_id.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("trace_id: ", trace_id.status().message()));
+  }
+  if (!IsValidId(*trace_id, kTraceIdSize)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trace_id: \"", trace_id_hex, "\" is all zero, which no trace has"));
+  }
+  if (store == nullptr) {
+    return absl::FailedPreconditionError("trace storage is not enabled in this tracekeep");
+  }
+  const std::string hex = ToHex(*trace_id);
+  absl::StatusOr<std::vector<SpanRecord>> spans = store->GetTrace(*trace_id);
+  if (absl::IsNotFound(spans.status())) {
+    return absl::NotFoundError(absl::StrCat("trace ", hex, " not found"));
+  }
+  if (!spans.ok()) {
+    return absl::Status(spans.status().code(),
+                        absl::StrCat("reading trace ", hex, ": ", spans.status().message()));
+  }
+  std::vector<const SpanRecord*> records;
+  records.reserve(spans->size());
+  for (const SpanRecord& span : *spans) records.push_back(&span);
+  OtlpRequest request;
+  BuildRequest(records, &request);
+  // ExportTraceServiceRequest and TracesData hold the same repeated ResourceSpans field.
+  opentelemetry::proto::trace::v1::TracesData traces_data;
+  traces_data.mutable_resource_spans()->Swap(request.mutable_resource_spans());
+  response->set_trace_id(hex);
+  response->set_span_count(static_cast<uint32_t>(records.size()));
+  if (!traces_data.SerializeToString(response->mutable_traces_data())) {
+    return absl::InternalError(absl::StrCat("serializing trace ", hex));
+  }
+  return absl::OkStatus();
+}
+
+class AdminServiceImpl final : public pb::AdminService::CallbackService {
+ public:
+  explicit AdminServiceImpl(AdminBackend* backend) : backend_(backend) {}
+
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const pb::GetStatusRequest* /*request*/,
+                                      pb::GetStatusResponse* response) override {
+    backend_->FillStatus(response);
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetTrace(grpc::CallbackServerContext* context,
+                                     const pb::GetTraceRequest* request,
+                                     pb::GetTraceResponse* response) override {
+    const absl::Status status = ReadTrace(backend_->store(), request->trace_id(), response);
+    if (!status.ok() && !absl::IsNotFound(status) && !absl::IsInvalidArgument(status) &&
+        !absl::IsFailedPrecondition(status)) {
+      TK_LOG(Warning) << "admin GetTrace(" << request->trace_id() << "): " << status;
+    }
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+
+ private:
+  AdminBackend* const backend_;
+};
+
+}  // namespace
+
+class AdminServer::Impl {
+ public:
+  Impl(AdminBackend* backend, std::string host) : service_(backend), host_(std::move(host)) {}
+
+  absl::Status Start(const std::string& endpoint) {
+    grpc::ServerBuilder builder;
+    // Without this, a second daemon could bind the same port and silently share the calls.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.AddListeningPort(endpoint, grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      server_.reset();
+      return absl::UnavailableError(
+          absl::StrCat("admin: cannot listen on ", endpoint, " (address in use or not local?)"));
+    }
+    return absl::OkStatus();
+  }
+
+  int port() const { return port_; }
+  const std::string& host() const { return host_; }
+
+  void Shutdown(absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    if (server_ == nullptr || shut_down_) return;
+    shut_down_ = true;
+    server_->Shutdown(absl::ToChronoTime(deadline));
+    server_->Wait();
+  }
+
+ private:
+  AdminServiceImpl service_;
+  const std::string host_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options,
+                                                                AdminBackend* backend) {
+  if (backend == nullptr) return absl::InvalidArgumentError("admin: backend is null");
+  std::string host;
+  int port = 0;
+  TK_RETURN_IF_ERROR(ParseEndpoint(options.endpoint, &host, &port));
+  auto impl = std::make_unique<Impl>(backend, std::move(host));
+  TK_RETURN_IF_ERROR(impl->Start(options.endpoint));
+  TK_LOG(Info) << "admin API listening on " << impl->host() << ":" << impl->port();
+  return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
+}
+
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AdminServer::~AdminServer() { Shutdown(absl::Now()); }
+
+int AdminServer::port() const { return impl_->port(); }
+
+std::string AdminServer::address() const { return absl::StrCat(impl_->host(), ":", impl_->port()); }
+
+void AdminServer::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }
+
+}  // namespace tracekeep::admin

@@ -1,0 +1,71 @@
+// The admin gRPC API of the daemon (proto/tracekeep/admin/v1/admin.proto), used by tracekeepctl.
+#ifndef TRACEKEEP_COLLECTOR_ADMIN_ADMIN_SERVER_H_
+#define TRACEKEEP_COLLECTOR_ADMIN_ADMIN_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace tracekeep::admin::v1 {
+class GetStatusResponse;
+}  // namespace tracekeep::admin::v1
+
+namespace tracekeep::storage {
+class SpanStore;
+}  // namespace tracekeep::storage
+
+namespace tracekeep::admin {
+
+// What the admin API reads from the running daemon. Implemented by the daemon's wiring; called on
+// gRPC threads, concurrently, so every method must be thread-safe.
+class AdminBackend {
+ public:
+  virtual ~AdminBackend() = default;
+  // Fills version, uptime, data dir, endpoints and pipeline counters.
+  virtual void FillStatus(tracekeep::admin::v1::GetStatusResponse* status) = 0;
+  // The store that GetTrace reads, or nullptr when the daemon runs without storage.
+  virtual storage::SpanStore* store() = 0;
+};
+
+struct AdminServerOptions {
+  // host:port to listen on; port 0 picks a free port (see AdminServer::port()).
+  // Default: 127.0.0.1:4320 (loopback only: the API is unauthenticated).
+  std::string endpoint = "127.0.0.1:4320";
+};
+
+// Serves tracekeep.admin.v1.AdminService:
+//  - GetStatus: whatever the backend fills in.
+//  - GetTrace: every stored span of one trace as a serialized OTLP TracesData. INVALID_ARGUMENT
+//    for a trace id that is not 32 hex digits, NOT_FOUND for an unknown trace,
+//    FAILED_PRECONDITION when there is no store.
+class AdminServer {
+ public:
+  // Binds `options.endpoint` and starts serving. `backend` must outlive the server.
+  // Fails with kInvalidArgument for a malformed endpoint, kUnavailable when it cannot be bound.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<AdminServer>> Start(
+      const AdminServerOptions& options, AdminBackend* backend);
+  // Shuts down immediately if Shutdown() was not called.
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // The port actually bound.
+  int port() const;
+  // host:port actually bound, e.g. "127.0.0.1:4320".
+  std::string address() const;
+  // Stops accepting calls, lets running calls finish until `deadline`, then cancels the rest.
+  // Idempotent.
+  void Shutdown(absl::Time deadline);
+
+ private:
+  class Impl;
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+using AdminServerPtr = std::unique_ptr<AdminServer>;
+
+}  // namespace tracekeep::admin
+
+#endif  // TRACEKEEP_COLLECTOR_ADMIN_ADMIN_SERVER_H_

@@ -1,0 +1,437 @@
+#include "collector/ctl/ctl.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "collector/common/ids.h"
+#include "collector/receiver/otlp_json.h"
+#include "google/protobuf/util/json_util.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "tracekeep/admin/v1/admin.grpc.pb.h"
+
+namespace tracekeep::ctl {
+namespace {
+
+namespace pb = ::tracekeep::admin::v1;
+namespace otlp_trace = ::opentelemetry::proto::trace::v1;
+
+constexpr char kProgram[] = "tracekeepctl";
+
+int UsageError(const std::string& message, std::ostream& err) {
+  err << kProgram << ": " << message << "\n\n" << Usage();
+  return kExitUsage;
+}
+
+// Reports a failed call and returns the exit code for it.
+int ReportRpcError(const grpc::Status& status, const CtlOptions& options, std::ostream& err) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      err << kProgram << ": cannot reach tracekeep admin at " << options.addr << ": "
+          << status.error_message() << "\n";
+      return kExitUsage;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      err << kProgram << ": tracekeep admin at " << options.addr << " did not answer within "
+          << absl::FormatDuration(options.timeout) << "\n";
+      return kExitUsage;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      err << kProgram << ": " << status.error_message() << "\n";
+      return kExitUsage;
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      err << kProgram << ": " << status.error_message() << "\n";
+      return kExitFailure;
+    default:
+      err << kProgram << ": "
+          << absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())) << ": "
+          << status.error_message() << "\n";
+      return kExitFailure;
+  }
+}
+
+std::unique_ptr<pb::AdminService::Stub> NewStub(const CtlOptions& options) {
+  return pb::AdminService::NewStub(
+      grpc::CreateChannel(options.addr, grpc::InsecureChannelCredentials()));
+}
+
+void SetDeadline(const CtlOptions& options, grpc::ClientContext* context) {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+}
+
+// "0s", "59s", "1m 0s", "1h 2m 5s", "3d 0h 0m 12s".
+std::string FormatUptime(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  const int64_t days = seconds / 86400;
+  const int64_t hours = seconds / 3600 % 24;
+  const int64_t minutes = seconds / 60 % 60;
+  const int64_t secs = seconds % 60;
+  if (days > 0) return absl::StrCat(days, "d ", hours, "h ", minutes, "m ", secs, "s");
+  if (hours > 0) return absl::StrCat(hours, "h ", minutes, "m ", secs, "s");
+  if (minutes > 0) return absl::StrCat(minutes, "m ", secs, "s");
+  return absl::StrCat(secs, "s");
+}
+
+std::string FormatMillis(int64_t nanos) { return absl::StrFormat("%.3f", nanos / 1e6); }
+
+std::string ServiceName(const otlp_trace::ResourceSpans& rs) {
+  for (const auto& kv : rs.resource().attributes()) {
+    if (kv.key() == "service.name" && kv.value().has_string_value()) {
+      return kv.value().string_value();
+    }
+  }
+  return "-";
+}
+
+std::string StatusText(const otlp_trace::Status& status) {
+  switch (status.code()) {
+    case otlp_trace::Status::STATUS_CODE_OK:
+      return "ok";
+    case otlp_trace::Status::STATUS_CODE_ERROR:
+      return status.message().empty() ? "error" : absl::StrCat("error: ", status.message());
+    default:
+      return "unset";
+  }
+}
+
+struct SpanRow {
+  std::string service;
+  const otlp_trace::Span* span = nullptr;
+  std::string span_id;    // hex
+  std::string parent_id;  // hex, "" for none
+  int depth = 0;
+};
+
+// Orders `rows` depth-first: roots (spans whose parent is absent from the trace) and the
+// children of each span by start time, then span id. Sets each row's depth.
+std::vector<const SpanRow*> TreeOrder(std::vector<SpanRow>& rows) {
+  auto earlier = [&rows](size_t a, size_t b) {
+    return std::make_pair(rows[a].span->start_time_unix_nano(), rows[a].span_id) <
+           std::make_pair(rows[b].span->start_time_unix_nano(), rows[b].span_id);
+  };
+  absl::flat_hash_map<std::string, std::vector<size_t>> children;
+  absl::flat_hash_map<std::string, size_t> present;
+  for (size_t i = 0; i < rows.size(); ++i) present.emplace(rows[i].span_id, i);
+  std::vector<size_t> roots;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].parent_id.empty() || !present.contains(rows[i].parent_id)) {
+      roots.push_back(i);
+    } else {
+      children[rows[i].parent_id].push_back(i);
+    }
+  }
+  for (auto& [parent, kids] : children) std::sort(kids.begin(), kids.end(), earlier);
+  // Spans on a parent cycle are reachable from no root; they are shown as roots after the rest.
+  std::vector<size_t> all(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) all[i] = i;
+  std::sort(roots.begin(), roots.end(), earlier);
+  std::sort(all.begin(), all.end(), earlier);
+  roots.insert(roots.end(), all.begin(), all.end());
+
+  std::vector<const SpanRow*> ordered;
+  std::vector<bool> visited(rows.size(), false);
+  for (size_t root : roots) {
+    if (visited[root]) continue;
+    std::vector<std::pair<size_t, int>> stack = {{root, 0}};
+    while (!stack.empty()) {
+      auto [i, depth] = stack.back();
+      stack.pop_back();
+      if (visited[i]) continue;
+      visited[i] = true;
+      rows[i].depth = depth;
+      ordered.push_back(&rows[i]);
+      auto it = children.find(rows[i].span_id);
+      if (it == children.end()) continue;
+      for (auto kid = it->second.rbegin(); kid != it->second.rend(); ++kid) {
+        if (!visited[*kid]) stack.emplace_back(*kid, depth + 1);
+      }
+    }
+  }
+  return ordered;
+}
+
+}  // namespace
+
+std::string Usage() {
+  return absl::StrCat(
+      "Usage: tracekeepctl [--addr HOST:PORT] [--json] [--timeout DURATION] <command>\n"
+      "\n"
+      "Talks to the admin API of a running tracekeep.\n"
+      "\n"
+      "Commands:\n"
+      "  status                 version, uptime, data dir, endpoints and pipeline counters\n"
+      "  trace get <trace-id>   every stored span of a trace (trace id: 32 hex digits)\n"
+      "  help                   this text\n"
+      "\n"
+      "Flags:\n"
+      "  --addr HOST:PORT       admin API address (default: $",
+      kAdminAddressEnv, " if set,\n                         else ", kDefaultAdminAddress,
+      ")\n"
+      "  --json                 machine output: protobuf JSON for status, OTLP/JSON (hex ids)\n"
+      "                         for traces\n"
+      "  --timeout DURATION     deadline of each call, e.g. 500ms, 5s (default: 5s)\n"
+      "  -h, --help             this text\n"
+      "\n"
+      "Exit status: 0 success; 1 the daemon answered with an error (e.g. unknown trace);\n"
+      "2 bad usage, bad arguments, or the daemon cannot be reached.\n");
+}
+
+std::string FormatStatus(const pb::GetStatusResponse& status) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  lines.emplace_back("version", status.version());
+  lines.emplace_back("uptime", FormatUptime(status.uptime_seconds()));
+  lines.emplace_back("data dir", status.data_dir().empty() ? "-" : status.data_dir());
+  lines.emplace_back("shards", absl::StrCat(status.shards()));
+  size_t name_width = 0;
+  for (const auto& endpoint : status.endpoints()) {
+    name_width = std::max(name_width, endpoint.name().size());
+  }
+  if (status.endpoints().empty()) lines.emplace_back("endpoints", "none");
+  for (int i = 0; i < status.endpoints_size(); ++i) {
+    const pb::Endpoint& endpoint = status.endpoints(i);
+    lines.emplace_back(
+        i == 0 ? "endpoints" : "",
+        absl::StrFormat("%-*s  %s", name_width, endpoint.name(), endpoint.address()));
+  }
+  lines.emplace_back("spans received", absl::StrCat(status.spans_received()));
+  lines.emplace_back("spans accepted", absl::StrCat(status.spans_accepted()));
+  lines.emplace_back("spans refused", absl::StrCat(status.spans_refused()));
+  lines.emplace_back("traces pending", absl::StrCat(status.traces_pending(), " (",
+                                                    status.spans_pending(), " spans)"));
+  lines.emplace_back("traces kept", absl::StrCat(status.traces_kept()));
+  lines.emplace_back("traces dropped", absl::StrCat(status.traces_dropped()));
+  lines.emplace_back("traces stored", absl::StrCat(status.traces_stored()));
+  lines.emplace_back("export target",
+                     status.export_endpoint().empty() ? "disabled" : status.export_endpoint());
+  lines.emplace_back("spans exported", absl::StrCat(status.spans_exported()));
+  lines.emplace_back("export failures", absl::StrCat(status.export_failures()));
+
+  size_t label_width = 0;
+  for (const auto& [label, value] : lines) label_width = std::max(label_width, label.size());
+  std::string out;
+  for (const auto& [label, value] : lines) {
+    absl::StrAppendFormat(&out, "%-*s  %s\n", label_width, label, value);
+  }
+  return out;
+}
+
+std::string FormatTrace(const std::string& trace_id_hex, const otlp_trace::TracesData& data) {
+  std::vector<SpanRow> rows;
+  std::map<std::string, int> services;
+  uint64_t first_start = UINT64_MAX;
+  uint64_t last_end = 0;
+  int errors = 0;
+  for (const auto& rs : data.resource_spans()) {
+    const std::string service = ServiceName(rs);
+    for (const auto& ss : rs.scope_spans()) {
+      for (const auto& span : ss.spans()) {
+        SpanRow& row = rows.emplace_back();
+        row.service = service;
+        row.span = &span;
+        row.span_id = ToHex(span.span_id());
+        row.parent_id = ToHex(span.parent_span_id());
+        ++services[service];
+        first_start = std::min<uint64_t>(first_start, span.start_time_unix_nano());
+        last_end = std::max<uint64_t>(last_end, span.end_time_unix_nano());
+        if (span.status().code() == otlp_trace::Status::STATUS_CODE_ERROR) ++errors;
+      }
+    }
+  }
+  std::string out = absl::StrCat("trace ", trace_id_hex, ": ", rows.size(),
+                                 rows.size() == 1 ? " span, " : " spans, ", services.size(),
+                                 services.size() == 1 ? " service, " : " services, ");
+  if (rows.empty()) {
+    absl::StrAppend(&out, "no spans\n");
+    return out;
+  }
+  const uint64_t duration = last_end > first_start ? last_end - first_start : 0;
+  absl::StrAppend(&out, FormatMillis(static_cast<int64_t>(duration)), " ms, ", errors,
+                  errors == 1 ? " error\n" : " errors\n");
+
+  const std::vector<const SpanRow*> ordered = TreeOrder(rows);
+  // Columns; the numeric ones (start offset, duration) are right-aligned.
+  const std::vector<std::string> header = {"SPAN",     "SERVICE",     "SPAN ID", "PARENT",
+                                           "START ms", "DURATION ms", "STATUS"};
+  const std::vector<bool> right = {false, false, false, false, true, true, false};
+  std::vector<std::vector<std::string>> table = {header};
+  for (const SpanRow* row : ordered) {
+    const otlp_trace::Span& span = *row->span;
+    table.push_back({
+        absl::StrCat(std::string(2 * row->depth, ' '), span.name()),
+        row->service,
+        row->span_id,
+        row->parent_id.empty() ? "-" : row->parent_id,
+        FormatMillis(static_cast<int64_t>(span.start_time_unix_nano() - first_start)),
+        FormatMillis(static_cast<int64_t>(span.end_time_unix_nano()) -
+                     static_cast<int64_t>(span.start_time_unix_nano())),
+        StatusText(span.status()),
+    });
+  }
+  std::vector<size_t> width(header.size(), 0);
+  for (const auto& line : table) {
+    for (size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], line[c].size());
+  }
+  for (const auto& line : table) {
+    std::string text;
+    for (size_t c = 0; c < line.size(); ++c) {
+      if (c + 1 == line.size()) {
+        absl::StrAppend(&text, line[c]);
+      } else {
+        absl::StrAppendFormat(&text, right[c] ? "%*s  " : "%-*s  ", width[c], line[c]);
+      }
+    }
+    absl::StrAppend(&out, text, "\n");
+  }
+  return out;
+}
+
+int RunStatus(const CtlOptions& options, std::ostream& out, std::ostream& err) {
+  auto stub = NewStub(options);
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  pb::GetStatusResponse response;
+  const grpc::Status status = stub->GetStatus(&context, pb::GetStatusRequest(), &response);
+  if (!status.ok()) return ReportRpcError(status, options, err);
+  if (!options.json) {
+    out << FormatStatus(response);
+    return kExitOk;
+  }
+  google::protobuf::util::JsonPrintOptions print_options;
+  print_options.always_print_primitive_fields = true;
+  std::string json;
+  const auto printed = google::protobuf::util::MessageToJsonString(response, &json, print_options);
+  if (!printed.ok()) {
+    err << kProgram << ": cannot print the status as JSON: " << printed.message() << "\n";
+    return kExitFailure;
+  }
+  out << json << "\n";
+  return kExitOk;
+}
+
+int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ostream& out,
+                std::ostream& err) {
+  absl::StatusOr<std::string> id = FromHex(trace_id, kTraceIdSize);
+  if (!id.ok()) {
+    err << kProgram << ": invalid trace id: " << id.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!IsValidId(*id, kTraceIdSize)) {
+    err << kProgram << ": invalid trace id: \"" << trace_id << "\" is all zero\n";
+    return kExitUsage;
+  }
+  auto stub = NewStub(options);
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  pb::GetTraceRequest request;
+  request.set_trace_id(trace_id);
+  pb::GetTraceResponse response;
+  const grpc::Status status = stub->GetTrace(&context, request, &response);
+  if (!status.ok()) return ReportRpcError(status, options, err);
+
+  otlp_trace::TracesData data;
+  if (!data.ParseFromString(response.traces_data())) {
+    err << kProgram << ": the daemon sent trace " << response.trace_id()
+        << " in a form this tracekeepctl cannot decode (" << response.traces_data().size()
+        << " bytes)\n";
+    return kExitFailure;
+  }
+  if (!options.json) {
+    out << FormatTrace(response.trace_id(), data);
+    return kExitOk;
+  }
+  absl::StatusOr<std::string> json = receiver::ToOtlpJson(data);
+  if (!json.ok()) {
+    err << kProgram << ": cannot print trace " << response.trace_id()
+        << " as OTLP/JSON: " << json.status().message() << "\n";
+    return kExitFailure;
+  }
+  out << *json << "\n";
+  return kExitOk;
+}
+
+int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
+                   std::ostream& out, std::ostream& err) {
+  CtlOptions options;
+  if (!env_addr.empty()) options.addr = env_addr;
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      out << Usage();
+      return kExitOk;
+    }
+    if (arg == "--json") {
+      options.json = true;
+      continue;
+    }
+    if (arg == "--") {
+      positional.insert(positional.end(), args.begin() + i + 1, args.end());
+      break;
+    }
+    std::string flag = arg;
+    std::string value;
+    bool has_value = false;
+    if (const size_t eq = arg.find('='); absl::StartsWith(arg, "--") && eq != std::string::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    if (flag == "--addr" || flag == "--timeout") {
+      if (!has_value) {
+        if (i + 1 == args.size()) return UsageError(absl::StrCat(flag, " needs a value"), err);
+        value = args[++i];
+      }
+      if (flag == "--addr") {
+        if (value.empty()) return UsageError("--addr needs a HOST:PORT, got \"\"", err);
+        options.addr = value;
+      } else if (!absl::ParseDuration(value, &options.timeout) ||
+                 options.timeout <= absl::ZeroDuration() ||
+                 options.timeout == absl::InfiniteDuration()) {
+        return UsageError(
+            absl::StrCat("--timeout must be a positive duration like 5s or 500ms, got \"", value,
+                         "\""),
+            err);
+      }
+      continue;
+    }
+    if (arg.size() > 1 && arg[0] == '-') {
+      return UsageError(absl::StrCat("unknown flag \"", arg, "\""), err);
+    }
+    positional.push_back(arg);
+  }
+
+  if (positional.empty()) return UsageError("missing command", err);
+  const std::string& command = positional[0];
+  if (command == "help") {
+    out << Usage();
+    return kExitOk;
+  }
+  if (command == "status") {
+    if (positional.size() != 1) {
+      return UsageError(absl::StrCat("status takes no arguments, got \"", positional[1], "\""),
+                        err);
+    }
+    return RunStatus(options, out, err);
+  }
+  if (command == "trace") {
+    if (positional.size() < 2) return UsageError("trace needs a subcommand: get", err);
+    if (positional[1] != "get") {
+      return UsageError(absl::StrCat("unknown trace subcommand \"", positional[1], "\""), err);
+    }
+    if (positional.size() != 3) {
+      return UsageError("trace get takes exactly one trace id (32 hex digits)", err);
+    }
+    return RunTraceGet(options, positional[2], out, err);
+  }
+  return UsageError(absl::StrCat("unknown command \"", command, "\""), err);
+}
+
+}  // namespace tracekeep::ctl

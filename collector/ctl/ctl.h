@@ -1,0 +1,68 @@
+// tracekeepctl: the command-line client of the admin API. The commands live here, writing to
+// the streams they are given, so that tests can run them in-process; main.cc only wires argv,
+// the environment and the standard streams.
+#ifndef TRACEKEEP_COLLECTOR_CTL_CTL_H_
+#define TRACEKEEP_COLLECTOR_CTL_CTL_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace tracekeep::admin::v1 {
+class GetStatusResponse;
+}  // namespace tracekeep::admin::v1
+namespace opentelemetry::proto::trace::v1 {
+class TracesData;
+}  // namespace opentelemetry::proto::trace::v1
+
+namespace tracekeep::ctl {
+
+inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:4320";
+// Environment variable that overrides the default admin address (--addr overrides both).
+inline constexpr char kAdminAddressEnv[] = "TRACEKEEP_ADMIN_ADDR";
+
+// Process exit codes.
+inline constexpr int kExitOk = 0;
+// The daemon answered with an error (unknown trace, no storage, ...).
+inline constexpr int kExitFailure = 1;
+// Bad usage or bad arguments, or the daemon could not be reached.
+inline constexpr int kExitUsage = 2;
+
+struct CtlOptions {
+  // host:port of the admin API.
+  std::string addr = kDefaultAdminAddress;
+  // Machine output: protobuf JSON for status, OTLP/JSON (hex ids) for traces.
+  bool json = false;
+  // Deadline of each call. Default: 5 s.
+  absl::Duration timeout = absl::Seconds(5);
+};
+
+// `tracekeepctl status`: the daemon's version, uptime, endpoints and counters. Returns the exit
+// code; results go to `out`, errors to `err`.
+int RunStatus(const CtlOptions& options, std::ostream& out, std::ostream& err);
+
+// `tracekeepctl trace get <trace-id>`: every stored span of one trace.
+int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ostream& out,
+                std::ostream& err);
+
+// Parses `args` (argv without the program name), then runs the command. `env_addr` is the value
+// of TRACEKEEP_ADMIN_ADDR, "" when unset.
+int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
+                   std::ostream& out, std::ostream& err);
+
+// The --help text.
+std::string Usage();
+
+// Human output, exposed for tests.
+// An aligned two-column summary.
+std::string FormatStatus(const tracekeep::admin::v1::GetStatusResponse& status);
+// A header line, then a table with one row per span: the span tree in depth-first order, siblings
+// by start time, span names indented by depth.
+std::string FormatTrace(const std::string& trace_id_hex,
+                        const opentelemetry::proto::trace::v1::TracesData& data);
+
+}  // namespace tracekeep::ctl
+
+#endif  // TRACEKEEP_COLLECTOR_CTL_CTL_H_

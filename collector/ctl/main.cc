@@ -1,0 +1,14 @@
+// tracekeepctl: command-line client of the tracekeep admin API. See ctl.h.
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "collector/ctl/ctl.h"
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  const char* env_addr = std::getenv(tracekeep::ctl::kAdminAddressEnv);
+  return tracekeep::ctl::RunCommandLine(args, env_addr == nullptr ? "" : env_addr, std::cout,
+                                        std::cerr);
+}

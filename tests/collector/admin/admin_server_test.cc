@@ -1,0 +1,206 @@
+#include "collector/admin/admin_server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "collector/common/ids.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "tests/collector/admin/fake_admin_backend.h"
+#include "tracekeep/admin/v1/admin.grpc.pb.h"
+
+namespace tracekeep::admin {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tracekeep::testing::FakeAdminBackend;
+using ::tracekeep::testing::InMemorySpanStore;
+using ::tracekeep::testing::MakeOrigin;
+using ::tracekeep::testing::MakeSpan;
+using ::tracekeep::testing::SampleStatus;
+namespace otlp_trace = ::opentelemetry::proto::trace::v1;
+
+const std::string kTraceId =
+    std::string("\x4b\xf9\x2f\x35\x77\xb3\x4d\xa6\xa3\xce\x92\x9d\x0e\x0e\x47\x36", 16);
+constexpr char kTraceHex[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+const std::string kRootId("\x00\xf0\x67\xaa\x0b\xa9\x02\xb7", 8);
+const std::string kChildId("\x00\x00\x00\x00\x00\x00\x00\x02", 8);
+
+class AdminServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_.status() = SampleStatus();
+    AdminServerOptions options;
+    options.endpoint = "127.0.0.1:0";
+    auto server = AdminServer::Start(options, &backend_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(server).value();
+    stub_ = v1::AdminService::NewStub(
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  // Stores a two-service trace: a root in shop-api and an erroring child in crm-api.
+  void StoreTrace() {
+    KeptTraces kept(1);
+    kept[0].trace_id = kTraceId;
+    // Consumed child first: GetTrace must still order by start time.
+    kept[0].spans.push_back(MakeSpan(MakeOrigin("crm-api"), kTraceId, kChildId, kRootId,
+                                     "lookup customer", 1'000'500'000, 1'000'900'000, true));
+    kept[0].spans.push_back(MakeSpan(MakeOrigin("shop-api"), kTraceId, kRootId, "", "GET /checkout",
+                                     1'000'000'000, 1'001'250'000));
+    ASSERT_TRUE(store_.Consume(std::move(kept)).ok());
+  }
+
+  grpc::Status GetTrace(const std::string& id, v1::GetTraceResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::GetTraceRequest request;
+    request.set_trace_id(id);
+    return stub_->GetTrace(&context, request, response);
+  }
+
+  InMemorySpanStore store_;
+  FakeAdminBackend backend_{&store_};
+  std::unique_ptr<AdminServer> server_;
+  std::unique_ptr<v1::AdminService::Stub> stub_;
+};
+
+TEST_F(AdminServerTest, BindsAnEphemeralLoopbackPort) {
+  EXPECT_GT(server_->port(), 0);
+  EXPECT_EQ(server_->address(), "127.0.0.1:" + std::to_string(server_->port()));
+}
+
+TEST_F(AdminServerTest, GetStatusReturnsWhatTheBackendReports) {
+  grpc::ClientContext context;
+  v1::GetStatusResponse response;
+  grpc::Status status = stub_->GetStatus(&context, v1::GetStatusRequest(), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(response, SampleStatus()))
+      << response.DebugString();
+}
+
+TEST_F(AdminServerTest, GetTraceReturnsStoredSpansWithResourceAsTracesData) {
+  StoreTrace();
+  v1::GetTraceResponse response;
+  grpc::Status status = GetTrace(kTraceHex, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.trace_id(), kTraceHex);
+  EXPECT_EQ(response.span_count(), 2u);
+
+  otlp_trace::TracesData data;
+  ASSERT_TRUE(data.ParseFromString(response.traces_data()));
+  // Grouped by origin, in start order: shop-api's root first, then crm-api's child.
+  ASSERT_EQ(data.resource_spans_size(), 2);
+  std::vector<std::pair<std::string, const otlp_trace::Span*>> spans;
+  for (const auto& rs : data.resource_spans()) {
+    ASSERT_EQ(rs.resource().attributes_size(), 1);
+    EXPECT_EQ(rs.resource().attributes(0).key(), "service.name");
+    ASSERT_EQ(rs.scope_spans_size(), 1);
+    EXPECT_EQ(rs.scope_spans(0).scope().name(), "lib");
+    for (const auto& span : rs.scope_spans(0).spans()) {
+      spans.emplace_back(rs.resource().attributes(0).value().string_value(), &span);
+    }
+  }
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].first, "shop-api");
+  EXPECT_EQ(spans[0].second->span_id(), kRootId);
+  EXPECT_EQ(spans[0].second->trace_id(), kTraceId);
+  EXPECT_EQ(spans[0].second->name(), "GET /checkout");
+  EXPECT_EQ(spans[1].first, "crm-api");
+  EXPECT_EQ(spans[1].second->span_id(), kChildId);
+  EXPECT_EQ(spans[1].second->parent_span_id(), kRootId);
+  EXPECT_EQ(spans[1].second->status().code(), otlp_trace::Status::STATUS_CODE_ERROR);
+  EXPECT_EQ(spans[1].second->end_time_unix_nano(), 1'000'900'000u);
+}
+
+TEST_F(AdminServerTest, GetTraceAcceptsUppercaseHexAndAnswersLowercase) {
+  StoreTrace();
+  v1::GetTraceResponse response;
+  grpc::Status status = GetTrace("4BF92F3577B34DA6A3CE929D0E0E4736", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.trace_id(), kTraceHex);
+  EXPECT_EQ(response.span_count(), 2u);
+}
+
+TEST_F(AdminServerTest, GetTraceOfUnknownTraceIsNotFound) {
+  StoreTrace();
+  v1::GetTraceResponse response;
+  grpc::Status status = GetTrace("00000000000000000000000000000001", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(), "trace 00000000000000000000000000000001 not found");
+}
+
+TEST_F(AdminServerTest, GetTraceRejectsMalformedIdsNamingTheValue) {
+  for (const std::string& bad :
+       {std::string("xyz"), std::string("4bf92f3577b34da6a3ce929d0e0e473g"),
+        std::string(32, '0')}) {
+    v1::GetTraceResponse response;
+    grpc::Status status = GetTrace(bad, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_THAT(status.error_message(), HasSubstr("\"" + bad + "\""));
+    EXPECT_THAT(status.error_message(), HasSubstr("trace_id"));
+  }
+}
+
+TEST_F(AdminServerTest, GetTraceWithoutStoreIsFailedPrecondition) {
+  FakeAdminBackend storeless(nullptr);
+  AdminServerOptions options;
+  options.endpoint = "127.0.0.1:0";
+  auto server = AdminServer::Start(options, &storeless);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::GetTraceRequest request;
+  request.set_trace_id(kTraceHex);
+  v1::GetTraceResponse response;
+  grpc::Status status = stub->GetTrace(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("storage"));
+}
+
+TEST_F(AdminServerTest, GetTracePassesStoreErrorsOnWithTheTraceId) {
+  store_.set_fail_reads(true);
+  v1::GetTraceResponse response;
+  grpc::Status status = GetTrace(kTraceHex, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(status.error_message(), HasSubstr(kTraceHex));
+  EXPECT_THAT(status.error_message(), HasSubstr("disk on fire"));
+}
+
+TEST_F(AdminServerTest, ShutdownStopsServingAndIsIdempotent) {
+  server_->Shutdown(absl::Now() + absl::Seconds(1));
+  server_->Shutdown(absl::Now());
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::GetStatusResponse response;
+  grpc::Status status = stub_->GetStatus(&context, v1::GetStatusRequest(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(AdminServerTest, StartFailsWhenThePortIsTaken) {
+  AdminServerOptions options;
+  options.endpoint = server_->address();
+  auto second = AdminServer::Start(options, &backend_);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(), HasSubstr(server_->address()));
+}
+
+TEST(AdminServerStartTest, RejectsMalformedEndpointNamingIt) {
+  FakeAdminBackend backend(nullptr);
+  for (const std::string bad : {"localhost", "127.0.0.1:http", "127.0.0.1:70000", ":4320"}) {
+    AdminServerOptions options;
+    options.endpoint = bad;
+    auto server = AdminServer::Start(options, &backend);
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(server.status().message(), HasSubstr("\"" + bad + "\""));
+  }
+}
+
+}  // namespace
+}  // namespace tracekeep::admin

@@ -1,0 +1,150 @@
+// Test doubles for the admin API: an in-memory SpanStore and an AdminBackend with fixed status.
+// Shared by the admin and tracekeepctl tests.
+#ifndef TRACEKEEP_TESTS_COLLECTOR_ADMIN_FAKE_ADMIN_BACKEND_H_
+#define TRACEKEEP_TESTS_COLLECTOR_ADMIN_FAKE_ADMIN_BACKEND_H_
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "collector/admin/admin_server.h"
+#include "collector/common/ids.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "storage/span_store.h"
+#include "tracekeep/admin/v1/admin.pb.h"
+
+namespace tracekeep::testing {
+
+// Keeps kept traces in a map. GetTrace orders spans by start time then span id, as the contract
+// says. `fail_reads` makes every read fail with kInternal.
+class InMemorySpanStore final : public storage::SpanStore {
+ public:
+  absl::Status Consume(KeptTraces&& traces) override {
+    absl::MutexLock lock(&mu_);
+    for (KeptTrace& trace : traces) {
+      std::vector<SpanRecord>& spans = traces_[trace.trace_id];
+      for (SpanRecord& span : trace.spans) spans.push_back(std::move(span));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<SpanRecord>> GetTrace(absl::string_view trace_id) override {
+    absl::MutexLock lock(&mu_);
+    if (fail_reads_) return absl::InternalError("disk on fire");
+    auto it = traces_.find(std::string(trace_id));
+    if (it == traces_.end()) return absl::NotFoundError("no such trace");
+    std::vector<SpanRecord> spans = it->second;
+    std::sort(spans.begin(), spans.end(), [](const SpanRecord& a, const SpanRecord& b) {
+      return std::tie(a.start_unix_nanos, a.span_id) < std::tie(b.start_unix_nanos, b.span_id);
+    });
+    return spans;
+  }
+  absl::StatusOr<std::vector<std::string>> FindTraceIds(absl::string_view, absl::Time, absl::Time,
+                                                        size_t) override {
+    return absl::UnimplementedError("FindTraceIds");
+  }
+  uint64_t ApproximateDiskBytes() override { return 0; }
+  const storage::StoreStats& stats() const override { return stats_; }
+
+  void set_fail_reads(bool fail) {
+    absl::MutexLock lock(&mu_);
+    fail_reads_ = fail;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::vector<SpanRecord>> traces_ ABSL_GUARDED_BY(mu_);
+  bool fail_reads_ ABSL_GUARDED_BY(mu_) = false;
+  storage::StoreStats stats_;
+};
+
+// Returns `status` (a copy) from FillStatus and `store` (may be null) from store().
+class FakeAdminBackend final : public admin::AdminBackend {
+ public:
+  explicit FakeAdminBackend(storage::SpanStore* store) : store_(store) {}
+  void FillStatus(admin::v1::GetStatusResponse* status) override { *status = status_; }
+  storage::SpanStore* store() override { return store_; }
+  admin::v1::GetStatusResponse& status() { return status_; }
+
+ private:
+  storage::SpanStore* const store_;
+  admin::v1::GetStatusResponse status_;
+};
+
+// The status of a small running daemon.
+inline admin::v1::GetStatusResponse SampleStatus() {
+  admin::v1::GetStatusResponse status;
+  status.set_version("0.1.0");
+  status.set_uptime_seconds(3725);  // 1h 2m 5s
+  status.set_data_dir("/var/lib/tracekeep");
+  auto* grpc = status.add_endpoints();
+  grpc->set_name("otlp_grpc");
+  grpc->set_address("0.0.0.0:4317");
+  auto* admin = status.add_endpoints();
+  admin->set_name("admin");
+  admin->set_address("127.0.0.1:4320");
+  status.set_spans_received(1500);
+  status.set_spans_accepted(1490);
+  status.set_spans_refused(10);
+  status.set_traces_pending(7);
+  status.set_spans_pending(42);
+  status.set_traces_kept(12);
+  status.set_traces_dropped(300);
+  status.set_traces_stored(12);
+  status.set_spans_exported(96);
+  status.set_export_failures(1);
+  status.set_export_endpoint("localhost:14317");
+  status.set_shards(2);
+  return status;
+}
+
+// Builds a span record with its OTLP bytes. `parent` is "" for a root span.
+inline SpanRecord MakeSpan(const SpanOriginPtr& origin, const std::string& trace_id,
+                           const std::string& span_id, const std::string& parent,
+                           const std::string& name, int64_t start_nanos, int64_t end_nanos,
+                           bool error = false) {
+  opentelemetry::proto::trace::v1::Span span;
+  span.set_trace_id(trace_id);
+  span.set_span_id(span_id);
+  span.set_parent_span_id(parent);
+  span.set_name(name);
+  span.set_start_time_unix_nano(static_cast<uint64_t>(start_nanos));
+  span.set_end_time_unix_nano(static_cast<uint64_t>(end_nanos));
+  if (error) {
+    span.mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
+    span.mutable_status()->set_message("payment declined");
+  }
+  SpanRecord record;
+  record.origin = origin;
+  span.SerializeToString(&record.span);
+  record.span_id = span_id;
+  record.start_unix_nanos = start_nanos;
+  record.end_unix_nanos = end_nanos;
+  record.is_error = error;
+  record.is_root = parent.empty();
+  return record;
+}
+
+// An origin with resource attribute service.name = `service` and scope "lib".
+inline SpanOriginPtr MakeOrigin(const std::string& service) {
+  opentelemetry::proto::resource::v1::Resource resource;
+  auto* attr = resource.add_attributes();
+  attr->set_key("service.name");
+  attr->mutable_value()->set_string_value(service);
+  opentelemetry::proto::common::v1::InstrumentationScope scope;
+  scope.set_name("lib");
+  auto origin = std::make_shared<SpanOrigin>();
+  origin->resource = resource.SerializeAsString();
+  origin->scope = scope.SerializeAsString();
+  origin->service_name = service;
+  return origin;
+}
+
+}  // namespace tracekeep::testing
+
+#endif  // TRACEKEEP_TESTS_COLLECTOR_ADMIN_FAKE_ADMIN_BACKEND_H_
