@@ -1,0 +1,96 @@
+// Key layout of the RocksDB span store. Every integer in a key is big-endian so that the byte order
+// RocksDB sorts by is the numeric order (after Jaeger's badger spanstore/writer.go).
+//
+//   column family  key                                                        value
+//   spans          trace_id(16) · start_unix_nanos(8) · span_id(8)            span value (codec.h)
+//   indexes        's' · service_name · 0x00 · start_unix_nanos(8) · trace_id(16)   empty
+//   resources      resource hash(8)                                           resource value
+//
+// A prefix scan over a trace id returns its spans ordered by start time, then span id. A service
+// index scan over [start, end) returns trace ids in time order (read backwards for newest first).
+//
+// Retention: every spans and indexes key carries a time at a fixed offset from one of its ends
+// (SpanKeyStartTime, ServiceIndexKeyStartTime), so time-based expiry (a compaction filter, or
+// column families per time bucket holding the same keys) decides from the key alone, without
+// reading values.
+#ifndef TRACEKEEP_STORAGE_KEYS_H_
+#define TRACEKEEP_STORAGE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace tracekeep::storage::keys {
+
+inline constexpr size_t kTraceIdSize = 16;
+inline constexpr size_t kSpanIdSize = 8;
+inline constexpr size_t kTimeSize = 8;
+inline constexpr size_t kSpanKeySize = kTraceIdSize + kTimeSize + kSpanIdSize;  // 32
+inline constexpr char kServiceIndexTag = 's';
+inline constexpr size_t kResourceKeySize = 8;
+
+// Appends `value` as 8 big-endian bytes.
+void AppendBigEndian64(uint64_t value, std::string* out);
+// Reads 8 big-endian bytes at `p`.
+uint64_t DecodeBigEndian64(const char* p);
+
+// Times in keys are OTLP's unsigned fixed64 nanoseconds: the int64 the pipeline carries is cast,
+// so a (nonsensical) negative time sorts after every real one and round-trips unchanged.
+inline uint64_t KeyTime(int64_t unix_nanos) { return static_cast<uint64_t>(unix_nanos); }
+
+// ---- spans ----
+
+// Appends the spans key. `trace_id` must have 16 bytes and `span_id` 8 (not checked here).
+void AppendSpanKey(absl::string_view trace_id, int64_t start_unix_nanos, absl::string_view span_id,
+                   std::string* out);
+std::string SpanKey(absl::string_view trace_id, int64_t start_unix_nanos,
+                    absl::string_view span_id);
+
+struct SpanKeyParts {
+  absl::string_view trace_id;
+  int64_t start_unix_nanos = 0;
+  absl::string_view span_id;
+};
+// False when `key` is not a spans key (wrong size).
+[[nodiscard]] bool ParseSpanKey(absl::string_view key, SpanKeyParts* parts);
+// The trace id prefix of a spans key: what a prefix scan (and the prefix bloom filter) uses.
+// Requires key.size() >= 16.
+inline absl::string_view SpanKeyTraceId(absl::string_view key) {
+  return key.substr(0, kTraceIdSize);
+}
+// The start time of a spans key, read without parsing the rest. Requires a spans key.
+uint64_t SpanKeyStartTime(absl::string_view key);
+
+// ---- indexes: service ----
+
+// 's' · service · 0x00: every index key of `service` starts with it.
+std::string ServiceIndexPrefix(absl::string_view service);
+// Appends 's' · service · 0x00 · start(8) · trace_id(16).
+void AppendServiceIndexKey(absl::string_view service, int64_t start_unix_nanos,
+                           absl::string_view trace_id, std::string* out);
+std::string ServiceIndexKey(absl::string_view service, int64_t start_unix_nanos,
+                            absl::string_view trace_id);
+// Prefix · start(8): the first (inclusive) or last (exclusive) key of a time range of a service.
+std::string ServiceIndexTimeBound(absl::string_view service, uint64_t key_time);
+
+struct ServiceIndexKeyParts {
+  absl::string_view service;
+  uint64_t start_time = 0;  // KeyTime of the trace's earliest span of that service in the write
+  absl::string_view trace_id;
+};
+// Parses from the end, so a service name containing 0x00 still parses. False when malformed.
+[[nodiscard]] bool ParseServiceIndexKey(absl::string_view key, ServiceIndexKeyParts* parts);
+// The start time of a service index key. Requires a well-formed key.
+uint64_t ServiceIndexKeyStartTime(absl::string_view key);
+
+// ---- resources ----
+
+// A stable (across processes and versions) 64-bit hash of a resource and its schema url: the key
+// under which the resource is stored once and by which span values refer to it.
+uint64_t ResourceHash(absl::string_view resource, absl::string_view schema_url);
+std::string ResourceKey(uint64_t hash);
+
+}  // namespace tracekeep::storage::keys
+
+#endif  // TRACEKEEP_STORAGE_KEYS_H_

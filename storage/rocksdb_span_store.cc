@@ -1,0 +1,547 @@
+#include "storage/rocksdb_span_store.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "collector/common/ids.h"
+#include "collector/common/logging.h"
+#include "collector/common/status_macros.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_batch.h"
+#include "storage/keys.h"
+#include "storage/rocksdb_status.h"
+#include "storage/span_codec.h"
+
+namespace tracekeep::storage {
+namespace {
+
+constexpr char kSpansFamily[] = "spans";
+constexpr char kIndexesFamily[] = "indexes";
+constexpr char kResourcesFamily[] = "resources";
+constexpr size_t kMiB = size_t{1} << 20;
+
+struct CompressionName {
+  const char* name;
+  rocksdb::CompressionType type;
+};
+constexpr CompressionName kCompressions[] = {
+    {"none", rocksdb::kNoCompression},
+    {"snappy", rocksdb::kSnappyCompression},
+    {"lz4", rocksdb::kLZ4Compression},
+    {"zstd", rocksdb::kZSTD},
+};
+
+bool ParseCompression(absl::string_view name, rocksdb::CompressionType* type) {
+  for (const CompressionName& c : kCompressions) {
+    if (name == c.name) {
+      *type = c.type;
+      return true;
+    }
+  }
+  return false;
+}
+
+const SpanOrigin& EmptyOrigin() {
+  static const SpanOrigin* const kEmpty = new SpanOrigin();
+  return *kEmpty;
+}
+
+absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
+// Unix nanoseconds of `t` as a key time, clamped to the representable range [0, 2^64).
+uint64_t ClampedKeyTime(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return std::numeric_limits<uint64_t>::max();
+  const int64_t nanos = absl::ToUnixNanos(t);  // saturates
+  return nanos < 0 ? 0 : static_cast<uint64_t>(nanos);
+}
+
+enum class Filter { kNone, kTraceIdPrefix, kWholeKey };
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const RocksDbOptions& options,
+                                           const std::shared_ptr<rocksdb::Cache>& cache,
+                                           size_t write_buffer_bytes, Filter filter) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = write_buffer_bytes;
+  cf.max_write_buffer_number = options.max_write_buffers;
+  cf.level_compaction_dynamic_level_bytes = true;
+  cf.target_file_size_base = std::max<uint64_t>(write_buffer_bytes, 8 * kMiB);
+  cf.max_bytes_for_level_base = cf.target_file_size_base * 4;
+  rocksdb::CompressionType compression = rocksdb::kLZ4Compression;
+  (void)ParseCompression(options.compression, &compression);  // checked by Validate()
+  cf.compression = compression;
+  rocksdb::BlockBasedTableOptions table;
+  if (cache == nullptr) {
+    table.no_block_cache = true;
+  } else {
+    table.block_cache = cache;
+    table.cache_index_and_filter_blocks = true;
+    table.pin_l0_filter_and_index_blocks_in_cache = true;
+  }
+  table.block_size = 16 * 1024;
+  table.format_version = 5;
+  if (filter != Filter::kNone) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    table.whole_key_filtering = filter == Filter::kWholeKey;
+  }
+  if (filter == Filter::kTraceIdPrefix) {
+    cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(keys::kTraceIdSize));
+    cf.memtable_prefix_bloom_size_ratio = 0.02;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+}  // namespace
+
+absl::Status RocksDbOptions::Validate() const {
+  if (path.empty()) return absl::InvalidArgumentError("rocksdb.path must be set");
+  if (write_buffer_mib < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rocksdb.write_buffer_mib must be >= 1, got ", write_buffer_mib));
+  }
+  if (max_write_buffers < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rocksdb.max_write_buffers must be >= 2, got ", max_write_buffers));
+  }
+  if (max_background_jobs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rocksdb.max_background_jobs must be >= 1, got ", max_background_jobs));
+  }
+  rocksdb::CompressionType type;
+  if (!ParseCompression(compression, &type)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rocksdb.compression must be one of none, snappy, lz4, zstd, got \"", compression, "\""));
+  }
+  if (type != rocksdb::kNoCompression) {
+    const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+    if (std::find(supported.begin(), supported.end(), type) == supported.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("rocksdb.compression \"", compression,
+                                                     "\" is not supported by this RocksDB build"));
+    }
+  }
+  if (retention < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rocksdb.retention must be >= 0, got ", absl::FormatDuration(retention)));
+  }
+  return absl::OkStatus();
+}
+
+struct RocksDbSpanStore::Impl {
+  RocksDbOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+  // Every open column family: spans, indexes, resources, then the others. Owned.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* spans = nullptr;
+  rocksdb::ColumnFamilyHandle* indexes = nullptr;
+  rocksdb::ColumnFamilyHandle* resources = nullptr;
+  rocksdb::WriteOptions write_options;
+  StoreStats stats;
+
+  ~Impl() {
+    if (db == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      rocksdb::Status s = db->DestroyColumnFamilyHandle(handle);
+      if (!s.ok()) {
+        TK_LOG(Warning) << "rocksdb at \"" << options.path << "\": " << s.ToString();
+      }
+    }
+    rocksdb::Status s = db->Close();
+    if (!s.ok()) {
+      TK_LOG(Warning) << "closing rocksdb at \"" << options.path << "\": " << s.ToString();
+    }
+  }
+};
+
+absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
+    const RocksDbOptions& options) {
+  TK_RETURN_IF_ERROR(options.Validate());
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rocksdb.path \"", options.path, "\": cannot create the directory: ", ec.message()));
+  }
+
+  std::shared_ptr<rocksdb::Cache> cache;
+  if (options.block_cache_mib > 0) cache = rocksdb::NewLRUCache(options.block_cache_mib * kMiB);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = options.max_background_jobs;
+  db_options.bytes_per_sync = kMiB;
+  db_options.wal_bytes_per_sync = options.sync ? 0 : kMiB;
+  db_options.keep_log_file_num = 10;
+  db_options.max_log_file_size = 16 * kMiB;
+  // Bounds the WAL (and so recovery time) by forcing flushes of the column families it pins.
+  db_options.max_total_wal_size = uint64_t{4} * options.write_buffer_mib * kMiB *
+                                  static_cast<uint64_t>(options.max_write_buffers);
+
+  const size_t spans_buffer = options.write_buffer_mib * kMiB;
+  const size_t small_buffer = std::max<size_t>(spans_buffer / 4, 4 * kMiB);
+
+  // Spans are read by trace id prefix: a prefix bloom filter makes unknown ids cheap.
+  rocksdb::ColumnFamilyOptions spans_cf =
+      FamilyOptions(options, cache, spans_buffer, Filter::kTraceIdPrefix);
+  // Service index reads are range scans: no filter.
+  rocksdb::ColumnFamilyOptions indexes_cf =
+      FamilyOptions(options, cache, small_buffer, Filter::kNone);
+  // Resources are point lookups; the same resource is rewritten by many batches.
+  rocksdb::ColumnFamilyOptions resources_cf =
+      FamilyOptions(options, cache, small_buffer, Filter::kWholeKey);
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {kSpansFamily, spans_cf},
+      {kIndexesFamily, indexes_cf},
+      {kResourcesFamily, resources_cf},
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+  };
+  // Every existing column family must be opened; keep ones this code does not know about.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing).ok()) {
+    for (const std::string& name : existing) {
+      const bool known = std::any_of(descriptors.begin(), descriptors.end(),
+                                     [&](const auto& d) { return d.name == name; });
+      if (!known) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->write_options.sync = options.sync;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, options.path, descriptors, &impl->handles, &raw_db);
+  if (!s.ok()) {
+    return FromRocksDbStatus(s, absl::StrCat("opening rocksdb at \"", options.path, "\""));
+  }
+  impl->db.reset(raw_db);
+  impl->spans = impl->handles[0];
+  impl->indexes = impl->handles[1];
+  impl->resources = impl->handles[2];
+  TK_LOG(Info) << "rocksdb span store opened at \"" << options.path << "\" ("
+               << impl->handles.size() << " column families, sync=" << options.sync << ")";
+  return std::unique_ptr<RocksDbSpanStore>(new RocksDbSpanStore(std::move(impl)));
+}
+
+RocksDbSpanStore::RocksDbSpanStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RocksDbSpanStore::~RocksDbSpanStore() = default;
+
+const StoreStats& RocksDbSpanStore::stats() const { return impl_->stats; }
+const RocksDbOptions& RocksDbSpanStore::options() const { return impl_->options; }
+
+absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
+  Impl& impl = *impl_;
+  uint64_t span_count = 0;
+  uint64_t trace_count = 0;
+  size_t payload_bytes = 0;
+  absl::Status invalid;
+  for (const KeptTrace& trace : traces) {
+    if (trace.spans.empty()) continue;
+    ++trace_count;
+    span_count += trace.spans.size();
+    if (trace.trace_id.size() != keys::kTraceIdSize && invalid.ok()) {
+      invalid = absl::InvalidArgumentError(absl::StrCat("kept trace ", ToHex(trace.trace_id),
+                                                        ": trace_id must have ", keys::kTraceIdSize,
+                                                        " bytes, got ", trace.trace_id.size()));
+    }
+    for (const SpanRecord& span : trace.spans) {
+      payload_bytes += span.span.size() + 64;
+      if (span.span_id.size() != keys::kSpanIdSize && invalid.ok()) {
+        invalid = absl::InvalidArgumentError(
+            absl::StrCat("kept trace ", ToHex(trace.trace_id), ": span_id ", ToHex(span.span_id),
+                         " must have ", keys::kSpanIdSize, " bytes, got ", span.span_id.size()));
+      }
+    }
+  }
+  if (!invalid.ok()) {
+    impl.stats.write_errors.fetch_add(1, std::memory_order_relaxed);
+    impl.stats.spans_failed.fetch_add(span_count, std::memory_order_relaxed);
+    return invalid;
+  }
+  if (span_count == 0) return absl::OkStatus();
+
+  rocksdb::WriteBatch batch(payload_bytes + 1024);
+  // Resource reference per origin object, and the resources already put in this batch.
+  absl::flat_hash_map<const SpanOrigin*, uint64_t> ref_by_origin;
+  absl::flat_hash_set<uint64_t> resources_put;
+  // Earliest start of each service of the current trace.
+  std::vector<std::pair<absl::string_view, int64_t>> service_starts;
+  std::string key;
+  std::string value;
+  rocksdb::Status s;
+  for (const KeptTrace& trace : traces) {
+    service_starts.clear();
+    for (const SpanRecord& span : trace.spans) {
+      const SpanOrigin& origin = span.origin ? *span.origin : EmptyOrigin();
+      auto [it, inserted] = ref_by_origin.try_emplace(&origin, 0);
+      if (inserted) {
+        it->second = keys::ResourceHash(origin.resource, origin.resource_schema_url);
+        if (resources_put.insert(it->second).second) {
+          codec::EncodeResourceValue(origin, &value);
+          s = batch.Put(impl.resources, keys::ResourceKey(it->second), value);
+          if (!s.ok()) break;
+        }
+      }
+      key.clear();
+      keys::AppendSpanKey(trace.trace_id, span.start_unix_nanos, span.span_id, &key);
+      codec::EncodeSpanValue(span, it->second, &value);
+      s = batch.Put(impl.spans, key, value);
+      if (!s.ok()) break;
+
+      auto service = std::find_if(service_starts.begin(), service_starts.end(),
+                                  [&](const auto& e) { return e.first == origin.service_name; });
+      if (service == service_starts.end()) {
+        service_starts.emplace_back(origin.service_name, span.start_unix_nanos);
+      } else if (keys::KeyTime(span.start_unix_nanos) < keys::KeyTime(service->second)) {
+        service->second = span.start_unix_nanos;
+      }
+    }
+    if (!s.ok()) break;
+    for (const auto& [service, start] : service_starts) {
+      key.clear();
+      keys::AppendServiceIndexKey(service, start, trace.trace_id, &key);
+      s = batch.Put(impl.indexes, key, rocksdb::Slice());
+      if (!s.ok()) break;
+    }
+    if (!s.ok()) break;
+  }
+  if (s.ok()) s = impl.db->Write(impl.write_options, &batch);
+  if (!s.ok()) {
+    impl.stats.write_errors.fetch_add(1, std::memory_order_relaxed);
+    impl.stats.spans_failed.fetch_add(span_count, std::memory_order_relaxed);
+    return FromRocksDbStatus(s, absl::StrCat("writing ", span_count, " spans of ", trace_count,
+                                             " traces to rocksdb at \"", impl.options.path, "\""));
+  }
+  impl.stats.traces_stored.fetch_add(trace_count, std::memory_order_relaxed);
+  impl.stats.spans_stored.fetch_add(span_count, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SpanRecord>> RocksDbSpanStore::GetTrace(absl::string_view trace_id) {
+  Impl& impl = *impl_;
+  if (trace_id.size() != keys::kTraceIdSize) {
+    return absl::InvalidArgumentError(absl::StrCat("trace_id ", ToHex(trace_id), " must have ",
+                                                   keys::kTraceIdSize, " bytes, got ",
+                                                   trace_id.size()));
+  }
+  const std::string trace_hex = ToHex(trace_id);
+  // One snapshot for spans and resources: the read sees whole batches.
+  rocksdb::ManagedSnapshot snapshot(impl.db.get());
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = snapshot.snapshot();
+  read_options.prefix_same_as_start = true;
+
+  // Spans with the same resource, scope and scope schema url share one origin.
+  struct OriginSlot {
+    uint64_t resource_ref;
+    std::string scope;
+    std::string scope_schema_url;
+  };
+  std::vector<OriginSlot> slots;
+  absl::flat_hash_map<std::string, size_t> slot_by_key;
+  std::vector<size_t> slot_of_span;
+  std::vector<SpanRecord> records;
+  std::string slot_key;
+
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(read_options, impl.spans));
+  for (it->Seek(rocksdb::Slice(trace_id.data(), trace_id.size())); it->Valid(); it->Next()) {
+    const absl::string_view key = ToView(it->key());
+    if (!absl::StartsWith(key, trace_id)) break;
+    keys::SpanKeyParts parts;
+    if (!keys::ParseSpanKey(key, &parts)) {
+      return absl::DataLossError(absl::StrCat("trace ", trace_hex, ": spans key ", ToHex(key),
+                                              " has ", key.size(), " bytes, want ",
+                                              keys::kSpanKeySize));
+    }
+    codec::SpanValue decoded;
+    if (absl::Status s = codec::DecodeSpanValue(ToView(it->value()), &decoded); !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("trace ", trace_hex, " span ", ToHex(parts.span_id), ": ", s.message()));
+    }
+    SpanRecord& record = records.emplace_back();
+    record.span.assign(decoded.span.data(), decoded.span.size());
+    record.span_id.assign(parts.span_id.data(), parts.span_id.size());
+    record.start_unix_nanos = decoded.start_unix_nanos;
+    record.end_unix_nanos = decoded.end_unix_nanos;
+    record.is_error = decoded.is_error;
+    record.is_root = decoded.is_root;
+
+    slot_key.clear();
+    keys::AppendBigEndian64(decoded.resource_ref, &slot_key);
+    codec::PutLengthPrefixed(decoded.scope, &slot_key);
+    codec::PutLengthPrefixed(decoded.scope_schema_url, &slot_key);
+    auto [slot, inserted] = slot_by_key.try_emplace(slot_key, slots.size());
+    if (inserted) {
+      slots.push_back(OriginSlot{decoded.resource_ref, std::string(decoded.scope),
+                                 std::string(decoded.scope_schema_url)});
+    }
+    slot_of_span.push_back(slot->second);
+  }
+  if (!it->status().ok()) {
+    return FromRocksDbStatus(
+        it->status(),
+        absl::StrCat("reading trace ", trace_hex, " from rocksdb at \"", impl.options.path, "\""));
+  }
+  it.reset();
+  if (records.empty()) return absl::NotFoundError(absl::StrCat("trace ", trace_hex, " not found"));
+
+  // Fetch each referenced resource once.
+  std::vector<uint64_t> refs;
+  for (const OriginSlot& slot : slots) refs.push_back(slot.resource_ref);
+  std::sort(refs.begin(), refs.end());
+  refs.erase(std::unique(refs.begin(), refs.end()), refs.end());
+  std::vector<std::string> ref_keys;
+  std::vector<rocksdb::Slice> ref_slices;
+  ref_keys.reserve(refs.size());
+  for (uint64_t ref : refs) ref_slices.emplace_back(ref_keys.emplace_back(keys::ResourceKey(ref)));
+  std::vector<std::string> resource_values;
+  std::vector<rocksdb::Status> statuses = impl.db->MultiGet(
+      read_options, std::vector<rocksdb::ColumnFamilyHandle*>(refs.size(), impl.resources),
+      ref_slices, &resource_values);
+  absl::flat_hash_map<uint64_t, codec::ResourceValue> resource_by_ref;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      return absl::DataLossError(absl::StrCat("trace ", trace_hex, " refers to resource ",
+                                              ToHex(ref_keys[i]), ", which is not stored"));
+    }
+    if (!statuses[i].ok()) {
+      return FromRocksDbStatus(
+          statuses[i], absl::StrCat("reading resource ", ToHex(ref_keys[i]), " of trace ",
+                                    trace_hex, " from rocksdb at \"", impl.options.path, "\""));
+    }
+    codec::ResourceValue resource;
+    if (absl::Status s = codec::DecodeResourceValue(resource_values[i], &resource); !s.ok()) {
+      return absl::DataLossError(absl::StrCat("resource ", ToHex(ref_keys[i]), " of trace ",
+                                              trace_hex, ": ", s.message()));
+    }
+    resource_by_ref.emplace(refs[i], resource);
+  }
+
+  std::vector<SpanOriginPtr> origins;
+  origins.reserve(slots.size());
+  for (OriginSlot& slot : slots) {
+    const codec::ResourceValue& resource = resource_by_ref.at(slot.resource_ref);
+    auto origin = std::make_shared<SpanOrigin>();
+    origin->resource = std::string(resource.resource);
+    origin->resource_schema_url = std::string(resource.schema_url);
+    origin->scope = std::move(slot.scope);
+    origin->scope_schema_url = std::move(slot.scope_schema_url);
+    origin->service_name = std::string(resource.service_name);
+    origins.push_back(std::move(origin));
+  }
+  for (size_t i = 0; i < records.size(); ++i) records[i].origin = origins[slot_of_span[i]];
+  return records;
+}
+
+absl::StatusOr<std::vector<std::string>> RocksDbSpanStore::FindTraceIds(absl::string_view service,
+                                                                        absl::Time start,
+                                                                        absl::Time end,
+                                                                        size_t limit) {
+  Impl& impl = *impl_;
+  std::vector<std::string> trace_ids;
+  const uint64_t lo = ClampedKeyTime(start);
+  const uint64_t hi = ClampedKeyTime(end);
+  if (limit == 0 || hi <= lo) return trace_ids;
+
+  const std::string lower = keys::ServiceIndexTimeBound(service, lo);
+  const std::string upper = keys::ServiceIndexTimeBound(service, hi);
+  const size_t key_size = lower.size() + keys::kTraceIdSize;  // prefix · time · trace id
+  const rocksdb::Slice lower_slice(lower);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_lower_bound = &lower_slice;
+  read_options.iterate_upper_bound = &upper_slice;
+  absl::flat_hash_set<std::string> seen;
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(read_options, impl.indexes));
+  // Newest first: walk the time range backwards.
+  for (it->SeekToLast(); it->Valid() && trace_ids.size() < limit; it->Prev()) {
+    const absl::string_view key = ToView(it->key());
+    // Keys of a service whose name extends `service` past a 0x00 byte can fall in the range;
+    // they are longer.
+    if (key.size() != key_size) continue;
+    keys::ServiceIndexKeyParts parts;
+    if (!keys::ParseServiceIndexKey(key, &parts) || parts.service != service) continue;
+    if (parts.start_time < lo || parts.start_time >= hi) continue;
+    if (seen.emplace(parts.trace_id).second) trace_ids.emplace_back(parts.trace_id);
+  }
+  if (!it->status().ok()) {
+    return FromRocksDbStatus(it->status(),
+                             absl::StrCat("scanning the index of service \"", service,
+                                          "\" in rocksdb at \"", impl.options.path, "\""));
+  }
+  return trace_ids;
+}
+
+std::vector<std::pair<std::string, uint64_t>> RocksDbSpanStore::DiskBytesPerColumnFamily() {
+  std::vector<std::pair<std::string, uint64_t>> result;
+  for (rocksdb::ColumnFamilyHandle* handle : impl_->handles) {
+    uint64_t bytes = 0;
+    if (!impl_->db->GetIntProperty(handle, rocksdb::DB::Properties::kLiveSstFilesSize, &bytes)) {
+      bytes = 0;
+    }
+    result.emplace_back(handle->GetName(), bytes);
+  }
+  return result;
+}
+
+uint64_t RocksDbSpanStore::ApproximateDiskBytes() {
+  uint64_t total = 0;
+  for (const auto& [name, bytes] : DiskBytesPerColumnFamily()) total += bytes;
+  rocksdb::VectorLogPtr wal_files;
+  if (impl_->db->GetSortedWalFiles(wal_files).ok()) {
+    for (const auto& file : wal_files) total += file->SizeFileBytes();
+  }
+  return total;
+}
+
+absl::Status RocksDbSpanStore::Checkpoint(const std::string& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("checkpoint directory \"", dir, "\" already exists"));
+  }
+  const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty()) {
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint directory \"", dir, "\": cannot create its parent: ", ec.message()));
+    }
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(impl_->db.get(), &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  if (s.ok()) s = checkpoint->CreateCheckpoint(dir);
+  return FromRocksDbStatus(
+      s, absl::StrCat("checkpoint of rocksdb at \"", impl_->options.path, "\" into \"", dir, "\""));
+}
+
+absl::Status RocksDbSpanStore::Flush() {
+  rocksdb::FlushOptions flush_options;
+  flush_options.wait = true;
+  return FromRocksDbStatus(impl_->db->Flush(flush_options, impl_->handles),
+                           absl::StrCat("flushing rocksdb at \"", impl_->options.path, "\""));
+}
+
+absl::StatusOr<SpanStorePtr> OpenRocksDbSpanStore(const RocksDbOptions& options) {
+  TK_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbSpanStore> store, RocksDbSpanStore::Create(options));
+  return SpanStorePtr(std::move(store));
+}
+
+}  // namespace tracekeep::storage

@@ -1,0 +1,157 @@
+#include "storage/span_codec.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tracekeep::storage::codec {
+
+void PutVarint64(uint64_t value, std::string* out) {
+  char buf[10];
+  size_t n = 0;
+  while (value >= 0x80) {
+    buf[n++] = static_cast<char>((value & 0x7f) | 0x80);
+    value >>= 7;
+  }
+  buf[n++] = static_cast<char>(value);
+  out->append(buf, n);
+}
+
+bool GetVarint64(absl::string_view* input, uint64_t* value) {
+  uint64_t result = 0;
+  for (size_t i = 0; i < input->size() && i < 10; ++i) {
+    const auto byte = static_cast<unsigned char>((*input)[i]);
+    result |= uint64_t{byte & 0x7fu} << (7 * i);
+    if ((byte & 0x80) == 0) {
+      if (i == 9 && byte > 1) return false;  // more than 64 bits
+      *value = result;
+      input->remove_prefix(i + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+void PutLengthPrefixed(absl::string_view bytes, std::string* out) {
+  PutVarint64(bytes.size(), out);
+  out->append(bytes.data(), bytes.size());
+}
+
+bool GetLengthPrefixed(absl::string_view* input, absl::string_view* bytes) {
+  uint64_t size = 0;
+  if (!GetVarint64(input, &size) || size > input->size()) return false;
+  *bytes = input->substr(0, size);
+  input->remove_prefix(size);
+  return true;
+}
+
+namespace {
+
+constexpr uint8_t kFlagError = 1;
+constexpr uint8_t kFlagRoot = 2;
+
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
+
+const SpanOrigin& EmptyOrigin() {
+  static const SpanOrigin* const kEmpty = new SpanOrigin();
+  return *kEmpty;
+}
+
+absl::Status Truncated(absl::string_view what, absl::string_view field, size_t offset,
+                       size_t size) {
+  return absl::DataLossError(absl::StrCat(what, " value is corrupt: cannot read ", field,
+                                          " at offset ", offset, " of ", size, " bytes"));
+}
+
+absl::Status CheckVersion(absl::string_view what, absl::string_view* input, size_t size) {
+  if (input->empty()) return Truncated(what, "format version", 0, size);
+  const auto version = static_cast<uint8_t>((*input)[0]);
+  if (version != kFormatVersion) {
+    return absl::DataLossError(absl::StrCat(what, " value has unknown format version ", version,
+                                            " (this build reads ", kFormatVersion, ")"));
+  }
+  input->remove_prefix(1);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void EncodeSpanValue(const SpanRecord& span, uint64_t resource_ref, std::string* out) {
+  const SpanOrigin& origin = span.origin ? *span.origin : EmptyOrigin();
+  out->clear();
+  out->push_back(static_cast<char>(kFormatVersion));
+  out->push_back(
+      static_cast<char>((span.is_error ? kFlagError : 0) | (span.is_root ? kFlagRoot : 0)));
+  PutVarint64(static_cast<uint64_t>(span.start_unix_nanos), out);
+  // Wrapping subtraction: defined for any pair of times, undone exactly by the decoder.
+  PutVarint64(ZigZag(static_cast<int64_t>(static_cast<uint64_t>(span.end_unix_nanos) -
+                                          static_cast<uint64_t>(span.start_unix_nanos))),
+              out);
+  char ref[8];
+  for (int i = 0; i < 8; ++i) ref[i] = static_cast<char>((resource_ref >> (8 * i)) & 0xff);
+  out->append(ref, sizeof(ref));
+  PutLengthPrefixed(origin.scope, out);
+  PutLengthPrefixed(origin.scope_schema_url, out);
+  PutLengthPrefixed(span.span, out);
+}
+
+absl::Status DecodeSpanValue(absl::string_view value, SpanValue* out) {
+  constexpr absl::string_view kWhat = "span";
+  absl::string_view in = value;
+  auto offset = [&] { return value.size() - in.size(); };
+  if (absl::Status s = CheckVersion(kWhat, &in, value.size()); !s.ok()) return s;
+  if (in.empty()) return Truncated(kWhat, "flags", offset(), value.size());
+  const auto flags = static_cast<uint8_t>(in[0]);
+  in.remove_prefix(1);
+  out->is_error = (flags & kFlagError) != 0;
+  out->is_root = (flags & kFlagRoot) != 0;
+  uint64_t start = 0;
+  uint64_t duration = 0;
+  if (!GetVarint64(&in, &start)) return Truncated(kWhat, "start time", offset(), value.size());
+  if (!GetVarint64(&in, &duration)) return Truncated(kWhat, "end time", offset(), value.size());
+  out->start_unix_nanos = static_cast<int64_t>(start);
+  out->end_unix_nanos = static_cast<int64_t>(start + static_cast<uint64_t>(UnZigZag(duration)));
+  if (in.size() < 8) return Truncated(kWhat, "resource reference", offset(), value.size());
+  uint64_t ref = 0;
+  for (int i = 7; i >= 0; --i) ref = (ref << 8) | static_cast<unsigned char>(in[i]);
+  in.remove_prefix(8);
+  out->resource_ref = ref;
+  if (!GetLengthPrefixed(&in, &out->scope)) {
+    return Truncated(kWhat, "scope", offset(), value.size());
+  }
+  if (!GetLengthPrefixed(&in, &out->scope_schema_url)) {
+    return Truncated(kWhat, "scope schema url", offset(), value.size());
+  }
+  if (!GetLengthPrefixed(&in, &out->span)) {
+    return Truncated(kWhat, "span bytes", offset(), value.size());
+  }
+  return absl::OkStatus();
+}
+
+void EncodeResourceValue(const SpanOrigin& origin, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(kFormatVersion));
+  PutLengthPrefixed(origin.resource, out);
+  PutLengthPrefixed(origin.resource_schema_url, out);
+  PutLengthPrefixed(origin.service_name, out);
+}
+
+absl::Status DecodeResourceValue(absl::string_view value, ResourceValue* out) {
+  constexpr absl::string_view kWhat = "resource";
+  absl::string_view in = value;
+  auto offset = [&] { return value.size() - in.size(); };
+  if (absl::Status s = CheckVersion(kWhat, &in, value.size()); !s.ok()) return s;
+  if (!GetLengthPrefixed(&in, &out->resource)) {
+    return Truncated(kWhat, "resource bytes", offset(), value.size());
+  }
+  if (!GetLengthPrefixed(&in, &out->schema_url)) {
+    return Truncated(kWhat, "schema url", offset(), value.size());
+  }
+  if (!GetLengthPrefixed(&in, &out->service_name)) {
+    return Truncated(kWhat, "service name", offset(), value.size());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tracekeep::storage::codec

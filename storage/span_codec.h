@@ -1,0 +1,68 @@
+// Values of the RocksDB span store: a compact, versioned encoding of a SpanRecord and of the
+// resource it refers to. Strings are varint-length-prefixed; integers are varints.
+//
+//   span value (spans column family), format 1:
+//     u8       format version (1)
+//     u8       flags: bit 0 is_error, bit 1 is_root
+//     varint   start_unix_nanos (as OTLP's unsigned fixed64)
+//     varint   zigzag(end_unix_nanos - start_unix_nanos)
+//     fixed64  resource reference (little-endian): keys::ResourceHash of resource and schema url
+//     lp       scope bytes, lp scope schema url, lp span bytes
+//
+//   resource value (resources column family), format 1:
+//     u8       format version (1)
+//     lp       resource bytes, lp resource schema url, lp service name
+//
+// A span value holds everything of its SpanRecord but the origin's resource part, so it decodes
+// without its key (the span id is also inside the span bytes).
+#ifndef TRACEKEEP_STORAGE_SPAN_CODEC_H_
+#define TRACEKEEP_STORAGE_SPAN_CODEC_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "collector/pipeline/span_batch.h"
+
+namespace tracekeep::storage::codec {
+
+// Varint (LEB128) and length-prefixed strings.
+void PutVarint64(uint64_t value, std::string* out);
+[[nodiscard]] bool GetVarint64(absl::string_view* input, uint64_t* value);
+void PutLengthPrefixed(absl::string_view bytes, std::string* out);
+[[nodiscard]] bool GetLengthPrefixed(absl::string_view* input, absl::string_view* bytes);
+
+inline constexpr uint8_t kFormatVersion = 1;
+
+// A decoded span value. Views point into the encoded value.
+struct SpanValue {
+  bool is_error = false;
+  bool is_root = false;
+  int64_t start_unix_nanos = 0;
+  int64_t end_unix_nanos = 0;
+  uint64_t resource_ref = 0;
+  absl::string_view scope;
+  absl::string_view scope_schema_url;
+  absl::string_view span;
+};
+
+// Replaces `out` with the encoding of `span` (whose origin may be null: empty scope).
+void EncodeSpanValue(const SpanRecord& span, uint64_t resource_ref, std::string* out);
+// DataLoss naming the field when `value` is truncated or of an unknown format version.
+[[nodiscard]] absl::Status DecodeSpanValue(absl::string_view value, SpanValue* out);
+
+// A decoded resource value. Views point into the encoded value.
+struct ResourceValue {
+  absl::string_view resource;
+  absl::string_view schema_url;
+  absl::string_view service_name;
+};
+
+// Replaces `out` with the encoding of the resource part of `origin`.
+void EncodeResourceValue(const SpanOrigin& origin, std::string* out);
+[[nodiscard]] absl::Status DecodeResourceValue(absl::string_view value, ResourceValue* out);
+
+}  // namespace tracekeep::storage::codec
+
+#endif  // TRACEKEEP_STORAGE_SPAN_CODEC_H_

@@ -1,0 +1,472 @@
+#include "storage/rocksdb_span_store.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "collector/common/ids.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "rocksdb/status.h"
+#include "storage/keys.h"
+#include "storage/rocksdb_status.h"
+
+namespace tracekeep::storage {
+namespace {
+
+constexpr int64_t kBase = 1700000000000000000;  // 2023-11-14, in unix nanos
+
+// A directory made with mkdtemp, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tk_store_XXXXXX").string();
+    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+SpanOriginPtr MakeOrigin(const std::string& service, const std::string& scope_name) {
+  auto origin = std::make_shared<SpanOrigin>();
+  // Arbitrary bytes, with 0x00 and 0xff: the store must not interpret them.
+  origin->resource = std::string("\x0a\x00res-", 6) + service + "\xff";
+  origin->resource_schema_url = "https://opentelemetry.io/schemas/1.21.0";
+  origin->scope = std::string("\x0a\x03lib\x00", 6) + scope_name;
+  origin->scope_schema_url = "https://opentelemetry.io/schemas/1.20.0/" + scope_name;
+  origin->service_name = service;
+  return origin;
+}
+
+std::string TraceId(uint8_t n) { return std::string(15, '\x70') + static_cast<char>(n); }
+std::string SpanId(uint8_t n) { return std::string(7, '\x05') + static_cast<char>(n); }
+
+SpanRecord MakeSpan(const SpanOriginPtr& origin, uint8_t id, int64_t start, int64_t duration,
+                    bool error = false, bool root = false) {
+  SpanRecord span;
+  span.origin = origin;
+  span.span_id = SpanId(id);
+  span.span = std::string("\x0a\x10span\x00", 7) + std::to_string(id) + std::string(40, '\xfe');
+  span.start_unix_nanos = start;
+  span.end_unix_nanos = start + duration;
+  span.is_error = error;
+  span.is_root = root;
+  return span;
+}
+
+KeptTrace MakeTrace(const std::string& trace_id, std::vector<SpanRecord> spans) {
+  KeptTrace trace;
+  trace.trace_id = trace_id;
+  trace.policy = "test";
+  trace.spans = std::move(spans);
+  return trace;
+}
+
+KeptTraces One(KeptTrace trace) {
+  KeptTraces traces;
+  traces.push_back(std::move(trace));
+  return traces;
+}
+
+class RocksDbSpanStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty()) << "mkdtemp failed";
+    options_.path = dir_.Sub("db");
+    options_.block_cache_mib = 8;
+    options_.write_buffer_mib = 4;
+    Open();
+  }
+
+  void Open() {
+    store_.reset();
+    auto store = RocksDbSpanStore::Create(options_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(store).value();
+  }
+
+  std::vector<std::string> Find(const std::string& service, int64_t start, int64_t end,
+                                size_t limit) {
+    auto ids =
+        store_->FindTraceIds(service, absl::FromUnixNanos(start), absl::FromUnixNanos(end), limit);
+    EXPECT_TRUE(ids.ok()) << ids.status();
+    return ids.ok() ? *ids : std::vector<std::string>{};
+  }
+
+  TempDir dir_;
+  RocksDbOptions options_;
+  std::unique_ptr<RocksDbSpanStore> store_;
+};
+
+void ExpectSameSpan(const SpanRecord& got, const SpanRecord& want) {
+  EXPECT_EQ(got.span, want.span);
+  EXPECT_EQ(got.span_id, want.span_id);
+  EXPECT_EQ(got.start_unix_nanos, want.start_unix_nanos);
+  EXPECT_EQ(got.end_unix_nanos, want.end_unix_nanos);
+  EXPECT_EQ(got.is_error, want.is_error);
+  EXPECT_EQ(got.is_root, want.is_root);
+  ASSERT_NE(got.origin, nullptr);
+  EXPECT_EQ(got.origin->resource, want.origin->resource);
+  EXPECT_EQ(got.origin->resource_schema_url, want.origin->resource_schema_url);
+  EXPECT_EQ(got.origin->scope, want.origin->scope);
+  EXPECT_EQ(got.origin->scope_schema_url, want.origin->scope_schema_url);
+  EXPECT_EQ(got.origin->service_name, want.origin->service_name);
+}
+
+TEST_F(RocksDbSpanStoreTest, ReadsBackTwoOriginsByteIdenticalSortedByStartTime) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  SpanOriginPtr crm = MakeOrigin("crm", "grpc");
+  // Written out of order; spans 3 and 4 start at the same time (ordered by span id).
+  std::vector<SpanRecord> spans = {
+      MakeSpan(crm, 2, kBase + 300, 50, /*error=*/true),
+      MakeSpan(shop, 1, kBase, 1000, false, /*root=*/true),
+      MakeSpan(shop, 4, kBase + 200, 10),
+      MakeSpan(crm, 3, kBase + 200, 20),
+  };
+  const std::vector<SpanRecord> want = {spans[1], spans[3], spans[2], spans[0]};
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), spans))).ok());
+
+  auto got = store_->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(i);
+    ExpectSameSpan((*got)[i], want[i]);
+  }
+  // Spans that had one origin share one origin again.
+  EXPECT_EQ((*got)[0].origin, (*got)[2].origin);
+  EXPECT_EQ((*got)[1].origin, (*got)[3].origin);
+  EXPECT_NE((*got)[0].origin, (*got)[1].origin);
+}
+
+TEST_F(RocksDbSpanStoreTest, SecondWriteOfATraceMergesWithTheFirst) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  ASSERT_TRUE(store_
+                  ->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop, 1, kBase, 500, false, true),
+                                                       MakeSpan(shop, 3, kBase + 300, 10)})))
+                  .ok());
+  // A late span, from another request (another origin object with the same content).
+  SpanOriginPtr shop_again = MakeOrigin("shop", "http");
+  ASSERT_TRUE(
+      store_->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop_again, 2, kBase + 100, 10)}))).ok());
+
+  auto got = store_->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].span_id, SpanId(1));
+  EXPECT_EQ((*got)[1].span_id, SpanId(2));
+  EXPECT_EQ((*got)[2].span_id, SpanId(3));
+  EXPECT_EQ((*got)[0].origin, (*got)[1].origin) << "equal origins are shared across writes";
+  EXPECT_EQ(store_->stats().traces_stored.load(), 2u);
+  EXPECT_EQ(store_->stats().spans_stored.load(), 3u);
+}
+
+TEST_F(RocksDbSpanStoreTest, UnknownTraceIsNotFoundNamingTheId) {
+  ASSERT_TRUE(
+      store_->Consume(One(MakeTrace(TraceId(1), {MakeSpan(MakeOrigin("shop", "a"), 1, kBase, 1)})))
+          .ok());
+  auto got = store_->GetTrace(TraceId(2));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(got.status().message().find(ToHex(TraceId(2))), std::string::npos) << got.status();
+
+  // A trace id sharing 15 of 16 bytes with a stored one does not see its spans.
+  auto neighbour = store_->GetTrace(std::string(15, '\x70') + '\x00');
+  EXPECT_EQ(neighbour.status().code(), absl::StatusCode::kNotFound);
+
+  auto bad = store_->GetTrace("short");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RocksDbSpanStoreTest, DataSurvivesCloseAndReopen) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  const SpanRecord span = MakeSpan(shop, 1, kBase, 1000, true, true);
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), {span}))).ok());
+  Open();  // closes the first store, without an explicit flush: the WAL is replayed
+
+  auto got = store_->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  ExpectSameSpan((*got)[0], span);
+  EXPECT_EQ(Find("shop", kBase, kBase + 1, 10), std::vector<std::string>{TraceId(1)});
+  EXPECT_EQ(store_->stats().spans_stored.load(), 0u) << "counters are per process";
+}
+
+TEST_F(RocksDbSpanStoreTest, FindTraceIdsByServiceAndWindowNewestFirstWithLimit) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  SpanOriginPtr crm = MakeOrigin("crm", "http");
+  SpanOriginPtr shop_api = MakeOrigin("shop-api", "http");
+  KeptTraces traces;
+  // Trace n starts at kBase + n*100 in "shop".
+  for (uint8_t n = 1; n <= 5; ++n) {
+    traces.push_back(MakeTrace(TraceId(n), {MakeSpan(shop, 1, kBase + n * 100, 10)}));
+  }
+  // Trace 6: crm first, then a shop span at +650; trace 7 is shop-api only.
+  traces.push_back(MakeTrace(
+      TraceId(6), {MakeSpan(crm, 1, kBase + 600, 100), MakeSpan(shop, 2, kBase + 650, 10)}));
+  traces.push_back(MakeTrace(TraceId(7), {MakeSpan(shop_api, 1, kBase + 300, 10)}));
+  ASSERT_TRUE(store_->Consume(std::move(traces)).ok());
+
+  // [200, 500): traces 2, 3, 4 newest first; the start is inclusive, the end exclusive.
+  EXPECT_EQ(Find("shop", kBase + 200, kBase + 500, 10),
+            (std::vector<std::string>{TraceId(4), TraceId(3), TraceId(2)}));
+  EXPECT_EQ(Find("shop", kBase + 200, kBase + 500, 2),
+            (std::vector<std::string>{TraceId(4), TraceId(3)}));
+  EXPECT_EQ(Find("shop", kBase, kBase + 1000, 10),
+            (std::vector<std::string>{TraceId(6), TraceId(5), TraceId(4), TraceId(3), TraceId(2),
+                                      TraceId(1)}));
+  EXPECT_EQ(Find("crm", kBase, kBase + 1000, 10), std::vector<std::string>{TraceId(6)});
+  EXPECT_EQ(Find("shop-api", kBase, kBase + 1000, 10), std::vector<std::string>{TraceId(7)});
+  EXPECT_TRUE(Find("nobody", kBase, kBase + 1000, 10).empty());
+  EXPECT_TRUE(Find("shop", kBase + 700, kBase + 1000, 10).empty());
+  EXPECT_TRUE(Find("shop", kBase + 500, kBase + 200, 10).empty());
+  EXPECT_TRUE(Find("shop", kBase, kBase + 1000, 0).empty());
+
+  auto all = store_->FindTraceIds("shop", absl::InfinitePast(), absl::InfiniteFuture(), 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 6u);
+}
+
+TEST_F(RocksDbSpanStoreTest, FindTraceIdsReturnsATraceWrittenTwiceOnce) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  ASSERT_TRUE(
+      store_->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop, 1, kBase + 100, 1)}))).ok());
+  ASSERT_TRUE(
+      store_->Consume(One(MakeTrace(TraceId(2), {MakeSpan(shop, 1, kBase + 200, 1)}))).ok());
+  ASSERT_TRUE(
+      store_->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop, 2, kBase + 300, 1)}))).ok());
+  EXPECT_EQ(Find("shop", kBase, kBase + 1000, 10),
+            (std::vector<std::string>{TraceId(1), TraceId(2)}));
+}
+
+TEST_F(RocksDbSpanStoreTest, ServiceNamesWithZeroBytesDoNotLeakIntoOtherServices) {
+  const std::string odd("shop\0x", 6);
+  ASSERT_TRUE(
+      store_
+          ->Consume(One(MakeTrace(TraceId(1), {MakeSpan(MakeOrigin(odd, "a"), 1, kBase + 100, 1)})))
+          .ok());
+  ASSERT_TRUE(store_
+                  ->Consume(One(MakeTrace(TraceId(2),
+                                          {MakeSpan(MakeOrigin("shop", "a"), 1, kBase + 100, 1)})))
+                  .ok());
+  EXPECT_EQ(Find("shop", 0, INT64_MAX, 10), std::vector<std::string>{TraceId(2)});
+  EXPECT_EQ(Find(odd, 0, INT64_MAX, 10), std::vector<std::string>{TraceId(1)});
+}
+
+TEST_F(RocksDbSpanStoreTest, StatsCountStoredAndFailedWrites) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  KeptTraces traces;
+  traces.push_back(
+      MakeTrace(TraceId(1), {MakeSpan(shop, 1, kBase, 1), MakeSpan(shop, 2, kBase, 1)}));
+  traces.push_back(MakeTrace(TraceId(2), {MakeSpan(shop, 1, kBase, 1)}));
+  ASSERT_TRUE(store_->Consume(std::move(traces)).ok());
+  EXPECT_EQ(store_->stats().traces_stored.load(), 2u);
+  EXPECT_EQ(store_->stats().spans_stored.load(), 3u);
+  EXPECT_EQ(store_->stats().write_errors.load(), 0u);
+
+  // One bad span id fails the whole call: nothing of it is written, every span is counted.
+  KeptTraces bad;
+  bad.push_back(MakeTrace(TraceId(3), {MakeSpan(shop, 1, kBase, 1)}));
+  SpanRecord broken = MakeSpan(shop, 2, kBase, 1);
+  broken.span_id = "abc";
+  bad.push_back(MakeTrace(TraceId(4), {MakeSpan(shop, 1, kBase, 1), broken}));
+  absl::Status s = store_->Consume(std::move(bad));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(ToHex(TraceId(4))), std::string::npos) << s;
+  EXPECT_EQ(store_->stats().write_errors.load(), 1u);
+  EXPECT_EQ(store_->stats().spans_failed.load(), 3u);
+  EXPECT_EQ(store_->stats().spans_stored.load(), 3u);
+  EXPECT_EQ(store_->GetTrace(TraceId(3)).status().code(), absl::StatusCode::kNotFound);
+
+  ASSERT_TRUE(store_->Consume(KeptTraces{}).ok());
+  EXPECT_EQ(store_->stats().traces_stored.load(), 2u);
+}
+
+TEST_F(RocksDbSpanStoreTest, SpanWithoutOriginReadsBackWithAnEmptyOne) {
+  SpanRecord span = MakeSpan(nullptr, 1, kBase, 1);
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), {span}))).ok());
+  auto got = store_->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_NE((*got)[0].origin, nullptr);
+  EXPECT_TRUE((*got)[0].origin->resource.empty());
+  EXPECT_TRUE((*got)[0].origin->service_name.empty());
+  EXPECT_EQ(Find("", kBase, kBase + 1, 10), std::vector<std::string>{TraceId(1)});
+}
+
+// Reads the raw column families of a closed store, to check the on-disk layout.
+std::vector<std::pair<std::string, std::string>> ReadFamily(const std::string& path,
+                                                            const std::string& family) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  for (const std::string& name : names)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, descriptors, &handles, &db);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  std::vector<std::pair<std::string, std::string>> entries;
+  if (!s.ok()) return entries;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != family) continue;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      entries.emplace_back(it->key().ToString(), it->value().ToString());
+    }
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+  return entries;
+}
+
+TEST_F(RocksDbSpanStoreTest, OnDiskLayoutStoresEachResourceOnceAndIndexesEarliestStart) {
+  // Two scopes of one resource, and a later write with an equal resource from another request.
+  SpanOriginPtr http = MakeOrigin("shop", "http");
+  SpanOriginPtr db = MakeOrigin("shop", "db");
+  SpanOriginPtr crm = MakeOrigin("crm", "http");
+  ASSERT_TRUE(store_
+                  ->Consume(One(MakeTrace(TraceId(1), {MakeSpan(http, 1, kBase + 50, 100),
+                                                       MakeSpan(db, 2, kBase + 60, 10),
+                                                       MakeSpan(crm, 3, kBase + 70, 10)})))
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->Consume(One(MakeTrace(
+                      TraceId(2), {MakeSpan(MakeOrigin("shop", "http"), 1, kBase + 80, 10)})))
+                  .ok());
+
+  auto got = store_->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].origin->scope, http->scope);
+  EXPECT_EQ((*got)[1].origin->scope, db->scope);
+  EXPECT_NE((*got)[0].origin, (*got)[1].origin) << "same resource, different scopes";
+  store_.reset();
+
+  EXPECT_EQ(ReadFamily(options_.path, "resources").size(), 2u) << "shop and crm, once each";
+  std::vector<std::string> span_keys;
+  for (const auto& [key, value] : ReadFamily(options_.path, "spans")) span_keys.push_back(key);
+  EXPECT_EQ(span_keys,
+            (std::vector<std::string>{keys::SpanKey(TraceId(1), kBase + 50, SpanId(1)),
+                                      keys::SpanKey(TraceId(1), kBase + 60, SpanId(2)),
+                                      keys::SpanKey(TraceId(1), kBase + 70, SpanId(3)),
+                                      keys::SpanKey(TraceId(2), kBase + 80, SpanId(1))}));
+  std::set<std::string> index_keys;
+  for (const auto& [key, value] : ReadFamily(options_.path, "indexes")) {
+    EXPECT_TRUE(value.empty());
+    index_keys.insert(key);
+  }
+  EXPECT_EQ(index_keys,
+            (std::set<std::string>{keys::ServiceIndexKey("shop", kBase + 50, TraceId(1)),
+                                   keys::ServiceIndexKey("crm", kBase + 70, TraceId(1)),
+                                   keys::ServiceIndexKey("shop", kBase + 80, TraceId(2))}));
+}
+
+TEST_F(RocksDbSpanStoreTest, DiskBytesAreReportedPerColumnFamily) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  KeptTraces traces;
+  for (uint8_t n = 1; n <= 50; ++n) {
+    traces.push_back(MakeTrace(TraceId(n), {MakeSpan(shop, 1, kBase + n, 10)}));
+  }
+  ASSERT_TRUE(store_->Consume(std::move(traces)).ok());
+  EXPECT_GT(store_->ApproximateDiskBytes(), 0u) << "the WAL holds the batch";
+  ASSERT_TRUE(store_->Flush().ok());
+  auto per_family = store_->DiskBytesPerColumnFamily();
+  ASSERT_GE(per_family.size(), 3u);
+  EXPECT_EQ(per_family[0].first, "spans");
+  EXPECT_EQ(per_family[1].first, "indexes");
+  EXPECT_EQ(per_family[2].first, "resources");
+  EXPECT_GT(per_family[0].second, 0u);
+  EXPECT_GT(per_family[1].second, 0u);
+  EXPECT_GT(per_family[2].second, 0u);
+  EXPECT_GE(store_->ApproximateDiskBytes(),
+            per_family[0].second + per_family[1].second + per_family[2].second);
+}
+
+TEST_F(RocksDbSpanStoreTest, CheckpointOpensAsAStoreWithTheSameData) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  const SpanRecord span = MakeSpan(shop, 1, kBase, 1000);
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), {span}))).ok());
+  const std::string checkpoint_dir = dir_.Sub("backups/cp1");
+  ASSERT_TRUE(store_->Checkpoint(checkpoint_dir).ok());
+  // Written after the checkpoint: not in it.
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(2), {span}))).ok());
+
+  absl::Status again = store_->Checkpoint(checkpoint_dir);
+  EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(again.message().find(checkpoint_dir), std::string::npos) << again;
+
+  RocksDbOptions copy_options = options_;
+  copy_options.path = checkpoint_dir;
+  auto copy = RocksDbSpanStore::Create(copy_options);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  auto got = (*copy)->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameSpan((*got)[0], span);
+  EXPECT_EQ((*copy)->GetTrace(TraceId(2)).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RocksDbSpanStoreTest, PathUnderARegularFileFailsNamingThePath) {
+  const std::string file = dir_.Sub("plain-file");
+  std::ofstream(file) << "not a directory";
+  RocksDbOptions options;
+  options.path = file + "/db";
+  auto store = OpenRocksDbSpanStore(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(options.path), std::string::npos) << store.status();
+}
+
+TEST_F(RocksDbSpanStoreTest, SecondOpenOfTheSameDatabaseFailsNamingThePath) {
+  auto second = OpenRocksDbSpanStore(options_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find(options_.path), std::string::npos) << second.status();
+  EXPECT_NE(second.status().message().find("lock"), std::string::npos) << second.status();
+}
+
+TEST(RocksDbOptionsTest, ValidateNamesTheFieldAndValue) {
+  RocksDbOptions options;
+  EXPECT_NE(options.Validate().message().find("rocksdb.path"), std::string::npos);
+  options.path = "/tmp/x";
+  EXPECT_TRUE(options.Validate().ok());
+  options.compression = "brotli";
+  EXPECT_NE(options.Validate().message().find("\"brotli\""), std::string::npos);
+  options.compression = "zstd";
+  EXPECT_TRUE(options.Validate().ok()) << options.Validate();
+  options.write_buffer_mib = 0;
+  EXPECT_NE(options.Validate().message().find("rocksdb.write_buffer_mib must be >= 1, got 0"),
+            std::string::npos);
+  options.write_buffer_mib = 1;
+  options.retention = absl::Seconds(-5);
+  EXPECT_NE(options.Validate().message().find("rocksdb.retention must be >= 0, got -5s"),
+            std::string::npos);
+}
+
+TEST(RocksDbStatusTest, RetryableAndDiskFullErrorsKeepTheirMeaning) {
+  EXPECT_TRUE(FromRocksDbStatus(rocksdb::Status::OK(), "x").ok());
+  EXPECT_EQ(FromRocksDbStatus(rocksdb::Status::Busy(), "x").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(FromRocksDbStatus(rocksdb::Status::TryAgain(), "x").code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(FromRocksDbStatus(rocksdb::Status::Incomplete(), "x").code(),
+            absl::StatusCode::kUnavailable);
+  absl::Status full = FromRocksDbStatus(rocksdb::Status::NoSpace("disk full"), "writing to /d");
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("writing to /d: "), std::string::npos) << full;
+  EXPECT_NE(full.message().find("disk full"), std::string::npos) << full;
+  EXPECT_EQ(FromRocksDbStatus(rocksdb::Status::Corruption("bad block"), "x").code(),
+            absl::StatusCode::kInternal);
+}
+
+}  // namespace
+}  // namespace tracekeep::storage

@@ -1,0 +1,152 @@
+#include "storage/span_codec.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace tracekeep::storage::codec {
+namespace {
+
+TEST(SpanCodecTest, VarintRoundTripsBoundaries) {
+  const std::vector<uint64_t> values = {0,     1,          127,       128,       16383,
+                                        16384, UINT32_MAX, INT64_MAX, UINT64_MAX};
+  std::string encoded;
+  for (uint64_t v : values) PutVarint64(v, &encoded);
+  absl::string_view in = encoded;
+  for (uint64_t v : values) {
+    uint64_t got = 0;
+    ASSERT_TRUE(GetVarint64(&in, &got));
+    EXPECT_EQ(got, v);
+  }
+  EXPECT_TRUE(in.empty());
+
+  std::string one_byte;
+  PutVarint64(127, &one_byte);
+  EXPECT_EQ(one_byte.size(), 1u);
+  absl::string_view truncated("\x80\x80", 2);
+  uint64_t v = 0;
+  EXPECT_FALSE(GetVarint64(&truncated, &v));
+}
+
+TEST(SpanCodecTest, LengthPrefixedRejectsLengthPastTheEnd) {
+  std::string encoded;
+  PutLengthPrefixed(std::string("a\0b", 3), &encoded);
+  absl::string_view in = encoded;
+  absl::string_view got;
+  ASSERT_TRUE(GetLengthPrefixed(&in, &got));
+  EXPECT_EQ(got, std::string("a\0b", 3));
+  absl::string_view short_input = absl::string_view(encoded).substr(0, 3);
+  EXPECT_FALSE(GetLengthPrefixed(&short_input, &got));
+}
+
+SpanRecord MakeSpan(int64_t start, int64_t end, bool error, bool root) {
+  auto origin = std::make_shared<SpanOrigin>();
+  origin->scope = std::string("scope\0bytes", 11);
+  origin->scope_schema_url = "https://opentelemetry.io/schemas/1.20.0";
+  SpanRecord span;
+  span.origin = origin;
+  span.span = std::string("\x0a\x10\x00\xff span", 10);
+  span.span_id = std::string(8, '\x01');
+  span.start_unix_nanos = start;
+  span.end_unix_nanos = end;
+  span.is_error = error;
+  span.is_root = root;
+  return span;
+}
+
+TEST(SpanCodecTest, SpanValueRoundTripsEveryField) {
+  struct Case {
+    int64_t start, end;
+    bool error, root;
+  };
+  const std::vector<Case> cases = {{1700000000000000000, 1700000000250000000, true, false},
+                                   {1700000000000000000, 1699999999000000000, false, true},
+                                   {0, 0, false, false},
+                                   {-1, INT64_MAX, true, true},
+                                   {INT64_MAX, INT64_MIN, false, false}};
+  for (const Case& c : cases) {
+    SpanRecord span = MakeSpan(c.start, c.end, c.error, c.root);
+    std::string value;
+    EncodeSpanValue(span, 0xfedcba9876543210ULL, &value);
+    SpanValue decoded;
+    ASSERT_TRUE(DecodeSpanValue(value, &decoded).ok());
+    EXPECT_EQ(decoded.start_unix_nanos, c.start);
+    EXPECT_EQ(decoded.end_unix_nanos, c.end);
+    EXPECT_EQ(decoded.is_error, c.error);
+    EXPECT_EQ(decoded.is_root, c.root);
+    EXPECT_EQ(decoded.resource_ref, 0xfedcba9876543210ULL);
+    EXPECT_EQ(decoded.scope, span.origin->scope);
+    EXPECT_EQ(decoded.scope_schema_url, span.origin->scope_schema_url);
+    EXPECT_EQ(decoded.span, span.span);
+  }
+}
+
+TEST(SpanCodecTest, SpanValueOverheadIsSmall) {
+  SpanRecord span = MakeSpan(1700000000000000000, 1700000000250000000, false, false);
+  std::string value;
+  EncodeSpanValue(span, 1, &value);
+  const size_t payload =
+      span.span.size() + span.origin->scope.size() + span.origin->scope_schema_url.size();
+  // version, flags, start (9), duration (4), ref (8), three lengths.
+  EXPECT_LE(value.size(), payload + 2 + 9 + 5 + 8 + 3);
+}
+
+TEST(SpanCodecTest, SpanWithoutOriginEncodesEmptyScope) {
+  SpanRecord span = MakeSpan(1, 2, false, false);
+  span.origin = nullptr;
+  std::string value;
+  EncodeSpanValue(span, 0, &value);
+  SpanValue decoded;
+  ASSERT_TRUE(DecodeSpanValue(value, &decoded).ok());
+  EXPECT_TRUE(decoded.scope.empty());
+  EXPECT_EQ(decoded.span, span.span);
+}
+
+TEST(SpanCodecTest, CorruptSpanValuesAreDataLossNamingTheField) {
+  SpanRecord span = MakeSpan(1700000000000000000, 1700000000250000000, false, false);
+  std::string value;
+  EncodeSpanValue(span, 1, &value);
+  SpanValue decoded;
+  absl::Status s = DecodeSpanValue(absl::string_view(value).substr(0, value.size() - 1), &decoded);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("span bytes"), std::string::npos) << s;
+
+  s = DecodeSpanValue(absl::string_view(value).substr(0, 20), &decoded);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("resource reference"), std::string::npos) << s;
+
+  std::string future = value;
+  future[0] = 9;
+  s = DecodeSpanValue(future, &decoded);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("format version 9"), std::string::npos) << s;
+
+  EXPECT_EQ(DecodeSpanValue("", &decoded).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(SpanCodecTest, ResourceValueRoundTrips) {
+  SpanOrigin origin;
+  origin.resource = "\x0a\x1c\x0a\x0cservice.name\x12\x0c\x0a\x0ashop-api";
+  origin.resource_schema_url = "https://opentelemetry.io/schemas/1.21.0";
+  origin.scope = "ignored";
+  origin.service_name = "shop-api";
+  std::string value;
+  EncodeResourceValue(origin, &value);
+  ResourceValue decoded;
+  ASSERT_TRUE(DecodeResourceValue(value, &decoded).ok());
+  EXPECT_EQ(decoded.resource, origin.resource);
+  EXPECT_EQ(decoded.schema_url, origin.resource_schema_url);
+  EXPECT_EQ(decoded.service_name, "shop-api");
+  EXPECT_EQ(value.find("ignored"), std::string::npos);
+
+  absl::Status s =
+      DecodeResourceValue(absl::string_view(value).substr(0, value.size() - 2), &decoded);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("service name"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace tracekeep::storage::codec
