@@ -1,5 +1,7 @@
-// Forwards kept traces over OTLP/gRPC (to Jaeger or any OTLP receiver): batched, queued in
-// memory, retried with exponential backoff and jitter on retryable codes.
+// Forwards kept traces over OTLP/gRPC to Jaeger (or any OTLP receiver): queued in memory up to a
+// bound, batched by size and age, retried with exponential backoff and jitter on the codes the
+// OTLP specification calls retryable. Every span it is handed is either exported or counted in
+// exactly one drop reason.
 #ifndef TRACEKEEP_COLLECTOR_EXPORTER_OTLP_EXPORTER_H_
 #define TRACEKEEP_COLLECTOR_EXPORTER_OTLP_EXPORTER_H_
 
@@ -11,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "collector/common/clock.h"
@@ -18,70 +21,106 @@
 
 namespace tracekeep::exporter {
 
-// Named after the OpenTelemetry Collector's otlp exporter settings.
+// Settings named after the OpenTelemetry Collector's otlp exporter (config path in brackets).
 struct OtlpExporterOptions {
-  // host:port of the OTLP/gRPC receiver. Required.
+  // "host:port" of the OTLP/gRPC receiver, without a scheme. Required. [exporters.otlp.endpoint]
   std::string endpoint;
-  // Plaintext gRPC. TLS is not supported yet, so false is refused. Default: true.
+  // Plaintext gRPC. TLS is not supported yet, so false is refused by Create().
+  // Default: true. [exporters.otlp.tls.insecure]
   bool insecure = true;
-  // gRPC metadata sent with every request (keys lowercase), e.g. authorization. Default: none.
+  // gRPC metadata sent with every request, e.g. {"authorization": "Bearer ..."}. Keys are
+  // case-insensitive (sent lowercase). Default: none. [exporters.otlp.headers]
   std::map<std::string, std::string> headers;
-  // "gzip" or "none". Default: "gzip".
-  std::string compression = "gzip";
-  // Deadline of one export request. Default: 10s.
+  // Deadline of one export request. Default: 10s. [exporters.otlp.timeout]
   absl::Duration timeout = absl::Seconds(10);
-  // A batch is sent once it holds this many spans. Default: 1024.
+  // "gzip" or "none". Default: "gzip". [exporters.otlp.compression]
+  std::string compression = "gzip";
+
+  // Batching [exporters.otlp.batch]. A batch is sent once this many spans are queued.
+  // Default: 1024.
   int send_batch_size = 1024;
-  // A batch never holds more spans than this. Default: 2048.
+  // Upper bound of a batch, in spans; must be >= send_batch_size. Default: 2048.
   int send_batch_max_size = 2048;
-  // A smaller batch is sent once its oldest span waited this long. Default: 200ms.
+  // A smaller batch is sent once its oldest span has been queued this long (measured with the
+  // injected Clock). 0 sends whatever is queued at once. Default: 200ms. [batch.timeout]
   absl::Duration batch_timeout = absl::Milliseconds(200);
-  // Spans waiting to be sent. Beyond it Consume refuses with kResourceExhausted and the spans
-  // are counted dropped (reason queue_full). Default: 100000.
+
+  // Spans waiting to be sent (the batch being sent included). Beyond it Consume() refuses with
+  // kResourceExhausted and the spans are counted dropped, reason queue_full.
+  // Default: 100000. [exporters.otlp.sending_queue.queue_size_spans]
   int64_t queue_size_spans = 100000;
-  // Retry retryable failures. Default: true.
+
+  // Retry [exporters.otlp.retry_on_failure]. When false, a failed batch is dropped at once
+  // (reason retries_exhausted). Default: true. [enabled]
   bool retry_enabled = true;
-  // First backoff interval. Default: 1s.
+  // Wait before the first retry. Also the gRPC channel's minimum reconnect backoff.
+  // Default: 1s.
   absl::Duration initial_interval = absl::Seconds(1);
-  // Backoff intervals grow by `multiplier` up to this. Default: 30s.
+  // Upper bound of one wait. Also the gRPC channel's maximum reconnect backoff. Default: 30s.
   absl::Duration max_interval = absl::Seconds(30);
-  // Default: 1.5.
+  // Each wait is the previous one times this (>= 1). Default: 1.5.
   double multiplier = 1.5;
-  // Each wait is the interval times a random factor in [1 - f, 1 + f]. Default: 0.5.
+  // Jitter: a wait is the interval times a random factor in [1 - f, 1 + f], f in [0, 1].
+  // Default: 0.5.
   double randomization_factor = 0.5;
-  // A batch still failing after this long is dropped (reason retries_exhausted); 0 = retry
-  // until shutdown. Default: 5m.
-  absl::Duration max_elapsed_time = absl::Minutes(5);
+  // A batch still failing this long after its first attempt (injected Clock) is dropped, reason
+  // retries_exhausted. 0 = retry until shutdown. Default: 300s.
+  absl::Duration max_elapsed_time = absl::Seconds(300);
 };
 
-// Counters read by the metrics endpoint and the admin API.
+// Why the exporter gave up on spans. Every span handed to Consume() ends up exported or in
+// exactly one of these.
+enum class DropReason {
+  kQueueFull = 0,     // Consume() refused them: the queue held queue_size_spans
+  kRetriesExhausted,  // still failing after max_elapsed_time (or retry disabled)
+  kPermanentError,    // the backend answered with a non-retryable code (e.g. INVALID_ARGUMENT)
+  kRejected,          // the backend accepted the request but listed them in partial_success
+  kShutdown,          // still queued or unsent at the shutdown deadline, or offered after it
+};
+inline constexpr int kNumDropReasons = 5;
+
+// "queue_full", "retries_exhausted", "permanent_error", "rejected", "shutdown": the `reason`
+// label value.
+const char* DropReasonName(DropReason reason);
+
+// Counters read by the metrics endpoint and the admin API. Lock-free, updated per batch.
+//   tracekeep_exporter_spans_exported_total      <- spans_exported
+//   tracekeep_exporter_send_failures_total       <- requests_failed
+//   tracekeep_exporter_spans_dropped_total{reason} <- DroppedByReason()
+//   tracekeep_exporter_queue_spans (gauge)       <- queue_spans
 struct ExporterStats {
-  std::atomic<uint64_t> spans_exported{0};   // spans the backend acknowledged
-  std::atomic<uint64_t> requests_sent{0};    // export attempts
-  std::atomic<uint64_t> requests_failed{0};  // export attempts that failed
-  std::atomic<uint64_t> retries{0};
-  std::atomic<uint64_t> queue_spans{0};
-  // Spans given up on, by reason.
-  std::atomic<uint64_t> dropped_queue_full{0};
-  std::atomic<uint64_t> dropped_retries_exhausted{0};
-  std::atomic<uint64_t> dropped_permanent_error{0};
-  std::atomic<uint64_t> dropped_rejected{0};  // partial_success.rejected_spans
-  std::atomic<uint64_t> dropped_shutdown{0};
-  // (reason label, counter) for tracekeep_exporter_spans_dropped_total{reason}.
+  std::atomic<uint64_t> spans_exported{0};   // spans the backend acknowledged (not rejected)
+  std::atomic<uint64_t> requests_sent{0};    // export attempts, retries included
+  std::atomic<uint64_t> requests_failed{0};  // attempts that ended with a non-OK status
+  std::atomic<uint64_t> retries{0};          // attempts that were retries of a failed one
+  std::atomic<uint64_t> queue_spans{0};      // gauge: spans queued or in the batch being sent
+  std::atomic<uint64_t> spans_dropped[kNumDropReasons] = {};
+
+  uint64_t dropped(DropReason reason) const {
+    return spans_dropped[static_cast<int>(reason)].load(std::memory_order_relaxed);
+  }
+  // (reason label, counter) for every reason, zeros included, so the series exist from the start.
   std::vector<std::pair<const char*, const std::atomic<uint64_t>*>> DroppedByReason() const;
 };
 
 class OtlpExporter final : public TraceConsumer, public Component {
  public:
+  // Validates `options` (the error lists every problem by config path and value) and creates
+  // the channel; nothing connects before the first request. `clock` must outlive the exporter;
+  // it measures batch age and retry elapsed time. Shutdown deadlines are wall-clock times.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<OtlpExporter>> Create(
       const OtlpExporterOptions& options, Clock* clock);
-  ~OtlpExporter() override;
+  ~OtlpExporter() override;  // Shutdown(now): what is still queued is counted dropped
 
-  // Queues the spans of `traces`; never blocks on the network.
-  absl::Status Consume(KeptTraces&& traces) override;
-  absl::Status Start() override;
-  // Stops accepting, sends what is queued until `deadline` (no retry beyond it), counts the rest
-  // as dropped (reason shutdown). Idempotent.
+  // Queues every span of `traces` or none of them; never waits for the network.
+  // kResourceExhausted when they do not fit in the queue, kUnavailable after Shutdown(); the
+  // refused spans are counted dropped (queue_full, shutdown).
+  [[nodiscard]] absl::Status Consume(KeptTraces&& traces) override;
+  // Starts the sender thread. Spans consumed before Start() wait in the queue.
+  [[nodiscard]] absl::Status Start() override;
+  // Stops accepting, sends what is queued until `deadline` (no retry starts after it, a request
+  // in flight at the deadline is cancelled), counts the rest dropped (reason shutdown) and joins
+  // the sender. Idempotent.
   void Shutdown(absl::Time deadline) override;
 
   const ExporterStats& stats() const { return stats_; }
@@ -89,6 +128,7 @@ class OtlpExporter final : public TraceConsumer, public Component {
  private:
   class Impl;
   OtlpExporter(const OtlpExporterOptions& options, Clock* clock);
+
   ExporterStats stats_;
   std::unique_ptr<Impl> impl_;
 };

@@ -3,250 +3,527 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <set>
-#include <thread>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "tests/collector/exporter/status_details.h"
 
 namespace tracekeep::exporter {
 namespace {
 
 namespace otlp = ::opentelemetry::proto::collector::trace::v1;
+namespace otlp_trace = ::opentelemetry::proto::trace::v1;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
-// A scriptable OTLP receiver: answers with the queued codes first, then OK.
-class ScriptedBackend final : public otlp::TraceService::Service {
- public:
-  grpc::Status Export(grpc::ServerContext* context, const otlp::ExportTraceServiceRequest* request,
-                      otlp::ExportTraceServiceResponse*) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!context->client_metadata().empty()) {
-      auto it = context->client_metadata().find("authorization");
-      if (it != context->client_metadata().end()) auth_ = std::string(it->second.data(), it->second.size());
-    }
-    if (!script_.empty()) {
-      grpc::StatusCode code = script_.front();
-      script_.pop_front();
-      return grpc::Status(code, "scripted failure");
-    }
-    size_t n = 0;
-    for (const auto& rs : request->resource_spans()) {
-      resources_.insert(rs.resource().SerializeAsString());
-      for (const auto& ss : rs.scope_spans()) {
-        for (const auto& span : ss.spans()) {
-          span_ids_.insert(span.span_id());
-          ++n;
-        }
-      }
-    }
-    max_batch_ = std::max(max_batch_, n);
-    received_ += n;
-    return grpc::Status::OK;
-  }
-  void Fail(std::initializer_list<grpc::StatusCode> codes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    script_.insert(script_.end(), codes);
-  }
-  size_t received() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return received_;
-  }
-  size_t distinct() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return span_ids_.size();
-  }
-  size_t max_batch() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return max_batch_;
-  }
-  size_t resources() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return resources_.size();
-  }
-  std::string auth() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return auth_;
-  }
-
- private:
-  std::mutex mu_;
-  std::deque<grpc::StatusCode> script_;
-  std::set<std::string> span_ids_;
-  std::set<std::string> resources_;
-  size_t received_ = 0;
-  size_t max_batch_ = 0;
-  std::string auth_;
-};
-
-std::unique_ptr<grpc::Server> StartServer(ScriptedBackend* backend, const std::string& address,
-                                          int* port) {
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
-  builder.RegisterService(backend);
-  return builder.BuildAndStart();
-}
-
-// `traces` traces of `spans` spans each, from two origins; span ids are unique across calls.
-KeptTraces MakeTraces(int traces, int spans) {
-  static int next_id = 1;
-  auto shop = std::make_shared<SpanOrigin>();
-  shop->resource = std::string("\x0a\x05\x0a\x01s\x12\x00", 7);
-  auto crm = std::make_shared<SpanOrigin>();
-  KeptTraces out;
-  for (int t = 0; t < traces; ++t) {
-    KeptTrace& kt = out.emplace_back();
-    kt.trace_id = std::string(16, static_cast<char>(t + 1));
-    for (int s = 0; s < spans; ++s) {
-      SpanRecord& r = kt.spans.emplace_back();
-      r.origin = s % 2 ? shop : crm;
-      const int id = next_id++;
-      r.span_id = std::string(4, '\x01') + std::string(reinterpret_cast<const char*>(&id), 4);
-      // A serialized Span: field 2 (span_id), 8 bytes.
-      r.span = std::string("\x12\x08", 2) + r.span_id;
-    }
-  }
-  return out;
-}
-
-bool WaitFor(const std::function<bool()>& condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    std::this_thread::yield();
+// Polls `done` until it holds or `limit` passes.
+bool PollUntil(const std::function<bool()>& done, absl::Duration limit = absl::Seconds(10)) {
+  const absl::Time give_up = absl::Now() + limit;
+  while (!done()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(1));
   }
   return true;
 }
 
-OtlpExporterOptions FastOptions(int port) {
+// An OTLP TraceService that records what it receives and answers as scripted.
+class FakeTraceService final : public otlp::TraceService::Service {
+ public:
+  struct Reply {
+    grpc::Status status;
+    int64_t rejected_spans = 0;
+    bool hang = false;  // answer only once the client cancels the call
+  };
+
+  // Replies for the next calls, in order; calls beyond the script are answered OK.
+  void Script(std::vector<Reply> replies) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Reply& r : replies) script_.push_back(std::move(r));
+  }
+
+  grpc::Status Export(grpc::ServerContext* context, const otlp::ExportTraceServiceRequest* request,
+                      otlp::ExportTraceServiceResponse* response) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++calls_;
+    Reply reply;
+    if (!script_.empty()) {
+      reply = std::move(script_.front());
+      script_.pop_front();
+    }
+    if (reply.hang) {
+      lock.unlock();
+      PollUntil([context] { return context->IsCancelled(); }, absl::Seconds(30));
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "hung");
+    }
+    if (!reply.status.ok()) return reply.status;
+    accepted_.push_back(*request);
+    for (const auto& [key, value] : context->client_metadata()) {
+      metadata_[std::string(key.data(), key.size())] = std::string(value.data(), value.size());
+    }
+    if (reply.rejected_spans > 0) {
+      response->mutable_partial_success()->set_rejected_spans(reply.rejected_spans);
+      response->mutable_partial_success()->set_error_message("span too old");
+    }
+    return grpc::Status::OK;
+  }
+
+  int calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  // Requests answered OK.
+  std::vector<otlp::ExportTraceServiceRequest> accepted() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return accepted_;
+  }
+  std::map<std::string, std::string> metadata() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return metadata_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<Reply> script_;
+  int calls_ = 0;
+  std::vector<otlp::ExportTraceServiceRequest> accepted_;
+  std::map<std::string, std::string> metadata_;
+};
+
+int SpanCount(const otlp::ExportTraceServiceRequest& request) {
+  int n = 0;
+  for (const auto& rs : request.resource_spans()) {
+    for (const auto& ss : rs.scope_spans()) n += ss.spans_size();
+  }
+  return n;
+}
+
+int SpanCount(const std::vector<otlp::ExportTraceServiceRequest>& requests) {
+  int n = 0;
+  for (const auto& r : requests) n += SpanCount(r);
+  return n;
+}
+
+std::vector<int> BatchSizes(const std::vector<otlp::ExportTraceServiceRequest>& requests) {
+  std::vector<int> sizes;
+  for (const auto& r : requests) sizes.push_back(SpanCount(r));
+  return sizes;
+}
+
+// Runs `service` on 127.0.0.1:`port` (0 = any free port).
+class TestServer {
+ public:
+  explicit TestServer(FakeTraceService* service, int port = 0) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(service);
+    server_ = builder.BuildAndStart();
+  }
+  ~TestServer() { Stop(); }
+  void Stop() {
+    if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+    server_.reset();
+  }
+  bool ok() const { return server_ != nullptr && port_ > 0; }
+  int port() const { return port_; }
+  std::string endpoint() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+SpanOriginPtr MakeOrigin(const std::string& service, const std::string& scope_name) {
+  opentelemetry::proto::resource::v1::Resource resource;
+  auto* attr = resource.add_attributes();
+  attr->set_key("service.name");
+  attr->mutable_value()->set_string_value(service);
+  opentelemetry::proto::common::v1::InstrumentationScope scope;
+  scope.set_name(scope_name);
+  scope.set_version("1.2.3");
+  auto origin = std::make_shared<SpanOrigin>();
+  origin->resource = resource.SerializeAsString();
+  origin->resource_schema_url = "https://opentelemetry.io/schemas/1.21.0";
+  origin->scope = scope.SerializeAsString();
+  origin->service_name = service;
+  return origin;
+}
+
+// A kept trace of `spans` spans with trace id 16 x `id`, span ids 1..spans, each span's name
+// "<service>/<n>".
+KeptTrace MakeTrace(char id, int spans, const SpanOriginPtr& origin) {
+  KeptTrace trace;
+  trace.trace_id = std::string(16, id);
+  trace.policy = "test";
+  for (int i = 1; i <= spans; ++i) {
+    otlp_trace::Span span;
+    span.set_trace_id(trace.trace_id);
+    span.set_span_id(std::string(7, id) + static_cast<char>(i));
+    span.set_name(absl::StrCat(origin->service_name, "/", i));
+    SpanRecord& rec = trace.spans.emplace_back();
+    rec.origin = origin;
+    rec.span = span.SerializeAsString();
+    rec.span_id = span.span_id();
+  }
+  return trace;
+}
+
+KeptTraces Traces(std::vector<KeptTrace> traces) { return traces; }
+
+KeptTraces SomeSpans(char id, int n) {
+  return Traces({MakeTrace(id, n, MakeOrigin("shop-api", "lib"))});
+}
+
+// Options for fast tests: small intervals, no compression surprises.
+OtlpExporterOptions TestOptions(const std::string& endpoint) {
   OtlpExporterOptions o;
-  o.endpoint = "127.0.0.1:" + std::to_string(port);
-  o.batch_timeout = absl::Milliseconds(5);
-  o.initial_interval = absl::Milliseconds(5);
-  o.max_interval = absl::Milliseconds(20);
+  o.endpoint = endpoint;
   o.timeout = absl::Seconds(5);
+  o.send_batch_size = 1000;
+  o.send_batch_max_size = 1000;
+  o.batch_timeout = absl::Milliseconds(10);
+  o.initial_interval = absl::Milliseconds(10);
+  o.max_interval = absl::Milliseconds(20);
   return o;
+}
+
+std::unique_ptr<OtlpExporter> StartExporter(const OtlpExporterOptions& options, Clock* clock) {
+  auto exporter = OtlpExporter::Create(options, clock);
+  EXPECT_TRUE(exporter.ok()) << exporter.status();
+  if (!exporter.ok()) return nullptr;
+  EXPECT_TRUE((*exporter)->Start().ok());
+  return std::move(*exporter);
+}
+
+uint64_t TotalDropped(const ExporterStats& s) {
+  uint64_t n = 0;
+  for (int r = 0; r < kNumDropReasons; ++r) n += s.dropped(static_cast<DropReason>(r));
+  return n;
 }
 
 class OtlpExporterTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    server_ = StartServer(&backend_, "127.0.0.1:0", &port_);
-    ASSERT_NE(server_, nullptr);
-  }
-  void TearDown() override { server_->Shutdown(); }
-  ScriptedBackend backend_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
+  void SetUp() override { ASSERT_TRUE(server_.ok()); }
+
+  FakeClock clock_;  // frozen unless a test advances it: batches then form by size only
+  FakeTraceService service_;
+  TestServer server_{&service_};
 };
 
-TEST_F(OtlpExporterTest, DeliversEverySpanWithItsResource) {
-  OtlpExporterOptions o = FastOptions(port_);
-  o.headers["authorization"] = "Bearer abc";
-  auto exporter = OtlpExporter::Create(o, Clock::Real());
-  ASSERT_TRUE(exporter.ok()) << exporter.status();
-  ASSERT_TRUE((*exporter)->Start().ok());
-  ASSERT_TRUE((*exporter)->Consume(MakeTraces(5, 4)).ok());
-  EXPECT_TRUE(WaitFor([&] { return (*exporter)->stats().spans_exported.load() == 20; }));
-  EXPECT_EQ(backend_.received(), 20u);
-  EXPECT_EQ(backend_.distinct(), 20u);
-  EXPECT_EQ(backend_.resources(), 2u);
-  EXPECT_EQ(backend_.auth(), "Bearer abc");
+TEST_F(OtlpExporterTest, DeliversEveryKeptSpanWithResourceScopeAndHeaders) {
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.headers = {{"Authorization", "Bearer secret"}};
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  const SpanOriginPtr shop = MakeOrigin("shop-api", "shop-lib");
+  const SpanOriginPtr crm = MakeOrigin("crm-api", "crm-lib");
+  KeptTrace mixed = MakeTrace('\x03', 2, shop);
+  mixed.spans.push_back(MakeTrace('\x03', 3, crm).spans[2]);  // one trace across two services
+  ASSERT_TRUE(
+      exporter->Consume(Traces({MakeTrace('\x01', 4, shop), MakeTrace('\x02', 3, crm)})).ok());
+  ASSERT_TRUE(exporter->Consume(Traces({std::move(mixed)})).ok());
+  EXPECT_EQ(exporter->stats().queue_spans.load(), 10u);
+
+  clock_.Advance(options.batch_timeout);  // the queued spans are now old enough to send
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().spans_exported.load() == 10; }));
+
+  // Every span arrives once, under the resource and scope it was kept with.
+  std::multiset<std::string> received;  // "<service>|<scope>|<span name>|<trace id byte>"
+  for (const auto& request : service_.accepted()) {
+    for (const auto& rs : request.resource_spans()) {
+      ASSERT_EQ(rs.resource().attributes_size(), 1);
+      EXPECT_EQ(rs.schema_url(), "https://opentelemetry.io/schemas/1.21.0");
+      const std::string service = rs.resource().attributes(0).value().string_value();
+      for (const auto& ss : rs.scope_spans()) {
+        EXPECT_EQ(ss.scope().version(), "1.2.3");
+        for (const auto& span : ss.spans()) {
+          received.insert(absl::StrCat(service, "|", ss.scope().name(), "|", span.name(), "|",
+                                       static_cast<int>(span.trace_id()[0])));
+        }
+      }
+    }
+  }
+  EXPECT_EQ(received, (std::multiset<std::string>{
+                          "shop-api|shop-lib|shop-api/1|1", "shop-api|shop-lib|shop-api/2|1",
+                          "shop-api|shop-lib|shop-api/3|1", "shop-api|shop-lib|shop-api/4|1",
+                          "crm-api|crm-lib|crm-api/1|2", "crm-api|crm-lib|crm-api/2|2",
+                          "crm-api|crm-lib|crm-api/3|2", "shop-api|shop-lib|shop-api/1|3",
+                          "shop-api|shop-lib|shop-api/2|3", "crm-api|crm-lib|crm-api/3|3"}));
+  EXPECT_EQ(service_.metadata()["authorization"], "Bearer secret");
+  EXPECT_TRUE(PollUntil([&] { return exporter->stats().queue_spans.load() == 0; }));
+  EXPECT_EQ(TotalDropped(exporter->stats()), 0u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(5));
 }
 
-TEST_F(OtlpExporterTest, RetriesRetryableCodesAndDeliversOnce) {
-  backend_.Fail({grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::RESOURCE_EXHAUSTED});
-  auto exporter = OtlpExporter::Create(FastOptions(port_), Clock::Real());
-  ASSERT_TRUE(exporter.ok());
-  ASSERT_TRUE((*exporter)->Start().ok());
-  ASSERT_TRUE((*exporter)->Consume(MakeTraces(2, 3)).ok());
-  EXPECT_TRUE(WaitFor([&] { return (*exporter)->stats().spans_exported.load() == 6; }));
-  EXPECT_EQ(backend_.received(), 6u);
-  EXPECT_EQ((*exporter)->stats().retries.load(), 2u);
-  EXPECT_EQ((*exporter)->stats().requests_failed.load(), 2u);
+TEST_F(OtlpExporterTest, RetriesUnavailableAndDeliversOnce) {
+  service_.Script({{grpc::Status(grpc::StatusCode::UNAVAILABLE, "starting")},
+                   {grpc::Status(grpc::StatusCode::UNAVAILABLE, "starting")}});
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 5;
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 5)).ok());
+
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().spans_exported.load() == 5; }));
+  EXPECT_EQ(service_.calls(), 3);
+  EXPECT_EQ(SpanCount(service_.accepted()), 5);
+  // Client-side counts are at least the server's: a connection hiccup is one more failed attempt.
+  const ExporterStats& s = exporter->stats();
+  EXPECT_GE(s.requests_failed.load(), 2u);
+  EXPECT_EQ(s.retries.load(), s.requests_failed.load());
+  EXPECT_EQ(s.requests_sent.load(), s.requests_failed.load() + 1);
+  EXPECT_EQ(TotalDropped(s), 0u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(5));
 }
 
-TEST_F(OtlpExporterTest, PermanentErrorDropsWithoutRetry) {
-  backend_.Fail({grpc::StatusCode::INVALID_ARGUMENT});
-  auto exporter = OtlpExporter::Create(FastOptions(port_), Clock::Real());
-  ASSERT_TRUE(exporter.ok());
-  ASSERT_TRUE((*exporter)->Start().ok());
-  ASSERT_TRUE((*exporter)->Consume(MakeTraces(1, 3)).ok());
-  EXPECT_TRUE(WaitFor([&] { return (*exporter)->stats().dropped_permanent_error.load() == 3; }));
-  EXPECT_EQ((*exporter)->stats().retries.load(), 0u);
-  EXPECT_EQ(backend_.received(), 0u);
+TEST_F(OtlpExporterTest, PermanentErrorDropsTheBatchWithoutRetry) {
+  service_.Script({{grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad span")}});
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 4;
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 4)).ok());
+  ASSERT_TRUE(
+      PollUntil([&] { return exporter->stats().dropped(DropReason::kPermanentError) == 4; }));
+
+  // The sender moves on to the next batch; had it retried the first, the server would see a
+  // third call.
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x02', 4)).ok());
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().spans_exported.load() == 4; }));
+  EXPECT_EQ(service_.calls(), 2);
+  EXPECT_GE(exporter->stats().requests_failed.load(), 1u);
+  EXPECT_EQ(TotalDropped(exporter->stats()), 4u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(5));
 }
 
-TEST_F(OtlpExporterTest, FullQueueRefusesAndCounts) {
-  OtlpExporterOptions o = FastOptions(port_);
-  o.queue_size_spans = 10;
-  auto exporter = OtlpExporter::Create(o, Clock::Real());  // not started: nothing drains
-  ASSERT_TRUE(exporter.ok());
-  ASSERT_TRUE((*exporter)->Consume(MakeTraces(2, 4)).ok());
-  absl::Status s = (*exporter)->Consume(MakeTraces(1, 4));
-  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ((*exporter)->stats().dropped_queue_full.load(), 4u);
-  EXPECT_EQ((*exporter)->stats().queue_spans.load(), 8u);
+TEST_F(OtlpExporterTest, PartiallyRejectedSpansAreCountedDropped) {
+  service_.Script({{grpc::Status::OK, /*rejected_spans=*/2}});
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 5;
+  options.compression = "none";  // the other tests use the default, gzip
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 5)).ok());
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().dropped(DropReason::kRejected) == 2; }));
+  EXPECT_EQ(exporter->stats().spans_exported.load(), 3u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(5));
 }
 
-TEST_F(OtlpExporterTest, BatchesNeverExceedTheMaximum) {
-  OtlpExporterOptions o = FastOptions(port_);
-  o.send_batch_size = 5;
-  o.send_batch_max_size = 7;
-  auto exporter = OtlpExporter::Create(o, Clock::Real());
-  ASSERT_TRUE(exporter.ok());
-  ASSERT_TRUE((*exporter)->Consume(MakeTraces(10, 5)).ok());  // queued before the sender starts
-  ASSERT_TRUE((*exporter)->Start().ok());
-  EXPECT_TRUE(WaitFor([&] { return (*exporter)->stats().spans_exported.load() == 50; }));
-  EXPECT_EQ(backend_.max_batch(), 7u);
+TEST_F(OtlpExporterTest, ResourceExhaustedWaitsTheServersRetryDelay) {
+  // The backoff alone would wait an hour; the server asks for 5ms.
+  service_.Script(
+      {{grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "slow down",
+                     test_util::RpcStatus(8, "slow down", test_util::RetryInfoAny(0, 5000000)))}});
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 3;
+  options.initial_interval = absl::Hours(1);
+  options.max_interval = absl::Hours(1);
+  options.max_elapsed_time = absl::ZeroDuration();
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 3)).ok());
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().spans_exported.load() == 3; }));
+  EXPECT_EQ(service_.calls(), 2);
+  EXPECT_GE(exporter->stats().retries.load(), 1u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(5));
 }
 
-TEST_F(OtlpExporterTest, ShutdownFlushesWhatIsQueued) {
-  OtlpExporterOptions o = FastOptions(port_);
-  o.batch_timeout = absl::Hours(1);  // only the shutdown sends this batch
-  o.send_batch_size = 1000;
-  auto exporter = OtlpExporter::Create(o, Clock::Real());
-  ASSERT_TRUE(exporter.ok());
-  ASSERT_TRUE((*exporter)->Start().ok());
-  ASSERT_TRUE((*exporter)->Consume(MakeTraces(3, 3)).ok());
-  (*exporter)->Shutdown(absl::Now() + absl::Seconds(10));
-  EXPECT_EQ(backend_.received(), 9u);
-  EXPECT_EQ((*exporter)->Consume(MakeTraces(1, 1)).code(), absl::StatusCode::kUnavailable);
+TEST_F(OtlpExporterTest, FullQueueRefusesAndCountsThenFlushesOnShutdown) {
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.queue_size_spans = 10;
+  auto created = OtlpExporter::Create(options, &clock_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  OtlpExporter& exporter = **created;  // not started: nothing drains the queue
+
+  ASSERT_TRUE(exporter.Consume(SomeSpans('\x01', 8)).ok());
+  const absl::Status full = exporter.Consume(SomeSpans('\x02', 5));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(full.message()), HasSubstr("queue full"));
+  EXPECT_EQ(exporter.stats().dropped(DropReason::kQueueFull), 5u);
+  EXPECT_EQ(exporter.stats().queue_spans.load(), 8u);
+  ASSERT_TRUE(exporter.Consume(SomeSpans('\x03', 2)).ok());  // still fits
+  EXPECT_EQ(exporter.stats().queue_spans.load(), 10u);
+
+  ASSERT_TRUE(exporter.Start().ok());
+  exporter.Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(SpanCount(service_.accepted()), 10);
+  EXPECT_EQ(exporter.stats().spans_exported.load(), 10u);
+  EXPECT_EQ(exporter.stats().queue_spans.load(), 0u);
+  EXPECT_EQ(TotalDropped(exporter.stats()), 5u);
 }
 
-TEST(OtlpExporterOutageTest, DeliversOnceTheBackendComesUp) {
-  // Reserve a free port, then let the exporter fail against it until a backend binds it.
-  int port = 0;
-  ScriptedBackend probe;
-  auto placeholder = StartServer(&probe, "127.0.0.1:0", &port);
-  placeholder->Shutdown();
-  placeholder.reset();
-  auto exporter = OtlpExporter::Create(FastOptions(port), Clock::Real());
-  ASSERT_TRUE(exporter.ok());
-  ASSERT_TRUE((*exporter)->Start().ok());
-  ASSERT_TRUE((*exporter)->Consume(MakeTraces(2, 2)).ok());
-  EXPECT_TRUE(WaitFor([&] { return (*exporter)->stats().requests_failed.load() >= 2; }));
-  ScriptedBackend backend;
-  int bound = 0;
-  auto server = StartServer(&backend, "127.0.0.1:" + std::to_string(port), &bound);
-  ASSERT_EQ(bound, port);
-  EXPECT_TRUE(WaitFor([&] { return (*exporter)->stats().spans_exported.load() == 4; }));
-  EXPECT_EQ(backend.received(), 4u);
-  server->Shutdown();
+TEST_F(OtlpExporterTest, ShutdownFlushesPendingBatchesAndRefusesAfterwards) {
+  // The frozen clock never makes a batch old enough and 7 < send_batch_size: only Shutdown sends.
+  auto exporter = StartExporter(TestOptions(server_.endpoint()), &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 3)).ok());
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x02', 4)).ok());
+
+  exporter->Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(SpanCount(service_.accepted()), 7);
+  EXPECT_EQ(exporter->stats().spans_exported.load(), 7u);
+  EXPECT_EQ(TotalDropped(exporter->stats()), 0u);
+
+  EXPECT_EQ(exporter->Consume(SomeSpans('\x03', 2)).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(exporter->stats().dropped(DropReason::kShutdown), 2u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(10));  // idempotent
+  EXPECT_FALSE(exporter->Start().ok());
 }
 
-TEST(OtlpExporterOptionsTest, InvalidOptionsAreNamed) {
-  OtlpExporterOptions o;
-  EXPECT_NE(OtlpExporter::Create(o, Clock::Real()).status().message().find("endpoint"),
-            std::string::npos);
-  o.endpoint = "localhost:1";
-  o.insecure = false;
-  EXPECT_EQ(OtlpExporter::Create(o, Clock::Real()).status().code(),
-            absl::StatusCode::kUnimplemented);
-  o.insecure = true;
-  o.send_batch_size = 10;
-  o.send_batch_max_size = 5;
-  EXPECT_FALSE(OtlpExporter::Create(o, Clock::Real()).ok());
+TEST_F(OtlpExporterTest, ShutdownInterruptsBackoffAndCountsTheRestDropped) {
+  service_.Script(std::vector<FakeTraceService::Reply>(
+      100, {grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")}));
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 3;
+  options.send_batch_max_size = 3;
+  options.initial_interval = absl::Hours(1);  // the sender is in a long backoff wait
+  options.max_interval = absl::Hours(1);
+  options.max_elapsed_time = absl::ZeroDuration();
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 3)).ok());
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().requests_failed.load() == 1; }));
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x02', 2)).ok());  // queued behind the failing batch
+
+  const absl::Time before = absl::Now();
+  exporter->Shutdown(absl::Now() + absl::Milliseconds(50));
+  EXPECT_LT(absl::Now() - before, absl::Seconds(30)) << "Shutdown waited for the backoff";
+  EXPECT_EQ(exporter->stats().dropped(DropReason::kShutdown), 5u);
+  EXPECT_EQ(exporter->stats().spans_exported.load(), 0u);
+  EXPECT_EQ(exporter->stats().queue_spans.load(), 0u);
+  EXPECT_EQ(exporter->stats().requests_sent.load(), 1u);  // no retry started
+}
+
+TEST_F(OtlpExporterTest, ShutdownCancelsARequestStillInFlightAtTheDeadline) {
+  service_.Script({{grpc::Status::OK, 0, /*hang=*/true}});
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 3;
+  options.timeout = absl::Hours(1);
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 3)).ok());
+  ASSERT_TRUE(PollUntil([&] { return service_.calls() == 1; }));
+
+  const absl::Time before = absl::Now();
+  exporter->Shutdown(absl::Now() + absl::Milliseconds(50));
+  EXPECT_LT(absl::Now() - before, absl::Seconds(30)) << "Shutdown waited for the request";
+  EXPECT_EQ(exporter->stats().dropped(DropReason::kShutdown), 3u);
+  EXPECT_EQ(exporter->stats().spans_exported.load(), 0u);
+  EXPECT_EQ(exporter->stats().requests_sent.load(), 1u);
+}
+
+TEST_F(OtlpExporterTest, GivesUpAfterMaxElapsedTime) {
+  service_.Script(std::vector<FakeTraceService::Reply>(
+      1000, {grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")}));
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 3;
+  options.max_elapsed_time = absl::Seconds(1);
+  auto exporter = StartExporter(options, &clock_);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 3)).ok());
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().retries.load() >= 2; }));
+  EXPECT_EQ(exporter->stats().dropped(DropReason::kRetriesExhausted), 0u);
+
+  clock_.Advance(absl::Seconds(2));  // the batch has now been failing longer than allowed
+  ASSERT_TRUE(
+      PollUntil([&] { return exporter->stats().dropped(DropReason::kRetriesExhausted) == 3; }));
+  EXPECT_EQ(exporter->stats().spans_exported.load(), 0u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(5));
+}
+
+TEST_F(OtlpExporterTest, BatchesNeverExceedSendBatchMaxSize) {
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 4;
+  options.send_batch_max_size = 6;
+  auto created = OtlpExporter::Create(options, &clock_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  OtlpExporter& exporter = **created;
+  const SpanOriginPtr origin = MakeOrigin("mes-api", "lib");
+  ASSERT_TRUE(
+      exporter.Consume(Traces({MakeTrace('\x01', 12, origin), MakeTrace('\x02', 13, origin)}))
+          .ok());
+  ASSERT_TRUE(exporter.Start().ok());
+
+  // Four full batches go out by size; the remaining span waits (frozen clock) for Shutdown.
+  ASSERT_TRUE(PollUntil([&] { return exporter.stats().spans_exported.load() == 24; }));
+  exporter.Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_THAT(BatchSizes(service_.accepted()), ElementsAre(6, 6, 6, 6, 1));
+  EXPECT_EQ(exporter.stats().spans_exported.load(), 25u);
+}
+
+TEST(OtlpExporterReconnectTest, DeliversOnceTheBackendComesUpOnTheSamePort) {
+  FakeTraceService service;
+  int port;
+  {
+    TestServer reserve(&service);  // learn a free port, then leave it closed
+    ASSERT_TRUE(reserve.ok());
+    port = reserve.port();
+  }
+  FakeClock clock;
+  OtlpExporterOptions options = TestOptions(absl::StrCat("127.0.0.1:", port));
+  options.send_batch_size = 3;
+  auto exporter = StartExporter(options, &clock);
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x01', 3)).ok());
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().requests_failed.load() >= 2; }));
+  EXPECT_EQ(exporter->stats().spans_exported.load(), 0u);
+
+  TestServer server(&service, port);
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE(PollUntil([&] { return exporter->stats().spans_exported.load() == 3; }));
+  EXPECT_EQ(SpanCount(service.accepted()), 3);
+  EXPECT_GE(exporter->stats().retries.load(), 2u);
+  EXPECT_EQ(TotalDropped(exporter->stats()), 0u);
+  exporter->Shutdown(absl::Now() + absl::Seconds(5));
+}
+
+TEST(OtlpExporterCreateTest, ListsEveryInvalidOption) {
+  FakeClock clock;
+  OtlpExporterOptions options;
+  options.insecure = false;
+  options.compression = "brotli";
+  options.send_batch_size = 100;
+  options.send_batch_max_size = 50;
+  options.headers = {{"grpc-timeout", "1"}};
+  const auto created = OtlpExporter::Create(options, &clock);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(created.status().message());
+  EXPECT_THAT(message, HasSubstr("exporters.otlp.endpoint: must be set"));
+  EXPECT_THAT(message, HasSubstr("exporters.otlp.tls.insecure: TLS to the backend is not "
+                                 "supported yet"));
+  EXPECT_THAT(message, HasSubstr("exporters.otlp.compression: must be gzip or none, got "
+                                 "\"brotli\""));
+  EXPECT_THAT(message, HasSubstr("send_batch_max_size: must be >= send_batch_size (100), got 50"));
+  EXPECT_THAT(message, HasSubstr("got \"grpc-timeout\""));
+
+  options = OtlpExporterOptions();
+  options.endpoint = "http://jaeger:4317";
+  EXPECT_THAT(std::string(OtlpExporter::Create(options, &clock).status().message()),
+              HasSubstr("without a scheme, got \"http://jaeger:4317\""));
+  options.endpoint = "jaeger:4317";
+  EXPECT_TRUE(OtlpExporter::Create(options, &clock).ok());
+}
+
+TEST(ExporterStatsTest, EveryDropReasonIsExportedWithItsLabel) {
+  ExporterStats stats;
+  stats.spans_dropped[static_cast<int>(DropReason::kRejected)] = 7;
+  std::vector<std::string> labels;
+  for (const auto& [reason, counter] : stats.DroppedByReason()) {
+    labels.push_back(reason);
+    EXPECT_EQ(counter->load(), std::string(reason) == "rejected" ? 7u : 0u) << reason;
+  }
+  EXPECT_THAT(labels, ElementsAre("queue_full", "retries_exhausted", "permanent_error", "rejected",
+                                  "shutdown"));
 }
 
 }  // namespace
