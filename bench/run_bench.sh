@@ -9,7 +9,7 @@ BUILD_DIR="${BUILD_DIR:-${ROOT}/build-bench}"
 JOBS="${JOBS:-2}"
 
 cmake -S "${ROOT}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C "${BUILD_DIR}" -j"${JOBS}" decode_bench tracekeep-loadgen >/dev/null
+ninja -C "${BUILD_DIR}" -j"${JOBS}" decode_bench buffer_bench tracekeep-loadgen >/dev/null
 
 cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "machine: nproc=$(nproc) cpu=\"${cpu}\" kernel=$(uname -r) load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
