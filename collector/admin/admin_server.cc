@@ -12,6 +12,7 @@
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
 #include "collector/pipeline/otlp_convert.h"
+#include "collector/security/grpc_security.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
 #include "storage/span_store.h"
@@ -82,13 +83,15 @@ absl::Status ReadTrace(storage::SpanStore* store, const std::string& trace_id_he
 
 class AdminServiceImpl final : public pb::AdminService::CallbackService {
  public:
-  explicit AdminServiceImpl(AdminBackend* backend) : backend_(backend) {}
+  AdminServiceImpl(AdminBackend* backend, const AdminServerOptions* options)
+      : backend_(backend), options_(options) {}
 
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const pb::GetStatusRequest* /*request*/,
                                       pb::GetStatusResponse* response) override {
-    backend_->FillStatus(response);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!Authorize(context, reactor)) return reactor;
+    backend_->FillStatus(response);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -96,31 +99,45 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
   grpc::ServerUnaryReactor* GetTrace(grpc::CallbackServerContext* context,
                                      const pb::GetTraceRequest* request,
                                      pb::GetTraceResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!Authorize(context, reactor)) return reactor;
     const absl::Status status = ReadTrace(backend_->store(), request->trace_id(), response);
     if (!status.ok() && !absl::IsNotFound(status) && !absl::IsInvalidArgument(status) &&
         !absl::IsFailedPrecondition(status)) {
       TK_LOG(Warning) << "admin GetTrace(" << request->trace_id() << "): " << status;
     }
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(ToGrpcStatus(status));
     return reactor;
   }
 
  private:
+  // Checks the caller's address and token; on refusal finishes the call and returns false.
+  bool Authorize(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
+    const absl::Status access =
+        security::CheckCall(*context, options_->allowed_networks, options_->auth_token);
+    if (access.ok()) return true;
+    TK_LOG(Warning) << "admin: refused " << context->peer() << ": " << access.message();
+    reactor->Finish(ToGrpcStatus(access));
+    return false;
+  }
+
   AdminBackend* const backend_;
+  const AdminServerOptions* const options_;
 };
 
 }  // namespace
 
 class AdminServer::Impl {
  public:
-  Impl(AdminBackend* backend, std::string host) : service_(backend), host_(std::move(host)) {}
+  Impl(AdminBackend* backend, const AdminServerOptions& options, std::string host)
+      : options_(options), service_(backend, &options_), host_(std::move(host)) {}
 
   absl::Status Start(const std::string& endpoint) {
     grpc::ServerBuilder builder;
     // Without this, a second daemon could bind the same port and silently share the calls.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.AddListeningPort(endpoint, grpc::InsecureServerCredentials(), &port_);
+    TK_ASSIGN_OR_RETURN(auto credentials, security::MakeServerCredentials(options_.tls));
+    builder.AddListeningPort(endpoint, credentials, &port_);
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
@@ -143,6 +160,7 @@ class AdminServer::Impl {
   }
 
  private:
+  const AdminServerOptions options_;
   AdminServiceImpl service_;
   const std::string host_;
   int port_ = 0;
@@ -157,7 +175,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   std::string host;
   int port = 0;
   TK_RETURN_IF_ERROR(ParseEndpoint(options.endpoint, &host, &port));
-  auto impl = std::make_unique<Impl>(backend, std::move(host));
+  auto impl = std::make_unique<Impl>(backend, options, std::move(host));
   TK_RETURN_IF_ERROR(impl->Start(options.endpoint));
   TK_LOG(Info) << "admin API listening on " << impl->host() << ":" << impl->port();
   return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "collector/security/access.h"
 
 namespace tracekeep::admin::v1 {
 class GetStatusResponse;
@@ -31,8 +32,17 @@ class AdminBackend {
 
 struct AdminServerOptions {
   // host:port to listen on; port 0 picks a free port (see AdminServer::port()).
-  // Default: 127.0.0.1:4320 (loopback only: the API is unauthenticated).
+  // Default: 127.0.0.1:4320 (loopback only).
   std::string endpoint = "127.0.0.1:4320";
+  // Clients outside these networks get PERMISSION_DENIED. Default: empty (everyone who can reach
+  // the endpoint).
+  security::NetworkAllowList allowed_networks;
+  // When not empty, every call must carry "authorization: Bearer <auth_token>", else
+  // UNAUTHENTICATED. Default: empty (no token).
+  std::string auth_token;
+  // TLS when tls.cert_file is set; client certificates required when tls.client_ca_file is.
+  // Default: plaintext.
+  security::TlsSettings tls;
 };
 
 // Serves tracekeep.admin.v1.AdminService:

@@ -36,16 +36,16 @@ int HexValue(char c) {
 
 absl::StatusOr<std::string> FromHex(absl::string_view hex, size_t size) {
   if (hex.size() != size * 2) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", hex, "\" is not ", size * 2,
-                                                   " hex digits (got ", hex.size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", hex, "\" is not ", size * 2, " hex digits (got ", hex.size(), ")"));
   }
   std::string out(size, '\0');
   for (size_t i = 0; i < size; ++i) {
     const int hi = HexValue(hex[2 * i]);
     const int lo = HexValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("\"", hex, "\" has a non-hex character at position ", 2 * i + (hi < 0 ? 0 : 1)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", hex, "\" has a non-hex character at position ", 2 * i + (hi < 0 ? 0 : 1)));
     }
     out[i] = static_cast<char>((hi << 4) | lo);
   }

@@ -29,10 +29,9 @@ class LogMessage {
 }  // namespace internal
 }  // namespace tracekeep
 
-#define TK_LOG(level)                                                               \
-  if (::tracekeep::LogLevel::k##level < ::tracekeep::MinLogLevel()) {               \
-  } else                                                                            \
-    ::tracekeep::internal::LogMessage(::tracekeep::LogLevel::k##level, __FILE__, __LINE__) \
-        .stream()
+#define TK_LOG(level)                                                 \
+  if (::tracekeep::LogLevel::k##level < ::tracekeep::MinLogLevel()) { \
+  } else                                                              \
+    ::tracekeep::internal::LogMessage(::tracekeep::LogLevel::k##level, __FILE__, __LINE__).stream()
 
 #endif  // TRACEKEEP_COLLECTOR_COMMON_LOGGING_H_

@@ -9,10 +9,10 @@
 #define TK_CONCAT_(a, b) TK_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` yields a non-OK absl::Status.
-#define TK_RETURN_IF_ERROR(expr)                          \
-  do {                                                    \
-    const ::absl::Status tk_status_ = (expr);             \
-    if (!tk_status_.ok()) return tk_status_;              \
+#define TK_RETURN_IF_ERROR(expr)              \
+  do {                                        \
+    const ::absl::Status tk_status_ = (expr); \
+    if (!tk_status_.ok()) return tk_status_;  \
   } while (0)
 
 // `TK_ASSIGN_OR_RETURN(auto x, Foo());` assigns the value of a StatusOr or returns its status.

@@ -62,8 +62,7 @@ class MapReader {
 
   // Returns the child node if present, else a null node; records the key as known.
   YAML::Node Get(const std::string& key) {
-    known_.push_back(key);
-    read_.insert(key);
+    if (read_.insert(key).second) known_.push_back(key);
     if (!valid_ || !node_ || node_.IsNull()) return YAML::Node();
     return node_[key];
   }
@@ -71,27 +70,39 @@ class MapReader {
   Problems* problems() { return problems_; }
 
   void String(const std::string& key, std::string* out) {
-    Scalar(key, [&](const YAML::Node& n) {
-      *out = n.Scalar();
-      return true;
-    }, "a string");
+    Scalar(
+        key,
+        [&](const YAML::Node& n) {
+          *out = n.Scalar();
+          return true;
+        },
+        "a string");
   }
   void Bool(const std::string& key, bool* out) {
-    Scalar(key, [&](const YAML::Node& n) {
-      const std::string& s = n.Scalar();
-      if (s == "true") *out = true;
-      else if (s == "false") *out = false;
-      else return false;
-      return true;
-    }, "true or false");
+    Scalar(
+        key,
+        [&](const YAML::Node& n) {
+          const std::string& s = n.Scalar();
+          if (s == "true")
+            *out = true;
+          else if (s == "false")
+            *out = false;
+          else
+            return false;
+          return true;
+        },
+        "true or false");
   }
   void Int(const std::string& key, int64_t* out, int64_t min, int64_t max) {
-    Scalar(key, [&](const YAML::Node& n) {
-      int64_t v;
-      if (!absl::SimpleAtoi(n.Scalar(), &v) || v < min || v > max) return false;
-      *out = v;
-      return true;
-    }, absl::StrCat("an integer in [", min, ", ", max, "]"));
+    Scalar(
+        key,
+        [&](const YAML::Node& n) {
+          int64_t v;
+          if (!absl::SimpleAtoi(n.Scalar(), &v) || v < min || v > max) return false;
+          *out = v;
+          return true;
+        },
+        absl::StrCat("an integer in [", min, ", ", max, "]"));
   }
   void Int(const std::string& key, int* out, int64_t min, int64_t max) {
     int64_t v = *out;
@@ -104,38 +115,47 @@ class MapReader {
     *out = static_cast<size_t>(v);
   }
   void Double(const std::string& key, double* out, double min, double max) {
-    Scalar(key, [&](const YAML::Node& n) {
-      double v;
-      if (!absl::SimpleAtod(n.Scalar(), &v) || !(v >= min && v <= max)) return false;
-      *out = v;
-      return true;
-    }, absl::StrCat("a number in [", min, ", ", max, "]"));
+    Scalar(
+        key,
+        [&](const YAML::Node& n) {
+          double v;
+          if (!absl::SimpleAtod(n.Scalar(), &v) || !(v >= min && v <= max)) return false;
+          *out = v;
+          return true;
+        },
+        absl::StrCat("a number in [", min, ", ", max, "]"));
   }
   void Duration(const std::string& key, absl::Duration* out, absl::Duration min) {
-    Scalar(key, [&](const YAML::Node& n) {
-      absl::Duration d;
-      if (!absl::ParseDuration(n.Scalar(), &d) || d < min) return false;
-      *out = d;
-      return true;
-    }, absl::StrCat("a duration like 30s, 500ms or 2m, at least ", absl::FormatDuration(min)));
+    Scalar(
+        key,
+        [&](const YAML::Node& n) {
+          absl::Duration d;
+          if (!absl::ParseDuration(n.Scalar(), &d) || d < min) return false;
+          *out = d;
+          return true;
+        },
+        absl::StrCat("a duration like 30s, 500ms or 2m, at least ", absl::FormatDuration(min)));
   }
   void Endpoint(const std::string& key, std::string* out, bool allow_empty = false) {
-    Scalar(key, [&](const YAML::Node& n) {
-      const std::string& s = n.Scalar();
-      if (s.empty() && allow_empty) {
-        out->clear();
-        return true;
-      }
-      const size_t colon = s.rfind(':');
-      int port;
-      if (colon == std::string::npos || colon == 0 ||
-          !absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 || port > 65535) {
-        return false;
-      }
-      *out = s;
-      return true;
-    }, allow_empty ? "\"\" or host:port with a port in [0, 65535]"
-                   : "host:port with a port in [0, 65535]");
+    Scalar(
+        key,
+        [&](const YAML::Node& n) {
+          const std::string& s = n.Scalar();
+          if (s.empty() && allow_empty) {
+            out->clear();
+            return true;
+          }
+          const size_t colon = s.rfind(':');
+          int port;
+          if (colon == std::string::npos || colon == 0 ||
+              !absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 || port > 65535) {
+            return false;
+          }
+          *out = s;
+          return true;
+        },
+        allow_empty ? "\"\" or host:port with a port in [0, 65535]"
+                    : "host:port with a port in [0, 65535]");
   }
   void StringList(const std::string& key, std::vector<std::string>* out) {
     YAML::Node n = Get(key);
@@ -193,6 +213,30 @@ class MapReader {
   std::set<std::string> read_;
 };
 
+void ReadTls(MapReader* parent, const std::string& key, Problems* problems,
+             security::TlsSettings* tls) {
+  YAML::Node node = parent->Get(key);
+  MapReader r(node, parent->PathOf(key), problems);
+  r.String("cert_file", &tls->cert_file);
+  r.String("key_file", &tls->key_file);
+  r.String("client_ca_file", &tls->client_ca_file);
+  for (const std::string& p : security::ValidateTls(*tls, parent->PathOf(key))) {
+    const size_t colon = p.find(": ");
+    problems->Add(node, p.substr(0, colon), p.substr(colon + 2));
+  }
+}
+
+void ReadNetworks(MapReader* parent, const std::string& key, Problems* problems,
+                  std::vector<std::string>* networks) {
+  parent->StringList(key, networks);
+  auto parsed = security::NetworkAllowList::Parse(*networks, parent->PathOf(key));
+  if (!parsed.ok()) {
+    const std::string message(parsed.status().message());
+    const size_t colon = message.find(": ");
+    problems->Add(parent->Get(key), message.substr(0, colon), message.substr(colon + 2));
+  }
+}
+
 void ReadPolicy(const YAML::Node& node, const std::string& path, Problems* problems,
                 sampling::PolicyConfig* policy) {
   MapReader r(node, path, problems);
@@ -229,12 +273,22 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       g.Bool("enabled", &c->grpc.enabled);
       g.Endpoint("endpoint", &c->grpc.endpoint);
       g.Int("max_recv_msg_size_mib", &c->grpc.max_recv_msg_size_mib, 1, 1024);
+      ReadTls(&g, "tls", problems, &c->grpc.tls);
+      ReadNetworks(&g, "allowed_networks", problems, &c->grpc.allowed_networks);
     }
     {
       MapReader h(protocols.Get("http"), "receivers.otlp.protocols.http", problems);
       h.Bool("enabled", &c->http.enabled);
       h.Endpoint("endpoint", &c->http.endpoint);
       h.Int("max_request_body_size_mib", &c->http.max_request_body_size_mib, 1, 1024);
+      YAML::Node http_tls = h.Get("tls");
+      if (http_tls && !http_tls.IsNull()) {
+        // civetweb 1.15 as packaged for Debian 12 crashes in its TLS handshake with OpenSSL 3.
+        problems->Add(http_tls, "receivers.otlp.protocols.http.tls",
+                      "TLS on OTLP/HTTP is not supported yet; use OTLP/gRPC with tls, or "
+                      "terminate TLS in a proxy in front of :4318");
+      }
+      ReadNetworks(&h, "allowed_networks", problems, &c->http.allowed_networks);
     }
   }
   {
@@ -254,8 +308,8 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
                      &c->sampler.policies.emplace_back());
         }
         // Semantic checks; positions point at the policy list.
-        for (const std::string& p : sampling::ValidatePolicies(c->sampler.policies,
-                                                               "sampler.policies")) {
+        for (const std::string& p :
+             sampling::ValidatePolicies(c->sampler.policies, "sampler.policies")) {
           const size_t colon = p.find(": ");
           problems->Add(policies, p.substr(0, colon), p.substr(colon + 2));
         }
@@ -277,6 +331,13 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     {
       MapReader tls(e.Get("tls"), "exporters.otlp.tls", problems);
       tls.Bool("insecure", &x.insecure);
+      tls.String("ca_file", &x.ca_file);
+      tls.String("cert_file", &x.cert_file);
+      tls.String("key_file", &x.key_file);
+      if (x.cert_file.empty() != x.key_file.empty()) {
+        problems->Add(e.Get("tls"), "exporters.otlp.tls",
+                      "cert_file and key_file must be set together");
+      }
     }
     e.StringMap("headers", &x.headers);
     e.String("compression", &x.compression);
@@ -311,10 +372,21 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   {
     MapReader t(top.Get("telemetry"), "telemetry", problems);
     t.Endpoint("endpoint", &c->telemetry.endpoint);
+    ReadNetworks(&t, "allowed_networks", problems, &c->telemetry.allowed_networks);
   }
   {
     MapReader a(top.Get("admin"), "admin", problems);
     a.Endpoint("endpoint", &c->admin.endpoint);
+    ReadTls(&a, "tls", problems, &c->admin.tls);
+    ReadNetworks(&a, "allowed_networks", problems, &c->admin.allowed_networks);
+    a.String("auth_token_file", &c->admin.auth_token_file);
+    if (!c->admin.auth_token_file.empty()) {
+      auto token = security::ReadTokenFile(c->admin.auth_token_file);
+      if (!token.ok()) {
+        problems->Add(a.Get("auth_token_file"), "admin.auth_token_file",
+                      std::string(token.status().message()));
+      }
+    }
   }
 }
 
@@ -332,9 +404,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& s
     // yaml-cpp reports syntax errors only by exception; this is the edge where it is converted.
     root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":",
-                                                   e.mark.column + 1, ": YAML syntax error: ",
-                                                   e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg));
   }
   Config c = DefaultConfig();
   Problems problems(source);

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "collector/sampling/sampler.h"
+#include "collector/security/access.h"
 
 namespace tracekeep::config {
 
@@ -18,12 +19,15 @@ struct GrpcReceiverConfig {
   bool enabled = true;
   std::string endpoint = "0.0.0.0:4317";
   int max_recv_msg_size_mib = 16;
+  security::TlsSettings tls;
+  std::vector<std::string> allowed_networks;  // CIDRs; empty = everyone
 };
 
 struct HttpReceiverConfig {
   bool enabled = true;
   std::string endpoint = "0.0.0.0:4318";
   int max_request_body_size_mib = 16;
+  std::vector<std::string> allowed_networks;
 };
 
 struct StorageConfig {
@@ -36,6 +40,9 @@ struct StorageConfig {
 struct ExporterConfig {
   std::string endpoint;  // "" = forwarding disabled
   bool insecure = true;
+  std::string ca_file;    // TLS: CA that signed the backend's certificate ("" = system roots)
+  std::string cert_file;  // TLS client certificate (mutual TLS), optional
+  std::string key_file;
   std::map<std::string, std::string> headers;
   std::string compression = "gzip";
   absl::Duration timeout = absl::Seconds(10);
@@ -51,10 +58,14 @@ struct ExporterConfig {
 
 struct TelemetryConfig {
   std::string endpoint = "0.0.0.0:9464";
+  std::vector<std::string> allowed_networks;
 };
 
 struct AdminConfig {
   std::string endpoint = "127.0.0.1:4320";
+  security::TlsSettings tls;
+  std::vector<std::string> allowed_networks = {"127.0.0.0/8", "::1/128"};
+  std::string auth_token_file;  // "" = no token required
 };
 
 struct Config {

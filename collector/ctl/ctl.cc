@@ -15,6 +15,8 @@
 #include "absl/strings/str_format.h"
 #include "collector/common/ids.h"
 #include "collector/receiver/otlp_json.h"
+#include "collector/security/access.h"
+#include "collector/security/grpc_security.h"
 #include "google/protobuf/util/json_util.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
 #include "tracekeep/admin/v1/admin.grpc.pb.h"
@@ -46,6 +48,12 @@ int ReportRpcError(const grpc::Status& status, const CtlOptions& options, std::o
     case grpc::StatusCode::INVALID_ARGUMENT:
       err << kProgram << ": " << status.error_message() << "\n";
       return kExitUsage;
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
+      err << kProgram << ": tracekeep admin at " << options.addr
+          << " refused access: " << status.error_message()
+          << " (see --token-file and the daemon's admin.allowed_networks)\n";
+      return kExitUsage;
     case grpc::StatusCode::NOT_FOUND:
     case grpc::StatusCode::FAILED_PRECONDITION:
       err << kProgram << ": " << status.error_message() << "\n";
@@ -59,12 +67,17 @@ int ReportRpcError(const grpc::Status& status, const CtlOptions& options, std::o
 }
 
 std::unique_ptr<pb::AdminService::Stub> NewStub(const CtlOptions& options) {
-  return pb::AdminService::NewStub(
-      grpc::CreateChannel(options.addr, grpc::InsecureChannelCredentials()));
+  security::ClientTlsSettings tls;
+  tls.ca_file = options.tls_ca_file;
+  auto credentials = security::MakeChannelCredentials(tls);
+  return pb::AdminService::NewStub(grpc::CreateChannel(
+      options.addr, credentials.ok() ? *credentials : grpc::InsecureChannelCredentials()));
 }
 
+// Deadline and credentials of one call.
 void SetDeadline(const CtlOptions& options, grpc::ClientContext* context) {
   context->set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+  if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
 }
 
 // "0s", "59s", "1m 0s", "1h 2m 5s", "3d 0h 0m 12s".
@@ -178,6 +191,10 @@ std::string Usage() {
       "  --json                 machine output: protobuf JSON for status, OTLP/JSON (hex ids)\n"
       "                         for traces\n"
       "  --timeout DURATION     deadline of each call, e.g. 500ms, 5s (default: 5s)\n"
+      "  --token-file FILE      file holding the admin token (default: $",
+      kAdminTokenFileEnv,
+      " if set)\n"
+      "  --tls-ca FILE          reach the admin API over TLS, trusting this CA (PEM)\n"
       "  -h, --help             this text\n"
       "\n"
       "Exit status: 0 success; 1 the daemon answered with an error (e.g. unknown trace);\n"
@@ -359,8 +376,14 @@ int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ost
 
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
                    std::ostream& out, std::ostream& err) {
+  return RunCommandLine(args, env_addr, /*env_token_file=*/"", out, err);
+}
+
+int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
+                   const std::string& env_token_file, std::ostream& out, std::ostream& err) {
   CtlOptions options;
   if (!env_addr.empty()) options.addr = env_addr;
+  std::string token_file = env_token_file;
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -383,6 +406,14 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
       flag = arg.substr(0, eq);
       value = arg.substr(eq + 1);
       has_value = true;
+    }
+    if (flag == "--token-file" || flag == "--tls-ca") {
+      if (!has_value) {
+        if (i + 1 == args.size()) return UsageError(absl::StrCat(flag, " needs a file"), err);
+        value = args[++i];
+      }
+      (flag == "--token-file" ? token_file : options.tls_ca_file) = value;
+      continue;
     }
     if (flag == "--addr" || flag == "--timeout") {
       if (!has_value) {
@@ -408,6 +439,14 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
     positional.push_back(arg);
   }
 
+  if (!token_file.empty()) {
+    auto token = security::ReadTokenFile(token_file);
+    if (!token.ok()) {
+      err << kProgram << ": " << token.status().message() << "\n";
+      return kExitUsage;
+    }
+    options.token = *token;
+  }
   if (positional.empty()) return UsageError("missing command", err);
   const std::string& command = positional[0];
   if (command == "help") {

@@ -22,6 +22,8 @@ namespace tracekeep::ctl {
 inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:4320";
 // Environment variable that overrides the default admin address (--addr overrides both).
 inline constexpr char kAdminAddressEnv[] = "TRACEKEEP_ADMIN_ADDR";
+// Environment variable naming a file that holds the admin token (--token-file overrides it).
+inline constexpr char kAdminTokenFileEnv[] = "TRACEKEEP_ADMIN_TOKEN_FILE";
 
 // Process exit codes.
 inline constexpr int kExitOk = 0;
@@ -37,6 +39,10 @@ struct CtlOptions {
   bool json = false;
   // Deadline of each call. Default: 5 s.
   absl::Duration timeout = absl::Seconds(5);
+  // Sent as "authorization: Bearer <token>" when not empty (the daemon's admin.auth_token_file).
+  std::string token;
+  // When set, the admin API is reached over TLS, trusting this CA certificate (PEM).
+  std::string tls_ca_file;
 };
 
 // `tracekeepctl status`: the daemon's version, uptime, endpoints and counters. Returns the exit
@@ -49,6 +55,8 @@ int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ost
 
 // Parses `args` (argv without the program name), then runs the command. `env_addr` is the value
 // of TRACEKEEP_ADMIN_ADDR, "" when unset.
+int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
+                   const std::string& env_token_file, std::ostream& out, std::ostream& err);
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
                    std::ostream& out, std::ostream& err);
 

@@ -9,6 +9,8 @@
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   const char* env_addr = std::getenv(tracekeep::ctl::kAdminAddressEnv);
-  return tracekeep::ctl::RunCommandLine(args, env_addr == nullptr ? "" : env_addr, std::cout,
+  const char* env_token_file = std::getenv(tracekeep::ctl::kAdminTokenFileEnv);
+  return tracekeep::ctl::RunCommandLine(args, env_addr == nullptr ? "" : env_addr,
+                                        env_token_file == nullptr ? "" : env_token_file, std::cout,
                                         std::cerr);
 }

@@ -1,6 +1,7 @@
 #include "collector/exporter/otlp_exporter.h"
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -18,6 +19,7 @@
 #include "collector/common/logging.h"
 #include "collector/exporter/retry_info.h"
 #include "collector/pipeline/otlp_convert.h"
+#include "collector/security/grpc_security.h"
 #include "google/protobuf/arena.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 
@@ -83,9 +85,18 @@ std::vector<std::string> Validate(const OtlpExporterOptions& o) {
   } else if (absl::StartsWith(o.endpoint, "http://") || absl::StartsWith(o.endpoint, "https://")) {
     add("exporters.otlp.endpoint: must be host:port without a scheme, got \"", o.endpoint, "\"");
   }
-  if (!o.insecure) {
-    add("exporters.otlp.tls.insecure: TLS to the backend is not supported yet, must be true, got "
-        "false");
+  if (o.insecure && (!o.ca_file.empty() || !o.cert_file.empty())) {
+    add("exporters.otlp.tls: ca_file/cert_file need insecure: false");
+  }
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    add("exporters.otlp.tls: cert_file and key_file must be set together");
+  }
+  for (const auto& [key, file] : {std::pair<const char*, const std::string*>{"ca_file", &o.ca_file},
+                                  {"cert_file", &o.cert_file},
+                                  {"key_file", &o.key_file}}) {
+    if (!file->empty() && access(file->c_str(), R_OK) != 0) {
+      add("exporters.otlp.tls.", key, ": cannot read \"", *file, "\"");
+    }
   }
   for (const auto& [key, value] : o.headers) {
     const std::string lower = absl::AsciiStrToLower(key);
@@ -188,8 +199,15 @@ class OtlpExporter::Impl {
                 static_cast<int>(ToMillisAtLeastOne(options_.initial_interval)));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
                 static_cast<int>(ToMillisAtLeastOne(options_.max_interval)));
-    channel_ =
-        grpc::CreateCustomChannel(options_.endpoint, grpc::InsecureChannelCredentials(), args);
+    security::ClientTlsSettings tls;
+    tls.use_tls = !options_.insecure;
+    tls.ca_file = options_.ca_file;
+    tls.cert_file = options_.cert_file;
+    tls.key_file = options_.key_file;
+    auto credentials = security::MakeChannelCredentials(tls);  // files checked by Create()
+    channel_ = grpc::CreateCustomChannel(
+        options_.endpoint, credentials.ok() ? *credentials : grpc::InsecureChannelCredentials(),
+        args);
     stub_ = otlp::TraceService::NewStub(channel_);
   }
 

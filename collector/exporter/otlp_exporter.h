@@ -25,9 +25,15 @@ namespace tracekeep::exporter {
 struct OtlpExporterOptions {
   // "host:port" of the OTLP/gRPC receiver, without a scheme. Required. [exporters.otlp.endpoint]
   std::string endpoint;
-  // Plaintext gRPC. TLS is not supported yet, so false is refused by Create().
-  // Default: true. [exporters.otlp.tls.insecure]
+  // Plaintext gRPC when true; TLS when false. Default: true. [exporters.otlp.tls.insecure]
   bool insecure = true;
+  // TLS: PEM CA certificate that signed the backend's certificate; "" = the system's roots.
+  // Default: "". [exporters.otlp.tls.ca_file]
+  std::string ca_file;
+  // TLS: client certificate and key (PEM) for mutual TLS; both or neither.
+  // Default: "". [exporters.otlp.tls.cert_file, exporters.otlp.tls.key_file]
+  std::string cert_file;
+  std::string key_file;
   // gRPC metadata sent with every request, e.g. {"authorization": "Bearer ..."}. Keys are
   // case-insensitive (sent lowercase). Default: none. [exporters.otlp.headers]
   std::map<std::string, std::string> headers;

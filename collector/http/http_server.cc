@@ -245,6 +245,14 @@ class CivetHttpServer final : public HttpServer {
     request.path = info->local_uri ? info->local_uri : "";
     request.query = info->query_string ? info->query_string : "";
     request.remote_address = info->remote_addr;
+    if (!options_.allowed_networks.AllowsAddress(request.remote_address)) {
+      HttpResponse forbidden;
+      forbidden.status = 403;
+      forbidden.body =
+          absl::StrCat("client ", request.remote_address, " is not in the allowed networks\n");
+      if (options_.on_forbidden) options_.on_forbidden(request);
+      return Reply(conn, request, forbidden, /*close=*/true);
+    }
     for (int i = 0; i < info->num_headers; ++i) {
       std::string name = absl::AsciiStrToLower(info->http_headers[i].name);
       const char* value = info->http_headers[i].value ? info->http_headers[i].value : "";

@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "collector/security/access.h"
 
 namespace tracekeep::http {
 
@@ -48,6 +49,10 @@ struct HttpServerOptions {
   // Called on a server thread whenever a request is answered 413 because its body exceeds
   // max_body_bytes (the request has no body). Lets a caller count refusals. Default: none.
   std::function<void(const HttpRequest&)> on_body_too_large;
+  // Clients outside these networks get 403 before any handler runs. Default: empty (everyone).
+  security::NetworkAllowList allowed_networks;
+  // Called on a server thread for every request refused 403 by allowed_networks. Default: none.
+  std::function<void(const HttpRequest&)> on_forbidden;
 };
 
 class HttpServer {

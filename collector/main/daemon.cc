@@ -33,8 +33,8 @@ absl::Status MakeDirs(const std::string& path) {
     if (i == path.size() || (path[i] == '/' && i > 0)) {
       partial = path.substr(0, i);
       if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
-        return absl::FailedPreconditionError(absl::StrCat("cannot create directory \"", partial,
-                                                          "\": ", std::strerror(errno)));
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot create directory \"", partial, "\": ", std::strerror(errno)));
       }
     }
   }
@@ -64,6 +64,9 @@ class Daemon::Impl final : public admin::AdminBackend {
       exporter::OtlpExporterOptions o;
       o.endpoint = e.endpoint;
       o.insecure = e.insecure;
+      o.ca_file = e.ca_file;
+      o.cert_file = e.cert_file;
+      o.key_file = e.key_file;
       o.headers = e.headers;
       o.compression = e.compression;
       o.timeout = e.timeout;
@@ -89,29 +92,38 @@ class Daemon::Impl final : public admin::AdminBackend {
     http::HttpServerOptions telemetry_options;
     telemetry_options.endpoint = config_.telemetry.endpoint;
     telemetry_options.num_threads = 2;
-    TK_ASSIGN_OR_RETURN(
-        telemetry_, http::HttpServer::Start(
-                        telemetry_options,
-                        {{"/metrics",
-                          [this](const http::HttpRequest&, http::HttpResponse* r) {
-                            r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-                            r->body = metrics_.Serialize();
-                          }},
-                         {"/healthz",
-                          [](const http::HttpRequest&, http::HttpResponse* r) {
-                            r->body = "ok\n";
-                          }},
-                         {"/readyz", [this](const http::HttpRequest&, http::HttpResponse* r) {
-                            if (ready_.load()) {
-                              r->body = "ready\n";
-                            } else {
-                              r->status = 503;
-                              r->body = "not ready\n";
-                            }
-                          }}}));
+    TK_ASSIGN_OR_RETURN(telemetry_options.allowed_networks,
+                        security::NetworkAllowList::Parse(config_.telemetry.allowed_networks,
+                                                          "telemetry.allowed_networks"));
+    TK_ASSIGN_OR_RETURN(telemetry_,
+                        http::HttpServer::Start(
+                            telemetry_options,
+                            {{"/metrics",
+                              [this](const http::HttpRequest&, http::HttpResponse* r) {
+                                r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+                                r->body = metrics_.Serialize();
+                              }},
+                             {"/healthz", [](const http::HttpRequest&,
+                                             http::HttpResponse* r) { r->body = "ok\n"; }},
+                             {"/readyz", [this](const http::HttpRequest&, http::HttpResponse* r) {
+                                if (ready_.load()) {
+                                  r->body = "ready\n";
+                                } else {
+                                  r->status = 503;
+                                  r->body = "not ready\n";
+                                }
+                              }}}));
 
     admin::AdminServerOptions admin_options;
     admin_options.endpoint = config_.admin.endpoint;
+    admin_options.tls = config_.admin.tls;
+    TK_ASSIGN_OR_RETURN(admin_options.allowed_networks,
+                        security::NetworkAllowList::Parse(config_.admin.allowed_networks,
+                                                          "admin.allowed_networks"));
+    if (!config_.admin.auth_token_file.empty()) {
+      TK_ASSIGN_OR_RETURN(admin_options.auth_token,
+                          security::ReadTokenFile(config_.admin.auth_token_file));
+    }
     TK_ASSIGN_OR_RETURN(admin_, admin::AdminServer::Start(admin_options, this));
 
     // Receivers last: from here on clients are acknowledged.
@@ -119,14 +131,25 @@ class Daemon::Impl final : public admin::AdminBackend {
       receiver::GrpcReceiverOptions o;
       o.endpoint = config_.grpc.endpoint;
       o.max_recv_msg_size_mib = config_.grpc.max_recv_msg_size_mib;
-      TK_ASSIGN_OR_RETURN(grpc_, receiver::GrpcReceiver::Create(o, sampler_.get(), &receiver_stats_));
+      o.tls = config_.grpc.tls;
+      TK_ASSIGN_OR_RETURN(
+          o.allowed_networks,
+          security::NetworkAllowList::Parse(config_.grpc.allowed_networks,
+                                            "receivers.otlp.protocols.grpc.allowed_networks"));
+      TK_ASSIGN_OR_RETURN(grpc_,
+                          receiver::GrpcReceiver::Create(o, sampler_.get(), &receiver_stats_));
       TK_RETURN_IF_ERROR(grpc_->Start());
     }
     if (config_.http.enabled) {
       receiver::HttpReceiverOptions o;
       o.endpoint = config_.http.endpoint;
       o.max_request_bytes = static_cast<size_t>(config_.http.max_request_body_size_mib) << 20;
-      TK_ASSIGN_OR_RETURN(http_, receiver::HttpReceiver::Create(o, sampler_.get(), &receiver_stats_));
+      TK_ASSIGN_OR_RETURN(
+          o.allowed_networks,
+          security::NetworkAllowList::Parse(config_.http.allowed_networks,
+                                            "receivers.otlp.protocols.http.allowed_networks"));
+      TK_ASSIGN_OR_RETURN(http_,
+                          receiver::HttpReceiver::Create(o, sampler_.get(), &receiver_stats_));
       TK_RETURN_IF_ERROR(http_->Start());
     }
     ready_.store(true);
@@ -192,8 +215,8 @@ class Daemon::Impl final : public admin::AdminBackend {
  private:
   void RegisterMetrics() {
     telemetry::MetricsRegistry& m = metrics_;
-    m.AddGauge("tracekeep_build_info", "Version of the running tracekeep.",
-               {{"version", kVersion}}, [] { return 1; });
+    m.AddGauge("tracekeep_build_info", "Version of the running tracekeep.", {{"version", kVersion}},
+               [] { return 1; });
     auto receiver_series = [&m](const std::string& name, const std::string& help,
                                 std::vector<receiver::ReceiverStats::Sample> samples,
                                 std::function<uint64_t(size_t)> value) {
@@ -223,8 +246,8 @@ class Daemon::Impl final : public admin::AdminBackend {
     const sampling::SamplerStats* ss = &sampler_->stats();
     m.AddGauge("tracekeep_sampler_traces_pending", "Traces waiting for their decision.", {},
                [ss] { return ss->traces_pending.load(); });
-    m.AddGauge("tracekeep_sampler_spans_pending", "Spans of traces waiting for their decision.",
-               {}, [ss] { return ss->spans_pending.load(); });
+    m.AddGauge("tracekeep_sampler_spans_pending", "Spans of traces waiting for their decision.", {},
+               [ss] { return ss->spans_pending.load(); });
     m.AddGauge("tracekeep_sampler_queue_spans",
                "Spans accepted but not yet buffered by their shard.", {},
                [ss] { return ss->spans_queued.load(); });
@@ -263,8 +286,7 @@ class Daemon::Impl final : public admin::AdminBackend {
 
     if (exporter_) {
       const exporter::ExporterStats* es = &exporter_->stats();
-      m.AddCounter("tracekeep_exporter_spans_exported_total",
-                   "Spans the backend acknowledged.", {},
+      m.AddCounter("tracekeep_exporter_spans_exported_total", "Spans the backend acknowledged.", {},
                    [es] { return es->spans_exported.load(); });
       m.AddCounter("tracekeep_exporter_send_failures_total",
                    "Export attempts that failed (each retry counts).", {},

@@ -51,7 +51,7 @@ class FanOutConsumer final : public TraceConsumer {
     absl::Status first;
     for (size_t i = 0; i < consumers_.size(); ++i) {
       absl::Status s = i + 1 == consumers_.size() ? consumers_[i]->Consume(std::move(traces))
-                                                   : consumers_[i]->Consume(KeptTraces(traces));
+                                                  : consumers_[i]->Consume(KeptTraces(traces));
       if (first.ok()) first = s;
     }
     return first;

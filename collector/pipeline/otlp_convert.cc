@@ -22,13 +22,12 @@ std::string ServiceName(const opentelemetry::proto::resource::v1::Resource& reso
   return "";
 }
 
-void Describe(SplitResult* result, int64_t* counter, const std::string& what, int r, int s,
-              int i) {
+void Describe(SplitResult* result, int64_t* counter, const std::string& what, int r, int s, int i) {
   ++*counter;
   if (result->rejected() > kMaxDescribedRejects) return;
   if (!result->error_message.empty()) absl::StrAppend(&result->error_message, "; ");
-  absl::StrAppend(&result->error_message, "resource_spans[", r, "].scope_spans[", s, "].spans[",
-                  i, "]: ", what);
+  absl::StrAppend(&result->error_message, "resource_spans[", r, "].scope_spans[", s, "].spans[", i,
+                  "]: ", what);
 }
 
 }  // namespace
@@ -98,7 +97,8 @@ void BuildRequest(const std::vector<const SpanRecord*>& spans, OtlpRequest* out)
   for (const SpanRecord* rec : spans) {
     otlp_trace::ScopeSpans*& ss = scopes[rec->origin.get()];
     if (ss == nullptr) {
-      const std::string key = absl::StrCat(rec->origin->resource, "\x00", rec->origin->resource_schema_url);
+      const std::string key =
+          absl::StrCat(rec->origin->resource, "\x00", rec->origin->resource_schema_url);
       otlp_trace::ResourceSpans*& rs = resources[key];
       if (rs == nullptr) {
         rs = out->add_resource_spans();

@@ -24,8 +24,8 @@ using SpanOriginPtr = std::shared_ptr<const SpanOrigin>;
 // One span: its original bytes plus the decoded fields that sampling, storage and indexing use.
 struct SpanRecord {
   SpanOriginPtr origin;
-  std::string span;      // serialized opentelemetry.proto.trace.v1.Span
-  std::string span_id;   // 8 bytes
+  std::string span;     // serialized opentelemetry.proto.trace.v1.Span
+  std::string span_id;  // 8 bytes
   int64_t start_unix_nanos = 0;
   int64_t end_unix_nanos = 0;
   bool is_error = false;  // status.code == STATUS_CODE_ERROR

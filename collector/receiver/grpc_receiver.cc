@@ -8,8 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "collector/common/logging.h"
+#include "collector/common/status_macros.h"
 #include "collector/receiver/export_handler.h"
 #include "collector/receiver/rpc_status.h"
+#include "collector/security/grpc_security.h"
 #include "google/protobuf/arena.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 
@@ -24,13 +26,21 @@ namespace otlp_collector = ::opentelemetry::proto::collector::trace::v1;
 class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallbackMethod_Export<
                                    otlp_collector::TraceService::Service> {
  public:
-  TraceServiceImpl(ExportHandler* handler, int retry_after_seconds)
-      : handler_(handler), retry_after_seconds_(retry_after_seconds) {}
+  TraceServiceImpl(ExportHandler* handler, int retry_after_seconds,
+                   const security::NetworkAllowList* allowed)
+      : handler_(handler), retry_after_seconds_(retry_after_seconds), allowed_(allowed) {}
 
   grpc::ServerUnaryReactor* Export(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request_bytes,
                                    grpc::ByteBuffer* response_bytes) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    const absl::Status access = security::CheckCall(*context, *allowed_, /*token=*/"");
+    if (!access.ok()) {
+      handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kForbidden);
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::PERMISSION_DENIED, std::string(access.message())));
+      return reactor;
+    }
     reactor->Finish(Handle(request_bytes, response_bytes));
     return reactor;
   }
@@ -72,13 +82,16 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
 
   ExportHandler* const handler_;
   const int retry_after_seconds_;
+  const security::NetworkAllowList* const allowed_;
 };
 
 }  // namespace
 
 struct GrpcReceiver::Impl {
   Impl(const GrpcReceiverOptions& options, SpanIntake* intake, ReceiverStats* stats)
-      : options(options), handler(intake, stats), service(&handler, options.retry_after_seconds) {}
+      : options(options),
+        handler(intake, stats),
+        service(&handler, options.retry_after_seconds, &this->options.allowed_networks) {}
 
   const GrpcReceiverOptions options;
   ExportHandler handler;
@@ -120,8 +133,8 @@ absl::Status GrpcReceiver::Start() {
   }
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(impl_->options.endpoint, grpc::InsecureServerCredentials(),
-                           &selected_port);
+  TK_ASSIGN_OR_RETURN(auto credentials, security::MakeServerCredentials(impl_->options.tls));
+  builder.AddListeningPort(impl_->options.endpoint, credentials, &selected_port);
   builder.SetMaxReceiveMessageSize(impl_->options.max_recv_msg_size_mib << 20);
   builder.RegisterService(&impl_->service);
   impl_->server = builder.BuildAndStart();

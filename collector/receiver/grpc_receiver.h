@@ -10,10 +10,16 @@
 #include "absl/time/time.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/receiver/receiver_stats.h"
+#include "collector/security/access.h"
 
 namespace tracekeep::receiver {
 
 struct GrpcReceiverOptions {
+  // Clients outside these networks get PERMISSION_DENIED. Default: empty (everyone).
+  security::NetworkAllowList allowed_networks;
+  // TLS when tls.cert_file is set; client certificates required when tls.client_ca_file is.
+  // Default: plaintext.
+  security::TlsSettings tls;
   // host:port to listen on (gRPC syntax: "0.0.0.0:4317", "[::]:4317", "localhost:0"); port 0
   // picks a free port (see GrpcReceiver::port()). Default: 0.0.0.0:4317.
   std::string endpoint = "0.0.0.0:4317";

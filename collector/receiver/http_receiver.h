@@ -13,12 +13,15 @@
 #include "collector/pipeline/consumer.h"
 #include "collector/receiver/export_handler.h"
 #include "collector/receiver/receiver_stats.h"
+#include "collector/security/access.h"
 
 namespace tracekeep::receiver {
 
 inline constexpr char kOtlpHttpTracesPath[] = "/v1/traces";
 
 struct HttpReceiverOptions {
+  // Clients outside these networks get 403. Default: empty (everyone).
+  security::NetworkAllowList allowed_networks;
   // host:port to listen on; port 0 picks a free port (see HttpReceiver::port()).
   // Default: 0.0.0.0:4318.
   std::string endpoint = "0.0.0.0:4318";

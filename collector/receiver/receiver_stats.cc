@@ -28,6 +28,8 @@ const char* RefuseReasonName(RefuseReason reason) {
       return "shutting_down";
     case RefuseReason::kInternal:
       return "internal";
+    case RefuseReason::kForbidden:
+      return "forbidden";
   }
   return "unknown";
 }

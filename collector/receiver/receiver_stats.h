@@ -26,8 +26,11 @@ enum class RefuseReason {
   kOverloaded,    // the intake refused the batch with kResourceExhausted (client should retry)
   kShuttingDown,  // the intake refused the batch with kUnavailable (client should retry)
   kInternal,      // the intake failed otherwise
+  // The client is not in the receiver's allowed_networks (PERMISSION_DENIED / 403). Only the
+  // request is counted: its body is not read.
+  kForbidden,
 };
-inline constexpr int kNumRefuseReasons = 7;
+inline constexpr int kNumRefuseReasons = 8;
 
 // "grpc", "http": the `transport` label value.
 const char* TransportName(Transport transport);

@@ -50,13 +50,13 @@ class ProbabilisticPolicy final : public Policy {
 
 std::vector<std::string> Validate(const PolicyConfig& c, const std::string& path) {
   std::vector<std::string> problems;
-  const std::string where =
-      c.name.empty() ? path : absl::StrCat(path, " (\"", c.name, "\")");
+  const std::string where = c.name.empty() ? path : absl::StrCat(path, " (\"", c.name, "\")");
   if (c.name.empty()) problems.push_back(absl::StrCat(path, ".name: must not be empty"));
   if (c.type == "always_sample") {
   } else if (c.type == "status_code") {
     if (c.status_codes.empty()) {
-      problems.push_back(absl::StrCat(where, ".status_code.status_codes: must list at least one code"));
+      problems.push_back(
+          absl::StrCat(where, ".status_code.status_codes: must list at least one code"));
     }
     for (size_t i = 0; i < c.status_codes.size(); ++i) {
       const std::string& code = c.status_codes[i];
@@ -72,9 +72,9 @@ std::vector<std::string> Validate(const PolicyConfig& c, const std::string& path
     }
   } else if (c.type == "probabilistic") {
     if (!(c.sampling_percentage >= 0 && c.sampling_percentage <= 100)) {
-      problems.push_back(absl::StrCat(where,
-                                      ".probabilistic.sampling_percentage: must be in [0, 100], got ",
-                                      c.sampling_percentage));
+      problems.push_back(
+          absl::StrCat(where, ".probabilistic.sampling_percentage: must be in [0, 100], got ",
+                       c.sampling_percentage));
     }
   } else if (c.type.empty()) {
     problems.push_back(absl::StrCat(where, ".type: must be set"));

@@ -25,7 +25,6 @@ std::vector<PolicyConfig> DefaultPolicies() {
   return {errors, baseline};
 }
 
-
 // One shard: an input queue filled by receiver threads and a TraceBuffer owned by its thread.
 class Sampler::Shard {
  public:
@@ -79,17 +78,19 @@ class Sampler::Shard {
       if (!queue_.empty()) continue;
       // Wake for new input, for the next deadline, or at least every 100 ms so a FakeClock or a
       // clock jump is noticed.
-      const absl::Duration wait =
-          std::min(absl::Milliseconds(100), std::max(absl::ZeroDuration(),
-                                                     next - sampler_->clock_->Now()));
+      const absl::Duration wait = std::min(
+          absl::Milliseconds(100), std::max(absl::ZeroDuration(), next - sampler_->clock_->Now()));
       cv_.wait_for(lock, absl::ToChronoNanoseconds(wait),
-                   [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); });
+                   [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); });
       if (stop_) break;
     }
     DrainAll();
   }
 
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
 
   void Stop() {
     {
@@ -184,9 +185,8 @@ absl::Status Sampler::Offer(std::vector<TraceSpans>&& traces, int64_t span_count
   if (queued > options_.max_queued_spans) {
     stats_.spans_queued.fetch_sub(span_count, std::memory_order_relaxed);
     stats_.spans_refused.fetch_add(span_count, std::memory_order_relaxed);
-    return absl::ResourceExhaustedError(
-        absl::StrCat("sampler intake queue is full (", options_.max_queued_spans,
-                     " spans); retry later"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "sampler intake queue is full (", options_.max_queued_spans, " spans); retry later"));
   }
   if (shards_.size() == 1) {
     shards_[0]->Enqueue(std::move(traces));

@@ -43,9 +43,9 @@ struct SamplerStats {
   std::atomic<uint64_t> spans_queued{0};
   std::atomic<uint64_t> traces_not_sampled{0};
   std::atomic<uint64_t> spans_not_sampled{0};
-  std::atomic<uint64_t> traces_evicted{0};    // decided early to respect max_pending_traces
-  std::atomic<uint64_t> spans_refused{0};     // refused by Offer (overload / shutdown)
-  std::atomic<uint64_t> consumer_errors{0};   // batches the downstream consumer refused
+  std::atomic<uint64_t> traces_evicted{0};   // decided early to respect max_pending_traces
+  std::atomic<uint64_t> spans_refused{0};    // refused by Offer (overload / shutdown)
+  std::atomic<uint64_t> consumer_errors{0};  // batches the downstream consumer refused
   // Per policy, indexed like the policy list.
   std::unique_ptr<std::atomic<uint64_t>[]> traces_sampled;
   std::unique_ptr<std::atomic<uint64_t>[]> spans_sampled;

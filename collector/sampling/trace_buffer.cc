@@ -36,8 +36,7 @@ bool TraceBuffer::SkipStaleTimers() {
   while (!timers_.empty()) {
     const Timer& front = timers_.front();
     auto it = traces_.find(front.trace_id);
-    if (it != traces_.end() &&
-        it->second.last_arrival + options_.decision_wait == front.deadline) {
+    if (it != traces_.end() && it->second.last_arrival + options_.decision_wait == front.deadline) {
       return true;
     }
     timers_.pop_front();

@@ -68,8 +68,7 @@ MetricsRegistry::~MetricsRegistry() = default;
 
 void MetricsRegistry::AddCounter(const std::string& name, const std::string& help, Labels labels,
                                  ValueFn value) {
-  callbacks_->Add(name, help, prometheus::MetricType::Counter, std::move(labels),
-                  std::move(value));
+  callbacks_->Add(name, help, prometheus::MetricType::Counter, std::move(labels), std::move(value));
 }
 
 void MetricsRegistry::AddGauge(const std::string& name, const std::string& help, Labels labels,

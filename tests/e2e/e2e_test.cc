@@ -11,9 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "collector/common/ids.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "collector/common/ids.h"
 #include "opentelemetry/exporters/otlp/otlp_grpc_exporter_factory.h"
 #include "opentelemetry/exporters/otlp/otlp_grpc_exporter_options.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
@@ -115,11 +115,14 @@ std::string SendSdkTrace(api::Tracer& tracer, bool error) {
 std::string JsonTrace(const std::string& trace_id, bool error) {
   return absl::StrCat(R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name",
       "value":{"stringValue":"crm-api"}}]},"scopeSpans":[{"scope":{"name":"manual"},"spans":[
-      {"traceId":")", trace_id, R"(","spanId":"1111111111111111","name":"price order","kind":2,
+      {"traceId":")",
+                      trace_id, R"(","spanId":"1111111111111111","name":"price order","kind":2,
        "startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000500000000"},
-      {"traceId":")", trace_id, R"(","spanId":"2222222222222222","parentSpanId":"1111111111111111",
+      {"traceId":")",
+                      trace_id, R"(","spanId":"2222222222222222","parentSpanId":"1111111111111111",
        "name":"UPDATE orders","startTimeUnixNano":"1700000000100000000",
-       "endTimeUnixNano":"1700000000400000000","status":{"code":)", error ? 2 : 0, R"(}},
+       "endTimeUnixNano":"1700000000400000000","status":{"code":)",
+                      error ? 2 : 0, R"(}},
       {"traceId":"not-hex","spanId":"3333333333333333","name":"broken"}]}]}]})");
 }
 
@@ -134,7 +137,8 @@ class EndToEndTest : public ::testing::Test {
 
     const std::string config = dir_.path() + "/tracekeep.yaml";
     WriteFile(config, absl::StrCat(R"(
-data_dir: )", dir_.path(), R"(/data
+data_dir: )",
+                                   dir_.path(), R"(/data
 receivers:
   otlp:
     protocols:
@@ -147,7 +151,8 @@ sampler:
     - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 0}}
 exporters:
   otlp:
-    endpoint: "127.0.0.1:)", backend_port_, R"("
+    endpoint: "127.0.0.1:)",
+                                   backend_port_, R"("
     batch: {timeout: 20ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
@@ -217,9 +222,11 @@ TEST_F(EndToEndTest, KeepsStoresAndForwardsErrorTracesAndDropsHealthyOnes) {
   // 3. Error traces reach the backend and the store, whole.
   for (const std::string& id : {sdk_error, json_error}) {
     EXPECT_TRUE(WaitFor([&] { return backend_.SpanNames(id).size() == 2; }, absl::Seconds(30)))
-        << "trace " << id << " not forwarded\n" << ReadFile(dir_.path() + "/tracekeep.log");
+        << "trace " << id << " not forwarded\n"
+        << ReadFile(dir_.path() + "/tracekeep.log");
   }
-  EXPECT_EQ(backend_.SpanNames(json_error), (std::set<std::string>{"price order", "UPDATE orders"}));
+  EXPECT_EQ(backend_.SpanNames(json_error),
+            (std::set<std::string>{"price order", "UPDATE orders"}));
   CommandResult human = Ctl({"trace", "get", sdk_error});
   EXPECT_EQ(human.exit_code, 0) << human.output;
   EXPECT_THAT(human.output, HasSubstr("db.insert failed"));
@@ -248,9 +255,10 @@ TEST_F(EndToEndTest, KeepsStoresAndForwardsErrorTracesAndDropsHealthyOnes) {
   HttpResult metrics = Http(absl::StrCat("http://", telemetry_addr_, "/metrics"));
   EXPECT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.body, HasSubstr("tracekeep_sampler_traces_not_sampled_total 2"));
-  EXPECT_THAT(metrics.body, HasSubstr("tracekeep_sampler_traces_sampled_total{policy=\"errors\"} 2"));
-  EXPECT_THAT(metrics.body, HasSubstr(
-      "tracekeep_receiver_spans_refused_total{reason=\"invalid_trace_id\",transport=\"http\"} 2"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("tracekeep_sampler_traces_sampled_total{policy=\"errors\"} 2"));
+  EXPECT_THAT(metrics.body, HasSubstr("tracekeep_receiver_spans_refused_total{reason=\"invalid_"
+                                      "trace_id\",transport=\"http\"} 2"));
   EXPECT_THAT(metrics.body, HasSubstr("tracekeep_exporter_spans_exported_total 4"));
   EXPECT_EQ(Http(absl::StrCat("http://", telemetry_addr_, "/healthz")).status, 200);
   EXPECT_EQ(Http(absl::StrCat("http://", telemetry_addr_, "/readyz")).status, 200);
@@ -258,6 +266,98 @@ TEST_F(EndToEndTest, KeepsStoresAndForwardsErrorTracesAndDropsHealthyOnes) {
   // 6. SIGTERM stops it cleanly.
   ASSERT_TRUE(daemon_->Signal(SIGTERM));
   EXPECT_EQ(daemon_->Wait(absl::Seconds(60)), 0) << ReadFile(dir_.path() + "/tracekeep.log");
+}
+
+// The design note's security rules: TLS on the OTLP/gRPC and admin ports, an admin token,
+// and access only from allowed networks.
+TEST(SecurityTest, TlsTokenAndAllowedNetworksAreEnforced) {
+  TempDir dir;
+  const std::string key = dir.path() + "/key.pem";
+  const std::string cert = dir.path() + "/cert.pem";
+  CommandResult openssl =
+      RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                  key, "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
+                  "subjectAltName=DNS:localhost,IP:127.0.0.1"});
+  ASSERT_EQ(openssl.exit_code, 0) << openssl.output;
+  const std::string token_file = dir.path() + "/admin.token";
+  WriteFile(token_file, "letmein\n");
+  const std::string config = dir.path() + "/tracekeep.yaml";
+  WriteFile(config, absl::StrCat(R"(
+data_dir: )",
+                                 dir.path(), R"(/data
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:0", tls: {cert_file: )",
+                                 cert, ", key_file: ", key, R"(}}
+      http: {endpoint: "127.0.0.1:0", allowed_networks: [10.0.0.0/8]}
+sampler:
+  decision_wait: 200ms
+  policies: [{name: everything, type: always_sample}]
+telemetry: {endpoint: "127.0.0.1:0", allowed_networks: [10.0.0.0/8]}
+admin:
+  endpoint: "127.0.0.1:0"
+  tls: {cert_file: )",
+                                 cert, ", key_file: ", key, R"(}
+  auth_token_file: )",
+                                 token_file, "\n"));
+  const std::string endpoints_file = dir.path() + "/endpoints.json";
+  ChildProcess daemon({TRACEKEEP_BIN, "--config", config, "--write-endpoints", endpoints_file},
+                      dir.path() + "/tracekeep.log");
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(endpoints_file).empty(); }, absl::Seconds(30)))
+      << ReadFile(dir.path() + "/tracekeep.log");
+  const std::string endpoints = ReadFile(endpoints_file);
+  const std::string grpc_addr = JsonValue(endpoints, "otlp_grpc");
+  const std::string http_addr = JsonValue(endpoints, "otlp_http");
+  const std::string admin_addr = JsonValue(endpoints, "admin");
+  const std::string telemetry_addr = JsonValue(endpoints, "telemetry");
+
+  // OTLP/gRPC over TLS with the C++ SDK, trusting the server's certificate.
+  otlp_exporter::OtlpGrpcExporterOptions options;
+  options.endpoint = grpc_addr;
+  options.use_ssl_credentials = true;
+  options.ssl_credentials_cacert_path = cert;
+  auto provider = sdktrace::TracerProviderFactory::Create(
+      sdktrace::SimpleSpanProcessorFactory::Create(
+          otlp_exporter::OtlpGrpcExporterFactory::Create(options)),
+      opentelemetry::sdk::resource::Resource::Create({{"service.name", "mes-api"}}));
+  const std::string trace_id = SendSdkTrace(*provider->GetTracer("e2e"), /*error=*/true);
+  ASSERT_TRUE(provider->ForceFlush());
+
+  // A plaintext client cannot talk to the TLS port.
+  auto plain = collector::TraceService::NewStub(
+      grpc::CreateChannel(grpc_addr, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
+  collector::ExportTraceServiceRequest request;
+  collector::ExportTraceServiceResponse response;
+  EXPECT_FALSE(plain->Export(&context, request, &response).ok());
+
+  // OTLP/HTTP from a network that is not allowed: 403, counted.
+  HttpResult forbidden =
+      Http(absl::StrCat("http://", http_addr, "/v1/traces"),
+           JsonTrace("6b8efff798038103d269b633813fc60c", false), "application/json");
+  EXPECT_EQ(forbidden.status, 403) << forbidden.body;
+
+  // The admin API needs TLS and the token.
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {TRACEKEEPCTL_BIN, "--addr", admin_addr, "--tls-ca", cert});
+    return RunCommand(args);
+  };
+  CommandResult no_token = ctl({"status"});
+  EXPECT_EQ(no_token.exit_code, 2) << no_token.output;
+  EXPECT_THAT(no_token.output, HasSubstr("refused access"));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return ctl({"--token-file", token_file, "trace", "get", trace_id}).exit_code == 0;
+      },
+      absl::Seconds(30)))
+      << ctl({"--token-file", token_file, "trace", "get", trace_id}).output;
+
+  // Metrics only for the allowed network (loopback is not in 10.0.0.0/8).
+  EXPECT_EQ(Http(absl::StrCat("http://", telemetry_addr, "/metrics")).status, 403);
+  ASSERT_TRUE(daemon.Signal(SIGTERM));
+  EXPECT_EQ(daemon.Wait(absl::Seconds(60)), 0);
 }
 
 TEST(CheckConfigTest, ListsEveryProblemAndExitsOne) {

@@ -6,9 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
-#include <algorithm>
 #include <thread>
 
 #include "absl/time/clock.h"

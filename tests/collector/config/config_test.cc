@@ -107,6 +107,27 @@ admin: {endpoint: "127.0.0.1:99999"}
   EXPECT_EQ(std::count(m.begin(), m.end(), '\n') + 1, 8) << m;
 }
 
+TEST(ConfigTest, SecurityProblemsAreListed) {
+  auto c = ParseConfig(R"(receivers:
+  otlp:
+    protocols:
+      grpc: {tls: {key_file: /nonexistent/k.pem}, allowed_networks: [10.0.0.0/8, bogus]}
+      http: {tls: {cert_file: a.pem}}
+admin: {auth_token_file: /nonexistent/token, allowed_networks: ["::1/129"]}
+)");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.tls.cert_file: must be set when "
+                           "key_file or client_ca_file is"));
+  EXPECT_THAT(m, HasSubstr("grpc.tls.key_file: cannot read \"/nonexistent/k.pem\""));
+  EXPECT_THAT(m, HasSubstr("grpc.allowed_networks[1]: \"bogus\" is not an IP address"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.http.tls: TLS on OTLP/HTTP is not supported"));
+  EXPECT_THAT(m, HasSubstr("admin.auth_token_file: cannot read token file"));
+  EXPECT_THAT(m, HasSubstr("admin.allowed_networks[0]: \"::1/129\" has an invalid prefix"));
+  EXPECT_EQ(DefaultConfig().admin.allowed_networks,
+            (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+}
+
 TEST(ConfigTest, SyntaxErrorHasAPosition) {
   auto c = ParseConfig("sampler:\n  decision_wait: [1,\n", "x.yaml");
   ASSERT_FALSE(c.ok());

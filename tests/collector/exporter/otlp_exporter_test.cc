@@ -489,7 +489,7 @@ TEST(OtlpExporterReconnectTest, DeliversOnceTheBackendComesUpOnTheSamePort) {
 TEST(OtlpExporterCreateTest, ListsEveryInvalidOption) {
   FakeClock clock;
   OtlpExporterOptions options;
-  options.insecure = false;
+  options.cert_file = "/nonexistent/client.pem";  // without key_file
   options.compression = "brotli";
   options.send_batch_size = 100;
   options.send_batch_max_size = 50;
@@ -499,8 +499,8 @@ TEST(OtlpExporterCreateTest, ListsEveryInvalidOption) {
   EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
   const std::string message(created.status().message());
   EXPECT_THAT(message, HasSubstr("exporters.otlp.endpoint: must be set"));
-  EXPECT_THAT(message, HasSubstr("exporters.otlp.tls.insecure: TLS to the backend is not "
-                                 "supported yet"));
+  EXPECT_THAT(message, HasSubstr("exporters.otlp.tls: ca_file/cert_file need insecure: false"));
+  EXPECT_THAT(message, HasSubstr("cert_file and key_file must be set together"));
   EXPECT_THAT(message, HasSubstr("exporters.otlp.compression: must be gzip or none, got "
                                  "\"brotli\""));
   EXPECT_THAT(message, HasSubstr("send_batch_max_size: must be >= send_batch_size (100), got 50"));

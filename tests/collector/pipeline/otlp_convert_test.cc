@@ -26,8 +26,9 @@ TEST(OtlpConvertTest, SplitsByTraceAndRejectsInvalidIdsOnly) {
   auto* ss = rs->add_scope_spans();
   ss->mutable_scope()->set_name("lib");
   const std::string t1(16, '\x01'), t2(16, '\x02');
-  AddSpan(ss, t1, std::string(8, '\x01'))->mutable_status()->set_code(
-      otlp_trace::Status::STATUS_CODE_ERROR);
+  AddSpan(ss, t1, std::string(8, '\x01'))
+      ->mutable_status()
+      ->set_code(otlp_trace::Status::STATUS_CODE_ERROR);
   AddSpan(ss, t2, std::string(8, '\x02'));
   AddSpan(ss, t1, std::string(8, '\x03'))->set_parent_span_id(std::string(8, '\x01'));
   AddSpan(ss, std::string(16, '\0'), std::string(8, '\x04'));  // all-zero trace id
@@ -38,8 +39,9 @@ TEST(OtlpConvertTest, SplitsByTraceAndRejectsInvalidIdsOnly) {
   EXPECT_EQ(result.accepted_spans, 3);
   EXPECT_EQ(result.rejected_invalid_trace_id, 2);
   EXPECT_EQ(result.rejected_invalid_span_id, 1);
-  EXPECT_NE(result.error_message.find("resource_spans[0].scope_spans[0].spans[3]: invalid trace_id"),
-            std::string::npos)
+  EXPECT_NE(
+      result.error_message.find("resource_spans[0].scope_spans[0].spans[3]: invalid trace_id"),
+      std::string::npos)
       << result.error_message;
   EXPECT_NE(result.error_message.find("spans[5]: invalid span_id"), std::string::npos);
   ASSERT_EQ(result.traces.size(), 2u);

@@ -85,8 +85,7 @@ TEST(PolicyTest, ValidationListsEveryProblemWithPathAndValue) {
             "100], got 150");
   EXPECT_NE(problems[1].find("sampler.policies[1] (\"x\").type: unknown policy type \"sometimes\""),
             std::string::npos);
-  EXPECT_NE(problems[2].find("status_codes[1]: unknown status code \"BROKEN\""),
-            std::string::npos);
+  EXPECT_NE(problems[2].find("status_codes[1]: unknown status code \"BROKEN\""), std::string::npos);
   EXPECT_EQ(problems[3], "sampler.policies[2].name: duplicate policy name \"base\"");
   EXPECT_FALSE(PolicySet::Create({bad_pct}).ok());
 }

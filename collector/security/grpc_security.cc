@@ -1,0 +1,85 @@
+#include "collector/security/grpc_security.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace tracekeep::security {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read \"", file, "\""));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const TlsSettings& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(
+      tls.client_ca_file.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  auto cert = ReadPem(tls.cert_file);
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(tls.key_file);
+  if (!key.ok()) return key.status();
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!tls.client_ca_file.empty()) {
+    auto ca = ReadPem(tls.client_ca_file);
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const ClientTlsSettings& tls) {
+  if (!tls.use_tls && tls.ca_file.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  if (!tls.ca_file.empty()) {
+    auto ca = ReadPem(tls.ca_file);
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  if (!tls.cert_file.empty()) {
+    auto cert = ReadPem(tls.cert_file);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPem(tls.key_file);
+    if (!key.ok()) return key.status();
+    options.pem_cert_chain = *cert;
+    options.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(options);
+}
+
+absl::Status CheckCall(const grpc::ServerContextBase& context, const NetworkAllowList& allowed,
+                       const std::string& token) {
+  const std::string peer = context.peer();
+  if (!allowed.AllowsGrpcPeer(peer)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("client ", peer, " is not in the allowed networks"));
+  }
+  if (!token.empty()) {
+    const auto& metadata = context.client_metadata();
+    auto it = metadata.find("authorization");
+    const bool ok =
+        it != metadata.end() &&
+        BearerTokenMatches(absl::string_view(it->second.data(), it->second.size()), token);
+    if (!ok) {
+      return absl::UnauthenticatedError(
+          "missing or wrong admin token (send \"authorization: Bearer <token>\")");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tracekeep::security
