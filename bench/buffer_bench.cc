@@ -2,8 +2,8 @@
 #include <memory>
 #include <vector>
 
-#include "benchmark/benchmark.h"
 #include "bench/otlp_gen.h"
+#include "benchmark/benchmark.h"
 #include "collector/common/clock.h"
 #include "collector/pipeline/otlp_convert.h"
 #include "collector/sampling/sampler.h"
@@ -39,7 +39,8 @@ class NullConsumer final : public TraceConsumer {
 
 // TraceBuffer::Add, then TakeExpired of everything: the per-span cost of a shard's own work.
 void BM_BufferAddExpire(benchmark::State& state) {
-  const auto pool = SplitPool(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 16);
+  const auto pool =
+      SplitPool(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 16);
   sampling::TraceBuffer buffer({absl::Seconds(30), 1 << 20});
   absl::Time now = absl::FromUnixSeconds(1700000000);
   std::vector<sampling::PendingTrace> out;
@@ -64,7 +65,8 @@ BENCHMARK(BM_BufferAddExpire)->ArgNames({"spans", "per_trace"})->Args({500, 10})
 
 // Sampler::Offer + shard poll + policy decision with the default policies, one shard, no threads.
 void BM_SamplerOfferDecide(benchmark::State& state) {
-  const auto pool = SplitPool(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 16);
+  const auto pool =
+      SplitPool(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 16);
   FakeClock clock;
   NullConsumer consumer;
   sampling::SamplerOptions options;
