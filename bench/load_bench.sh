@@ -3,7 +3,8 @@
 # tracekeep-loadgen over OTLP/gRPC, and reports accepted spans/s, the daemon's CPU seconds per
 # million spans and its peak memory, with the machine line first.
 # Usage: bench/load_bench.sh [loadgen flags, e.g. --duration 20s --spans-per-request 1000]
-# Env: BUILD_DIR (default <repo>/build-bench), DECISION_WAIT (default 5s).
+# Env: BUILD_DIR (default <repo>/build-bench), DECISION_WAIT (default 5s),
+#      JOURNAL = on (default) | sync (fsync every batch, group-committed) | off.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-${ROOT}/build-bench}"
@@ -24,6 +25,7 @@ sampler:
     - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 1}}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+journal: {enabled: $([ "${JOURNAL:-on}" = off ] && echo false || echo true), sync: $([ "${JOURNAL:-on}" = sync ] && echo true || echo false)}
 YAML
 "$BUILD_DIR/bin/tracekeep" --config "$work/tk.yaml" --write-endpoints "$work/ep.json" \
   >"$work/tk.log" 2>&1 &
@@ -33,6 +35,7 @@ grpc="$(sed -n 's/.*"otlp_grpc": "\([^"]*\)".*/\1/p' "$work/ep.json")"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "journal: ${JOURNAL:-on}"
 echo "machine: nproc=$(nproc) cpu=\"${cpu}\" kernel=$(uname -r) load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 before="$(cpu_ticks)"
 "$BUILD_DIR/bin/tracekeep-loadgen" --endpoint "$grpc" --json "$@" >"$work/load.json"

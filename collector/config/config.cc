@@ -324,6 +324,12 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     s.Int("write_buffer_mib", &c->storage.write_buffer_mib, 1, 1 << 16);
   }
   {
+    MapReader j(top.Get("journal"), "journal", problems);
+    j.Bool("enabled", &c->journal.enabled);
+    j.String("path", &c->journal.path);
+    j.Bool("sync", &c->journal.sync);
+  }
+  {
     MapReader exporters(top.Get("exporters"), "exporters", problems);
     MapReader e(exporters.Get("otlp"), "exporters.otlp", problems);
     ExporterConfig& x = c->exporter;

@@ -37,6 +37,12 @@ struct StorageConfig {
   int write_buffer_mib = 64;
 };
 
+struct JournalConfig {
+  bool enabled = true;
+  std::string path;  // "" = <data_dir>/journal
+  bool sync = false;
+};
+
 struct ExporterConfig {
   std::string endpoint;  // "" = forwarding disabled
   bool insecure = true;
@@ -75,6 +81,7 @@ struct Config {
   HttpReceiverConfig http;
   sampling::SamplerOptions sampler;  // policies default to sampling::DefaultPolicies()
   StorageConfig storage;
+  JournalConfig journal;
   ExporterConfig exporter;
   TelemetryConfig telemetry;
   AdminConfig admin;

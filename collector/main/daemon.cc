@@ -14,6 +14,7 @@
 #include "collector/common/status_macros.h"
 #include "collector/exporter/otlp_exporter.h"
 #include "collector/http/http_server.h"
+#include "collector/intake/journaled_intake.h"
 #include "collector/receiver/grpc_receiver.h"
 #include "collector/receiver/http_receiver.h"
 #include "collector/receiver/receiver_stats.h"
@@ -88,6 +89,20 @@ class Daemon::Impl final : public admin::AdminBackend {
                         sampling::Sampler::Create(config_.sampler, fanout_.get(), Clock::Real()));
     TK_RETURN_IF_ERROR(sampler_->Start());
 
+    intake_ = sampler_.get();
+    if (config_.journal.enabled) {
+      storage::JournalOptions journal_options;
+      journal_options.path =
+          config_.journal.path.empty() ? config_.data_dir + "/journal" : config_.journal.path;
+      journal_options.sync = config_.journal.sync;
+      TK_ASSIGN_OR_RETURN(journal_, storage::Journal::Open(journal_options));
+      journaled_intake_ = std::make_unique<intake::JournaledIntake>(
+          intake::JournaledIntakeOptions(), journal_.get(), sampler_.get(), Clock::Real());
+      TK_RETURN_IF_ERROR(journaled_intake_->Recover().status());
+      TK_RETURN_IF_ERROR(journaled_intake_->Start());
+      intake_ = journaled_intake_.get();
+    }
+
     RegisterMetrics();
     http::HttpServerOptions telemetry_options;
     telemetry_options.endpoint = config_.telemetry.endpoint;
@@ -136,8 +151,7 @@ class Daemon::Impl final : public admin::AdminBackend {
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.grpc.allowed_networks,
                                             "receivers.otlp.protocols.grpc.allowed_networks"));
-      TK_ASSIGN_OR_RETURN(grpc_,
-                          receiver::GrpcReceiver::Create(o, sampler_.get(), &receiver_stats_));
+      TK_ASSIGN_OR_RETURN(grpc_, receiver::GrpcReceiver::Create(o, intake_, &receiver_stats_));
       TK_RETURN_IF_ERROR(grpc_->Start());
     }
     if (config_.http.enabled) {
@@ -148,8 +162,7 @@ class Daemon::Impl final : public admin::AdminBackend {
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.http.allowed_networks,
                                             "receivers.otlp.protocols.http.allowed_networks"));
-      TK_ASSIGN_OR_RETURN(http_,
-                          receiver::HttpReceiver::Create(o, sampler_.get(), &receiver_stats_));
+      TK_ASSIGN_OR_RETURN(http_, receiver::HttpReceiver::Create(o, intake_, &receiver_stats_));
       TK_RETURN_IF_ERROR(http_->Start());
     }
     ready_.store(true);
@@ -162,6 +175,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (grpc_) grpc_->Shutdown(deadline);
     if (http_) http_->Shutdown(deadline);
     if (sampler_) sampler_->Shutdown(deadline);  // decides what is pending, hands it downstream
+    if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // then empties the journal
     if (exporter_) exporter_->Shutdown(deadline);
     if (admin_) admin_->Shutdown(deadline);
     if (telemetry_) telemetry_->Stop();
@@ -270,6 +284,24 @@ class Daemon::Impl final : public admin::AdminBackend {
                  "reached.",
                  {}, [ss] { return ss->traces_evicted.load(); });
 
+    if (journal_) {
+      const storage::JournalStats* js = &journal_->stats();
+      storage::Journal* journal = journal_.get();
+      m.AddCounter("tracekeep_journal_batches_appended_total",
+                   "Accepted batches written to the intake journal before acknowledging them.", {},
+                   [js] { return js->batches_appended.load(); });
+      m.AddCounter("tracekeep_journal_bytes_appended_total", "Bytes written to the journal.", {},
+                   [js] { return js->bytes_appended.load(); });
+      m.AddCounter("tracekeep_journal_append_errors_total",
+                   "Journal writes that failed (the request was refused as UNAVAILABLE).", {},
+                   [js] { return js->append_errors.load(); });
+      m.AddCounter("tracekeep_journal_batches_replayed_total",
+                   "Batches replayed from the journal at start-up.", {},
+                   [js] { return js->batches_replayed.load(); });
+      m.AddGauge("tracekeep_journal_disk_bytes", "Approximate size of the journal.", {},
+                 [journal] { return static_cast<double>(journal->ApproximateDiskBytes()); });
+    }
+
     const storage::StoreStats* st = &store_->stats();
     storage::SpanStore* store = store_.get();
     m.AddCounter("tracekeep_storage_traces_stored_total", "Kept traces written to RocksDB.", {},
@@ -311,6 +343,9 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::vector<TraceConsumer*> sinks_;
   std::unique_ptr<FanOutConsumer> fanout_;
   std::unique_ptr<sampling::Sampler> sampler_;
+  std::unique_ptr<storage::Journal> journal_;
+  std::unique_ptr<intake::JournaledIntake> journaled_intake_;
+  SpanIntake* intake_ = nullptr;  // what the receivers feed: the journal, or the sampler
   std::unique_ptr<http::HttpServer> telemetry_;
   admin::AdminServerPtr admin_;
   std::unique_ptr<receiver::GrpcReceiver> grpc_;

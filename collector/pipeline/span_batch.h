@@ -37,6 +37,10 @@ struct TraceSpans {
   std::string trace_id;  // 16 bytes, valid (checked by the receiver)
   uint64_t hash = 0;     // TraceIdHash(trace_id): shard routing and consistent sampling
   std::vector<SpanRecord> spans;
+  // When tracekeep accepted these spans (Unix nanoseconds); 0 = when the sampler takes them.
+  // Decision timers count from it, and the journal keeps a batch until the traces that arrived
+  // with it are decided.
+  int64_t arrival_unix_nanos = 0;
 };
 
 // A trace the sampler decided to keep, with every span it buffered.

@@ -31,12 +31,26 @@ class Sampler::Shard {
   Shard(Sampler* sampler, const TraceBufferOptions& options)
       : sampler_(sampler), buffer_(options) {}
 
+  // Queues spans for this shard. Spans without an arrival time get "now", taken under the
+  // queue's lock, so arrival times grow along the queue (the journal relies on it).
   void Enqueue(std::vector<TraceSpans>&& traces) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (auto& t : traces) queue_.push_back(std::move(t));
+      const int64_t now = absl::ToUnixNanos(sampler_->clock_->Now());
+      for (auto& t : traces) {
+        if (t.arrival_unix_nanos == 0) t.arrival_unix_nanos = now;
+        if (queue_.empty()) queue_front_arrival_.store(t.arrival_unix_nanos);
+        queue_.push_back(std::move(t));
+      }
     }
     cv_.notify_one();
+  }
+
+  // See Sampler::LowWaterMark.
+  int64_t LowWaterMark() const {
+    const int64_t queued = queue_front_arrival_.load();  // read first: see Poll()
+    const int64_t pending = oldest_pending_.load();
+    return std::min(queued, pending);
   }
 
   // Buffers what is queued and decides what is due. Returns when the next decision is due.
@@ -45,6 +59,10 @@ class Sampler::Shard {
     {
       std::lock_guard<std::mutex> lock(mu_);
       input.swap(queue_);
+      // Until this poll has decided and published, its input counts as pending. Updated before
+      // the queue's mark is cleared, so LowWaterMark() never skips it.
+      oldest_pending_.store(std::min(oldest_pending_.load(), queue_front_arrival_.load()));
+      queue_front_arrival_.store(kNothing);
     }
     const absl::Time now = sampler_->clock_->Now();
     std::vector<PendingTrace> due;
@@ -52,13 +70,16 @@ class Sampler::Shard {
     for (TraceSpans& t : input) {
       spans_in += t.spans.size();
       const size_t before = due.size();
-      buffer_.Add(std::move(t), now, &due);
+      const absl::Time arrival =
+          t.arrival_unix_nanos != 0 ? absl::FromUnixNanos(t.arrival_unix_nanos) : now;
+      buffer_.Add(std::move(t), arrival, &due);
       sampler_->stats_.traces_evicted.fetch_add(due.size() - before, std::memory_order_relaxed);
     }
     sampler_->stats_.spans_queued.fetch_sub(spans_in, std::memory_order_relaxed);
     buffer_.TakeExpired(now, &due);
     Publish();
     if (!due.empty()) sampler_->Decide(&due);
+    PublishOldest();
     return buffer_.NextDeadline();
   }
 
@@ -68,6 +89,7 @@ class Sampler::Shard {
     buffer_.TakeAll(&all);
     Publish();
     if (!all.empty()) sampler_->Decide(&all);
+    PublishOldest();
   }
 
   void Run() {
@@ -102,6 +124,14 @@ class Sampler::Shard {
   }
 
  private:
+  static constexpr int64_t kNothing = INT64_MAX;
+
+  // After the traces taken from the buffer were decided and handed downstream.
+  void PublishOldest() {
+    const absl::Time oldest = buffer_.OldestArrival();
+    oldest_pending_.store(oldest == absl::InfiniteFuture() ? kNothing : absl::ToUnixNanos(oldest));
+  }
+
   // Publishes this shard's share of the pending gauges.
   void Publish() {
     const auto traces = static_cast<int64_t>(buffer_.trace_count());
@@ -120,6 +150,8 @@ class Sampler::Shard {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<TraceSpans> queue_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> queue_front_arrival_{kNothing};  // arrival of queue_.front()
+  std::atomic<int64_t> oldest_pending_{kNothing};       // see PublishOldest()
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
@@ -188,16 +220,31 @@ absl::Status Sampler::Offer(std::vector<TraceSpans>&& traces, int64_t span_count
     return absl::ResourceExhaustedError(absl::StrCat(
         "sampler intake queue is full (", options_.max_queued_spans, " spans); retry later"));
   }
+  Distribute(std::move(traces));
+  return absl::OkStatus();
+}
+
+void Sampler::Restore(std::vector<TraceSpans>&& traces, int64_t span_count) {
+  stats_.spans_queued.fetch_add(span_count, std::memory_order_relaxed);
+  Distribute(std::move(traces));
+}
+
+void Sampler::Distribute(std::vector<TraceSpans>&& traces) {
   if (shards_.size() == 1) {
     shards_[0]->Enqueue(std::move(traces));
-    return absl::OkStatus();
+    return;
   }
   std::vector<std::vector<TraceSpans>> per_shard(shards_.size());
   for (TraceSpans& t : traces) per_shard[t.hash % shards_.size()].push_back(std::move(t));
   for (size_t i = 0; i < shards_.size(); ++i) {
     if (!per_shard[i].empty()) shards_[i]->Enqueue(std::move(per_shard[i]));
   }
-  return absl::OkStatus();
+}
+
+absl::Time Sampler::LowWaterMark() const {
+  int64_t mark = INT64_MAX;
+  for (const auto& shard : shards_) mark = std::min(mark, shard->LowWaterMark());
+  return mark == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(mark);
 }
 
 void Sampler::Decide(std::vector<PendingTrace>* traces) {

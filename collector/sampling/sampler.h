@@ -60,6 +60,14 @@ class Sampler final : public SpanIntake, public Component {
 
   absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t span_count) override;
 
+  // Takes back spans replayed from the journal after a restart: like Offer, but never refused
+  // for capacity, and each trace keeps its arrival_unix_nanos (its decision timer continues).
+  void Restore(std::vector<TraceSpans>&& traces, int64_t span_count);
+
+  // Every span that arrived (arrival_unix_nanos) before this time belongs to a trace that has
+  // been decided and handed downstream. absl::InfiniteFuture() when nothing is pending.
+  absl::Time LowWaterMark() const;
+
   // Starts one thread per shard.
   absl::Status Start() override;
   // Stops intake; every pending trace is decided now by the policies (as if its wait had
@@ -82,6 +90,7 @@ class Sampler final : public SpanIntake, public Component {
   Sampler(const SamplerOptions& options, std::unique_ptr<PolicySet> policies,
           TraceConsumer* consumer, Clock* clock);
   void Decide(std::vector<PendingTrace>* traces);
+  void Distribute(std::vector<TraceSpans>&& traces);
 
   SamplerOptions options_;
   std::unique_ptr<PolicySet> policies_;

@@ -16,6 +16,7 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     t.trace_id = spans.trace_id;
     t.hash = spans.hash;
     t.first_arrival = now;
+    births_.push_back(Timer{now, t.trace_id});
   }
   PendingTrace& t = it->second;
   t.last_arrival = std::max(t.last_arrival, now);
@@ -62,7 +63,19 @@ void TraceBuffer::TakeAll(std::vector<PendingTrace>* out) {
   for (auto& [id, trace] : traces_) out->push_back(std::move(trace));
   traces_.clear();
   timers_.clear();
+  births_.clear();
   span_count_ = 0;
+}
+
+absl::Time TraceBuffer::OldestArrival() {
+  while (!births_.empty()) {
+    auto it = traces_.find(births_.front().trace_id);
+    if (it != traces_.end() && it->second.first_arrival == births_.front().deadline) {
+      return births_.front().deadline;
+    }
+    births_.pop_front();
+  }
+  return absl::InfiniteFuture();
 }
 
 absl::Time TraceBuffer::NextDeadline() {

@@ -39,6 +39,10 @@ class TraceBuffer {
   // When the next decision is due; absl::InfiniteFuture() when nothing is pending.
   absl::Time NextDeadline();
 
+  // The earliest first arrival of a pending trace; absl::InfiniteFuture() when nothing is
+  // pending. Every span that arrived before it belongs to a decided trace.
+  absl::Time OldestArrival();
+
   size_t trace_count() const { return traces_.size(); }
   size_t span_count() const { return span_count_; }
 
@@ -56,6 +60,9 @@ class TraceBuffer {
   // One entry per Add, in arrival order. An entry is live when its deadline equals its trace's
   // current deadline (last_arrival + decision_wait); later Adds leave older entries stale.
   std::deque<Timer> timers_;
+  // One entry per trace created, in creation order (deadline = its first arrival); live while
+  // its trace exists with that first arrival.
+  std::deque<Timer> births_;
   size_t span_count_ = 0;
 };
 

@@ -89,14 +89,6 @@ HttpResult Http(const std::string& url, const std::string& body = "",
   return result;
 }
 
-std::string JsonValue(const std::string& json, const std::string& key) {
-  const std::string needle = "\"" + key + "\": \"";
-  const size_t at = json.find(needle);
-  if (at == std::string::npos) return "";
-  const size_t start = at + needle.size();
-  return json.substr(start, json.find('"', start) - start);
-}
-
 // Sends one trace of two spans (root + child) through the C++ SDK; returns its trace id (hex).
 std::string SendSdkTrace(api::Tracer& tracer, bool error) {
   auto root = tracer.StartSpan("POST /orders");

@@ -99,6 +99,14 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+std::string JsonValue(const std::string& json, const std::string& key) {
+  const std::string needle = "\"" + key + "\": \"";
+  const size_t at = json.find(needle);
+  if (at == std::string::npos) return "";
+  const size_t start = at + needle.size();
+  return json.substr(start, json.find('"', start) - start);
+}
+
 void WriteFile(const std::string& path, const std::string& content) {
   std::ofstream(path) << content;
 }

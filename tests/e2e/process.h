@@ -49,6 +49,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv);
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 
 std::string ReadFile(const std::string& path);
+// The string value of `key` in a flat JSON object such as tracekeep's --write-endpoints file.
+std::string JsonValue(const std::string& json, const std::string& key);
 void WriteFile(const std::string& path, const std::string& content);
 
 }  // namespace tracekeep::e2e

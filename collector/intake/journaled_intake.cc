@@ -1,0 +1,109 @@
+#include "collector/intake/journaled_intake.h"
+
+#include "absl/strings/str_cat.h"
+#include "collector/common/logging.h"
+
+namespace tracekeep::intake {
+
+JournaledIntake::JournaledIntake(const JournaledIntakeOptions& options, storage::Journal* journal,
+                                 sampling::Sampler* sampler, Clock* clock)
+    : options_(options), journal_(journal), sampler_(sampler), clock_(clock) {}
+
+JournaledIntake::~JournaledIntake() { Shutdown(absl::InfiniteFuture()); }
+
+absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t span_count) {
+  // The journal time is taken before the sampler stamps the spans' arrival (Sampler::Offer), so
+  // an entry is never newer than the traces it fed; and under mu_, so that TruncateOnce() sees
+  // either this offer in flight or a later time.
+  absl::Time now;
+  std::multimap<int64_t, int>::iterator in_flight;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    now = clock_->Now();
+    in_flight = in_flight_.emplace(absl::ToUnixNanos(now), 0);
+  }
+  absl::StatusOr<std::string> key = journal_->Append(traces, now);
+  absl::Status status;
+  if (!key.ok()) {
+    // Not durable: refuse with a retryable code, so that the client keeps the data.
+    status = absl::UnavailableError(
+        absl::StrCat("cannot journal the request, retry later: ", key.status().message()));
+  } else {
+    status = sampler_->Offer(std::move(traces), span_count);
+    if (!status.ok()) {
+      absl::Status erased = journal_->Erase(*key);
+      if (!erased.ok()) TK_LOG(Warning) << "journal: cannot erase a refused batch: " << erased;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  in_flight_.erase(in_flight);
+  return status;
+}
+
+absl::StatusOr<int64_t> JournaledIntake::Recover() {
+  int64_t spans = 0;
+  int64_t batches = 0;
+  absl::Status s = journal_->Replay([&](std::vector<TraceSpans>&& traces, absl::Time arrival) {
+    int64_t n = 0;
+    for (TraceSpans& t : traces) {
+      t.arrival_unix_nanos = absl::ToUnixNanos(arrival);
+      n += static_cast<int64_t>(t.spans.size());
+    }
+    sampler_->Restore(std::move(traces), n);
+    spans += n;
+    ++batches;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (batches > 0) {
+    TK_LOG(Info) << "journal: replayed " << batches << " batches (" << spans
+                 << " spans) accepted before the last stop";
+  }
+  return spans;
+}
+
+absl::Time JournaledIntake::TruncateOnce() {
+  absl::Time mark;
+  {
+    // In-flight offers first, then the sampler: an offer leaves in_flight_ only after the
+    // sampler holds it. Offers that start later get a journal time >= now.
+    std::lock_guard<std::mutex> lock(mu_);
+    mark = clock_->Now();
+    if (!in_flight_.empty()) {
+      mark = std::min(mark, absl::FromUnixNanos(in_flight_.begin()->first));
+    }
+  }
+  mark = std::min(mark, sampler_->LowWaterMark());
+  absl::Status s = journal_->TruncateBefore(mark);
+  if (!s.ok()) TK_LOG(Warning) << "journal: truncation failed: " << s;
+  return mark;
+}
+
+absl::Status JournaledIntake::Start() {
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void JournaledIntake::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.truncate_interval));
+    if (stop_) break;
+    lock.unlock();
+    TruncateOnce();
+    lock.lock();
+  }
+}
+
+void JournaledIntake::Shutdown(absl::Time deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  TruncateOnce();
+}
+
+}  // namespace tracekeep::intake

@@ -1,0 +1,68 @@
+// Crash-safe intake: accepted spans are written to the journal before the client is
+// acknowledged, replayed into the sampler after a crash, and dropped from the journal once every
+// trace they belong to has been decided.
+#ifndef TRACEKEEP_COLLECTOR_INTAKE_JOURNALED_INTAKE_H_
+#define TRACEKEEP_COLLECTOR_INTAKE_JOURNALED_INTAKE_H_
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "collector/common/clock.h"
+#include "collector/pipeline/consumer.h"
+#include "collector/sampling/sampler.h"
+#include "storage/journal.h"
+
+namespace tracekeep::intake {
+
+struct JournaledIntakeOptions {
+  // How often entries of decided traces are removed from the journal. Default: 1s.
+  absl::Duration truncate_interval = absl::Seconds(1);
+};
+
+class JournaledIntake final : public SpanIntake, public Component {
+ public:
+  // Neither pointer is owned; both must outlive this object.
+  JournaledIntake(const JournaledIntakeOptions& options, storage::Journal* journal,
+                  sampling::Sampler* sampler, Clock* clock);
+  ~JournaledIntake() override;
+
+  // Journals the batch (durable per the journal's sync setting), then offers it to the sampler;
+  // if the sampler refuses, the journal entry is removed again. Acknowledge only on OK.
+  absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t span_count) override;
+
+  // Replays every journal entry into the sampler (after a crash or an unclean stop). Call before
+  // the receivers start. Returns the number of spans replayed.
+  [[nodiscard]] absl::StatusOr<int64_t> Recover();
+
+  // Starts the truncation thread.
+  absl::Status Start() override;
+  // Stops the truncation thread after one last truncation. Call after the sampler has been
+  // shut down (it decides what is pending), so that a clean stop leaves an empty journal.
+  void Shutdown(absl::Time deadline) override;
+
+  // Removes every entry older than what the pipeline still needs. Returns the time used.
+  absl::Time TruncateOnce();
+
+ private:
+  void Run();
+
+  const JournaledIntakeOptions options_;
+  storage::Journal* const journal_;
+  sampling::Sampler* const sampler_;
+  Clock* const clock_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Offers between their journal write and their hand-over to the sampler, by journal time.
+  std::multimap<int64_t, int> in_flight_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace tracekeep::intake
+
+#endif  // TRACEKEEP_COLLECTOR_INTAKE_JOURNALED_INTAKE_H_
