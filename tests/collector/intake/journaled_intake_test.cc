@@ -41,6 +41,21 @@ int JournalEntries(storage::Journal* journal) {
   return n;
 }
 
+// A journal, a sampler and the intake between them, as the daemon wires them.
+struct Pipeline {
+  Pipeline(const std::string& path, FakeClock* clock, size_t max_queued = 1000) {
+    journal = *storage::Journal::Open({path, false});
+    sampler = *sampling::Sampler::Create(AlwaysSample(max_queued), &consumer, clock);
+    intake = std::make_unique<JournaledIntake>(JournaledIntakeOptions(), journal.get(),
+                                               sampler.get(), clock);
+  }
+  int Entries() { return JournalEntries(journal.get()); }
+  RecordingConsumer consumer;
+  std::unique_ptr<storage::Journal> journal;
+  std::unique_ptr<sampling::Sampler> sampler;
+  std::unique_ptr<JournaledIntake> intake;
+};
+
 class JournaledIntakeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -52,91 +67,66 @@ class JournaledIntakeTest : public ::testing::Test {
 };
 
 TEST_F(JournaledIntakeTest, KeepsEntriesUntilTheirTracesAreDecided) {
-  auto journal = storage::Journal::Open({path_, false});
-  ASSERT_TRUE(journal.ok());
-  RecordingConsumer consumer;
-  auto sampler = sampling::Sampler::Create(AlwaysSample(), &consumer, &clock_);
-  ASSERT_TRUE(sampler.ok());
-  JournaledIntake intake({}, journal->get(), sampler->get(), &clock_);
+  Pipeline p(path_, &clock_);
 
-  ASSERT_TRUE(intake.Offer(One(MakeTrace(1, 2)), 2).ok());
+  ASSERT_TRUE(p.intake->Offer(One(MakeTrace(1, 2)), 2).ok());
   clock_.Advance(absl::Seconds(10));
-  ASSERT_TRUE(intake.Offer(One(MakeTrace(2, 2)), 2).ok());
-  (*sampler)->PollForTesting();
-  intake.TruncateOnce();
-  EXPECT_EQ(JournalEntries(journal->get()), 2);  // both traces pending
+  ASSERT_TRUE(p.intake->Offer(One(MakeTrace(2, 2)), 2).ok());
+  p.sampler->PollForTesting();
+  p.intake->TruncateOnce();
+  EXPECT_EQ(p.Entries(), 2);  // both traces pending
 
   clock_.Advance(absl::Seconds(21));  // trace 1 due, trace 2 not
-  (*sampler)->PollForTesting();
-  ASSERT_EQ(consumer.kept().size(), 1u);
-  intake.TruncateOnce();
-  EXPECT_EQ(JournalEntries(journal->get()), 1);
+  p.sampler->PollForTesting();
+  ASSERT_EQ(p.consumer.kept().size(), 1u);
+  p.intake->TruncateOnce();
+  EXPECT_EQ(p.Entries(), 1);
 
   clock_.Advance(absl::Seconds(10));
-  (*sampler)->PollForTesting();
-  intake.TruncateOnce();
-  EXPECT_EQ(JournalEntries(journal->get()), 0);
+  p.sampler->PollForTesting();
+  p.intake->TruncateOnce();
+  EXPECT_EQ(p.Entries(), 0);
 }
 
 TEST_F(JournaledIntakeTest, ALateSpanKeepsItsTracesFirstEntry) {
-  auto journal = storage::Journal::Open({path_, false});
-  ASSERT_TRUE(journal.ok());
-  RecordingConsumer consumer;
-  auto sampler = sampling::Sampler::Create(AlwaysSample(), &consumer, &clock_);
-  ASSERT_TRUE(sampler.ok());
-  JournaledIntake intake({}, journal->get(), sampler->get(), &clock_);
-  ASSERT_TRUE(intake.Offer(One(MakeTrace(1, 1)), 1).ok());
-  (*sampler)->PollForTesting();
+  Pipeline p(path_, &clock_);
+  ASSERT_TRUE(p.intake->Offer(One(MakeTrace(1, 1)), 1).ok());
+  p.sampler->PollForTesting();
   clock_.Advance(absl::Seconds(20));
-  ASSERT_TRUE(intake.Offer(One(MakeTrace(1, 1)), 1).ok());  // same trace, later
-  (*sampler)->PollForTesting();
+  ASSERT_TRUE(p.intake->Offer(One(MakeTrace(1, 1)), 1).ok());  // same trace, later
+  p.sampler->PollForTesting();
   clock_.Advance(absl::Seconds(20));  // 40 s after the first span, 20 s after the last
-  (*sampler)->PollForTesting();
-  intake.TruncateOnce();
-  EXPECT_EQ(JournalEntries(journal->get()), 2);  // the trace is still pending
+  p.sampler->PollForTesting();
+  p.intake->TruncateOnce();
+  EXPECT_EQ(p.Entries(), 2);  // the trace is still pending
 }
 
 TEST_F(JournaledIntakeTest, RefusedBatchesLeaveNoEntry) {
-  auto journal = storage::Journal::Open({path_, false});
-  ASSERT_TRUE(journal.ok());
-  RecordingConsumer consumer;
-  auto sampler = sampling::Sampler::Create(AlwaysSample(/*max_queued=*/3), &consumer, &clock_);
-  ASSERT_TRUE(sampler.ok());
-  JournaledIntake intake({}, journal->get(), sampler->get(), &clock_);
-  ASSERT_TRUE(intake.Offer(One(MakeTrace(1, 3)), 3).ok());
-  EXPECT_EQ(intake.Offer(One(MakeTrace(2, 3)), 3).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(JournalEntries(journal->get()), 1);
+  Pipeline p(path_, &clock_, /*max_queued=*/3);
+  ASSERT_TRUE(p.intake->Offer(One(MakeTrace(1, 3)), 3).ok());
+  EXPECT_EQ(p.intake->Offer(One(MakeTrace(2, 3)), 3).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(p.Entries(), 1);
 }
 
 TEST_F(JournaledIntakeTest, RecoverRebuildsPendingTracesWithTheirTimers) {
   {
-    auto journal = storage::Journal::Open({path_, false});
-    ASSERT_TRUE(journal.ok());
-    RecordingConsumer consumer;
-    auto sampler = sampling::Sampler::Create(AlwaysSample(), &consumer, &clock_);
-    ASSERT_TRUE(sampler.ok());
-    JournaledIntake intake({}, journal->get(), sampler->get(), &clock_);
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(intake.Offer(One(MakeTrace(i, 2)), 2).ok());
+    Pipeline crashed(path_, &clock_);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(crashed.intake->Offer(One(MakeTrace(i, 2)), 2).ok());
     // "Crash": the sampler and the intake go away without deciding anything.
   }
   clock_.Advance(absl::Seconds(20));
-  auto journal = storage::Journal::Open({path_, false});
-  ASSERT_TRUE(journal.ok());
-  RecordingConsumer consumer;
-  auto sampler = sampling::Sampler::Create(AlwaysSample(), &consumer, &clock_);
-  ASSERT_TRUE(sampler.ok());
-  JournaledIntake intake({}, journal->get(), sampler->get(), &clock_);
-  auto replayed = intake.Recover();
+  Pipeline p(path_, &clock_);
+  auto replayed = p.intake->Recover();
   ASSERT_TRUE(replayed.ok());
   EXPECT_EQ(*replayed, 10);
-  (*sampler)->PollForTesting();
-  EXPECT_EQ((*sampler)->stats().traces_pending.load(), 5u);
-  EXPECT_TRUE(consumer.kept().empty());
+  p.sampler->PollForTesting();
+  EXPECT_EQ(p.sampler->stats().traces_pending.load(), 5u);
+  EXPECT_TRUE(p.consumer.kept().empty());
   clock_.Advance(absl::Seconds(10));  // 30 s after they first arrived, before the "crash"
-  (*sampler)->PollForTesting();
-  EXPECT_EQ(consumer.kept().size(), 5u);
-  intake.TruncateOnce();
-  EXPECT_EQ(JournalEntries(journal->get()), 0);
+  p.sampler->PollForTesting();
+  EXPECT_EQ(p.consumer.kept().size(), 5u);
+  p.intake->TruncateOnce();
+  EXPECT_EQ(p.Entries(), 0);
 }
 
 }  // namespace

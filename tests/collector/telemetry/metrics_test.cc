@@ -26,7 +26,8 @@ TEST(MetricsRegistryTest, ReadsCallbacksAtScrapeTime) {
   EXPECT_THAT(text, HasSubstr("# TYPE tracekeep_sampler_traces_pending gauge"));
   EXPECT_THAT(text, HasSubstr("tracekeep_sampler_traces_pending 42"));
   accepted = 10;
-  EXPECT_THAT(metrics.Serialize(), HasSubstr("tracekeep_spans_accepted_total{transport=\"grpc\"} 10"));
+  EXPECT_THAT(metrics.Serialize(),
+              HasSubstr("tracekeep_spans_accepted_total{transport=\"grpc\"} 10"));
 }
 
 }  // namespace
