@@ -98,7 +98,7 @@ void JournaledIntake::Run() {
 void JournaledIntake::Shutdown(absl::Time deadline) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stop_) return;
+    if (stop_ || !thread_.joinable()) return;  // stopped, or never started
     stop_ = true;
   }
   cv_.notify_all();

@@ -43,6 +43,7 @@ class JournaledIntake final : public SpanIntake, public Component {
   absl::Status Start() override;
   // Stops the truncation thread after one last truncation. Call after the sampler has been
   // shut down (it decides what is pending), so that a clean stop leaves an empty journal.
+  // Does nothing when Start() was not called.
   void Shutdown(absl::Time deadline) override;
 
   // Removes every entry older than what the pipeline still needs. Returns the time used.
