@@ -1,5 +1,7 @@
 #include "collector/sampling/policy.h"
 
+#include <cmath>
+#include <cstring>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -411,6 +413,39 @@ TEST(PolicyPropertyTest, ErrorTracesAreKeptUnlessDropped) {
   }
   EXPECT_GT(errors, 500);
   EXPECT_GT(dropped_errors, 0);
+}
+
+// Property: over random trace ids, the probabilistic share converges to its percentage, and a
+// trace id always gets the same decision, whatever else the trace holds and whenever it is asked.
+TEST(PolicyPropertyTest, ProbabilisticIsConsistentByTraceIdAndConverges) {
+  std::mt19937_64 rng(7);
+  for (double pct : {1.0, 10.0, 50.0}) {
+    auto a = CreatePolicy(Probabilistic(pct));
+    auto b = CreatePolicy(Probabilistic(pct));
+    ASSERT_TRUE(a.ok() && b.ok());
+    int sampled = 0;
+    constexpr int kTraces = 40000;
+    for (int n = 0; n < kTraces; ++n) {
+      std::string id(16, '\0');
+      for (int i = 0; i < 16; i += 8) {
+        const uint64_t r = rng();
+        std::memcpy(&id[i], &r, 8);
+      }
+      PendingTrace one;
+      one.trace_id = id;
+      one.hash = TraceIdHash(id);
+      PendingTrace other = TraceBuilder().Plain().Plain().Build();  // different content
+      other.trace_id = id;
+      other.hash = one.hash;
+      TraceView v1(one), v2(other);
+      const Decision d = (*a)->Evaluate(v1, kNow);
+      ASSERT_EQ(d, (*b)->Evaluate(v2, kNow + absl::Hours(24)));
+      sampled += d == kYes;
+    }
+    const double share = static_cast<double>(sampled) / kTraces;
+    EXPECT_NEAR(share, pct / 100, 3 * std::sqrt(pct / 100 * (1 - pct / 100) / kTraces) + 0.002)
+        << pct;
+  }
 }
 
 }  // namespace
