@@ -121,9 +121,10 @@ void BM_ScanSpan(benchmark::State& state) {
   }
   size_t i = 0;
   sampling::SpanFields f;
+  std::vector<sampling::Attribute> attrs;
   for (auto _ : state) {
-    f.attributes.clear();
-    benchmark::DoNotOptimize(sampling::ScanSpan(spans[i++ % spans.size()], &f));
+    attrs.clear();
+    benchmark::DoNotOptimize(sampling::ScanSpan(spans[i++ % spans.size()], &f, &attrs));
   }
   state.SetItemsProcessed(state.iterations());
 }

@@ -22,7 +22,11 @@ class StringAttributePolicy final : public Policy {
   explicit StringAttributePolicy(const StringAttributeConfig& c)
       : key_(c.key), invert_(c.invert_match) {
     if (c.enabled_regex_matching) {
-      for (const std::string& v : c.values) patterns_.push_back(std::make_unique<RE2>(v));
+      RE2::Options options;
+      options.set_log_errors(false);  // reported by valid() through the config's validation
+      for (const std::string& v : c.values) {
+        patterns_.push_back(std::make_unique<RE2>(v, options));
+      }
     } else {
       values_.insert(c.values.begin(), c.values.end());
     }

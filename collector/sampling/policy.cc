@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "collector/common/status_macros.h"
@@ -12,26 +13,27 @@ namespace tracekeep::sampling {
 
 // ---- TraceView --------------------------------------------------------------------------------
 
-void TraceView::DecodeSpans() {
-  spans_decoded_ = true;
+void TraceView::Decode() {
+  decoded_ = true;
   spans_.resize(trace_.spans.size());
+  span_attributes_.reserve(trace_.spans.size() * 12);  // typical spans have 8-15
+  const SpanOrigin* previous = nullptr;
+  absl::InlinedVector<const SpanOrigin*, 8> origins;
   for (size_t i = 0; i < trace_.spans.size(); ++i) {
-    if (!ScanSpan(trace_.spans[i].span, &spans_[i])) decode_error_ = true;
+    const SpanRecord& rec = trace_.spans[i];
+    if (!ScanSpan(rec.span, &spans_[i], &span_attributes_)) decode_error_ = true;
+    const SpanOrigin* origin = rec.origin.get();
+    if (origin == nullptr || origin == previous) continue;
+    previous = origin;
+    if (std::find(origins.begin(), origins.end(), origin) != origins.end()) continue;
+    origins.push_back(origin);
+    if (!ScanResourceAttributes(origin->resource, &resource_attributes_)) decode_error_ = true;
   }
 }
 
 const SpanFields& TraceView::span(size_t i) {
-  if (!spans_decoded_) DecodeSpans();
+  if (!decoded_) Decode();
   return spans_[i];
-}
-
-const std::vector<Attribute>& TraceView::resource(size_t i) {
-  static const std::vector<Attribute>* const kNone = new std::vector<Attribute>();
-  const SpanOrigin* origin = trace_.spans[i].origin.get();
-  if (origin == nullptr) return *kNone;
-  auto [it, inserted] = resources_.try_emplace(origin);
-  if (inserted && !ScanResourceAttributes(origin->resource, &it->second)) decode_error_ = true;
-  return it->second;
 }
 
 // ---- PolicyStatsRegistry ----------------------------------------------------------------------

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "collector/pipeline/span_batch.h"
@@ -47,34 +46,34 @@ class TraceView {
   explicit TraceView(const PendingTrace& trace) : trace_(trace) {}
   const PendingTrace& trace() const { return trace_; }
   size_t span_count() const { return trace_.spans.size(); }
-  // The decoded fields of span i.
+  // The decoded name, status and trace_state of span i.
   const SpanFields& span(size_t i);
-  // The decoded resource attributes of span i.
-  const std::vector<Attribute>& resource(size_t i);
   // True when some span or resource bytes could not be decoded (counted as an evaluation error).
   bool decode_error() const { return decode_error_; }
 
-  // True when any span attribute or resource attribute named `key` satisfies `pred`.
+  // True when any span attribute or resource attribute named `key` satisfies `pred`. Each
+  // distinct resource is looked at once, however many spans share it.
   template <typename Pred>
   bool AnyAttribute(std::string_view key, Pred pred) {
-    for (size_t i = 0; i < span_count(); ++i) {
-      for (const Attribute& a : resource(i)) {
-        if (a.key == key && pred(a.value)) return true;
-      }
-      for (const Attribute& a : span(i).attributes) {
-        if (a.key == key && pred(a.value)) return true;
-      }
+    if (!decoded_) Decode();
+    for (const Attribute& a : resource_attributes_) {
+      if (a.key == key && pred(a.value)) return true;
+    }
+    for (const Attribute& a : span_attributes_) {
+      if (a.key == key && pred(a.value)) return true;
     }
     return false;
   }
 
  private:
-  void DecodeSpans();
+  void Decode();
   const PendingTrace& trace_;
-  bool spans_decoded_ = false;
+  bool decoded_ = false;
   bool decode_error_ = false;
   std::vector<SpanFields> spans_;
-  absl::flat_hash_map<const SpanOrigin*, std::vector<Attribute>> resources_;
+  // Attributes of every span, and of every distinct resource, in one vector each.
+  std::vector<Attribute> span_attributes_;
+  std::vector<Attribute> resource_attributes_;
 };
 
 enum class Decision { kNotSampled, kSampled };

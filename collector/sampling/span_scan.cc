@@ -166,7 +166,7 @@ size_t VarintSize(uint64_t v) {
 
 }  // namespace
 
-bool ScanSpan(std::string_view span, SpanFields* out) {
+bool ScanSpan(std::string_view span, SpanFields* out, std::vector<Attribute>* attributes) {
   Reader r(span);
   while (!r.done()) {
     uint32_t field;
@@ -186,7 +186,7 @@ bool ScanSpan(std::string_view span, SpanFields* out) {
         out->name = sub;
         break;
       case 9:
-        if (!ScanKeyValue(sub, &out->attributes)) return false;
+        if (!ScanKeyValue(sub, attributes)) return false;
         break;
       case 15:
         if (!ScanStatus(sub, &out->status_code)) return false;

@@ -36,12 +36,13 @@ struct SpanFields {
   std::string_view name;
   std::string_view trace_state;
   int status_code = kStatusUnset;
-  std::vector<Attribute> attributes;
 };
 
-// Decodes a serialized opentelemetry.proto.trace.v1.Span. Returns false on malformed input
-// (`out` then holds what was read before the damage).
-[[nodiscard]] bool ScanSpan(std::string_view span, SpanFields* out);
+// Decodes a serialized opentelemetry.proto.trace.v1.Span into `out`, appending its attributes to
+// `attributes` (one vector can collect those of many spans). Returns false on malformed input
+// (the outputs then hold what was read before the damage).
+[[nodiscard]] bool ScanSpan(std::string_view span, SpanFields* out,
+                            std::vector<Attribute>* attributes);
 
 // Decodes the attributes of a serialized opentelemetry.proto.resource.v1.Resource.
 [[nodiscard]] bool ScanResourceAttributes(std::string_view resource, std::vector<Attribute>* out);

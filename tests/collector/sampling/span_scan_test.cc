@@ -33,28 +33,30 @@ otlp::trace::v1::Span RichSpan() {
 TEST(SpanScanTest, DecodesNameStatusTraceStateAndScalarAttributes) {
   const std::string bytes = RichSpan().SerializeAsString();
   SpanFields f;
-  ASSERT_TRUE(ScanSpan(bytes, &f));
+  std::vector<Attribute> attrs;
+  ASSERT_TRUE(ScanSpan(bytes, &f, &attrs));
   EXPECT_EQ(f.name, "POST /orders");
   EXPECT_EQ(f.trace_state, "a=1,b=2");
   EXPECT_EQ(f.status_code, kStatusError);
-  ASSERT_EQ(f.attributes.size(), 5u);
-  EXPECT_EQ(f.attributes[0].key, "order.id");
-  EXPECT_EQ(f.attributes[0].value.type, AttributeValue::Type::kString);
-  EXPECT_EQ(f.attributes[0].value.string_value, "o-17");
-  EXPECT_EQ(f.attributes[1].value.type, AttributeValue::Type::kInt);
-  EXPECT_EQ(f.attributes[1].value.int_value, -3);
-  EXPECT_EQ(f.attributes[2].value.type, AttributeValue::Type::kDouble);
-  EXPECT_EQ(f.attributes[2].value.double_value, 12.5);
-  EXPECT_EQ(f.attributes[3].value.type, AttributeValue::Type::kBool);
-  EXPECT_TRUE(f.attributes[3].value.bool_value);
-  EXPECT_EQ(f.attributes[4].value.type, AttributeValue::Type::kNone);  // arrays are not matched
+  ASSERT_EQ(attrs.size(), 5u);
+  EXPECT_EQ(attrs[0].key, "order.id");
+  EXPECT_EQ(attrs[0].value.type, AttributeValue::Type::kString);
+  EXPECT_EQ(attrs[0].value.string_value, "o-17");
+  EXPECT_EQ(attrs[1].value.type, AttributeValue::Type::kInt);
+  EXPECT_EQ(attrs[1].value.int_value, -3);
+  EXPECT_EQ(attrs[2].value.type, AttributeValue::Type::kDouble);
+  EXPECT_EQ(attrs[2].value.double_value, 12.5);
+  EXPECT_EQ(attrs[3].value.type, AttributeValue::Type::kBool);
+  EXPECT_TRUE(attrs[3].value.bool_value);
+  EXPECT_EQ(attrs[4].value.type, AttributeValue::Type::kNone);  // arrays are not matched
 }
 
 TEST(SpanScanTest, RejectsTruncatedInput) {
   const std::string bytes = RichSpan().SerializeAsString();
   for (size_t cut : {bytes.size() - 1, bytes.size() / 2, size_t{3}}) {
     SpanFields f;
-    EXPECT_FALSE(ScanSpan(std::string_view(bytes).substr(0, cut), &f)) << cut;
+    std::vector<Attribute> attrs;
+    EXPECT_FALSE(ScanSpan(std::string_view(bytes).substr(0, cut), &f, &attrs)) << cut;
   }
 }
 
