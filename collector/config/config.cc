@@ -394,6 +394,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       problems->Add(s.Get("when_full"), "sampler.when_full",
                     absl::StrCat("must be evict or refuse, got \"", when_full, "\""));
     }
+    s.Size("max_pending_bytes", &c->sampler.max_pending_bytes, 0, int64_t{1} << 50);
     s.Size("max_spans_per_trace", &c->sampler.max_spans_per_trace, 0, int64_t{1} << 40);
     s.Size("max_bytes_per_trace", &c->sampler.max_bytes_per_trace, 0, int64_t{1} << 50);
     {

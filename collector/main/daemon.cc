@@ -290,8 +290,8 @@ class Daemon::Impl final : public admin::AdminBackend {
                  "Spans of traces dropped by a drop policy, all drop policies together.", {},
                  [ss] { return ss->spans_dropped.load(); });
     m.AddCounter("tracekeep_sampler_traces_evicted_total",
-                 "Traces decided before their decision_wait because max_pending_traces was "
-                 "reached.",
+                 "Traces decided before their decision_wait because max_pending_traces or "
+                 "max_pending_bytes was reached.",
                  {}, [ss] { return ss->traces_evicted.load(); });
     m.AddCounter("tracekeep_sampler_traces_limited_total",
                  "Traces decided early because they reached max_spans_per_trace or "

@@ -269,6 +269,9 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(const SamplerOptions& o
   b.decision_wait_after_root = OrInfinite(options.decision_wait_after_root_received);
   b.max_trace_age = OrInfinite(options.max_trace_age);
   b.max_traces = std::max<size_t>(1, options.max_pending_traces / sets.size());
+  b.max_bytes = options.max_pending_bytes == 0
+                    ? 0
+                    : std::max<size_t>(1, options.max_pending_bytes / sets.size());
   b.max_spans_per_trace = options.max_spans_per_trace;
   b.max_bytes_per_trace = options.max_bytes_per_trace;
   const size_t kept_cache = (options.sampled_cache_size + sets.size() - 1) / sets.size();
@@ -346,6 +349,13 @@ absl::Status Sampler::Offer(std::vector<TraceSpans>&& traces, int64_t span_count
       return absl::ResourceExhaustedError(absl::StrCat("sampler holds max_pending_traces (",
                                                        options_.max_pending_traces,
                                                        ") traces; retry later"));
+    }
+    if (options_.max_pending_bytes != 0 &&
+        stats_.bytes_pending.load(std::memory_order_relaxed) >= options_.max_pending_bytes) {
+      stats_.spans_refused.fetch_add(span_count, std::memory_order_relaxed);
+      return absl::ResourceExhaustedError(absl::StrCat("sampler holds max_pending_bytes (",
+                                                       options_.max_pending_bytes,
+                                                       ") span bytes; retry later"));
     }
   }
   const uint64_t queued =

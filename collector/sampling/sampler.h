@@ -45,6 +45,11 @@ struct SamplerOptions {
   int num_shards = 0;
   // Pending traces, all shards together. What happens beyond it: `when_full`. Default: 200000.
   size_t max_pending_traces = 200000;
+  // Serialized span bytes pending, all shards together; 0 = no bound. Beyond it: `when_full`.
+  // Default: 0.
+  size_t max_pending_bytes = 0;
+  // What happens at max_pending_traces / max_pending_bytes. The per-trace bounds below always
+  // decide the trace early: refusing its spans could never make it fit.
   WhenFull when_full = WhenFull::kEvict;
   // A trace reaching this many spans (span bytes) is decided at once; its later spans follow
   // the decision through the decision cache. 0 = no bound. Default: 0 / 0.

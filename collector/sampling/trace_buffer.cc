@@ -14,12 +14,7 @@ absl::Time TraceBuffer::DueTime(const PendingTrace& t) const {
 void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted) {
   auto it = traces_.find(spans.trace_id);
   if (it == traces_.end()) {
-    while (traces_.size() >= options_.max_traces && SkipStaleTimers()) {
-      const std::string id = timers_.top().trace_id;
-      timers_.pop();
-      traces_.find(id)->second.due = now;  // decided now, ahead of its time
-      Take(id, evicted);
-      ++evictions_;
+    while (traces_.size() >= options_.max_traces && EvictOne(now, evicted)) {
     }
     it = traces_.emplace(spans.trace_id, PendingTrace()).first;
     PendingTrace& t = it->second;
@@ -56,6 +51,19 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     t.due = due;
     timers_.push(Timer{due, t.trace_id});
   }
+  // May evict the trace just added, when it alone is over the bound.
+  while (options_.max_bytes != 0 && span_bytes_ > options_.max_bytes && EvictOne(now, evicted)) {
+  }
+}
+
+bool TraceBuffer::EvictOne(absl::Time now, std::vector<PendingTrace>* out) {
+  if (!SkipStaleTimers()) return false;
+  const std::string id = timers_.top().trace_id;
+  timers_.pop();
+  traces_.find(id)->second.due = now;  // decided now, ahead of its time
+  Take(id, out);
+  ++evictions_;
+  return true;
 }
 
 bool TraceBuffer::SkipStaleTimers() {

@@ -21,6 +21,9 @@ struct TraceBufferOptions {
   // At most this many pending traces; adding a new trace beyond it evicts the trace whose
   // decision is due soonest, which is then decided early. Default: 100000.
   size_t max_traces = 100000;
+  // At most this many span bytes (serialized) pending; beyond it the traces due soonest are
+  // evicted like at max_traces. 0 = no bound. Default: 0.
+  size_t max_bytes = 0;
   // Once the root span arrived, the trace is decided at the latest this long after it.
   // Default: infinite (off).
   absl::Duration decision_wait_after_root = absl::InfiniteDuration();
@@ -36,7 +39,8 @@ class TraceBuffer {
   explicit TraceBuffer(const TraceBufferOptions& options) : options_(options) {}
 
   // Adds the spans of one trace that arrived at `now`. Traces evicted to stay within
-  // max_traces, and a trace that reached a per-trace bound, are appended to `evicted`.
+  // max_traces / max_bytes, and a trace that reached a per-trace bound, are appended to
+  // `evicted`.
   void Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted);
 
   // Moves every trace whose decision is due at `now` to `out`.
@@ -65,6 +69,8 @@ class TraceBuffer {
   // Pops stale timers at the top; returns false when no live timer is left.
   bool SkipStaleTimers();
   void Take(const std::string& trace_id, std::vector<PendingTrace>* out);
+  // Evicts the live trace due soonest; false when nothing is pending.
+  bool EvictOne(absl::Time now, std::vector<PendingTrace>* out);
 
   TraceBufferOptions options_;
   absl::node_hash_map<std::string, PendingTrace> traces_;

@@ -258,6 +258,7 @@ sampler:
   decision_wait_after_root_received: 2s
   max_trace_age: 5m
   when_full: refuse
+  max_pending_bytes: 1000000000
   max_spans_per_trace: 5000
   max_bytes_per_trace: 1000000
   decision_cache: {sampled_cache_size: 10, non_sampled_cache_size: 0}
@@ -268,6 +269,7 @@ sampler:
   EXPECT_EQ(c->sampler.decision_wait_after_root_received, absl::Seconds(2));
   EXPECT_EQ(c->sampler.max_trace_age, absl::Minutes(5));
   EXPECT_EQ(c->sampler.when_full, sampling::WhenFull::kRefuse);
+  EXPECT_EQ(c->sampler.max_pending_bytes, 1000000000u);
   EXPECT_EQ(c->sampler.max_spans_per_trace, 5000u);
   EXPECT_EQ(c->sampler.max_bytes_per_trace, 1000000u);
   EXPECT_EQ(c->sampler.sampled_cache_size, 10u);

@@ -223,6 +223,24 @@ TEST(SamplerTest, RefuseModeAnswersResourceExhaustedInsteadOfEvicting) {
   EXPECT_EQ((*sampler)->stats().spans_refused.load(), 2u);
 }
 
+TEST(SamplerTest, RefuseModeAlsoBoundsPendingBytes) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  SamplerOptions o = Options(0, 1);
+  o.max_pending_bytes = 30;  // "span-bytes" is 10 bytes
+  o.when_full = WhenFull::kRefuse;
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 3)), 3).ok());
+  (*sampler)->PollForTesting();
+  EXPECT_EQ((*sampler)->stats().bytes_pending.load(), 30u);
+  EXPECT_EQ((*sampler)->Offer(One(MakeTrace(2, 1)), 1).code(),
+            absl::StatusCode::kResourceExhausted);
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  EXPECT_TRUE((*sampler)->Offer(One(MakeTrace(2, 1)), 1).ok());
+}
+
 TEST(SamplerTest, DryRunKeepsEverythingAndCountsWhatWouldHappen) {
   FakeClock clock;
   RecordingConsumer consumer;

@@ -139,3 +139,25 @@ TEST(TraceBufferTest, PerTraceSpanAndByteBoundsDecideAtOnce) {
 
 }  // namespace
 }  // namespace tracekeep::sampling
+
+namespace tracekeep::sampling {
+namespace {
+
+TEST(TraceBufferTest, ByteBoundEvictsTheTracesDueSoonest) {
+  TraceBufferOptions o = Opts(absl::Seconds(30), 100);
+  o.max_bytes = 45;  // "span-bytes" is 10 bytes: four spans fit
+  TraceBuffer buffer(o);
+  std::vector<PendingTrace> evicted;
+  buffer.Add(MakeTrace(1, 2), kT0, &evicted);
+  buffer.Add(MakeTrace(2, 2), kT0 + absl::Seconds(1), &evicted);
+  EXPECT_TRUE(evicted.empty());
+  buffer.Add(MakeTrace(3, 1), kT0 + absl::Seconds(2), &evicted);  // 50 bytes > 45
+  ASSERT_EQ(evicted.size(), 1u);
+  EXPECT_EQ(evicted[0].trace_id, TestTraceId(1));
+  EXPECT_EQ(evicted[0].due, kT0 + absl::Seconds(2));
+  EXPECT_EQ(buffer.span_bytes(), 30u);
+  EXPECT_EQ(buffer.evictions(), 1u);
+}
+
+}  // namespace
+}  // namespace tracekeep::sampling
