@@ -209,7 +209,9 @@ class Sampler::Shard {
     if (!s.ok()) {
       // Downstream components count what they lost; this records that a batch was refused.
       const uint64_t n = sampler_->stats_.consumer_errors.fetch_add(1, std::memory_order_relaxed);
-      if (n % 1000 == 0) TK_LOG(Warning) << "kept traces not fully handed downstream: " << s;
+      if (n % 1000 == 0) {
+        TK_LOG(Warning) << "kept traces not fully handed downstream: " << s;
+      }
     }
   }
 
@@ -262,8 +264,6 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(const SamplerOptions& o
   }
   auto sampler = std::unique_ptr<Sampler>(new Sampler(options, consumer, clock));
   TK_ASSIGN_OR_RETURN(auto sets, sampler->BuildSets(options.policies));
-  int n = options.num_shards;
-  if (n == 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   TraceBufferOptions b;
   b.decision_wait = options.decision_wait;
   b.decision_wait_after_root = OrInfinite(options.decision_wait_after_root_received);
