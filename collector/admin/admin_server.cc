@@ -110,6 +110,35 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* GetPolicies(grpc::CallbackServerContext* context,
+                                        const pb::GetPoliciesRequest* /*request*/,
+                                        pb::GetPoliciesResponse* response) override {
+    response->set_policies_yaml(backend_->GetPolicies());
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* SetPolicies(grpc::CallbackServerContext* context,
+                                        const pb::SetPoliciesRequest* request,
+                                        pb::SetPoliciesResponse* response) override {
+    absl::StatusOr<int> n = backend_->SetPolicies(request->policies_yaml(), false);
+    if (n.ok()) response->set_policy_count(static_cast<uint32_t>(*n));
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(n.status()));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* ValidatePolicies(grpc::CallbackServerContext* context,
+                                             const pb::ValidatePoliciesRequest* request,
+                                             pb::ValidatePoliciesResponse* response) override {
+    absl::StatusOr<int> n = backend_->SetPolicies(request->policies_yaml(), true);
+    if (n.ok()) response->set_policy_count(static_cast<uint32_t>(*n));
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(n.status()));
+    return reactor;
+  }
+
  private:
   // Checks the caller's address and token; on refusal finishes the call and returns false.
   bool Authorize(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {

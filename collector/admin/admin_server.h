@@ -28,6 +28,12 @@ class AdminBackend {
   virtual void FillStatus(tracekeep::admin::v1::GetStatusResponse* status) = 0;
   // The store that GetTrace reads, or nullptr when the daemon runs without storage.
   virtual storage::SpanStore* store() = 0;
+  // The sampling policies in force, as YAML (the syntax of the config's sampler.policies).
+  virtual std::string GetPolicies() = 0;
+  // Parses and validates `policies_yaml`; unless `validate_only`, puts it in force. Returns the
+  // number of policies; kInvalidArgument lists every problem, one per line, and changes nothing.
+  [[nodiscard]] virtual absl::StatusOr<int> SetPolicies(const std::string& policies_yaml,
+                                                        bool validate_only) = 0;
 };
 
 struct AdminServerOptions {
@@ -50,6 +56,7 @@ struct AdminServerOptions {
 //  - GetTrace: every stored span of one trace as a serialized OTLP TracesData. INVALID_ARGUMENT
 //    for a trace id that is not 32 hex digits, NOT_FOUND for an unknown trace,
 //    FAILED_PRECONDITION when there is no store.
+//  - GetPolicies / SetPolicies / ValidatePolicies: the backend's sampling policies as YAML.
 class AdminServer {
  public:
   // Binds `options.endpoint` and starts serving. `backend` must outlive the server.

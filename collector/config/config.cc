@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -238,6 +239,31 @@ void ReadNetworks(MapReader* parent, const std::string& key, Problems* problems,
 }
 
 void ReadPolicy(const YAML::Node& node, const std::string& path, Problems* problems,
+                sampling::PolicyConfig* policy);
+
+// Reads a YAML list of policies (the top-level list or a combinator's sub-policies).
+void ReadPolicyList(const YAML::Node& list, const std::string& path, Problems* problems,
+                    std::vector<sampling::PolicyConfig>* out) {
+  if (!list || list.IsNull()) return;
+  if (!list.IsSequence()) {
+    problems->Add(list, path, "must be a list of policies");
+    return;
+  }
+  out->clear();
+  for (size_t i = 0; i < list.size(); ++i) {
+    ReadPolicy(list[i], absl::StrCat(path, "[", i, "]"), problems, &out->emplace_back());
+  }
+}
+
+void OptionalDouble(MapReader* r, const std::string& key, std::optional<double>* out) {
+  YAML::Node n = r->Get(key);
+  if (!n || n.IsNull()) return;
+  double v = 0;
+  r->Double(key, &v, -1e300, 1e300);
+  *out = v;
+}
+
+void ReadPolicy(const YAML::Node& node, const std::string& path, Problems* problems,
                 sampling::PolicyConfig* policy) {
   MapReader r(node, path, problems);
   r.String("name", &policy->name);
@@ -250,6 +276,96 @@ void ReadPolicy(const YAML::Node& node, const std::string& path, Problems* probl
     MapReader p(r.Get("probabilistic"), r.PathOf("probabilistic"), problems);
     p.Double("sampling_percentage", &policy->sampling_percentage, -1e300, 1e300);
     p.String("hash_salt", &policy->hash_salt);
+  }
+  {
+    MapReader l(r.Get("latency"), r.PathOf("latency"), problems);
+    l.Int("threshold_ms", &policy->latency.threshold_ms, INT64_MIN / 2, INT64_MAX / 2000000);
+    l.Int("upper_threshold_ms", &policy->latency.upper_threshold_ms, INT64_MIN / 2,
+          INT64_MAX / 2000000);
+  }
+  {
+    MapReader a(r.Get("string_attribute"), r.PathOf("string_attribute"), problems);
+    a.String("key", &policy->string_attribute.key);
+    a.StringList("values", &policy->string_attribute.values);
+    a.Bool("enabled_regex_matching", &policy->string_attribute.enabled_regex_matching);
+    a.Bool("invert_match", &policy->string_attribute.invert_match);
+  }
+  {
+    MapReader a(r.Get("numeric_attribute"), r.PathOf("numeric_attribute"), problems);
+    a.String("key", &policy->numeric_attribute.key);
+    OptionalDouble(&a, "min_value", &policy->numeric_attribute.min_value);
+    OptionalDouble(&a, "max_value", &policy->numeric_attribute.max_value);
+    a.Bool("invert_match", &policy->numeric_attribute.invert_match);
+  }
+  {
+    MapReader a(r.Get("boolean_attribute"), r.PathOf("boolean_attribute"), problems);
+    a.String("key", &policy->boolean_attribute.key);
+    a.Bool("value", &policy->boolean_attribute.value);
+    a.Bool("invert_match", &policy->boolean_attribute.invert_match);
+  }
+  {
+    MapReader a(r.Get("rate_limiting"), r.PathOf("rate_limiting"), problems);
+    a.Int("spans_per_second", &policy->spans_per_second, INT64_MIN / 2, INT64_MAX / 2);
+  }
+  {
+    MapReader a(r.Get("span_count"), r.PathOf("span_count"), problems);
+    a.Int("min_spans", &policy->span_count.min_spans, INT64_MIN / 2, INT64_MAX / 2);
+    a.Int("max_spans", &policy->span_count.max_spans, INT64_MIN / 2, INT64_MAX / 2);
+  }
+  {
+    MapReader a(r.Get("trace_state"), r.PathOf("trace_state"), problems);
+    a.String("key", &policy->trace_state.key);
+    a.StringList("values", &policy->trace_state.values);
+  }
+  // Combinators. Each holds its sub-policies under <type>_sub_policy, as in the OpenTelemetry
+  // Collector; `not` takes exactly one.
+  for (const char* type : {"and", "drop", "not"}) {
+    MapReader a(r.Get(type), r.PathOf(type), problems);
+    const std::string key = absl::StrCat(type, "_sub_policy");
+    YAML::Node subs = a.Get(key);
+    if (subs && !subs.IsNull() && policy->type == type) {
+      ReadPolicyList(subs, a.PathOf(key), problems, &policy->sub_policies);
+    }
+  }
+  {
+    MapReader a(r.Get("composite"), r.PathOf("composite"), problems);
+    sampling::CompositeConfig& c = policy->composite;
+    a.Int("max_total_spans_per_second", &c.max_total_spans_per_second, INT64_MIN / 2,
+          INT64_MAX / 2);
+    a.StringList("policy_order", &c.policy_order);
+    YAML::Node subs = a.Get("composite_sub_policy");
+    if (subs && !subs.IsNull() && policy->type == "composite") {
+      ReadPolicyList(subs, a.PathOf("composite_sub_policy"), problems, &policy->sub_policies);
+    }
+    YAML::Node alloc = a.Get("rate_allocation");
+    if (alloc && !alloc.IsNull()) {
+      if (!alloc.IsSequence()) {
+        problems->Add(alloc, a.PathOf("rate_allocation"),
+                      "must be a list of {policy, percent} mappings");
+      } else {
+        for (size_t i = 0; i < alloc.size(); ++i) {
+          MapReader e(alloc[i], absl::StrCat(a.PathOf("rate_allocation"), "[", i, "]"), problems);
+          sampling::RateAllocation& ra = c.rate_allocation.emplace_back();
+          e.String("policy", &ra.policy);
+          e.Double("percent", &ra.percent, -1e300, 1e300);
+        }
+      }
+    }
+  }
+}
+
+// Reads `sampler.policies` and adds the semantic problems (positions point at the list).
+void ReadPolicies(const YAML::Node& policies, const std::string& path, Problems* problems,
+                  std::vector<sampling::PolicyConfig>* out) {
+  if (!policies || policies.IsNull()) return;
+  if (!policies.IsSequence()) {
+    problems->Add(policies, path, "must be a list of policies");
+    return;
+  }
+  ReadPolicyList(policies, path, problems, out);
+  for (const std::string& p : sampling::ValidatePolicies(*out, path)) {
+    const size_t colon = p.find(": ");
+    problems->Add(policies, p.substr(0, colon), p.substr(colon + 2));
   }
 }
 
@@ -297,24 +413,31 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     s.Int("num_shards", &c->sampler.num_shards, 0, 256);
     s.Size("max_pending_traces", &c->sampler.max_pending_traces, 1, int64_t{1} << 40);
     s.Size("max_queued_spans", &c->sampler.max_queued_spans, 1, int64_t{1} << 40);
-    YAML::Node policies = s.Get("policies");
-    if (policies && !policies.IsNull()) {
-      if (!policies.IsSequence()) {
-        problems->Add(policies, "sampler.policies", "must be a list of policies");
-      } else {
-        c->sampler.policies.clear();
-        for (size_t i = 0; i < policies.size(); ++i) {
-          ReadPolicy(policies[i], absl::StrCat("sampler.policies[", i, "]"), problems,
-                     &c->sampler.policies.emplace_back());
-        }
-        // Semantic checks; positions point at the policy list.
-        for (const std::string& p :
-             sampling::ValidatePolicies(c->sampler.policies, "sampler.policies")) {
-          const size_t colon = p.find(": ");
-          problems->Add(policies, p.substr(0, colon), p.substr(colon + 2));
-        }
-      }
+    s.Duration("decision_wait_after_root_received", &c->sampler.decision_wait_after_root_received,
+               absl::ZeroDuration());
+    s.Duration("max_trace_age", &c->sampler.max_trace_age, absl::ZeroDuration());
+    std::string when_full =
+        c->sampler.when_full == sampling::WhenFull::kRefuse ? "refuse" : "evict";
+    s.String("when_full", &when_full);
+    if (when_full == "evict") {
+      c->sampler.when_full = sampling::WhenFull::kEvict;
+    } else if (when_full == "refuse") {
+      c->sampler.when_full = sampling::WhenFull::kRefuse;
+    } else {
+      problems->Add(s.Get("when_full"), "sampler.when_full",
+                    absl::StrCat("must be evict or refuse, got \"", when_full, "\""));
     }
+    s.Size("max_pending_bytes", &c->sampler.max_pending_bytes, 0, int64_t{1} << 50);
+    s.Size("max_spans_per_trace", &c->sampler.max_spans_per_trace, 0, int64_t{1} << 40);
+    s.Size("max_bytes_per_trace", &c->sampler.max_bytes_per_trace, 0, int64_t{1} << 50);
+    {
+      MapReader d(s.Get("decision_cache"), "sampler.decision_cache", problems);
+      d.Size("sampled_cache_size", &c->sampler.sampled_cache_size, 0, int64_t{1} << 32);
+      d.Size("non_sampled_cache_size", &c->sampler.non_sampled_cache_size, 0, int64_t{1} << 32);
+    }
+    s.Bool("dry_run", &c->sampler.dry_run);
+    s.Bool("sample_on_first_match", &c->sampler.sample_on_first_match);
+    ReadPolicies(s.Get("policies"), "sampler.policies", problems, &c->sampler.policies);
   }
   {
     MapReader s(top.Get("storage"), "storage", problems);
@@ -422,6 +545,119 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& s
   }
   if (!problems.empty()) return absl::InvalidArgumentError(problems.Join());
   return c;
+}
+
+absl::StatusOr<std::vector<sampling::PolicyConfig>> ParsePolicies(const std::string& yaml,
+                                                                  const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg));
+  }
+  std::vector<sampling::PolicyConfig> policies;
+  Problems problems(source);
+  try {
+    if (!root || root.IsNull()) {
+      problems.Add(root, "sampler.policies", "must be a list of policies, got nothing");
+    } else {
+      ReadPolicies(root, "sampler.policies", &problems, &policies);
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", e.what()));
+  }
+  if (!problems.empty()) return absl::InvalidArgumentError(problems.Join());
+  return policies;
+}
+
+namespace {
+
+void EmitPolicy(const sampling::PolicyConfig& p, YAML::Emitter* out);
+
+void EmitList(const std::vector<sampling::PolicyConfig>& list, YAML::Emitter* out) {
+  *out << YAML::BeginSeq;
+  for (const auto& p : list) EmitPolicy(p, out);
+  *out << YAML::EndSeq;
+}
+
+void EmitPolicy(const sampling::PolicyConfig& p, YAML::Emitter* out) {
+  YAML::Emitter& e = *out;
+  e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << p.name << YAML::Key << "type"
+    << YAML::Value << p.type;
+  const std::string& t = p.type;
+  if (t == "always_sample" || t.empty()) {
+    e << YAML::EndMap;
+    return;
+  }
+  e << YAML::Key << t << YAML::Value << YAML::BeginMap;
+  if (t == "status_code") {
+    e << YAML::Key << "status_codes" << YAML::Value << YAML::Flow << p.status_codes;
+  } else if (t == "probabilistic") {
+    e << YAML::Key << "sampling_percentage" << YAML::Value << p.sampling_percentage;
+    if (!p.hash_salt.empty()) e << YAML::Key << "hash_salt" << YAML::Value << p.hash_salt;
+  } else if (t == "latency") {
+    e << YAML::Key << "threshold_ms" << YAML::Value << p.latency.threshold_ms;
+    if (p.latency.upper_threshold_ms != 0) {
+      e << YAML::Key << "upper_threshold_ms" << YAML::Value << p.latency.upper_threshold_ms;
+    }
+  } else if (t == "string_attribute") {
+    const auto& a = p.string_attribute;
+    e << YAML::Key << "key" << YAML::Value << a.key << YAML::Key << "values" << YAML::Value
+      << YAML::Flow << a.values;
+    if (a.enabled_regex_matching) e << YAML::Key << "enabled_regex_matching" << YAML::Value << true;
+    if (a.invert_match) e << YAML::Key << "invert_match" << YAML::Value << true;
+  } else if (t == "numeric_attribute") {
+    const auto& a = p.numeric_attribute;
+    e << YAML::Key << "key" << YAML::Value << a.key;
+    if (a.min_value) e << YAML::Key << "min_value" << YAML::Value << *a.min_value;
+    if (a.max_value) e << YAML::Key << "max_value" << YAML::Value << *a.max_value;
+    if (a.invert_match) e << YAML::Key << "invert_match" << YAML::Value << true;
+  } else if (t == "boolean_attribute") {
+    const auto& a = p.boolean_attribute;
+    e << YAML::Key << "key" << YAML::Value << a.key << YAML::Key << "value" << YAML::Value
+      << a.value;
+    if (a.invert_match) e << YAML::Key << "invert_match" << YAML::Value << true;
+  } else if (t == "rate_limiting") {
+    e << YAML::Key << "spans_per_second" << YAML::Value << p.spans_per_second;
+  } else if (t == "span_count") {
+    e << YAML::Key << "min_spans" << YAML::Value << p.span_count.min_spans;
+    if (p.span_count.max_spans != 0) {
+      e << YAML::Key << "max_spans" << YAML::Value << p.span_count.max_spans;
+    }
+  } else if (t == "trace_state") {
+    e << YAML::Key << "key" << YAML::Value << p.trace_state.key << YAML::Key << "values"
+      << YAML::Value << YAML::Flow << p.trace_state.values;
+  } else if (t == "and" || t == "drop" || t == "not") {
+    e << YAML::Key << absl::StrCat(t, "_sub_policy") << YAML::Value;
+    EmitList(p.sub_policies, out);
+  } else if (t == "composite") {
+    const auto& c = p.composite;
+    e << YAML::Key << "max_total_spans_per_second" << YAML::Value << c.max_total_spans_per_second;
+    if (!c.policy_order.empty()) {
+      e << YAML::Key << "policy_order" << YAML::Value << YAML::Flow << c.policy_order;
+    }
+    e << YAML::Key << "composite_sub_policy" << YAML::Value;
+    EmitList(p.sub_policies, out);
+    if (!c.rate_allocation.empty()) {
+      e << YAML::Key << "rate_allocation" << YAML::Value << YAML::BeginSeq;
+      for (const auto& a : c.rate_allocation) {
+        e << YAML::Flow << YAML::BeginMap << YAML::Key << "policy" << YAML::Value << a.policy
+          << YAML::Key << "percent" << YAML::Value << a.percent << YAML::EndMap;
+      }
+      e << YAML::EndSeq;
+    }
+  }
+  e << YAML::EndMap << YAML::EndMap;
+}
+
+}  // namespace
+
+std::string PoliciesToYaml(const std::vector<sampling::PolicyConfig>& policies) {
+  if (policies.empty()) return "[]\n";
+  YAML::Emitter e;
+  EmitList(policies, &e);
+  return absl::StrCat(e.c_str(), "\n");
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {

@@ -94,6 +94,14 @@ Config DefaultConfig();
 // line, as "<source>:<line>:<column>: <path>: <what>, got <value>".
 [[nodiscard]] absl::StatusOr<Config> ParseConfig(const std::string& yaml,
                                                  const std::string& source = "config");
+// Parses a YAML list of policies, the syntax of `sampler.policies` (used by the admin API's
+// SetPolicies / ValidatePolicies). Every problem is listed like ParseConfig's, with paths under
+// "sampler.policies".
+[[nodiscard]] absl::StatusOr<std::vector<sampling::PolicyConfig>> ParsePolicies(
+    const std::string& yaml, const std::string& source = "policies");
+// Writes policies as YAML that ParsePolicies reads back (only the fields of each policy's type).
+std::string PoliciesToYaml(const std::vector<sampling::PolicyConfig>& policies);
+
 // Reads and parses a file.
 [[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -182,6 +185,10 @@ std::string Usage() {
       "Commands:\n"
       "  status                 version, uptime, data dir, endpoints and pipeline counters\n"
       "  trace get <trace-id>   every stored span of a trace (trace id: 32 hex digits)\n"
+      "  policies get           the sampling policies in force, as YAML\n"
+      "  policies set FILE      put the policy list in FILE (YAML, like sampler.policies;\n"
+      "                         - = stdin) in force without a restart\n"
+      "  policies validate FILE check a policy list without applying it\n"
       "  help                   this text\n"
       "\n"
       "Flags:\n"
@@ -374,6 +381,60 @@ int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ost
   return kExitOk;
 }
 
+int RunPoliciesGet(const CtlOptions& options, std::ostream& out, std::ostream& err) {
+  auto stub = NewStub(options);
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  pb::GetPoliciesResponse response;
+  const grpc::Status status = stub->GetPolicies(&context, pb::GetPoliciesRequest(), &response);
+  if (!status.ok()) return ReportRpcError(status, options, err);
+  out << response.policies_yaml();
+  return kExitOk;
+}
+
+int RunPoliciesSet(const CtlOptions& options, const std::string& file, bool apply,
+                   std::ostream& out, std::ostream& err) {
+  std::stringstream text;
+  if (file == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(file);
+    if (!in) {
+      err << kProgram << ": cannot read policy file \"" << file << "\"\n";
+      return kExitUsage;
+    }
+    text << in.rdbuf();
+  }
+  auto stub = NewStub(options);
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  grpc::Status status;
+  uint32_t count = 0;
+  if (apply) {
+    pb::SetPoliciesRequest request;
+    request.set_policies_yaml(text.str());
+    pb::SetPoliciesResponse response;
+    status = stub->SetPolicies(&context, request, &response);
+    count = response.policy_count();
+  } else {
+    pb::ValidatePoliciesRequest request;
+    request.set_policies_yaml(text.str());
+    pb::ValidatePoliciesResponse response;
+    status = stub->ValidatePolicies(&context, request, &response);
+    count = response.policy_count();
+  }
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+    err << kProgram << ": policies in \"" << file << "\" rejected"
+        << (apply ? "; the running policies stay in force" : "") << ":\n"
+        << status.error_message() << "\n";
+    return kExitFailure;
+  }
+  if (!status.ok()) return ReportRpcError(status, options, err);
+  out << (apply ? "policies set: " : "policies valid: ") << count
+      << (count == 1 ? " policy\n" : " policies\n");
+  return kExitOk;
+}
+
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
                    std::ostream& out, std::ostream& err) {
   return RunCommandLine(args, env_addr, /*env_token_file=*/"", out, err);
@@ -469,6 +530,23 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
       return UsageError("trace get takes exactly one trace id (32 hex digits)", err);
     }
     return RunTraceGet(options, positional[2], out, err);
+  }
+  if (command == "policies") {
+    if (positional.size() < 2) {
+      return UsageError("policies needs a subcommand: get, set or validate", err);
+    }
+    const std::string& sub = positional[1];
+    if (sub == "get") {
+      if (positional.size() != 2) return UsageError("policies get takes no arguments", err);
+      return RunPoliciesGet(options, out, err);
+    }
+    if (sub == "set" || sub == "validate") {
+      if (positional.size() != 3) {
+        return UsageError(absl::StrCat("policies ", sub, " takes exactly one FILE"), err);
+      }
+      return RunPoliciesSet(options, positional[2], sub == "set", out, err);
+    }
+    return UsageError(absl::StrCat("unknown policies subcommand \"", sub, "\""), err);
   }
   return UsageError(absl::StrCat("unknown command \"", command, "\""), err);
 }

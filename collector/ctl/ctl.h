@@ -53,6 +53,14 @@ int RunStatus(const CtlOptions& options, std::ostream& out, std::ostream& err);
 int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ostream& out,
                 std::ostream& err);
 
+// `tracekeepctl policies get`: the sampling policies in force, as YAML.
+int RunPoliciesGet(const CtlOptions& options, std::ostream& out, std::ostream& err);
+
+// `tracekeepctl policies set|validate FILE`: sends the YAML policy list in FILE ("-" = stdin)
+// to be put in force (`apply`) or only checked. A rejected list exits 1 with every problem.
+int RunPoliciesSet(const CtlOptions& options, const std::string& file, bool apply,
+                   std::ostream& out, std::ostream& err);
+
 // Parses `args` (argv without the program name), then runs the command. `env_addr` is the value
 // of TRACEKEEP_ADMIN_ADDR, "" when unset.
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,

@@ -5,11 +5,14 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "collector/admin/admin_server.h"
 #include "collector/common/clock.h"
+#include "collector/common/histogram.h"
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
 #include "collector/exporter/otlp_exporter.h"
@@ -215,7 +218,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     s->set_traces_pending(ss.traces_pending.load());
     s->set_spans_pending(ss.spans_pending.load());
     s->set_traces_kept(sampler_->traces_sampled_total());
-    s->set_traces_dropped(ss.traces_not_sampled.load());
+    s->set_traces_dropped(ss.traces_not_sampled.load() + ss.traces_dropped.load());
     s->set_traces_stored(store_ ? store_->stats().traces_stored.load() : 0);
     s->set_shards(sampler_->num_shards());
     if (exporter_) {
@@ -226,7 +229,50 @@ class Daemon::Impl final : public admin::AdminBackend {
   }
   storage::SpanStore* store() override { return store_.get(); }
 
+  std::string GetPolicies() override { return config::PoliciesToYaml(sampler_->policies()); }
+
+  absl::StatusOr<int> SetPolicies(const std::string& yaml, bool validate_only) override {
+    TK_ASSIGN_OR_RETURN(std::vector<sampling::PolicyConfig> policies,
+                        config::ParsePolicies(yaml, "policies"));
+    if (!validate_only) {
+      TK_RETURN_IF_ERROR(sampler_->SetPolicies(policies));
+      RegisterPolicyMetrics();
+    }
+    return static_cast<int>(policies.size());
+  }
+
  private:
+  // Registers the counters of every policy not registered yet (policies come and go with
+  // SetPolicies; their counters stay, so the series stay monotonic).
+  void RegisterPolicyMetrics() {
+    std::lock_guard<std::mutex> lock(policy_metrics_mu_);
+    telemetry::MetricsRegistry& m = metrics_;
+    for (const auto& [name, stats] : sampler_->policy_stats().All()) {
+      if (!policy_metrics_.insert(name).second) continue;
+      const sampling::PolicyStats* ps = stats;
+      const telemetry::Labels policy{{"policy", name}};
+      m.AddCounter("tracekeep_sampler_traces_sampled_total",
+                   "Traces kept, by the first policy that sampled them.", policy,
+                   [ps] { return ps->traces_sampled.load(); });
+      m.AddCounter("tracekeep_sampler_spans_sampled_total",
+                   "Spans of kept traces, by the first policy that sampled them.", policy,
+                   [ps] { return ps->spans_sampled.load(); });
+      m.AddCounter("tracekeep_sampler_policy_traces_dropped_total",
+                   "Traces dropped, by the drop policy that matched.", policy,
+                   [ps] { return ps->traces_dropped.load(); });
+      m.AddCounter("tracekeep_sampler_policy_spans_dropped_total",
+                   "Spans of traces dropped, by the drop policy that matched.", policy,
+                   [ps] { return ps->spans_dropped.load(); });
+      m.AddCounter("tracekeep_sampler_policy_evaluations_total",
+                   "Traces each policy evaluated, by its own verdict (sampled: it matched).",
+                   {{"policy", name}, {"decision", "sampled"}},
+                   [ps] { return ps->evaluated_sampled.load(); });
+      m.AddCounter("tracekeep_sampler_policy_evaluations_total", "",
+                   {{"policy", name}, {"decision", "not_sampled"}},
+                   [ps] { return ps->evaluated_not_sampled.load(); });
+    }
+  }
+
   void RegisterMetrics() {
     telemetry::MetricsRegistry& m = metrics_;
     m.AddGauge("tracekeep_build_info", "Version of the running tracekeep.", {{"version", kVersion}},
@@ -265,24 +311,57 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddGauge("tracekeep_sampler_queue_spans",
                "Spans accepted but not yet buffered by their shard.", {},
                [ss] { return ss->spans_queued.load(); });
-    for (size_t i = 0; i < sampler_->policies().size(); ++i) {
-      const std::string& policy = sampler_->policies().name(i);
-      m.AddCounter("tracekeep_sampler_traces_sampled_total",
-                   "Traces kept, by the first policy that sampled them.", {{"policy", policy}},
-                   [ss, i] { return ss->traces_sampled[i].load(); });
-      m.AddCounter("tracekeep_sampler_spans_sampled_total",
-                   "Spans of kept traces, by the first policy that sampled them.",
-                   {{"policy", policy}}, [ss, i] { return ss->spans_sampled[i].load(); });
-    }
-    m.AddCounter("tracekeep_sampler_traces_not_sampled_total", "Traces dropped by the policies.",
-                 {}, [ss] { return ss->traces_not_sampled.load(); });
+    m.AddGauge("tracekeep_sampler_bytes_pending",
+               "Span bytes of traces waiting for their decision.", {},
+               [ss] { return ss->bytes_pending.load(); });
+    m.AddCounter("tracekeep_sampler_traces_not_sampled_total",
+                 "Traces no policy sampled (dropped).", {},
+                 [ss] { return ss->traces_not_sampled.load(); });
     m.AddCounter("tracekeep_sampler_spans_not_sampled_total",
-                 "Spans of traces dropped by the policies.", {},
+                 "Spans of traces no policy sampled (dropped).", {},
                  [ss] { return ss->spans_not_sampled.load(); });
+    m.AddCounter("tracekeep_sampler_traces_dropped_total",
+                 "Traces dropped by a drop policy, all drop policies together.", {},
+                 [ss] { return ss->traces_dropped.load(); });
+    m.AddCounter("tracekeep_sampler_spans_dropped_total",
+                 "Spans of traces dropped by a drop policy, all drop policies together.", {},
+                 [ss] { return ss->spans_dropped.load(); });
     m.AddCounter("tracekeep_sampler_traces_evicted_total",
-                 "Traces decided before their decision_wait because max_pending_traces was "
-                 "reached.",
+                 "Traces decided before their decision_wait because max_pending_traces or "
+                 "max_pending_bytes was reached.",
                  {}, [ss] { return ss->traces_evicted.load(); });
+    m.AddCounter("tracekeep_sampler_traces_limited_total",
+                 "Traces decided early because they reached max_spans_per_trace or "
+                 "max_bytes_per_trace.",
+                 {}, [ss] { return ss->traces_limited.load(); });
+    m.AddCounter("tracekeep_sampler_late_spans_total",
+                 "Spans that arrived after their trace was decided, by the decision they "
+                 "followed (sampled: sent on; not_sampled: dropped).",
+                 {{"decision", "sampled"}}, [ss] { return ss->late_spans_sampled.load(); });
+    m.AddCounter("tracekeep_sampler_late_spans_total", "", {{"decision", "not_sampled"}},
+                 [ss] { return ss->late_spans_not_sampled.load(); });
+    m.AddCounter("tracekeep_sampler_evaluation_errors_total",
+                 "Traces with span or resource bytes the policies could not decode.", {},
+                 [ss] { return ss->evaluation_errors.load(); });
+    m.AddCounter("tracekeep_sampler_policy_updates_total",
+                 "Policy sets put in force through the admin API.", {},
+                 [ss] { return ss->policy_updates.load(); });
+    auto histogram = [](const DurationHistogram* h) {
+      return [h] {
+        telemetry::HistogramValue v;
+        v.bounds = h->bounds();
+        for (size_t i = 0; i <= v.bounds.size(); ++i) v.counts.push_back(h->bucket(i));
+        v.sum = h->sum_seconds();
+        return v;
+      };
+    };
+    m.AddHistogram("tracekeep_sampler_late_span_age_seconds",
+                   "Time between a trace's decision and the arrival of a late span of it.", {},
+                   histogram(&ss->late_span_age));
+    m.AddHistogram("tracekeep_sampler_decision_latency_seconds",
+                   "Time from a trace's due time to its decision (0 for traces decided early).", {},
+                   histogram(&ss->decision_latency));
+    RegisterPolicyMetrics();
 
     if (journal_) {
       const storage::JournalStats* js = &journal_->stats();
@@ -346,6 +425,8 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<storage::Journal> journal_;
   std::unique_ptr<intake::JournaledIntake> journaled_intake_;
   SpanIntake* intake_ = nullptr;  // what the receivers feed: the journal, or the sampler
+  std::mutex policy_metrics_mu_;
+  std::set<std::string> policy_metrics_;  // policies whose counters are registered
   std::unique_ptr<http::HttpServer> telemetry_;
   admin::AdminServerPtr admin_;
   std::unique_ptr<receiver::GrpcReceiver> grpc_;

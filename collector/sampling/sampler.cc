@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <mutex>
 #include <thread>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
+#include "collector/sampling/decision_cache.h"
+#include "collector/sampling/span_scan.h"
 #include "collector/sampling/trace_buffer.h"
 
 namespace tracekeep::sampling {
@@ -25,11 +25,30 @@ std::vector<PolicyConfig> DefaultPolicies() {
   return {errors, baseline};
 }
 
-// One shard: an input queue filled by receiver threads and a TraceBuffer owned by its thread.
+namespace {
+
+absl::Duration OrInfinite(absl::Duration d) {
+  return d == absl::ZeroDuration() ? absl::InfiniteDuration() : d;
+}
+
+void Tag(std::vector<SpanRecord>* spans, std::string_view key, std::string_view value) {
+  for (SpanRecord& s : *spans) AppendStringAttribute(key, value, &s.span);
+}
+
+}  // namespace
+
+// One shard: an input queue filled by receiver threads, and a TraceBuffer, decision caches and
+// policy set owned by its thread. The policy set is swapped by SetPolicies through an atomic
+// shared_ptr; the shard loads it once per decision batch, so no lock is taken per trace.
 class Sampler::Shard {
  public:
-  Shard(Sampler* sampler, const TraceBufferOptions& options)
-      : sampler_(sampler), buffer_(options) {}
+  Shard(Sampler* sampler, const TraceBufferOptions& options, size_t kept_cache,
+        size_t dropped_cache, std::shared_ptr<PolicySet> policies)
+      : sampler_(sampler),
+        buffer_(options),
+        kept_(kept_cache),
+        not_kept_(dropped_cache),
+        policies_(std::move(policies)) {}
 
   // Queues spans for this shard. Spans without an arrival time get "now", taken under the
   // queue's lock, so arrival times grow along the queue (the journal relies on it).
@@ -53,6 +72,10 @@ class Sampler::Shard {
     return std::min(queued, pending);
   }
 
+  void SetPolicies(std::shared_ptr<PolicySet> policies) {
+    std::atomic_store(&policies_, std::move(policies));
+  }
+
   // Buffers what is queued and decides what is due. Returns when the next decision is due.
   absl::Time Poll() {
     std::vector<TraceSpans> input;
@@ -64,21 +87,30 @@ class Sampler::Shard {
       oldest_pending_.store(std::min(oldest_pending_.load(), queue_front_arrival_.load()));
       queue_front_arrival_.store(kNothing);
     }
+    SamplerStats& stats = sampler_->stats_;
     const absl::Time now = sampler_->clock_->Now();
     std::vector<PendingTrace> due;
+    KeptTraces late;
     size_t spans_in = 0;
     for (TraceSpans& t : input) {
       spans_in += t.spans.size();
-      const size_t before = due.size();
+      if (FollowDecision(&t, now, &late)) continue;
       const absl::Time arrival =
           t.arrival_unix_nanos != 0 ? absl::FromUnixNanos(t.arrival_unix_nanos) : now;
       buffer_.Add(std::move(t), arrival, &due);
-      sampler_->stats_.traces_evicted.fetch_add(due.size() - before, std::memory_order_relaxed);
     }
-    sampler_->stats_.spans_queued.fetch_sub(spans_in, std::memory_order_relaxed);
+    stats.spans_queued.fetch_sub(spans_in, std::memory_order_relaxed);
+    stats.traces_queued.fetch_sub(input.size(), std::memory_order_relaxed);
+    stats.traces_evicted.fetch_add(buffer_.evictions() - published_evictions_,
+                                   std::memory_order_relaxed);
+    stats.traces_limited.fetch_add(buffer_.trace_limit_hits() - published_limit_hits_,
+                                   std::memory_order_relaxed);
+    published_evictions_ = buffer_.evictions();
+    published_limit_hits_ = buffer_.trace_limit_hits();
     buffer_.TakeExpired(now, &due);
     Publish();
-    if (!due.empty()) sampler_->Decide(&due);
+    if (!late.empty()) Hand(std::move(late));
+    if (!due.empty()) Decide(&due, now);
     PublishOldest();
     return buffer_.NextDeadline();
   }
@@ -88,7 +120,7 @@ class Sampler::Shard {
     std::vector<PendingTrace> all;
     buffer_.TakeAll(&all);
     Publish();
-    if (!all.empty()) sampler_->Decide(&all);
+    if (!all.empty()) Decide(&all, sampler_->clock_->Now());
     PublishOldest();
   }
 
@@ -124,6 +156,87 @@ class Sampler::Shard {
   }
 
  private:
+  // Spans of a trace decided already follow its decision. Returns true when `t` was handled.
+  bool FollowDecision(TraceSpans* t, absl::Time now, KeptTraces* late) {
+    SamplerStats& stats = sampler_->stats_;
+    if (const CachedDecision* d = kept_.Lookup(t->trace_id)) {
+      stats.late_spans_sampled.fetch_add(t->spans.size(), std::memory_order_relaxed);
+      stats.late_span_age.Observe(now - d->decided_at, t->spans.size());
+      KeptTrace& k = late->emplace_back();
+      k.trace_id = std::move(t->trace_id);
+      k.policy = d->policy;
+      k.spans = std::move(t->spans);
+      if (!k.policy.empty()) Tag(&k.spans, kPolicyAttribute, k.policy);
+      return true;
+    }
+    if (const CachedDecision* d = not_kept_.Lookup(t->trace_id)) {
+      stats.late_spans_not_sampled.fetch_add(t->spans.size(), std::memory_order_relaxed);
+      stats.late_span_age.Observe(now - d->decided_at, t->spans.size());
+      return true;
+    }
+    return false;
+  }
+
+  void Decide(std::vector<PendingTrace>* traces, absl::Time now) {
+    SamplerStats& stats = sampler_->stats_;
+    const bool dry_run = sampler_->options_.dry_run;
+    std::shared_ptr<PolicySet> set = std::atomic_load(&policies_);
+    KeptTraces kept;
+    for (PendingTrace& t : *traces) {
+      const uint64_t spans = t.spans.size();
+      TraceView view(t);
+      const Verdict v = set->Evaluate(view, now);
+      if (view.decode_error()) stats.evaluation_errors.fetch_add(1, std::memory_order_relaxed);
+      stats.decision_latency.Observe(now - t.due);
+      const char* dry_run_decision = "sampled";
+      std::string policy;
+      switch (v.outcome) {
+        case Verdict::Outcome::kSampled: {
+          PolicyStats* ps = set->stats(v.policy);
+          ps->traces_sampled.fetch_add(1, std::memory_order_relaxed);
+          ps->spans_sampled.fetch_add(spans, std::memory_order_relaxed);
+          policy = set->name(v.policy);
+          break;
+        }
+        case Verdict::Outcome::kDropped:
+          stats.traces_dropped.fetch_add(1, std::memory_order_relaxed);
+          stats.spans_dropped.fetch_add(spans, std::memory_order_relaxed);
+          dry_run_decision = "dropped";
+          if (dry_run) policy = set->name(v.policy);
+          break;
+        case Verdict::Outcome::kNotSampled:
+          stats.traces_not_sampled.fetch_add(1, std::memory_order_relaxed);
+          stats.spans_not_sampled.fetch_add(spans, std::memory_order_relaxed);
+          dry_run_decision = "not_sampled";
+          break;
+      }
+      const bool keep = dry_run || v.outcome == Verdict::Outcome::kSampled;
+      if (!keep) {
+        not_kept_.Insert(t.trace_id, CachedDecision{now, ""});
+        continue;
+      }
+      kept_.Insert(t.trace_id, CachedDecision{now, policy});
+      KeptTrace& k = kept.emplace_back();
+      k.trace_id = std::move(t.trace_id);
+      k.policy = std::move(policy);
+      k.spans = std::move(t.spans);
+      if (!k.policy.empty()) Tag(&k.spans, kPolicyAttribute, k.policy);
+      if (dry_run) Tag(&k.spans, kDryRunAttribute, dry_run_decision);
+    }
+    if (!kept.empty()) Hand(std::move(kept));
+  }
+
+  void Hand(KeptTraces&& kept) {
+    absl::Status s = sampler_->consumer_->Consume(std::move(kept));
+    if (!s.ok()) {
+      // Downstream components count what they lost; this records that a batch was refused.
+      const uint64_t n = sampler_->stats_.consumer_errors.fetch_add(1, std::memory_order_relaxed);
+      if (n % 1000 == 0) {
+        TK_LOG(Warning) << "kept traces not fully handed downstream: " << s;
+      }
+    }
+  }
+
   static constexpr int64_t kNothing = INT64_MAX;
 
   // After the traces taken from the buffer were decided and handed downstream.
@@ -134,19 +247,30 @@ class Sampler::Shard {
 
   // Publishes this shard's share of the pending gauges.
   void Publish() {
+    SamplerStats& stats = sampler_->stats_;
     const auto traces = static_cast<int64_t>(buffer_.trace_count());
     const auto spans = static_cast<int64_t>(buffer_.span_count());
-    sampler_->stats_.traces_pending.fetch_add(traces - published_traces_,
-                                              std::memory_order_relaxed);
-    sampler_->stats_.spans_pending.fetch_add(spans - published_spans_, std::memory_order_relaxed);
+    const auto bytes = static_cast<int64_t>(buffer_.span_bytes());
+    stats.traces_pending.fetch_add(traces - published_traces_, std::memory_order_relaxed);
+    stats.spans_pending.fetch_add(spans - published_spans_, std::memory_order_relaxed);
+    stats.bytes_pending.fetch_add(bytes - published_bytes_, std::memory_order_relaxed);
     published_traces_ = traces;
     published_spans_ = spans;
+    published_bytes_ = bytes;
   }
 
   Sampler* sampler_;
-  TraceBuffer buffer_;  // touched only by the shard's thread (or the test's)
+  // Touched only by the shard's thread (or the test's).
+  TraceBuffer buffer_;
+  DecisionCache kept_;
+  DecisionCache not_kept_;
   int64_t published_traces_ = 0;
   int64_t published_spans_ = 0;
+  int64_t published_bytes_ = 0;
+  uint64_t published_evictions_ = 0;
+  uint64_t published_limit_hits_ = 0;
+  // Written by SetPolicies, read by the shard's thread; both through std::atomic_load/store.
+  std::shared_ptr<PolicySet> policies_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<TraceSpans> queue_ ABSL_GUARDED_BY(mu_);
@@ -170,38 +294,74 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(const SamplerOptions& o
     return absl::InvalidArgumentError(
         "sampler.max_pending_traces and sampler.max_queued_spans must be > 0");
   }
-  TK_ASSIGN_OR_RETURN(auto policies, PolicySet::Create(options.policies));
-  return std::unique_ptr<Sampler>(new Sampler(options, std::move(policies), consumer, clock));
+  auto sampler = std::unique_ptr<Sampler>(new Sampler(options, consumer, clock));
+  TK_ASSIGN_OR_RETURN(auto sets, sampler->BuildSets(options.policies));
+  TraceBufferOptions b;
+  b.decision_wait = options.decision_wait;
+  b.decision_wait_after_root = OrInfinite(options.decision_wait_after_root_received);
+  b.max_trace_age = OrInfinite(options.max_trace_age);
+  b.max_traces = std::max<size_t>(1, options.max_pending_traces / sets.size());
+  b.max_bytes = options.max_pending_bytes == 0
+                    ? 0
+                    : std::max<size_t>(1, options.max_pending_bytes / sets.size());
+  b.max_spans_per_trace = options.max_spans_per_trace;
+  b.max_bytes_per_trace = options.max_bytes_per_trace;
+  const size_t kept_cache = (options.sampled_cache_size + sets.size() - 1) / sets.size();
+  const size_t dropped_cache = (options.non_sampled_cache_size + sets.size() - 1) / sets.size();
+  for (auto& set : sets) {
+    sampler->shards_.push_back(
+        std::make_unique<Shard>(sampler.get(), b, kept_cache, dropped_cache, std::move(set)));
+  }
+  return sampler;
 }
 
-Sampler::Sampler(const SamplerOptions& options, std::unique_ptr<PolicySet> policies,
-                 TraceConsumer* consumer, Clock* clock)
-    : options_(options), policies_(std::move(policies)), consumer_(consumer), clock_(clock) {
-  int n = options.num_shards;
-  if (n == 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  TraceBufferOptions buffer_options;
-  buffer_options.decision_wait = options.decision_wait;
-  buffer_options.max_traces = std::max<size_t>(1, options.max_pending_traces / n);
-  for (int i = 0; i < n; ++i) shards_.push_back(std::make_unique<Shard>(this, buffer_options));
-  stats_.traces_sampled.reset(new std::atomic<uint64_t>[policies_->size()]);
-  stats_.spans_sampled.reset(new std::atomic<uint64_t>[policies_->size()]);
-  for (size_t i = 0; i < policies_->size(); ++i) {
-    stats_.traces_sampled[i] = 0;
-    stats_.spans_sampled[i] = 0;
-  }
+Sampler::Sampler(const SamplerOptions& options, TraceConsumer* consumer, Clock* clock)
+    : options_(options), consumer_(consumer), clock_(clock) {
+  policy_configs_ = options.policies;
 }
 
 Sampler::~Sampler() { Shutdown(absl::InfiniteFuture()); }
 
+absl::StatusOr<std::vector<std::shared_ptr<PolicySet>>> Sampler::BuildSets(
+    const std::vector<PolicyConfig>& policies) {
+  int n = shards_.empty() ? options_.num_shards : num_shards();
+  if (n == 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  PolicySetOptions o;
+  o.shards = n;
+  o.sample_on_first_match = options_.sample_on_first_match;
+  std::vector<std::shared_ptr<PolicySet>> sets;
+  for (int i = 0; i < n; ++i) {
+    TK_ASSIGN_OR_RETURN(std::unique_ptr<PolicySet> set,
+                        PolicySet::Create(policies, o, &policy_stats_));
+    sets.push_back(std::move(set));
+  }
+  return sets;
+}
+
+absl::Status Sampler::SetPolicies(const std::vector<PolicyConfig>& policies) {
+  std::lock_guard<std::mutex> lock(policies_mu_);
+  TK_ASSIGN_OR_RETURN(auto sets, BuildSets(policies));
+  for (size_t i = 0; i < shards_.size(); ++i) shards_[i]->SetPolicies(std::move(sets[i]));
+  policy_configs_ = policies;
+  stats_.policy_updates.fetch_add(1, std::memory_order_relaxed);
+  TK_LOG(Info) << "sampling policies replaced (" << policies.size() << " policies)";
+  return absl::OkStatus();
+}
+
+std::vector<PolicyConfig> Sampler::policies() const {
+  std::lock_guard<std::mutex> lock(policies_mu_);
+  return policy_configs_;
+}
+
 uint64_t Sampler::traces_sampled_total() const {
   uint64_t sum = 0;
-  for (size_t i = 0; i < policies_->size(); ++i) sum += stats_.traces_sampled[i].load();
+  for (const auto& [name, s] : policy_stats_.All()) sum += s->traces_sampled.load();
   return sum;
 }
 
 uint64_t Sampler::spans_sampled_total() const {
   uint64_t sum = 0;
-  for (size_t i = 0; i < policies_->size(); ++i) sum += stats_.spans_sampled[i].load();
+  for (const auto& [name, s] : policy_stats_.All()) sum += s->spans_sampled.load();
   return sum;
 }
 
@@ -211,6 +371,24 @@ absl::Status Sampler::Offer(std::vector<TraceSpans>&& traces, int64_t span_count
   if (!accepting_.load(std::memory_order_acquire)) {
     stats_.spans_refused.fetch_add(span_count, std::memory_order_relaxed);
     return absl::UnavailableError("tracekeep is shutting down");
+  }
+  if (options_.when_full == WhenFull::kRefuse) {
+    // Every queued trace may be new: a conservative bound, no lock taken.
+    const uint64_t pending = stats_.traces_pending.load(std::memory_order_relaxed) +
+                             stats_.traces_queued.load(std::memory_order_relaxed);
+    if (pending + traces.size() > options_.max_pending_traces) {
+      stats_.spans_refused.fetch_add(span_count, std::memory_order_relaxed);
+      return absl::ResourceExhaustedError(absl::StrCat("sampler holds max_pending_traces (",
+                                                       options_.max_pending_traces,
+                                                       ") traces; retry later"));
+    }
+    if (options_.max_pending_bytes != 0 &&
+        stats_.bytes_pending.load(std::memory_order_relaxed) >= options_.max_pending_bytes) {
+      stats_.spans_refused.fetch_add(span_count, std::memory_order_relaxed);
+      return absl::ResourceExhaustedError(absl::StrCat("sampler holds max_pending_bytes (",
+                                                       options_.max_pending_bytes,
+                                                       ") span bytes; retry later"));
+    }
   }
   const uint64_t queued =
       stats_.spans_queued.fetch_add(span_count, std::memory_order_relaxed) + span_count;
@@ -230,6 +408,7 @@ void Sampler::Restore(std::vector<TraceSpans>&& traces, int64_t span_count) {
 }
 
 void Sampler::Distribute(std::vector<TraceSpans>&& traces) {
+  stats_.traces_queued.fetch_add(traces.size(), std::memory_order_relaxed);
   if (shards_.size() == 1) {
     shards_[0]->Enqueue(std::move(traces));
     return;
@@ -245,31 +424,6 @@ absl::Time Sampler::LowWaterMark() const {
   int64_t mark = INT64_MAX;
   for (const auto& shard : shards_) mark = std::min(mark, shard->LowWaterMark());
   return mark == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(mark);
-}
-
-void Sampler::Decide(std::vector<PendingTrace>* traces) {
-  KeptTraces kept;
-  for (PendingTrace& t : *traces) {
-    const int policy = policies_->Evaluate(t);
-    if (policy < 0) {
-      stats_.traces_not_sampled.fetch_add(1, std::memory_order_relaxed);
-      stats_.spans_not_sampled.fetch_add(t.spans.size(), std::memory_order_relaxed);
-      continue;
-    }
-    stats_.traces_sampled[policy].fetch_add(1, std::memory_order_relaxed);
-    stats_.spans_sampled[policy].fetch_add(t.spans.size(), std::memory_order_relaxed);
-    KeptTrace& k = kept.emplace_back();
-    k.trace_id = std::move(t.trace_id);
-    k.policy = policies_->name(policy);
-    k.spans = std::move(t.spans);
-  }
-  if (kept.empty()) return;
-  absl::Status s = consumer_->Consume(std::move(kept));
-  if (!s.ok()) {
-    // Downstream components count what they lost; this records that a batch was refused.
-    const uint64_t n = stats_.consumer_errors.fetch_add(1, std::memory_order_relaxed);
-    if (n % 1000 == 0) TK_LOG(Warning) << "kept traces not fully handed downstream: " << s;
-  }
 }
 
 absl::Status Sampler::Start() {

@@ -1,34 +1,74 @@
-// The tail sampler: pending traces sharded by trace id over worker threads, each decided a
-// configurable time after its last span.
+// The tail sampler: pending traces sharded by trace id over worker threads, each decided by the
+// policies when its wait is over, with decision caches for spans that arrive late.
 #ifndef TRACEKEEP_COLLECTOR_SAMPLING_SAMPLER_H_
 #define TRACEKEEP_COLLECTOR_SAMPLING_SAMPLER_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "collector/common/clock.h"
+#include "collector/common/histogram.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/sampling/policy.h"
 
 namespace tracekeep::sampling {
 
+// The span attribute naming the policy that kept a trace, added to every kept span.
+inline constexpr char kPolicyAttribute[] = "tracekeep.policy";
+// In dry_run mode, added to every span: "sampled", "not_sampled" or "dropped".
+inline constexpr char kDryRunAttribute[] = "tracekeep.dry_run.decision";
+
+// What happens when max_pending_traces is reached.
+enum class WhenFull {
+  kEvict,   // decide the trace due soonest early (counted in traces_evicted)
+  kRefuse,  // refuse new data with RESOURCE_EXHAUSTED (clients retry); eviction stays the
+            // last resort if the buffers fill anyway
+};
+
 struct SamplerOptions {
   // A trace is decided this long after its last span arrived. Default: 30s.
   absl::Duration decision_wait = absl::Seconds(30);
+  // Once a trace's root span arrived, decide it at the latest this long after the root.
+  // 0 = off. Default: 0.
+  absl::Duration decision_wait_after_root_received = absl::ZeroDuration();
+  // Decide a trace at the latest this long after its first span, however long it keeps
+  // growing. 0 = off. Default: 0.
+  absl::Duration max_trace_age = absl::ZeroDuration();
   // Worker threads, each owning the traces whose id hashes to it. 0 = one per core. Default: 0.
   int num_shards = 0;
-  // Pending traces, all shards together. Beyond it the trace due soonest is decided early and
-  // counted in tracekeep_sampler_traces_evicted_total. Default: 200000.
+  // Pending traces, all shards together. What happens beyond it: `when_full`. Default: 200000.
   size_t max_pending_traces = 200000;
+  // Serialized span bytes pending, all shards together; 0 = no bound. Beyond it: `when_full`.
+  // Default: 0.
+  size_t max_pending_bytes = 0;
+  // What happens at max_pending_traces / max_pending_bytes. The per-trace bounds below always
+  // decide the trace early: refusing its spans could never make it fit.
+  WhenFull when_full = WhenFull::kEvict;
+  // A trace reaching this many spans (span bytes) is decided at once; its later spans follow
+  // the decision through the decision cache. 0 = no bound. Default: 0 / 0.
+  size_t max_spans_per_trace = 0;
+  size_t max_bytes_per_trace = 0;
   // Spans received but not yet buffered by their shard, all shards together. Beyond it requests
   // are refused with a retryable status (RESOURCE_EXHAUSTED / HTTP 429). Default: 1000000.
   size_t max_queued_spans = 1000000;
-  // Evaluated in order; a trace is kept when any policy samples it.
+  // Decision caches (trace ids, all shards together; LRU). Late spans of a kept trace go
+  // downstream at once; late spans of a trace not kept are counted and dropped. 0 disables.
+  // Default: 100000 / 100000.
+  size_t sampled_cache_size = 100000;
+  size_t non_sampled_cache_size = 100000;
+  // Evaluate and count, but keep every trace; spans carry tracekeep.dry_run.decision.
+  // Default: false.
+  bool dry_run = false;
+  // Stop evaluating at the first policy that samples. Default: false.
+  bool sample_on_first_match = false;
+  // See PolicySet for the semantics.
   std::vector<PolicyConfig> policies;
 };
 
@@ -36,19 +76,30 @@ struct SamplerOptions {
 // of the rest.
 std::vector<PolicyConfig> DefaultPolicies();
 
-// Counters read by the metrics endpoint and the admin API.
+// Counters read by the metrics endpoint and the admin API. Per-policy counters live in
+// Sampler::policy_stats().
 struct SamplerStats {
   std::atomic<uint64_t> traces_pending{0};
   std::atomic<uint64_t> spans_pending{0};
+  std::atomic<uint64_t> bytes_pending{0};
   std::atomic<uint64_t> spans_queued{0};
-  std::atomic<uint64_t> traces_not_sampled{0};
+  std::atomic<uint64_t> traces_queued{0};
+  std::atomic<uint64_t> traces_not_sampled{0};  // no policy sampled them
   std::atomic<uint64_t> spans_not_sampled{0};
-  std::atomic<uint64_t> traces_evicted{0};   // decided early to respect max_pending_traces
-  std::atomic<uint64_t> spans_refused{0};    // refused by Offer (overload / shutdown)
-  std::atomic<uint64_t> consumer_errors{0};  // batches the downstream consumer refused
-  // Per policy, indexed like the policy list.
-  std::unique_ptr<std::atomic<uint64_t>[]> traces_sampled;
-  std::unique_ptr<std::atomic<uint64_t>[]> spans_sampled;
+  std::atomic<uint64_t> traces_dropped{0};  // a drop policy matched
+  std::atomic<uint64_t> spans_dropped{0};
+  std::atomic<uint64_t> traces_evicted{0};          // decided early to respect max_pending_traces
+  std::atomic<uint64_t> traces_limited{0};          // decided early at max_{spans,bytes}_per_trace
+  std::atomic<uint64_t> late_spans_sampled{0};      // late spans of kept traces, sent on
+  std::atomic<uint64_t> late_spans_not_sampled{0};  // late spans of traces not kept, dropped
+  std::atomic<uint64_t> spans_refused{0};           // refused by Offer (overload / shutdown)
+  std::atomic<uint64_t> consumer_errors{0};         // batches the downstream consumer refused
+  std::atomic<uint64_t> evaluation_errors{0};       // traces whose span bytes could not be decoded
+  std::atomic<uint64_t> policy_updates{0};          // successful SetPolicies calls
+  // Age of late spans: time since their trace's decision.
+  DurationHistogram late_span_age{{0.1, 1, 5, 15, 30, 60, 300, 900, 3600}};
+  // Time from a trace's due time to its decision.
+  DurationHistogram decision_latency{{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}};
 };
 
 class Sampler final : public SpanIntake, public Component {
@@ -74,29 +125,39 @@ class Sampler final : public SpanIntake, public Component {
   // expired) and handed downstream; then the threads stop.
   void Shutdown(absl::Time deadline) override;
 
+  // Replaces the policies. Invalid policies are rejected (every problem listed, one per line)
+  // and the running ones stay in force. Valid ones apply to every decision made after the call;
+  // pending traces stay pending. Thread-safe.
+  [[nodiscard]] absl::Status SetPolicies(const std::vector<PolicyConfig>& policies);
+  // The policies in force.
+  std::vector<PolicyConfig> policies() const;
+
   // Without Start(): buffers everything queued and decides what is due, on the calling thread.
   // For deterministic tests with a FakeClock.
   void PollForTesting();
 
   const SamplerStats& stats() const { return stats_; }
-  const PolicySet& policies() const { return *policies_; }
-  // Kept traces and spans, all policies together.
+  const PolicyStatsRegistry& policy_stats() const { return policy_stats_; }
+  // Kept traces and spans, all policies together (late spans not included).
   uint64_t traces_sampled_total() const;
   uint64_t spans_sampled_total() const;
   int num_shards() const;
 
  private:
   class Shard;
-  Sampler(const SamplerOptions& options, std::unique_ptr<PolicySet> policies,
-          TraceConsumer* consumer, Clock* clock);
-  void Decide(std::vector<PendingTrace>* traces);
   void Distribute(std::vector<TraceSpans>&& traces);
+  Sampler(const SamplerOptions& options, TraceConsumer* consumer, Clock* clock);
+  // One policy set per shard (rate budgets are divided among them).
+  absl::StatusOr<std::vector<std::shared_ptr<PolicySet>>> BuildSets(
+      const std::vector<PolicyConfig>& policies);
 
   SamplerOptions options_;
-  std::unique_ptr<PolicySet> policies_;
   TraceConsumer* consumer_;
   Clock* clock_;
   SamplerStats stats_;
+  PolicyStatsRegistry policy_stats_;
+  mutable std::mutex policies_mu_;
+  std::vector<PolicyConfig> policy_configs_ ABSL_GUARDED_BY(policies_mu_);
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<bool> accepting_{true};
   std::atomic<bool> started_{false};

@@ -4,12 +4,17 @@
 
 namespace tracekeep::sampling {
 
+absl::Time TraceBuffer::DueTime(const PendingTrace& t) const {
+  absl::Time due = t.last_arrival + options_.decision_wait;
+  due = std::min(due, t.first_arrival + options_.max_trace_age);
+  if (t.has_root) due = std::min(due, t.root_arrival + options_.decision_wait_after_root);
+  return due;
+}
+
 void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted) {
   auto it = traces_.find(spans.trace_id);
   if (it == traces_.end()) {
-    while (traces_.size() >= options_.max_traces && SkipStaleTimers()) {
-      Take(timers_.front().trace_id, evicted);
-      timers_.pop_front();
+    while (traces_.size() >= options_.max_traces && EvictOne(now, evicted)) {
     }
     it = traces_.emplace(spans.trace_id, PendingTrace()).first;
     PendingTrace& t = it->second;
@@ -24,23 +29,50 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
   t.spans.reserve(t.spans.size() + spans.spans.size());
   for (SpanRecord& rec : spans.spans) {
     t.has_error |= rec.is_error;
-    t.has_root |= rec.is_root;
+    if (rec.is_root && !t.has_root) {
+      t.has_root = true;
+      t.root_arrival = now;
+    }
     t.min_start_unix_nanos = std::min(t.min_start_unix_nanos, rec.start_unix_nanos);
     t.max_end_unix_nanos = std::max(t.max_end_unix_nanos, rec.end_unix_nanos);
     t.span_bytes += rec.span.size();
+    span_bytes_ += rec.span.size();
     t.spans.push_back(std::move(rec));
   }
-  timers_.push_back(Timer{t.last_arrival + options_.decision_wait, t.trace_id});
+  if ((options_.max_spans_per_trace != 0 && t.spans.size() >= options_.max_spans_per_trace) ||
+      (options_.max_bytes_per_trace != 0 && t.span_bytes >= options_.max_bytes_per_trace)) {
+    t.due = now;
+    ++trace_limit_hits_;
+    const std::string id = t.trace_id;
+    Take(id, evicted);  // its timers turn stale
+    return;
+  }
+  const absl::Time due = DueTime(t);
+  if (due != t.due) {
+    t.due = due;
+    timers_.push(Timer{due, t.trace_id});
+  }
+  // May evict the trace just added, when it alone is over the bound.
+  while (options_.max_bytes != 0 && span_bytes_ > options_.max_bytes && EvictOne(now, evicted)) {
+  }
+}
+
+bool TraceBuffer::EvictOne(absl::Time now, std::vector<PendingTrace>* out) {
+  if (!SkipStaleTimers()) return false;
+  const std::string id = timers_.top().trace_id;
+  timers_.pop();
+  traces_.find(id)->second.due = now;  // decided now, ahead of its time
+  Take(id, out);
+  ++evictions_;
+  return true;
 }
 
 bool TraceBuffer::SkipStaleTimers() {
   while (!timers_.empty()) {
-    const Timer& front = timers_.front();
-    auto it = traces_.find(front.trace_id);
-    if (it != traces_.end() && it->second.last_arrival + options_.decision_wait == front.deadline) {
-      return true;
-    }
-    timers_.pop_front();
+    const Timer& top = timers_.top();
+    auto it = traces_.find(top.trace_id);
+    if (it != traces_.end() && it->second.due == top.deadline) return true;
+    timers_.pop();
   }
   return false;
 }
@@ -48,23 +80,26 @@ bool TraceBuffer::SkipStaleTimers() {
 void TraceBuffer::Take(const std::string& trace_id, std::vector<PendingTrace>* out) {
   auto it = traces_.find(trace_id);
   span_count_ -= it->second.spans.size();
+  span_bytes_ -= it->second.span_bytes;
   out->push_back(std::move(it->second));
   traces_.erase(it);
 }
 
 void TraceBuffer::TakeExpired(absl::Time now, std::vector<PendingTrace>* out) {
-  while (SkipStaleTimers() && timers_.front().deadline <= now) {
-    Take(timers_.front().trace_id, out);
-    timers_.pop_front();
+  while (SkipStaleTimers() && timers_.top().deadline <= now) {
+    const std::string id = timers_.top().trace_id;
+    timers_.pop();
+    Take(id, out);
   }
 }
 
 void TraceBuffer::TakeAll(std::vector<PendingTrace>* out) {
   for (auto& [id, trace] : traces_) out->push_back(std::move(trace));
   traces_.clear();
-  timers_.clear();
+  timers_ = {};
   births_.clear();
   span_count_ = 0;
+  span_bytes_ = 0;
 }
 
 absl::Time TraceBuffer::OldestArrival() {
@@ -79,7 +114,7 @@ absl::Time TraceBuffer::OldestArrival() {
 }
 
 absl::Time TraceBuffer::NextDeadline() {
-  return SkipStaleTimers() ? timers_.front().deadline : absl::InfiniteFuture();
+  return SkipStaleTimers() ? timers_.top().deadline : absl::InfiniteFuture();
 }
 
 }  // namespace tracekeep::sampling

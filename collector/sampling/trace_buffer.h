@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
+#include <queue>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,17 @@ struct TraceBufferOptions {
   // At most this many pending traces; adding a new trace beyond it evicts the trace whose
   // decision is due soonest, which is then decided early. Default: 100000.
   size_t max_traces = 100000;
+  // At most this many span bytes (serialized) pending; beyond it the traces due soonest are
+  // evicted like at max_traces. 0 = no bound. Default: 0.
+  size_t max_bytes = 0;
+  // Once the root span arrived, the trace is decided at the latest this long after it.
+  // Default: infinite (off).
+  absl::Duration decision_wait_after_root = absl::InfiniteDuration();
+  // A trace is decided at the latest this long after its first span. Default: infinite (off).
+  absl::Duration max_trace_age = absl::InfiniteDuration();
+  // A trace reaching this many spans / span bytes is decided at once. 0 = no bound. Default: 0.
+  size_t max_spans_per_trace = 0;
+  size_t max_bytes_per_trace = 0;
 };
 
 class TraceBuffer {
@@ -27,7 +40,8 @@ class TraceBuffer {
   explicit TraceBuffer(const TraceBufferOptions& options) : options_(options) {}
 
   // Adds the spans of one trace that arrived at `now`. Traces evicted to stay within
-  // max_traces are appended to `evicted`.
+  // max_traces / max_bytes, and a trace that reached a per-trace bound, are appended to
+  // `evicted`.
   void Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted);
 
   // Moves every trace whose decision is due at `now` to `out`.
@@ -40,30 +54,42 @@ class TraceBuffer {
   absl::Time NextDeadline();
 
   // The earliest first arrival of a pending trace; absl::InfiniteFuture() when nothing is
-  // pending. Every span that arrived before it belongs to a decided trace.
+  // pending. Every span that arrived before it belongs to a decided trace (the journal relies on
+  // it). Exact when traces are added in arrival order, as the sampler does.
   absl::Time OldestArrival();
 
   size_t trace_count() const { return traces_.size(); }
   size_t span_count() const { return span_count_; }
+  size_t span_bytes() const { return span_bytes_; }
+  // Traces decided early, since construction: to respect max_traces, and for a per-trace bound.
+  uint64_t evictions() const { return evictions_; }
+  uint64_t trace_limit_hits() const { return trace_limit_hits_; }
 
  private:
   struct Timer {
     absl::Time deadline;
     std::string trace_id;
+    bool operator>(const Timer& o) const { return deadline > o.deadline; }
   };
-  // Removes stale timers at the front; returns false when no live timer is left.
+  absl::Time DueTime(const PendingTrace& t) const;
+  // Pops stale timers at the top; returns false when no live timer is left.
   bool SkipStaleTimers();
   void Take(const std::string& trace_id, std::vector<PendingTrace>* out);
+  // Evicts the live trace due soonest; false when nothing is pending.
+  bool EvictOne(absl::Time now, std::vector<PendingTrace>* out);
 
   TraceBufferOptions options_;
   absl::node_hash_map<std::string, PendingTrace> traces_;
-  // One entry per Add, in arrival order. An entry is live when its deadline equals its trace's
-  // current deadline (last_arrival + decision_wait); later Adds leave older entries stale.
-  std::deque<Timer> timers_;
+  // Min-heap of decision times. An entry is live when its deadline equals its trace's current
+  // `due`; every change of `due` pushes a new entry and leaves the older one stale.
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   // One entry per trace created, in creation order (deadline = its first arrival); live while
   // its trace exists with that first arrival.
   std::deque<Timer> births_;
   size_t span_count_ = 0;
+  size_t span_bytes_ = 0;
+  uint64_t evictions_ = 0;
+  uint64_t trace_limit_hits_ = 0;
 };
 
 }  // namespace tracekeep::sampling

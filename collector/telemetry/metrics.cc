@@ -1,5 +1,6 @@
 #include "collector/telemetry/metrics.h"
 
+#include <limits>
 #include <sstream>
 
 #include "prometheus/collectable.h"
@@ -12,14 +13,15 @@ namespace tracekeep::telemetry {
 class MetricsRegistry::CallbackCollectable final : public prometheus::Collectable {
  public:
   void Add(const std::string& name, const std::string& help, prometheus::MetricType type,
-           Labels labels, ValueFn value) {
+           Labels labels, ValueFn value, HistogramFn histogram = nullptr) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = index_.find(name);
     if (it == index_.end()) {
       it = index_.emplace(name, families_.size()).first;
       families_.push_back(Family{name, help, type, {}});
     }
-    families_[it->second].series.push_back(Series{std::move(labels), std::move(value)});
+    families_[it->second].series.push_back(
+        Series{std::move(labels), std::move(value), std::move(histogram)});
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
@@ -34,7 +36,18 @@ class MetricsRegistry::CallbackCollectable final : public prometheus::Collectabl
       for (const Series& s : f.series) {
         prometheus::ClientMetric& m = mf.metric.emplace_back();
         for (const auto& [k, v] : s.labels) m.label.push_back({k, v});
-        if (f.type == prometheus::MetricType::Counter) {
+        if (f.type == prometheus::MetricType::Histogram) {
+          const HistogramValue h = s.histogram();
+          uint64_t cumulative = 0;
+          for (size_t i = 0; i < h.counts.size(); ++i) {
+            cumulative += h.counts[i];
+            m.histogram.bucket.push_back(
+                {cumulative,
+                 i < h.bounds.size() ? h.bounds[i] : std::numeric_limits<double>::infinity()});
+          }
+          m.histogram.sample_count = cumulative;
+          m.histogram.sample_sum = h.sum;
+        } else if (f.type == prometheus::MetricType::Counter) {
           m.counter.value = s.value();
         } else {
           m.gauge.value = s.value();
@@ -48,6 +61,7 @@ class MetricsRegistry::CallbackCollectable final : public prometheus::Collectabl
   struct Series {
     Labels labels;
     ValueFn value;
+    HistogramFn histogram;
   };
   struct Family {
     std::string name;
@@ -74,6 +88,12 @@ void MetricsRegistry::AddCounter(const std::string& name, const std::string& hel
 void MetricsRegistry::AddGauge(const std::string& name, const std::string& help, Labels labels,
                                ValueFn value) {
   callbacks_->Add(name, help, prometheus::MetricType::Gauge, std::move(labels), std::move(value));
+}
+
+void MetricsRegistry::AddHistogram(const std::string& name, const std::string& help, Labels labels,
+                                   HistogramFn value) {
+  callbacks_->Add(name, help, prometheus::MetricType::Histogram, std::move(labels), nullptr,
+                  std::move(value));
 }
 
 prometheus::Registry& MetricsRegistry::registry() { return *registry_; }

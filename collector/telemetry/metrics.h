@@ -19,6 +19,15 @@ namespace tracekeep::telemetry {
 using Labels = std::map<std::string, std::string>;
 using ValueFn = std::function<double()>;
 
+// A histogram read at scrape time: bucket upper bounds (ascending, +Inf implied) and the count of
+// each bucket (not cumulative; one more than bounds, the last for +Inf), plus the sum.
+struct HistogramValue {
+  std::vector<double> bounds;
+  std::vector<uint64_t> counts;
+  double sum = 0;
+};
+using HistogramFn = std::function<HistogramValue()>;
+
 class MetricsRegistry {
  public:
   MetricsRegistry();
@@ -28,6 +37,9 @@ class MetricsRegistry {
   // `help` is used. `name` must follow Prometheus rules (counters end in _total).
   void AddCounter(const std::string& name, const std::string& help, Labels labels, ValueFn value);
   void AddGauge(const std::string& name, const std::string& help, Labels labels, ValueFn value);
+
+  void AddHistogram(const std::string& name, const std::string& help, Labels labels,
+                    HistogramFn value);
 
   // Registry for push-style metrics (histograms) owned by components.
   prometheus::Registry& registry();

@@ -202,5 +202,41 @@ TEST(AdminServerStartTest, RejectsMalformedEndpointNamingIt) {
   }
 }
 
+TEST_F(AdminServerTest, PolicyRpcsReachTheBackendAndReportEveryProblem) {
+  {
+    grpc::ClientContext context;
+    v1::GetPoliciesResponse response;
+    ASSERT_TRUE(stub_->GetPolicies(&context, v1::GetPoliciesRequest(), &response).ok());
+    EXPECT_EQ(response.policies_yaml(), "- name: all\n  type: always_sample\n");
+  }
+  {
+    grpc::ClientContext context;
+    v1::SetPoliciesRequest request;
+    request.set_policies_yaml("bad policies");
+    v1::SetPoliciesResponse response;
+    grpc::Status status = stub_->SetPolicies(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), "policies:1:1: first problem\npolicies:2:1: second problem");
+  }
+  {
+    grpc::ClientContext context;
+    v1::ValidatePoliciesRequest request;
+    request.set_policies_yaml("- name: v\n  type: always_sample\n");
+    v1::ValidatePoliciesResponse response;
+    ASSERT_TRUE(stub_->ValidatePolicies(&context, request, &response).ok());
+    EXPECT_EQ(response.policy_count(), 1u);
+    EXPECT_EQ(backend_.GetPolicies(), "- name: all\n  type: always_sample\n");  // not applied
+  }
+  {
+    grpc::ClientContext context;
+    v1::SetPoliciesRequest request;
+    request.set_policies_yaml("- name: v\n  type: always_sample\n");
+    v1::SetPoliciesResponse response;
+    ASSERT_TRUE(stub_->SetPolicies(&context, request, &response).ok());
+    EXPECT_EQ(response.policy_count(), 1u);
+    EXPECT_EQ(backend_.GetPolicies(), "- name: v\n  type: always_sample\n");
+  }
+}
+
 }  // namespace
 }  // namespace tracekeep::admin

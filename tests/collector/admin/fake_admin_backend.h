@@ -70,10 +70,28 @@ class FakeAdminBackend final : public admin::AdminBackend {
   void FillStatus(admin::v1::GetStatusResponse* status) override { *status = status_; }
   storage::SpanStore* store() override { return store_; }
   admin::v1::GetStatusResponse& status() { return status_; }
+  // Policies: the YAML text last set; text containing "bad" is refused with `problems`.
+  std::string GetPolicies() override {
+    absl::MutexLock lock(&mu_);
+    return policies_;
+  }
+  absl::StatusOr<int> SetPolicies(const std::string& yaml, bool validate_only) override {
+    if (yaml.find("bad") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "policies:1:1: first problem\npolicies:2:1: second problem");
+    }
+    if (!validate_only) {
+      absl::MutexLock lock(&mu_);
+      policies_ = yaml;
+    }
+    return 1;
+  }
 
  private:
   storage::SpanStore* const store_;
   admin::v1::GetStatusResponse status_;
+  absl::Mutex mu_;
+  std::string policies_ ABSL_GUARDED_BY(mu_) = "- name: all\n  type: always_sample\n";
 };
 
 // The status of a small running daemon.

@@ -170,5 +170,138 @@ TEST(ConfigTest, DeployExamplesAreValid) {
   EXPECT_EQ(c->sampler.decision_wait, DefaultConfig().sampler.decision_wait);
 }
 
+constexpr char kAllPolicies[] = R"(
+- name: errors
+  type: status_code
+  status_code: {status_codes: [ERROR, OK]}
+- name: slow
+  type: latency
+  latency: {threshold_ms: 500, upper_threshold_ms: 9000}
+- name: orders
+  type: string_attribute
+  string_attribute: {key: order.status, values: ["CANCEL.*"], enabled_regex_matching: true, invert_match: true}
+- name: pricey
+  type: numeric_attribute
+  numeric_attribute: {key: order.total_price, min_value: 1000.5}
+- name: retried
+  type: boolean_attribute
+  boolean_attribute: {key: retry, value: true}
+- name: base
+  type: probabilistic
+  probabilistic: {sampling_percentage: 2.5, hash_salt: s}
+- name: rl
+  type: rate_limiting
+  rate_limiting: {spans_per_second: 100}
+- name: fat
+  type: span_count
+  span_count: {min_spans: 2, max_spans: 50}
+- name: ts
+  type: trace_state
+  trace_state: {key: vendor, values: [keep]}
+- name: both
+  type: and
+  and:
+    and_sub_policy:
+      - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+      - name: n
+        type: not
+        not:
+          not_sub_policy:
+            - {name: s, type: latency, latency: {threshold_ms: 10}}
+- name: no-health
+  type: drop
+  drop:
+    drop_sub_policy:
+      - {name: h, type: string_attribute, string_attribute: {key: http.route, values: [/healthz]}}
+- name: budget
+  type: composite
+  composite:
+    max_total_spans_per_second: 1000
+    policy_order: [c2, c1]
+    composite_sub_policy:
+      - {name: c1, type: always_sample}
+      - {name: c2, type: latency, latency: {threshold_ms: 100}}
+    rate_allocation:
+      - {policy: c2, percent: 60}
+      - {policy: c1, percent: 40}
+)";
+
+TEST(ConfigTest, ReadsEveryPolicyTypeAndRoundTripsThroughYaml) {
+  auto p = ParsePolicies(kAllPolicies);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->size(), 12u);
+  EXPECT_EQ((*p)[0].status_codes, (std::vector<std::string>{"ERROR", "OK"}));
+  EXPECT_EQ((*p)[1].latency.upper_threshold_ms, 9000);
+  EXPECT_TRUE((*p)[2].string_attribute.invert_match);
+  EXPECT_EQ((*p)[3].numeric_attribute.min_value, 1000.5);
+  EXPECT_FALSE((*p)[3].numeric_attribute.max_value.has_value());
+  EXPECT_TRUE((*p)[4].boolean_attribute.value);
+  EXPECT_EQ((*p)[6].spans_per_second, 100);
+  EXPECT_EQ((*p)[8].trace_state.values, (std::vector<std::string>{"keep"}));
+  ASSERT_EQ((*p)[9].sub_policies.size(), 2u);
+  EXPECT_EQ((*p)[9].sub_policies[1].sub_policies[0].latency.threshold_ms, 10);
+  EXPECT_EQ((*p)[10].sub_policies[0].string_attribute.key, "http.route");
+  EXPECT_EQ((*p)[11].composite.rate_allocation[0].percent, 60);
+  EXPECT_EQ((*p)[11].composite.policy_order, (std::vector<std::string>{"c2", "c1"}));
+
+  const std::string yaml = PoliciesToYaml(*p);
+  auto again = ParsePolicies(yaml);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << yaml;
+  EXPECT_EQ(PoliciesToYaml(*again), yaml);
+}
+
+TEST(ConfigTest, PolicyProblemsAreAllListedWithPaths) {
+  auto p = ParsePolicies(R"(
+- name: slow
+  type: latency
+  latency: {threshold_ms: -5, lower: 3}
+- name: both
+  type: and
+  and:
+    and_sub_policy:
+      - {name: x, type: string_attribute, string_attribute: {key: "", values: []}}
+)");
+  ASSERT_FALSE(p.ok());
+  const std::string m(p.status().message());
+  EXPECT_THAT(m, HasSubstr("sampler.policies[0].latency.lower: unknown key"));
+  EXPECT_THAT(m, HasSubstr("sampler.policies[0] (\"slow\").latency.threshold_ms: must be >= 0, "
+                           "got -5"));
+  EXPECT_THAT(m, HasSubstr("sampler.policies[1] (\"both\").and.and_sub_policy[0] (\"x\")"
+                           ".string_attribute.key: must not be empty"));
+  EXPECT_THAT(m, HasSubstr(".string_attribute.values: must list at least one value"));
+  EXPECT_FALSE(ParsePolicies("").ok());
+  EXPECT_FALSE(ParsePolicies("name: x").ok());
+}
+
+TEST(ConfigTest, ReadsTheEngineOptions) {
+  auto c = ParseConfig(R"(
+sampler:
+  decision_wait_after_root_received: 2s
+  max_trace_age: 5m
+  when_full: refuse
+  max_pending_bytes: 1000000000
+  max_spans_per_trace: 5000
+  max_bytes_per_trace: 1000000
+  decision_cache: {sampled_cache_size: 10, non_sampled_cache_size: 0}
+  dry_run: true
+  sample_on_first_match: true
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sampler.decision_wait_after_root_received, absl::Seconds(2));
+  EXPECT_EQ(c->sampler.max_trace_age, absl::Minutes(5));
+  EXPECT_EQ(c->sampler.when_full, sampling::WhenFull::kRefuse);
+  EXPECT_EQ(c->sampler.max_pending_bytes, 1000000000u);
+  EXPECT_EQ(c->sampler.max_spans_per_trace, 5000u);
+  EXPECT_EQ(c->sampler.max_bytes_per_trace, 1000000u);
+  EXPECT_EQ(c->sampler.sampled_cache_size, 10u);
+  EXPECT_EQ(c->sampler.non_sampled_cache_size, 0u);
+  EXPECT_TRUE(c->sampler.dry_run);
+  EXPECT_TRUE(c->sampler.sample_on_first_match);
+  auto bad = ParseConfig("sampler: {when_full: block}");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("sampler.when_full: must be evict or refuse, got \"block\""));
+}
+
 }  // namespace
 }  // namespace tracekeep::config

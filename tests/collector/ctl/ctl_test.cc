@@ -98,6 +98,45 @@ class CtlTest : public ::testing::Test {
   std::unique_ptr<admin::AdminServer> server_;
 };
 
+std::string WriteTempFile(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  return path;
+}
+
+TEST_F(CtlTest, PoliciesGetSetAndValidate) {
+  Result got = Run({"policies", "get"});
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_EQ(got.out, "- name: all\n  type: always_sample\n");
+
+  const std::string good = WriteTempFile("good.yaml", "- name: v\n  type: always_sample\n");
+  Result validated = Run({"policies", "validate", good});
+  ASSERT_EQ(validated.code, 0) << validated.err;
+  EXPECT_EQ(validated.out, "policies valid: 1 policy\n");
+  EXPECT_EQ(Run({"policies", "get"}).out, "- name: all\n  type: always_sample\n");
+
+  Result set = Run({"policies", "set", good});
+  ASSERT_EQ(set.code, 0) << set.err;
+  EXPECT_EQ(set.out, "policies set: 1 policy\n");
+  EXPECT_EQ(Run({"policies", "get"}).out, "- name: v\n  type: always_sample\n");
+}
+
+TEST_F(CtlTest, RejectedPoliciesExitOneWithEveryProblem) {
+  const std::string bad = WriteTempFile("bad.yaml", "bad");
+  Result r = Run({"policies", "set", bad});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_EQ(r.err, "tracekeepctl: policies in \"" + bad +
+                       "\" rejected; the running policies stay in force:\n"
+                       "policies:1:1: first problem\npolicies:2:1: second problem\n");
+  Result missing = Run({"policies", "set", "/nonexistent/p.yaml"});
+  EXPECT_EQ(missing.code, kExitUsage);
+  EXPECT_THAT(missing.err, HasSubstr("cannot read policy file \"/nonexistent/p.yaml\""));
+  EXPECT_EQ(Run({"policies", "frob"}).code, kExitUsage);
+  EXPECT_EQ(Run({"policies", "set"}).code, kExitUsage);
+}
+
 TEST_F(CtlTest, StatusPrintsAnAlignedSummary) {
   Result r = Run({"status"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "collector/sampling/span_scan.h"
 #include "gtest/gtest.h"
 #include "tests/collector/sampling/test_util.h"
 
@@ -146,6 +147,181 @@ TEST(SamplerTest, InvalidOptionsAreRejected) {
   auto bad = Sampler::Create(o, &consumer, Clock::Real());
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("got -3"), std::string::npos);
+}
+
+std::string Tagged(std::string span, const std::string& policy) {
+  AppendStringAttribute(kPolicyAttribute, policy, &span);
+  return span;
+}
+
+TEST(SamplerTest, KeptSpansCarryThePolicyThatKeptThem) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 2, /*error=*/true)), 2).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  const KeptTraces kept = consumer.kept();
+  ASSERT_EQ(kept.size(), 1u);
+  for (const SpanRecord& s : kept[0].spans) {
+    EXPECT_EQ(s.span, Tagged("span-bytes", "errors"));
+  }
+  EXPECT_EQ((*sampler)->stats().decision_latency.count(), 1u);
+}
+
+TEST(SamplerTest, LateSpansFollowTheDecisionAlreadyMade) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 1, /*error=*/true)), 1).ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 1)), 1).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  ASSERT_EQ(consumer.kept().size(), 1u);
+  clock.Advance(absl::Seconds(10));
+  // A late healthy span of the kept trace goes downstream at once; one of the dropped trace is
+  // counted and dropped, even though it carries an error now.
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 1)), 1).ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 2, /*error=*/true)), 2).ok());
+  (*sampler)->PollForTesting();
+  KeptTraces kept = consumer.kept();
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[1].trace_id, TestTraceId(1));
+  EXPECT_EQ(kept[1].policy, "errors");
+  EXPECT_EQ(kept[1].spans[0].span, Tagged("span-bytes", "errors"));
+  const SamplerStats& st = (*sampler)->stats();
+  EXPECT_EQ(st.late_spans_sampled.load(), 1u);
+  EXPECT_EQ(st.late_spans_not_sampled.load(), 2u);
+  EXPECT_EQ(st.traces_pending.load(), 0u);
+  EXPECT_EQ(st.late_span_age.count(), 3u);
+  EXPECT_EQ(st.late_span_age.sum_seconds(), 30.0);  // 3 spans, 10 s late each
+}
+
+TEST(SamplerTest, RefuseModeAnswersResourceExhaustedInsteadOfEvicting) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  SamplerOptions o = Options(0, 1);
+  o.max_pending_traces = 2;
+  o.when_full = WhenFull::kRefuse;
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 1)), 1).ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 1)), 1).ok());
+  EXPECT_EQ((*sampler)->Offer(One(MakeTrace(3, 1)), 1).code(),
+            absl::StatusCode::kResourceExhausted);
+  (*sampler)->PollForTesting();
+  EXPECT_EQ((*sampler)->Offer(One(MakeTrace(3, 1)), 1).code(),
+            absl::StatusCode::kResourceExhausted);
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();  // both decided: room again
+  EXPECT_TRUE((*sampler)->Offer(One(MakeTrace(3, 1)), 1).ok());
+  EXPECT_EQ((*sampler)->stats().traces_evicted.load(), 0u);
+  EXPECT_EQ((*sampler)->stats().spans_refused.load(), 2u);
+}
+
+TEST(SamplerTest, RefuseModeAlsoBoundsPendingBytes) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  SamplerOptions o = Options(0, 1);
+  o.max_pending_bytes = 30;  // "span-bytes" is 10 bytes
+  o.when_full = WhenFull::kRefuse;
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 3)), 3).ok());
+  (*sampler)->PollForTesting();
+  EXPECT_EQ((*sampler)->stats().bytes_pending.load(), 30u);
+  EXPECT_EQ((*sampler)->Offer(One(MakeTrace(2, 1)), 1).code(),
+            absl::StatusCode::kResourceExhausted);
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  EXPECT_TRUE((*sampler)->Offer(One(MakeTrace(2, 1)), 1).ok());
+}
+
+TEST(SamplerTest, DryRunKeepsEverythingAndCountsWhatWouldHappen) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  SamplerOptions o = Options(0, 1);
+  o.dry_run = true;
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 1, /*error=*/true)), 1).ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 1)), 1).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  KeptTraces kept = consumer.kept();
+  ASSERT_EQ(kept.size(), 2u);
+  std::string not_sampled = "span-bytes";
+  AppendStringAttribute(kDryRunAttribute, "not_sampled", &not_sampled);
+  std::string sampled = Tagged("span-bytes", "errors");
+  AppendStringAttribute(kDryRunAttribute, "sampled", &sampled);
+  for (const KeptTrace& k : kept) {
+    EXPECT_EQ(k.spans[0].span, k.trace_id == TestTraceId(1) ? sampled : not_sampled);
+  }
+  EXPECT_EQ((*sampler)->traces_sampled_total(), 1u);
+  EXPECT_EQ((*sampler)->stats().traces_not_sampled.load(), 1u);
+}
+
+TEST(SamplerTest, SetPoliciesAppliesToPendingTracesAndRejectsBadSets) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  auto sampler = Sampler::Create(Options(0), &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(i, 1)), 1).ok());
+  (*sampler)->PollForTesting();
+  PolicyConfig bad;
+  bad.name = "x";
+  bad.type = "latency";
+  bad.latency.threshold_ms = -1;
+  PolicyConfig bad2 = bad;
+  bad2.name = "y";
+  bad2.type = "sometimes";
+  absl::Status s = (*sampler)->SetPolicies({bad, bad2});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("threshold_ms: must be >= 0, got -1"), std::string::npos);
+  EXPECT_NE(s.message().find("unknown policy type \"sometimes\""), std::string::npos);
+  EXPECT_EQ((*sampler)->policies().size(), 2u);  // the running set stays
+
+  PolicyConfig all;
+  all.name = "all";
+  all.type = "always_sample";
+  ASSERT_TRUE((*sampler)->SetPolicies({all}).ok());
+  ASSERT_EQ((*sampler)->policies().size(), 1u);
+  EXPECT_EQ((*sampler)->stats().traces_pending.load(), 10u);  // nothing pending lost
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  EXPECT_EQ(consumer.kept().size(), 10u);                  // decided by the new set
+  EXPECT_EQ((*sampler)->policy_stats().All().size(), 3u);  // errors, baseline, all
+}
+
+TEST(SamplerTest, DropPoliciesAreCountedApart) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  SamplerOptions o = Options(100, 1);
+  PolicyConfig drop;
+  drop.name = "no-big";
+  drop.type = "drop";
+  PolicyConfig big;
+  big.name = "big";
+  big.type = "span_count";
+  big.span_count.min_spans = 3;
+  drop.sub_policies = {big};
+  o.policies.push_back(drop);
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 3, /*error=*/true)), 3).ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 1)), 1).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  ASSERT_EQ(consumer.kept().size(), 1u);
+  EXPECT_EQ(consumer.kept()[0].trace_id, TestTraceId(2));
+  EXPECT_EQ((*sampler)->stats().traces_dropped.load(), 1u);
+  EXPECT_EQ((*sampler)->stats().spans_dropped.load(), 3u);
 }
 
 }  // namespace

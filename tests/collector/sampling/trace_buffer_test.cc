@@ -8,8 +8,15 @@ namespace {
 
 const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
 
+TraceBufferOptions Opts(absl::Duration wait, size_t max_traces) {
+  TraceBufferOptions o;
+  o.decision_wait = wait;
+  o.max_traces = max_traces;
+  return o;
+}
+
 TEST(TraceBufferTest, DecidesDecisionWaitAfterTheLastSpan) {
-  TraceBuffer buffer({absl::Seconds(30), 100});
+  TraceBuffer buffer(Opts(absl::Seconds(30), 100));
   std::vector<PendingTrace> out;
   buffer.Add(MakeTrace(1, 2), kT0, &out);
   buffer.Add(MakeTrace(1, 3), kT0 + absl::Seconds(10), &out);  // the wait restarts
@@ -31,7 +38,7 @@ TEST(TraceBufferTest, DecidesDecisionWaitAfterTheLastSpan) {
 }
 
 TEST(TraceBufferTest, TracksErrorRootAndTimes) {
-  TraceBuffer buffer({absl::Seconds(1), 100});
+  TraceBuffer buffer(Opts(absl::Seconds(1), 100));
   std::vector<PendingTrace> out;
   buffer.Add(MakeTrace(7, 3, /*error=*/true), kT0, &out);
   buffer.TakeExpired(kT0 + absl::Seconds(1), &out);
@@ -43,7 +50,7 @@ TEST(TraceBufferTest, TracksErrorRootAndTimes) {
 }
 
 TEST(TraceBufferTest, OverflowEvictsTheTraceDueSoonest) {
-  TraceBuffer buffer({absl::Seconds(30), 2});
+  TraceBuffer buffer(Opts(absl::Seconds(30), 2));
   std::vector<PendingTrace> evicted;
   buffer.Add(MakeTrace(1, 1), kT0, &evicted);
   buffer.Add(MakeTrace(2, 1), kT0 + absl::Seconds(1), &evicted);
@@ -58,13 +65,98 @@ TEST(TraceBufferTest, OverflowEvictsTheTraceDueSoonest) {
 }
 
 TEST(TraceBufferTest, TakeAllEmptiesTheBuffer) {
-  TraceBuffer buffer({absl::Seconds(30), 100});
+  TraceBuffer buffer(Opts(absl::Seconds(30), 100));
   std::vector<PendingTrace> out;
   for (int i = 0; i < 10; ++i) buffer.Add(MakeTrace(i, 2), kT0, &out);
   buffer.TakeAll(&out);
   EXPECT_EQ(out.size(), 10u);
   EXPECT_EQ(buffer.span_count(), 0u);
   EXPECT_EQ(buffer.NextDeadline(), absl::InfiniteFuture());
+}
+
+}  // namespace
+}  // namespace tracekeep::sampling
+
+namespace tracekeep::sampling {
+namespace {
+
+TEST(TraceBufferTest, RootArrivalShortensTheWait) {
+  TraceBufferOptions o;
+  o.decision_wait = absl::Seconds(30);
+  o.decision_wait_after_root = absl::Seconds(5);
+  TraceBuffer buffer(o);
+  std::vector<PendingTrace> out;
+  TraceSpans child = MakeTrace(1, 2);
+  for (auto& s : child.spans) s.is_root = false;
+  buffer.Add(std::move(child), kT0, &out);
+  EXPECT_EQ(buffer.NextDeadline(), kT0 + absl::Seconds(30));
+  buffer.Add(MakeTrace(1, 1), kT0 + absl::Seconds(2), &out);  // the root
+  EXPECT_EQ(buffer.NextDeadline(), kT0 + absl::Seconds(7));
+  buffer.TakeExpired(kT0 + absl::Seconds(7), &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].spans.size(), 3u);
+  EXPECT_EQ(out[0].due, kT0 + absl::Seconds(7));
+}
+
+TEST(TraceBufferTest, MaxTraceAgeBoundsAGrowingTrace) {
+  TraceBufferOptions o;
+  o.decision_wait = absl::Seconds(10);
+  o.max_trace_age = absl::Seconds(25);
+  TraceBuffer buffer(o);
+  std::vector<PendingTrace> out;
+  for (int s = 0; s <= 24; s += 8) buffer.Add(MakeTrace(1, 1), kT0 + absl::Seconds(s), &out);
+  EXPECT_EQ(buffer.NextDeadline(), kT0 + absl::Seconds(25));
+  buffer.TakeExpired(kT0 + absl::Seconds(25), &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].spans.size(), 4u);
+}
+
+TEST(TraceBufferTest, PerTraceSpanAndByteBoundsDecideAtOnce) {
+  TraceBufferOptions o;
+  o.max_spans_per_trace = 4;
+  TraceBuffer buffer(o);
+  std::vector<PendingTrace> out;
+  buffer.Add(MakeTrace(1, 3), kT0, &out);
+  EXPECT_TRUE(out.empty());
+  buffer.Add(MakeTrace(1, 1), kT0, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].spans.size(), 4u);
+  EXPECT_EQ(buffer.trace_limit_hits(), 1u);
+  EXPECT_EQ(buffer.trace_count(), 0u);
+  EXPECT_EQ(buffer.NextDeadline(), absl::InfiniteFuture());  // its timer went stale
+
+  TraceBufferOptions b;
+  b.max_bytes_per_trace = 25;  // "span-bytes" is 10 bytes
+  TraceBuffer bytes(b);
+  out.clear();
+  bytes.Add(MakeTrace(2, 2), kT0, &out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(bytes.span_bytes(), 20u);
+  bytes.Add(MakeTrace(2, 1), kT0, &out);
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(bytes.span_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace tracekeep::sampling
+
+namespace tracekeep::sampling {
+namespace {
+
+TEST(TraceBufferTest, ByteBoundEvictsTheTracesDueSoonest) {
+  TraceBufferOptions o = Opts(absl::Seconds(30), 100);
+  o.max_bytes = 45;  // "span-bytes" is 10 bytes: four spans fit
+  TraceBuffer buffer(o);
+  std::vector<PendingTrace> evicted;
+  buffer.Add(MakeTrace(1, 2), kT0, &evicted);
+  buffer.Add(MakeTrace(2, 2), kT0 + absl::Seconds(1), &evicted);
+  EXPECT_TRUE(evicted.empty());
+  buffer.Add(MakeTrace(3, 1), kT0 + absl::Seconds(2), &evicted);  // 50 bytes > 45
+  ASSERT_EQ(evicted.size(), 1u);
+  EXPECT_EQ(evicted[0].trace_id, TestTraceId(1));
+  EXPECT_EQ(evicted[0].due, kT0 + absl::Seconds(2));
+  EXPECT_EQ(buffer.span_bytes(), 30u);
+  EXPECT_EQ(buffer.evictions(), 1u);
 }
 
 }  // namespace

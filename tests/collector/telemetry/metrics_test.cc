@@ -30,5 +30,26 @@ TEST(MetricsRegistryTest, ReadsCallbacksAtScrapeTime) {
               HasSubstr("tracekeep_spans_accepted_total{transport=\"grpc\"} 10"));
 }
 
+TEST(MetricsRegistryTest, HistogramsAreExposedWithCumulativeBuckets) {
+  MetricsRegistry metrics;
+  std::atomic<uint64_t> late{1};
+  metrics.AddHistogram("tracekeep_sampler_late_span_age_seconds", "Late span age.", {}, [&] {
+    HistogramValue v;
+    v.bounds = {1, 5};
+    v.counts = {late.load(), 2, 3};  // per bucket, +Inf last
+    v.sum = 42.5;
+    return v;
+  });
+  std::string text = metrics.Serialize();
+  EXPECT_THAT(text, HasSubstr("# TYPE tracekeep_sampler_late_span_age_seconds histogram"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_sampler_late_span_age_seconds_bucket{le=\"1\"} 1"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_sampler_late_span_age_seconds_bucket{le=\"5\"} 3"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_sampler_late_span_age_seconds_bucket{le=\"+Inf\"} 6"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_sampler_late_span_age_seconds_count 6"));
+  EXPECT_THAT(text, HasSubstr("tracekeep_sampler_late_span_age_seconds_sum 42.5"));
+  late = 4;
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("tracekeep_sampler_late_span_age_seconds_count 9"));
+}
+
 }  // namespace
 }  // namespace tracekeep::telemetry
