@@ -1,6 +1,7 @@
 """Real Prometheus -> tracekeep: it scrapes /metrics, and the series read back through its HTTP
 API match what tracekeep did. promtool validates the exposition format."""
 
+import json
 import os
 import subprocess
 import sys
@@ -57,3 +58,25 @@ def test_prometheus_scrapes_tracekeep(tracekeep, tmp_path):
         names = set(peers.http_get_json(
             f"http://{prom.addr}/api/v1/label/__name__/values")["data"])
         assert exposed and exposed <= names, f"missing in Prometheus: {exposed - names}"
+
+        # Every query of the Grafana dashboard is valid PromQL for this Prometheus, and those
+        # over tracekeep's current metrics return data.
+        with open(os.path.join(HERE, "..", "..", "deploy", "grafana-dashboard.json")) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        assert len(exprs) >= 15, exprs
+        for expr in exprs:
+            q = expr.replace("$__rate_interval", "1m").replace("$instance", ".*")
+            prom.query(q)  # raises on a PromQL error
+            if "order" not in q and "exporter" not in q:
+                peers.wait_for(lambda: prom.query(q), 30, f"data for dashboard query {q}")
+
+
+def test_alert_rules_are_valid_and_pass_their_unit_tests():
+    promtool = peers.require(peers.PROMTOOL_BIN, "promtool (Debian package prometheus)")
+    deploy = os.path.join(HERE, "..", "..", "deploy")
+    for argv in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"],
+                 ["check", "config", "prometheus.yml"]):
+        r = subprocess.run([promtool] + argv, cwd=deploy, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, f"promtool {' '.join(argv)}:\n{r.stdout}{r.stderr}"
