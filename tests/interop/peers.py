@@ -200,6 +200,8 @@ class Jaeger(Process):
       level: info
     metrics:
       level: none
+    traces:
+      level: none
 extensions:
   healthcheckv2:
     use_v2: true
