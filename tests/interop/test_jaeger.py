@@ -136,3 +136,11 @@ def test_every_attribute_type_survives_including_kvlist_and_bytes(pipeline):
     got = otlp.normalize(jaeger.wait_trace(trace_id.hex(), 1))
     want = otlp.normalize(MessageToDict(request))
     assert got == want, f"\n sent      {want}\n in Jaeger {got}"
+
+
+def test_deploy_jaeger_config_is_valid():
+    """deploy/jaeger.yaml, the config the README starts Jaeger with, is accepted by Jaeger."""
+    r = subprocess.run([peers.JAEGER_BIN, "validate", "--config",
+                        os.path.join(HERE, "..", "..", "deploy", "jaeger.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
