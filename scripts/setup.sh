@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything tracekeep needs to build and test on Debian 12 (bookworm). Idempotent:
 # a second run only checks and returns. Usage: scripts/setup.sh [--peers]
-#   --peers  also installs the test peers (Prometheus, OTel SDKs for Python/JS).
+#   --peers  also installs the test peers: Prometheus + promtool, Jaeger v2 and telemetrygen
+#            (built with Go into .deps/gobin), the OpenTelemetry SDKs for Python and JavaScript.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -56,17 +57,81 @@ if [ ! -f "$PROM/usr/lib/x86_64-linux-gnu/cmake/prometheus-cpp/prometheus-cpp-co
 fi
 
 # --- 3. Test peers (optional) -----------------------------------------------------------------
+# Real programs the interop tests (tests/interop) talk to. Each is cached in $DEPS and only
+# rebuilt when missing or of another version.
+JAEGER_VERSION="v1.76.0"            # the Go module version; its binary is Jaeger v2 (cmd/jaeger)
+TELEMETRYGEN_VERSION="v0.161.0"
+GOBIN_DIR="$DEPS/gobin"
+
+# Builds Go program $1 (binary name) at version $2 with the command $3..., unless the cached
+# binary already has that version (recorded in $GOBIN_DIR/$1.version).
+go_peer() {
+  local name="$1" version="$2"; shift 2
+  if [ -x "$GOBIN_DIR/$name" ] && [ "$(cat "$GOBIN_DIR/$name.version" 2>/dev/null)" = "$version" ]; then
+    return 0
+  fi
+  if ! command -v go >/dev/null; then
+    log "WARNING: go is not installed; cannot build $name $version (its interop tests will say so)"
+    return 1
+  fi
+  log "building $name $version into $GOBIN_DIR (a few minutes on 2 cores)"
+  mkdir -p "$GOBIN_DIR"
+  if "$@"; then
+    echo "$version" > "$GOBIN_DIR/$name.version"
+  else
+    log "WARNING: building $name $version failed (command: $*)"
+    return 1
+  fi
+}
+
+build_jaeger() {
+  # `go install github.com/jaegertracing/jaeger/cmd/jaeger@<commit>` is refused: the module
+  # proxy reachable here does not serve pseudo-versions of main (403 "This module version is not
+  # available"), and v1.76.0 has a `replace` directive, which `go install` rejects. So the tagged
+  # module is downloaded and built as the main module, where its replace directive applies.
+  local dir src
+  dir="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" |
+         sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" || return 1
+  [ -n "$dir" ] || return 1
+  src="$DEPS/src/jaeger-$JAEGER_VERSION"
+  rm -rf "$src" && mkdir -p "$DEPS/src" && cp -r "$dir" "$src" && chmod -R u+w "$src"
+  (cd "$src" && go build -o "$GOBIN_DIR/jaeger" ./cmd/jaeger)
+}
+
 if [ "${1:-}" = "--peers" ]; then
   if ! command -v promtool >/dev/null; then
     log "installing prometheus"
     $SUDO apt-get install -y -qq --no-install-recommends prometheus
   fi
-  PYENV="$DEPS/pyenv"
-  if [ ! -x "$PYENV/bin/python" ] || ! "$PYENV/bin/python" -c 'import opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
-    log "installing the OpenTelemetry Python SDK into $PYENV"
-    python3 -m venv "$PYENV"
-    "$PYENV/bin/pip" install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc \
-      opentelemetry-exporter-otlp-proto-http
+  # The Debian package starts a Prometheus server on :9090; the tests start their own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
+
+  PYENV="$DEPS/pyenv"
+  PYREQ="$ROOT/tests/interop/requirements.txt"
+  if [ ! -x "$PYENV/bin/python" ]; then
+    python3 -m venv "$PYENV"
+  fi
+  if ! cmp -s "$PYREQ" "$PYENV/.tracekeep-requirements.txt"; then
+    log "installing the OpenTelemetry Python SDK and pytest into $PYENV"
+    "$PYENV/bin/pip" install -q -r "$PYREQ"
+    cp "$PYREQ" "$PYENV/.tracekeep-requirements.txt"
+  fi
+
+  JSDIR="$ROOT/tests/interop/js"
+  if ! cmp -s "$JSDIR/package-lock.json" "$JSDIR/node_modules/.tracekeep-lock.json" 2>/dev/null; then
+    if ! command -v npm >/dev/null; then
+      log "installing nodejs and npm"
+      $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+    fi
+    log "installing the OpenTelemetry JavaScript SDK into $JSDIR/node_modules"
+    (cd "$JSDIR" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$JSDIR/package-lock.json" "$JSDIR/node_modules/.tracekeep-lock.json"
+  fi
+
+  go_peer telemetrygen "$TELEMETRYGEN_VERSION" env GOBIN="$GOBIN_DIR" go install \
+    "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$TELEMETRYGEN_VERSION" || true
+  go_peer jaeger "$JAEGER_VERSION" build_jaeger || true
 fi
 log "dependencies ready"

@@ -1,0 +1,301 @@
+"""Starts and stops the real programs the interop tests talk to.
+
+Every program runs as a child process with its own temporary directory, on ports chosen free
+(tracekeep binds port 0 and reports what it bound; Jaeger and Prometheus get ports found free
+just before they start). Every wait polls a condition with a deadline. Every process is stopped
+(SIGTERM, then SIGKILL) when its `with` block ends, and its log is printed if a test failed.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+# Paths of the peers. ctest passes them in the environment (tests/interop/CMakeLists.txt).
+TRACEKEEP_BIN = os.environ.get("TRACEKEEP_BIN", "")
+TRACEKEEPCTL_BIN = os.environ.get("TRACEKEEPCTL_BIN", "")
+CPP_CLIENT_BIN = os.environ.get("INTEROP_CPP_CLIENT", "")
+GOBIN = os.environ.get("TRACEKEEP_GOBIN", "")
+JAEGER_BIN = os.path.join(GOBIN, "jaeger")
+TELEMETRYGEN_BIN = os.path.join(GOBIN, "telemetrygen")
+JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+PROMETHEUS_BIN = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL_BIN = shutil.which("promtool") or "/usr/bin/promtool"
+NODE_BIN = shutil.which("node") or shutil.which("nodejs") or ""
+
+
+def require(path, what):
+    """Fails the test loudly when a peer is missing: a missing peer is a broken setup."""
+    if not path or not os.access(path, os.X_OK):
+        raise AssertionError(
+            f"{what} not found at {path!r}: run scripts/setup.sh --peers (see README, Interop tests)")
+    return path
+
+
+def wait_for(condition, timeout_s, what):
+    """Polls `condition` until it returns a truthy value; raises naming `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last_error = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as e:  # the peer may not be listening yet
+            last_error = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}"
+                                 + (f" (last error: {last_error})" if last_error else ""))
+        time.sleep(0.05)
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now (for peers that cannot bind port 0 and report it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def http_get_json(url):
+    status, body = http_get(url)
+    return json.loads(body)
+
+
+class Process:
+    """A child process whose output goes to a log file; stopped on exit of its `with` block."""
+
+    def __init__(self, argv, log_path, cwd=None, env=None):
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
+                                     env=env, start_new_session=True)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, timeout_s=30):
+        """SIGTERM, wait, SIGKILL; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        if exc[0] is not None:
+            print(f"--- log of {os.path.basename(self.argv[0])} ---\n{self.log()[-8000:]}")
+
+
+class Tracekeep(Process):
+    """The real daemon, with a config on port 0 for every listener and the given policies."""
+
+    def __init__(self, workdir, policies, forward_to="", decision_wait="300ms"):
+        require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
+        os.makedirs(workdir, exist_ok=True)
+        forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
+                   f'    compression: gzip\n    batch: {{timeout: 20ms}}\n') if forward_to else ""
+        config = f"""data_dir: {workdir}/data
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:0"}}
+      http: {{endpoint: "127.0.0.1:0"}}
+sampler:
+  decision_wait: {decision_wait}
+  policies:
+{policies}
+{forward}telemetry: {{endpoint: "127.0.0.1:0"}}
+admin: {{endpoint: "127.0.0.1:0"}}
+"""
+        config_path = os.path.join(workdir, "tracekeep.yaml")
+        with open(config_path, "w") as f:
+            f.write(config)
+        endpoints_path = os.path.join(workdir, "endpoints.json")
+        super().__init__([TRACEKEEP_BIN, "--config", config_path, "--write-endpoints",
+                          endpoints_path], os.path.join(workdir, "tracekeep.log"))
+
+        def read_endpoints():
+            assert self.alive(), f"tracekeep exited:\n{self.log()}"
+            with open(endpoints_path) as f:
+                return json.load(f)
+        self.endpoints = wait_for(read_endpoints, 30, "tracekeep's endpoints file")
+        self.grpc = self.endpoints["otlp_grpc"]
+        self.http = self.endpoints["otlp_http"]
+        self.admin = self.endpoints["admin"]
+        self.telemetry = self.endpoints["telemetry"]
+        wait_for(lambda: http_get(f"http://{self.telemetry}/readyz")[0] == 200, 30,
+                 "tracekeep /readyz")
+
+    def trace_get(self, trace_id):
+        """The stored trace as OTLP JSON (tracekeepctl trace get --json), or None if not found."""
+        r = subprocess.run([TRACEKEEPCTL_BIN, "--addr", self.admin, "--json", "trace", "get",
+                            trace_id], capture_output=True, text=True, timeout=30)
+        if r.returncode == 1:
+            return None
+        assert r.returncode == 0, f"tracekeepctl failed ({r.returncode}): {r.stderr}"
+        return json.loads(r.stdout)
+
+    def wait_trace(self, trace_id, span_count, timeout_s=30):
+        """Waits until `span_count` spans of the trace are stored; returns the OTLP JSON."""
+        def stored():
+            t = self.trace_get(trace_id)
+            return t if t is not None and count_spans(t) >= span_count else None
+        return wait_for(stored, timeout_s, f"trace {trace_id} with {span_count} spans in tracekeep")
+
+    def metrics(self):
+        return http_get(f"http://{self.telemetry}/metrics")[1].decode()
+
+    def metric(self, name, labels=""):
+        """The value of one series of /metrics (0 when absent)."""
+        prefix = name + ("{" + labels + "}" if labels else "")
+        for line in self.metrics().splitlines():
+            if line.startswith(prefix + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+class Jaeger(Process):
+    """Real Jaeger v2 with in-memory storage; OTLP and query moved to free ports."""
+
+    def __init__(self, workdir):
+        os.makedirs(workdir, exist_ok=True)
+        self.otlp_grpc = f"127.0.0.1:{free_port()}"
+        self.otlp_http = f"127.0.0.1:{free_port()}"
+        self.query = f"127.0.0.1:{free_port()}"
+        self.health = f"127.0.0.1:{free_port()}"
+        self.metrics_port = free_port()
+        config = f"""service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    logs:
+      level: info
+    metrics:
+      level: none
+    traces:
+      level: none
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: "{self.health}"
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: "{self.query}"
+    grpc:
+      endpoint: "127.0.0.1:{free_port()}"
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: "{self.otlp_grpc}"
+      http:
+        endpoint: "{self.otlp_http}"
+processors:
+  batch:
+    timeout: 10ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"""
+        config_path = os.path.join(workdir, "jaeger.yaml")
+        with open(config_path, "w") as f:
+            f.write(config)
+        super().__init__([JAEGER_BIN, "--config", config_path],
+                         os.path.join(workdir, "jaeger.log"), cwd=workdir)
+
+        def ready():
+            assert self.alive(), f"jaeger exited:\n{self.log()}"
+            return http_get(f"http://{self.query}/api/services")[0] == 200
+        wait_for(ready, 60, "Jaeger's query API")
+
+    def trace(self, trace_id):
+        """The trace as OTLP JSON from /api/v3/traces/{id}, or None while Jaeger has not got it."""
+        try:
+            body = http_get_json(f"http://{self.query}/api/v3/traces/{trace_id}")
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+        return body.get("result", body)
+
+    def wait_trace(self, trace_id, span_count, timeout_s=30):
+        def stored():
+            t = self.trace(trace_id)
+            return t if t is not None and count_spans(t) >= span_count else None
+        return wait_for(stored, timeout_s, f"trace {trace_id} with {span_count} spans in Jaeger")
+
+
+class Prometheus(Process):
+    """Real Prometheus scraping `targets` every 200 ms, storage in `workdir`."""
+
+    def __init__(self, workdir, targets):
+        require(PROMETHEUS_BIN, "prometheus (Debian package prometheus)")
+        os.makedirs(workdir, exist_ok=True)
+        self.addr = f"127.0.0.1:{free_port()}"
+        config_path = os.path.join(workdir, "prometheus.yml")
+        with open(config_path, "w") as f:
+            f.write(f"""global:
+  scrape_interval: 200ms
+  scrape_timeout: 200ms
+scrape_configs:
+  - job_name: tracekeep
+    static_configs:
+      - targets: {json.dumps(targets)}
+""")
+        super().__init__([PROMETHEUS_BIN, f"--config.file={config_path}",
+                          f"--storage.tsdb.path={workdir}/tsdb",
+                          f"--web.listen-address={self.addr}"],
+                         os.path.join(workdir, "prometheus.log"))
+
+        def ready():
+            assert self.alive(), f"prometheus exited:\n{self.log()}"
+            return http_get(f"http://{self.addr}/-/ready")[0] == 200
+        wait_for(ready, 60, "Prometheus /-/ready")
+
+    def query(self, expr):
+        url = f"http://{self.addr}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        body = http_get_json(url)
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+
+def count_spans(otlp_json):
+    return sum(len(ss.get("spans", [])) for rs in otlp_json.get("resourceSpans", [])
+               for ss in rs.get("scopeSpans", []))
+
