@@ -135,8 +135,15 @@ def normalize(otlp, with_times=True):
     return spans
 
 
-def check_canonical(otlp, service, error):
-    """Asserts that the stored trace `otlp` is exactly the canonical trace a client sent.
+def tagged(spans, policy):
+    """`spans` (normal form) as tracekeep keeps them: each with tracekeep.policy = `policy`."""
+    return {sid: dict(s, attributes=dict(s["attributes"], **{"tracekeep.policy": ("string", policy)}))
+            for sid, s in spans.items()}
+
+
+def check_canonical(otlp, service, error, policy):
+    """Asserts that the stored trace `otlp` is exactly the canonical trace a client sent, kept by
+    the sampling policy named `policy` (tracekeep tags every kept span with tracekeep.policy).
 
     The SDK's own resource attributes (telemetry.sdk.*) are allowed beside the canonical ones;
     every canonical field must be present with its type and value, and nothing else may be on
@@ -158,7 +165,8 @@ def check_canonical(otlp, service, error):
         assert s["kind"] == w["kind"], f"{where}: kind {s['kind']}"
         parent = "" if w["parent"] is None else by_name[w["parent"]][0]
         assert s["parent_span_id"] == parent, f"{where}: parent {s['parent_span_id']}"
-        assert s["attributes"] == w["attributes"], f"{where}: attributes {s['attributes']}"
+        want_attributes = dict(w["attributes"], **{"tracekeep.policy": ("string", policy)})
+        assert s["attributes"] == want_attributes, f"{where}: attributes {s['attributes']}"
         assert [(e[0], e[2]) for e in s["events"]] == w["events"], f"{where}: events {s['events']}"
         assert [(l[0], l[1], l[3]) for l in s["links"]] == w["links"], f"{where}: links {s['links']}"
         assert s["status"] == w["status"], f"{where}: status {s['status']}"

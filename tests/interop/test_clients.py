@@ -33,9 +33,9 @@ def run_client(argv, env=None):
 
 def check_sent(tracekeep, ids, service):
     for trace_id in ids["error"]:
-        otlp.check_canonical(tracekeep.wait_trace(trace_id, 2), service, error=True)
+        otlp.check_canonical(tracekeep.wait_trace(trace_id, 2), service, error=True, policy="all")
     for trace_id in ids["healthy"]:
-        otlp.check_canonical(tracekeep.wait_trace(trace_id, 2), service, error=False)
+        otlp.check_canonical(tracekeep.wait_trace(trace_id, 2), service, error=False, policy="all")
 
 
 TRANSPORTS = [(p, c) for p in ("grpc", "http/protobuf", "http/json") for c in ("none", "gzip")]

@@ -55,11 +55,11 @@ def test_kept_traces_arrive_intact_and_dropped_ones_never(pipeline, tmp_path):
 
     for trace_id in ids["error"]:
         got = otlp.normalize(jaeger.wait_trace(trace_id, 2))
-        want = only_trace(sent, trace_id)
+        want = otlp.tagged(only_trace(sent, trace_id), "errors")
         assert len(want) == 2
         assert got == want, f"trace {trace_id}:\n sent     {want}\n in Jaeger {got}"
         # And the values are the canonical ones (not just equal to a possibly empty dump).
-        otlp.check_canonical(jaeger.trace(trace_id), "shop-api", error=True)
+        otlp.check_canonical(jaeger.trace(trace_id), "shop-api", error=True, policy="errors")
 
     # Healthy traces at a 0 % baseline: decided, dropped, and never forwarded. Once every kept
     # span was acknowledged by Jaeger, nothing else is on its way.
@@ -134,7 +134,7 @@ def test_every_attribute_type_survives_including_kvlist_and_bytes(pipeline):
     assert reply.partial_success.rejected_spans == 0, reply
 
     got = otlp.normalize(jaeger.wait_trace(trace_id.hex(), 1))
-    want = otlp.normalize(MessageToDict(request))
+    want = otlp.tagged(otlp.normalize(MessageToDict(request)), "errors")
     assert got == want, f"\n sent      {want}\n in Jaeger {got}"
 
 
