@@ -52,6 +52,7 @@ class Sampler::Shard {
     size_t spans_in = 0;
     for (TraceSpans& t : input) {
       spans_in += t.spans.size();
+      if (sampler_->options_.hook != nullptr) sampler_->options_.hook->OnBuffered(t);
       const size_t before = due.size();
       buffer_.Add(std::move(t), now, &due);
       sampler_->stats_.traces_evicted.fetch_add(due.size() - before, std::memory_order_relaxed);
@@ -204,6 +205,14 @@ void Sampler::Decide(std::vector<PendingTrace>* traces) {
   KeptTraces kept;
   for (PendingTrace& t : *traces) {
     const int policy = policies_->Evaluate(t);
+    if (options_.hook != nullptr) {
+      HookVerdict v = options_.hook->OnDecided(t, policy >= 0);
+      if (v.action == HookVerdict::kHold) continue;
+      if (v.action == HookVerdict::kKeep) {
+        kept.push_back(KeptTrace{std::move(t.trace_id), std::move(v.reason), std::move(t.spans)});
+        continue;
+      }
+    }
     if (policy < 0) {
       stats_.traces_not_sampled.fetch_add(1, std::memory_order_relaxed);
       stats_.spans_not_sampled.fetch_add(t.spans.size(), std::memory_order_relaxed);

@@ -14,6 +14,7 @@
 #include "collector/common/clock.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/sampling/policy.h"
+#include "collector/sampling/trace_hook.h"
 
 namespace tracekeep::sampling {
 
@@ -30,6 +31,9 @@ struct SamplerOptions {
   size_t max_queued_spans = 1000000;
   // Evaluated in order; a trace is kept when any policy samples it.
   std::vector<PolicyConfig> policies;
+  // Sees buffered spans and decided traces (the order tracker); must outlive the sampler.
+  // Default: nullptr (none).
+  TraceHook* hook = nullptr;
 };
 
 // The policy list used when the config names none: keep every trace with an error span and 10 %
