@@ -80,6 +80,26 @@ absl::Status ReadTrace(storage::SpanStore* store, const std::string& trace_id_he
   return absl::OkStatus();
 }
 
+absl::Status NoOrders() {
+  return absl::FailedPreconditionError("order tracking is not enabled in this tracekeep");
+}
+
+// Runs one unary call of the orders API on the backend.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const char* name,
+                                const Request* request, Response* response,
+                                absl::Status (AdminBackend::*method)(const Request&, Response*),
+                                AdminBackend* backend) {
+  const absl::Status status = (backend->*method)(*request, response);
+  if (!status.ok() && !absl::IsNotFound(status) && !absl::IsInvalidArgument(status) &&
+      !absl::IsFailedPrecondition(status)) {
+    TK_LOG(Warning) << "admin " << name << ": " << status;
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
 class AdminServiceImpl final : public pb::AdminService::CallbackService {
  public:
   explicit AdminServiceImpl(AdminBackend* backend) : backend_(backend) {}
@@ -106,11 +126,39 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* GetOrder(grpc::CallbackServerContext* context,
+                                     const pb::GetOrderRequest* request,
+                                     pb::GetOrderResponse* response) override {
+    return Unary(context, "GetOrder", request, response, &AdminBackend::GetOrder, backend_);
+  }
+
+  grpc::ServerUnaryReactor* ListOrders(grpc::CallbackServerContext* context,
+                                       const pb::ListOrdersRequest* request,
+                                       pb::ListOrdersResponse* response) override {
+    return Unary(context, "ListOrders", request, response, &AdminBackend::ListOrders, backend_);
+  }
+
+  grpc::ServerUnaryReactor* KeepOrder(grpc::CallbackServerContext* context,
+                                      const pb::KeepOrderRequest* request,
+                                      pb::KeepOrderResponse* response) override {
+    return Unary(context, "KeepOrder", request, response, &AdminBackend::KeepOrder, backend_);
+  }
+
  private:
   AdminBackend* const backend_;
 };
 
 }  // namespace
+
+absl::Status AdminBackend::GetOrder(const pb::GetOrderRequest&, pb::GetOrderResponse*) {
+  return NoOrders();
+}
+absl::Status AdminBackend::ListOrders(const pb::ListOrdersRequest&, pb::ListOrdersResponse*) {
+  return NoOrders();
+}
+absl::Status AdminBackend::KeepOrder(const pb::KeepOrderRequest&, pb::KeepOrderResponse*) {
+  return NoOrders();
+}
 
 class AdminServer::Impl {
  public:

@@ -10,6 +10,12 @@
 
 namespace tracekeep::admin::v1 {
 class GetStatusResponse;
+class GetOrderRequest;
+class GetOrderResponse;
+class ListOrdersRequest;
+class ListOrdersResponse;
+class KeepOrderRequest;
+class KeepOrderResponse;
 }  // namespace tracekeep::admin::v1
 
 namespace tracekeep::storage {
@@ -27,6 +33,15 @@ class AdminBackend {
   virtual void FillStatus(tracekeep::admin::v1::GetStatusResponse* status) = 0;
   // The store that GetTrace reads, or nullptr when the daemon runs without storage.
   virtual storage::SpanStore* store() = 0;
+  // The orders API. By default order tracking is not enabled (FAILED_PRECONDITION).
+  [[nodiscard]] virtual absl::Status GetOrder(const tracekeep::admin::v1::GetOrderRequest& request,
+                                              tracekeep::admin::v1::GetOrderResponse* response);
+  [[nodiscard]] virtual absl::Status ListOrders(
+      const tracekeep::admin::v1::ListOrdersRequest& request,
+      tracekeep::admin::v1::ListOrdersResponse* response);
+  [[nodiscard]] virtual absl::Status KeepOrder(
+      const tracekeep::admin::v1::KeepOrderRequest& request,
+      tracekeep::admin::v1::KeepOrderResponse* response);
 };
 
 struct AdminServerOptions {

@@ -11,9 +11,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "collector/common/ids.h"
+#include "collector/ctl/order_commands.h"
 #include "collector/receiver/otlp_json.h"
 #include "google/protobuf/util/json_util.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
@@ -160,6 +162,12 @@ std::vector<const SpanRow*> TreeOrder(std::vector<SpanRow>& rows) {
 
 }  // namespace
 
+int ReportAdminError(int grpc_code, const std::string& message, const CtlOptions& options,
+                     std::ostream& err) {
+  return ReportRpcError(grpc::Status(static_cast<grpc::StatusCode>(grpc_code), message), options,
+                        err);
+}
+
 std::string Usage() {
   return absl::StrCat(
       "Usage: tracekeepctl [--addr HOST:PORT] [--json] [--timeout DURATION] <command>\n"
@@ -169,6 +177,15 @@ std::string Usage() {
       "Commands:\n"
       "  status                 version, uptime, data dir, endpoints and pipeline counters\n"
       "  trace get <trace-id>   every stored span of a trace (trace id: 32 hex digits)\n"
+      "  order get <order-id>   an order's timeline (state, time, service, trace), invariants,\n"
+      "                         anomalies and traces\n"
+      "  order keep <order-id>  keep every trace of an order, held, pending and future\n"
+      "  orders list [--anomalous] [--type T] [--since D] [--limit N]\n"
+      "                         orders, most recent first; --type: STALLED, SKIPPED,\n"
+      "                         ILLEGAL_TRANSITION, DUPLICATE_STATE, CONTENT_CHANGED, ERROR,\n"
+      "                         ORPHAN; --since 1h: anomalies of the last hour\n"
+      "  orders stuck --state S --older-than D [--limit N]\n"
+      "                         active orders in state S for at least D (e.g. 30m)\n"
       "  help                   this text\n"
       "\n"
       "Flags:\n"
@@ -176,7 +193,7 @@ std::string Usage() {
       kAdminAddressEnv, " if set,\n                         else ", kDefaultAdminAddress,
       ")\n"
       "  --json                 machine output: protobuf JSON for status, OTLP/JSON (hex ids)\n"
-      "                         for traces\n"
+      "                         for traces, JSON with hex ids for orders\n"
       "  --timeout DURATION     deadline of each call, e.g. 500ms, 5s (default: 5s)\n"
       "  -h, --help             this text\n"
       "\n"
@@ -361,6 +378,7 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
                    std::ostream& out, std::ostream& err) {
   CtlOptions options;
   if (!env_addr.empty()) options.addr = env_addr;
+  OrderFlags order_flags;
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -370,6 +388,10 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
     }
     if (arg == "--json") {
       options.json = true;
+      continue;
+    }
+    if (arg == "--anomalous") {
+      order_flags.anomalous = true;
       continue;
     }
     if (arg == "--") {
@@ -402,6 +424,32 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
       }
       continue;
     }
+    if (flag == "--type" || flag == "--since" || flag == "--state" || flag == "--older-than" ||
+        flag == "--limit") {
+      if (!has_value) {
+        if (i + 1 == args.size()) return UsageError(absl::StrCat(flag, " needs a value"), err);
+        value = args[++i];
+      }
+      if (flag == "--type") {
+        order_flags.type = value;
+      } else if (flag == "--state") {
+        order_flags.state = value;
+      } else if (flag == "--limit") {
+        if (!absl::SimpleAtoi(value, &order_flags.limit) || order_flags.limit < 1) {
+          return UsageError(absl::StrCat("--limit must be a positive integer, got \"", value, "\""),
+                            err);
+        }
+      } else {
+        absl::Duration* d = flag == "--since" ? &order_flags.since : &order_flags.older_than;
+        if (!absl::ParseDuration(value, d) || *d < absl::ZeroDuration() ||
+            *d == absl::InfiniteDuration()) {
+          return UsageError(
+              absl::StrCat(flag, " must be a duration like 30m, 2h or 90s, got \"", value, "\""),
+              err);
+        }
+      }
+      continue;
+    }
     if (arg.size() > 1 && arg[0] == '-') {
       return UsageError(absl::StrCat("unknown flag \"", arg, "\""), err);
     }
@@ -430,6 +478,24 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
       return UsageError("trace get takes exactly one trace id (32 hex digits)", err);
     }
     return RunTraceGet(options, positional[2], out, err);
+  }
+  if (command == "order") {
+    if (positional.size() != 3 || (positional[1] != "get" && positional[1] != "keep")) {
+      return UsageError("usage: order get <order-id> | order keep <order-id>", err);
+    }
+    return positional[1] == "get" ? RunOrderGet(options, positional[2], out, err)
+                                  : RunOrderKeep(options, positional[2], out, err);
+  }
+  if (command == "orders") {
+    if (positional.size() != 2 || (positional[1] != "list" && positional[1] != "stuck")) {
+      return UsageError(
+          "usage: orders list [--anomalous] [--type T] [--since D] | orders stuck "
+          "--state S --older-than D",
+          err);
+    }
+    if (positional[1] == "list") return RunOrdersList(options, order_flags, out, err);
+    if (order_flags.state.empty()) return UsageError("orders stuck needs --state S", err);
+    return RunOrdersStuck(options, order_flags, out, err);
   }
   return UsageError(absl::StrCat("unknown command \"", command, "\""), err);
 }
