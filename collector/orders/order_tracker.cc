@@ -244,9 +244,8 @@ void OrderTracker::Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& s
 
 void OrderTracker::Judge(Entry* e, absl::Time now) {
   v1::Order& o = e->record;
-  if (o.resolution() == v1::Order::ANOMALOUS) return;
   const int before = o.anomalies_size();
-  lifecycle_.Evaluate(&o, now);
+  lifecycle_.Evaluate(&o, now);  // also for anomalous orders: their current state moves on
   for (int i = before; i < o.anomalies_size(); ++i) {
     for (size_t t = 0; t < kNumAnomalyTypes; ++t) {
       if (o.anomalies(i).type() == kAnomalyTypes[t]) {
@@ -255,7 +254,7 @@ void OrderTracker::Judge(Entry* e, absl::Time now) {
     }
   }
   if (o.anomalies_size() > 0) {
-    Resolve(e, v1::Order::ANOMALOUS, now);
+    if (o.resolution() != v1::Order::ANOMALOUS) Resolve(e, v1::Order::ANOMALOUS, now);
     return;
   }
   if (o.resolution() != v1::Order::ACTIVE) return;
@@ -527,7 +526,9 @@ absl::StatusOr<std::vector<v1::Order>> OrderTracker::ListOrders(const OrderQuery
   const absl::Time now = options_.clock->Now();
   auto matches = [&](const v1::Order& o) {
     if (!q.state.empty()) {
-      if (o.resolution() != v1::Order::ACTIVE || o.current_state() != q.state) return false;
+      const bool open =
+          o.resolution() == v1::Order::ACTIVE || o.resolution() == v1::Order::ANOMALOUS;
+      if (!open || o.current_state() != q.state) return false;
       if (absl::FromUnixNanos(o.current_state_unix_nanos()) > now - q.older_than) return false;
     }
     if (q.anomalous_only && o.anomalies_size() == 0) return false;
@@ -543,21 +544,15 @@ absl::StatusOr<std::vector<v1::Order>> OrderTracker::ListOrders(const OrderQuery
     }
     return true;
   };
-  absl::Status s;
-  if (!q.state.empty()) {  // active orders all live in memory
-    for (const auto& [id, e] : orders_) {
-      if (matches(e.record)) out.push_back(e.record);
-    }
-  } else {
-    s = options_.orders_table->Scan("", [&](absl::string_view, absl::string_view value) {
-      v1::Order o;
-      if (o.ParseFromArray(value.data(), static_cast<int>(value.size())) && matches(o)) {
-        out.push_back(std::move(o));
-      }
-      return true;
-    });
-  }
-  TK_RETURN_IF_ERROR(s);
+  // Every record is on disk once flushed; resolved ones may have left memory.
+  TK_RETURN_IF_ERROR(
+      options_.orders_table->Scan("", [&](absl::string_view, absl::string_view value) {
+        v1::Order o;
+        if (o.ParseFromArray(value.data(), static_cast<int>(value.size())) && matches(o)) {
+          out.push_back(std::move(o));
+        }
+        return true;
+      }));
   std::sort(out.begin(), out.end(), [](const v1::Order& a, const v1::Order& b) {
     const int64_t ta = std::max(a.last_arrival_unix_nanos(), LastAnomalyNanos(a));
     const int64_t tb = std::max(b.last_arrival_unix_nanos(), LastAnomalyNanos(b));

@@ -68,7 +68,7 @@ struct OrderQuery {
   bool anomalous_only = false;
   std::string anomaly_type;                 // "" = any
   absl::Time since = absl::InfinitePast();  // anomalies detected at or after
-  std::string state;                        // "" = any; else only active orders currently in it
+  std::string state;  // "" = any; else only active or anomalous orders currently in it
   absl::Duration older_than = absl::ZeroDuration();  // with state: in it for at least this long
   size_t limit = 100;
 };
