@@ -242,6 +242,7 @@ void ReadOrders(const YAML::Node& node, Problems* problems, orders::OrdersConfig
   r.Size("max_held_mib", &o->max_held_mib, 1, int64_t{1} << 30);
   r.Duration("max_order_age", &o->max_order_age, absl::Seconds(1));
   r.Duration("resolved_retention", &o->resolved_retention, absl::ZeroDuration());
+  r.Duration("record_retention", &o->record_retention, absl::ZeroDuration());
   r.Duration("check_interval", &o->check_interval, absl::Milliseconds(10));
   // Semantic checks (states named by transitions exist, ...); positions point at the section.
   if (node && node.IsMap()) {

@@ -288,6 +288,9 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_order_spans_released_unkept_total",
                  "Spans of held traces released without being kept.", {},
                  [os] { return os->spans_released_unkept.load(); });
+    m.AddCounter("tracekeep_order_records_deleted_total",
+                 "Records of resolved orders deleted after orders.record_retention.", {},
+                 [os] { return os->records_purged.load(); });
     m.AddCounter("tracekeep_order_store_errors_total",
                  "Failed RocksDB reads or writes of order records and held traces.", {},
                  [os] { return os->store_errors.load(); });

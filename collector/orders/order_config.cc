@@ -80,6 +80,10 @@ std::vector<std::string> ValidateOrdersConfig(const OrdersConfig& c, const std::
     add("check_interval",
         absl::StrCat("must be > 0, got ", absl::FormatDuration(c.check_interval)));
   }
+  if (c.record_retention < absl::ZeroDuration()) {
+    add("record_retention",
+        absl::StrCat("must be >= 0, got ", absl::FormatDuration(c.record_retention)));
+  }
   if (c.max_held_traces == 0) add("max_held_traces", "must be > 0, got 0");
   if (c.max_held_mib == 0) add("max_held_mib", "must be > 0, got 0");
   return problems;

@@ -66,6 +66,9 @@ struct OrdersConfig {
   // How long a resolved order stays in memory so that its late spans follow its verdict
   // (afterwards they are looked up on disk). Default: 1h.
   absl::Duration resolved_retention = absl::Hours(1);
+  // Records of resolved orders are deleted from disk this long after their resolution (the
+  // `orders` column family stays bounded); zero keeps them forever. Default: 720h (30 days).
+  absl::Duration record_retention = absl::Hours(30 * 24);
   // How often deadlines and holds are checked. Default: 1s.
   absl::Duration check_interval = absl::Seconds(1);
 };

@@ -471,6 +471,7 @@ void OrderTracker::Check() {
       stats_.overdue[i] = overdue[i];
     }
     FlushDirty();
+    PurgeResolved(now);
     for (auto it = orders_.begin(); it != orders_.end();) {
       auto next = std::next(it);
       if (it->second.record.resolution() != v1::Order::ACTIVE && it->second.retain_until <= now &&
@@ -497,6 +498,36 @@ void OrderTracker::FlushDirty() {
     return;
   }
   for (auto& [id, e] : orders_) e.dirty = false;
+}
+
+void OrderTracker::PurgeResolved(absl::Time now) {
+  const absl::Duration retention = lifecycle_.config().record_retention;
+  if (retention == absl::ZeroDuration() || now < next_purge_) return;
+  next_purge_ = now + std::min(absl::Hours(1), retention);
+  std::vector<storage::KvWrite> deletes;
+  absl::Status s =
+      options_.orders_table->Scan("", [&](absl::string_view key, absl::string_view value) {
+        v1::Order o;
+        if (!o.ParseFromArray(value.data(), static_cast<int>(value.size()))) return true;
+        if (o.resolution() == v1::Order::ACTIVE ||
+            absl::FromUnixNanos(o.resolved_unix_nanos()) + retention > now) {
+          return true;
+        }
+        auto it = orders_.find(o.order_id());
+        if (it != orders_.end()) {
+          if (it->second.held_traces > 0 || it->second.dirty) return true;  // still in use
+          orders_.erase(it);
+        }
+        deletes.push_back({std::string(key), "", true});
+        return true;
+      });
+  if (s.ok()) s = options_.orders_table->Write(deletes);
+  if (!s.ok()) {
+    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    TK_LOG(Warning) << "order tracker: deleting old records: " << s;
+    return;
+  }
+  stats_.records_purged.fetch_add(deletes.size(), std::memory_order_relaxed);
 }
 
 void OrderTracker::Deliver() {

@@ -58,6 +58,7 @@ struct OrderStats {
   std::atomic<uint64_t> traces_released_unkept{0};
   std::atomic<uint64_t> spans_released_unkept{0};
   std::atomic<uint64_t> store_errors{0};
+  std::atomic<uint64_t> records_purged{0};  // resolved records deleted after record_retention
   std::atomic<uint64_t> anomalies[7] = {};  // indexed like kAnomalyTypes
   // Per configured state (indexed like config.states): active orders in it, and those overdue.
   std::unique_ptr<std::atomic<uint64_t>[]> in_state;
@@ -126,6 +127,8 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   void Annotate(const Entry& e, std::vector<SpanRecord>* spans) const;
   bool BaselineKeeps(const std::string& order_id) const;
   void FlushDirty() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes records resolved more than record_retention ago (at most hourly).
+  void PurgeResolved(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands to_deliver_ to the consumer, outside the lock.
   void Deliver() ABSL_LOCKS_EXCLUDED(mu_);
   void Run();
@@ -142,6 +145,7 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   uint64_t hold_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   size_t total_held_traces_ ABSL_GUARDED_BY(mu_) = 0;
   size_t total_held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time next_purge_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::mutex run_mu_;
   std::condition_variable run_cv_;
   bool stop_ ABSL_GUARDED_BY(run_mu_) = false;

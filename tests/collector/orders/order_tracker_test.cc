@@ -272,6 +272,26 @@ TEST_F(OrderTrackerTest, RestartKeepsDeadlinesAndHeldTraces) {
   EXPECT_THAT(Types(Get("o1")), UnorderedElementsAre("STALLED", "CONTENT_CHANGED"));
 }
 
+TEST_F(OrderTrackerTest, ResolvedRecordsAreDeletedAfterRetention) {
+  config_.record_retention = absl::Hours(2);
+  config_.resolved_retention = absl::Minutes(1);
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}, {"shop-api", "o1", "CANCELLED", T(1)}});
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}});
+  clock_.Advance(absl::Seconds(11));
+  tracker_->Check();
+  EXPECT_EQ(Get("o1").resolution(), v1::Order::HEALTHY_RELEASED);
+  clock_.Advance(absl::Hours(1));
+  tracker_->Check();
+  EXPECT_TRUE(tracker_->GetOrder("o1").ok());  // out of memory, still on disk
+  clock_.Advance(absl::Hours(1));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->GetOrder("o1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(tracker_->stats().records_purged.load(), 1u);
+  EXPECT_TRUE(tracker_->GetOrder("o2").ok());  // active (and anomalous by now): kept
+}
+
 TEST_F(OrderTrackerTest, ForceKeepReleasesHeldTracesToTheConsumer) {
   Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
   EXPECT_TRUE(tracker_->ForceKeep("o1").ok());
