@@ -134,8 +134,7 @@ class EndToEndTest : public ::testing::Test {
 
     const std::string config = dir_.path() + "/tracekeep.yaml";
     WriteFile(config, absl::StrCat(R"(
-data_dir: )",
-                                   dir_.path(), R"(/data
+data_dir: )", dir_.path(), R"(/data
 receivers:
   otlp:
     protocols:
@@ -148,8 +147,7 @@ sampler:
     - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 0}}
 exporters:
   otlp:
-    endpoint: "127.0.0.1:)",
-                                   backend_port_, R"("
+    endpoint: "127.0.0.1:)", backend_port_, R"("
     batch: {timeout: 20ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
