@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <system_error>
 #include <utility>
 
@@ -151,6 +152,7 @@ struct RocksDbSpanStore::Impl {
   rocksdb::ColumnFamilyHandle* resources = nullptr;
   rocksdb::WriteOptions write_options;
   StoreStats stats;
+  std::mutex tables_mu;  // guards handles against OpenTable
 
   ~Impl() {
     if (db == nullptr) return;
@@ -542,6 +544,86 @@ absl::Status RocksDbSpanStore::Flush() {
 absl::StatusOr<SpanStorePtr> OpenRocksDbSpanStore(const RocksDbOptions& options) {
   TK_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbSpanStore> store, RocksDbSpanStore::Create(options));
   return SpanStorePtr(std::move(store));
+}
+
+}  // namespace tracekeep::storage
+
+namespace tracekeep::storage {
+namespace {
+
+class RocksDbKvTable final : public KvTable {
+ public:
+  RocksDbKvTable(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
+                 const rocksdb::WriteOptions& write_options)
+      : db_(db), family_(family), write_options_(write_options) {}
+
+  absl::Status Write(const std::vector<KvWrite>& writes) override {
+    rocksdb::WriteBatch batch;
+    for (const KvWrite& w : writes) {
+      rocksdb::Status s =
+          w.erase ? batch.Delete(family_, w.key) : batch.Put(family_, w.key, w.value);
+      if (!s.ok()) return FromRocksDbStatus(s, TableName());
+    }
+    rocksdb::Status s = db_->Write(write_options_, &batch);
+    if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("writing ", TableName()));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) override {
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), family_, rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("reading ", TableName()));
+    return std::optional<std::string>(std::move(value));
+  }
+
+  absl::Status Scan(absl::string_view prefix,
+                    const std::function<bool(absl::string_view, absl::string_view)>& fn) override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      const absl::string_view key = ToView(it->key());
+      if (!absl::StartsWith(key, prefix)) break;
+      if (!fn(key, ToView(it->value()))) break;
+    }
+    if (!it->status().ok()) {
+      return FromRocksDbStatus(it->status(), absl::StrCat("scanning ", TableName()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string TableName() const { return absl::StrCat("column family ", family_->GetName()); }
+
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* family_;
+  rocksdb::WriteOptions write_options_;
+};
+
+}  // namespace
+
+absl::StatusOr<KvTablePtr> RocksDbSpanStore::OpenTable(const std::string& name) {
+  Impl& impl = *impl_;
+  if (name == kSpansFamily || name == kIndexesFamily || name == kResourcesFamily ||
+      name == rocksdb::kDefaultColumnFamilyName || name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rocksdb table \"", name, "\": reserved by the span store"));
+  }
+  std::lock_guard<std::mutex> lock(impl.tables_mu);
+  rocksdb::ColumnFamilyHandle* family = nullptr;
+  for (rocksdb::ColumnFamilyHandle* h : impl.handles) {
+    if (h->GetName() == name) family = h;
+  }
+  if (family == nullptr) {
+    rocksdb::ColumnFamilyOptions cf;
+    cf.write_buffer_size = 4 * kMiB;
+    rocksdb::Status s = impl.db->CreateColumnFamily(cf, name, &family);
+    if (!s.ok()) {
+      return FromRocksDbStatus(s, absl::StrCat("creating column family \"", name, "\""));
+    }
+    impl.handles.push_back(family);
+  }
+  return KvTablePtr(new RocksDbKvTable(impl.db.get(), family, impl.write_options));
 }
 
 }  // namespace tracekeep::storage

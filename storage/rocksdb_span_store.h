@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "storage/kv_table.h"
 #include "storage/span_store.h"
 
 namespace tracekeep::storage {
@@ -104,6 +105,10 @@ class RocksDbSpanStore final : public SpanStore {
   [[nodiscard]] absl::Status Flush();
 
   const RocksDbOptions& options() const;
+
+  // A column family of this database for another component's records, created when missing
+  // (e.g. "orders"). The table must not outlive the store. Fails for the store's own families.
+  [[nodiscard]] absl::StatusOr<KvTablePtr> OpenTable(const std::string& name);
 
  private:
   struct Impl;

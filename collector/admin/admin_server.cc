@@ -81,6 +81,10 @@ absl::Status ReadTrace(storage::SpanStore* store, const std::string& trace_id_he
   return absl::OkStatus();
 }
 
+absl::Status NoOrders() {
+  return absl::FailedPreconditionError("order tracking is not enabled in this tracekeep");
+}
+
 class AdminServiceImpl final : public pb::AdminService::CallbackService {
  public:
   AdminServiceImpl(AdminBackend* backend, const AdminServerOptions* options)
@@ -113,8 +117,9 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
   grpc::ServerUnaryReactor* GetPolicies(grpc::CallbackServerContext* context,
                                         const pb::GetPoliciesRequest* /*request*/,
                                         pb::GetPoliciesResponse* response) override {
-    response->set_policies_yaml(backend_->GetPolicies());
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!Authorize(context, reactor)) return reactor;
+    response->set_policies_yaml(backend_->GetPolicies());
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -122,9 +127,10 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
   grpc::ServerUnaryReactor* SetPolicies(grpc::CallbackServerContext* context,
                                         const pb::SetPoliciesRequest* request,
                                         pb::SetPoliciesResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!Authorize(context, reactor)) return reactor;
     absl::StatusOr<int> n = backend_->SetPolicies(request->policies_yaml(), false);
     if (n.ok()) response->set_policy_count(static_cast<uint32_t>(*n));
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(ToGrpcStatus(n.status()));
     return reactor;
   }
@@ -132,14 +138,49 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ValidatePolicies(grpc::CallbackServerContext* context,
                                              const pb::ValidatePoliciesRequest* request,
                                              pb::ValidatePoliciesResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!Authorize(context, reactor)) return reactor;
     absl::StatusOr<int> n = backend_->SetPolicies(request->policies_yaml(), true);
     if (n.ok()) response->set_policy_count(static_cast<uint32_t>(*n));
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(ToGrpcStatus(n.status()));
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* GetOrder(grpc::CallbackServerContext* context,
+                                     const pb::GetOrderRequest* request,
+                                     pb::GetOrderResponse* response) override {
+    return Unary(context, "GetOrder", request, response, &AdminBackend::GetOrder);
+  }
+
+  grpc::ServerUnaryReactor* ListOrders(grpc::CallbackServerContext* context,
+                                       const pb::ListOrdersRequest* request,
+                                       pb::ListOrdersResponse* response) override {
+    return Unary(context, "ListOrders", request, response, &AdminBackend::ListOrders);
+  }
+
+  grpc::ServerUnaryReactor* KeepOrder(grpc::CallbackServerContext* context,
+                                      const pb::KeepOrderRequest* request,
+                                      pb::KeepOrderResponse* response) override {
+    return Unary(context, "KeepOrder", request, response, &AdminBackend::KeepOrder);
+  }
+
  private:
+  // Runs one unary call on the backend, once the caller is authorized.
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const char* name,
+                                  const Request* request, Response* response,
+                                  absl::Status (AdminBackend::*method)(const Request&, Response*)) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!Authorize(context, reactor)) return reactor;
+    const absl::Status status = (backend_->*method)(*request, response);
+    if (!status.ok() && !absl::IsNotFound(status) && !absl::IsInvalidArgument(status) &&
+        !absl::IsFailedPrecondition(status)) {
+      TK_LOG(Warning) << "admin " << name << ": " << status;
+    }
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+
   // Checks the caller's address and token; on refusal finishes the call and returns false.
   bool Authorize(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
     const absl::Status access =
@@ -155,6 +196,16 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
 };
 
 }  // namespace
+
+absl::Status AdminBackend::GetOrder(const pb::GetOrderRequest&, pb::GetOrderResponse*) {
+  return NoOrders();
+}
+absl::Status AdminBackend::ListOrders(const pb::ListOrdersRequest&, pb::ListOrdersResponse*) {
+  return NoOrders();
+}
+absl::Status AdminBackend::KeepOrder(const pb::KeepOrderRequest&, pb::KeepOrderResponse*) {
+  return NoOrders();
+}
 
 class AdminServer::Impl {
  public:

@@ -11,6 +11,12 @@
 
 namespace tracekeep::admin::v1 {
 class GetStatusResponse;
+class GetOrderRequest;
+class GetOrderResponse;
+class ListOrdersRequest;
+class ListOrdersResponse;
+class KeepOrderRequest;
+class KeepOrderResponse;
 }  // namespace tracekeep::admin::v1
 
 namespace tracekeep::storage {
@@ -34,6 +40,15 @@ class AdminBackend {
   // number of policies; kInvalidArgument lists every problem, one per line, and changes nothing.
   [[nodiscard]] virtual absl::StatusOr<int> SetPolicies(const std::string& policies_yaml,
                                                         bool validate_only) = 0;
+  // The orders API. By default order tracking is not enabled (FAILED_PRECONDITION).
+  [[nodiscard]] virtual absl::Status GetOrder(const tracekeep::admin::v1::GetOrderRequest& request,
+                                              tracekeep::admin::v1::GetOrderResponse* response);
+  [[nodiscard]] virtual absl::Status ListOrders(
+      const tracekeep::admin::v1::ListOrdersRequest& request,
+      tracekeep::admin::v1::ListOrdersResponse* response);
+  [[nodiscard]] virtual absl::Status KeepOrder(
+      const tracekeep::admin::v1::KeepOrderRequest& request,
+      tracekeep::admin::v1::KeepOrderResponse* response);
 };
 
 struct AdminServerOptions {

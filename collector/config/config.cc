@@ -369,6 +369,50 @@ void ReadPolicies(const YAML::Node& policies, const std::string& path, Problems*
   }
 }
 
+// The `orders:` section: the order lifecycle (collector/orders/order_config.h).
+void ReadOrders(const YAML::Node& node, Problems* problems, orders::OrdersConfig* o) {
+  MapReader r(node, "orders", problems);
+  r.Bool("enabled", &o->enabled);
+  r.String("id_attribute", &o->id_attribute);
+  r.String("status_attribute", &o->status_attribute);
+  r.String("status_event", &o->status_event);
+  r.StringList("states", &o->states);
+  YAML::Node transitions = r.Get("transitions");
+  if (transitions && !transitions.IsNull()) {
+    if (!transitions.IsSequence()) {
+      problems->Add(transitions, "orders.transitions", "must be a list of {from, to, deadline}");
+    } else {
+      o->transitions.clear();
+      for (size_t i = 0; i < transitions.size(); ++i) {
+        MapReader t(transitions[i], absl::StrCat("orders.transitions[", i, "]"), problems);
+        orders::TransitionConfig& x = o->transitions.emplace_back();
+        t.String("from", &x.from);
+        t.String("to", &x.to);
+        t.Duration("deadline", &x.deadline, absl::ZeroDuration());
+      }
+    }
+  }
+  r.StringList("terminal_states", &o->terminal_states);
+  r.StringList("invariant_attributes", &o->invariant_attributes);
+  r.Duration("grace_period", &o->grace_period, absl::ZeroDuration());
+  r.Duration("orphan_window", &o->orphan_window, absl::ZeroDuration());
+  r.Double("baseline_percentage", &o->baseline_percentage, 0, 100);
+  r.Duration("max_hold_time", &o->max_hold_time, absl::Seconds(1));
+  r.Size("max_held_traces", &o->max_held_traces, 1, int64_t{1} << 40);
+  r.Size("max_held_mib", &o->max_held_mib, 1, int64_t{1} << 30);
+  r.Duration("max_order_age", &o->max_order_age, absl::Seconds(1));
+  r.Duration("resolved_retention", &o->resolved_retention, absl::ZeroDuration());
+  r.Duration("record_retention", &o->record_retention, absl::ZeroDuration());
+  r.Duration("check_interval", &o->check_interval, absl::Milliseconds(10));
+  // Semantic checks (states named by transitions exist, ...); positions point at the section.
+  if (node && node.IsMap()) {
+    for (const std::string& p : orders::ValidateOrdersConfig(*o, "orders")) {
+      const size_t colon = p.find(": ");
+      problems->Add(node, p.substr(0, colon), p.substr(colon + 2));
+    }
+  }
+}
+
 void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   MapReader top(root, "", problems);
   top.String("data_dir", &c->data_dir);
@@ -517,6 +561,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       }
     }
   }
+  ReadOrders(top.Get("orders"), problems, &c->orders);
 }
 
 }  // namespace
@@ -524,6 +569,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
 Config DefaultConfig() {
   Config c;
   c.sampler.policies = sampling::DefaultPolicies();
+  c.orders = orders::DefaultOrdersConfig();
   return c;
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "collector/orders/order_config.h"
 #include "collector/sampling/sampler.h"
 #include "collector/security/access.h"
 
@@ -85,6 +86,7 @@ struct Config {
   ExporterConfig exporter;
   TelemetryConfig telemetry;
   AdminConfig admin;
+  orders::OrdersConfig orders;  // defaults to orders::DefaultOrdersConfig()
 };
 
 // The configuration with every default (what runs without a config file).

@@ -14,9 +14,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "collector/common/ids.h"
+#include "collector/ctl/order_commands.h"
 #include "collector/receiver/otlp_json.h"
 #include "collector/security/access.h"
 #include "collector/security/grpc_security.h"
@@ -69,19 +71,6 @@ int ReportRpcError(const grpc::Status& status, const CtlOptions& options, std::o
   }
 }
 
-std::unique_ptr<pb::AdminService::Stub> NewStub(const CtlOptions& options) {
-  security::ClientTlsSettings tls;
-  tls.ca_file = options.tls_ca_file;
-  auto credentials = security::MakeChannelCredentials(tls);
-  return pb::AdminService::NewStub(grpc::CreateChannel(
-      options.addr, credentials.ok() ? *credentials : grpc::InsecureChannelCredentials()));
-}
-
-// Deadline and credentials of one call.
-void SetDeadline(const CtlOptions& options, grpc::ClientContext* context) {
-  context->set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
-  if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
-}
 
 // "0s", "59s", "1m 0s", "1h 2m 5s", "3d 0h 0m 12s".
 std::string FormatUptime(int64_t seconds) {
@@ -176,6 +165,32 @@ std::vector<const SpanRow*> TreeOrder(std::vector<SpanRow>& rows) {
 
 }  // namespace
 
+namespace internal {
+// Shared with order_commands.cc, which declares them (they use gRPC types, kept out of headers).
+std::unique_ptr<pb::AdminService::Stub> NewStub(const CtlOptions& options) {
+  security::ClientTlsSettings tls;
+  tls.ca_file = options.tls_ca_file;
+  auto credentials = security::MakeChannelCredentials(tls);
+  return pb::AdminService::NewStub(grpc::CreateChannel(
+      options.addr, credentials.ok() ? *credentials : grpc::InsecureChannelCredentials()));
+}
+
+// Deadline and credentials of one call.
+void SetDeadline(const CtlOptions& options, grpc::ClientContext* context) {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+  if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
+}
+}  // namespace internal
+
+using internal::NewStub;
+using internal::SetDeadline;
+
+int ReportAdminError(int grpc_code, const std::string& message, const CtlOptions& options,
+                     std::ostream& err) {
+  return ReportRpcError(grpc::Status(static_cast<grpc::StatusCode>(grpc_code), message), options,
+                        err);
+}
+
 std::string Usage() {
   return absl::StrCat(
       "Usage: tracekeepctl [--addr HOST:PORT] [--json] [--timeout DURATION] <command>\n"
@@ -189,6 +204,15 @@ std::string Usage() {
       "  policies set FILE      put the policy list in FILE (YAML, like sampler.policies;\n"
       "                         - = stdin) in force without a restart\n"
       "  policies validate FILE check a policy list without applying it\n"
+      "  order get <order-id>   an order's timeline (state, time, service, trace), invariants,\n"
+      "                         anomalies and traces\n"
+      "  order keep <order-id>  keep every trace of an order, held, pending and future\n"
+      "  orders list [--anomalous] [--type T] [--since D] [--limit N]\n"
+      "                         orders, most recent first; --type: STALLED, SKIPPED,\n"
+      "                         ILLEGAL_TRANSITION, DUPLICATE_STATE, CONTENT_CHANGED, ERROR,\n"
+      "                         ORPHAN; --since 1h: anomalies of the last hour\n"
+      "  orders stuck --state S --older-than D [--limit N]\n"
+      "                         active orders in state S for at least D (e.g. 30m)\n"
       "  help                   this text\n"
       "\n"
       "Flags:\n"
@@ -196,7 +220,7 @@ std::string Usage() {
       kAdminAddressEnv, " if set,\n                         else ", kDefaultAdminAddress,
       ")\n"
       "  --json                 machine output: protobuf JSON for status, OTLP/JSON (hex ids)\n"
-      "                         for traces\n"
+      "                         for traces, JSON with hex ids for orders\n"
       "  --timeout DURATION     deadline of each call, e.g. 500ms, 5s (default: 5s)\n"
       "  --token-file FILE      file holding the admin token (default: $",
       kAdminTokenFileEnv,
@@ -445,6 +469,7 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
   CtlOptions options;
   if (!env_addr.empty()) options.addr = env_addr;
   std::string token_file = env_token_file;
+  OrderFlags order_flags;
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -454,6 +479,10 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
     }
     if (arg == "--json") {
       options.json = true;
+      continue;
+    }
+    if (arg == "--anomalous") {
+      order_flags.anomalous = true;
       continue;
     }
     if (arg == "--") {
@@ -491,6 +520,32 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
             absl::StrCat("--timeout must be a positive duration like 5s or 500ms, got \"", value,
                          "\""),
             err);
+      }
+      continue;
+    }
+    if (flag == "--type" || flag == "--since" || flag == "--state" || flag == "--older-than" ||
+        flag == "--limit") {
+      if (!has_value) {
+        if (i + 1 == args.size()) return UsageError(absl::StrCat(flag, " needs a value"), err);
+        value = args[++i];
+      }
+      if (flag == "--type") {
+        order_flags.type = value;
+      } else if (flag == "--state") {
+        order_flags.state = value;
+      } else if (flag == "--limit") {
+        if (!absl::SimpleAtoi(value, &order_flags.limit) || order_flags.limit < 1) {
+          return UsageError(absl::StrCat("--limit must be a positive integer, got \"", value, "\""),
+                            err);
+        }
+      } else {
+        absl::Duration* d = flag == "--since" ? &order_flags.since : &order_flags.older_than;
+        if (!absl::ParseDuration(value, d) || *d < absl::ZeroDuration() ||
+            *d == absl::InfiniteDuration()) {
+          return UsageError(
+              absl::StrCat(flag, " must be a duration like 30m, 2h or 90s, got \"", value, "\""),
+              err);
+        }
       }
       continue;
     }
@@ -547,6 +602,24 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
       return RunPoliciesSet(options, positional[2], sub == "set", out, err);
     }
     return UsageError(absl::StrCat("unknown policies subcommand \"", sub, "\""), err);
+  }
+  if (command == "order") {
+    if (positional.size() != 3 || (positional[1] != "get" && positional[1] != "keep")) {
+      return UsageError("usage: order get <order-id> | order keep <order-id>", err);
+    }
+    return positional[1] == "get" ? RunOrderGet(options, positional[2], out, err)
+                                  : RunOrderKeep(options, positional[2], out, err);
+  }
+  if (command == "orders") {
+    if (positional.size() != 2 || (positional[1] != "list" && positional[1] != "stuck")) {
+      return UsageError(
+          "usage: orders list [--anomalous] [--type T] [--since D] | orders stuck "
+          "--state S --older-than D",
+          err);
+    }
+    if (positional[1] == "list") return RunOrdersList(options, order_flags, out, err);
+    if (order_flags.state.empty()) return UsageError("orders stuck needs --state S", err);
+    return RunOrdersStuck(options, order_flags, out, err);
   }
   return UsageError(absl::StrCat("unknown command \"", command, "\""), err);
 }

@@ -18,11 +18,15 @@
 #include "collector/exporter/otlp_exporter.h"
 #include "collector/http/http_server.h"
 #include "collector/intake/journaled_intake.h"
+#include "collector/orders/order_admin.h"
+#include "collector/orders/order_tracker.h"
 #include "collector/receiver/grpc_receiver.h"
 #include "collector/receiver/http_receiver.h"
 #include "collector/receiver/receiver_stats.h"
 #include "collector/sampling/sampler.h"
 #include "collector/telemetry/metrics.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
 #include "storage/rocksdb_span_store.h"
 #include "tracekeep/admin/v1/admin.pb.h"
 
@@ -88,8 +92,13 @@ class Daemon::Impl final : public admin::AdminBackend {
     }
     fanout_ = std::make_unique<FanOutConsumer>(sinks_);
 
+    sampling::SamplerOptions sampler_options = config_.sampler;
+    if (config_.orders.enabled) {
+      TK_RETURN_IF_ERROR(StartOrders());
+      sampler_options.hook = orders_.get();
+    }
     TK_ASSIGN_OR_RETURN(sampler_,
-                        sampling::Sampler::Create(config_.sampler, fanout_.get(), Clock::Real()));
+                        sampling::Sampler::Create(sampler_options, fanout_.get(), Clock::Real()));
     TK_RETURN_IF_ERROR(sampler_->Start());
 
     intake_ = sampler_.get();
@@ -179,9 +188,12 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (http_) http_->Shutdown(deadline);
     if (sampler_) sampler_->Shutdown(deadline);  // decides what is pending, hands it downstream
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // then empties the journal
+    if (orders_) orders_->Shutdown(deadline);    // writes its records; held traces stay held
     if (exporter_) exporter_->Shutdown(deadline);
     if (admin_) admin_->Shutdown(deadline);
     if (telemetry_) telemetry_->Stop();
+    orders_.reset();
+    order_tables_.clear();
     store_.reset();
   }
 
@@ -228,6 +240,21 @@ class Daemon::Impl final : public admin::AdminBackend {
     }
   }
   storage::SpanStore* store() override { return store_.get(); }
+  absl::Status GetOrder(const admin::v1::GetOrderRequest& request,
+                        admin::v1::GetOrderResponse* response) override {
+    if (!orders_) return admin::AdminBackend::GetOrder(request, response);
+    return orders::GetOrder(orders_.get(), Clock::Real(), request, response);
+  }
+  absl::Status ListOrders(const admin::v1::ListOrdersRequest& request,
+                          admin::v1::ListOrdersResponse* response) override {
+    if (!orders_) return admin::AdminBackend::ListOrders(request, response);
+    return orders::ListOrders(orders_.get(), Clock::Real(), request, response);
+  }
+  absl::Status KeepOrder(const admin::v1::KeepOrderRequest& request,
+                         admin::v1::KeepOrderResponse* response) override {
+    if (!orders_) return admin::AdminBackend::KeepOrder(request, response);
+    return orders::KeepOrder(orders_.get(), request, response);
+  }
 
   std::string GetPolicies() override { return config::PoliciesToYaml(sampler_->policies()); }
 
@@ -273,7 +300,87 @@ class Daemon::Impl final : public admin::AdminBackend {
     }
   }
 
+  // The order tracker over the `orders` and `order_hold` column families of the span store.
+  absl::Status StartOrders() {
+    // OpenRocksDbSpanStore returns a RocksDbSpanStore.
+    auto* rocks = static_cast<storage::RocksDbSpanStore*>(store_.get());
+    TK_ASSIGN_OR_RETURN(storage::KvTablePtr orders_table, rocks->OpenTable("orders"));
+    TK_ASSIGN_OR_RETURN(storage::KvTablePtr hold_table, rocks->OpenTable("order_hold"));
+    auto& transitions = prometheus::BuildHistogram()
+                            .Name("tracekeep_order_transition_seconds")
+                            .Help(
+                                "Span time between an order's state and the next, by "
+                                "transition.")
+                            .Register(metrics_.registry());
+    orders::OrderTrackerOptions o;
+    o.config = config_.orders;
+    o.consumer = fanout_.get();
+    o.clock = Clock::Real();
+    o.orders_table = orders_table.get();
+    o.hold_table = hold_table.get();
+    o.on_transition = [&transitions](const std::string& from, const std::string& to,
+                                     double seconds) {
+      static const prometheus::Histogram::BucketBoundaries kBuckets = {
+          1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400, 7 * 86400};
+      transitions.Add({{"from", from}, {"to", to}}, kBuckets).Observe(seconds);
+    };
+    order_tables_.push_back(std::move(orders_table));
+    order_tables_.push_back(std::move(hold_table));
+    TK_ASSIGN_OR_RETURN(orders_, orders::OrderTracker::Create(o));
+    return orders_->Start();
+  }
+
+  void RegisterOrderMetrics() {
+    telemetry::MetricsRegistry& m = metrics_;
+    const orders::OrderStats* os = &orders_->stats();
+    const auto& states = orders_->config().states;
+    for (size_t i = 0; i < states.size(); ++i) {
+      m.AddGauge("tracekeep_orders_in_state", "Active orders by their current state.",
+                 {{"state", states[i]}}, [os, i] { return os->in_state[i].load(); });
+      m.AddGauge("tracekeep_orders_overdue",
+                 "Active orders past the deadline of their current state.", {{"state", states[i]}},
+                 [os, i] { return os->overdue[i].load(); });
+    }
+    for (size_t i = 0; i < sizeof(orders::kAnomalyTypes) / sizeof(orders::kAnomalyTypes[0]); ++i) {
+      m.AddCounter("tracekeep_order_anomalies_total", "Orders found anomalous, by anomaly type.",
+                   {{"type", orders::kAnomalyTypes[i]}},
+                   [os, i] { return os->anomalies[i].load(); });
+    }
+    m.AddGauge("tracekeep_orders_tracked", "Orders being tracked (seen, not yet resolved).", {},
+               [os] { return os->orders_tracked.load(); });
+    m.AddCounter("tracekeep_orders_started_total", "Orders seen for the first time.", {},
+                 [os] { return os->orders_started.load(); });
+    m.AddCounter("tracekeep_orders_resolved_total",
+                 "Orders resolved: completed healthily or found anomalous.", {},
+                 [os] { return os->orders_resolved.load(); });
+    m.AddCounter("tracekeep_orders_expired_total",
+                 "Orders forgotten after max_order_age without a verdict.", {},
+                 [os] { return os->orders_expired.load(); });
+    m.AddCounter("tracekeep_order_spans_total", "Spans that named an order.", {},
+                 [os] { return os->spans_with_order.load(); });
+    m.AddGauge("tracekeep_order_held_traces", "Traces held until their order is resolved.", {},
+               [os] { return os->traces_held.load(); });
+    m.AddGauge("tracekeep_order_held_bytes", "Bytes of held traces.", {},
+               [os] { return os->held_bytes.load(); });
+    m.AddCounter("tracekeep_order_traces_kept_total",
+                 "Traces kept because of their order (anomaly, baseline or force-keep).", {},
+                 [os] { return os->traces_kept.load(); });
+    m.AddCounter("tracekeep_order_traces_released_unkept_total",
+                 "Held traces released without being kept (healthy order, hold limits).", {},
+                 [os] { return os->traces_released_unkept.load(); });
+    m.AddCounter("tracekeep_order_spans_released_unkept_total",
+                 "Spans of held traces released without being kept.", {},
+                 [os] { return os->spans_released_unkept.load(); });
+    m.AddCounter("tracekeep_order_records_deleted_total",
+                 "Records of resolved orders deleted after orders.record_retention.", {},
+                 [os] { return os->records_purged.load(); });
+    m.AddCounter("tracekeep_order_store_errors_total",
+                 "Failed RocksDB reads or writes of order records and held traces.", {},
+                 [os] { return os->store_errors.load(); });
+  }
+
   void RegisterMetrics() {
+    if (orders_) RegisterOrderMetrics();
     telemetry::MetricsRegistry& m = metrics_;
     m.AddGauge("tracekeep_build_info", "Version of the running tracekeep.", {{"version", kVersion}},
                [] { return 1; });
@@ -421,6 +528,8 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<exporter::OtlpExporter> exporter_;
   std::vector<TraceConsumer*> sinks_;
   std::unique_ptr<FanOutConsumer> fanout_;
+  std::vector<storage::KvTablePtr> order_tables_;
+  std::unique_ptr<orders::OrderTracker> orders_;
   std::unique_ptr<sampling::Sampler> sampler_;
   std::unique_ptr<storage::Journal> journal_;
   std::unique_ptr<intake::JournaledIntake> journaled_intake_;

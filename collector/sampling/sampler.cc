@@ -94,6 +94,7 @@ class Sampler::Shard {
     size_t spans_in = 0;
     for (TraceSpans& t : input) {
       spans_in += t.spans.size();
+      if (sampler_->options_.hook != nullptr) sampler_->options_.hook->OnBuffered(t);
       if (FollowDecision(&t, now, &late)) continue;
       const absl::Time arrival =
           t.arrival_unix_nanos != 0 ? absl::FromUnixNanos(t.arrival_unix_nanos) : now;
@@ -188,6 +189,18 @@ class Sampler::Shard {
       const Verdict v = set->Evaluate(view, now);
       if (view.decode_error()) stats.evaluation_errors.fetch_add(1, std::memory_order_relaxed);
       stats.decision_latency.Observe(now - t.due);
+      if (sampler_->options_.hook != nullptr) {
+        // The order tracker may hold the trace until its order is resolved, or keep it because
+        // its order went wrong; it counts those itself.
+        HookVerdict hv =
+            sampler_->options_.hook->OnDecided(t, v.outcome == Verdict::Outcome::kSampled);
+        if (hv.action == HookVerdict::kHold) continue;
+        if (hv.action == HookVerdict::kKeep) {
+          kept_.Insert(t.trace_id, CachedDecision{now, hv.reason});
+          kept.push_back(KeptTrace{std::move(t.trace_id), std::move(hv.reason), std::move(t.spans)});
+          continue;
+        }
+      }
       const char* dry_run_decision = "sampled";
       std::string policy;
       switch (v.outcome) {

@@ -17,6 +17,7 @@
 #include "collector/common/histogram.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/sampling/policy.h"
+#include "collector/sampling/trace_hook.h"
 
 namespace tracekeep::sampling {
 
@@ -70,6 +71,9 @@ struct SamplerOptions {
   bool sample_on_first_match = false;
   // See PolicySet for the semantics.
   std::vector<PolicyConfig> policies;
+  // Sees buffered spans and decided traces (the order tracker); must outlive the sampler.
+  // Default: nullptr (none).
+  TraceHook* hook = nullptr;
 };
 
 // The policy list used when the config names none: keep every trace with an error span and 10 %

@@ -148,6 +148,9 @@ exporters:
     batch: {timeout: 20ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+# The SDK traces carry an order id; this test is about per-trace sampling (orders_e2e_test.cc
+# covers order tracking, which would keep every trace of the order once one has an error).
+orders: {enabled: false}
 )"));
     endpoints_file_ = dir_.path() + "/endpoints.json";
     daemon_ = std::make_unique<ChildProcess>(

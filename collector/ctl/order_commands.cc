@@ -1,0 +1,297 @@
+#include "collector/ctl/order_commands.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "collector/common/ids.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "tracekeep/admin/v1/admin.grpc.pb.h"
+
+namespace tracekeep::ctl {
+
+namespace pb = ::tracekeep::admin::v1;
+
+namespace internal {
+// Defined in ctl.cc: the admin stub (TLS per --tls-ca) and a call's deadline and token.
+std::unique_ptr<pb::AdminService::Stub> NewStub(const CtlOptions& options);
+void SetDeadline(const CtlOptions& options, grpc::ClientContext* context);
+}  // namespace internal
+
+namespace {
+
+namespace ov1 = ::tracekeep::orders::v1;
+
+std::unique_ptr<pb::AdminService::Stub> Stub(const CtlOptions& options) {
+  return internal::NewStub(options);
+}
+
+void Deadline(const CtlOptions& options, grpc::ClientContext* context) {
+  internal::SetDeadline(options, context);
+}
+
+int Fail(const grpc::Status& s, const CtlOptions& options, std::ostream& err) {
+  return ReportAdminError(static_cast<int>(s.error_code()), s.error_message(), options, err);
+}
+
+std::string Time(int64_t nanos) {
+  if (nanos == 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixNanos(nanos), absl::UTCTimeZone());
+}
+
+// "3m 12s", "2h 5m", "4d 1h".
+std::string Age(int64_t nanos) {
+  int64_t s = std::max<int64_t>(0, nanos / 1000000000);
+  if (s >= 86400) return absl::StrCat(s / 86400, "d ", s / 3600 % 24, "h");
+  if (s >= 3600) return absl::StrCat(s / 3600, "h ", s / 60 % 60, "m");
+  if (s >= 60) return absl::StrCat(s / 60, "m ", s % 60, "s");
+  return absl::StrCat(s, "s");
+}
+
+const char* ResolutionText(ov1::Order::Resolution r) {
+  switch (r) {
+    case ov1::Order::ACTIVE:
+      return "active";
+    case ov1::Order::ANOMALOUS:
+      return "ANOMALOUS";
+    case ov1::Order::HEALTHY_KEPT:
+      return "healthy (kept by baseline)";
+    case ov1::Order::HEALTHY_RELEASED:
+      return "healthy";
+    case ov1::Order::EXPIRED:
+      return "expired";
+    default:
+      return "?";
+  }
+}
+
+std::string AnomalyTypes(const ov1::Order& o) {
+  std::vector<std::string> t;
+  for (const auto& a : o.anomalies()) t.push_back(a.type());
+  return t.empty() ? "-" : absl::StrJoin(t, ",");
+}
+
+// Rows of equal-width columns, two spaces apart.
+std::string Table(const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
+  std::vector<size_t> width;
+  for (const auto& r : rows) {
+    width.resize(std::max(width.size(), r.size()));
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line = indent;
+    for (size_t i = 0; i < r.size(); ++i) {
+      absl::StrAppend(&line, r[i]);
+      if (i + 1 < r.size()) line.append(width[i] - r[i].size() + 2, ' ');
+    }
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+// Rewrites base64 id fields (proto3 JSON of bytes) as hex.
+void HexIds(google::protobuf::Value* v) {
+  if (v->has_list_value()) {
+    for (auto& x : *v->mutable_list_value()->mutable_values()) HexIds(&x);
+  } else if (v->has_struct_value()) {
+    for (auto& [key, x] : *v->mutable_struct_value()->mutable_fields()) {
+      const bool id =
+          key == "trace_id" || key == "span_id" || key == "trace_ids" || key == "kept_trace_ids";
+      if (id && x.has_string_value()) {
+        std::string raw;
+        if (absl::Base64Unescape(x.string_value(), &raw)) x.set_string_value(ToHex(raw));
+      } else if (id && x.has_list_value()) {
+        for (auto& y : *x.mutable_list_value()->mutable_values()) {
+          std::string raw;
+          if (y.has_string_value() && absl::Base64Unescape(y.string_value(), &raw)) {
+            y.set_string_value(ToHex(raw));
+          }
+        }
+      } else {
+        HexIds(&x);
+      }
+    }
+  }
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions p;
+  p.preserve_proto_field_names = true;
+  p.always_print_primitive_fields = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(m, &json, p);
+  google::protobuf::Value v;
+  if (!google::protobuf::util::JsonStringToMessage(json, &v).ok()) return json;
+  HexIds(&v);
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(v, &out);
+  return out;
+}
+
+int RunList(const CtlOptions& options, const pb::ListOrdersRequest& request, std::ostream& out,
+            std::ostream& err) {
+  auto stub = Stub(options);
+  grpc::ClientContext context;
+  Deadline(options, &context);
+  pb::ListOrdersResponse response;
+  const grpc::Status s = stub->ListOrders(&context, request, &response);
+  if (!s.ok()) return Fail(s, options, err);
+  out << (options.json ? ToJson(response) + "\n" : FormatOrderList(response));
+  return kExitOk;
+}
+
+}  // namespace
+
+std::string OrderJson(const ov1::Order& order) { return ToJson(order); }
+
+std::string FormatOrder(const ov1::Order& o, int64_t now) {
+  std::string out = absl::StrCat("order ", o.order_id(), "  ", ResolutionText(o.resolution()));
+  if (o.anomalies_size() > 0) absl::StrAppend(&out, " (", AnomalyTypes(o), ")");
+  if (o.force_keep()) absl::StrAppend(&out, ", force-kept");
+  absl::StrAppend(&out, "\n");
+  if (!o.current_state().empty()) {
+    absl::StrAppend(&out, "current state  ", o.current_state(), " since ",
+                    Time(o.current_state_unix_nanos()), " (",
+                    Age(now - o.current_state_unix_nanos()), " ago)\n");
+  }
+  if (o.deadline_unix_nanos() != 0 && o.resolution() == ov1::Order::ACTIVE) {
+    absl::StrAppend(&out, "deadline       ", Time(o.deadline_unix_nanos()),
+                    now > o.deadline_unix_nanos()
+                        ? absl::StrCat(" (overdue by ", Age(now - o.deadline_unix_nanos()), ")")
+                        : absl::StrCat(" (in ", Age(o.deadline_unix_nanos() - now), ")"),
+                    "\n");
+  }
+  absl::StrAppend(&out, "first span     ", Time(o.first_arrival_unix_nanos()), ", last span ",
+                  Time(o.last_arrival_unix_nanos()), " (arrival)\n");
+
+  std::vector<const ov1::StateEvent*> states;
+  for (const auto& e : o.states()) states.push_back(&e);
+  std::stable_sort(states.begin(), states.end(), [](const auto* a, const auto* b) {
+    return a->time_unix_nanos() < b->time_unix_nanos();
+  });
+  absl::StrAppend(&out, "\nTimeline (span time)\n");
+  std::vector<std::vector<std::string>> rows = {{"STATE", "TIME", "SERVICE", "TRACE"}};
+  for (const auto* e : states) {
+    rows.push_back({e->state(), Time(e->time_unix_nanos()),
+                    e->service().empty() ? "-" : e->service(), ToHex(e->trace_id())});
+  }
+  absl::StrAppend(&out, states.empty() ? "  (no state recorded)\n" : Table(rows, "  "));
+
+  if (o.invariants_size() > 0) {
+    absl::StrAppend(&out, "\nInvariants\n");
+    rows = {{"ATTRIBUTE", "VALUE", "SERVICE", "TRACE"}};
+    for (const auto& v : o.invariants()) {
+      rows.push_back({v.key(), v.value(), v.service(), ToHex(v.trace_id())});
+    }
+    absl::StrAppend(&out, Table(rows, "  "));
+  }
+  if (o.anomalies_size() > 0) {
+    absl::StrAppend(&out, "\nAnomalies\n");
+    rows.clear();
+    for (const auto& a : o.anomalies()) {
+      rows.push_back({a.type(), Time(a.detected_unix_nanos()), a.detail()});
+    }
+    absl::StrAppend(&out, Table(rows, "  "));
+  }
+  absl::StrAppend(&out, "\nTraces (", o.trace_ids_size(), ", ", o.kept_trace_ids_size(),
+                  " kept; show one with: tracekeepctl trace get <trace>)\n");
+  rows.clear();
+  for (const auto& t : o.trace_ids()) {
+    const bool kept = std::find(o.kept_trace_ids().begin(), o.kept_trace_ids().end(), t) !=
+                      o.kept_trace_ids().end();
+    std::string where;
+    if (kept) {
+      where = "kept";
+    } else if (o.resolution() == ov1::Order::ACTIVE) {
+      where = "held or pending";
+    } else {
+      where = "not kept";
+    }
+    rows.push_back({ToHex(t), where});
+  }
+  absl::StrAppend(&out, Table(rows, "  "));
+  return out;
+}
+
+std::string FormatOrderList(const pb::ListOrdersResponse& list) {
+  if (list.orders_size() == 0) return "no matching orders\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"ORDER", "VERDICT", "STATE", "IN STATE FOR", "ANOMALIES", "TRACES", "LAST SPAN"}};
+  for (const auto& o : list.orders()) {
+    rows.push_back({o.order_id(), ResolutionText(o.resolution()),
+                    o.current_state().empty() ? "-" : o.current_state(),
+                    o.current_state_unix_nanos() == 0
+                        ? "-"
+                        : Age(list.now_unix_nanos() - o.current_state_unix_nanos()),
+                    AnomalyTypes(o),
+                    absl::StrCat(o.kept_trace_ids_size(), "/", o.trace_ids_size(), " kept"),
+                    Time(o.last_arrival_unix_nanos())});
+  }
+  return Table(rows, "");
+}
+
+int RunOrderGet(const CtlOptions& options, const std::string& order_id, std::ostream& out,
+                std::ostream& err) {
+  auto stub = Stub(options);
+  grpc::ClientContext context;
+  Deadline(options, &context);
+  pb::GetOrderRequest request;
+  request.set_order_id(order_id);
+  pb::GetOrderResponse response;
+  const grpc::Status s = stub->GetOrder(&context, request, &response);
+  if (!s.ok()) return Fail(s, options, err);
+  out << (options.json ? OrderJson(response.order()) + "\n"
+                       : FormatOrder(response.order(), response.now_unix_nanos()));
+  return kExitOk;
+}
+
+int RunOrderKeep(const CtlOptions& options, const std::string& order_id, std::ostream& out,
+                 std::ostream& err) {
+  auto stub = Stub(options);
+  grpc::ClientContext context;
+  Deadline(options, &context);
+  pb::KeepOrderRequest request;
+  request.set_order_id(order_id);
+  pb::KeepOrderResponse response;
+  const grpc::Status s = stub->KeepOrder(&context, request, &response);
+  if (!s.ok()) return Fail(s, options, err);
+  if (options.json) {
+    out << OrderJson(response.order()) << "\n";
+  } else {
+    out << "order " << order_id << ": every trace is kept ("
+        << response.order().kept_trace_ids_size() << " of " << response.order().trace_ids_size()
+        << " kept so far)\n";
+  }
+  return kExitOk;
+}
+
+int RunOrdersList(const CtlOptions& options, const OrderFlags& flags, std::ostream& out,
+                  std::ostream& err) {
+  pb::ListOrdersRequest request;
+  request.set_anomalous_only(flags.anomalous);
+  request.set_anomaly_type(flags.type);
+  if (flags.since > absl::ZeroDuration()) {
+    request.set_since_unix_nanos(absl::ToUnixNanos(absl::Now() - flags.since));
+  }
+  request.set_limit(flags.limit);
+  return RunList(options, request, out, err);
+}
+
+int RunOrdersStuck(const CtlOptions& options, const OrderFlags& flags, std::ostream& out,
+                   std::ostream& err) {
+  pb::ListOrdersRequest request;
+  request.set_state(flags.state);
+  request.set_older_than_seconds(absl::ToInt64Seconds(flags.older_than));
+  request.set_limit(flags.limit);
+  return RunList(options, request, out, err);
+}
+
+}  // namespace tracekeep::ctl

@@ -1,0 +1,62 @@
+// The order state machine: judges an order record against the configured lifecycle. Pure and
+// deterministic: the caller passes the collector's clock.
+#ifndef TRACEKEEP_COLLECTOR_ORDERS_LIFECYCLE_H_
+#define TRACEKEEP_COLLECTOR_ORDERS_LIFECYCLE_H_
+
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/time/time.h"
+#include "collector/orders/order_config.h"
+#include "tracekeep/orders/v1/order.pb.h"
+
+namespace tracekeep::orders {
+
+inline constexpr char kStalled[] = "STALLED";
+inline constexpr char kSkipped[] = "SKIPPED";
+inline constexpr char kIllegalTransition[] = "ILLEGAL_TRANSITION";
+inline constexpr char kDuplicateState[] = "DUPLICATE_STATE";
+inline constexpr char kContentChanged[] = "CONTENT_CHANGED";
+inline constexpr char kError[] = "ERROR";
+inline constexpr char kOrphan[] = "ORPHAN";
+inline constexpr const char* kAnomalyTypes[] = {
+    kStalled, kSkipped, kIllegalTransition, kDuplicateState, kContentChanged, kError, kOrphan};
+
+class Lifecycle {
+ public:
+  explicit Lifecycle(const OrdersConfig& config);
+
+  const OrdersConfig& config() const { return config_; }
+  const std::string& initial_state() const { return config_.states.front(); }
+  bool Known(const std::string& state) const { return index_.count(state) > 0; }
+  bool Allowed(const std::string& from, const std::string& to) const;
+  // Whether `to` can be reached from `from` through allowed transitions.
+  bool Reachable(const std::string& from, const std::string& to) const;
+  bool Terminal(const std::string& state) const { return terminal_.count(state) > 0; }
+  // How long an order may stay in `state`: the shortest non-zero deadline of the transitions
+  // leaving it; zero when none.
+  absl::Duration Deadline(const std::string& state) const;
+
+  // Re-judges `order` at `now`: sets current_state, its time and deadline, and appends every
+  // anomaly newly found (one per type). Order-dependent anomalies are judged only when the order
+  // is `settled` (no span arrived for grace_period). Returns true when an anomaly was added.
+  bool Evaluate(v1::Order* order, absl::Time now) const;
+
+  // Adds an anomaly unless one of its type is recorded. Returns true when added.
+  static bool AddAnomaly(v1::Order* order, const std::string& type, const std::string& detail,
+                         absl::Time now);
+
+ private:
+  OrdersConfig config_;
+  std::map<std::string, int> index_;
+  std::set<std::pair<std::string, std::string>> allowed_;
+  std::map<std::string, std::set<std::string>> reachable_;
+  std::map<std::string, absl::Duration> deadline_;
+  std::set<std::string> terminal_;
+};
+
+}  // namespace tracekeep::orders
+
+#endif  // TRACEKEEP_COLLECTOR_ORDERS_LIFECYCLE_H_

@@ -1,0 +1,47 @@
+// Reads what the order tracker needs from a span: the order it handles, the states it records
+// (from the status attribute or from status events), invariant values and errors. Spans are kept
+// serialized; only spans whose bytes mention the order id attribute are decoded.
+#ifndef TRACEKEEP_COLLECTOR_ORDERS_SPAN_READER_H_
+#define TRACEKEEP_COLLECTOR_ORDERS_SPAN_READER_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "collector/orders/order_config.h"
+#include "collector/pipeline/span_batch.h"
+
+namespace tracekeep::orders {
+
+// What one span says about one order.
+struct OrderFacts {
+  struct State {
+    std::string state;
+    int64_t time_unix_nanos = 0;
+  };
+  std::string order_id;
+  std::vector<State> states;
+  std::vector<std::pair<std::string, std::string>> invariants;  // key, value as text
+  bool error = false;  // span status ERROR or an "exception" event
+  std::string error_detail;
+};
+
+class SpanReader {
+ public:
+  explicit SpanReader(const OrdersConfig& config) : config_(config) {}
+  // Appends the facts of `span` (one entry per order it names) to `out`. Returns false when the
+  // span names no order. Undecodable span bytes name no order.
+  bool Read(const SpanRecord& span, std::vector<OrderFacts>* out) const;
+
+ private:
+  const OrdersConfig& config_;
+};
+
+// Appends a string attribute to serialized Span bytes (field 9, attributes: a field appended to a
+// serialized message merges into it).
+void AppendStringAttribute(const std::string& key, const std::string& value, std::string* span);
+
+}  // namespace tracekeep::orders
+
+#endif  // TRACEKEEP_COLLECTOR_ORDERS_SPAN_READER_H_

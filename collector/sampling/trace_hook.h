@@ -1,0 +1,37 @@
+// A narrow hook into the sampler for components that follow traces across decisions (the order
+// tracker): it sees spans as shards buffer them and may overrule or take over a decision.
+#ifndef TRACEKEEP_COLLECTOR_SAMPLING_TRACE_HOOK_H_
+#define TRACEKEEP_COLLECTOR_SAMPLING_TRACE_HOOK_H_
+
+#include <string>
+
+#include "collector/pipeline/span_batch.h"
+#include "collector/sampling/policy.h"
+
+namespace tracekeep::sampling {
+
+struct HookVerdict {
+  enum Action {
+    kPolicy,  // the policies' decision stands
+    kKeep,    // keep the trace whatever the policies said, attributed to `reason`
+    kHold,    // the hook took the spans and will keep or release them itself
+  };
+  Action action = kPolicy;
+  std::string reason;
+};
+
+// Called on shard threads, concurrently: implementations must be thread-safe. Calls must be cheap
+// for traces the hook does not care about.
+class TraceHook {
+ public:
+  virtual ~TraceHook() = default;
+  // Spans of `spans.trace_id` arrived and are about to be buffered.
+  virtual void OnBuffered(const TraceSpans& spans) = 0;
+  // The policies decided `trace` (`sampled` when one of them keeps it). With kKeep the hook may
+  // have rewritten span bytes; with kHold it moved the spans out of `trace`.
+  virtual HookVerdict OnDecided(PendingTrace& trace, bool sampled) = 0;
+};
+
+}  // namespace tracekeep::sampling
+
+#endif  // TRACEKEEP_COLLECTOR_SAMPLING_TRACE_HOOK_H_

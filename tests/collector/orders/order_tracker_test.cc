@@ -1,0 +1,374 @@
+#include "collector/orders/order_tracker.h"
+
+#include <mutex>
+
+#include "collector/sampling/sampler.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/rocksdb_span_store.h"
+#include "tests/collector/orders/order_test_util.h"
+
+namespace tracekeep::orders {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+class RecordingConsumer final : public TraceConsumer {
+ public:
+  absl::Status Consume(KeptTraces&& traces) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& t : traces) kept_.push_back(std::move(t));
+    return absl::OkStatus();
+  }
+  KeptTraces kept() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return kept_;
+  }
+  std::vector<std::string> trace_ids() {
+    std::vector<std::string> ids;
+    for (const KeptTrace& t : kept()) ids.push_back(t.trace_id);
+    return ids;
+  }
+
+ private:
+  std::mutex mu_;
+  KeptTraces kept_;
+};
+
+std::vector<std::string> Types(const v1::Order& o) {
+  std::vector<std::string> t;
+  for (const auto& a : o.anomalies()) t.push_back(a.type());
+  return t;
+}
+
+class OrderTrackerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = DefaultOrdersConfig();
+    config_.grace_period = absl::Seconds(10);
+    config_.orphan_window = absl::Minutes(1);
+    config_.baseline_percentage = 0;
+    Open();
+  }
+
+  void Open() {
+    storage::RocksDbOptions o;
+    o.path = dir_.path() + "/db";
+    o.block_cache_mib = 0;
+    o.write_buffer_mib = 4;
+    auto store = storage::RocksDbSpanStore::Create(o);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    auto orders = store_->OpenTable("orders");
+    auto hold = store_->OpenTable("order_hold");
+    ASSERT_TRUE(orders.ok() && hold.ok());
+    orders_table_ = std::move(*orders);
+    hold_table_ = std::move(*hold);
+    OrderTrackerOptions t;
+    t.config = config_;
+    t.consumer = &consumer_;
+    t.clock = &clock_;
+    t.orders_table = orders_table_.get();
+    t.hold_table = hold_table_.get();
+    auto tracker = OrderTracker::Create(t);
+    ASSERT_TRUE(tracker.ok()) << tracker.status();
+    tracker_ = std::move(*tracker);
+  }
+
+  void Close() {
+    tracker_->Shutdown(absl::InfiniteFuture());
+    tracker_.reset();
+    orders_table_.reset();
+    hold_table_.reset();
+    store_.reset();
+  }
+
+  // Feeds one trace through the hook as the sampler would, not sampled by the policies.
+  sampling::HookVerdict Feed(int trace_n, const std::vector<TestSpan>& spans,
+                             bool sampled = false) {
+    TraceSpans t = MakeOrderTrace(trace_n, spans);
+    tracker_->OnBuffered(t);
+    sampling::PendingTrace p;
+    p.trace_id = t.trace_id;
+    p.spans = std::move(t.spans);
+    return tracker_->OnDecided(p, sampled);
+  }
+
+  v1::Order Get(const std::string& id) {
+    auto o = tracker_->GetOrder(id);
+    EXPECT_TRUE(o.ok()) << o.status();
+    return o.ok() ? *o : v1::Order();
+  }
+
+  absl::Time T(int seconds) { return t0_ + absl::Seconds(seconds); }
+
+  const absl::Time t0_ = absl::FromUnixSeconds(1700000000);
+  FakeClock clock_{absl::FromUnixSeconds(1700000000)};
+  OrdersConfig config_;
+  TempDir dir_;
+  RecordingConsumer consumer_;
+  std::unique_ptr<storage::RocksDbSpanStore> store_;
+  storage::KvTablePtr orders_table_;
+  storage::KvTablePtr hold_table_;
+  std::unique_ptr<OrderTracker> tracker_;
+};
+
+TEST_F(OrderTrackerTest, HealthyOrderIsRecordedAcrossServicesAndItsHeldTracesReleased) {
+  EXPECT_EQ(Feed(1, {{"shop-api", "o1", "INITIATED", T(0), "100"},
+                     {"shop-api", "o1", "SUBMITTED", T(1), "100"}})
+                .action,
+            sampling::HookVerdict::kHold);
+  EXPECT_EQ(Feed(2, {{"crm-api", "o1", "PRICE_CALCULATED", T(2), "100"},
+                     {"crm-api", "o1", "MANUFACTURING_APPROVED", T(3), "100"}})
+                .action,
+            sampling::HookVerdict::kHold);
+  Feed(3, {{"mes-api", "o1", "MANUFACTURING_STARTED", T(4)},
+           {"mes-api", "o1", "MANUFACTURING_COMPLETED", T(5)}});
+  Feed(4, {{"crm-api", "o1", "SHIPPED", T(6)}, {"crm-api", "o1", "DELIVERED", T(7)}});
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 4u);
+  tracker_->Check();
+  EXPECT_EQ(Get("o1").resolution(), v1::Order::ACTIVE);  // within grace: late spans may come
+
+  clock_.Advance(absl::Seconds(11));
+  tracker_->Check();
+  const v1::Order o = Get("o1");
+  EXPECT_EQ(o.resolution(), v1::Order::HEALTHY_RELEASED);
+  EXPECT_THAT(o.anomalies(), IsEmpty());
+  ASSERT_EQ(o.states_size(), 8);
+  EXPECT_EQ(o.states(4).state(), "MANUFACTURING_STARTED");
+  EXPECT_EQ(o.states(4).service(), "mes-api");
+  EXPECT_EQ(o.states(4).trace_id(), OrderTraceId(3));
+  EXPECT_EQ(o.trace_ids_size(), 4);
+  EXPECT_THAT(consumer_.kept(), IsEmpty());
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
+  EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 4u);
+  EXPECT_EQ(tracker_->stats().orders_resolved.load(), 1u);
+}
+
+TEST_F(OrderTrackerTest, BaselineKeepsHealthyOrdersWithoutAnomalyAttribute) {
+  config_.baseline_percentage = 100;
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"crm-api", "o1", "CANCELLED", T(1)}});
+  clock_.Advance(absl::Seconds(11));
+  tracker_->Check();
+  EXPECT_EQ(Get("o1").resolution(), v1::Order::HEALTHY_KEPT);
+  EXPECT_THAT(consumer_.trace_ids(), UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2)));
+  for (const KeptTrace& t : consumer_.kept()) {
+    EXPECT_EQ(SpanAttribute(t.spans[0].span, kAnomalyAttribute), "");
+  }
+}
+
+TEST_F(OrderTrackerTest, StalledOrderKeepsEarlierPendingAndLaterTraces) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"shop-api", "o1", "SUBMITTED", T(1)}});
+  // Trace 3 is buffered before the anomaly but decided after it.
+  TraceSpans pending = MakeOrderTrace(3, {{"crm-api", "o1", "", T(2)}});
+  tracker_->OnBuffered(pending);
+  EXPECT_THAT(consumer_.kept(), IsEmpty());
+
+  clock_.Set(T(1) + absl::Hours(4) + absl::Seconds(10));
+  tracker_->Check();
+  v1::Order o = Get("o1");
+  EXPECT_EQ(o.resolution(), v1::Order::ANOMALOUS);
+  EXPECT_THAT(Types(o), ElementsAre("STALLED"));
+  EXPECT_THAT(consumer_.trace_ids(), UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2)));
+  for (const KeptTrace& t : consumer_.kept()) {
+    EXPECT_EQ(SpanAttribute(t.spans[0].span, kAnomalyAttribute), "STALLED");
+    EXPECT_EQ(t.spans[0].origin->service_name, "shop-api");
+  }
+
+  sampling::PendingTrace p;
+  p.trace_id = pending.trace_id;
+  p.spans = std::move(pending.spans);
+  sampling::HookVerdict v = tracker_->OnDecided(p, false);
+  EXPECT_EQ(v.action, sampling::HookVerdict::kKeep);
+  EXPECT_EQ(SpanAttribute(p.spans[0].span, kAnomalyAttribute), "STALLED");
+  EXPECT_EQ(Feed(4, {{"crm-api", "o1", "", T(9000)}}).action, sampling::HookVerdict::kKeep);
+  EXPECT_THAT(Get("o1").kept_trace_ids(), UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2),
+                                                               OrderTraceId(3), OrderTraceId(4)));
+  EXPECT_EQ(tracker_->stats().anomalies[0].load(), 1u);
+}
+
+TEST_F(OrderTrackerTest, ErrorSpanMakesTheOrderAnomalousAtOnce) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  EXPECT_EQ(Feed(2, {{"crm-api", "o1", "", T(1), "", /*error=*/true}}).action,
+            sampling::HookVerdict::kKeep);
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("ERROR"));
+  EXPECT_THAT(consumer_.trace_ids(), ElementsAre(OrderTraceId(1)));
+  EXPECT_EQ(SpanAttribute(consumer_.kept()[0].spans[0].span, kAnomalyAttribute), "ERROR");
+}
+
+TEST_F(OrderTrackerTest, PriceChangedBetweenServices) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0), "100.00"}});
+  Feed(2, {{"crm-api", "o1", "PRICE_CALCULATED", T(1), "120.00"}});
+  const v1::Order o = Get("o1");
+  EXPECT_THAT(Types(o), ElementsAre("CONTENT_CHANGED"));
+  EXPECT_THAT(o.anomalies(0).detail(), ::testing::HasSubstr("was \"100.00\" (shop-api)"));
+}
+
+TEST_F(OrderTrackerTest, StatusEventsAndDuplicateManufacturingStart) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0), "", false, /*status_as_event=*/true}});
+  Feed(2, {{"mes-api", "o1", "MANUFACTURING_STARTED", T(1), "", false, true}});
+  EXPECT_THAT(Get("o1").anomalies(), IsEmpty());
+  Feed(3, {{"mes-api", "o1", "MANUFACTURING_STARTED", T(2), "", false, true}});
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("DUPLICATE_STATE"));
+}
+
+TEST_F(OrderTrackerTest, SameSpanDeliveredTwiceIsNotADuplicate) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});  // client retry
+  EXPECT_EQ(Get("o1").states_size(), 1);
+  EXPECT_THAT(Get("o1").anomalies(), IsEmpty());
+}
+
+TEST_F(OrderTrackerTest, LateOutOfOrderStateWithinGraceIsNotSkipped) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"crm-api", "o1", "PRICE_CALCULATED", T(2)}});
+  clock_.Advance(absl::Seconds(8));
+  tracker_->Check();
+  Feed(3, {{"shop-api", "o1", "SUBMITTED", T(1)}});  // exported late by shop-api
+  clock_.Advance(absl::Minutes(5));
+  tracker_->Check();
+  EXPECT_THAT(Get("o1").anomalies(), IsEmpty());
+  EXPECT_EQ(Get("o1").current_state(), "PRICE_CALCULATED");
+}
+
+TEST_F(OrderTrackerTest, SkippedAndOrphanAfterTheirWindows) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"crm-api", "o1", "PRICE_CALCULATED", T(2)}});
+  Feed(3, {{"crm-api", "o2", "PRICE_CALCULATED", T(2)}});
+  clock_.Advance(absl::Seconds(10));
+  tracker_->Check();
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("SKIPPED"));
+  EXPECT_THAT(Get("o2").anomalies(), IsEmpty());
+  clock_.Advance(absl::Minutes(1));
+  tracker_->Check();
+  EXPECT_THAT(Types(Get("o2")), ElementsAre("ORPHAN"));
+}
+
+TEST_F(OrderTrackerTest, PolicySampledTraceIsRecordedAsKept) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, /*sampled=*/true);
+  EXPECT_THAT(Get("o1").kept_trace_ids(), ElementsAre(OrderTraceId(1)));
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
+}
+
+TEST_F(OrderTrackerTest, RestartKeepsDeadlinesAndHeldTraces) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0), "100"}});
+  Feed(2, {{"shop-api", "o1", "SUBMITTED", T(1), "100"}});
+  Close();  // flushes the record; the held traces are already on disk
+  clock_.Set(T(1) + absl::Hours(4) + absl::Minutes(1));
+  Open();
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 2u);
+  EXPECT_EQ(Get("o1").current_state(), "SUBMITTED");
+  tracker_->Check();
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("STALLED"));
+  EXPECT_THAT(consumer_.trace_ids(), UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2)));
+  // The invariant seen before the restart is still the reference.
+  Feed(3, {{"crm-api", "o1", "", T(2), "90"}});
+  EXPECT_THAT(Types(Get("o1")), UnorderedElementsAre("STALLED", "CONTENT_CHANGED"));
+}
+
+TEST_F(OrderTrackerTest, ResolvedRecordsAreDeletedAfterRetention) {
+  config_.record_retention = absl::Hours(2);
+  config_.resolved_retention = absl::Minutes(1);
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}, {"shop-api", "o1", "CANCELLED", T(1)}});
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}});
+  clock_.Advance(absl::Seconds(11));
+  tracker_->Check();
+  EXPECT_EQ(Get("o1").resolution(), v1::Order::HEALTHY_RELEASED);
+  clock_.Advance(absl::Hours(1));
+  tracker_->Check();
+  EXPECT_TRUE(tracker_->GetOrder("o1").ok());  // out of memory, still on disk
+  clock_.Advance(absl::Hours(1));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->GetOrder("o1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(tracker_->stats().records_purged.load(), 1u);
+  EXPECT_TRUE(tracker_->GetOrder("o2").ok());  // active (and anomalous by now): kept
+}
+
+TEST_F(OrderTrackerTest, ForceKeepReleasesHeldTracesToTheConsumer) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  EXPECT_TRUE(tracker_->ForceKeep("o1").ok());
+  EXPECT_THAT(consumer_.trace_ids(), ElementsAre(OrderTraceId(1)));
+  EXPECT_EQ(Feed(2, {{"shop-api", "o1", "SUBMITTED", T(1)}}).action, sampling::HookVerdict::kKeep);
+  EXPECT_EQ(tracker_->ForceKeep("nope").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OrderTrackerTest, HoldLimitReleasesOldestHoldsAndCountsThem) {
+  config_.max_held_traces = 2;
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  clock_.Advance(absl::Seconds(1));
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(1)}});
+  Feed(3, {{"shop-api", "o2", "SUBMITTED", T(2)}});
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 2u);
+  EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 1u);
+}
+
+TEST_F(OrderTrackerTest, ListAnomalousAndStuck) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}, {"shop-api", "o2", "SUBMITTED", T(1)}});
+  Feed(3, {{"shop-api", "o3", "INITIATED", T(0), "", /*error=*/true}});
+  clock_.Advance(absl::Minutes(30));
+  tracker_->Check();
+  OrderQuery anomalous;
+  anomalous.anomalous_only = true;
+  auto list = tracker_->ListOrders(anomalous);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].order_id(), "o3");
+  OrderQuery stuck;
+  stuck.state = "INITIATED";
+  stuck.older_than = absl::Minutes(20);
+  list = tracker_->ListOrders(stuck);
+  ASSERT_TRUE(list.ok());
+  std::vector<std::string> ids;
+  for (const v1::Order& o : *list) ids.push_back(o.order_id());
+  // o3 went wrong (ERROR) and is still in INITIATED: stuck too. o2 moved on.
+  EXPECT_THAT(ids, UnorderedElementsAre("o1", "o3"));
+  stuck.older_than = absl::Minutes(31);
+  EXPECT_THAT(*tracker_->ListOrders(stuck), IsEmpty());
+  EXPECT_EQ(tracker_->stats().in_state[0].load(), 1u);  // o1 in INITIATED
+  EXPECT_EQ(tracker_->stats().in_state[1].load(), 1u);  // o2 in SUBMITTED
+}
+
+// Through the real sampler: the hook holds order traces the policies drop and keeps them when the
+// order goes wrong.
+TEST_F(OrderTrackerTest, SamplerHookHoldsAndKeeps) {
+  sampling::SamplerOptions o;
+  o.decision_wait = absl::Seconds(1);
+  o.num_shards = 1;
+  sampling::PolicyConfig never;
+  never.name = "never";
+  never.type = "probabilistic";
+  never.sampling_percentage = 0;
+  o.policies = {never};
+  o.hook = tracker_.get();
+  auto sampler = sampling::Sampler::Create(o, &consumer_, &clock_);
+  ASSERT_TRUE(sampler.ok());
+  std::vector<TraceSpans> batch;
+  batch.push_back(MakeOrderTrace(1, {{"shop-api", "o1", "INITIATED", T(0)}}));
+  batch.push_back(MakeOrderTrace(2, {{"shop-api", "", "", T(0)}}));  // no order: dropped
+  batch[1].spans[0].span = "plain";
+  ASSERT_TRUE((*sampler)->Offer(std::move(batch), 2).ok());
+  (*sampler)->PollForTesting();
+  clock_.Advance(absl::Seconds(2));
+  (*sampler)->PollForTesting();
+  EXPECT_THAT(consumer_.kept(), IsEmpty());
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 1u);
+  clock_.Set(T(0) + absl::Hours(2));
+  tracker_->Check();
+  EXPECT_THAT(consumer_.trace_ids(), ElementsAre(OrderTraceId(1)));
+  (*sampler)->Shutdown(absl::InfiniteFuture());
+}
+
+}  // namespace
+}  // namespace tracekeep::orders
