@@ -11,6 +11,7 @@
 
 namespace tracekeep::admin::v1 {
 class GetStatusResponse;
+class CheckpointResponse;
 }  // namespace tracekeep::admin::v1
 
 namespace tracekeep::storage {
@@ -28,6 +29,10 @@ class AdminBackend {
   virtual void FillStatus(tracekeep::admin::v1::GetStatusResponse* status) = 0;
   // The store that GetTrace reads, or nullptr when the daemon runs without storage.
   virtual storage::SpanStore* store() = 0;
+  // Writes a consistent checkpoint of the database into `dir` (absolute, must not exist) and
+  // fills `response`. The default answers FAILED_PRECONDITION (no database to copy).
+  [[nodiscard]] virtual absl::Status Checkpoint(const std::string& dir,
+                                                tracekeep::admin::v1::CheckpointResponse* response);
 };
 
 struct AdminServerOptions {
@@ -50,6 +55,8 @@ struct AdminServerOptions {
 //  - GetTrace: every stored span of one trace as a serialized OTLP TracesData. INVALID_ARGUMENT
 //    for a trace id that is not 32 hex digits, NOT_FOUND for an unknown trace,
 //    FAILED_PRECONDITION when there is no store.
+//  - Checkpoint: the backend's Checkpoint. INVALID_ARGUMENT for an empty or relative dir,
+//    ALREADY_EXISTS when it exists.
 class AdminServer {
  public:
   // Binds `options.endpoint` and starts serving. `backend` must outlive the server.

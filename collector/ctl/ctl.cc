@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <system_error>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -182,6 +184,8 @@ std::string Usage() {
       "Commands:\n"
       "  status                 version, uptime, data dir, endpoints and pipeline counters\n"
       "  trace get <trace-id>   every stored span of a trace (trace id: 32 hex digits)\n"
+      "  checkpoint <dir>       consistent copy of the daemon's database into <dir> (must not\n"
+      "                         exist; a path on the daemon's machine), taken while it runs\n"
       "  help                   this text\n"
       "\n"
       "Flags:\n"
@@ -374,6 +378,42 @@ int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ost
   return kExitOk;
 }
 
+int RunCheckpoint(const CtlOptions& options, const std::string& dir, std::ostream& out,
+                  std::ostream& err) {
+  if (dir.empty()) {
+    err << kProgram << ": checkpoint needs a directory, got \"\"\n";
+    return kExitUsage;
+  }
+  std::error_code ec;
+  const std::string absolute = std::filesystem::absolute(dir, ec).lexically_normal().string();
+  if (ec) {
+    err << kProgram << ": cannot make \"" << dir << "\" absolute: " << ec.message() << "\n";
+    return kExitUsage;
+  }
+  auto stub = NewStub(options);
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  pb::CheckpointRequest request;
+  request.set_dir(absolute);
+  pb::CheckpointResponse response;
+  const grpc::Status status = stub->Checkpoint(&context, request, &response);
+  if (!status.ok()) return ReportRpcError(status, options, err);
+  if (options.json) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print_options;
+    print_options.always_print_primitive_fields = true;
+    if (!google::protobuf::util::MessageToJsonString(response, &json, print_options).ok()) {
+      err << kProgram << ": cannot print the checkpoint response as JSON\n";
+      return kExitFailure;
+    }
+    out << json << "\n";
+    return kExitOk;
+  }
+  out << "checkpoint written to " << response.dir() << " (" << response.bytes() << " bytes, "
+      << response.duration_ms() << " ms)\n";
+  return kExitOk;
+}
+
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
                    std::ostream& out, std::ostream& err) {
   return RunCommandLine(args, env_addr, /*env_token_file=*/"", out, err);
@@ -469,6 +509,12 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
       return UsageError("trace get takes exactly one trace id (32 hex digits)", err);
     }
     return RunTraceGet(options, positional[2], out, err);
+  }
+  if (command == "checkpoint") {
+    if (positional.size() != 2) {
+      return UsageError("checkpoint takes exactly one directory (which must not exist)", err);
+    }
+    return RunCheckpoint(options, positional[1], out, err);
   }
   return UsageError(absl::StrCat("unknown command \"", command, "\""), err);
 }
