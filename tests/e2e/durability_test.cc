@@ -177,7 +177,8 @@ using Sent = std::map<std::string, std::set<std::string>>;
 
 // Sends `traces` traces of `spans_per_trace` spans over OTLP/gRPC; ids derive from `tag`.
 ::testing::AssertionResult SendTraces(const std::string& endpoint, uint8_t tag, int traces,
-                                      int spans_per_trace, Sent* sent) {
+                                      int spans_per_trace, Sent* sent, size_t padding = 0,
+                                      int first_trace = 0) {
   auto stub = collector::TraceService::NewStub(
       grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
   collector::ExportTraceServiceRequest request;
@@ -188,7 +189,7 @@ using Sent = std::map<std::string, std::set<std::string>>;
   auto* ss = rs->add_scope_spans();
   ss->mutable_scope()->set_name("durability-e2e");
   const uint64_t now = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-  for (int t = 0; t < traces; ++t) {
+  for (int t = first_trace; t < first_trace + traces; ++t) {
     std::string trace_id(16, static_cast<char>(tag));
     trace_id[14] = static_cast<char>(t >> 8);
     trace_id[15] = static_cast<char>(t & 0xff);
@@ -203,6 +204,11 @@ using Sent = std::map<std::string, std::set<std::string>>;
       span->set_name(absl::StrCat("op-", s));
       span->set_start_time_unix_nano(now + s);
       span->set_end_time_unix_nano(now + s + 1000);
+      if (padding > 0) {
+        auto* attr = span->add_attributes();
+        attr->set_key("payload");
+        attr->mutable_value()->set_string_value(std::string(padding, 'x'));
+      }
       (*sent)[ToHex(trace_id)].insert(ToHex(span_id));
     }
   }
@@ -387,6 +393,80 @@ admin: {endpoint: "127.0.0.1:0"}
 )"));
   ASSERT_TRUE(restored.Start());
   EXPECT_TRUE(Missing(restored, sent).empty()) << restored.Log();
+}
+
+// A full disk: clear errors and counts, no corruption, and recovery once space is freed. Needs a
+// small file system: a tmpfs of 24 MiB, mounted by the test (root only).
+//
+// DISABLED: it finds a real defect. Debian's RocksDB 7.8 is built with assertions, and the write
+// after a WAL write that failed with ENOSPC aborts the process in
+// WritableFileWriter::AssertFalseAndGetStatusForPrevError ("Assertion `sync_without_flush_called_'
+// failed"; upstream facebook/rocksdb#12448, fixed after 7.8). So today a full disk kills tracekeep
+// instead of refusing spans. Enable this test with the mitigation (stop writing after an IO error
+// until DB::Resume() succeeds, or keep free space with an SstFileManager).
+TEST_F(DurabilityTest, DISABLED_FullDiskRefusesClearlyAndRecoversOnceSpaceIsFreed) {
+  const std::string mnt = dir_.path() + "/small";
+  std::filesystem::create_directories(mnt);
+  if (RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt}).exit_code != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs at " << mnt << " (needs root): disk-full test skipped";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { RunCommand({"/bin/umount", "-l", path}); }
+  } unmount{mnt};
+  forwarder_ = std::make_unique<Tracekeep>(mnt + "/forwarder", Format(kForwarderConfig, port_));
+  ASSERT_TRUE(forwarder_->Start());  // the backend is down: everything stays queued
+  // Leave ~4 MiB free.
+  const std::string filler = mnt + "/filler";
+  RunCommand({"/bin/dd", "if=/dev/zero", "of=" + filler, "bs=1M", "count=16"});
+
+  Sent sent;  // what was accepted into the queue
+  int batch = 0;
+  const std::string full_metric = "tracekeep_exporter_spans_dropped_total{reason=\"queue_full\"}";
+  while (forwarder_->Metric(full_metric) <= 0 && batch < 40) {
+    Sent attempt;
+    ASSERT_TRUE(SendTraces(forwarder_->grpc(), 0x66, 20, 10, &attempt, 4000, batch * 20))
+        << forwarder_->Log();
+    const double queued_before = forwarder_->Metric("tracekeep_exporter_queue_spans");
+    WaitFor(
+        [&] {
+          return forwarder_->Metric("tracekeep_exporter_queue_spans") > queued_before ||
+                 forwarder_->Metric(full_metric) > 0;
+        },
+        absl::Seconds(10));
+    if (forwarder_->Metric(full_metric) <= 0) sent.insert(attempt.begin(), attempt.end());
+    ++batch;
+  }
+  ASSERT_GT(forwarder_->Metric(full_metric), 0) << "the disk never filled\n" << forwarder_->Log();
+  EXPECT_THAT(forwarder_->Log(), HasSubstr("export_queue"));
+  EXPECT_THAT(forwarder_->Log(), ::testing::AnyOf(HasSubstr("No space left"), HasSubstr("no space"),
+                                                  HasSubstr("disk full")));
+  EXPECT_EQ(forwarder_->Ctl({"status"}).exit_code, 0) << "still serving with a full disk";
+
+  // Space is freed; new kept spans are queued again.
+  std::filesystem::remove(filler);
+  const double refused = forwarder_->Metric(full_metric);
+  Sent later;
+  ASSERT_TRUE(SendTraces(forwarder_->grpc(), 0x77, 5, 2, &later));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Sent retry;
+        if (forwarder_->Metric(full_metric) > refused) {
+          // Still refusing: RocksDB resumes on its own schedule; send again (same ids).
+          (void)SendTraces(forwarder_->grpc(), 0x77, 5, 2, &retry);
+        }
+        return forwarder_->Metric("tracekeep_exporter_queue_spans") >=
+               static_cast<double>(SpanCount(sent) + SpanCount(later));
+      },
+      absl::Seconds(60)))
+      << forwarder_->Log();
+
+  // No corruption: a restart reopens the queue, and everything queued reaches the backend.
+  forwarder_->Kill();
+  ASSERT_TRUE(forwarder_->Start());
+  ASSERT_TRUE(backend_->Start());
+  sent.insert(later.begin(), later.end());
+  ASSERT_TRUE(AllArrived(sent));
 }
 
 }  // namespace
