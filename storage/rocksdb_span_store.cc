@@ -16,6 +16,7 @@
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -34,6 +35,7 @@ namespace {
 constexpr char kSpansFamily[] = "spans";
 constexpr char kIndexesFamily[] = "indexes";
 constexpr char kResourcesFamily[] = "resources";
+constexpr char kExportQueueFamily[] = "export_queue";
 constexpr size_t kMiB = size_t{1} << 20;
 
 struct CompressionName {
@@ -70,6 +72,42 @@ uint64_t ClampedKeyTime(absl::Time t) {
   const int64_t nanos = absl::ToUnixNanos(t);  // saturates
   return nanos < 0 ? 0 : static_cast<uint64_t>(nanos);
 }
+
+// Removes spans and index entries whose key time is older than `retention` before the clock's now.
+// Reads nothing but the key. Keys it does not recognise are kept.
+class RetentionFilter final : public rocksdb::CompactionFilter {
+ public:
+  enum class Family { kSpans, kIndexes };
+  RetentionFilter(Family family, absl::Duration retention, const Clock* clock)
+      : family_(family), retention_(retention), clock_(clock) {}
+
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& /*value*/,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    const absl::string_view k = ToView(key);
+    uint64_t key_time = 0;
+    if (family_ == Family::kSpans) {
+      if (k.size() != keys::kSpanKeySize) return false;
+      key_time = keys::SpanKeyStartTime(k);
+    } else {
+      keys::ServiceIndexKeyParts parts;
+      if (k.empty() || k[0] != keys::kServiceIndexTag || !keys::ParseServiceIndexKey(k, &parts)) {
+        return false;
+      }
+      key_time = parts.start_time;
+    }
+    return key_time < ClampedKeyTime(clock_->Now() - retention_);
+  }
+
+  const char* Name() const override {
+    return family_ == Family::kSpans ? "tracekeep.RetentionFilter.spans"
+                                     : "tracekeep.RetentionFilter.indexes";
+  }
+
+ private:
+  const Family family_;
+  const absl::Duration retention_;
+  const Clock* const clock_;
+};
 
 enum class Filter { kNone, kTraceIdPrefix, kWholeKey };
 
@@ -150,6 +188,10 @@ struct RocksDbSpanStore::Impl {
   rocksdb::ColumnFamilyHandle* spans = nullptr;
   rocksdb::ColumnFamilyHandle* indexes = nullptr;
   rocksdb::ColumnFamilyHandle* resources = nullptr;
+  rocksdb::ColumnFamilyHandle* export_queue = nullptr;
+  // Referenced by the column family options; ~Impl closes the database before they go.
+  std::unique_ptr<rocksdb::CompactionFilter> spans_filter;
+  std::unique_ptr<rocksdb::CompactionFilter> indexes_filter;
   rocksdb::WriteOptions write_options;
   StoreStats stats;
   std::mutex tables_mu;  // guards handles against OpenTable
@@ -207,10 +249,32 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   rocksdb::ColumnFamilyOptions resources_cf =
       FamilyOptions(options, cache, small_buffer, Filter::kWholeKey);
 
+  // The export queue is written at the tail, read at the head and deleted at the head.
+  rocksdb::ColumnFamilyOptions export_queue_cf =
+      FamilyOptions(options, cache, small_buffer, Filter::kNone);
+
+  auto impl = std::make_unique<Impl>();
+  if (options.retention > absl::ZeroDuration()) {
+    const Clock* clock = options.clock != nullptr ? options.clock : Clock::Real();
+    impl->spans_filter = std::make_unique<RetentionFilter>(RetentionFilter::Family::kSpans,
+                                                           options.retention, clock);
+    impl->indexes_filter = std::make_unique<RetentionFilter>(RetentionFilter::Family::kIndexes,
+                                                             options.retention, clock);
+    spans_cf.compaction_filter = impl->spans_filter.get();
+    indexes_cf.compaction_filter = impl->indexes_filter.get();
+    // Files whose data is all older than this are compacted (and so filtered) even when nothing
+    // else would compact them.
+    const uint64_t ttl =
+        static_cast<uint64_t>(std::max<int64_t>(absl::ToInt64Seconds(options.retention), 3600));
+    spans_cf.ttl = ttl;
+    indexes_cf.ttl = ttl;
+  }
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
       {kSpansFamily, spans_cf},
       {kIndexesFamily, indexes_cf},
       {kResourcesFamily, resources_cf},
+      {kExportQueueFamily, export_queue_cf},
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
   };
   // Every existing column family must be opened; keep ones this code does not know about.
@@ -223,7 +287,6 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
     }
   }
 
-  auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->write_options.sync = options.sync;
   rocksdb::DB* raw_db = nullptr;
@@ -236,6 +299,7 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   impl->spans = impl->handles[0];
   impl->indexes = impl->handles[1];
   impl->resources = impl->handles[2];
+  impl->export_queue = impl->handles[3];
   TK_LOG(Info) << "rocksdb span store opened at \"" << options.path << "\" ("
                << impl->handles.size() << " column families, sync=" << options.sync << ")";
   return std::unique_ptr<RocksDbSpanStore>(new RocksDbSpanStore(std::move(impl)));
@@ -539,6 +603,110 @@ absl::Status RocksDbSpanStore::Flush() {
   flush_options.wait = true;
   return FromRocksDbStatus(impl_->db->Flush(flush_options, impl_->handles),
                            absl::StrCat("flushing rocksdb at \"", impl_->options.path, "\""));
+}
+
+absl::Status RocksDbSpanStore::CompactSpans() {
+  TK_RETURN_IF_ERROR(Flush());
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* handle : {impl_->spans, impl_->indexes}) {
+    TK_RETURN_IF_ERROR(
+        FromRocksDbStatus(impl_->db->CompactRange(compact, handle, nullptr, nullptr),
+                          absl::StrCat("compacting ", handle->GetName(), " of rocksdb at \"",
+                                       impl_->options.path, "\"")));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+class RocksDbQueueStore final : public exporter::QueueStore {
+ public:
+  RocksDbQueueStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, bool sync,
+                    std::string path)
+      : db_(db),
+        family_(family),
+        describe_(
+            absl::StrCat("rocksdb at \"", path, "\" (column family ", kExportQueueFamily, ")")) {
+    write_options_.sync = sync;
+  }
+
+  absl::StatusOr<uint64_t> Append(uint64_t seq, absl::Time enqueued,
+                                  const std::vector<SpanRecord>& spans) override {
+    std::string value;
+    codec::EncodeSpanBatch(spans, absl::ToUnixNanos(enqueued), &value);
+    const std::string key = Key(seq);
+    TK_RETURN_IF_ERROR(FromRocksDbStatus(
+        db_->Put(write_options_, family_, key, value),
+        absl::StrCat("appending batch ", seq, " (", spans.size(), " spans) to ", describe_)));
+    return key.size() + value.size();
+  }
+
+  absl::StatusOr<std::vector<SpanRecord>> Read(uint64_t seq) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), family_, Key(seq), &value);
+    if (s.IsNotFound()) {
+      return absl::NotFoundError(absl::StrCat("batch ", seq, " not in ", describe_));
+    }
+    TK_RETURN_IF_ERROR(
+        FromRocksDbStatus(s, absl::StrCat("reading batch ", seq, " from ", describe_)));
+    codec::SpanBatchValue batch;
+    if (absl::Status d = codec::DecodeSpanBatch(value, &batch); !d.ok()) {
+      return absl::DataLossError(absl::StrCat("batch ", seq, " in ", describe_, ": ", d.message()));
+    }
+    return std::move(batch.spans);
+  }
+
+  absl::Status Remove(uint64_t seq) override {
+    return FromRocksDbStatus(db_->Delete(write_options_, family_, Key(seq)),
+                             absl::StrCat("removing batch ", seq, " from ", describe_));
+  }
+
+  absl::StatusOr<std::vector<exporter::QueueEntryInfo>> List() override {
+    std::vector<exporter::QueueEntryInfo> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const absl::string_view key = ToView(it->key());
+      const absl::string_view value = ToView(it->value());
+      exporter::QueueEntryInfo& info = out.emplace_back();
+      int64_t enqueued = 0;
+      if (key.size() != 8) {
+        return absl::DataLossError(
+            absl::StrCat(describe_, ": key ", ToHex(key), " has ", key.size(), " bytes, want 8"));
+      }
+      info.seq = keys::DecodeBigEndian64(key.data());
+      info.bytes = key.size() + value.size();
+      if (absl::Status d = codec::DecodeSpanBatchHeader(value, &enqueued, &info.span_count);
+          !d.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("batch ", info.seq, " in ", describe_, ": ", d.message()));
+      }
+      info.enqueued = absl::FromUnixNanos(enqueued);
+    }
+    TK_RETURN_IF_ERROR(FromRocksDbStatus(it->status(), absl::StrCat("listing ", describe_)));
+    return out;
+  }
+
+  std::string Describe() const override { return describe_; }
+
+ private:
+  static std::string Key(uint64_t seq) {
+    std::string key;
+    keys::AppendBigEndian64(seq, &key);
+    return key;
+  }
+
+  rocksdb::DB* const db_;
+  rocksdb::ColumnFamilyHandle* const family_;
+  const std::string describe_;
+  rocksdb::WriteOptions write_options_;
+};
+
+}  // namespace
+
+std::unique_ptr<exporter::QueueStore> RocksDbSpanStore::OpenExportQueue() {
+  return std::make_unique<RocksDbQueueStore>(impl_->db.get(), impl_->export_queue,
+                                             impl_->options.sync, impl_->options.path);
 }
 
 absl::StatusOr<SpanStorePtr> OpenRocksDbSpanStore(const RocksDbOptions& options) {

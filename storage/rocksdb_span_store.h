@@ -1,5 +1,6 @@
 // A SpanStore in one RocksDB database with column families `spans`, `indexes` and `resources`
-// (key layout in storage/keys.h, value encoding in storage/span_codec.h).
+// (key layout in storage/keys.h, value encoding in storage/span_codec.h), plus `export_queue`:
+// the durable queue of the OTLP exporter (OpenExportQueue()).
 #ifndef TRACEKEEP_STORAGE_ROCKSDB_SPAN_STORE_H_
 #define TRACEKEEP_STORAGE_ROCKSDB_SPAN_STORE_H_
 
@@ -14,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "collector/common/clock.h"
+#include "collector/exporter/queue_store.h"
 #include "storage/kv_table.h"
 #include "storage/span_store.h"
 
@@ -53,11 +56,18 @@ struct RocksDbOptions {
   // Default: "lz4"
   std::string compression = "lz4";
 
-  // How long spans are kept, counted from their start time; zero keeps them forever.
-  // Not enforced yet: every key carries its time at a fixed offset (storage/keys.h) so that a
-  // compaction filter or time-bucketed column families can expire data without reading values.
+  // How long spans and service index entries are kept, counted from their start time; zero keeps
+  // them forever. Enforced by a compaction filter on `spans` and `indexes` that reads the time
+  // from the key (storage/keys.h): expired data disappears when RocksDB next compacts its file,
+  // at the latest about `retention` after the file was written (column family ttl), so the disk
+  // holds up to about twice the retention. `resources` entries (one per distinct resource) are
+  // not expired.
   // Default: absl::ZeroDuration()
   absl::Duration retention = absl::ZeroDuration();
+
+  // The clock whose Now() decides what is expired. Must outlive the store; nullptr = Clock::Real().
+  // Default: nullptr
+  const Clock* clock = nullptr;
 
   // InvalidArgument naming the first bad field and its value.
   [[nodiscard]] absl::Status Validate() const;
@@ -103,6 +113,15 @@ class RocksDbSpanStore final : public SpanStore {
 
   // Flushes every memtable to SST files (the data is already durable in the WAL).
   [[nodiscard]] absl::Status Flush();
+
+  // Flushes and compacts `spans` and `indexes` now, applying retention (RocksDB otherwise
+  // compacts in the background when it sees fit).
+  [[nodiscard]] absl::Status CompactSpans();
+
+  // The durable export queue in column family `export_queue`, keyed by big-endian sequence
+  // number; values are codec::EncodeSpanBatch. Writes honour `sync`. The queue uses this store's
+  // database: it must be destroyed before the store.
+  std::unique_ptr<exporter::QueueStore> OpenExportQueue();
 
   const RocksDbOptions& options() const;
 

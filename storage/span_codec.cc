@@ -1,5 +1,11 @@
 #include "storage/span_codec.h"
 
+#include <map>
+#include <memory>
+#include <tuple>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 
 namespace tracekeep::storage::codec {
@@ -150,6 +156,154 @@ absl::Status DecodeResourceValue(absl::string_view value, ResourceValue* out) {
   }
   if (!GetLengthPrefixed(&in, &out->service_name)) {
     return Truncated(kWhat, "service name", offset(), value.size());
+  }
+  return absl::OkStatus();
+}
+
+void EncodeSpanBatch(const std::vector<SpanRecord>& spans, int64_t enqueued_unix_nanos,
+                     std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(kFormatVersion));
+  PutVarint64(static_cast<uint64_t>(enqueued_unix_nanos), out);
+  // Resources are stored once per batch; spans refer to them by index.
+  absl::flat_hash_map<const SpanOrigin*, uint64_t> index_by_origin;
+  std::map<std::pair<absl::string_view, absl::string_view>, uint64_t> index_by_resource;
+  std::vector<const SpanOrigin*> resources;
+  std::vector<uint64_t> span_resource;
+  span_resource.reserve(spans.size());
+  for (const SpanRecord& span : spans) {
+    const SpanOrigin* origin = span.origin ? span.origin.get() : &EmptyOrigin();
+    auto [it, inserted] = index_by_origin.try_emplace(origin, 0);
+    if (inserted) {
+      auto [r, new_resource] = index_by_resource.try_emplace(
+          std::make_pair(absl::string_view(origin->resource),
+                         absl::string_view(origin->resource_schema_url)),
+          resources.size());
+      if (new_resource) resources.push_back(origin);
+      it->second = r->second;
+    }
+    span_resource.push_back(it->second);
+  }
+  PutVarint64(resources.size(), out);
+  std::string value;
+  for (const SpanOrigin* origin : resources) {
+    EncodeResourceValue(*origin, &value);
+    PutLengthPrefixed(value, out);
+  }
+  PutVarint64(spans.size(), out);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    PutVarint64(span_resource[i], out);
+    PutLengthPrefixed(spans[i].span_id, out);
+    EncodeSpanValue(spans[i], /*resource_ref=*/0, &value);
+    PutLengthPrefixed(value, out);
+  }
+}
+
+namespace {
+
+// Reads the version, enqueue time and resources of a batch value.
+absl::Status DecodeBatchPrefix(absl::string_view value, absl::string_view* in,
+                               int64_t* enqueued_unix_nanos,
+                               std::vector<absl::string_view>* resources) {
+  constexpr absl::string_view kWhat = "export batch";
+  auto offset = [&] { return value.size() - in->size(); };
+  if (absl::Status s = CheckVersion(kWhat, in, value.size()); !s.ok()) return s;
+  uint64_t enqueued = 0;
+  if (!GetVarint64(in, &enqueued)) return Truncated(kWhat, "enqueue time", offset(), value.size());
+  *enqueued_unix_nanos = static_cast<int64_t>(enqueued);
+  uint64_t num_resources = 0;
+  if (!GetVarint64(in, &num_resources) || num_resources > in->size()) {
+    return Truncated(kWhat, "resource count", offset(), value.size());
+  }
+  for (uint64_t i = 0; i < num_resources; ++i) {
+    absl::string_view resource;
+    if (!GetLengthPrefixed(in, &resource)) {
+      return Truncated(kWhat, absl::StrCat("resource ", i), offset(), value.size());
+    }
+    if (resources != nullptr) resources->push_back(resource);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DecodeSpanBatchHeader(absl::string_view value, int64_t* enqueued_unix_nanos,
+                                   int64_t* span_count) {
+  absl::string_view in = value;
+  if (absl::Status s = DecodeBatchPrefix(value, &in, enqueued_unix_nanos, nullptr); !s.ok()) {
+    return s;
+  }
+  uint64_t n = 0;
+  if (!GetVarint64(&in, &n)) {
+    return Truncated("export batch", "span count", value.size() - in.size(), value.size());
+  }
+  *span_count = static_cast<int64_t>(n);
+  return absl::OkStatus();
+}
+
+absl::Status DecodeSpanBatch(absl::string_view value, SpanBatchValue* out) {
+  constexpr absl::string_view kWhat = "export batch";
+  absl::string_view in = value;
+  auto offset = [&] { return value.size() - in.size(); };
+  std::vector<absl::string_view> resource_values;
+  if (absl::Status s = DecodeBatchPrefix(value, &in, &out->enqueued_unix_nanos, &resource_values);
+      !s.ok()) {
+    return s;
+  }
+  std::vector<ResourceValue> resources(resource_values.size());
+  for (size_t i = 0; i < resource_values.size(); ++i) {
+    if (absl::Status s = DecodeResourceValue(resource_values[i], &resources[i]); !s.ok()) {
+      return absl::DataLossError(absl::StrCat(kWhat, " resource ", i, ": ", s.message()));
+    }
+  }
+  uint64_t n = 0;
+  if (!GetVarint64(&in, &n) || n > in.size()) {
+    return Truncated(kWhat, "span count", offset(), value.size());
+  }
+  out->spans.clear();
+  out->spans.reserve(n);
+  std::map<std::tuple<uint64_t, absl::string_view, absl::string_view>, SpanOriginPtr> origins;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t resource = 0;
+    absl::string_view span_id;
+    absl::string_view span_value;
+    if (!GetVarint64(&in, &resource)) {
+      return Truncated(kWhat, absl::StrCat("resource index of span ", i), offset(), value.size());
+    }
+    if (resource >= resources.size()) {
+      return absl::DataLossError(absl::StrCat(kWhat, " value is corrupt: span ", i,
+                                              " refers to resource ", resource, " of ",
+                                              resources.size()));
+    }
+    if (!GetLengthPrefixed(&in, &span_id)) {
+      return Truncated(kWhat, absl::StrCat("span id of span ", i), offset(), value.size());
+    }
+    if (!GetLengthPrefixed(&in, &span_value)) {
+      return Truncated(kWhat, absl::StrCat("value of span ", i), offset(), value.size());
+    }
+    SpanValue decoded;
+    if (absl::Status s = DecodeSpanValue(span_value, &decoded); !s.ok()) {
+      return absl::DataLossError(absl::StrCat(kWhat, " span ", i, ": ", s.message()));
+    }
+    SpanOriginPtr& origin =
+        origins[std::make_tuple(resource, decoded.scope, decoded.scope_schema_url)];
+    if (origin == nullptr) {
+      auto o = std::make_shared<SpanOrigin>();
+      o->resource = std::string(resources[resource].resource);
+      o->resource_schema_url = std::string(resources[resource].schema_url);
+      o->service_name = std::string(resources[resource].service_name);
+      o->scope = std::string(decoded.scope);
+      o->scope_schema_url = std::string(decoded.scope_schema_url);
+      origin = std::move(o);
+    }
+    SpanRecord& record = out->spans.emplace_back();
+    record.origin = origin;
+    record.span = std::string(decoded.span);
+    record.span_id = std::string(span_id);
+    record.start_unix_nanos = decoded.start_unix_nanos;
+    record.end_unix_nanos = decoded.end_unix_nanos;
+    record.is_error = decoded.is_error;
+    record.is_root = decoded.is_root;
   }
   return absl::OkStatus();
 }

@@ -9,6 +9,13 @@
 //     fixed64  resource reference (little-endian): keys::ResourceHash of resource and schema url
 //     lp       scope bytes, lp scope schema url, lp span bytes
 //
+//   export batch value (export_queue column family), format 1:
+//     u8       format version (1)
+//     varint   enqueued_unix_nanos (wall clock)
+//     varint   number of resources R, then R times: lp resource value (below)
+//     varint   number of spans N, then N times: varint resource index (< R), lp span id,
+//              lp span value (above, with resource reference 0: the index replaces it)
+//
 //   resource value (resources column family), format 1:
 //     u8       format version (1)
 //     lp       resource bytes, lp resource schema url, lp service name
@@ -20,6 +27,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -62,6 +70,24 @@ struct ResourceValue {
 // Replaces `out` with the encoding of the resource part of `origin`.
 void EncodeResourceValue(const SpanOrigin& origin, std::string* out);
 [[nodiscard]] absl::Status DecodeResourceValue(absl::string_view value, ResourceValue* out);
+
+// A decoded export batch: spans with their origins rebuilt (spans of one resource, scope and scope
+// schema url share one SpanOrigin).
+struct SpanBatchValue {
+  int64_t enqueued_unix_nanos = 0;
+  std::vector<SpanRecord> spans;
+};
+
+// Replaces `out` with the encoding of `spans`, enqueued at `enqueued_unix_nanos`.
+void EncodeSpanBatch(const std::vector<SpanRecord>& spans, int64_t enqueued_unix_nanos,
+                     std::string* out);
+// DataLoss naming the field when `value` is truncated, of an unknown format version, or refers to
+// a resource it does not hold.
+[[nodiscard]] absl::Status DecodeSpanBatch(absl::string_view value, SpanBatchValue* out);
+// Reads only the header: enqueue time and span count (the count is after the resources, so they
+// are skipped, not decoded).
+[[nodiscard]] absl::Status DecodeSpanBatchHeader(absl::string_view value,
+                                                 int64_t* enqueued_unix_nanos, int64_t* span_count);
 
 }  // namespace tracekeep::storage::codec
 

@@ -17,10 +17,11 @@ namespace tracekeep::storage {
 
 // Counters read by the metrics endpoint and the admin API.
 struct StoreStats {
-  std::atomic<uint64_t> traces_stored{0};  // kept traces written (a trace written twice counts twice)
+  std::atomic<uint64_t> traces_stored{
+      0};  // kept traces written (a trace written twice counts twice)
   std::atomic<uint64_t> spans_stored{0};
-  std::atomic<uint64_t> write_errors{0};   // Consume calls that failed
-  std::atomic<uint64_t> spans_failed{0};   // spans of failed writes (lost to storage)
+  std::atomic<uint64_t> write_errors{0};  // Consume calls that failed
+  std::atomic<uint64_t> spans_failed{0};  // spans of failed writes (lost to storage)
 };
 
 // A store of kept traces. Consume() writes a batch atomically; reads see whole batches.

@@ -85,6 +85,15 @@ absl::Status NoOrders() {
   return absl::FailedPreconditionError("order tracking is not enabled in this tracekeep");
 }
 
+}  // namespace
+
+absl::Status AdminBackend::Checkpoint(const std::string& /*dir*/,
+                                      pb::CheckpointResponse* /*response*/) {
+  return absl::FailedPreconditionError("this tracekeep has no database to checkpoint");
+}
+
+namespace {
+
 class AdminServiceImpl final : public pb::AdminService::CallbackService {
  public:
   AdminServiceImpl(AdminBackend* backend, const AdminServerOptions* options)
@@ -162,6 +171,28 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                       const pb::KeepOrderRequest* request,
                                       pb::KeepOrderResponse* response) override {
     return Unary(context, "KeepOrder", request, response, &AdminBackend::KeepOrder);
+  }
+
+  grpc::ServerUnaryReactor* Checkpoint(grpc::CallbackServerContext* context,
+                                       const pb::CheckpointRequest* request,
+                                       pb::CheckpointResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!Authorize(context, reactor)) return reactor;
+    absl::Status status;
+    const std::string& dir = request->dir();
+    if (dir.empty() || dir[0] != '/') {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("dir must be an absolute path on the daemon's machine, got \"", dir, "\""));
+    } else {
+      status = backend_->Checkpoint(dir, response);
+    }
+    if (status.ok()) {
+      TK_LOG(Info) << "admin: checkpoint written to \"" << dir << "\" for " << context->peer();
+    } else if (!absl::IsInvalidArgument(status) && !absl::IsAlreadyExists(status)) {
+      TK_LOG(Warning) << "admin Checkpoint(" << dir << "): " << status;
+    }
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
   }
 
  private:

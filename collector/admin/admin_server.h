@@ -17,6 +17,7 @@ class ListOrdersRequest;
 class ListOrdersResponse;
 class KeepOrderRequest;
 class KeepOrderResponse;
+class CheckpointResponse;
 }  // namespace tracekeep::admin::v1
 
 namespace tracekeep::storage {
@@ -49,6 +50,10 @@ class AdminBackend {
   [[nodiscard]] virtual absl::Status KeepOrder(
       const tracekeep::admin::v1::KeepOrderRequest& request,
       tracekeep::admin::v1::KeepOrderResponse* response);
+  // Writes a consistent checkpoint of the database into `dir` (absolute, must not exist) and
+  // fills `response`. The default answers FAILED_PRECONDITION (no database to copy).
+  [[nodiscard]] virtual absl::Status Checkpoint(const std::string& dir,
+                                                tracekeep::admin::v1::CheckpointResponse* response);
 };
 
 struct AdminServerOptions {
@@ -72,6 +77,8 @@ struct AdminServerOptions {
 //    for a trace id that is not 32 hex digits, NOT_FOUND for an unknown trace,
 //    FAILED_PRECONDITION when there is no store.
 //  - GetPolicies / SetPolicies / ValidatePolicies: the backend's sampling policies as YAML.
+//  - Checkpoint: the backend's Checkpoint. INVALID_ARGUMENT for an empty or relative dir,
+//    ALREADY_EXISTS when it exists.
 class AdminServer {
  public:
   // Binds `options.endpoint` and starts serving. `backend` must outlive the server.

@@ -489,6 +489,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     s.Bool("sync", &c->storage.sync);
     s.Int("block_cache_mib", &c->storage.block_cache_mib, 0, 1 << 20);
     s.Int("write_buffer_mib", &c->storage.write_buffer_mib, 1, 1 << 16);
+    s.Duration("retention", &c->storage.retention, absl::ZeroDuration());
   }
   {
     MapReader j(top.Get("journal"), "journal", problems);
@@ -533,6 +534,9 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     {
       MapReader q(e.Get("sending_queue"), "exporters.otlp.sending_queue", problems);
       q.Int("queue_size_spans", &x.queue_size_spans, 1, int64_t{1} << 40);
+      MapReader st(q.Get("storage"), "exporters.otlp.sending_queue.storage", problems);
+      st.Bool("enabled", &x.queue_storage_enabled);
+      st.Int("max_bytes", &x.queue_max_bytes, 1, int64_t{1} << 50);
     }
     {
       MapReader r(e.Get("retry_on_failure"), "exporters.otlp.retry_on_failure", problems);

@@ -36,6 +36,7 @@ struct StorageConfig {
   bool sync = false;
   int block_cache_mib = 64;
   int write_buffer_mib = 64;
+  absl::Duration retention = absl::Hours(24 * 7);  // 0 = forever
 };
 
 struct JournalConfig {
@@ -57,6 +58,8 @@ struct ExporterConfig {
   int send_batch_max_size = 2048;
   absl::Duration batch_timeout = absl::Milliseconds(200);
   int64_t queue_size_spans = 100000;
+  bool queue_storage_enabled = true;           // durable queue in RocksDB
+  int64_t queue_max_bytes = int64_t{1} << 30;  // its disk budget
   bool retry_enabled = true;
   absl::Duration initial_interval = absl::Seconds(1);
   absl::Duration max_interval = absl::Seconds(30);

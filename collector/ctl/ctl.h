@@ -61,6 +61,12 @@ int RunPoliciesGet(const CtlOptions& options, std::ostream& out, std::ostream& e
 int RunPoliciesSet(const CtlOptions& options, const std::string& file, bool apply,
                    std::ostream& out, std::ostream& err);
 
+// `tracekeepctl checkpoint <dir>`: a consistent copy of the daemon's database written into `dir`
+// on the daemon's machine. A relative `dir` is made absolute against this process's working
+// directory (the same directory when the daemon runs on this machine).
+int RunCheckpoint(const CtlOptions& options, const std::string& dir, std::ostream& out,
+                  std::ostream& err);
+
 // Parses `args` (argv without the program name), then runs the command. `env_addr` is the value
 // of TRACEKEEP_ADMIN_ADDR, "" when unset.
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "collector/common/logging.h"
+#include "collector/common/status_macros.h"
 #include "collector/exporter/retry_info.h"
 #include "collector/pipeline/otlp_convert.h"
 #include "collector/security/grpc_security.h"
@@ -129,6 +131,9 @@ std::vector<std::string> Validate(const OtlpExporterOptions& o) {
   if (o.queue_size_spans <= 0) {
     add("exporters.otlp.sending_queue.queue_size_spans: must be > 0, got ", o.queue_size_spans);
   }
+  if (o.queue_max_bytes <= 0) {
+    add("exporters.otlp.sending_queue.storage.max_bytes: must be > 0, got ", o.queue_max_bytes);
+  }
   if (o.initial_interval <= absl::ZeroDuration()) {
     add("exporters.otlp.retry_on_failure.initial_interval: must be > 0, got ",
         absl::FormatDuration(o.initial_interval));
@@ -151,12 +156,30 @@ std::vector<std::string> Validate(const OtlpExporterOptions& o) {
   return problems;
 }
 
-// The spans of one Consume() call, sent in order; a batch may take part of a chunk.
+// The spans of one Consume() call (one entry of the durable queue), sent in order; a batch may
+// take part of a chunk.
 struct Chunk {
+  uint64_t seq = 0;  // entry in the durable queue; 0 without one
+  size_t count = 0;  // spans in the chunk
+  // Empty while the chunk waits on disk only (beyond queue_size_spans, or left by a previous
+  // run): read back when a batch first takes from it.
   std::vector<SpanRecord> spans;
+  bool in_memory = true;
   size_t next = 0;      // first span not yet taken
   absl::Time enqueued;  // by the injected clock: batch age
 };
+
+// What a batch took from the chunks of the durable queue: (seq, spans).
+using BatchParts = std::vector<std::pair<uint64_t, size_t>>;
+
+// Bytes a batch is assumed to take before the store says how many it took.
+uint64_t EstimateBytes(const KeptTraces& traces) {
+  uint64_t n = 0;
+  for (const KeptTrace& t : traces) {
+    for (const SpanRecord& s : t.spans) n += s.span.size() + 32;
+  }
+  return n;
+}
 
 }  // namespace
 
@@ -172,6 +195,8 @@ const char* DropReasonName(DropReason reason) {
       return "rejected";
     case DropReason::kShutdown:
       return "shutdown";
+    case DropReason::kStorageError:
+      return "storage_error";
   }
   return "unknown";
 }
@@ -187,8 +212,12 @@ std::vector<std::pair<const char*, const std::atomic<uint64_t>*>> ExporterStats:
 
 class OtlpExporter::Impl {
  public:
-  Impl(const OtlpExporterOptions& options, Clock* clock, ExporterStats* stats)
-      : options_(options), clock_(clock), stats_(stats), rng_(std::random_device{}()) {
+  Impl(const OtlpExporterOptions& options, Clock* clock, QueueStore* queue, ExporterStats* stats)
+      : options_(options),
+        clock_(clock),
+        queue_store_(queue),
+        stats_(stats),
+        rng_(std::random_device{}()) {
     for (const auto& [key, value] : options_.headers) {
       headers_.emplace_back(absl::AsciiStrToLower(key), value);
     }
@@ -213,6 +242,34 @@ class OtlpExporter::Impl {
 
   ~Impl() { Shutdown(absl::Now()); }
 
+  // Takes over what a previous run left in the durable queue: it is sent first.
+  absl::Status Recover() {
+    if (queue_store_ == nullptr) return absl::OkStatus();
+    TK_ASSIGN_OR_RETURN(std::vector<QueueEntryInfo> entries, queue_store_->List());
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t spans = 0;
+    for (const QueueEntryInfo& e : entries) {
+      Chunk& chunk = queue_.emplace_back();
+      chunk.seq = e.seq;
+      chunk.count = static_cast<size_t>(e.span_count);
+      chunk.in_memory = false;
+      chunk.enqueued = absl::InfinitePast();  // due at once
+      stored_[e.seq] = StoredEntry{chunk.count, e.bytes, e.enqueued};
+      queue_bytes_ += e.bytes;
+      spans += e.span_count;
+      next_seq_ = e.seq + 1;
+    }
+    queued_ += spans;
+    stats_->spans_recovered.store(static_cast<uint64_t>(spans), std::memory_order_relaxed);
+    UpdateGaugeLocked();
+    if (!entries.empty()) {
+      TK_LOG(Info) << "OTLP exporter to " << options_.endpoint << ": " << spans << " spans in "
+                   << entries.size() << " batches (" << queue_bytes_ << " bytes) left in "
+                   << queue_store_->Describe() << " by the previous run; sending them first";
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Consume(KeptTraces&& traces) {
     int64_t n = 0;
     for (const KeptTrace& t : traces) n += static_cast<int64_t>(t.spans.size());
@@ -225,20 +282,57 @@ class OtlpExporter::Impl {
         return absl::UnavailableError(absl::StrCat("OTLP exporter to ", options_.endpoint,
                                                    " is shut down; ", n, " spans dropped"));
       }
-      if (queued_ + in_flight_ + n > options_.queue_size_spans) {
+      if (queue_store_ == nullptr && queued_ + in_flight_ + n > options_.queue_size_spans) {
         Drop(DropReason::kQueueFull, n);
         return absl::ResourceExhaustedError(absl::StrCat(
             "OTLP exporter to ", options_.endpoint, ": queue full (", queued_ + in_flight_, " of ",
             options_.queue_size_spans, " spans); ", n, " spans dropped"));
       }
+      if (queue_store_ != nullptr &&
+          queue_bytes_ + EstimateBytes(traces) > static_cast<uint64_t>(options_.queue_max_bytes)) {
+        Drop(DropReason::kQueueFull, n);
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "OTLP exporter to ", options_.endpoint, ": durable queue full (", queue_bytes_,
+            " of max_bytes ", options_.queue_max_bytes, " bytes, ", stored_.size(), " batches); ",
+            n, " kept spans not queued for export (they are in the span store)"));
+      }
       Chunk& chunk = queue_.emplace_back();
       chunk.enqueued = clock_->Now();
+      chunk.count = static_cast<size_t>(n);
       if (traces.size() == 1) {
         chunk.spans = std::move(traces[0].spans);
       } else {
         chunk.spans.reserve(n);
         for (KeptTrace& t : traces) {
           std::move(t.spans.begin(), t.spans.end(), std::back_inserter(chunk.spans));
+        }
+      }
+      if (queue_store_ != nullptr) {
+        const uint64_t seq = next_seq_;
+        const absl::Time now = absl::Now();
+        absl::StatusOr<uint64_t> bytes = queue_store_->Append(seq, now, chunk.spans);
+        if (!bytes.ok()) {
+          queue_.pop_back();
+          Drop(DropReason::kQueueFull, n);
+          if (append_errors_++ % kLogEveryN == 0) {
+            TK_LOG(Error) << "OTLP exporter to " << options_.endpoint << ": " << bytes.status()
+                          << "; " << n << " kept spans not queued for export (" << append_errors_
+                          << " failed writes so far, logged once per " << kLogEveryN << ")";
+          }
+          return absl::Status(bytes.status().code(),
+                              absl::StrCat("OTLP exporter to ", options_.endpoint, ": ",
+                                           bytes.status().message(), "; ", n, " spans dropped"));
+        }
+        ++next_seq_;
+        chunk.seq = seq;
+        stored_[seq] = StoredEntry{chunk.count, *bytes, now};
+        queue_bytes_ += *bytes;
+        // Memory holds at most queue_size_spans spans; the rest waits on disk only.
+        if (in_memory_spans_ + n > options_.queue_size_spans) {
+          chunk.spans = {};
+          chunk.in_memory = false;
+        } else {
+          in_memory_spans_ += n;
         }
       }
       // The sender waits without a timeout only on an empty queue, and otherwise needs waking
@@ -281,6 +375,14 @@ class OtlpExporter::Impl {
       TK_LOG(Warning) << "OTLP exporter to " << options_.endpoint << ": " << dropped
                       << " spans not sent by the shutdown deadline, dropped";
     }
+    if (queue_store_ != nullptr) {
+      std::lock_guard<std::mutex> relock(mu_);
+      if (!stored_.empty()) {
+        TK_LOG(Info) << "OTLP exporter to " << options_.endpoint << ": " << stored_.size()
+                     << " batches (" << queue_bytes_ << " bytes) stay in "
+                     << queue_store_->Describe() << " for the next start";
+      }
+    }
   }
 
  private:
@@ -298,11 +400,14 @@ class OtlpExporter::Impl {
   }
 
   void Run() {
-    for (std::vector<SpanRecord> batch = NextBatch(); !batch.empty(); batch = NextBatch()) {
+    BatchParts parts;
+    for (std::vector<SpanRecord> batch = NextBatch(&parts); !batch.empty();
+         batch = NextBatch(&parts)) {
       const auto n = static_cast<int64_t>(batch.size());
-      Send(std::move(batch));
+      const bool resolved = Send(std::move(batch));
       std::lock_guard<std::mutex> lock(mu_);
       in_flight_ -= n;
+      if (resolved) ResolveLocked(parts);
       UpdateGaugeLocked();
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -313,45 +418,104 @@ class OtlpExporter::Impl {
   // Blocks until a batch is due (full, old enough, or shutting down) and takes it. Empty when
   // the sender should exit: shutting down with nothing queued, or past the shutdown deadline (what
   // is queued is then counted dropped).
-  std::vector<SpanRecord> NextBatch() {
+  std::vector<SpanRecord> NextBatch(BatchParts* parts) {
+    parts->clear();
     std::unique_lock<std::mutex> lock(mu_);
+    std::vector<SpanRecord> batch;
+    while (batch.empty()) {
+      if (!WaitForBatchLocked(lock)) return {};
+      const auto max = static_cast<size_t>(options_.send_batch_max_size);
+      batch.reserve(std::min<size_t>(max, static_cast<size_t>(queued_)));
+      while (batch.size() < max && !queue_.empty()) {
+        Chunk& front = queue_.front();
+        if (!front.in_memory && !LoadLocked(&front)) {  // unreadable: given up on, and counted
+          queued_ -= static_cast<int64_t>(front.count);
+          queue_.pop_front();
+          continue;
+        }
+        const size_t take = std::min(front.count - front.next, max - batch.size());
+        auto first = front.spans.begin() + static_cast<std::ptrdiff_t>(front.next);
+        std::move(first, first + static_cast<std::ptrdiff_t>(take), std::back_inserter(batch));
+        front.next += take;
+        if (front.seq != 0) {
+          parts->emplace_back(front.seq, take);
+          in_memory_spans_ -= static_cast<int64_t>(take);
+        }
+        if (front.next == front.count) queue_.pop_front();
+        queued_ -= static_cast<int64_t>(take);
+      }
+      in_flight_ += static_cast<int64_t>(batch.size());
+      UpdateGaugeLocked();
+    }
+    return batch;
+  }
+
+  // Blocks until a batch is due. False when the sender should exit.
+  bool WaitForBatchLocked(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     while (true) {
       if (stopping_) {
-        if (queued_ == 0) return {};
+        if (queued_ == 0) return false;
         if (absl::Now() >= deadline_) {
           DropQueuedLocked();
-          return {};
+          return false;
         }
-        break;
+        return true;
       }
-      if (queued_ >= options_.send_batch_size) break;
+      if (queued_ >= options_.send_batch_size) return true;
       if (queued_ == 0) {
         cv_.wait(lock);
         continue;
       }
       const absl::Duration age = clock_->Now() - queue_.front().enqueued;
-      if (age >= options_.batch_timeout) break;
+      if (age >= options_.batch_timeout) return true;
       // Bounded by batch_timeout so that a clock other than the wall clock is re-read.
       WaitFor(cv_, lock, std::min(options_.batch_timeout - age, options_.batch_timeout));
     }
-    const int64_t n = std::min<int64_t>(queued_, options_.send_batch_max_size);
-    std::vector<SpanRecord> batch;
-    batch.reserve(n);
-    while (static_cast<int64_t>(batch.size()) < n) {
-      Chunk& front = queue_.front();
-      const size_t take = std::min(front.spans.size() - front.next, n - batch.size());
-      auto first = front.spans.begin() + static_cast<std::ptrdiff_t>(front.next);
-      std::move(first, first + static_cast<std::ptrdiff_t>(take), std::back_inserter(batch));
-      front.next += take;
-      if (front.next == front.spans.size()) queue_.pop_front();
-    }
-    queued_ -= n;
-    in_flight_ += n;
-    return batch;
   }
 
-  // Sends one batch until the backend acknowledges it or it is given up on (and counted).
-  void Send(std::vector<SpanRecord> batch) {
+  // Reads a chunk that waits on disk only. False when it cannot be read: its spans are then
+  // counted dropped (storage_error) and its entry removed.
+  bool LoadLocked(Chunk* chunk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::StatusOr<std::vector<SpanRecord>> spans = queue_store_->Read(chunk->seq);
+    if (spans.ok() && spans->size() == chunk->count) {
+      chunk->spans = std::move(*spans);
+      chunk->in_memory = true;
+      in_memory_spans_ += static_cast<int64_t>(chunk->count);
+      return true;
+    }
+    const size_t lost = chunk->count - chunk->next;
+    TK_LOG(Error) << "OTLP exporter to " << options_.endpoint << ": cannot read back batch "
+                  << chunk->seq << ": "
+                  << (spans.ok()
+                          ? absl::StrCat("holds ", spans->size(), " spans, expected ", chunk->count)
+                          : spans.status().ToString())
+                  << "; " << lost << " spans dropped";
+    Drop(DropReason::kStorageError, lost);
+    ResolveLocked({{chunk->seq, lost}});
+    return false;
+  }
+
+  // The backend took (or finally refused) these spans: entries all of whose spans are resolved
+  // are removed from the durable queue.
+  void ResolveLocked(const BatchParts& parts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [seq, n] : parts) {
+      auto it = stored_.find(seq);
+      if (it == stored_.end()) continue;
+      it->second.unresolved -= std::min(n, it->second.unresolved);
+      if (it->second.unresolved > 0) continue;
+      if (absl::Status s = queue_store_->Remove(seq); !s.ok()) {
+        // It stays on disk and is sent again after a restart: a duplicate, not a loss.
+        TK_LOG(Error) << "OTLP exporter to " << options_.endpoint << ": " << s;
+      }
+      queue_bytes_ -= std::min(queue_bytes_, it->second.bytes);
+      stored_.erase(it);
+    }
+  }
+
+  // Sends one batch until the backend acknowledges it or it is given up on (and counted): true.
+  // False when shutdown's deadline stopped it: without a durable queue the spans are then counted
+  // dropped (shutdown); with one they stay queued for the next start.
+  bool Send(std::vector<SpanRecord> batch) {
     const auto n = static_cast<uint64_t>(batch.size());
     google::protobuf::Arena arena;
     auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportTraceServiceRequest>(&arena);
@@ -374,8 +538,8 @@ class OtlpExporter::Impl {
         std::lock_guard<std::mutex> lock(mu_);
         const absl::Time now = absl::Now();
         if (stopping_ && now >= deadline_) {
-          Drop(DropReason::kShutdown, n);
-          return;
+          DropAtShutdown(n);
+          return false;
         }
         absl::Time call_deadline = now + options_.timeout;
         if (stopping_) call_deadline = std::min(call_deadline, deadline_);
@@ -393,7 +557,7 @@ class OtlpExporter::Impl {
 
       if (status.ok()) {
         OnSuccess(*response, n);
-        return;
+        return true;
       }
       stats_->requests_failed.fetch_add(1, std::memory_order_relaxed);
       if (!IsRetryable(status.error_code())) {
@@ -404,16 +568,16 @@ class OtlpExporter::Impl {
                         << "; dropped " << n << " spans (" << permanent_errors_
                         << " permanent failures so far, logged once per " << kLogEveryN << ")";
         }
-        return;
+        return true;
       }
       if (PastShutdownDeadline()) {  // e.g. the request was cancelled by Shutdown()
-        Drop(DropReason::kShutdown, n);
-        return;
+        DropAtShutdown(n);
+        return false;
       }
       if (!options_.retry_enabled) {
         Drop(DropReason::kRetriesExhausted, n);
         LogRetryableFailure(status, "retry disabled, dropped " + std::to_string(n) + " spans");
-        return;
+        return true;
       }
       // The server's RetryInfo.retry_delay replaces the backoff interval for this wait.
       const std::optional<absl::Duration> server_delay =
@@ -421,7 +585,7 @@ class OtlpExporter::Impl {
       const absl::Duration wait = server_delay.has_value() ? *server_delay : Jitter(interval);
       interval = std::min(interval * options_.multiplier, options_.max_interval);
       const absl::Duration elapsed = clock_->Now() - first_attempt;
-      if (options_.max_elapsed_time > absl::ZeroDuration() &&
+      if (queue_store_ == nullptr && options_.max_elapsed_time > absl::ZeroDuration() &&
           elapsed + wait > options_.max_elapsed_time) {
         Drop(DropReason::kRetriesExhausted, n);
         TK_LOG(Error) << "OTLP export to " << options_.endpoint << " still failing after "
@@ -429,12 +593,12 @@ class OtlpExporter::Impl {
                       << CodeName(status.error_code()) << ": " << status.error_message()
                       << "); dropped " << n << " spans";
         ++failed_attempts_;
-        return;
+        return true;
       }
       LogRetryableFailure(status, absl::StrCat("retrying in ", absl::FormatDuration(wait)));
       if (!WaitForRetry(absl::Now() + wait)) {
-        Drop(DropReason::kShutdown, n);
-        return;
+        DropAtShutdown(n);
+        return false;
       }
     }
   }
@@ -500,8 +664,13 @@ class OtlpExporter::Impl {
     stats_->spans_dropped[static_cast<int>(reason)].fetch_add(n, std::memory_order_relaxed);
   }
 
+  // Spans not sent by the shutdown deadline: lost without a durable queue, kept in it otherwise.
+  void DropAtShutdown(uint64_t n) {
+    if (queue_store_ == nullptr) Drop(DropReason::kShutdown, n);
+  }
+
   void DropQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (queued_ > 0) Drop(DropReason::kShutdown, static_cast<uint64_t>(queued_));
+    if (queued_ > 0) DropAtShutdown(static_cast<uint64_t>(queued_));
     queue_.clear();
     queued_ = 0;
     UpdateGaugeLocked();
@@ -510,10 +679,24 @@ class OtlpExporter::Impl {
   void UpdateGaugeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     stats_->queue_spans.store(static_cast<uint64_t>(queued_ + in_flight_),
                               std::memory_order_relaxed);
+    if (queue_store_ == nullptr) return;
+    stats_->queue_bytes.store(queue_bytes_, std::memory_order_relaxed);
+    stats_->queue_batches.store(stored_.size(), std::memory_order_relaxed);
+    stats_->oldest_enqueued_unix_nanos.store(
+        stored_.empty() ? 0 : absl::ToUnixNanos(stored_.begin()->second.enqueued),
+        std::memory_order_relaxed);
   }
+
+  // An entry of the durable queue, until all its spans are acknowledged or given up on.
+  struct StoredEntry {
+    size_t unresolved = 0;  // spans not yet acknowledged or given up on
+    uint64_t bytes = 0;
+    absl::Time enqueued;  // wall clock
+  };
 
   const OtlpExporterOptions options_;
   Clock* const clock_;
+  QueueStore* const queue_store_;  // null: in memory only
   ExporterStats* const stats_;
   std::vector<std::pair<std::string, std::string>> headers_;  // keys lowercase
   std::shared_ptr<grpc::Channel> channel_;
@@ -524,6 +707,7 @@ class OtlpExporter::Impl {
   uint64_t failed_attempts_ = 0;  // retryable failures since the last success
   uint64_t permanent_errors_ = 0;
   uint64_t rejections_ = 0;
+  uint64_t append_errors_ = 0;  // under mu_
 
   std::mutex mu_;
   // Signals new spans, shutdown, and the sender's exit.
@@ -531,6 +715,11 @@ class OtlpExporter::Impl {
   std::deque<Chunk> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // spans in queue_
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // spans of the batch being sent
+  // Durable queue: entries by seq, their total stored bytes, spans held in chunks in memory.
+  std::map<uint64_t, StoredEntry> stored_ ABSL_GUARDED_BY(mu_);
+  uint64_t queue_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t in_memory_spans_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool sender_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -540,17 +729,19 @@ class OtlpExporter::Impl {
 };
 
 absl::StatusOr<std::unique_ptr<OtlpExporter>> OtlpExporter::Create(
-    const OtlpExporterOptions& options, Clock* clock) {
+    const OtlpExporterOptions& options, Clock* clock, QueueStore* queue) {
   std::vector<std::string> problems = Validate(options);
   if (clock == nullptr) problems.push_back("OTLP exporter: clock must not be null");
   if (!problems.empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   }
-  return std::unique_ptr<OtlpExporter>(new OtlpExporter(options, clock));
+  std::unique_ptr<OtlpExporter> exporter(new OtlpExporter(options, clock, queue));
+  TK_RETURN_IF_ERROR(exporter->impl_->Recover());
+  return exporter;
 }
 
-OtlpExporter::OtlpExporter(const OtlpExporterOptions& options, Clock* clock)
-    : impl_(std::make_unique<Impl>(options, clock, &stats_)) {}
+OtlpExporter::OtlpExporter(const OtlpExporterOptions& options, Clock* clock, QueueStore* queue)
+    : impl_(std::make_unique<Impl>(options, clock, queue, &stats_)) {}
 
 OtlpExporter::~OtlpExporter() = default;
 

@@ -1,7 +1,8 @@
-// Forwards kept traces over OTLP/gRPC to Jaeger (or any OTLP receiver): queued in memory up to a
-// bound, batched by size and age, retried with exponential backoff and jitter on the codes the
-// OTLP specification calls retryable. Every span it is handed is either exported or counted in
-// exactly one drop reason.
+// Forwards kept traces over OTLP/gRPC to Jaeger (or any OTLP receiver): queued (in memory, or
+// durably in a QueueStore up to a byte budget), batched by size and age, retried with exponential
+// backoff and jitter on the codes the OTLP specification calls retryable. Every span it is handed
+// is either exported, counted in exactly one drop reason, or (with a durable queue) still queued
+// for the next start.
 #ifndef TRACEKEEP_COLLECTOR_EXPORTER_OTLP_EXPORTER_H_
 #define TRACEKEEP_COLLECTOR_EXPORTER_OTLP_EXPORTER_H_
 
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "collector/common/clock.h"
+#include "collector/exporter/queue_store.h"
 #include "collector/pipeline/consumer.h"
 
 namespace tracekeep::exporter {
@@ -51,10 +53,17 @@ struct OtlpExporterOptions {
   // injected Clock). 0 sends whatever is queued at once. Default: 200ms. [batch.timeout]
   absl::Duration batch_timeout = absl::Milliseconds(200);
 
-  // Spans waiting to be sent (the batch being sent included). Beyond it Consume() refuses with
-  // kResourceExhausted and the spans are counted dropped, reason queue_full.
+  // Without a durable queue: spans waiting to be sent (the batch being sent included); beyond it
+  // Consume() refuses with kResourceExhausted and the spans are counted dropped, reason
+  // queue_full. With a durable queue: spans also held in memory; batches beyond it wait on disk
+  // only and are read back when their turn comes.
   // Default: 100000. [exporters.otlp.sending_queue.queue_size_spans]
   int64_t queue_size_spans = 100000;
+
+  // With a durable queue: stored bytes of queued batches. A batch that would take the queue past
+  // it is refused (kResourceExhausted, counted dropped, reason queue_full); the kept spans are
+  // still in the span store. Default: 1 GiB. [exporters.otlp.sending_queue.storage.max_bytes]
+  int64_t queue_max_bytes = int64_t{1} << 30;
 
   // Retry [exporters.otlp.retry_on_failure]. When false, a failed batch is dropped at once
   // (reason retries_exhausted). Default: true. [enabled]
@@ -70,7 +79,8 @@ struct OtlpExporterOptions {
   // Default: 0.5.
   double randomization_factor = 0.5;
   // A batch still failing this long after its first attempt (injected Clock) is dropped, reason
-  // retries_exhausted. 0 = retry until shutdown. Default: 300s.
+  // retries_exhausted. 0 = retry until shutdown. Not applied with a durable queue: a batch on
+  // disk is retried until the backend takes it (the disk budget bounds the outage). Default: 300s.
   absl::Duration max_elapsed_time = absl::Seconds(300);
 };
 
@@ -82,11 +92,13 @@ enum class DropReason {
   kPermanentError,    // the backend answered with a non-retryable code (e.g. INVALID_ARGUMENT)
   kRejected,          // the backend accepted the request but listed them in partial_success
   kShutdown,          // still queued or unsent at the shutdown deadline, or offered after it
+                      // (without a durable queue; with one they stay queued for the next start)
+  kStorageError,      // a batch of the durable queue could not be read back (corrupt on disk)
 };
-inline constexpr int kNumDropReasons = 5;
+inline constexpr int kNumDropReasons = 6;
 
-// "queue_full", "retries_exhausted", "permanent_error", "rejected", "shutdown": the `reason`
-// label value.
+// "queue_full", "retries_exhausted", "permanent_error", "rejected", "shutdown", "storage_error":
+// the `reason` label value.
 const char* DropReasonName(DropReason reason);
 
 // Counters read by the metrics endpoint and the admin API. Lock-free, updated per batch.
@@ -94,12 +106,20 @@ const char* DropReasonName(DropReason reason);
 //   tracekeep_exporter_send_failures_total       <- requests_failed
 //   tracekeep_exporter_spans_dropped_total{reason} <- DroppedByReason()
 //   tracekeep_exporter_queue_spans (gauge)       <- queue_spans
+//   tracekeep_exporter_queue_bytes (gauge)       <- queue_bytes        (durable queue)
+//   tracekeep_exporter_queue_batches (gauge)     <- queue_batches      (durable queue)
+//   tracekeep_exporter_queue_oldest_age_seconds  <- oldest_enqueued_unix_nanos (durable queue)
 struct ExporterStats {
   std::atomic<uint64_t> spans_exported{0};   // spans the backend acknowledged (not rejected)
   std::atomic<uint64_t> requests_sent{0};    // export attempts, retries included
   std::atomic<uint64_t> requests_failed{0};  // attempts that ended with a non-OK status
   std::atomic<uint64_t> retries{0};          // attempts that were retries of a failed one
   std::atomic<uint64_t> queue_spans{0};      // gauge: spans queued or in the batch being sent
+  std::atomic<uint64_t> queue_bytes{0};      // gauge: stored bytes of the durable queue
+  std::atomic<uint64_t> queue_batches{0};    // gauge: batches in the durable queue
+  // Wall-clock enqueue time of the oldest batch in the durable queue; 0 when it is empty.
+  std::atomic<int64_t> oldest_enqueued_unix_nanos{0};
+  std::atomic<uint64_t> spans_recovered{0};  // spans found in the durable queue at creation
   std::atomic<uint64_t> spans_dropped[kNumDropReasons] = {};
 
   uint64_t dropped(DropReason reason) const {
@@ -114,26 +134,34 @@ class OtlpExporter final : public TraceConsumer, public Component {
   // Validates `options` (the error lists every problem by config path and value) and creates
   // the channel; nothing connects before the first request. `clock` must outlive the exporter;
   // it measures batch age and retry elapsed time. Shutdown deadlines are wall-clock times.
+  //
+  // `queue`, when not null, makes the queue durable: every batch Consume() accepts is appended
+  // to it before Consume() returns and removed only once the backend acknowledged (or rejected)
+  // it. Batches found in it at creation (left by a previous run) are sent first, oldest first.
+  // Delivery is at-least-once: after a crash, the batch in flight and the rest of the batches it
+  // took spans from are sent again. `queue` must outlive the exporter. Fails when the queue
+  // cannot be listed.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<OtlpExporter>> Create(
-      const OtlpExporterOptions& options, Clock* clock);
+      const OtlpExporterOptions& options, Clock* clock, QueueStore* queue = nullptr);
   ~OtlpExporter() override;  // Shutdown(now): what is still queued is counted dropped
 
-  // Queues every span of `traces` or none of them; never waits for the network.
-  // kResourceExhausted when they do not fit in the queue, kUnavailable after Shutdown(); the
-  // refused spans are counted dropped (queue_full, shutdown).
+  // Queues every span of `traces` or none of them; never waits for the network (with a durable
+  // queue it waits for the queue's write). kResourceExhausted when they do not fit in the queue
+  // (or its disk is full), kUnavailable after Shutdown(); the refused spans are counted dropped
+  // (queue_full, shutdown).
   [[nodiscard]] absl::Status Consume(KeptTraces&& traces) override;
   // Starts the sender thread. Spans consumed before Start() wait in the queue.
   [[nodiscard]] absl::Status Start() override;
   // Stops accepting, sends what is queued until `deadline` (no retry starts after it, a request
-  // in flight at the deadline is cancelled), counts the rest dropped (reason shutdown) and joins
-  // the sender. Idempotent.
+  // in flight at the deadline is cancelled), counts the rest dropped (reason shutdown) — or, with
+  // a durable queue, leaves it there for the next start — and joins the sender. Idempotent.
   void Shutdown(absl::Time deadline) override;
 
   const ExporterStats& stats() const { return stats_; }
 
  private:
   class Impl;
-  OtlpExporter(const OtlpExporterOptions& options, Clock* clock);
+  OtlpExporter(const OtlpExporterOptions& options, Clock* clock, QueueStore* queue);
 
   ExporterStats stats_;
   std::unique_ptr<Impl> impl_;

@@ -75,7 +75,11 @@ absl::Time JournaledIntake::TruncateOnce() {
   }
   mark = std::min(mark, sampler_->LowWaterMark());
   absl::Status s = journal_->TruncateBefore(mark);
-  if (!s.ok()) TK_LOG(Warning) << "journal: truncation failed: " << s;
+  if (!s.ok()) {
+    TK_LOG(Warning) << "journal: truncation failed: " << s;
+  } else if (mark != absl::InfiniteFuture()) {
+    truncated_through_.store(absl::ToUnixNanos(mark));
+  }
   return mark;
 }
 

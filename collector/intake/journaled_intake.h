@@ -4,6 +4,7 @@
 #ifndef TRACEKEEP_COLLECTOR_INTAKE_JOURNALED_INTAKE_H_
 #define TRACEKEEP_COLLECTOR_INTAKE_JOURNALED_INTAKE_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -20,8 +21,9 @@
 namespace tracekeep::intake {
 
 struct JournaledIntakeOptions {
-  // How often entries of decided traces are removed from the journal. Default: 1s.
-  absl::Duration truncate_interval = absl::Seconds(1);
+  // How often entries of decided traces are removed from the journal. The shorter, the fewer
+  // traces a crash replays (and may export twice). Default: 200ms.
+  absl::Duration truncate_interval = absl::Milliseconds(200);
 };
 
 class JournaledIntake final : public SpanIntake, public Component {
@@ -49,6 +51,9 @@ class JournaledIntake final : public SpanIntake, public Component {
   // Removes every entry older than what the pipeline still needs. Returns the time used.
   absl::Time TruncateOnce();
 
+  // Every entry that arrived before this time has been removed (the last truncation's mark).
+  absl::Time truncated_through() const { return absl::FromUnixNanos(truncated_through_.load()); }
+
  private:
   void Run();
 
@@ -61,6 +66,7 @@ class JournaledIntake final : public SpanIntake, public Component {
   // Offers between their journal write and their hand-over to the sampler, by journal time.
   std::multimap<int64_t, int> in_flight_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int64_t> truncated_through_{0};
   std::thread thread_;
 };
 

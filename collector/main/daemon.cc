@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -64,8 +67,10 @@ class Daemon::Impl final : public admin::AdminBackend {
     store_options.sync = config_.storage.sync;
     store_options.block_cache_mib = config_.storage.block_cache_mib;
     store_options.write_buffer_mib = config_.storage.write_buffer_mib;
-    TK_ASSIGN_OR_RETURN(store_, storage::OpenRocksDbSpanStore(store_options));
-    sinks_.push_back(store_.get());
+    store_options.retention = config_.storage.retention;
+    TK_ASSIGN_OR_RETURN(rocksdb_, storage::RocksDbSpanStore::Create(store_options));
+    store_ = rocksdb_.get();
+    sinks_.push_back(store_);
 
     if (!config_.exporter.endpoint.empty()) {
       const config::ExporterConfig& e = config_.exporter;
@@ -82,11 +87,14 @@ class Daemon::Impl final : public admin::AdminBackend {
       o.send_batch_max_size = e.send_batch_max_size;
       o.batch_timeout = e.batch_timeout;
       o.queue_size_spans = e.queue_size_spans;
+      o.queue_max_bytes = e.queue_max_bytes;
       o.retry_enabled = e.retry_enabled;
       o.initial_interval = e.initial_interval;
       o.max_interval = e.max_interval;
       o.max_elapsed_time = e.max_elapsed_time;
-      TK_ASSIGN_OR_RETURN(exporter_, exporter::OtlpExporter::Create(o, Clock::Real()));
+      if (e.queue_storage_enabled) export_queue_ = rocksdb_->OpenExportQueue();
+      TK_ASSIGN_OR_RETURN(exporter_,
+                          exporter::OtlpExporter::Create(o, Clock::Real(), export_queue_.get()));
       TK_RETURN_IF_ERROR(exporter_->Start());
       sinks_.push_back(exporter_.get());
     }
@@ -188,13 +196,17 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (http_) http_->Shutdown(deadline);
     if (sampler_) sampler_->Shutdown(deadline);  // decides what is pending, hands it downstream
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // then empties the journal
-    if (orders_) orders_->Shutdown(deadline);    // writes its records; held traces stay held
+    if (orders_) orders_->Shutdown(deadline);  // writes its records; held traces stay held
     if (exporter_) exporter_->Shutdown(deadline);
     if (admin_) admin_->Shutdown(deadline);
     if (telemetry_) telemetry_->Stop();
     orders_.reset();
     order_tables_.clear();
-    store_.reset();
+    // The exporter's queue lives in the span store's database: close in this order.
+    exporter_.reset();
+    export_queue_.reset();
+    store_ = nullptr;
+    rocksdb_.reset();
   }
 
   std::map<std::string, std::string> endpoints() const {
@@ -231,7 +243,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     s->set_spans_pending(ss.spans_pending.load());
     s->set_traces_kept(sampler_->traces_sampled_total());
     s->set_traces_dropped(ss.traces_not_sampled.load() + ss.traces_dropped.load());
-    s->set_traces_stored(store_ ? store_->stats().traces_stored.load() : 0);
+    s->set_traces_stored(store_ != nullptr ? store_->stats().traces_stored.load() : 0);
     s->set_shards(sampler_->num_shards());
     if (exporter_) {
       s->set_export_endpoint(config_.exporter.endpoint);
@@ -239,7 +251,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       s->set_export_failures(exporter_->stats().requests_failed.load());
     }
   }
-  storage::SpanStore* store() override { return store_.get(); }
+  storage::SpanStore* store() override { return store_; }
   absl::Status GetOrder(const admin::v1::GetOrderRequest& request,
                         admin::v1::GetOrderResponse* response) override {
     if (!orders_) return admin::AdminBackend::GetOrder(request, response);
@@ -266,6 +278,21 @@ class Daemon::Impl final : public admin::AdminBackend {
       RegisterPolicyMetrics();
     }
     return static_cast<int>(policies.size());
+  }
+
+  absl::Status Checkpoint(const std::string& dir, admin::v1::CheckpointResponse* r) override {
+    if (rocksdb_ == nullptr) return admin::AdminBackend::Checkpoint(dir, r);
+    const absl::Time start = absl::Now();
+    TK_RETURN_IF_ERROR(rocksdb_->Checkpoint(dir));
+    uint64_t bytes = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
+      if (entry.is_regular_file(ec)) bytes += entry.file_size(ec);
+    }
+    r->set_dir(dir);
+    r->set_bytes(bytes);
+    r->set_duration_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+    return absl::OkStatus();
   }
 
  private:
@@ -302,8 +329,7 @@ class Daemon::Impl final : public admin::AdminBackend {
 
   // The order tracker over the `orders` and `order_hold` column families of the span store.
   absl::Status StartOrders() {
-    // OpenRocksDbSpanStore returns a RocksDbSpanStore.
-    auto* rocks = static_cast<storage::RocksDbSpanStore*>(store_.get());
+    storage::RocksDbSpanStore* rocks = rocksdb_.get();
     TK_ASSIGN_OR_RETURN(storage::KvTablePtr orders_table, rocks->OpenTable("orders"));
     TK_ASSIGN_OR_RETURN(storage::KvTablePtr hold_table, rocks->OpenTable("order_hold"));
     auto& transitions = prometheus::BuildHistogram()
@@ -484,12 +510,18 @@ class Daemon::Impl final : public admin::AdminBackend {
       m.AddCounter("tracekeep_journal_batches_replayed_total",
                    "Batches replayed from the journal at start-up.", {},
                    [js] { return js->batches_replayed.load(); });
+      const intake::JournaledIntake* ji = journaled_intake_.get();
+      m.AddGauge(
+          "tracekeep_journal_truncated_through_timestamp_seconds",
+          "Every journal entry that arrived before this time has been removed: its traces "
+          "are decided and what was kept is stored and queued for export.",
+          {}, [ji] { return absl::ToDoubleSeconds(ji->truncated_through() - absl::UnixEpoch()); });
       m.AddGauge("tracekeep_journal_disk_bytes", "Approximate size of the journal.", {},
                  [journal] { return static_cast<double>(journal->ApproximateDiskBytes()); });
     }
 
     const storage::StoreStats* st = &store_->stats();
-    storage::SpanStore* store = store_.get();
+    storage::RocksDbSpanStore* store = rocksdb_.get();
     m.AddCounter("tracekeep_storage_traces_stored_total", "Kept traces written to RocksDB.", {},
                  [st] { return st->traces_stored.load(); });
     m.AddCounter("tracekeep_storage_spans_stored_total", "Kept spans written to RocksDB.", {},
@@ -499,8 +531,17 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_storage_spans_failed_total",
                  "Kept spans lost because their RocksDB write failed.", {},
                  [st] { return st->spans_failed.load(); });
-    m.AddGauge("tracekeep_storage_disk_bytes", "Approximate size of the RocksDB files.", {},
-               [store] { return static_cast<double>(store->ApproximateDiskBytes()); });
+    // One series per column family (its live SST files; the write-ahead log is not included).
+    for (const auto& [family, bytes] : store->DiskBytesPerColumnFamily()) {
+      m.AddGauge("tracekeep_storage_disk_bytes",
+                 "Size of the live RocksDB SST files, by column family.",
+                 {{"column_family", family}}, [store, name = family] {
+                   for (const auto& [f, b] : store->DiskBytesPerColumnFamily()) {
+                     if (f == name) return static_cast<double>(b);
+                   }
+                   return 0.0;
+                 });
+    }
 
     if (exporter_) {
       const exporter::ExporterStats* es = &exporter_->stats();
@@ -511,6 +552,21 @@ class Daemon::Impl final : public admin::AdminBackend {
                    [es] { return es->requests_failed.load(); });
       m.AddGauge("tracekeep_exporter_queue_spans", "Kept spans waiting to be exported.", {},
                  [es] { return es->queue_spans.load(); });
+      if (export_queue_ != nullptr) {
+        m.AddGauge("tracekeep_exporter_queue_bytes",
+                   "Stored bytes of the durable export queue (budget: "
+                   "exporters.otlp.sending_queue.storage.max_bytes).",
+                   {}, [es] { return es->queue_bytes.load(); });
+        m.AddGauge("tracekeep_exporter_queue_batches", "Batches in the durable export queue.", {},
+                   [es] { return es->queue_batches.load(); });
+        m.AddGauge("tracekeep_exporter_queue_oldest_age_seconds",
+                   "Age of the oldest batch in the durable export queue; 0 when empty.", {}, [es] {
+                     const int64_t oldest = es->oldest_enqueued_unix_nanos.load();
+                     if (oldest == 0) return 0.0;
+                     return std::max(
+                         0.0, absl::ToDoubleSeconds(absl::Now() - absl::FromUnixNanos(oldest)));
+                   });
+      }
       for (const auto& [reason, counter] : es->DroppedByReason()) {
         const std::atomic<uint64_t>* c = counter;
         m.AddCounter("tracekeep_exporter_spans_dropped_total",
@@ -524,7 +580,9 @@ class Daemon::Impl final : public admin::AdminBackend {
   const absl::Time started_at_;
   telemetry::MetricsRegistry metrics_;
   receiver::ReceiverStats receiver_stats_;
-  storage::SpanStorePtr store_;
+  std::unique_ptr<storage::RocksDbSpanStore> rocksdb_;
+  storage::SpanStore* store_ = nullptr;                 // rocksdb_, as the interface
+  std::unique_ptr<exporter::QueueStore> export_queue_;  // in rocksdb_; null when disabled
   std::unique_ptr<exporter::OtlpExporter> exporter_;
   std::vector<TraceConsumer*> sinks_;
   std::unique_ptr<FanOutConsumer> fanout_;

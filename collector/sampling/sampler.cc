@@ -197,7 +197,8 @@ class Sampler::Shard {
         if (hv.action == HookVerdict::kHold) continue;
         if (hv.action == HookVerdict::kKeep) {
           kept_.Insert(t.trace_id, CachedDecision{now, hv.reason});
-          kept.push_back(KeptTrace{std::move(t.trace_id), std::move(hv.reason), std::move(t.spans)});
+          kept.push_back(
+              KeptTrace{std::move(t.trace_id), std::move(hv.reason), std::move(t.spans)});
           continue;
         }
       }

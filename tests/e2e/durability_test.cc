@@ -73,7 +73,7 @@ Daemon StartDaemon(const TempDir& dir, const std::string& decision_wait, int run
   return d;
 }
 
-TEST(DurabilityTest, AcknowledgedSpansSurviveKill9InALoop) {
+TEST(IntakeDurabilityTest, AcknowledgedSpansSurviveKill9InALoop) {
   TempDir dir;
   std::set<std::string> acknowledged;  // trace ids whose request was acknowledged
   uint32_t next = 1;

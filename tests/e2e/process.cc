@@ -100,11 +100,13 @@ std::string ReadFile(const std::string& path) {
 }
 
 std::string JsonValue(const std::string& json, const std::string& key) {
-  const std::string needle = "\"" + key + "\": \"";
-  const size_t at = json.find(needle);
-  if (at == std::string::npos) return "";
-  const size_t start = at + needle.size();
-  return json.substr(start, json.find('"', start) - start);
+  for (const std::string& needle : {"\"" + key + "\": \"", "\"" + key + "\":\""}) {
+    const size_t at = json.find(needle);
+    if (at == std::string::npos) continue;
+    const size_t start = at + needle.size();
+    return json.substr(start, json.find('"', start) - start);
+  }
+  return "";
 }
 
 void WriteFile(const std::string& path, const std::string& content) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "collector/common/clock.h"
 #include "collector/common/ids.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -466,6 +467,91 @@ TEST(RocksDbStatusTest, RetryableAndDiskFullErrorsKeepTheirMeaning) {
   EXPECT_NE(full.message().find("disk full"), std::string::npos) << full;
   EXPECT_EQ(FromRocksDbStatus(rocksdb::Status::Corruption("bad block"), "x").code(),
             absl::StatusCode::kInternal);
+}
+
+TEST_F(RocksDbSpanStoreTest, ExportQueueKeepsBatchesInOrderAcrossReopenUntilRemoved) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  std::vector<SpanRecord> first = {MakeSpan(shop, 1, kBase, 10), MakeSpan(shop, 2, kBase + 1, 10)};
+  std::vector<SpanRecord> second = {MakeSpan(shop, 3, kBase + 2, 10)};
+  const absl::Time t1 = absl::FromUnixSeconds(1700000000);
+  {
+    std::unique_ptr<exporter::QueueStore> queue = store_->OpenExportQueue();
+    auto bytes = queue->Append(7, t1, first);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_GT(*bytes, first[0].span.size() + first[1].span.size());
+    ASSERT_TRUE(queue->Append(300, t1 + absl::Seconds(1), second).ok());
+    ASSERT_TRUE(queue->Append(8, t1, second).ok()) << "sequence numbers are the store's keys";
+    ASSERT_TRUE(queue->Remove(8).ok());
+  }
+  Open();  // as after a restart
+  std::unique_ptr<exporter::QueueStore> queue = store_->OpenExportQueue();
+  auto entries = queue->List();
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[0].seq, 7u) << "big-endian keys list in numeric order";
+  EXPECT_EQ((*entries)[0].span_count, 2);
+  EXPECT_EQ((*entries)[0].enqueued, t1);
+  EXPECT_EQ((*entries)[1].seq, 300u);
+  EXPECT_EQ((*entries)[1].span_count, 1);
+  auto spans = queue->Read(7);
+  ASSERT_TRUE(spans.ok()) << spans.status();
+  ASSERT_EQ(spans->size(), 2u);
+  ExpectSameSpan((*spans)[0], first[0]);
+  ExpectSameSpan((*spans)[1], first[1]);
+
+  ASSERT_TRUE(queue->Remove(7).ok());
+  EXPECT_EQ(queue->Read(7).status().code(), absl::StatusCode::kNotFound);
+  entries = queue->List();
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 1u);
+  EXPECT_EQ((*entries)[0].seq, 300u);
+  EXPECT_NE(queue->Describe().find("export_queue"), std::string::npos);
+
+  // The queue is its own column family, reported with the others.
+  bool found = false;
+  for (const auto& [name, bytes] : store_->DiskBytesPerColumnFamily()) {
+    found = found || name == "export_queue";
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(RocksDbSpanStoreTest, RetentionExpiresOldSpansAndIndexEntriesAtCompaction) {
+  FakeClock clock(absl::FromUnixNanos(kBase) + absl::Hours(1));
+  store_.reset();
+  options_.retention = absl::Hours(24);
+  options_.clock = &clock;
+  Open();
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  const std::string old_trace = TraceId(1);
+  const std::string young_trace = TraceId(2);
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(old_trace, {MakeSpan(shop, 1, kBase, 10)}))).ok());
+  ASSERT_TRUE(store_
+                  ->Consume(One(MakeTrace(
+                      young_trace,
+                      {MakeSpan(shop, 2, kBase + absl::ToInt64Nanoseconds(absl::Hours(20)), 10)})))
+                  .ok());
+  ASSERT_TRUE(store_->CompactSpans().ok());
+  EXPECT_TRUE(store_->GetTrace(old_trace).ok()) << "1 h old with a 24 h retention: kept";
+  EXPECT_EQ(Find("shop", kBase - 1, kBase + absl::ToInt64Nanoseconds(absl::Hours(48)), 10).size(),
+            2u);
+
+  clock.Advance(absl::Hours(24));  // old trace: 25 h; young one: 5 h
+  ASSERT_TRUE(store_->CompactSpans().ok());
+  EXPECT_EQ(store_->GetTrace(old_trace).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetTrace(young_trace).ok());
+  EXPECT_EQ(Find("shop", kBase - 1, kBase + absl::ToInt64Nanoseconds(absl::Hours(48)), 10),
+            std::vector<std::string>{young_trace});
+}
+
+TEST_F(RocksDbSpanStoreTest, ZeroRetentionKeepsEverything) {
+  FakeClock clock(absl::FromUnixNanos(kBase) + absl::Hours(24 * 365 * 10));
+  store_.reset();
+  options_.clock = &clock;  // retention stays 0
+  Open();
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop, 1, kBase, 10)}))).ok());
+  ASSERT_TRUE(store_->CompactSpans().ok());
+  EXPECT_TRUE(store_->GetTrace(TraceId(1)).ok());
 }
 
 }  // namespace

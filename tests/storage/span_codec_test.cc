@@ -148,5 +148,74 @@ TEST(SpanCodecTest, ResourceValueRoundTrips) {
   EXPECT_NE(s.message().find("service name"), std::string::npos) << s;
 }
 
+TEST(SpanCodecTest, SpanBatchRoundTripsSpansWithTheirOriginsAndSharesThem) {
+  auto shop = std::make_shared<SpanOrigin>();
+  shop->resource = std::string("\x0a\x00shop", 6);
+  shop->resource_schema_url = "https://opentelemetry.io/schemas/1.21.0";
+  shop->scope = "http";
+  shop->service_name = "shop-api";
+  auto shop_db = std::make_shared<SpanOrigin>(*shop);
+  shop_db->scope = "db";  // same resource, other scope
+  std::vector<SpanRecord> spans;
+  for (int i = 0; i < 4; ++i) {
+    SpanRecord& s = spans.emplace_back();
+    s.origin = i % 2 == 0 ? shop : shop_db;
+    s.span = std::string("\x0a\x10span\x00", 7) + std::to_string(i);
+    s.span_id = std::string(7, '\x01') + static_cast<char>(i);
+    s.start_unix_nanos = 1700000000000000000 + i;
+    s.end_unix_nanos = s.start_unix_nanos + 1000 * i;
+    s.is_error = i == 1;
+    s.is_root = i == 0;
+  }
+  spans.emplace_back().span = "no origin";
+  spans.back().span_id = std::string(8, '\x09');
+
+  std::string value;
+  EncodeSpanBatch(spans, 1700000123000000000, &value);
+  SpanBatchValue got;
+  ASSERT_TRUE(DecodeSpanBatch(value, &got).ok());
+  EXPECT_EQ(got.enqueued_unix_nanos, 1700000123000000000);
+  ASSERT_EQ(got.spans.size(), spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const SpanOrigin want = spans[i].origin ? *spans[i].origin : SpanOrigin();
+    EXPECT_EQ(got.spans[i].span, spans[i].span);
+    EXPECT_EQ(got.spans[i].span_id, spans[i].span_id);
+    EXPECT_EQ(got.spans[i].start_unix_nanos, spans[i].start_unix_nanos);
+    EXPECT_EQ(got.spans[i].end_unix_nanos, spans[i].end_unix_nanos);
+    EXPECT_EQ(got.spans[i].is_error, spans[i].is_error);
+    EXPECT_EQ(got.spans[i].is_root, spans[i].is_root);
+    ASSERT_NE(got.spans[i].origin, nullptr);
+    EXPECT_EQ(got.spans[i].origin->resource, want.resource);
+    EXPECT_EQ(got.spans[i].origin->resource_schema_url, want.resource_schema_url);
+    EXPECT_EQ(got.spans[i].origin->scope, want.scope);
+    EXPECT_EQ(got.spans[i].origin->service_name, want.service_name);
+  }
+  EXPECT_EQ(got.spans[0].origin, got.spans[2].origin) << "one origin per resource and scope";
+  EXPECT_NE(got.spans[0].origin, got.spans[1].origin);
+  // The resource is stored once although two scopes use it.
+  EXPECT_EQ(value.find("shop-api"), value.rfind("shop-api"));
+
+  int64_t enqueued = 0;
+  int64_t count = 0;
+  ASSERT_TRUE(DecodeSpanBatchHeader(value, &enqueued, &count).ok());
+  EXPECT_EQ(enqueued, 1700000123000000000);
+  EXPECT_EQ(count, 5);
+}
+
+TEST(SpanCodecTest, CorruptSpanBatchIsDataLossAtEveryTruncation) {
+  std::vector<SpanRecord> spans(2);
+  spans[0].span = "a";
+  spans[0].span_id = std::string(8, '\x01');
+  spans[1].span = "b";
+  spans[1].span_id = std::string(8, '\x02');
+  std::string value;
+  EncodeSpanBatch(spans, 5, &value);
+  for (size_t n = 0; n < value.size(); ++n) {
+    SpanBatchValue got;
+    const absl::Status s = DecodeSpanBatch(value.substr(0, n), &got);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << "truncated to " << n << ": " << s;
+  }
+}
+
 }  // namespace
 }  // namespace tracekeep::storage::codec

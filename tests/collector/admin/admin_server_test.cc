@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "collector/common/ids.h"
@@ -236,6 +237,59 @@ TEST_F(AdminServerTest, PolicyRpcsReachTheBackendAndReportEveryProblem) {
     EXPECT_EQ(response.policy_count(), 1u);
     EXPECT_EQ(backend_.GetPolicies(), "- name: v\n  type: always_sample\n");
   }
+}
+
+grpc::Status CallCheckpoint(v1::AdminService::Stub* stub, const std::string& dir,
+                            v1::CheckpointResponse* response, const std::string& token = "") {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  v1::CheckpointRequest request;
+  request.set_dir(dir);
+  return stub->Checkpoint(&context, request, response);
+}
+
+TEST_F(AdminServerTest, CheckpointHandsTheDirectoryToTheBackend) {
+  v1::CheckpointResponse response;
+  const grpc::Status status = CallCheckpoint(stub_.get(), "/backups/tk-1", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.dir(), "/backups/tk-1");
+  EXPECT_EQ(response.bytes(), 4096u);
+  EXPECT_EQ(backend_.checkpoint_dirs(), std::vector<std::string>{"/backups/tk-1"});
+
+  backend_.set_checkpoint_status(absl::AlreadyExistsError("\"/backups/tk-1\" already exists"));
+  const grpc::Status again = CallCheckpoint(stub_.get(), "/backups/tk-1", &response);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(again.error_message(), HasSubstr("already exists"));
+}
+
+TEST_F(AdminServerTest, CheckpointRejectsARelativeOrEmptyDirectoryNamingIt) {
+  for (const std::string dir : {"", "backups/tk"}) {
+    v1::CheckpointResponse response;
+    const grpc::Status status = CallCheckpoint(stub_.get(), dir, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << dir;
+    EXPECT_THAT(status.error_message(), HasSubstr("absolute path")) << dir;
+    EXPECT_THAT(status.error_message(), HasSubstr("\"" + dir + "\"")) << dir;
+  }
+  EXPECT_TRUE(backend_.checkpoint_dirs().empty());
+}
+
+TEST(AdminServerCheckpointTest, CheckpointNeedsTheTokenLikeEveryCall) {
+  InMemorySpanStore store;
+  FakeAdminBackend backend(&store);
+  AdminServerOptions options;
+  options.endpoint = "127.0.0.1:0";
+  options.auth_token = "s3cret";
+  auto server = AdminServer::Start(options, &backend);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  v1::CheckpointResponse response;
+  EXPECT_EQ(CallCheckpoint(stub.get(), "/b", &response).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(backend.checkpoint_dirs().empty()) << "refused before reaching the backend";
+  EXPECT_TRUE(CallCheckpoint(stub.get(), "/b", &response, "s3cret").ok());
+  EXPECT_EQ(backend.checkpoint_dirs(), std::vector<std::string>{"/b"});
 }
 
 }  // namespace

@@ -86,12 +86,32 @@ class FakeAdminBackend final : public admin::AdminBackend {
     }
     return 1;
   }
+  // Records the directory; answers `checkpoint_status` (OK: 4096 bytes in 7 ms).
+  absl::Status Checkpoint(const std::string& dir, admin::v1::CheckpointResponse* r) override {
+    absl::MutexLock lock(&mu_);
+    checkpoint_dirs_.push_back(dir);
+    if (!checkpoint_status_.ok()) return checkpoint_status_;
+    r->set_dir(dir);
+    r->set_bytes(4096);
+    r->set_duration_ms(7);
+    return absl::OkStatus();
+  }
+  void set_checkpoint_status(absl::Status s) {
+    absl::MutexLock lock(&mu_);
+    checkpoint_status_ = std::move(s);
+  }
+  std::vector<std::string> checkpoint_dirs() {
+    absl::MutexLock lock(&mu_);
+    return checkpoint_dirs_;
+  }
 
  private:
   storage::SpanStore* const store_;
   admin::v1::GetStatusResponse status_;
   absl::Mutex mu_;
   std::string policies_ ABSL_GUARDED_BY(mu_) = "- name: all\n  type: always_sample\n";
+  std::vector<std::string> checkpoint_dirs_ ABSL_GUARDED_BY(mu_);
+  absl::Status checkpoint_status_ ABSL_GUARDED_BY(mu_);
 };
 
 // The status of a small running daemon.

@@ -21,6 +21,25 @@ TEST(ConfigTest, EmptyDocumentGivesTheDefaults) {
   ASSERT_EQ(c->sampler.policies.size(), 2u);
   EXPECT_EQ(c->sampler.policies[0].type, "status_code");
   EXPECT_EQ(c->sampler.policies[1].sampling_percentage, 10);
+  EXPECT_EQ(c->storage.retention, absl::Hours(24 * 7));
+  EXPECT_TRUE(c->exporter.queue_storage_enabled);
+  EXPECT_EQ(c->exporter.queue_max_bytes, int64_t{1} << 30);
+}
+
+TEST(ConfigTest, DurabilityOptionsAreChecked) {
+  auto c = ParseConfig(R"(storage: {retention: -1h}
+exporters:
+  otlp:
+    sending_queue: {storage: {enabled: maybe, max_bytes: 0, size: 1}}
+)",
+                       "d.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("storage.retention: must be a duration"));
+  EXPECT_THAT(m, HasSubstr("exporters.otlp.sending_queue.storage.enabled: must be true or false, "
+                           "got \"maybe\""));
+  EXPECT_THAT(m, HasSubstr("exporters.otlp.sending_queue.storage.max_bytes: must be an integer"));
+  EXPECT_THAT(m, HasSubstr("exporters.otlp.sending_queue.storage.size: unknown key"));
 }
 
 TEST(ConfigTest, ReadsEverySection) {
@@ -43,11 +62,12 @@ sampler:
     - name: few
       type: probabilistic
       probabilistic: {sampling_percentage: 2.5, hash_salt: abc}
-storage: {path: /tmp/x, sync: true}
+storage: {path: /tmp/x, sync: true, retention: 72h}
 exporters:
   otlp:
     endpoint: localhost:14317
     headers: {authorization: "Bearer t"}
+    sending_queue: {storage: {enabled: false, max_bytes: 4096}}
     batch: {send_batch_size: 10, send_batch_max_size: 20, timeout: 1s}
     retry_on_failure: {initial_interval: 10ms, max_elapsed_time: 0s}
 telemetry: {endpoint: "127.0.0.1:0"}
@@ -64,6 +84,9 @@ admin: {endpoint: "127.0.0.1:0"}
   EXPECT_EQ(c->sampler.policies[1].hash_salt, "abc");
   EXPECT_DOUBLE_EQ(c->sampler.policies[1].sampling_percentage, 2.5);
   EXPECT_TRUE(c->storage.sync);
+  EXPECT_EQ(c->storage.retention, absl::Hours(72));
+  EXPECT_FALSE(c->exporter.queue_storage_enabled);
+  EXPECT_EQ(c->exporter.queue_max_bytes, 4096);
   EXPECT_EQ(c->exporter.endpoint, "localhost:14317");
   EXPECT_EQ(c->exporter.headers.at("authorization"), "Bearer t");
   EXPECT_EQ(c->exporter.send_batch_max_size, 20);

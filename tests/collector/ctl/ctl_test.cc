@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -264,6 +265,27 @@ TEST_F(CtlTest, DaemonWithoutStorageExitsOne) {
   EXPECT_THAT(r.err, HasSubstr("storage is not enabled"));
 }
 
+TEST_F(CtlTest, CheckpointSendsAnAbsoluteDirectoryAndReportsTheCopy) {
+  Result r = Run({"checkpoint", "/var/backups/tk-2026"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "checkpoint written to /var/backups/tk-2026 (4096 bytes, 7 ms)\n");
+
+  r = Run({"checkpoint", "rel/../backup"});  // relative to this process's directory
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  const std::string want = (std::filesystem::current_path() / "backup").string();
+  ASSERT_EQ(backend_.checkpoint_dirs().size(), 2u);
+  EXPECT_EQ(backend_.checkpoint_dirs()[1], want);
+
+  backend_.set_checkpoint_status(absl::AlreadyExistsError("checkpoint directory exists"));
+  r = Run({"checkpoint", "/var/backups/tk-2026"});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("checkpoint directory exists"));
+
+  r = Run({"checkpoint"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("checkpoint takes exactly one directory"));
+}
+
 TEST_F(CtlTest, UnreachableDaemonExitsTwoNamingTheAddress) {
   // The port of a server that has just shut down: nothing listens there.
   const std::string address = server_->address();
@@ -296,8 +318,8 @@ TEST_F(CtlTest, AddressComesFromFlagThenEnvironment) {
 TEST(CtlUsageTest, HelpListsCommandsAndFlags) {
   std::ostringstream out, err;
   EXPECT_EQ(RunCommandLine({"--help"}, "", out, err), 0);
-  for (const char* word : {"status", "trace get <trace-id>", "--addr", "--json", "--timeout",
-                           "TRACEKEEP_ADMIN_ADDR", "127.0.0.1:4320"}) {
+  for (const char* word : {"status", "trace get <trace-id>", "checkpoint <dir>", "--addr", "--json",
+                           "--timeout", "TRACEKEEP_ADMIN_ADDR", "127.0.0.1:4320"}) {
     EXPECT_THAT(out.str(), HasSubstr(word));
   }
   EXPECT_EQ(err.str(), "");

@@ -196,8 +196,9 @@ OtlpExporterOptions TestOptions(const std::string& endpoint) {
   return o;
 }
 
-std::unique_ptr<OtlpExporter> StartExporter(const OtlpExporterOptions& options, Clock* clock) {
-  auto exporter = OtlpExporter::Create(options, clock);
+std::unique_ptr<OtlpExporter> StartExporter(const OtlpExporterOptions& options, Clock* clock,
+                                            QueueStore* queue = nullptr) {
+  auto exporter = OtlpExporter::Create(options, clock, queue);
   EXPECT_TRUE(exporter.ok()) << exporter.status();
   if (!exporter.ok()) return nullptr;
   EXPECT_TRUE((*exporter)->Start().ok());
@@ -523,7 +524,159 @@ TEST(ExporterStatsTest, EveryDropReasonIsExportedWithItsLabel) {
     EXPECT_EQ(counter->load(), std::string(reason) == "rejected" ? 7u : 0u) << reason;
   }
   EXPECT_THAT(labels, ElementsAre("queue_full", "retries_exhausted", "permanent_error", "rejected",
-                                  "shutdown"));
+                                  "shutdown", "storage_error"));
+}
+
+// Span ids of every accepted request, in the order received.
+std::vector<std::string> SpanIds(const std::vector<otlp::ExportTraceServiceRequest>& requests) {
+  std::vector<std::string> ids;
+  for (const auto& r : requests) {
+    for (const auto& rs : r.resource_spans()) {
+      for (const auto& ss : rs.scope_spans()) {
+        for (const auto& span : ss.spans()) ids.push_back(span.span_id());
+      }
+    }
+  }
+  return ids;
+}
+
+std::vector<std::string> IdsOf(const std::vector<KeptTraces>& batches) {
+  std::vector<std::string> ids;
+  for (const KeptTraces& traces : batches) {
+    for (const KeptTrace& t : traces) {
+      for (const SpanRecord& s : t.spans) ids.push_back(s.span_id);
+    }
+  }
+  return ids;
+}
+
+TEST_F(OtlpExporterTest, DurableQueueKeepsWhatTheBackendRefusedForTheNextRunAndSendsItFirst) {
+  MemoryQueueStore queue;  // outlives both "runs"
+  service_.Script(std::vector<FakeTraceService::Reply>(
+      1000, {grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")}));
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 4;
+  options.send_batch_max_size = 4;
+  options.max_elapsed_time = absl::Milliseconds(1);  // not applied to a durable queue
+  auto first = StartExporter(options, &clock_, &queue);
+  ASSERT_NE(first, nullptr);
+  const std::vector<KeptTraces> before = {SomeSpans('\x01', 3), SomeSpans('\x02', 5)};
+  for (KeptTraces traces : before) ASSERT_TRUE(first->Consume(std::move(traces)).ok());
+  EXPECT_EQ(queue.size(), 2u) << "each accepted batch is in the store before Consume returns";
+  EXPECT_EQ(first->stats().queue_batches.load(), 2u);
+  EXPECT_GT(first->stats().queue_bytes.load(), 0u);
+  EXPECT_EQ(first->stats().oldest_enqueued_unix_nanos.load() > 0, true);
+  ASSERT_TRUE(PollUntil([&] { return first->stats().retries.load() >= 3; }));
+  clock_.Advance(absl::Hours(1));
+  first->Shutdown(absl::Now() + absl::Milliseconds(50));
+  EXPECT_EQ(TotalDropped(first->stats()), 0u) << "nothing is lost at shutdown";
+  EXPECT_EQ(first->stats().spans_exported.load(), 0u);
+  EXPECT_EQ(queue.size(), 2u);
+  first.reset();
+
+  // The backend is back; a new run finds the queue and sends it before anything new.
+  service_.Script({});
+  FakeTraceService backend;
+  TestServer server(&backend);
+  ASSERT_TRUE(server.ok());
+  options.endpoint = server.endpoint();
+  auto second = StartExporter(options, &clock_, &queue);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->stats().spans_recovered.load(), 8u);
+  const std::vector<KeptTraces> after = {SomeSpans('\x03', 2)};
+  for (KeptTraces traces : after) ASSERT_TRUE(second->Consume(std::move(traces)).ok());
+  second->Shutdown(absl::Now() + absl::Seconds(10));
+
+  std::vector<std::string> want = IdsOf(before);
+  for (const std::string& id : IdsOf(after)) want.push_back(id);
+  EXPECT_EQ(SpanIds(backend.accepted()), want) << "every span once, the previous run's first";
+  EXPECT_EQ(second->stats().spans_exported.load(), 10u);
+  EXPECT_EQ(TotalDropped(second->stats()), 0u);
+  EXPECT_EQ(queue.size(), 0u) << "entries are deleted once acknowledged";
+  EXPECT_EQ(second->stats().queue_bytes.load(), 0u);
+  EXPECT_EQ(second->stats().queue_batches.load(), 0u);
+  EXPECT_EQ(second->stats().oldest_enqueued_unix_nanos.load(), 0);
+}
+
+TEST_F(OtlpExporterTest, DurableQueueRefusesBeyondMaxBytesAndCountsQueueFull) {
+  MemoryQueueStore queue;
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.queue_max_bytes = 2000;
+  auto created = OtlpExporter::Create(options, &clock_, &queue);
+  ASSERT_TRUE(created.ok()) << created.status();
+  OtlpExporter& exporter = **created;  // not started: nothing drains the queue
+  ASSERT_TRUE(exporter.Consume(SomeSpans('\x01', 10)).ok());
+  const uint64_t used = exporter.stats().queue_bytes.load();
+  ASSERT_GT(used, 0u);
+  ASSERT_LT(used, 2000u);
+  const absl::Status full = exporter.Consume(SomeSpans('\x02', 30));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(full.message()), HasSubstr("max_bytes 2000"));
+  EXPECT_THAT(std::string(full.message()), HasSubstr("in the span store"));
+  EXPECT_EQ(exporter.stats().dropped(DropReason::kQueueFull), 30u);
+  EXPECT_EQ(queue.size(), 1u);
+
+  ASSERT_TRUE(exporter.Start().ok());
+  exporter.Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(SpanCount(service_.accepted()), 10);
+  EXPECT_EQ(queue.size(), 0u);
+}
+
+TEST_F(OtlpExporterTest, DurableQueueWriteFailureRefusesClearlyAndRecovers) {
+  MemoryQueueStore queue;
+  auto exporter = StartExporter(TestOptions(server_.endpoint()), &clock_, &queue);
+  ASSERT_NE(exporter, nullptr);
+  queue.set_fail_appends(true);  // as on a full disk
+  const absl::Status refused = exporter->Consume(SomeSpans('\x01', 4));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("no space left"));
+  EXPECT_EQ(exporter->stats().dropped(DropReason::kQueueFull), 4u);
+  EXPECT_EQ(exporter->stats().queue_spans.load(), 0u);
+
+  queue.set_fail_appends(false);  // space freed
+  ASSERT_TRUE(exporter->Consume(SomeSpans('\x02', 3)).ok());
+  exporter->Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(SpanCount(service_.accepted()), 3);
+  EXPECT_EQ(queue.size(), 0u);
+}
+
+TEST_F(OtlpExporterTest, DurableQueueBeyondTheMemoryBoundIsReadBackFromTheStoreInOrder) {
+  MemoryQueueStore queue;
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.queue_size_spans = 4;  // memory holds 4 spans; the rest waits in the store only
+  options.send_batch_size = 5;
+  options.send_batch_max_size = 5;
+  auto created = OtlpExporter::Create(options, &clock_, &queue);
+  ASSERT_TRUE(created.ok()) << created.status();
+  OtlpExporter& exporter = **created;
+  std::vector<KeptTraces> batches;
+  for (char id = 1; id <= 6; ++id) batches.push_back(SomeSpans(id, 3));
+  for (KeptTraces traces : batches) ASSERT_TRUE(exporter.Consume(std::move(traces)).ok());
+  EXPECT_EQ(exporter.stats().queue_spans.load(), 18u) << "the store, not memory, bounds the queue";
+  ASSERT_TRUE(exporter.Start().ok());
+  exporter.Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(SpanIds(service_.accepted()), IdsOf(batches));
+  EXPECT_THAT(BatchSizes(service_.accepted()), ElementsAre(5, 5, 5, 3));
+  EXPECT_EQ(queue.size(), 0u);
+}
+
+TEST_F(OtlpExporterTest, DurableQueueRemovesAnEntryOnlyOnceEveryBatchTakingFromItIsAcked) {
+  MemoryQueueStore queue;
+  service_.Script({{grpc::Status::OK}, {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no")}});
+  OtlpExporterOptions options = TestOptions(server_.endpoint());
+  options.send_batch_size = 2;
+  options.send_batch_max_size = 2;
+  auto created = OtlpExporter::Create(options, &clock_, &queue);
+  ASSERT_TRUE(created.ok()) << created.status();
+  OtlpExporter& exporter = **created;
+  ASSERT_TRUE(exporter.Consume(SomeSpans('\x01', 3)).ok());  // batches [2] [1+1] [2]
+  ASSERT_TRUE(exporter.Consume(SomeSpans('\x02', 3)).ok());
+  ASSERT_TRUE(exporter.Start().ok());
+  ASSERT_TRUE(PollUntil([&] { return service_.calls() >= 3; }));
+  exporter.Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(exporter.stats().spans_exported.load(), 4u);
+  EXPECT_EQ(exporter.stats().dropped(DropReason::kPermanentError), 2u);
+  EXPECT_EQ(queue.size(), 0u) << "a permanently refused batch is given up on, not kept forever";
 }
 
 }  // namespace
