@@ -30,9 +30,80 @@ void Describe(SplitResult* result, int64_t* counter, const std::string& what, in
                   "]: ", what);
 }
 
+// Reads a base-128 varint; false at the end of the input or past 10 bytes.
+bool ReadVarint(absl::string_view* in, uint64_t* value) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>((*in)[0]);
+    in->remove_prefix(1);
+    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *value = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Calls `fn(field_number, bytes)` for every length-delimited field of the message in `in`, and
+// skips the others. False when the framing is broken.
+template <typename Fn>
+bool ForEachLengthDelimited(absl::string_view in, Fn fn) {
+  while (!in.empty()) {
+    uint64_t tag = 0;
+    if (!ReadVarint(&in, &tag)) return false;
+    uint64_t n = 0;
+    switch (tag & 7) {
+      case 0:  // varint
+        if (!ReadVarint(&in, &n)) return false;
+        break;
+      case 1:  // fixed64
+        if (in.size() < 8) return false;
+        in.remove_prefix(8);
+        break;
+      case 5:  // fixed32
+        if (in.size() < 4) return false;
+        in.remove_prefix(4);
+        break;
+      case 2:  // length-delimited
+        if (!ReadVarint(&in, &n) || n > in.size()) return false;
+        if (!fn(static_cast<uint32_t>(tag >> 3), in.substr(0, n))) return false;
+        in.remove_prefix(n);
+        break;
+      default:  // groups are not used by OTLP
+        return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
-SplitResult SplitRequest(const OtlpRequest& request) {
+bool SliceSpans(absl::string_view wire, std::vector<absl::string_view>* spans) {
+  // ExportTraceServiceRequest.resource_spans = 1; ResourceSpans.scope_spans = 2;
+  // ScopeSpans.spans = 2.
+  return ForEachLengthDelimited(wire, [spans](uint32_t field, absl::string_view rs) {
+    if (field != 1) return true;
+    return ForEachLengthDelimited(rs, [spans](uint32_t field, absl::string_view ss) {
+      if (field != 2) return true;
+      return ForEachLengthDelimited(ss, [spans](uint32_t field, absl::string_view span) {
+        if (field == 2) spans->push_back(span);
+        return true;
+      });
+    });
+  });
+}
+
+SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire) {
+  std::vector<absl::string_view> slices;
+  if (!wire.empty()) {
+    int total = 0;
+    for (const auto& rs : request.resource_spans()) {
+      for (const auto& ss : rs.scope_spans()) total += ss.spans_size();
+    }
+    if (!SliceSpans(wire, &slices) || static_cast<int>(slices.size()) != total) slices.clear();
+  }
+  size_t next_slice = 0;
   SplitResult result;
   absl::flat_hash_map<std::string, size_t> index;  // trace id -> position in result.traces
   for (int r = 0; r < request.resource_spans_size(); ++r) {
@@ -50,6 +121,7 @@ SplitResult SplitRequest(const OtlpRequest& request) {
       const SpanOriginPtr shared_origin = std::move(origin);
       for (int i = 0; i < ss.spans_size(); ++i) {
         const otlp_trace::Span& span = ss.spans(i);
+        const absl::string_view slice = slices.empty() ? absl::string_view() : slices[next_slice++];
         if (!IsValidId(span.trace_id(), kTraceIdSize)) {
           Describe(&result, &result.rejected_invalid_trace_id,
                    absl::StrCat("invalid trace_id \"", ToHex(span.trace_id()), "\" (",
@@ -72,7 +144,11 @@ SplitResult SplitRequest(const OtlpRequest& request) {
         }
         SpanRecord& rec = result.traces[it->second].spans.emplace_back();
         rec.origin = shared_origin;
-        span.SerializeToString(&rec.span);
+        if (!slices.empty()) {
+          rec.span.assign(slice.data(), slice.size());
+        } else {
+          span.SerializeToString(&rec.span);
+        }
         rec.span_id = span.span_id();
         rec.start_unix_nanos = static_cast<int64_t>(span.start_time_unix_nano());
         rec.end_unix_nanos = static_cast<int64_t>(span.end_time_unix_nano());

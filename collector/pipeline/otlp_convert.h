@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "collector/pipeline/span_batch.h"
 
 namespace opentelemetry::proto::collector::trace::v1 {
@@ -32,7 +33,14 @@ struct SplitResult {
 
 // Splits a request into per-trace groups of span records. Spans whose trace id or span id is
 // invalid (wrong length or all zero) are counted and described, never returned.
-SplitResult SplitRequest(const OtlpRequest& request);
+// `wire`, when given, is the serialized form `request` was parsed from: each span's bytes are then
+// sliced out of it (the client's original bytes, unknown fields included) instead of being
+// serialized again. A `wire` that does not match `request` is ignored.
+SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire = {});
+
+// The serialized spans of a serialized ExportTraceServiceRequest, in order, found by reading only
+// the framing of the messages that hold them. False when the framing is broken.
+bool SliceSpans(absl::string_view wire, std::vector<absl::string_view>* spans);
 
 // Builds one OTLP request from span records, grouping spans by their origin.
 void BuildRequest(const std::vector<const SpanRecord*>& spans, OtlpRequest* out);

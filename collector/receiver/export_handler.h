@@ -35,8 +35,10 @@ class ExportHandler {
   // rest to the intake, all or nothing. `decode_notes` (may be empty) describes problems found
   // while decoding, such as ids that were not hex in OTLP/JSON; it is put before the partial
   // success message.
+  // `wire` is the protobuf `request` was parsed from, when there was one: span bytes are sliced
+  // out of it rather than serialized again (see SplitRequest).
   ExportOutcome Export(Transport transport, const OtlpRequest& request,
-                       absl::string_view decode_notes = {});
+                       absl::string_view decode_notes = {}, absl::string_view wire = {});
 
   // Counts a request refused before it could be decoded (malformed, too large).
   void CountRefusedRequest(Transport transport, RefuseReason reason);

@@ -4,7 +4,9 @@
 #include <grpcpp/support/proto_buffer_reader.h>
 
 #include <mutex>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "collector/common/logging.h"
@@ -49,9 +51,24 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
   grpc::Status Handle(const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
     google::protobuf::Arena arena;
     auto* request = google::protobuf::Arena::CreateMessage<OtlpRequest>(&arena);
-    grpc::ByteBuffer copy(*request_bytes);  // shares the slices; the reader needs a mutable one
-    grpc::ProtoBufferReader reader(&copy);
-    if (!request->ParseFromZeroCopyStream(&reader)) {
+    // One contiguous buffer (usually the message's only slice, else a copy), so that span bytes
+    // can be sliced out of it after the parse has validated the whole request.
+    std::vector<grpc::Slice> slices;
+    std::string joined;
+    absl::string_view wire;
+    if (request_bytes->Dump(&slices).ok()) {
+      if (slices.size() == 1) {
+        wire =
+            absl::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
+      } else {
+        joined.reserve(request_bytes->Length());
+        for (const grpc::Slice& s : slices) {
+          joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        }
+        wire = joined;
+      }
+    }
+    if (!request->ParseFromArray(wire.data(), static_cast<int>(wire.size()))) {
       handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kMalformed);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("request (", request_bytes->Length(),
@@ -59,7 +76,7 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
                                        "opentelemetry.proto.collector.trace.v1."
                                        "ExportTraceServiceRequest"));
     }
-    ExportOutcome outcome = handler_->Export(Transport::kGrpc, *request);
+    ExportOutcome outcome = handler_->Export(Transport::kGrpc, *request, {}, wire);
     if (!outcome.status.ok()) {
       const auto code = static_cast<grpc::StatusCode>(outcome.status.code());
       const std::string message(outcome.status.message());

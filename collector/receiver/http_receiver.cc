@@ -231,7 +231,9 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     }
   }
 
-  ExportOutcome outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
+  ExportOutcome outcome = handler_.Export(
+      Transport::kHttp, *export_request, id_errors,
+      encoding == Encoding::kProtobuf ? absl::string_view(body) : absl::string_view());
   if (!outcome.status.ok()) {
     int http_status = 500;
     int retry_after = 0;
