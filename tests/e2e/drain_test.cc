@@ -342,5 +342,109 @@ TEST(DrainTest, DrainForwardsEveryPendingTraceThenRefusesNewData) {
   EXPECT_EQ(backend.Stop(), 0);
 }
 
+// Small limits: 4 MiB of pending span bytes, refused beyond; a short intake queue.
+constexpr char kSmallConfig[] = R"(
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:0", max_recv_msg_size_mib: 4}
+      http: {enabled: false}
+sampler:
+  decision_wait: 1s
+  max_pending_bytes: 4194304
+  when_full: refuse
+  max_queued_spans: 5000
+  policies: [{name: everything, type: always_sample}]
+telemetry: {endpoint: "127.0.0.1:0"}
+admin: {endpoint: "127.0.0.1:0"}
+)";
+
+// The bound the flood must stay under, for a daemon holding at most ~4 MiB of pending spans
+// (about 1.5x that in memory) plus RocksDB's memtables and block cache, gRPC buffers of the
+// requests in flight and the journal.
+constexpr int64_t kRssBoundMib = 400;
+
+TEST(FloodTest, OverloadIsRefusedRetryablyMemoryStaysBoundedAndAcksAreAccountedFor) {
+  TempDir dir;
+  Tracekeep daemon(dir.path() + "/small", kSmallConfig);
+  ASSERT_TRUE(daemon.Start());
+  const int64_t rss_before_kib = RssKib(daemon.pid());
+
+  constexpr int kClients = 4;
+  constexpr int kTracesPerRequest = 50;
+  constexpr int kSpansPerTrace = 4;
+  constexpr int kSpansPerRequest = kTracesPerRequest * kSpansPerTrace;
+  const absl::Time flood_end = absl::Now() + absl::Seconds(5);
+  std::atomic<uint64_t> acked_requests{0}, exhausted_requests{0}, exhausted_with_details{0};
+  std::atomic<uint64_t> other_errors{0};
+  std::string first_other_error;
+  std::atomic<bool> flooding{true};
+  std::atomic<int64_t> max_rss_kib{rss_before_kib};
+  std::thread sampler([&] {
+    while (flooding.load()) {
+      max_rss_kib.store(std::max(max_rss_kib.load(), RssKib(daemon.pid())));
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = NewStub(daemon.grpc());
+      for (int n = 0; absl::Now() < flood_end; ++n) {
+        // Each request has new trace ids, so that no trace straddles an accepted and a refused
+        // request: acknowledged spans then map to whole kept traces.
+        const grpc::Status s =
+            Export(stub.get(), MakeRequest(static_cast<uint8_t>(0x10 + c), n * kTracesPerRequest,
+                                           kTracesPerRequest, kSpansPerTrace, 256, nullptr));
+        if (s.ok()) {
+          acked_requests.fetch_add(1);
+        } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          exhausted_requests.fetch_add(1);
+          if (!s.error_details().empty()) exhausted_with_details.fetch_add(1);
+        } else if (other_errors.fetch_add(1) == 0) {
+          first_other_error = absl::StrCat(s.error_code(), ": ", s.error_message());
+        }
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  flooding.store(false);
+  sampler.join();
+
+  const uint64_t acked_spans = acked_requests.load() * kSpansPerRequest;
+  const uint64_t refused_spans = exhausted_requests.load() * kSpansPerRequest;
+  std::printf(
+      "flood: %d clients for 5 s: %lu requests acknowledged (%lu spans), %lu refused "
+      "with RESOURCE_EXHAUSTED; daemon RSS %ld MiB before, at most %ld MiB during\n",
+      kClients, static_cast<unsigned long>(acked_requests.load()),
+      static_cast<unsigned long>(acked_spans),
+      static_cast<unsigned long>(exhausted_requests.load()),
+      static_cast<long>(rss_before_kib / 1024), static_cast<long>(max_rss_kib / 1024));
+  EXPECT_EQ(other_errors.load(), 0u) << first_other_error;
+  EXPECT_GT(acked_requests.load(), 0u);
+  EXPECT_GT(exhausted_requests.load(), 0u) << "the flood did not reach the limits";
+  EXPECT_EQ(exhausted_with_details.load(), exhausted_requests.load())
+      << "every refusal carries google.rpc.Status details (RetryInfo)";
+  EXPECT_GT(max_rss_kib.load(), 0);
+  EXPECT_LT(max_rss_kib.load(), kRssBoundMib * 1024) << "daemon RSS during the flood";
+
+  // Once the last traces are decided, every acknowledged span is accounted for: accepted,
+  // decided (kept, with always_sample) and stored; every refused one counted as refused.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return daemon.Status("tracesPending") == 0 &&
+               daemon.Metric("tracekeep_storage_spans_stored_total") ==
+                   static_cast<double>(acked_spans);
+      },
+      absl::Seconds(20)))
+      << "pending " << daemon.Status("tracesPending") << ", stored "
+      << daemon.Metric("tracekeep_storage_spans_stored_total") << " of " << acked_spans;
+  EXPECT_EQ(daemon.Status("spansAccepted"), acked_spans);
+  EXPECT_EQ(daemon.Status("spansRefused"), refused_spans);
+  EXPECT_EQ(daemon.Status("tracesKept"), acked_requests.load() * kTracesPerRequest);
+  EXPECT_EQ(daemon.Status("tracesDropped"), 0u);
+  EXPECT_EQ(daemon.Stop(), 0) << daemon.Log();
+}
+
 }  // namespace
 }  // namespace tracekeep::e2e
