@@ -92,6 +92,11 @@ absl::Status AdminBackend::Checkpoint(const std::string& /*dir*/,
   return absl::FailedPreconditionError("this tracekeep has no database to checkpoint");
 }
 
+absl::Status AdminBackend::Drain(const pb::DrainRequest& /*request*/,
+                                 pb::DrainResponse* /*response*/) {
+  return absl::FailedPreconditionError("this tracekeep has no pipeline to drain");
+}
+
 namespace {
 
 class AdminServiceImpl final : public pb::AdminService::CallbackService {
@@ -193,6 +198,12 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
     }
     reactor->Finish(ToGrpcStatus(status));
     return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context,
+                                  const pb::DrainRequest* request,
+                                  pb::DrainResponse* response) override {
+    return Unary(context, "Drain", request, response, &AdminBackend::Drain);
   }
 
  private:

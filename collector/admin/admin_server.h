@@ -18,6 +18,8 @@ class ListOrdersResponse;
 class KeepOrderRequest;
 class KeepOrderResponse;
 class CheckpointResponse;
+class DrainRequest;
+class DrainResponse;
 }  // namespace tracekeep::admin::v1
 
 namespace tracekeep::storage {
@@ -54,6 +56,11 @@ class AdminBackend {
   // fills `response`. The default answers FAILED_PRECONDITION (no database to copy).
   [[nodiscard]] virtual absl::Status Checkpoint(const std::string& dir,
                                                 tracekeep::admin::v1::CheckpointResponse* response);
+  // Stops intake for good, decides every pending trace now, waits until the export queue is
+  // flushed or request.deadline_seconds pass, and reports the counts. Blocks the calling gRPC
+  // thread for that long. The default answers FAILED_PRECONDITION (nothing to drain).
+  [[nodiscard]] virtual absl::Status Drain(const tracekeep::admin::v1::DrainRequest& request,
+                                           tracekeep::admin::v1::DrainResponse* response);
 };
 
 struct AdminServerOptions {
@@ -79,6 +86,7 @@ struct AdminServerOptions {
 //  - GetPolicies / SetPolicies / ValidatePolicies: the backend's sampling policies as YAML.
 //  - Checkpoint: the backend's Checkpoint. INVALID_ARGUMENT for an empty or relative dir,
 //    ALREADY_EXISTS when it exists.
+//  - Drain: the backend's Drain.
 class AdminServer {
  public:
   // Binds `options.endpoint` and starts serving. `backend` must outlive the server.

@@ -216,6 +216,9 @@ std::string Usage() {
       "                         active orders in state S for at least D (e.g. 30m)\n"
       "  checkpoint <dir>       consistent copy of the daemon's database into <dir> (must not\n"
       "                         exist; a path on the daemon's machine), taken while it runs\n"
+      "  drain [--deadline D]   before a stop: close intake (clients get UNAVAILABLE), decide\n"
+      "                         every pending trace, wait up to D (default 30s) for the\n"
+      "                         export queue; the daemon keeps running until stopped\n"
       "  help                   this text\n"
       "\n"
       "Flags:\n"
@@ -498,6 +501,54 @@ int RunCheckpoint(const CtlOptions& options, const std::string& dir, std::ostrea
   return kExitOk;
 }
 
+int RunDrain(const CtlOptions& options, absl::Duration deadline, std::ostream& out,
+             std::ostream& err) {
+  if (deadline < absl::Seconds(1) || deadline == absl::InfiniteDuration()) {
+    err << kProgram << ": --deadline must be at least 1s, got " << absl::FormatDuration(deadline)
+        << "\n";
+    return kExitUsage;
+  }
+  auto stub = NewStub(options);
+  grpc::ClientContext context;
+  CtlOptions call_options = options;
+  call_options.timeout = deadline + options.timeout;
+  SetDeadline(call_options, &context);
+  pb::DrainRequest request;
+  request.set_deadline_seconds(absl::ToInt64Seconds(absl::Ceil(deadline, absl::Seconds(1))));
+  pb::DrainResponse response;
+  const grpc::Status status = stub->Drain(&context, request, &response);
+  if (!status.ok()) return ReportRpcError(status, call_options, err);
+  if (options.json) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print_options;
+    print_options.always_print_primitive_fields = true;
+    if (!google::protobuf::util::MessageToJsonString(response, &json, print_options).ok()) {
+      err << kProgram << ": cannot print the drain response as JSON\n";
+      return kExitFailure;
+    }
+    out << json << "\n";
+    return kExitOk;
+  }
+  out << "drained in " << response.duration_ms() << " ms; intake is closed until the daemon "
+      << "restarts\n"
+      << "  traces decided   " << response.traces_decided() << " (" << response.traces_kept()
+      << " kept, " << response.traces_not_kept() << " not kept)\n"
+      << "  spans kept       " << response.spans_kept() << "\n";
+  if (response.export_endpoint().empty()) {
+    out << "  export           disabled\n";
+  } else {
+    out << "  spans exported   " << response.spans_exported() << " to "
+        << response.export_endpoint() << "\n"
+        << "  still queued     " << response.spans_queued() << " spans, " << response.queue_bytes()
+        << " bytes"
+        << (response.flushed() ? " (export queue flushed)"
+                               : " (deadline passed: sent on until the daemon stops, then kept "
+                                 "on disk for the next start)")
+        << "\n";
+  }
+  return kExitOk;
+}
+
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,
                    std::ostream& out, std::ostream& err) {
   return RunCommandLine(args, env_addr, /*env_token_file=*/"", out, err);
@@ -509,6 +560,7 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
   if (!env_addr.empty()) options.addr = env_addr;
   std::string token_file = env_token_file;
   OrderFlags order_flags;
+  absl::Duration drain_deadline = absl::Seconds(30);
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -558,6 +610,20 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
         return UsageError(
             absl::StrCat("--timeout must be a positive duration like 5s or 500ms, got \"", value,
                          "\""),
+            err);
+      }
+      continue;
+    }
+    if (flag == "--deadline") {
+      if (!has_value) {
+        if (i + 1 == args.size()) return UsageError("--deadline needs a value", err);
+        value = args[++i];
+      }
+      if (!absl::ParseDuration(value, &drain_deadline) || drain_deadline < absl::Seconds(1) ||
+          drain_deadline == absl::InfiniteDuration()) {
+        return UsageError(
+            absl::StrCat("--deadline must be a duration of at least 1s like 30s or 2m, got \"",
+                         value, "\""),
             err);
       }
       continue;
@@ -665,6 +731,12 @@ int RunCommandLine(const std::vector<std::string>& args, const std::string& env_
       return UsageError("checkpoint takes exactly one directory (which must not exist)", err);
     }
     return RunCheckpoint(options, positional[1], out, err);
+  }
+  if (command == "drain") {
+    if (positional.size() != 1) {
+      return UsageError(absl::StrCat("drain takes no arguments, got \"", positional[1], "\""), err);
+    }
+    return RunDrain(options, drain_deadline, out, err);
   }
   return UsageError(absl::StrCat("unknown command \"", command, "\""), err);
 }

@@ -67,6 +67,12 @@ int RunPoliciesSet(const CtlOptions& options, const std::string& file, bool appl
 int RunCheckpoint(const CtlOptions& options, const std::string& dir, std::ostream& out,
                   std::ostream& err);
 
+// `tracekeepctl drain [--deadline 30s]`: stops the daemon's intake, decides every pending trace
+// and waits up to `deadline` for the export queue to empty; prints what was decided, kept,
+// exported and what stays queued. The call's own deadline is `deadline` + options.timeout.
+int RunDrain(const CtlOptions& options, absl::Duration deadline, std::ostream& out,
+             std::ostream& err);
+
 // Parses `args` (argv without the program name), then runs the command. `env_addr` is the value
 // of TRACEKEEP_ADMIN_ADDR, "" when unset.
 int RunCommandLine(const std::vector<std::string>& args, const std::string& env_addr,

@@ -192,6 +192,9 @@ class Daemon::Impl final : public admin::AdminBackend {
   void Shutdown(absl::Time deadline) {
     if (shut_down_.exchange(true)) return;
     ready_.store(false);
+    // A running Drain notices shut_down_ within its poll interval; wait for it to let go of the
+    // components before they are destroyed.
+    { std::lock_guard<std::mutex> wait_for_drain(drain_mu_); }
     if (grpc_) grpc_->Shutdown(deadline);
     if (http_) http_->Shutdown(deadline);
     if (sampler_) sampler_->Shutdown(deadline);  // decides what is pending, hands it downstream
@@ -278,6 +281,55 @@ class Daemon::Impl final : public admin::AdminBackend {
       RegisterPolicyMetrics();
     }
     return static_cast<int>(policies.size());
+  }
+
+  // Intake stops for good: the receivers keep listening but the sampler refuses (UNAVAILABLE /
+  // 503); the sampler decides everything pending as on SIGTERM and the journal is emptied; then
+  // the export queue is waited for. The process keeps running until it is stopped.
+  absl::Status Drain(const admin::v1::DrainRequest& request, admin::v1::DrainResponse* r) override {
+    if (request.deadline_seconds() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "deadline_seconds must be >= 0 (0 = 30 s), got ", request.deadline_seconds()));
+    }
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    if (shut_down_.load()) return absl::FailedPreconditionError("tracekeep is shutting down");
+    const absl::Time start = absl::Now();
+    const absl::Time deadline =
+        start + absl::Seconds(request.deadline_seconds() == 0 ? 30 : request.deadline_seconds());
+    const sampling::SamplerStats& ss = sampler_->stats();
+    const uint64_t kept_before = sampler_->traces_sampled_total();
+    const uint64_t spans_kept_before = sampler_->spans_sampled_total();
+    const uint64_t not_kept_before = ss.traces_not_sampled.load() + ss.traces_dropped.load();
+    const uint64_t exported_before = exporter_ ? exporter_->stats().spans_exported.load() : 0;
+    TK_LOG(Info) << "drain: stopping intake and deciding every pending trace ("
+                 << ss.traces_pending.load() << " traces, " << ss.spans_pending.load() << " spans)";
+    ready_.store(false);
+    sampler_->Shutdown(deadline);  // refuses from now on; decides and hands on what it holds
+    if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // empties the journal
+    bool flushed = true;
+    if (exporter_) {
+      const exporter::ExporterStats& es = exporter_->stats();
+      while (es.queue_spans.load() > 0 && absl::Now() < deadline && !shut_down_.load()) {
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+      flushed = es.queue_spans.load() == 0;
+      r->set_export_endpoint(config_.exporter.endpoint);
+      r->set_spans_exported(es.spans_exported.load() - exported_before);
+      r->set_spans_queued(es.queue_spans.load());
+      r->set_queue_bytes(es.queue_bytes.load());
+    }
+    r->set_traces_kept(sampler_->traces_sampled_total() - kept_before);
+    r->set_spans_kept(sampler_->spans_sampled_total() - spans_kept_before);
+    r->set_traces_not_kept(ss.traces_not_sampled.load() + ss.traces_dropped.load() -
+                           not_kept_before);
+    r->set_traces_decided(r->traces_kept() + r->traces_not_kept());
+    r->set_flushed(flushed);
+    r->set_duration_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+    TK_LOG(Info) << "drain: " << r->traces_decided() << " traces decided, " << r->traces_kept()
+                 << " kept, " << r->spans_exported() << " spans exported, " << r->spans_queued()
+                 << " still queued for export" << (flushed ? "" : " (deadline passed)")
+                 << "; intake stays closed until the daemon is restarted";
+    return absl::OkStatus();
   }
 
   absl::Status Checkpoint(const std::string& dir, admin::v1::CheckpointResponse* r) override {
@@ -600,6 +652,7 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<receiver::HttpReceiver> http_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> shut_down_{false};
+  std::mutex drain_mu_;  // held by a running Drain
 };
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::Config& config) {

@@ -292,5 +292,67 @@ TEST(AdminServerCheckpointTest, CheckpointNeedsTheTokenLikeEveryCall) {
   EXPECT_EQ(backend.checkpoint_dirs(), std::vector<std::string>{"/b"});
 }
 
+grpc::Status CallDrain(v1::AdminService::Stub* stub, int64_t deadline_seconds,
+                       v1::DrainResponse* response, const std::string& token = "") {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  v1::DrainRequest request;
+  request.set_deadline_seconds(deadline_seconds);
+  return stub->Drain(&context, request, response);
+}
+
+TEST(AdminServerDrainTest, DrainNeedsTheTokenThenReachesTheBackend) {
+  InMemorySpanStore store;
+  FakeAdminBackend backend(&store);
+  v1::DrainResponse canned;
+  canned.set_traces_decided(5);
+  canned.set_traces_kept(3);
+  canned.set_spans_queued(12);
+  backend.set_drain_response(canned);
+  AdminServerOptions options;
+  options.endpoint = "127.0.0.1:0";
+  options.auth_token = "s3cret";
+  auto server = AdminServer::Start(options, &backend);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  v1::DrainResponse response;
+  EXPECT_EQ(CallDrain(stub.get(), 7, &response).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CallDrain(stub.get(), 7, &response, "wrong").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(backend.drain_deadlines().empty()) << "refused before reaching the backend";
+
+  const grpc::Status status = CallDrain(stub.get(), 7, &response, "s3cret");
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(backend.drain_deadlines(), std::vector<int64_t>{7});
+  EXPECT_EQ(response.traces_decided(), 5u);
+  EXPECT_EQ(response.traces_kept(), 3u);
+  EXPECT_EQ(response.spans_queued(), 12u);
+}
+
+// A backend without a pipeline (the default implementation) refuses clearly.
+class NoDrainBackend final : public AdminBackend {
+ public:
+  void FillStatus(v1::GetStatusResponse*) override {}
+  storage::SpanStore* store() override { return nullptr; }
+  std::string GetPolicies() override { return ""; }
+  absl::StatusOr<int> SetPolicies(const std::string&, bool) override { return 0; }
+};
+
+TEST(AdminServerDrainTest, DefaultBackendAnswersFailedPrecondition) {
+  NoDrainBackend backend;
+  AdminServerOptions options;
+  options.endpoint = "127.0.0.1:0";
+  auto server = AdminServer::Start(options, &backend);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  v1::DrainResponse response;
+  const grpc::Status status = CallDrain(stub.get(), 0, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("drain"));
+}
+
 }  // namespace
 }  // namespace tracekeep::admin

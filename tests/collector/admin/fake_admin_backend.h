@@ -104,6 +104,21 @@ class FakeAdminBackend final : public admin::AdminBackend {
     absl::MutexLock lock(&mu_);
     return checkpoint_dirs_;
   }
+  // Records the deadline asked for; answers `drain_response`.
+  absl::Status Drain(const admin::v1::DrainRequest& request, admin::v1::DrainResponse* r) override {
+    absl::MutexLock lock(&mu_);
+    drain_deadlines_.push_back(request.deadline_seconds());
+    *r = drain_response_;
+    return absl::OkStatus();
+  }
+  void set_drain_response(admin::v1::DrainResponse r) {
+    absl::MutexLock lock(&mu_);
+    drain_response_ = std::move(r);
+  }
+  std::vector<int64_t> drain_deadlines() {
+    absl::MutexLock lock(&mu_);
+    return drain_deadlines_;
+  }
 
  private:
   storage::SpanStore* const store_;
@@ -112,6 +127,8 @@ class FakeAdminBackend final : public admin::AdminBackend {
   std::string policies_ ABSL_GUARDED_BY(mu_) = "- name: all\n  type: always_sample\n";
   std::vector<std::string> checkpoint_dirs_ ABSL_GUARDED_BY(mu_);
   absl::Status checkpoint_status_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> drain_deadlines_ ABSL_GUARDED_BY(mu_);
+  admin::v1::DrainResponse drain_response_ ABSL_GUARDED_BY(mu_);
 };
 
 // The status of a small running daemon.

@@ -286,6 +286,48 @@ TEST_F(CtlTest, CheckpointSendsAnAbsoluteDirectoryAndReportsTheCopy) {
   EXPECT_THAT(r.err, HasSubstr("checkpoint takes exactly one directory"));
 }
 
+TEST_F(CtlTest, DrainSendsTheDeadlineAndPrintsTheCounts) {
+  admin::v1::DrainResponse canned;
+  canned.set_traces_decided(40);
+  canned.set_traces_kept(30);
+  canned.set_traces_not_kept(10);
+  canned.set_spans_kept(120);
+  canned.set_spans_exported(100);
+  canned.set_spans_queued(20);
+  canned.set_queue_bytes(2048);
+  canned.set_flushed(false);
+  canned.set_export_endpoint("jaeger:4317");
+  canned.set_duration_ms(1500);
+  backend_.set_drain_response(canned);
+
+  Result r = Run({"drain"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "drained in 1500 ms; intake is closed until the daemon restarts\n"
+            "  traces decided   40 (30 kept, 10 not kept)\n"
+            "  spans kept       120\n"
+            "  spans exported   100 to jaeger:4317\n"
+            "  still queued     20 spans, 2048 bytes (deadline passed: sent on until the daemon "
+            "stops, then kept on disk for the next start)\n");
+
+  r = Run({"--json", "drain", "--deadline", "2m"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"tracesDecided\":\"40\""));
+  EXPECT_THAT(r.out, HasSubstr("\"flushed\":false"));
+  EXPECT_EQ(backend_.drain_deadlines(), (std::vector<int64_t>{30, 120}));
+
+  for (const std::string bad : {"0s", "500ms", "soon"}) {
+    r = Run({"drain", "--deadline", bad});
+    EXPECT_EQ(r.code, kExitUsage) << bad;
+    EXPECT_THAT(r.err, HasSubstr("--deadline must be a duration of at least 1s")) << bad;
+    EXPECT_THAT(r.err, HasSubstr("\"" + bad + "\"")) << bad;
+  }
+  EXPECT_EQ(backend_.drain_deadlines().size(), 2u) << "bad deadlines never reach the daemon";
+  r = Run({"drain", "now"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("drain takes no arguments"));
+}
+
 TEST_F(CtlTest, UnreachableDaemonExitsTwoNamingTheAddress) {
   // The port of a server that has just shut down: nothing listens there.
   const std::string address = server_->address();
