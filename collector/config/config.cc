@@ -490,6 +490,8 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     s.Int("block_cache_mib", &c->storage.block_cache_mib, 0, 1 << 20);
     s.Int("write_buffer_mib", &c->storage.write_buffer_mib, 1, 1 << 16);
     s.Duration("retention", &c->storage.retention, absl::ZeroDuration());
+    s.Size("max_disk_bytes", &c->storage.max_disk_bytes, 0, int64_t{1} << 60);
+    s.Size("min_free_disk_bytes", &c->storage.min_free_disk_bytes, 0, int64_t{1} << 60);
   }
   {
     MapReader j(top.Get("journal"), "journal", problems);

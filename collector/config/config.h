@@ -37,6 +37,9 @@ struct StorageConfig {
   int block_cache_mib = 64;
   int write_buffer_mib = 64;
   absl::Duration retention = absl::Hours(24 * 7);  // 0 = forever
+  // Disk budget of the intake (see collector/intake/disk_budget.h); 0 = no bound.
+  size_t max_disk_bytes = 0;
+  size_t min_free_disk_bytes = size_t{256} << 20;
 };
 
 struct JournalConfig {

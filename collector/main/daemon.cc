@@ -20,6 +20,7 @@
 #include "collector/common/status_macros.h"
 #include "collector/exporter/otlp_exporter.h"
 #include "collector/http/http_server.h"
+#include "collector/intake/disk_budget.h"
 #include "collector/intake/journaled_intake.h"
 #include "collector/orders/order_admin.h"
 #include "collector/orders/order_tracker.h"
@@ -110,10 +111,11 @@ class Daemon::Impl final : public admin::AdminBackend {
     TK_RETURN_IF_ERROR(sampler_->Start());
 
     intake_ = sampler_.get();
+    const std::string journal_path =
+        config_.journal.path.empty() ? config_.data_dir + "/journal" : config_.journal.path;
     if (config_.journal.enabled) {
       storage::JournalOptions journal_options;
-      journal_options.path =
-          config_.journal.path.empty() ? config_.data_dir + "/journal" : config_.journal.path;
+      journal_options.path = journal_path;
       journal_options.sync = config_.journal.sync;
       TK_ASSIGN_OR_RETURN(journal_, storage::Journal::Open(journal_options));
       journaled_intake_ = std::make_unique<intake::JournaledIntake>(
@@ -121,6 +123,16 @@ class Daemon::Impl final : public admin::AdminBackend {
       TK_RETURN_IF_ERROR(journaled_intake_->Recover().status());
       TK_RETURN_IF_ERROR(journaled_intake_->Start());
       intake_ = journaled_intake_.get();
+    }
+    if (config_.storage.max_disk_bytes != 0 || config_.storage.min_free_disk_bytes != 0) {
+      intake::DiskBudgetOptions budget_options;
+      budget_options.paths = {store_options.path};
+      if (journal_) budget_options.paths.push_back(journal_path);
+      budget_options.max_bytes = config_.storage.max_disk_bytes;
+      budget_options.min_free_bytes = config_.storage.min_free_disk_bytes;
+      TK_ASSIGN_OR_RETURN(disk_budget_, intake::DiskBudgetIntake::Create(budget_options, intake_));
+      TK_RETURN_IF_ERROR(disk_budget_->Start());
+      intake_ = disk_budget_.get();
     }
 
     RegisterMetrics();
@@ -197,6 +209,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     { std::lock_guard<std::mutex> wait_for_drain(drain_mu_); }
     if (grpc_) grpc_->Shutdown(deadline);
     if (http_) http_->Shutdown(deadline);
+    if (disk_budget_) disk_budget_->Shutdown(deadline);
     if (sampler_) sampler_->Shutdown(deadline);  // decides what is pending, hands it downstream
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // then empties the journal
     if (orders_) orders_->Shutdown(deadline);  // writes its records; held traces stay held
@@ -572,6 +585,28 @@ class Daemon::Impl final : public admin::AdminBackend {
                  [journal] { return static_cast<double>(journal->ApproximateDiskBytes()); });
     }
 
+    if (disk_budget_) {
+      const intake::DiskBudgetStats* db = &disk_budget_->stats();
+      m.AddGauge("tracekeep_disk_budget_used_bytes",
+                 "Bytes of tracekeep's RocksDB directories (store and journal), measured every "
+                 "second when storage.max_disk_bytes is set.",
+                 {}, [db] { return static_cast<double>(db->used_bytes.load()); });
+      m.AddGauge("tracekeep_disk_budget_free_bytes",
+                 "Free bytes on the file system of the store, measured every second when "
+                 "storage.min_free_disk_bytes is set.",
+                 {}, [db] { return static_cast<double>(db->free_bytes.load()); });
+      m.AddGauge("tracekeep_disk_budget_exceeded",
+                 "1 while new data is refused because of the disk budget, else 0.", {},
+                 [db] { return db->pressure.load() != 0 ? 1.0 : 0.0; });
+      m.AddCounter("tracekeep_disk_budget_spans_refused_total",
+                   "Spans refused with RESOURCE_EXHAUSTED because of the disk budget, by limit.",
+                   {{"reason", "max_disk_bytes"}},
+                   [db] { return db->spans_refused_max_disk_bytes.load(); });
+      m.AddCounter("tracekeep_disk_budget_spans_refused_total", "",
+                   {{"reason", "min_free_disk_bytes"}},
+                   [db] { return db->spans_refused_min_free_bytes.load(); });
+    }
+
     const storage::StoreStats* st = &store_->stats();
     storage::RocksDbSpanStore* store = rocksdb_.get();
     m.AddCounter("tracekeep_storage_traces_stored_total", "Kept traces written to RocksDB.", {},
@@ -643,6 +678,7 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<sampling::Sampler> sampler_;
   std::unique_ptr<storage::Journal> journal_;
   std::unique_ptr<intake::JournaledIntake> journaled_intake_;
+  std::unique_ptr<intake::DiskBudgetIntake> disk_budget_;
   SpanIntake* intake_ = nullptr;  // what the receivers feed: the journal, or the sampler
   std::mutex policy_metrics_mu_;
   std::set<std::string> policy_metrics_;  // policies whose counters are registered

@@ -468,5 +468,73 @@ TEST_F(ExportDurabilityTest, DISABLED_FullDiskRefusesClearlyAndRecoversOnceSpace
   ASSERT_TRUE(AllArrived(sent));
 }
 
+// The disk budget (storage.min_free_disk_bytes), end to end on a small tmpfs: when a filler file
+// leaves less free space than configured, clients get RESOURCE_EXHAUSTED naming the setting and
+// the refusal is counted; once the filler is removed, data is accepted again by itself; nothing
+// acknowledged is lost across a kill -9.
+TEST(DiskBudgetE2eTest, RefusesBelowMinFreeSpaceAndAcceptsAgainOnceSpaceIsFreed) {
+  TempDir dir;
+  const std::string mnt = dir.path() + "/small";
+  std::filesystem::create_directories(mnt);
+  if (RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", mnt}).exit_code != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs at " << mnt << " (needs root): disk budget test skipped";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { RunCommand({"/bin/umount", "-l", path}); }
+  } unmount{mnt};
+  constexpr int64_t kMinFreeMib = 40;
+  Tracekeep tracekeep(
+      mnt + "/tk", Format(kBackendConfig, 0) +
+                       absl::StrCat("storage: {min_free_disk_bytes: ", kMinFreeMib << 20, "}\n"));
+  ASSERT_TRUE(tracekeep.Start());
+  Sent accepted;
+  ASSERT_TRUE(SendTraces(tracekeep.grpc(), 0x41, 10, 3, &accepted));
+  // Once kept spans are stored, both databases have their write-ahead logs (RocksDB
+  // preallocates them, ~70 MiB each with the default write buffer).
+  ASSERT_TRUE(WaitFor([&] { return Missing(tracekeep, accepted).empty(); }, absl::Seconds(30)))
+      << tracekeep.Log();
+  ASSERT_TRUE(WaitFor([&] { return tracekeep.Metric("tracekeep_disk_budget_free_bytes") > 0; },
+                      absl::Seconds(20)))
+      << tracekeep.Log();
+  EXPECT_EQ(tracekeep.Metric("tracekeep_disk_budget_exceeded"), 0);
+  const auto free_before = static_cast<int64_t>(std::filesystem::space(mnt).available);
+  ASSERT_GT(free_before, (kMinFreeMib + 8) << 20) << RunCommand({"/bin/du", "-ak", mnt}).output;
+
+  // Leave ~half of the minimum free.
+  const int64_t filler_mib = free_before / (1 << 20) - kMinFreeMib / 2;
+  const std::string filler = mnt + "/filler";
+  const CommandResult dd = RunCommand(
+      {"/bin/dd", "if=/dev/zero", "of=" + filler, "bs=1M", absl::StrCat("count=", filler_mib)});
+  ASSERT_EQ(dd.exit_code, 0) << dd.output << RunCommand({"/bin/du", "-ak", mnt}).output;
+  ASSERT_TRUE(WaitFor([&] { return tracekeep.Metric("tracekeep_disk_budget_exceeded") == 1; },
+                      absl::Seconds(20)))
+      << tracekeep.Log();
+  Sent refused;
+  const ::testing::AssertionResult result = SendTraces(tracekeep.grpc(), 0x42, 5, 2, &refused);
+  ASSERT_FALSE(result) << "accepted with " << kMinFreeMib / 2 << " MiB free";
+  EXPECT_THAT(result.message(), HasSubstr("storage.min_free_disk_bytes"));
+  EXPECT_THAT(result.message(), HasSubstr(mnt));
+  EXPECT_EQ(
+      tracekeep.Metric("tracekeep_disk_budget_spans_refused_total{reason=\"min_free_disk_bytes\"}"),
+      10);
+  EXPECT_EQ(tracekeep.Ctl({"status"}).exit_code, 0) << "still serving";
+
+  // Space comes back: accepted again without a restart.
+  std::filesystem::remove(filler);
+  ASSERT_TRUE(WaitFor([&] { return tracekeep.Metric("tracekeep_disk_budget_exceeded") == 0; },
+                      absl::Seconds(20)))
+      << tracekeep.Log();
+  ASSERT_TRUE(SendTraces(tracekeep.grpc(), 0x43, 5, 2, &accepted));
+
+  // Everything acknowledged is stored, also after kill -9; nothing refused is.
+  ASSERT_TRUE(WaitFor([&] { return Missing(tracekeep, accepted).empty(); }, absl::Seconds(30)))
+      << tracekeep.Log();
+  tracekeep.Kill();
+  ASSERT_TRUE(tracekeep.Start());
+  EXPECT_TRUE(Missing(tracekeep, accepted).empty()) << tracekeep.Log();
+  EXPECT_EQ(Missing(tracekeep, refused).size(), SpanCount(refused));
+}
+
 }  // namespace
 }  // namespace tracekeep::e2e

@@ -24,10 +24,12 @@ TEST(ConfigTest, EmptyDocumentGivesTheDefaults) {
   EXPECT_EQ(c->storage.retention, absl::Hours(24 * 7));
   EXPECT_TRUE(c->exporter.queue_storage_enabled);
   EXPECT_EQ(c->exporter.queue_max_bytes, int64_t{1} << 30);
+  EXPECT_EQ(c->storage.max_disk_bytes, 0u);
+  EXPECT_EQ(c->storage.min_free_disk_bytes, size_t{256} << 20);
 }
 
 TEST(ConfigTest, DurabilityOptionsAreChecked) {
-  auto c = ParseConfig(R"(storage: {retention: -1h}
+  auto c = ParseConfig(R"(storage: {retention: -1h, max_disk_bytes: -5, min_free_disk_bytes: lots}
 exporters:
   otlp:
     sending_queue: {storage: {enabled: maybe, max_bytes: 0, size: 1}}
@@ -36,6 +38,9 @@ exporters:
   ASSERT_FALSE(c.ok());
   const std::string m(c.status().message());
   EXPECT_THAT(m, HasSubstr("storage.retention: must be a duration"));
+  EXPECT_THAT(m, HasSubstr("storage.max_disk_bytes: must be"));
+  EXPECT_THAT(m, HasSubstr("-5"));
+  EXPECT_THAT(m, HasSubstr("storage.min_free_disk_bytes: must be an integer"));
   EXPECT_THAT(m, HasSubstr("exporters.otlp.sending_queue.storage.enabled: must be true or false, "
                            "got \"maybe\""));
   EXPECT_THAT(m, HasSubstr("exporters.otlp.sending_queue.storage.max_bytes: must be an integer"));
