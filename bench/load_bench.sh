@@ -27,7 +27,7 @@ telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
 journal: {enabled: $([ "${JOURNAL:-on}" = off ] && echo false || echo true), sync: $([ "${JOURNAL:-on}" = sync ] && echo true || echo false)}
 YAML
-"$BUILD_DIR/bin/tracekeep" --config "$work/tk.yaml" --write-endpoints "$work/ep.json" \
+${PRELOAD:+env LD_PRELOAD=$PRELOAD} "$BUILD_DIR/bin/tracekeep" --config "$work/tk.yaml" --write-endpoints "$work/ep.json" \
   >"$work/tk.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$work/ep.json" ] && break; sleep 0.1; done

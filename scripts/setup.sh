@@ -16,7 +16,7 @@ log() { echo "[setup] $*"; }
 # --- 1. Debian packages (bookworm main) -------------------------------------------------------
 PKGS=(build-essential cmake ninja-build ccache pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  librocksdb-dev libabsl-dev libbenchmark-dev libgtest-dev libgmock-dev libyaml-cpp-dev libre2-dev
+  librocksdb-dev libabsl-dev libbenchmark-dev libgtest-dev libgmock-dev libyaml-cpp-dev libre2-dev libjemalloc-dev
   zlib1g-dev libcurl4-openssl-dev civetweb libcivetweb-dev curl ca-certificates openssl)
 BACKPORTS=(opentelemetry-cpp-dev libopentelemetry-proto-dev)
 
