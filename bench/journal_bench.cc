@@ -104,6 +104,7 @@ BENCHMARK(BM_JournalRecover)
     ->ArgName("spans")
     ->Arg(200000)
     ->Arg(2000000)
+    ->Arg(10000000)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(3);
