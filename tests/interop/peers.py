@@ -113,11 +113,14 @@ class Process:
 class Tracekeep(Process):
     """The real daemon, with a config on port 0 for every listener and the given policies."""
 
-    def __init__(self, workdir, policies, forward_to="", decision_wait="300ms"):
+    def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra=""):
+        """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
+        Tracekeep on the same `workdir` is a restart (same data directory)."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
-                   f'    compression: gzip\n    batch: {{timeout: 20ms}}\n') if forward_to else ""
+                   f'    compression: gzip\n    batch: {{timeout: 20ms}}\n'
+                   f'{exporter_extra}') if forward_to else ""
         config = f"""data_dir: {workdir}/data
 receivers:
   otlp:
@@ -138,8 +141,14 @@ orders: {{enabled: false}}
         with open(config_path, "w") as f:
             f.write(config)
         endpoints_path = os.path.join(workdir, "endpoints.json")
+        if os.path.exists(endpoints_path):  # a restart: wait for the new process's file
+            os.remove(endpoints_path)
+        log, run = os.path.join(workdir, "tracekeep.log"), 1
+        while os.path.exists(log):
+            run += 1
+            log = os.path.join(workdir, f"tracekeep.{run}.log")
         super().__init__([TRACEKEEP_BIN, "--config", config_path, "--write-endpoints",
-                          endpoints_path], os.path.join(workdir, "tracekeep.log"))
+                          endpoints_path], log)
 
         def read_endpoints():
             assert self.alive(), f"tracekeep exited:\n{self.log()}"
@@ -184,13 +193,19 @@ orders: {{enabled: false}}
 class Jaeger(Process):
     """Real Jaeger v2 with in-memory storage; OTLP and query moved to free ports."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, same_ports_as=None):
+        """`same_ports_as`: a stopped Jaeger whose addresses this one takes over (a restart)."""
         os.makedirs(workdir, exist_ok=True)
-        self.otlp_grpc = f"127.0.0.1:{free_port()}"
-        self.otlp_http = f"127.0.0.1:{free_port()}"
-        self.query = f"127.0.0.1:{free_port()}"
-        self.health = f"127.0.0.1:{free_port()}"
-        self.metrics_port = free_port()
+        if same_ports_as is not None:
+            self.otlp_grpc = same_ports_as.otlp_grpc
+            self.otlp_http = same_ports_as.otlp_http
+            self.query = same_ports_as.query
+            self.health = same_ports_as.health
+        else:
+            self.otlp_grpc = f"127.0.0.1:{free_port()}"
+            self.otlp_http = f"127.0.0.1:{free_port()}"
+            self.query = f"127.0.0.1:{free_port()}"
+            self.health = f"127.0.0.1:{free_port()}"
         config = f"""service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
