@@ -144,28 +144,10 @@ void DiskBudgetIntake::Refresh() {
 
 absl::Status DiskBudgetIntake::Start() {
   Refresh();
-  thread_ = std::thread([this] { Run(); });
+  refresher_.Start(options_.refresh_interval, [this] { Refresh(); });
   return absl::OkStatus();
 }
 
-void DiskBudgetIntake::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.refresh_interval));
-    if (stop_) break;
-    lock.unlock();
-    Refresh();
-    lock.lock();
-  }
-}
-
-void DiskBudgetIntake::Shutdown(absl::Time /*deadline*/) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void DiskBudgetIntake::Shutdown(absl::Time /*deadline*/) { refresher_.Stop(); }
 
 }  // namespace tracekeep::intake

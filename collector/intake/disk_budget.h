@@ -6,18 +6,17 @@
 #define TRACEKEEP_COLLECTOR_INTAKE_DISK_BUDGET_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "collector/common/periodic_thread.h"
 #include "collector/pipeline/consumer.h"
 
 namespace tracekeep::intake {
@@ -76,8 +75,6 @@ class DiskBudgetIntake final : public SpanIntake, public Component {
 
  private:
   DiskBudgetIntake(const DiskBudgetOptions& options, SpanIntake* inner, UsageFn usage, FreeFn free);
-  void Run();
-
   const DiskBudgetOptions options_;
   SpanIntake* const inner_;
   const UsageFn usage_;
@@ -85,9 +82,7 @@ class DiskBudgetIntake final : public SpanIntake, public Component {
   DiskBudgetStats stats_;
   std::mutex mu_;
   std::string refusal_ ABSL_GUARDED_BY(mu_);  // the message while under pressure
-  std::condition_variable cv_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  PeriodicThread refresher_;
 };
 
 // Bytes of the regular files under each path (recursively; missing paths count 0).

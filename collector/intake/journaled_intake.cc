@@ -84,29 +84,12 @@ absl::Time JournaledIntake::TruncateOnce() {
 }
 
 absl::Status JournaledIntake::Start() {
-  thread_ = std::thread([this] { Run(); });
+  truncator_.Start(options_.truncate_interval, [this] { TruncateOnce(); });
   return absl::OkStatus();
 }
 
-void JournaledIntake::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.truncate_interval));
-    if (stop_) break;
-    lock.unlock();
-    TruncateOnce();
-    lock.lock();
-  }
-}
-
-void JournaledIntake::Shutdown(absl::Time deadline) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stop_ || !thread_.joinable()) return;  // stopped, or never started
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+void JournaledIntake::Shutdown(absl::Time /*deadline*/) {
+  if (!truncator_.Stop()) return;  // stopped already, or never started
   TruncateOnce();
 }
 

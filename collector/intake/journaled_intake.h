@@ -5,15 +5,14 @@
 #define TRACEKEEP_COLLECTOR_INTAKE_JOURNALED_INTAKE_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "collector/common/clock.h"
+#include "collector/common/periodic_thread.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/sampling/sampler.h"
 #include "storage/journal.h"
@@ -55,19 +54,15 @@ class JournaledIntake final : public SpanIntake, public Component {
   absl::Time truncated_through() const { return absl::FromUnixNanos(truncated_through_.load()); }
 
  private:
-  void Run();
-
   const JournaledIntakeOptions options_;
   storage::Journal* const journal_;
   sampling::Sampler* const sampler_;
   Clock* const clock_;
   std::mutex mu_;
-  std::condition_variable cv_;
   // Offers between their journal write and their hand-over to the sampler, by journal time.
   std::multimap<int64_t, int> in_flight_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int64_t> truncated_through_{0};
-  std::thread thread_;
+  PeriodicThread truncator_;
 };
 
 }  // namespace tracekeep::intake
