@@ -6,6 +6,7 @@ just before they start). Every wait polls a condition with a deadline. Every pro
 (SIGTERM, then SIGKILL) when its `with` block ends, and its log is printed if a test failed.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -101,6 +102,17 @@ class Process:
         self._log.close()
         return self.proc.returncode
 
+    @contextlib.contextmanager
+    def stopped_on_failure(self):
+        """For a constructor's waits: a peer that never became ready is stopped (its `with`
+        block, which would stop it, is never entered) and its log printed."""
+        try:
+            yield
+        except BaseException:
+            self.stop()
+            print(f"--- log of {os.path.basename(self.argv[0])} ---\n{self.log()[-8000:]}")
+            raise
+
     def __enter__(self):
         return self
 
@@ -154,13 +166,14 @@ orders: {{enabled: false}}
             assert self.alive(), f"tracekeep exited:\n{self.log()}"
             with open(endpoints_path) as f:
                 return json.load(f)
-        self.endpoints = wait_for(read_endpoints, 30, "tracekeep's endpoints file")
-        self.grpc = self.endpoints["otlp_grpc"]
-        self.http = self.endpoints["otlp_http"]
-        self.admin = self.endpoints["admin"]
-        self.telemetry = self.endpoints["telemetry"]
-        wait_for(lambda: http_get(f"http://{self.telemetry}/readyz")[0] == 200, 30,
-                 "tracekeep /readyz")
+        with self.stopped_on_failure():
+            self.endpoints = wait_for(read_endpoints, 30, "tracekeep's endpoints file")
+            self.grpc = self.endpoints["otlp_grpc"]
+            self.http = self.endpoints["otlp_http"]
+            self.admin = self.endpoints["admin"]
+            self.telemetry = self.endpoints["telemetry"]
+            wait_for(lambda: http_get(f"http://{self.telemetry}/readyz")[0] == 200, 30,
+                     "tracekeep /readyz")
 
     def trace_get(self, trace_id):
         """The stored trace as OTLP JSON (tracekeepctl trace get --json), or None if not found."""
@@ -260,7 +273,8 @@ exporters:
         def ready():
             assert self.alive(), f"jaeger exited:\n{self.log()}"
             return http_get(f"http://{self.query}/api/services")[0] == 200
-        wait_for(ready, 60, "Jaeger's query API")
+        with self.stopped_on_failure():
+            wait_for(ready, 60, "Jaeger's query API")
 
     def trace(self, trace_id):
         """The trace as OTLP JSON from /api/v3/traces/{id}, or None while Jaeger has not got it."""
@@ -304,7 +318,8 @@ scrape_configs:
         def ready():
             assert self.alive(), f"prometheus exited:\n{self.log()}"
             return http_get(f"http://{self.addr}/-/ready")[0] == 200
-        wait_for(ready, 60, "Prometheus /-/ready")
+        with self.stopped_on_failure():
+            wait_for(ready, 60, "Prometheus /-/ready")
 
     def query(self, expr):
         url = f"http://{self.addr}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
