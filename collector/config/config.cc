@@ -400,6 +400,7 @@ void ReadOrders(const YAML::Node& node, Problems* problems, orders::OrdersConfig
   r.Duration("max_hold_time", &o->max_hold_time, absl::Seconds(1));
   r.Size("max_held_traces", &o->max_held_traces, 1, int64_t{1} << 40);
   r.Size("max_held_mib", &o->max_held_mib, 1, int64_t{1} << 30);
+  r.Size("max_traces_per_order", &o->max_traces_per_order, 1, int64_t{1} << 30);
   r.Duration("max_order_age", &o->max_order_age, absl::Seconds(1));
   r.Duration("resolved_retention", &o->resolved_retention, absl::ZeroDuration());
   r.Duration("record_retention", &o->record_retention, absl::ZeroDuration());

@@ -465,6 +465,10 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_order_records_deleted_total",
                  "Records of resolved orders deleted after orders.record_retention.", {},
                  [os] { return os->records_purged.load(); });
+    m.AddCounter("tracekeep_order_spans_over_trace_limit_total",
+                 "Spans not tracked because their order already links orders.max_traces_per_order "
+                 "traces.",
+                 {}, [os] { return os->spans_over_trace_limit.load(); });
     m.AddCounter("tracekeep_order_store_errors_total",
                  "Failed RocksDB reads or writes of order records and held traces.", {},
                  [os] { return os->store_errors.load(); });

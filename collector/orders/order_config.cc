@@ -86,6 +86,7 @@ std::vector<std::string> ValidateOrdersConfig(const OrdersConfig& c, const std::
   }
   if (c.max_held_traces == 0) add("max_held_traces", "must be > 0, got 0");
   if (c.max_held_mib == 0) add("max_held_mib", "must be > 0, got 0");
+  if (c.max_traces_per_order == 0) add("max_traces_per_order", "must be > 0, got 0");
   return problems;
 }
 

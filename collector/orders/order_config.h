@@ -60,6 +60,11 @@ struct OrdersConfig {
   // Bytes of held spans, all orders together; beyond it the oldest holds are released unkept.
   // Default: 4096 MiB.
   size_t max_held_mib = 4096;
+  // Traces one order links at most. Spans of further traces naming the order are not tracked
+  // (counted in spans_over_trace_limit); their traces are still decided by the policies. Bounds
+  // the record, and the work per span, of an id that too many traces name (a test order, a
+  // misconfigured attribute). Default: 1000.
+  size_t max_traces_per_order = 1000;
   // An active order is forgotten (EXPIRED, its held traces released) this long after its last
   // span. Default: 720h (30 days).
   absl::Duration max_order_age = absl::Hours(30 * 24);

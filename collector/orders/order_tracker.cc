@@ -160,6 +160,16 @@ void OrderTracker::OnBuffered(const TraceSpans& spans) {
     const absl::Time now = options_.clock->Now();
     for (size_t i = 0; i < facts.size(); ++i) {
       Entry* e = FindOrLoad(facts[i].order_id, /*create=*/true);
+      if (static_cast<size_t>(e->record.trace_ids_size()) >= options_.config.max_traces_per_order &&
+          !Contains(e->record.trace_ids(), spans.trace_id)) {
+        if (stats_.spans_over_trace_limit.fetch_add(1, std::memory_order_relaxed) % 10000 == 0) {
+          TK_LOG(Warning) << "order " << facts[i].order_id << " links "
+                          << e->record.trace_ids_size()
+                          << " traces (orders.max_traces_per_order): spans of further traces "
+                             "naming it are not tracked";
+        }
+        continue;
+      }
       Ingest(e, facts[i], spans, spans.spans[span_of_fact[i]], now);
       std::vector<std::string>& linked = trace_orders_[spans.trace_id];
       if (std::find(linked.begin(), linked.end(), facts[i].order_id) == linked.end()) {

@@ -313,6 +313,24 @@ TEST_F(OrderTrackerTest, HoldLimitReleasesOldestHoldsAndCountsThem) {
   EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 1u);
 }
 
+// An id named by too many traces (a test order, a misconfigured attribute) stops growing: spans
+// of further traces are not tracked (nor held), and counted; traces already linked still are.
+TEST_F(OrderTrackerTest, TracesPerOrderAreBounded) {
+  config_.max_traces_per_order = 2;
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"shop-api", "o1", "SUBMITTED", T(1)}});
+  const sampling::HookVerdict third = Feed(3, {{"shop-api", "o1", "PRICE_CALCULATED", T(2)}});
+  EXPECT_NE(third.action, sampling::HookVerdict::kHold) << "an untracked trace is not held";
+  Feed(2, {{"pricing", "o1", "PRICE_CALCULATED", T(3)}});  // a linked trace goes on being tracked
+  const v1::Order o = Get("o1");
+  EXPECT_THAT(o.trace_ids(), ElementsAre(OrderTraceId(1), OrderTraceId(2)));
+  ASSERT_EQ(o.states_size(), 3);
+  EXPECT_EQ(o.states(2).trace_id(), OrderTraceId(2));
+  EXPECT_EQ(tracker_->stats().spans_over_trace_limit.load(), 1u);
+}
+
 TEST_F(OrderTrackerTest, ListAnomalousAndStuck) {
   Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
   Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}, {"shop-api", "o2", "SUBMITTED", T(1)}});
