@@ -6,11 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "collector/common/ids.h"
 #include "collector/common/logging.h"
+#include "collector/common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
 #include "storage/rocksdb_status.h"
 #include "storage/span_codec.h"
+#include "storage/write_guard.h"
 
 namespace tracekeep::storage {
 namespace {
@@ -143,6 +145,8 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
 
 struct Journal::Impl {
   JournalOptions options;
+  // Declared before db, so destroyed after it: the database holds the guard's listener.
+  std::unique_ptr<WriteGuard> guard;
   std::unique_ptr<rocksdb::DB> db;
   std::atomic<uint64_t> sequence{0};
 };
@@ -154,12 +158,17 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
   db_options.max_background_jobs = 2;
   db_options.write_buffer_size = 64 << 20;
   db_options.compression = rocksdb::kNoCompression;  // span bytes compress poorly; CPU matters
+  auto impl = std::make_unique<Impl>();
+  impl->guard = std::make_unique<WriteGuard>(absl::StrCat("journal at \"", options.path, "\""),
+                                             options.clock, options.resume_interval);
+  db_options.listeners.push_back(impl->guard->Listener());
+  db_options.info_log = NewRocksDbLogger(absl::StrCat("journal at \"", options.path, "\""));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
   if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("journal: open \"", options.path, "\""));
-  auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->db.reset(raw);
+  impl->guard->Attach(raw);
   // Continue sequence numbers after the largest one on disk, so that replayed and new entries
   // with the same arrival time keep their order.
   std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(rocksdb::ReadOptions()));
@@ -180,10 +189,12 @@ absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& trace
   const std::string key = Key(arrival, impl_->sequence.fetch_add(1));
   rocksdb::WriteOptions write_options;
   write_options.sync = impl_->options.sync;
-  rocksdb::Status s = impl_->db->Put(write_options, key, value);
-  if (!s.ok()) {
+  // Every write goes through the guard: refused while the database is failed (write_guard.h).
+  if (absl::Status s = impl_->guard->Run([&] { return impl_->db->Put(write_options, key, value); },
+                                         "journal: append");
+      !s.ok()) {
     stats_.append_errors.fetch_add(1, std::memory_order_relaxed);
-    return FromRocksDbStatus(s, "journal: append");
+    return s;
   }
   stats_.batches_appended.fetch_add(1, std::memory_order_relaxed);
   stats_.bytes_appended.fetch_add(value.size(), std::memory_order_relaxed);
@@ -191,16 +202,21 @@ absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& trace
 }
 
 absl::Status Journal::Erase(const std::string& key) {
-  return FromRocksDbStatus(impl_->db->Delete(rocksdb::WriteOptions(), key), "journal: erase");
+  return impl_->guard->Run([&] { return impl_->db->Delete(rocksdb::WriteOptions(), key); },
+                           "journal: erase");
 }
 
 absl::Status Journal::TruncateBefore(absl::Time time) {
   const std::string first(16, '\0');
   const std::string end = Key(time, 0);
+  TK_RETURN_IF_ERROR(impl_->guard->Run(
+      [&] {
+        return impl_->db->DeleteRange(rocksdb::WriteOptions(), impl_->db->DefaultColumnFamily(),
+                                      first, end);
+      },
+      "journal: truncate"));
   stats_.truncations.fetch_add(1, std::memory_order_relaxed);
-  return FromRocksDbStatus(
-      impl_->db->DeleteRange(rocksdb::WriteOptions(), impl_->db->DefaultColumnFamily(), first, end),
-      "journal: truncate");
+  return absl::OkStatus();
 }
 
 absl::Status Journal::Replay(
@@ -221,6 +237,9 @@ absl::Status Journal::Replay(
   }
   return FromRocksDbStatus(it->status(), "journal: replay");
 }
+
+bool Journal::writable() const { return !impl_->guard->failed(); }
+uint64_t Journal::write_refusals() const { return impl_->guard->refused(); }
 
 uint64_t Journal::ApproximateEntries() {
   uint64_t n = 0;

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "collector/common/clock.h"
 #include "collector/pipeline/span_batch.h"
 
 namespace tracekeep::storage {
@@ -26,6 +27,14 @@ struct JournalOptions {
   // concurrent appends share one fsync: group commit). false: after the write reached the
   // kernel (survives kill -9 of tracekeep, not a crash of the machine). Default: false.
   bool sync = false;
+  // After a failed write (disk full, IO error) the journal refuses appends with
+  // kResourceExhausted, issuing no write, and tries to resume the database at most once per this
+  // interval (see storage/write_guard.h).
+  // Default: 1 second
+  absl::Duration resume_interval = absl::Seconds(1);
+  // Clock of resume_interval; must outlive the journal. nullptr = Clock::Real().
+  // Default: nullptr
+  const Clock* clock = nullptr;
 };
 
 struct JournalStats {
@@ -42,7 +51,8 @@ class Journal {
   ~Journal();
 
   // Appends the spans of one accepted request, with the time they arrived. Returns the entry's
-  // key (for Erase) once it is durable per `sync`. Thread-safe.
+  // key (for Erase) once it is durable per `sync`. kResourceExhausted (no write issued) while the
+  // database is failed after a write error, until it resumes. Thread-safe.
   [[nodiscard]] absl::StatusOr<std::string> Append(const std::vector<TraceSpans>& traces,
                                                    absl::Time arrival);
   // Removes one entry (a batch the pipeline refused after all). Thread-safe.
@@ -56,6 +66,9 @@ class Journal {
   uint64_t ApproximateEntries();
   uint64_t ApproximateDiskBytes();
   const JournalStats& stats() const { return stats_; }
+  // False after a failed write until the database resumed (appends are refused meanwhile).
+  bool writable() const;
+  uint64_t write_refusals() const;
 
  private:
   struct Impl;

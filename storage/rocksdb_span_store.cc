@@ -28,6 +28,7 @@
 #include "storage/keys.h"
 #include "storage/rocksdb_status.h"
 #include "storage/span_codec.h"
+#include "storage/write_guard.h"
 
 namespace tracekeep::storage {
 namespace {
@@ -182,6 +183,9 @@ absl::Status RocksDbOptions::Validate() const {
 
 struct RocksDbSpanStore::Impl {
   RocksDbOptions options;
+  // Refuses writes after a failed one until the database resumes (write_guard.h). Declared
+  // before db, so destroyed after it: the database holds the guard's listener.
+  std::unique_ptr<WriteGuard> guard;
   std::unique_ptr<rocksdb::DB> db;
   // Every open column family: spans, indexes, resources, then the others. Owned.
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -230,8 +234,6 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   db_options.max_background_jobs = options.max_background_jobs;
   db_options.bytes_per_sync = kMiB;
   db_options.wal_bytes_per_sync = options.sync ? 0 : kMiB;
-  db_options.keep_log_file_num = 10;
-  db_options.max_log_file_size = 16 * kMiB;
   // Bounds the WAL (and so recovery time) by forcing flushes of the column families it pins.
   db_options.max_total_wal_size = uint64_t{4} * options.write_buffer_mib * kMiB *
                                   static_cast<uint64_t>(options.max_write_buffers);
@@ -289,6 +291,12 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
 
   impl->options = options;
   impl->write_options.sync = options.sync;
+  const std::string describe = absl::StrCat("rocksdb at \"", options.path, "\"");
+  impl->guard = std::make_unique<WriteGuard>(describe, options.clock);
+  db_options.listeners.push_back(impl->guard->Listener());
+  // Warnings and errors to tracekeep's log; no LOG file in the database directory to fail on a
+  // full disk.
+  db_options.info_log = NewRocksDbLogger(describe);
   rocksdb::DB* raw_db = nullptr;
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, options.path, descriptors, &impl->handles, &raw_db);
@@ -296,6 +304,7 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
     return FromRocksDbStatus(s, absl::StrCat("opening rocksdb at \"", options.path, "\""));
   }
   impl->db.reset(raw_db);
+  impl->guard->Attach(raw_db);
   impl->spans = impl->handles[0];
   impl->indexes = impl->handles[1];
   impl->resources = impl->handles[2];
@@ -387,12 +396,16 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
     }
     if (!s.ok()) break;
   }
-  if (s.ok()) s = impl.db->Write(impl.write_options, &batch);
-  if (!s.ok()) {
+  absl::Status written = FromRocksDbStatus(s, "building a write batch");
+  if (written.ok()) {
+    written =
+        impl.guard->Run([&] { return impl.db->Write(impl.write_options, &batch); },
+                        absl::StrCat("writing ", span_count, " spans of ", trace_count, " traces"));
+  }
+  if (!written.ok()) {
     impl.stats.write_errors.fetch_add(1, std::memory_order_relaxed);
     impl.stats.spans_failed.fetch_add(span_count, std::memory_order_relaxed);
-    return FromRocksDbStatus(s, absl::StrCat("writing ", span_count, " spans of ", trace_count,
-                                             " traces to rocksdb at \"", impl.options.path, "\""));
+    return written;
   }
   impl.stats.traces_stored.fetch_add(trace_count, std::memory_order_relaxed);
   impl.stats.spans_stored.fetch_add(span_count, std::memory_order_relaxed);
@@ -598,6 +611,9 @@ absl::Status RocksDbSpanStore::Checkpoint(const std::string& dir) {
       s, absl::StrCat("checkpoint of rocksdb at \"", impl_->options.path, "\" into \"", dir, "\""));
 }
 
+bool RocksDbSpanStore::writable() const { return !impl_->guard->failed(); }
+uint64_t RocksDbSpanStore::write_refusals() const { return impl_->guard->refused(); }
+
 absl::Status RocksDbSpanStore::Flush() {
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
@@ -623,9 +639,10 @@ namespace {
 class RocksDbQueueStore final : public exporter::QueueStore {
  public:
   RocksDbQueueStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, bool sync,
-                    std::string path)
+                    std::string path, WriteGuard* guard)
       : db_(db),
         family_(family),
+        guard_(guard),
         describe_(
             absl::StrCat("rocksdb at \"", path, "\" (column family ", kExportQueueFamily, ")")) {
     write_options_.sync = sync;
@@ -636,8 +653,8 @@ class RocksDbQueueStore final : public exporter::QueueStore {
     std::string value;
     codec::EncodeSpanBatch(spans, absl::ToUnixNanos(enqueued), &value);
     const std::string key = Key(seq);
-    TK_RETURN_IF_ERROR(FromRocksDbStatus(
-        db_->Put(write_options_, family_, key, value),
+    TK_RETURN_IF_ERROR(guard_->Run(
+        [&] { return db_->Put(write_options_, family_, key, value); },
         absl::StrCat("appending batch ", seq, " (", spans.size(), " spans) to ", describe_)));
     return key.size() + value.size();
   }
@@ -658,8 +675,8 @@ class RocksDbQueueStore final : public exporter::QueueStore {
   }
 
   absl::Status Remove(uint64_t seq) override {
-    return FromRocksDbStatus(db_->Delete(write_options_, family_, Key(seq)),
-                             absl::StrCat("removing batch ", seq, " from ", describe_));
+    return guard_->Run([&] { return db_->Delete(write_options_, family_, Key(seq)); },
+                       absl::StrCat("removing batch ", seq, " from ", describe_));
   }
 
   absl::StatusOr<std::vector<exporter::QueueEntryInfo>> List() override {
@@ -698,6 +715,7 @@ class RocksDbQueueStore final : public exporter::QueueStore {
 
   rocksdb::DB* const db_;
   rocksdb::ColumnFamilyHandle* const family_;
+  WriteGuard* const guard_;
   const std::string describe_;
   rocksdb::WriteOptions write_options_;
 };
@@ -706,7 +724,8 @@ class RocksDbQueueStore final : public exporter::QueueStore {
 
 std::unique_ptr<exporter::QueueStore> RocksDbSpanStore::OpenExportQueue() {
   return std::make_unique<RocksDbQueueStore>(impl_->db.get(), impl_->export_queue,
-                                             impl_->options.sync, impl_->options.path);
+                                             impl_->options.sync, impl_->options.path,
+                                             impl_->guard.get());
 }
 
 absl::StatusOr<SpanStorePtr> OpenRocksDbSpanStore(const RocksDbOptions& options) {
@@ -722,8 +741,8 @@ namespace {
 class RocksDbKvTable final : public KvTable {
  public:
   RocksDbKvTable(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
-                 const rocksdb::WriteOptions& write_options)
-      : db_(db), family_(family), write_options_(write_options) {}
+                 const rocksdb::WriteOptions& write_options, WriteGuard* guard)
+      : db_(db), family_(family), write_options_(write_options), guard_(guard) {}
 
   absl::Status Write(const std::vector<KvWrite>& writes) override {
     rocksdb::WriteBatch batch;
@@ -732,9 +751,8 @@ class RocksDbKvTable final : public KvTable {
           w.erase ? batch.Delete(family_, w.key) : batch.Put(family_, w.key, w.value);
       if (!s.ok()) return FromRocksDbStatus(s, TableName());
     }
-    rocksdb::Status s = db_->Write(write_options_, &batch);
-    if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("writing ", TableName()));
-    return absl::OkStatus();
+    return guard_->Run([&] { return db_->Write(write_options_, &batch); },
+                       absl::StrCat("writing ", TableName()));
   }
 
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) override {
@@ -766,6 +784,7 @@ class RocksDbKvTable final : public KvTable {
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* family_;
   rocksdb::WriteOptions write_options_;
+  WriteGuard* guard_;
 };
 
 }  // namespace
@@ -791,7 +810,8 @@ absl::StatusOr<KvTablePtr> RocksDbSpanStore::OpenTable(const std::string& name) 
     }
     impl.handles.push_back(family);
   }
-  return KvTablePtr(new RocksDbKvTable(impl.db.get(), family, impl.write_options));
+  return KvTablePtr(
+      new RocksDbKvTable(impl.db.get(), family, impl.write_options, impl.guard.get()));
 }
 
 }  // namespace tracekeep::storage

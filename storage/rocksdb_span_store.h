@@ -102,6 +102,10 @@ class RocksDbSpanStore final : public SpanStore {
   // Live SST files of every column family plus write-ahead log files.
   uint64_t ApproximateDiskBytes() override;
   const StoreStats& stats() const override;
+  // False after a failed write (disk full, IO error) until the database resumed: writes are
+  // refused with kResourceExhausted meanwhile (storage/write_guard.h). Writes refused so far.
+  bool writable() const;
+  uint64_t write_refusals() const;
 
   // Live SST bytes per column family, in the order spans, indexes, resources, then any other
   // column family found in the database (default included).

@@ -617,6 +617,20 @@ class Daemon::Impl final : public admin::AdminBackend {
                  [st] { return st->traces_stored.load(); });
     m.AddCounter("tracekeep_storage_spans_stored_total", "Kept spans written to RocksDB.", {},
                  [st] { return st->spans_stored.load(); });
+    m.AddGauge("tracekeep_storage_writable",
+               "1 while the database accepts writes; 0 after a failed write (disk full, IO "
+               "error) until RocksDB resumed: writes are refused meanwhile (retried every second).",
+               {{"db", "store"}}, [store] { return store->writable() ? 1.0 : 0.0; });
+    m.AddCounter("tracekeep_storage_write_refusals_total",
+                 "Writes refused without being tried because the database had failed a write.",
+                 {{"db", "store"}}, [store] { return store->write_refusals(); });
+    if (journal_) {
+      storage::Journal* journal = journal_.get();
+      m.AddGauge("tracekeep_storage_writable", "", {{"db", "journal"}},
+                 [journal] { return journal->writable() ? 1.0 : 0.0; });
+      m.AddCounter("tracekeep_storage_write_refusals_total", "", {{"db", "journal"}},
+                   [journal] { return journal->write_refusals(); });
+    }
     m.AddCounter("tracekeep_storage_write_errors_total", "Failed RocksDB writes of kept traces.",
                  {}, [st] { return st->write_errors.load(); });
     m.AddCounter("tracekeep_storage_spans_failed_total",

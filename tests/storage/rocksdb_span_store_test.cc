@@ -17,6 +17,7 @@
 #include "rocksdb/status.h"
 #include "storage/keys.h"
 #include "storage/rocksdb_status.h"
+#include "tests/storage/small_fs.h"
 
 namespace tracekeep::storage {
 namespace {
@@ -552,6 +553,86 @@ TEST_F(RocksDbSpanStoreTest, ZeroRetentionKeepsEverything) {
   ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop, 1, kBase, 10)}))).ok());
   ASSERT_TRUE(store_->CompactSpans().ok());
   EXPECT_TRUE(store_->GetTrace(TraceId(1)).ok());
+}
+
+}  // namespace
+}  // namespace tracekeep::storage
+
+namespace tracekeep::storage {
+namespace {
+
+// A full disk (a small tmpfs): the write that fails and every later write — spans, the export
+// queue, tables — are refused with kResourceExhausted naming the database, without crashing
+// (RocksDB 7.8 aborts on a write after a failed WAL write, see write_guard.h); once space is freed
+// and a resume interval has passed, writes succeed again, and everything written before and
+// after the failure reads back after a reopen.
+TEST(RocksDbSpanStoreFullDiskTest, RefusesWritesWhileFullAndResumesOnceSpaceIsFreed) {
+  SmallFs fs;
+  if (std::string why = fs.Mount(16); !why.empty()) GTEST_SKIP() << why << " (needs root)";
+  FakeClock clock;
+  RocksDbOptions options;
+  options.path = fs.dir() + "/db";
+  options.block_cache_mib = 0;
+  options.write_buffer_mib = 1;
+  options.clock = &clock;
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  {
+    auto store = RocksDbSpanStore::Create(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto queue = (*store)->OpenExportQueue();
+    auto table = (*store)->OpenTable("orders");
+    ASSERT_TRUE(table.ok()) << table.status();
+    ASSERT_TRUE((*store)->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop, 1, kBase, 10)}))).ok());
+    fs.Fill();
+
+    std::vector<SpanRecord> big;
+    for (uint8_t i = 0; i < 64; ++i) {
+      big.push_back(MakeSpan(shop, i, kBase, 10));
+      big.back().span.append(16 * 1024, 'b');
+    }
+    absl::Status failed;
+    for (int i = 0; i < 100 && failed.ok(); ++i) {
+      failed = (*store)->Consume(One(MakeTrace(TraceId(2), big)));
+    }
+    ASSERT_EQ(failed.code(), absl::StatusCode::kResourceExhausted) << failed;
+    EXPECT_NE(failed.message().find(options.path), absl::string_view::npos) << failed;
+    EXPECT_FALSE((*store)->writable());
+
+    // Every write path is refused, without being tried.
+    const absl::Status spans =
+        (*store)->Consume(One(MakeTrace(TraceId(3), {MakeSpan(shop, 3, kBase, 10)})));
+    EXPECT_EQ(spans.code(), absl::StatusCode::kResourceExhausted) << spans;
+    EXPECT_NE(spans.message().find("writes refused after a failed write"), absl::string_view::npos)
+        << spans;
+    EXPECT_EQ(queue->Append(1, absl::UnixEpoch(), {MakeSpan(shop, 4, kBase, 10)}).status().code(),
+              absl::StatusCode::kResourceExhausted);
+    EXPECT_EQ((*table)->Write({{"o1", "record"}}).code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_GE((*store)->write_refusals(), 3u);
+
+    // Still full after the resume interval: still refused.
+    clock.Advance(absl::Seconds(1));
+    EXPECT_EQ((*store)->Consume(One(MakeTrace(TraceId(3), {MakeSpan(shop, 3, kBase, 10)}))).code(),
+              absl::StatusCode::kResourceExhausted);
+
+    fs.Free();
+    clock.Advance(absl::Seconds(1));
+    const absl::Status resumed =
+        (*store)->Consume(One(MakeTrace(TraceId(5), {MakeSpan(shop, 5, kBase, 10)})));
+    ASSERT_TRUE(resumed.ok()) << resumed;
+    EXPECT_TRUE((*store)->writable());
+    ASSERT_TRUE(queue->Append(2, absl::UnixEpoch(), {MakeSpan(shop, 6, kBase, 10)}).ok());
+    ASSERT_TRUE((*table)->Write({{"o1", "record"}}).ok());
+    table->reset();
+    queue.reset();
+  }
+  auto reopened = RocksDbSpanStore::Create(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  for (uint8_t t : {1, 5}) {
+    auto trace = (*reopened)->GetTrace(TraceId(t));
+    ASSERT_TRUE(trace.ok()) << "trace " << int{t} << ": " << trace.status();
+    EXPECT_EQ(trace->size(), 1u);
+  }
+  EXPECT_EQ((*reopened)->GetTrace(TraceId(3)).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
