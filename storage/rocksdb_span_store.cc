@@ -404,6 +404,11 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
   }
   if (!written.ok()) {
     impl.stats.write_errors.fetch_add(1, std::memory_order_relaxed);
+    if (written.code() == absl::StatusCode::kResourceExhausted) {
+      // Disk full (or refused until the database resumes): nothing was written and `traces` is
+      // untouched; the sampler offers the batch again (TraceConsumer's kUnavailable contract).
+      return absl::UnavailableError(written.message());
+    }
     impl.stats.spans_failed.fetch_add(span_count, std::memory_order_relaxed);
     return written;
   }

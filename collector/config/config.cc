@@ -458,6 +458,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     s.Int("num_shards", &c->sampler.num_shards, 0, 256);
     s.Size("max_pending_traces", &c->sampler.max_pending_traces, 1, int64_t{1} << 40);
     s.Size("max_queued_spans", &c->sampler.max_queued_spans, 1, int64_t{1} << 40);
+    s.Size("max_waiting_spans", &c->sampler.max_waiting_spans, 1, int64_t{1} << 40);
     s.Duration("decision_wait_after_root_received", &c->sampler.decision_wait_after_root_received,
                absl::ZeroDuration());
     s.Duration("max_trace_age", &c->sampler.max_trace_age, absl::ZeroDuration());

@@ -542,6 +542,16 @@ class Daemon::Impl final : public admin::AdminBackend {
                  {{"decision", "sampled"}}, [ss] { return ss->late_spans_sampled.load(); });
     m.AddCounter("tracekeep_sampler_late_spans_total", "", {{"decision", "not_sampled"}},
                  [ss] { return ss->late_spans_not_sampled.load(); });
+    m.AddGauge("tracekeep_sampler_spans_waiting",
+               "Kept spans the store could not take yet (disk full), held and offered again.", {},
+               [ss] { return static_cast<double>(ss->spans_waiting.load()); });
+    m.AddCounter("tracekeep_sampler_spans_retried_total",
+                 "Kept spans handed on after waiting for the store.", {},
+                 [ss] { return ss->spans_retried.load(); });
+    m.AddCounter("tracekeep_sampler_spans_lost_downstream_total",
+                 "Kept spans dropped because more than sampler.max_waiting_spans already waited "
+                 "(they stay in the journal: a restart replays them).",
+                 {}, [ss] { return ss->spans_lost_downstream.load(); });
     m.AddCounter("tracekeep_sampler_evaluation_errors_total",
                  "Traces with span or resource bytes the policies could not decode.", {},
                  [ss] { return ss->evaluation_errors.load(); });

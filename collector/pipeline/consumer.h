@@ -23,8 +23,9 @@ class Component {
 };
 
 // Receives kept traces. Ownership of the batch moves with the call: the callee may keep or
-// modify it. A non-OK status means the callee did not take the data; it says whether retrying can
-// help (kResourceExhausted / kUnavailable) or not (anything else). Thread-safe.
+// modify it. A non-OK status means the callee did not take (all of) the data. kUnavailable has a
+// stronger meaning: nothing was taken and `traces` was left untouched, so the caller may offer
+// the same batch again later (the store refusing writes on a full disk). Thread-safe.
 class TraceConsumer {
  public:
   virtual ~TraceConsumer() = default;
@@ -42,7 +43,11 @@ class SpanIntake {
 };
 
 // Hands one batch to several consumers. Every consumer gets a copy but the last, which gets the
-// original. Returns the first error; every consumer is called regardless.
+// original. When the first consumer answers kUnavailable (took nothing), no other is called and
+// kUnavailable is returned with `traces` untouched: the batch can be offered again as a whole.
+// Otherwise every consumer is called and the first error is returned, kUnavailable of a later
+// consumer turned into kAborted (earlier consumers took the batch: offering it again would
+// duplicate it there).
 class FanOutConsumer final : public TraceConsumer {
  public:
   explicit FanOutConsumer(std::vector<TraceConsumer*> consumers)
@@ -52,6 +57,10 @@ class FanOutConsumer final : public TraceConsumer {
     for (size_t i = 0; i < consumers_.size(); ++i) {
       absl::Status s = i + 1 == consumers_.size() ? consumers_[i]->Consume(std::move(traces))
                                                   : consumers_[i]->Consume(KeptTraces(traces));
+      if (s.code() == absl::StatusCode::kUnavailable) {
+        if (i == 0) return s;
+        s = absl::AbortedError(s.message());
+      }
       if (first.ok()) first = s;
     }
     return first;

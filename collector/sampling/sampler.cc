@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -89,13 +90,19 @@ class Sampler::Shard {
     }
     SamplerStats& stats = sampler_->stats_;
     const absl::Time now = sampler_->clock_->Now();
+    RetryWaiting();
     std::vector<PendingTrace> due;
     KeptTraces late;
+    int64_t late_oldest = kNothing;
     size_t spans_in = 0;
     for (TraceSpans& t : input) {
       spans_in += t.spans.size();
       if (sampler_->options_.hook != nullptr) sampler_->options_.hook->OnBuffered(t);
-      if (FollowDecision(&t, now, &late)) continue;
+      const int64_t arrived = t.arrival_unix_nanos;
+      if (FollowDecision(&t, now, &late)) {
+        late_oldest = std::min(late_oldest, arrived);
+        continue;
+      }
       const absl::Time arrival =
           t.arrival_unix_nanos != 0 ? absl::FromUnixNanos(t.arrival_unix_nanos) : now;
       buffer_.Add(std::move(t), arrival, &due);
@@ -110,7 +117,7 @@ class Sampler::Shard {
     published_limit_hits_ = buffer_.trace_limit_hits();
     buffer_.TakeExpired(now, &due);
     Publish();
-    if (!late.empty()) Hand(std::move(late));
+    if (!late.empty()) Hand(std::move(late), late_oldest);
     if (!due.empty()) Decide(&due, now);
     PublishOldest();
     return buffer_.NextDeadline();
@@ -183,8 +190,10 @@ class Sampler::Shard {
     const bool dry_run = sampler_->options_.dry_run;
     std::shared_ptr<PolicySet> set = std::atomic_load(&policies_);
     KeptTraces kept;
+    int64_t kept_oldest = kNothing;
     for (PendingTrace& t : *traces) {
       const uint64_t spans = t.spans.size();
+      const int64_t first_arrival = absl::ToUnixNanos(t.first_arrival);
       TraceView view(t);
       const Verdict v = set->Evaluate(view, now);
       if (view.decode_error()) stats.evaluation_errors.fetch_add(1, std::memory_order_relaxed);
@@ -196,6 +205,7 @@ class Sampler::Shard {
             sampler_->options_.hook->OnDecided(t, v.outcome == Verdict::Outcome::kSampled);
         if (hv.action == HookVerdict::kHold) continue;
         if (hv.action == HookVerdict::kKeep) {
+          kept_oldest = std::min(kept_oldest, first_arrival);
           kept_.Insert(t.trace_id, CachedDecision{now, hv.reason});
           kept.push_back(
               KeptTrace{std::move(t.trace_id), std::move(hv.reason), std::move(t.spans)});
@@ -230,6 +240,7 @@ class Sampler::Shard {
         continue;
       }
       kept_.Insert(t.trace_id, CachedDecision{now, policy});
+      kept_oldest = std::min(kept_oldest, first_arrival);
       KeptTrace& k = kept.emplace_back();
       k.trace_id = std::move(t.trace_id);
       k.policy = std::move(policy);
@@ -237,26 +248,75 @@ class Sampler::Shard {
       if (!k.policy.empty()) Tag(&k.spans, kPolicyAttribute, k.policy);
       if (dry_run) Tag(&k.spans, kDryRunAttribute, dry_run_decision);
     }
-    if (!kept.empty()) Hand(std::move(kept));
+    if (!kept.empty()) Hand(std::move(kept), kept_oldest);
   }
 
-  void Hand(KeptTraces&& kept) {
-    absl::Status s = sampler_->consumer_->Consume(std::move(kept));
-    if (!s.ok()) {
-      // Downstream components count what they lost; this records that a batch was refused.
-      const uint64_t n = sampler_->stats_.consumer_errors.fetch_add(1, std::memory_order_relaxed);
-      if (n % 1000 == 0) {
-        TK_LOG(Warning) << "kept traces not fully handed downstream: " << s;
+  // Hands kept traces downstream. A batch the consumer could not take (kUnavailable: the store
+  // refuses writes on a full disk) waits in this shard, in order, and is offered again at every
+  // poll; until it is taken it holds the low-water mark at its oldest arrival, so the journal
+  // keeps its spans and a crash meanwhile replays them. `oldest_arrival`: unix nanos.
+  void Hand(KeptTraces&& kept, int64_t oldest_arrival) {
+    if (waiting_.empty()) {
+      absl::Status s = sampler_->consumer_->Consume(std::move(kept));
+      if (s.code() != absl::StatusCode::kUnavailable) {
+        CountError(s);
+        return;
       }
+      // kUnavailable: `kept` was left untouched (TraceConsumer's contract).
+      LogWaiting(s);
+    }
+    size_t spans = 0;
+    for (const KeptTrace& k : kept) spans += k.spans.size();
+    SamplerStats& stats = sampler_->stats_;
+    const size_t limit =
+        std::max<size_t>(1, sampler_->options_.max_waiting_spans / sampler_->shards_.size());
+    if (waiting_spans_ + spans > limit) {
+      stats.spans_lost_downstream.fetch_add(spans, std::memory_order_relaxed);
+      TK_LOG(Error) << spans << " kept spans lost: the consumer refuses them and " << waiting_spans_
+                    << " spans already wait (sampler.max_waiting_spans)";
+      return;
+    }
+    waiting_spans_ += spans;
+    stats.spans_waiting.fetch_add(spans, std::memory_order_relaxed);
+    waiting_.push_back(Waiting{std::move(kept), oldest_arrival, spans});
+  }
+
+  // Offers waiting batches again, oldest first, until one is refused.
+  void RetryWaiting() {
+    SamplerStats& stats = sampler_->stats_;
+    while (!waiting_.empty()) {
+      Waiting& w = waiting_.front();
+      absl::Status s = sampler_->consumer_->Consume(std::move(w.traces));
+      if (s.code() == absl::StatusCode::kUnavailable) return;  // untouched: try next poll
+      CountError(s);
+      waiting_spans_ -= w.spans;
+      stats.spans_waiting.fetch_sub(w.spans, std::memory_order_relaxed);
+      stats.spans_retried.fetch_add(w.spans, std::memory_order_relaxed);
+      waiting_.pop_front();
+    }
+  }
+
+  void CountError(const absl::Status& s) {
+    if (s.ok()) return;
+    // Downstream components count what they lost; this records that a batch was refused.
+    const uint64_t n = sampler_->stats_.consumer_errors.fetch_add(1, std::memory_order_relaxed);
+    if (n % 1000 == 0) TK_LOG(Warning) << "kept traces not fully handed downstream: " << s;
+  }
+
+  void LogWaiting(const absl::Status& s) {
+    if (sampler_->stats_.batches_waited.fetch_add(1, std::memory_order_relaxed) % 1000 == 0) {
+      TK_LOG(Warning) << "kept traces wait in the sampler (offered again every poll): " << s;
     }
   }
 
   static constexpr int64_t kNothing = INT64_MAX;
 
-  // After the traces taken from the buffer were decided and handed downstream.
+  // After the traces taken from the buffer were decided and handed downstream (or wait).
   void PublishOldest() {
     const absl::Time oldest = buffer_.OldestArrival();
-    oldest_pending_.store(oldest == absl::InfiniteFuture() ? kNothing : absl::ToUnixNanos(oldest));
+    int64_t mark = oldest == absl::InfiniteFuture() ? kNothing : absl::ToUnixNanos(oldest);
+    for (const Waiting& w : waiting_) mark = std::min(mark, w.oldest_arrival);
+    oldest_pending_.store(mark);
   }
 
   // Publishes this shard's share of the pending gauges.
@@ -273,9 +333,17 @@ class Sampler::Shard {
     published_bytes_ = bytes;
   }
 
+  struct Waiting {
+    KeptTraces traces;
+    int64_t oldest_arrival;  // unix nanos
+    size_t spans;
+  };
+
   Sampler* sampler_;
   // Touched only by the shard's thread (or the test's).
   TraceBuffer buffer_;
+  std::deque<Waiting> waiting_;  // kept batches the consumer could not take yet, oldest first
+  size_t waiting_spans_ = 0;
   DecisionCache kept_;
   DecisionCache not_kept_;
   int64_t published_traces_ = 0;

@@ -59,6 +59,11 @@ struct SamplerOptions {
   // Spans received but not yet buffered by their shard, all shards together. Beyond it requests
   // are refused with a retryable status (RESOURCE_EXHAUSTED / HTTP 429). Default: 1000000.
   size_t max_queued_spans = 1000000;
+  // Kept spans the downstream consumer could not take yet (the store refusing writes on a full
+  // disk) held in memory and offered again every poll, all shards together; beyond it they are
+  // counted in spans_lost_downstream. They also stay in the intake journal (the low-water mark
+  // waits for them), so a restart replays them. Default: 1000000.
+  size_t max_waiting_spans = 1000000;
   // Decision caches (trace ids, all shards together; LRU). Late spans of a kept trace go
   // downstream at once; late spans of a trace not kept are counted and dropped. 0 disables.
   // Default: 100000 / 100000.
@@ -98,8 +103,15 @@ struct SamplerStats {
   std::atomic<uint64_t> late_spans_not_sampled{0};  // late spans of traces not kept, dropped
   std::atomic<uint64_t> spans_refused{0};           // refused by Offer (overload / shutdown)
   std::atomic<uint64_t> consumer_errors{0};         // batches the downstream consumer refused
-  std::atomic<uint64_t> evaluation_errors{0};       // traces whose span bytes could not be decoded
-  std::atomic<uint64_t> policy_updates{0};          // successful SetPolicies calls
+  // Kept batches the consumer could not take yet (kUnavailable: storage refusing writes), kept
+  // in the sampler and offered again every poll: batches that had to wait, spans waiting now,
+  // spans handed on after waiting, spans lost beyond max_waiting_spans.
+  std::atomic<uint64_t> batches_waited{0};
+  std::atomic<uint64_t> spans_waiting{0};
+  std::atomic<uint64_t> spans_retried{0};
+  std::atomic<uint64_t> spans_lost_downstream{0};
+  std::atomic<uint64_t> evaluation_errors{0};  // traces whose span bytes could not be decoded
+  std::atomic<uint64_t> policy_updates{0};     // successful SetPolicies calls
   // Age of late spans: time since their trace's decision.
   DurationHistogram late_span_age{{0.1, 1, 5, 15, 30, 60, 300, 900, 3600}};
   // Time from a trace's due time to its decision.

@@ -561,8 +561,9 @@ TEST_F(RocksDbSpanStoreTest, ZeroRetentionKeepsEverything) {
 namespace tracekeep::storage {
 namespace {
 
-// A full disk (a small tmpfs): the write that fails and every later write — spans, the export
-// queue, tables — are refused with kResourceExhausted naming the database, without crashing
+// A full disk (a small tmpfs): the write that fails and every later write — spans (kUnavailable:
+// the sampler offers them again), the export queue, tables (kResourceExhausted) — are refused
+// naming the database, without crashing
 // (RocksDB 7.8 aborts on a write after a failed WAL write, see write_guard.h); once space is freed
 // and a resume interval has passed, writes succeed again, and everything written before and
 // after the failure reads back after a reopen.
@@ -594,14 +595,15 @@ TEST(RocksDbSpanStoreFullDiskTest, RefusesWritesWhileFullAndResumesOnceSpaceIsFr
     for (int i = 0; i < 100 && failed.ok(); ++i) {
       failed = (*store)->Consume(One(MakeTrace(TraceId(2), big)));
     }
-    ASSERT_EQ(failed.code(), absl::StatusCode::kResourceExhausted) << failed;
+    // kUnavailable: nothing taken, the caller keeps the batch and offers it again later.
+    ASSERT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
     EXPECT_NE(failed.message().find(options.path), absl::string_view::npos) << failed;
     EXPECT_FALSE((*store)->writable());
 
     // Every write path is refused, without being tried.
     const absl::Status spans =
         (*store)->Consume(One(MakeTrace(TraceId(3), {MakeSpan(shop, 3, kBase, 10)})));
-    EXPECT_EQ(spans.code(), absl::StatusCode::kResourceExhausted) << spans;
+    EXPECT_EQ(spans.code(), absl::StatusCode::kUnavailable) << spans;
     EXPECT_NE(spans.message().find("writes refused after a failed write"), absl::string_view::npos)
         << spans;
     EXPECT_EQ(queue->Append(1, absl::UnixEpoch(), {MakeSpan(shop, 4, kBase, 10)}).status().code(),
@@ -612,7 +614,7 @@ TEST(RocksDbSpanStoreFullDiskTest, RefusesWritesWhileFullAndResumesOnceSpaceIsFr
     // Still full after the resume interval: still refused.
     clock.Advance(absl::Seconds(1));
     EXPECT_EQ((*store)->Consume(One(MakeTrace(TraceId(3), {MakeSpan(shop, 3, kBase, 10)}))).code(),
-              absl::StatusCode::kResourceExhausted);
+              absl::StatusCode::kUnavailable);
 
     fs.Free();
     clock.Advance(absl::Seconds(1));

@@ -326,3 +326,80 @@ TEST(SamplerTest, DropPoliciesAreCountedApart) {
 
 }  // namespace
 }  // namespace tracekeep::sampling
+
+namespace tracekeep::sampling {
+namespace {
+
+// A store that refuses writes (disk full) while `refusing`: kUnavailable, batch untouched.
+class RefusingConsumer final : public TraceConsumer {
+ public:
+  absl::Status Consume(KeptTraces&& traces) override {
+    if (refusing) return absl::UnavailableError("rocksdb at \"/data\": writes refused");
+    return recording.Consume(std::move(traces));
+  }
+  bool refusing = true;
+  RecordingConsumer recording;
+};
+
+// Kept traces the store cannot take wait in the sampler, in order, holding the low-water mark
+// (so the journal keeps them), and go downstream once the store takes writes again.
+TEST(SamplerTest, KeptTracesTheStoreRefusesWaitAndHoldTheLowWaterMark) {
+  FakeClock clock(absl::FromUnixSeconds(1000));
+  RefusingConsumer consumer;
+  SamplerOptions options = Options(100, /*shards=*/1);
+  options.decision_wait = absl::Seconds(1);
+  auto sampler = Sampler::Create(options, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  const absl::Time first = clock.Now();
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 2)), 2).ok());
+  clock.Advance(absl::Milliseconds(500));
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 3)), 3).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(2));
+  (*sampler)->PollForTesting();  // both decided and kept; the store refuses
+
+  const SamplerStats& stats = (*sampler)->stats();
+  EXPECT_EQ(stats.traces_pending.load(), 0u);
+  EXPECT_EQ(stats.spans_waiting.load(), 5u);
+  EXPECT_EQ((*sampler)->LowWaterMark(), first) << "the journal must keep the waiting spans";
+  EXPECT_TRUE(consumer.recording.kept().empty());
+
+  // A late span of a kept trace waits behind the batch, in order.
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 1)), 1).ok());
+  (*sampler)->PollForTesting();
+  EXPECT_EQ(stats.spans_waiting.load(), 6u);
+  EXPECT_EQ((*sampler)->LowWaterMark(), first);
+
+  consumer.refusing = false;  // space is back
+  (*sampler)->PollForTesting();
+  const KeptTraces kept = consumer.recording.kept();
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept[2].trace_id, TestTraceId(1)) << "the late span comes after its batch";
+  EXPECT_EQ(stats.spans_waiting.load(), 0u);
+  EXPECT_EQ(stats.spans_retried.load(), 6u);
+  EXPECT_EQ(stats.spans_lost_downstream.load(), 0u);
+  EXPECT_EQ((*sampler)->LowWaterMark(), absl::InfiniteFuture());
+}
+
+TEST(SamplerTest, WaitingSpansAreBoundedAndTheExcessCounted) {
+  FakeClock clock;
+  RefusingConsumer consumer;
+  SamplerOptions options = Options(100, /*shards=*/1);
+  options.decision_wait = absl::Seconds(1);
+  options.max_waiting_spans = 4;
+  auto sampler = Sampler::Create(options, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 3)), 3).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(2));
+  (*sampler)->PollForTesting();
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 3)), 3).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(2));
+  (*sampler)->PollForTesting();
+  EXPECT_EQ((*sampler)->stats().spans_waiting.load(), 3u);
+  EXPECT_EQ((*sampler)->stats().spans_lost_downstream.load(), 3u);
+}
+
+}  // namespace
+}  // namespace tracekeep::sampling
