@@ -25,9 +25,14 @@ absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t sp
   absl::StatusOr<std::string> key = journal_->Append(traces, now);
   absl::Status status;
   if (!key.ok()) {
-    // Not durable: refuse with a retryable code, so that the client keeps the data.
-    status = absl::UnavailableError(
-        absl::StrCat("cannot journal the request, retry later: ", key.status().message()));
+    // Not durable: refuse with a retryable code, so that the client keeps the data. A full disk
+    // (or a journal refusing writes until it resumes) is a capacity problem: RESOURCE_EXHAUSTED
+    // (HTTP 429) like other overloads; anything else UNAVAILABLE (503).
+    const std::string message =
+        absl::StrCat("cannot journal the request, retry later: ", key.status().message());
+    status = key.status().code() == absl::StatusCode::kResourceExhausted
+                 ? absl::ResourceExhaustedError(message)
+                 : absl::UnavailableError(message);
   } else {
     status = sampler_->Offer(std::move(traces), span_count);
     if (!status.ok()) {
