@@ -29,6 +29,8 @@ class KvTable {
   virtual ~KvTable() = default;
   // Applies every write atomically.
   [[nodiscard]] virtual absl::Status Write(const std::vector<KvWrite>& writes) = 0;
+  // Removes every key in [begin, end).
+  [[nodiscard]] virtual absl::Status EraseRange(absl::string_view begin, absl::string_view end) = 0;
   // std::nullopt when the key is absent.
   [[nodiscard]] virtual absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) = 0;
   // Calls `fn` for every key starting with `prefix`, in key order, until it returns false.

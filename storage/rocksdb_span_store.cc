@@ -616,6 +616,18 @@ absl::Status RocksDbSpanStore::Checkpoint(const std::string& dir) {
       s, absl::StrCat("checkpoint of rocksdb at \"", impl_->options.path, "\" into \"", dir, "\""));
 }
 
+absl::StatusOr<bool> RocksDbSpanStore::ContainsSpan(absl::string_view trace_id,
+                                                    int64_t start_unix_nanos,
+                                                    absl::string_view span_id) {
+  std::string value;
+  const std::string key = keys::SpanKey(trace_id, start_unix_nanos, span_id);
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->spans, key, &value);
+  if (s.IsNotFound()) return false;
+  TK_RETURN_IF_ERROR(FromRocksDbStatus(
+      s, absl::StrCat("reading span ", ToHex(span_id), " of trace ", ToHex(trace_id))));
+  return true;
+}
+
 bool RocksDbSpanStore::writable() const { return !impl_->guard->failed(); }
 uint64_t RocksDbSpanStore::write_refusals() const { return impl_->guard->refused(); }
 
@@ -758,6 +770,16 @@ class RocksDbKvTable final : public KvTable {
     }
     return guard_->Run([&] { return db_->Write(write_options_, &batch); },
                        absl::StrCat("writing ", TableName()));
+  }
+
+  absl::Status EraseRange(absl::string_view begin, absl::string_view end) override {
+    return guard_->Run(
+        [&] {
+          return db_->DeleteRange(write_options_, family_,
+                                  rocksdb::Slice(begin.data(), begin.size()),
+                                  rocksdb::Slice(end.data(), end.size()));
+        },
+        absl::StrCat("erasing a range of ", TableName()));
   }
 
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) override {

@@ -2,6 +2,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -120,6 +121,11 @@ class ForwardingLogger final : public rocksdb::Logger {
   void Logv(const char* format, va_list ap) override {
     char buffer[1024];
     std::vsnprintf(buffer, sizeof(buffer), format, ap);
+    // Opening a database that does not exist yet (create_if_missing) logs this as an error.
+    if (std::strstr(buffer, "Error when reading") != nullptr &&
+        std::strstr(buffer, "dir NotFound") != nullptr) {
+      return;
+    }
     TK_LOG(Warning) << describe_ << ": " << buffer;
   }
 

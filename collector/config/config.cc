@@ -482,6 +482,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       d.Size("non_sampled_cache_size", &c->sampler.non_sampled_cache_size, 0, int64_t{1} << 32);
     }
     s.Bool("dry_run", &c->sampler.dry_run);
+    s.Bool("persist_decisions", &c->persist_decisions);
     s.Bool("sample_on_first_match", &c->sampler.sample_on_first_match);
     ReadPolicies(s.Get("policies"), "sampler.policies", problems, &c->sampler.policies);
   }

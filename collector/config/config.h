@@ -87,6 +87,9 @@ struct Config {
   GrpcReceiverConfig grpc;
   HttpReceiverConfig http;
   sampling::SamplerOptions sampler;  // policies default to sampling::DefaultPolicies()
+  // sampler.persist_decisions: record decisions in the store's `decisions` column family and
+  // reload them at start-up.
+  bool persist_decisions = true;
   StorageConfig storage;
   JournalConfig journal;
   ExporterConfig exporter;

@@ -52,6 +52,7 @@ absl::StatusOr<int64_t> JournaledIntake::Recover() {
     int64_t n = 0;
     for (TraceSpans& t : traces) {
       t.arrival_unix_nanos = absl::ToUnixNanos(arrival);
+      t.replayed = true;
       n += static_cast<int64_t>(t.spans.size());
     }
     sampler_->Restore(std::move(traces), n);

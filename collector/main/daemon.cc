@@ -22,6 +22,7 @@
 #include "collector/http/http_server.h"
 #include "collector/intake/disk_budget.h"
 #include "collector/intake/journaled_intake.h"
+#include "collector/intake/kv_decision_log.h"
 #include "collector/orders/order_admin.h"
 #include "collector/orders/order_tracker.h"
 #include "collector/receiver/grpc_receiver.h"
@@ -52,6 +53,18 @@ absl::Status MakeDirs(const std::string& path) {
   }
   return absl::OkStatus();
 }
+
+// The span store as the sampler's record of spans handed on before a restart.
+class StoredSpans final : public sampling::HandedSpans {
+ public:
+  explicit StoredSpans(storage::RocksDbSpanStore* store) : store_(store) {}
+  absl::StatusOr<bool> Contains(const std::string& trace_id, const SpanRecord& span) override {
+    return store_->ContainsSpan(trace_id, span.start_unix_nanos, span.span_id);
+  }
+
+ private:
+  storage::RocksDbSpanStore* const store_;
+};
 
 }  // namespace
 
@@ -106,8 +119,21 @@ class Daemon::Impl final : public admin::AdminBackend {
       TK_RETURN_IF_ERROR(StartOrders());
       sampler_options.hook = orders_.get();
     }
+    if (config_.persist_decisions) {
+      TK_ASSIGN_OR_RETURN(decisions_table_, rocksdb_->OpenTable("decisions"));
+      decision_log_ = std::make_unique<intake::KvDecisionLog>(
+          decisions_table_.get(),
+          config_.sampler.sampled_cache_size + config_.sampler.non_sampled_cache_size);
+      handed_spans_ = std::make_unique<StoredSpans>(rocksdb_.get());
+      sampler_options.decision_log = decision_log_.get();
+      sampler_options.handed_spans = handed_spans_.get();
+    }
     TK_ASSIGN_OR_RETURN(sampler_,
                         sampling::Sampler::Create(sampler_options, fanout_.get(), Clock::Real()));
+    // Before the shards run and before the journal replays: replayed spans of traces decided
+    // before a crash follow those decisions.
+    TK_ASSIGN_OR_RETURN(const uint64_t restored, sampler_->LoadDecisions());
+    if (restored > 0) TK_LOG(Info) << "sampler: " << restored << " decisions reloaded";
     TK_RETURN_IF_ERROR(sampler_->Start());
 
     intake_ = sampler_.get();
@@ -218,6 +244,10 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (telemetry_) telemetry_->Stop();
     orders_.reset();
     order_tables_.clear();
+    sampler_.reset();  // uses the decision log and the store
+    handed_spans_.reset();
+    decision_log_.reset();
+    decisions_table_.reset();
     // The exporter's queue lives in the span store's database: close in this order.
     exporter_.reset();
     export_queue_.reset();
@@ -552,6 +582,16 @@ class Daemon::Impl final : public admin::AdminBackend {
                  "Kept spans dropped because more than sampler.max_waiting_spans already waited "
                  "(they stay in the journal: a restart replays them).",
                  {}, [ss] { return ss->spans_lost_downstream.load(); });
+    m.AddCounter("tracekeep_sampler_decisions_restored_total",
+                 "Decisions reloaded from the decisions column family at start-up.", {},
+                 [ss] { return ss->decisions_restored.load(); });
+    m.AddCounter("tracekeep_sampler_decision_log_errors_total",
+                 "Polls whose decisions could not be recorded (a restart may decide them again).",
+                 {}, [ss] { return ss->decision_log_errors.load(); });
+    m.AddCounter("tracekeep_sampler_replayed_spans_skipped_total",
+                 "Spans replayed from the journal after a restart that were already stored (and "
+                 "queued for export) before it: not handed on twice.",
+                 {}, [ss] { return ss->replayed_spans_skipped.load(); });
     m.AddCounter("tracekeep_sampler_evaluation_errors_total",
                  "Traces with span or resource bytes the policies could not decode.", {},
                  [ss] { return ss->evaluation_errors.load(); });
@@ -707,6 +747,9 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<storage::Journal> journal_;
   std::unique_ptr<intake::JournaledIntake> journaled_intake_;
   std::unique_ptr<intake::DiskBudgetIntake> disk_budget_;
+  storage::KvTablePtr decisions_table_;
+  std::unique_ptr<intake::KvDecisionLog> decision_log_;
+  std::unique_ptr<sampling::HandedSpans> handed_spans_;
   SpanIntake* intake_ = nullptr;  // what the receivers feed: the journal, or the sampler
   std::mutex policy_metrics_mu_;
   std::set<std::string> policy_metrics_;  // policies whose counters are registered

@@ -41,6 +41,9 @@ struct TraceSpans {
   // Decision timers count from it, and the journal keeps a batch until the traces that arrived
   // with it are decided.
   int64_t arrival_unix_nanos = 0;
+  // Replayed from the intake journal after a restart: these spans may have been handed on
+  // before the crash (the sampler then skips those already stored).
+  bool replayed = false;
 };
 
 // A trace the sampler decided to keep, with every span it buffered.

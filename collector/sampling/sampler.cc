@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "collector/common/ids.h"
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
 #include "collector/sampling/decision_cache.h"
@@ -43,6 +44,8 @@ void Tag(std::vector<SpanRecord>* spans, std::string_view key, std::string_view 
 // shared_ptr; the shard loads it once per decision batch, so no lock is taken per trace.
 class Sampler::Shard {
  public:
+  friend class Sampler;  // LoadDecisions() fills the caches before the thread starts
+
   Shard(Sampler* sampler, const TraceBufferOptions& options, size_t kept_cache,
         size_t dropped_cache, std::shared_ptr<PolicySet> policies)
       : sampler_(sampler),
@@ -168,6 +171,8 @@ class Sampler::Shard {
   bool FollowDecision(TraceSpans* t, absl::Time now, KeptTraces* late) {
     SamplerStats& stats = sampler_->stats_;
     if (const CachedDecision* d = kept_.Lookup(t->trace_id)) {
+      if (t->replayed && sampler_->options_.handed_spans != nullptr) SkipHanded(t);
+      if (t->spans.empty()) return true;
       stats.late_spans_sampled.fetch_add(t->spans.size(), std::memory_order_relaxed);
       stats.late_span_age.Observe(now - d->decided_at, t->spans.size());
       KeptTrace& k = late->emplace_back();
@@ -185,12 +190,39 @@ class Sampler::Shard {
     return false;
   }
 
+  // Drops the spans of a replayed trace that were handed on before the restart.
+  void SkipHanded(TraceSpans* t) {
+    HandedSpans* handed = sampler_->options_.handed_spans;
+    size_t skipped = 0;
+    auto end = std::remove_if(t->spans.begin(), t->spans.end(), [&](const SpanRecord& span) {
+      absl::StatusOr<bool> there = handed->Contains(t->trace_id, span);
+      // On a read error, hand it on again: a duplicate beats a loss.
+      const bool skip = there.ok() && *there;
+      skipped += skip ? 1 : 0;
+      return skip;
+    });
+    t->spans.erase(end, t->spans.end());
+    sampler_->stats_.replayed_spans_skipped.fetch_add(skipped, std::memory_order_relaxed);
+  }
+
+  // Inserts a decision loaded from the log (before the shard's thread runs).
+  void RestoreDecision(DecisionRecord&& r) {
+    if (r.kept) {
+      kept_.Insert(r.trace_id, CachedDecision{r.decided_at, std::move(r.policy)});
+    } else {
+      not_kept_.Insert(r.trace_id, CachedDecision{r.decided_at, ""});
+    }
+  }
+
   void Decide(std::vector<PendingTrace>* traces, absl::Time now) {
     SamplerStats& stats = sampler_->stats_;
     const bool dry_run = sampler_->options_.dry_run;
     std::shared_ptr<PolicySet> set = std::atomic_load(&policies_);
     KeptTraces kept;
     int64_t kept_oldest = kNothing;
+    DecisionLog* log = sampler_->options_.decision_log;
+    std::vector<DecisionRecord> records;
+    if (log != nullptr) records.reserve(traces->size());
     for (PendingTrace& t : *traces) {
       const uint64_t spans = t.spans.size();
       const int64_t first_arrival = absl::ToUnixNanos(t.first_arrival);
@@ -206,6 +238,7 @@ class Sampler::Shard {
         if (hv.action == HookVerdict::kHold) continue;
         if (hv.action == HookVerdict::kKeep) {
           kept_oldest = std::min(kept_oldest, first_arrival);
+          if (log != nullptr) records.push_back(DecisionRecord{t.trace_id, now, true, hv.reason});
           kept_.Insert(t.trace_id, CachedDecision{now, hv.reason});
           kept.push_back(
               KeptTrace{std::move(t.trace_id), std::move(hv.reason), std::move(t.spans)});
@@ -236,9 +269,11 @@ class Sampler::Shard {
       }
       const bool keep = dry_run || v.outcome == Verdict::Outcome::kSampled;
       if (!keep) {
+        if (log != nullptr) records.push_back(DecisionRecord{t.trace_id, now, false, ""});
         not_kept_.Insert(t.trace_id, CachedDecision{now, ""});
         continue;
       }
+      if (log != nullptr) records.push_back(DecisionRecord{t.trace_id, now, true, policy});
       kept_.Insert(t.trace_id, CachedDecision{now, policy});
       kept_oldest = std::min(kept_oldest, first_arrival);
       KeptTrace& k = kept.emplace_back();
@@ -249,6 +284,15 @@ class Sampler::Shard {
       if (dry_run) Tag(&k.spans, kDryRunAttribute, dry_run_decision);
     }
     if (!kept.empty()) Hand(std::move(kept), kept_oldest);
+    // After the hand-over, before PublishOldest() lets the journal forget these traces.
+    if (!records.empty()) {
+      if (absl::Status s = log->Append(records); !s.ok()) {
+        if (sampler_->stats_.decision_log_errors.fetch_add(1, std::memory_order_relaxed) % 1000 ==
+            0) {
+          TK_LOG(Warning) << "decisions not recorded (a restart may decide them again): " << s;
+        }
+      }
+    }
   }
 
   // Hands kept traces downstream. A batch the consumer could not take (kUnavailable: the store
@@ -506,6 +550,18 @@ absl::Time Sampler::LowWaterMark() const {
   int64_t mark = INT64_MAX;
   for (const auto& shard : shards_) mark = std::min(mark, shard->LowWaterMark());
   return mark == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(mark);
+}
+
+absl::StatusOr<uint64_t> Sampler::LoadDecisions() {
+  if (options_.decision_log == nullptr) return 0;
+  if (started_.load()) return absl::FailedPreconditionError("LoadDecisions() after Start()");
+  uint64_t n = 0;
+  TK_RETURN_IF_ERROR(options_.decision_log->Load([&](DecisionRecord&& r) {
+    shards_[TraceIdHash(r.trace_id) % shards_.size()]->RestoreDecision(std::move(r));
+    ++n;
+  }));
+  stats_.decisions_restored.fetch_add(n, std::memory_order_relaxed);
+  return n;
 }
 
 absl::Status Sampler::Start() {

@@ -16,6 +16,7 @@
 #include "collector/common/clock.h"
 #include "collector/common/histogram.h"
 #include "collector/pipeline/consumer.h"
+#include "collector/sampling/decision_log.h"
 #include "collector/sampling/policy.h"
 #include "collector/sampling/trace_hook.h"
 
@@ -79,6 +80,14 @@ struct SamplerOptions {
   // Sees buffered spans and decided traces (the order tracker); must outlive the sampler.
   // Default: nullptr (none).
   TraceHook* hook = nullptr;
+  // Where every decision is recorded (after its kept traces were handed on, before the
+  // low-water mark moves past them) and reloaded from by LoadDecisions(); must outlive the
+  // sampler. Default: nullptr (decisions are not persisted).
+  DecisionLog* decision_log = nullptr;
+  // Spans handed on before a restart (the span store): spans replayed from the journal for a
+  // trace whose decision was to keep it are not handed on again when already there. Default:
+  // nullptr (replayed spans of kept traces are handed on again: at-least-once).
+  HandedSpans* handed_spans = nullptr;
 };
 
 // The policy list used when the config names none: keep every trace with an error span and 10 %
@@ -110,8 +119,11 @@ struct SamplerStats {
   std::atomic<uint64_t> spans_waiting{0};
   std::atomic<uint64_t> spans_retried{0};
   std::atomic<uint64_t> spans_lost_downstream{0};
-  std::atomic<uint64_t> evaluation_errors{0};  // traces whose span bytes could not be decoded
-  std::atomic<uint64_t> policy_updates{0};     // successful SetPolicies calls
+  std::atomic<uint64_t> evaluation_errors{0};       // traces whose span bytes could not be decoded
+  std::atomic<uint64_t> policy_updates{0};          // successful SetPolicies calls
+  std::atomic<uint64_t> decisions_restored{0};      // decisions reloaded by LoadDecisions()
+  std::atomic<uint64_t> decision_log_errors{0};     // failed DecisionLog appends
+  std::atomic<uint64_t> replayed_spans_skipped{0};  // replayed spans already handed on
   // Age of late spans: time since their trace's decision.
   DurationHistogram late_span_age{{0.1, 1, 5, 15, 30, 60, 300, 900, 3600}};
   // Time from a trace's due time to its decision.
@@ -134,6 +146,10 @@ class Sampler final : public SpanIntake, public Component {
   // Every span that arrived (arrival_unix_nanos) before this time belongs to a trace that has
   // been decided and handed downstream. absl::InfiniteFuture() when nothing is pending.
   absl::Time LowWaterMark() const;
+
+  // Reloads the decision caches from options.decision_log, oldest decision first (the LRU order
+  // stays right). Call before Start(). Returns the number of decisions loaded.
+  [[nodiscard]] absl::StatusOr<uint64_t> LoadDecisions();
 
   // Starts one thread per shard.
   absl::Status Start() override;

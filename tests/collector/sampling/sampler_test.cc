@@ -1,5 +1,7 @@
 #include "collector/sampling/sampler.h"
 
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "collector/sampling/span_scan.h"
@@ -399,6 +401,101 @@ TEST(SamplerTest, WaitingSpansAreBoundedAndTheExcessCounted) {
   (*sampler)->PollForTesting();
   EXPECT_EQ((*sampler)->stats().spans_waiting.load(), 3u);
   EXPECT_EQ((*sampler)->stats().spans_lost_downstream.load(), 3u);
+}
+
+}  // namespace
+}  // namespace tracekeep::sampling
+
+namespace tracekeep::sampling {
+namespace {
+
+// An in-memory decision log (the daemon's is a RocksDB column family, tested with it).
+class MemoryDecisionLog final : public DecisionLog {
+ public:
+  absl::Status Append(const std::vector<DecisionRecord>& records) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const DecisionRecord& r : records) records_.push_back(r);
+    return absl::OkStatus();
+  }
+  absl::Status Load(const std::function<void(DecisionRecord&&)>& fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (DecisionRecord r : records_) fn(std::move(r));
+    return absl::OkStatus();
+  }
+  std::vector<DecisionRecord> records() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return records_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<DecisionRecord> records_;
+};
+
+class SetOfHandedSpans final : public HandedSpans {
+ public:
+  absl::StatusOr<bool> Contains(const std::string& trace_id, const SpanRecord& span) override {
+    return handed.count(trace_id + span.span_id) > 0;
+  }
+  std::set<std::string> handed;
+};
+
+// Decisions outlive the sampler: a new one (a restart) loads them, late spans of a kept trace go
+// on at once with the policy that kept it, late spans of a dropped trace are dropped, and spans
+// replayed from the journal that were handed on before the restart are not handed on again.
+TEST(SamplerTest, DecisionsSurviveARestartThroughTheDecisionLog) {
+  FakeClock clock;
+  MemoryDecisionLog log;
+  SetOfHandedSpans handed;
+  SamplerOptions options = Options(0, /*shards=*/2);
+  options.decision_wait = absl::Seconds(1);
+  options.decision_log = &log;
+  options.handed_spans = &handed;
+  const TraceSpans error_trace = MakeTrace(1, 2, /*error=*/true);
+  {
+    RecordingConsumer consumer;
+    auto sampler = Sampler::Create(options, &consumer, &clock);
+    ASSERT_TRUE(sampler.ok()) << sampler.status();
+    ASSERT_TRUE((*sampler)->Offer(One(error_trace), 2).ok());
+    ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(2, 2)), 2).ok());
+    (*sampler)->PollForTesting();
+    clock.Advance(absl::Seconds(2));
+    (*sampler)->PollForTesting();
+    ASSERT_EQ(consumer.kept().size(), 1u);
+    for (const SpanRecord& s : consumer.kept()[0].spans)
+      handed.handed.insert(TestTraceId(1) + s.span_id);
+  }
+  const std::vector<DecisionRecord> records = log.records();
+  ASSERT_EQ(records.size(), 2u);
+
+  RecordingConsumer consumer;
+  auto restarted = Sampler::Create(options, &consumer, &clock);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  absl::StatusOr<uint64_t> loaded = (*restarted)->LoadDecisions();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(*loaded, 2u);
+
+  // The journal replays both spans of trace 1 (handed on before) and a late span of it.
+  TraceSpans replayed = error_trace;
+  replayed.replayed = true;
+  ASSERT_TRUE((*restarted)->Offer(One(replayed), 2).ok());
+  TraceSpans late = MakeTrace(1, 1);
+  late.spans[0].span_id = std::string(8, '\x7f');
+  ASSERT_TRUE((*restarted)->Offer(One(late), 1).ok());
+  ASSERT_TRUE((*restarted)->Offer(One(MakeTrace(2, 1)), 1).ok());
+  (*restarted)->PollForTesting();
+
+  const KeptTraces kept = consumer.kept();
+  ASSERT_EQ(kept.size(), 1u) << "only the late span goes on, at once";
+  EXPECT_EQ(kept[0].trace_id, TestTraceId(1));
+  ASSERT_EQ(kept[0].spans.size(), 1u);
+  EXPECT_EQ(kept[0].spans[0].span_id, std::string(8, '\x7f'));
+  EXPECT_EQ(kept[0].policy, "errors");
+  const SamplerStats& stats = (*restarted)->stats();
+  EXPECT_EQ(stats.replayed_spans_skipped.load(), 2u);
+  EXPECT_EQ(stats.late_spans_not_sampled.load(), 1u) << "trace 2 was dropped before the restart";
+  EXPECT_EQ(stats.traces_pending.load(), 0u) << "no decided trace starts again";
+  EXPECT_EQ(stats.decisions_restored.load(), 2u);
 }
 
 }  // namespace
