@@ -12,9 +12,8 @@ JournaledIntake::JournaledIntake(const JournaledIntakeOptions& options, storage:
 JournaledIntake::~JournaledIntake() { Shutdown(absl::InfiniteFuture()); }
 
 absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t span_count) {
-  // The journal time is taken before the sampler stamps the spans' arrival (Sampler::Offer), so
-  // an entry is never newer than the traces it fed; and under mu_, so that TruncateOnce() sees
-  // either this offer in flight or a later time.
+  // The journal time, taken under mu_ so that TruncateOnce() sees either this offer in flight or
+  // a later time; it is also the traces' arrival (below).
   absl::Time now;
   std::multimap<int64_t, int>::iterator in_flight;
   {
@@ -22,6 +21,12 @@ absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t sp
     now = clock_->Now();
     in_flight = in_flight_.emplace(absl::ToUnixNanos(now), 0);
   }
+  // The traces arrive at the journal's time: the sampler's low-water mark (the oldest arrival
+  // still pending) then never passes this entry while one of its traces is pending. (Stamped by
+  // the sampler later, a pending trace's arrival was newer than its entry, and truncation
+  // removed the entry: a crash then lost the trace.)
+  const int64_t arrival = absl::ToUnixNanos(now);
+  for (TraceSpans& t : traces) t.arrival_unix_nanos = arrival;
   absl::StatusOr<std::string> key = journal_->Append(traces, now);
   absl::Status status;
   if (!key.ok()) {

@@ -54,15 +54,19 @@ class Sampler::Shard {
         not_kept_(dropped_cache),
         policies_(std::move(policies)) {}
 
-  // Queues spans for this shard. Spans without an arrival time get "now", taken under the
-  // queue's lock, so arrival times grow along the queue (the journal relies on it).
+  // Queues spans for this shard. Spans without an arrival time get "now"; queue_front_arrival_
+  // tracks the oldest arrival queued (the journal's truncation relies on it).
   void Enqueue(std::vector<TraceSpans>&& traces) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       const int64_t now = absl::ToUnixNanos(sampler_->clock_->Now());
       for (auto& t : traces) {
         if (t.arrival_unix_nanos == 0) t.arrival_unix_nanos = now;
-        if (queue_.empty()) queue_front_arrival_.store(t.arrival_unix_nanos);
+        // The oldest arrival in the queue (arrivals given by the journaled intake need not
+        // grow along the queue: concurrent offers enqueue in any order).
+        if (queue_.empty() || t.arrival_unix_nanos < queue_front_arrival_.load()) {
+          queue_front_arrival_.store(t.arrival_unix_nanos);
+        }
         queue_.push_back(std::move(t));
       }
     }
@@ -400,7 +404,7 @@ class Sampler::Shard {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<TraceSpans> queue_ ABSL_GUARDED_BY(mu_);
-  std::atomic<int64_t> queue_front_arrival_{kNothing};  // arrival of queue_.front()
+  std::atomic<int64_t> queue_front_arrival_{kNothing};  // oldest arrival in queue_
   std::atomic<int64_t> oldest_pending_{kNothing};       // see PublishOldest()
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
