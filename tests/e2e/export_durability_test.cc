@@ -540,5 +540,115 @@ TEST(DiskBudgetE2eTest, RefusesBelowMinFreeSpaceAndAcceptsAgainOnceSpaceIsFreed)
   EXPECT_EQ(Missing(tracekeep, refused).size(), SpanCount(refused));
 }
 
+// One span to send: ids by small numbers, optionally an error, optionally a child (not a root).
+struct SpanSpec {
+  uint8_t trace;
+  uint8_t span;
+  bool error = false;
+  bool child = false;
+};
+
+::testing::AssertionResult SendSpans(const std::string& endpoint,
+                                     const std::vector<SpanSpec>& specs) {
+  auto stub = collector::TraceService::NewStub(
+      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
+  collector::ExportTraceServiceRequest request;
+  auto* rs = request.add_resource_spans();
+  auto* attr = rs->mutable_resource()->add_attributes();
+  attr->set_key("service.name");
+  attr->mutable_value()->set_string_value("shop-api");
+  auto* ss = rs->add_scope_spans();
+  const uint64_t now = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+  for (const SpanSpec& spec : specs) {
+    otlp_trace::Span* span = ss->add_spans();
+    span->set_trace_id(std::string(15, '\x5d') + static_cast<char>(spec.trace));
+    span->set_span_id(std::string(7, '\x5d') + static_cast<char>(spec.span));
+    if (spec.child) span->set_parent_span_id(std::string(7, '\x5d') + '\x01');
+    span->set_name(absl::StrCat("op-", int{spec.span}));
+    span->set_start_time_unix_nano(now + spec.span);
+    span->set_end_time_unix_nano(now + spec.span + 1000);
+    if (spec.error) span->mutable_status()->set_code(otlp_trace::Status::STATUS_CODE_ERROR);
+  }
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  collector::ExportTraceServiceResponse response;
+  const grpc::Status status = stub->Export(&context, request, &response);
+  if (!status.ok()) return ::testing::AssertionFailure() << status.error_message();
+  return ::testing::AssertionSuccess();
+}
+
+std::string DecisionTraceHex(uint8_t trace) {
+  return ToHex(std::string(15, '\x5d') + static_cast<char>(trace));
+}
+
+// Decisions outlive kill -9. A trace without a root span stays pending (30 s) and holds the
+// journal, so the entries of two traces decided next to it are replayed after the crash: the
+// kept one (an error) is not forwarded again (its spans are in the store), the dropped one stays
+// dropped. Late spans sent after the restart follow the decisions made before it: the kept
+// trace's goes to the backend at once, tagged with the policy; the dropped trace's is dropped
+// even though it is an error span. Counted at the backend by spans accepted. (Fails with
+// sampler.persist_decisions: false.)
+TEST_F(ExportDurabilityTest, DecisionsSurviveKillNineWithoutDuplicates) {
+  constexpr char kConfig[] = R"(
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:0"}
+      http: {enabled: false}
+sampler:
+  decision_wait: 30s
+  decision_wait_after_root_received: 200ms
+  policies:
+    - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+exporters:
+  otlp:
+    endpoint: "127.0.0.1:%d"
+    batch: {send_batch_size: 50, send_batch_max_size: 100, timeout: 20ms}
+    retry_on_failure: {initial_interval: 50ms, max_interval: 300ms}
+telemetry: {endpoint: "127.0.0.1:0"}
+admin: {endpoint: "127.0.0.1:0"}
+orders: {enabled: false}
+)";
+  forwarder_ = std::make_unique<Tracekeep>(dir_.path() + "/decisions", Format(kConfig, port_));
+  ASSERT_TRUE(backend_->Start());
+  ASSERT_TRUE(forwarder_->Start());
+  const std::string accepted_at_backend =
+      "tracekeep_receiver_spans_accepted_total{transport=\"grpc\"}";
+  // Trace 1: no root span, pending for 30 s. Trace 2: kept (error). Trace 3: dropped.
+  ASSERT_TRUE(SendSpans(forwarder_->grpc(), {{1, 2, false, true}}));
+  ASSERT_TRUE(
+      SendSpans(forwarder_->grpc(), {{2, 1}, {2, 2, true, true}, {3, 1}, {3, 2, false, true}}));
+  ASSERT_TRUE(
+      WaitFor([&] { return backend_->Metric(accepted_at_backend) == 2; }, absl::Seconds(30)))
+      << forwarder_->Log() << backend_->Log();
+  ASSERT_TRUE(
+      WaitFor([&] { return forwarder_->Metric("tracekeep_sampler_traces_not_sampled_total") == 1; },
+              absl::Seconds(10)));
+  EXPECT_EQ(forwarder_->Metric("tracekeep_sampler_traces_pending"), 1) << "trace 1 holds on";
+
+  forwarder_->Kill();
+  ASSERT_TRUE(forwarder_->Start());
+  EXPECT_GE(forwarder_->Metric("tracekeep_sampler_decisions_restored_total"), 2);
+  EXPECT_GE(forwarder_->Metric("tracekeep_journal_batches_replayed_total"), 2)
+      << "the journal kept the decided traces' entries (trace 1 is older and pending)";
+  EXPECT_EQ(forwarder_->Metric("tracekeep_sampler_replayed_spans_skipped_total"), 2)
+      << "trace 2's spans were stored before the crash";
+
+  // Late spans: trace 2's follows its kept decision; trace 3's (an error!) its dropped one.
+  ASSERT_TRUE(SendSpans(forwarder_->grpc(), {{2, 3, false, true}, {3, 3, true, true}}));
+  ASSERT_TRUE(
+      WaitFor([&] { return backend_->Metric(accepted_at_backend) >= 3; }, absl::Seconds(30)))
+      << forwarder_->Log();
+  EXPECT_TRUE(WaitFor([&] { return forwarder_->Metric("tracekeep_exporter_queue_spans") == 0; },
+                      absl::Seconds(10)));
+  EXPECT_EQ(backend_->Metric(accepted_at_backend), 3) << "no span of trace 2 was sent twice";
+  EXPECT_EQ(backend_->StoredSpanIds(DecisionTraceHex(2)).size(), 3u);
+  EXPECT_TRUE(backend_->StoredSpanIds(DecisionTraceHex(3)).empty())
+      << "trace 3 was dropped before the crash; its late error span follows that";
+  EXPECT_EQ(forwarder_->Metric("tracekeep_sampler_traces_pending"), 1) << "trace 1, replayed";
+  const std::string json = backend_->Ctl({"--json", "trace", "get", DecisionTraceHex(2)}).output;
+  EXPECT_THAT(json, HasSubstr("tracekeep.policy"));
+}
+
 }  // namespace
 }  // namespace tracekeep::e2e
