@@ -442,13 +442,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       h.Bool("enabled", &c->http.enabled);
       h.Endpoint("endpoint", &c->http.endpoint);
       h.Int("max_request_body_size_mib", &c->http.max_request_body_size_mib, 1, 1024);
-      YAML::Node http_tls = h.Get("tls");
-      if (http_tls && !http_tls.IsNull()) {
-        // civetweb 1.15 as packaged for Debian 12 crashes in its TLS handshake with OpenSSL 3.
-        problems->Add(http_tls, "receivers.otlp.protocols.http.tls",
-                      "TLS on OTLP/HTTP is not supported yet; use OTLP/gRPC with tls, or "
-                      "terminate TLS in a proxy in front of :4318");
-      }
+      ReadTls(&h, "tls", problems, &c->http.tls);
       ReadNetworks(&h, "allowed_networks", problems, &c->http.allowed_networks);
     }
   }

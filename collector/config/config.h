@@ -29,6 +29,7 @@ struct HttpReceiverConfig {
   std::string endpoint = "0.0.0.0:4318";
   int max_request_body_size_mib = 16;
   std::vector<std::string> allowed_networks;
+  security::TlsSettings tls;
 };
 
 struct StorageConfig {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
+#include "collector/http/tls_terminator.h"
 
 namespace tracekeep::http {
 
@@ -354,11 +355,54 @@ class CivetHttpServer final : public HttpServer {
 
 }  // namespace
 
+// With TLS: the civetweb server listens on 127.0.0.1:0 in plaintext, behind a TlsTerminator on
+// the public endpoint that also enforces allowed_networks (see tls_terminator.h for why).
+class TlsHttpServer final : public HttpServer {
+ public:
+  TlsHttpServer(Endpoint endpoint, std::unique_ptr<HttpServer> inner,
+                std::unique_ptr<TlsTerminator> tls)
+      : endpoint_(std::move(endpoint)), inner_(std::move(inner)), tls_(std::move(tls)) {}
+  ~TlsHttpServer() override { Stop(); }
+  int port() const override { return tls_->port(); }
+  std::string address() const override { return FormatHostPort(endpoint_, tls_->port()); }
+  void Stop() override {
+    tls_->Stop();
+    inner_->Stop();
+  }
+
+ private:
+  const Endpoint endpoint_;
+  std::unique_ptr<HttpServer> inner_;
+  std::unique_ptr<TlsTerminator> tls_;
+};
+
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const HttpServerOptions& options, std::vector<std::pair<std::string, HttpHandler>> routes) {
   TK_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(options.endpoint));
   if (options.max_body_bytes == 0) {
     return absl::InvalidArgumentError("http server: max_body_bytes must be > 0, got 0");
+  }
+  if (options.tls.enabled()) {
+    HttpServerOptions plain = options;
+    plain.endpoint = "127.0.0.1:0";
+    plain.tls = security::TlsSettings();
+    plain.allowed_networks = security::NetworkAllowList();  // the terminator checks them
+    TK_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> inner, Start(plain, std::move(routes)));
+    TlsTerminatorOptions t;
+    t.endpoint = options.endpoint;
+    t.tls = options.tls;
+    t.backend_port = inner->port();
+    t.allowed_networks = options.allowed_networks;
+    if (options.on_forbidden) {
+      t.on_forbidden = [cb = options.on_forbidden](const std::string& address) {
+        HttpRequest request;
+        request.remote_address = address;
+        cb(request);
+      };
+    }
+    TK_ASSIGN_OR_RETURN(std::unique_ptr<TlsTerminator> tls, TlsTerminator::Start(t));
+    return std::unique_ptr<HttpServer>(
+        new TlsHttpServer(std::move(endpoint), std::move(inner), std::move(tls)));
   }
   auto server = std::make_unique<CivetHttpServer>(options, std::move(endpoint), std::move(routes));
   TK_RETURN_IF_ERROR(server->Listen());

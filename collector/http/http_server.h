@@ -52,7 +52,11 @@ struct HttpServerOptions {
   // Clients outside these networks get 403 before any handler runs. Default: empty (everyone).
   security::NetworkAllowList allowed_networks;
   // Called on a server thread for every request refused 403 by allowed_networks. Default: none.
+  // With TLS, clients outside allowed_networks are disconnected before the handshake; the
+  // request passed then only has remote_address.
   std::function<void(const HttpRequest&)> on_forbidden;
+  // HTTPS (mutual TLS with client_ca_file) on `endpoint` when cert_file is set. Default: off.
+  security::TlsSettings tls;
 };
 
 class HttpServer {

@@ -216,6 +216,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       receiver::HttpReceiverOptions o;
       o.endpoint = config_.http.endpoint;
       o.max_request_bytes = static_cast<size_t>(config_.http.max_request_body_size_mib) << 20;
+      o.tls = config_.http.tls;
       TK_ASSIGN_OR_RETURN(
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.http.allowed_networks,

@@ -135,6 +135,7 @@ absl::Status HttpReceiver::Start() {
   server_options.max_body_bytes = options_.max_request_bytes;
   server_options.num_threads = options_.num_threads;
   server_options.allowed_networks = options_.allowed_networks;
+  server_options.tls = options_.tls;
   server_options.on_forbidden = [this](const http::HttpRequest&) {
     handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kForbidden);
   };

@@ -32,6 +32,8 @@ struct HttpReceiverOptions {
   int num_threads = 8;
   // Retry-After (seconds) sent with 429 and 503. Default: 5.
   int retry_after_seconds = 5;
+  // HTTPS when cert_file is set (mutual TLS with client_ca_file). Default: off.
+  security::TlsSettings tls;
 };
 
 class HttpReceiver final : public Component {

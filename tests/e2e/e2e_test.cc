@@ -355,6 +355,103 @@ admin:
   EXPECT_EQ(daemon.Wait(absl::Seconds(60)), 0);
 }
 
+// OTLP/HTTP over TLS with mutual TLS, with curl as the client: a request with the trusted client
+// certificate is accepted and its trace stored; without a client certificate, with another one,
+// or in plaintext, the connection fails and nothing is stored; a client outside
+// allowed_networks is refused before the handshake and counted.
+TEST(SecurityTest, OtlpHttpOverMutualTls) {
+  TempDir dir;
+  auto make_cert = [&](const std::string& name) {
+    CommandResult r = RunCommand(
+        {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         dir.path() + "/" + name + ".key", "-out", dir.path() + "/" + name + ".pem", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return dir.path() + "/" + name;
+  };
+  const std::string server = make_cert("server");
+  const std::string client = make_cert("client");  // self-signed: it is its own CA
+  const std::string stranger = make_cert("stranger");
+  const std::string config = dir.path() + "/tracekeep.yaml";
+  WriteFile(config,
+            absl::StrCat("data_dir: ", dir.path(), R"(/data
+receivers:
+  otlp:
+    protocols:
+      grpc: {enabled: false}
+      http:
+        endpoint: "127.0.0.1:0"
+        tls: {cert_file: )",
+                         server, ".pem, key_file: ", server, ".key, client_ca_file: ", client,
+                         R"(.pem}
+sampler:
+  decision_wait: 200ms
+  policies: [{name: everything, type: always_sample}]
+telemetry: {endpoint: "127.0.0.1:0"}
+admin: {endpoint: "127.0.0.1:0"}
+)"));
+  const std::string endpoints_file = dir.path() + "/endpoints.json";
+  ChildProcess daemon({TRACEKEEP_BIN, "--config", config, "--write-endpoints", endpoints_file},
+                      dir.path() + "/tracekeep.log");
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(endpoints_file).empty(); }, absl::Seconds(30)))
+      << ReadFile(dir.path() + "/tracekeep.log");
+  const std::string endpoints = ReadFile(endpoints_file);
+  const std::string http_addr = JsonValue(endpoints, "otlp_http");
+  const std::string admin_addr = JsonValue(endpoints, "admin");
+  const std::string body_file = dir.path() + "/trace.json";
+  auto curl = [&](const std::string& scheme, const std::string& trace_id,
+                  std::vector<std::string> extra) {
+    WriteFile(body_file, JsonTrace(trace_id, false));
+    std::vector<std::string> args = {"/usr/bin/curl",
+                                     "-sS",
+                                     "--max-time",
+                                     "10",
+                                     "-o",
+                                     "/dev/null",
+                                     "-w",
+                                     "%{http_code}",
+                                     "-H",
+                                     "Content-Type: application/json",
+                                     "--data-binary",
+                                     "@" + body_file,
+                                     "--cacert",
+                                     server + ".pem"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(absl::StrCat(scheme, "://", http_addr, "/v1/traces"));
+    return RunCommand(args);
+  };
+  const std::string trusted = "7c1f0b5c3a2e4f6081726354a5b6c7d8";
+  CommandResult ok = curl("https", trusted, {"--cert", client + ".pem", "--key", client + ".key"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output << ReadFile(dir.path() + "/tracekeep.log");
+  EXPECT_EQ(ok.output, "200");
+  EXPECT_NE(curl("https", "7c1f0b5c3a2e4f6081726354a5b6c7d9", {}).exit_code, 0)
+      << "no client certificate";
+  EXPECT_NE(curl("https", "7c1f0b5c3a2e4f6081726354a5b6c7da",
+                 {"--cert", stranger + ".pem", "--key", stranger + ".key"})
+                .exit_code,
+            0)
+      << "a client certificate the server does not trust";
+  CommandResult plain = curl("http", "7c1f0b5c3a2e4f6081726354a5b6c7db", {});
+  EXPECT_TRUE(plain.exit_code != 0 || plain.output != "200") << plain.output;
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {TRACEKEEPCTL_BIN, "--addr", admin_addr});
+    return RunCommand(args);
+  };
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return ctl({"trace", "get", trusted}).exit_code == 0;
+      },
+      absl::Seconds(30)))
+      << ctl({"trace", "get", trusted}).output;
+  for (const char* refused :
+       {"7c1f0b5c3a2e4f6081726354a5b6c7d9", "7c1f0b5c3a2e4f6081726354a5b6c7da",
+        "7c1f0b5c3a2e4f6081726354a5b6c7db"}) {
+    EXPECT_EQ(ctl({"trace", "get", refused}).exit_code, 1) << refused;
+  }
+  ASSERT_TRUE(daemon.Signal(SIGTERM));
+  EXPECT_EQ(daemon.Wait(absl::Seconds(60)), 0) << ReadFile(dir.path() + "/tracekeep.log");
+}
+
 TEST(CheckConfigTest, ListsEveryProblemAndExitsOne) {
   TempDir dir;
   const std::string file = dir.path() + "/broken.yaml";

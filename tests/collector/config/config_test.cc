@@ -149,7 +149,9 @@ admin: {auth_token_file: /nonexistent/token, allowed_networks: ["::1/129"]}
                            "key_file or client_ca_file is"));
   EXPECT_THAT(m, HasSubstr("grpc.tls.key_file: cannot read \"/nonexistent/k.pem\""));
   EXPECT_THAT(m, HasSubstr("grpc.allowed_networks[1]: \"bogus\" is not an IP address"));
-  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.http.tls: TLS on OTLP/HTTP is not supported"));
+  EXPECT_THAT(m,
+              HasSubstr("receivers.otlp.protocols.http.tls.key_file: must be set with cert_file"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.http.tls.cert_file: cannot read \"a.pem\""));
   EXPECT_THAT(m, HasSubstr("admin.auth_token_file: cannot read token file"));
   EXPECT_THAT(m, HasSubstr("admin.allowed_networks[0]: \"::1/129\" has an invalid prefix"));
   EXPECT_EQ(DefaultConfig().admin.allowed_networks,
