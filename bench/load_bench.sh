@@ -5,6 +5,7 @@
 # Usage: bench/load_bench.sh [loadgen flags, e.g. --duration 20s --spans-per-request 1000]
 # Env: BUILD_DIR (default <repo>/build-bench), DECISION_WAIT (default 5s),
 #      JOURNAL = on (default) | sync (fsync every batch, group-committed) | off.
+#      DECISIONS = on (default) | off: sampler.persist_decisions.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-${ROOT}/build-bench}"
@@ -20,6 +21,7 @@ receivers: {otlp: {protocols: {grpc: {endpoint: "127.0.0.1:0"}, http: {endpoint:
 sampler:
   decision_wait: ${DECISION_WAIT:-5s}
   max_pending_traces: 2000000
+  persist_decisions: $([ "${DECISIONS:-on}" = off ] && echo false || echo true)
   policies:
     - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
     - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 1}}
