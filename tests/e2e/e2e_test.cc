@@ -263,6 +263,16 @@ TEST_F(EndToEndTest, KeepsStoresAndForwardsErrorTracesAndDropsHealthyOnes) {
   EXPECT_EQ(daemon_->Wait(absl::Seconds(60)), 0) << ReadFile(dir_.path() + "/tracekeep.log");
 }
 
+// Starts the daemon with `config` (logging to <dir>/tracekeep.log) and waits until it wrote
+// <dir>/endpoints.json (empty if it never did).
+ChildProcess StartDaemon(const std::string& dir, const std::string& config) {
+  const std::string endpoints_file = dir + "/endpoints.json";
+  ChildProcess daemon({TRACEKEEP_BIN, "--config", config, "--write-endpoints", endpoints_file},
+                      dir + "/tracekeep.log");
+  WaitFor([&] { return !ReadFile(endpoints_file).empty(); }, absl::Seconds(30));
+  return daemon;
+}
+
 // The design note's security rules: TLS on the OTLP/gRPC and admin ports, an admin token,
 // and access only from allowed networks.
 TEST(SecurityTest, TlsTokenAndAllowedNetworksAreEnforced) {
@@ -296,12 +306,9 @@ admin:
                                  cert, ", key_file: ", key, R"(}
   auth_token_file: )",
                                  token_file, "\n"));
-  const std::string endpoints_file = dir.path() + "/endpoints.json";
-  ChildProcess daemon({TRACEKEEP_BIN, "--config", config, "--write-endpoints", endpoints_file},
-                      dir.path() + "/tracekeep.log");
-  ASSERT_TRUE(WaitFor([&] { return !ReadFile(endpoints_file).empty(); }, absl::Seconds(30)))
-      << ReadFile(dir.path() + "/tracekeep.log");
-  const std::string endpoints = ReadFile(endpoints_file);
+  ChildProcess daemon = StartDaemon(dir.path(), config);
+  const std::string endpoints = ReadFile(dir.path() + "/endpoints.json");
+  ASSERT_FALSE(endpoints.empty()) << ReadFile(dir.path() + "/tracekeep.log");
   const std::string grpc_addr = JsonValue(endpoints, "otlp_grpc");
   const std::string http_addr = JsonValue(endpoints, "otlp_http");
   const std::string admin_addr = JsonValue(endpoints, "admin");
@@ -390,12 +397,9 @@ sampler:
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
 )"));
-  const std::string endpoints_file = dir.path() + "/endpoints.json";
-  ChildProcess daemon({TRACEKEEP_BIN, "--config", config, "--write-endpoints", endpoints_file},
-                      dir.path() + "/tracekeep.log");
-  ASSERT_TRUE(WaitFor([&] { return !ReadFile(endpoints_file).empty(); }, absl::Seconds(30)))
-      << ReadFile(dir.path() + "/tracekeep.log");
-  const std::string endpoints = ReadFile(endpoints_file);
+  ChildProcess daemon = StartDaemon(dir.path(), config);
+  const std::string endpoints = ReadFile(dir.path() + "/endpoints.json");
+  ASSERT_FALSE(endpoints.empty()) << ReadFile(dir.path() + "/tracekeep.log");
   const std::string http_addr = JsonValue(endpoints, "otlp_http");
   const std::string admin_addr = JsonValue(endpoints, "admin");
   const std::string body_file = dir.path() + "/trace.json";

@@ -164,19 +164,39 @@ class Tracekeep {
 // The spans a test sent: trace id (hex) -> span ids (hex).
 using Sent = std::map<std::string, std::set<std::string>>;
 
-// Sends `traces` traces of `spans_per_trace` spans over OTLP/gRPC; ids derive from `tag`.
-::testing::AssertionResult SendTraces(const std::string& endpoint, uint8_t tag, int traces,
-                                      int spans_per_trace, Sent* sent, size_t padding = 0,
-                                      int first_trace = 0) {
-  auto stub = collector::TraceService::NewStub(
-      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
-  collector::ExportTraceServiceRequest request;
-  auto* rs = request.add_resource_spans();
+// The span list of a new request from service "shop-api".
+otlp_trace::ScopeSpans* NewRequest(collector::ExportTraceServiceRequest* request) {
+  auto* rs = request->add_resource_spans();
   auto* attr = rs->mutable_resource()->add_attributes();
   attr->set_key("service.name");
   attr->mutable_value()->set_string_value("shop-api");
   auto* ss = rs->add_scope_spans();
   ss->mutable_scope()->set_name("durability-e2e");
+  return ss;
+}
+
+// Sends `request` over OTLP/gRPC (plaintext); the failure names the endpoint and the error.
+::testing::AssertionResult Export(const std::string& endpoint,
+                                  const collector::ExportTraceServiceRequest& request) {
+  auto stub = collector::TraceService::NewStub(
+      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  collector::ExportTraceServiceResponse response;
+  const grpc::Status status = stub->Export(&context, request, &response);
+  if (!status.ok()) {
+    return ::testing::AssertionFailure()
+           << "export to " << endpoint << ": " << status.error_message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Sends `traces` traces of `spans_per_trace` spans over OTLP/gRPC; ids derive from `tag`.
+::testing::AssertionResult SendTraces(const std::string& endpoint, uint8_t tag, int traces,
+                                      int spans_per_trace, Sent* sent, size_t padding = 0,
+                                      int first_trace = 0) {
+  collector::ExportTraceServiceRequest request;
+  otlp_trace::ScopeSpans* ss = NewRequest(&request);
   const uint64_t now = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
   for (int t = first_trace; t < first_trace + traces; ++t) {
     std::string trace_id(16, static_cast<char>(tag));
@@ -201,15 +221,7 @@ using Sent = std::map<std::string, std::set<std::string>>;
       (*sent)[ToHex(trace_id)].insert(ToHex(span_id));
     }
   }
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  collector::ExportTraceServiceResponse response;
-  const grpc::Status status = stub->Export(&context, request, &response);
-  if (!status.ok()) {
-    return ::testing::AssertionFailure()
-           << "export to " << endpoint << ": " << status.error_message();
-  }
-  return ::testing::AssertionSuccess();
+  return Export(endpoint, request);
 }
 
 size_t SpanCount(const Sent& sent) {
@@ -267,6 +279,26 @@ std::string Format(const char* format, int port) {
   std::snprintf(buf, sizeof(buf), format, port);
   return buf;
 }
+
+// A tmpfs of `mib` MiB mounted at `path` for a disk-full test (root only), unmounted at the end
+// (before the TempDir holding it is removed: declare it after).
+class SmallTmpfs {
+ public:
+  SmallTmpfs(const std::string& path, int mib) : path_(path) {
+    std::filesystem::create_directories(path_);
+    mounted_ = RunCommand({"/bin/mount", "-t", "tmpfs", "-o", absl::StrCat("size=", mib, "m"),
+                           "tmpfs", path_})
+                   .exit_code == 0;
+  }
+  ~SmallTmpfs() {
+    if (mounted_) RunCommand({"/bin/umount", "-l", path_});
+  }
+  bool mounted() const { return mounted_; }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
 
 class ExportDurabilityTest : public ::testing::Test {
  protected:
@@ -403,14 +435,8 @@ admin: {endpoint: "127.0.0.1:0"}
 // Debian's RocksDB 7.8 aborted on the write after a failed WAL write: facebook/rocksdb#12448.)
 TEST_F(ExportDurabilityTest, FullDiskRefusesClearlyAndRecoversOnceSpaceIsFreed) {
   const std::string mnt = dir_.path() + "/small";
-  std::filesystem::create_directories(mnt);
-  if (RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", mnt}).exit_code != 0) {
-    GTEST_SKIP() << "cannot mount a tmpfs at " << mnt << " (needs root): disk-full test skipped";
-  }
-  struct Unmount {
-    std::string path;
-    ~Unmount() { RunCommand({"/bin/umount", "-l", path}); }
-  } unmount{mnt};
+  SmallTmpfs tmpfs(mnt, 32);
+  if (!tmpfs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs at " << mnt << " (needs root)";
   forwarder_ = std::make_unique<Tracekeep>(
       mnt + "/forwarder",
       Format(kForwarderConfig, port_) + "storage: {min_free_disk_bytes: 0, write_buffer_mib: 1}\n");
@@ -479,14 +505,8 @@ TEST_F(ExportDurabilityTest, FullDiskRefusesClearlyAndRecoversOnceSpaceIsFreed) 
 TEST(DiskBudgetE2eTest, RefusesBelowMinFreeSpaceAndAcceptsAgainOnceSpaceIsFreed) {
   TempDir dir;
   const std::string mnt = dir.path() + "/small";
-  std::filesystem::create_directories(mnt);
-  if (RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", mnt}).exit_code != 0) {
-    GTEST_SKIP() << "cannot mount a tmpfs at " << mnt << " (needs root): disk budget test skipped";
-  }
-  struct Unmount {
-    std::string path;
-    ~Unmount() { RunCommand({"/bin/umount", "-l", path}); }
-  } unmount{mnt};
+  SmallTmpfs tmpfs(mnt, 256);
+  if (!tmpfs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs at " << mnt << " (needs root)";
   constexpr int64_t kMinFreeMib = 40;
   Tracekeep tracekeep(
       mnt + "/tk", Format(kBackendConfig, 0) +
@@ -550,14 +570,8 @@ struct SpanSpec {
 
 ::testing::AssertionResult SendSpans(const std::string& endpoint,
                                      const std::vector<SpanSpec>& specs) {
-  auto stub = collector::TraceService::NewStub(
-      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
   collector::ExportTraceServiceRequest request;
-  auto* rs = request.add_resource_spans();
-  auto* attr = rs->mutable_resource()->add_attributes();
-  attr->set_key("service.name");
-  attr->mutable_value()->set_string_value("shop-api");
-  auto* ss = rs->add_scope_spans();
+  otlp_trace::ScopeSpans* ss = NewRequest(&request);
   const uint64_t now = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
   for (const SpanSpec& spec : specs) {
     otlp_trace::Span* span = ss->add_spans();
@@ -569,12 +583,7 @@ struct SpanSpec {
     span->set_end_time_unix_nano(now + spec.span + 1000);
     if (spec.error) span->mutable_status()->set_code(otlp_trace::Status::STATUS_CODE_ERROR);
   }
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  collector::ExportTraceServiceResponse response;
-  const grpc::Status status = stub->Export(&context, request, &response);
-  if (!status.ok()) return ::testing::AssertionFailure() << status.error_message();
-  return ::testing::AssertionSuccess();
+  return Export(endpoint, request);
 }
 
 std::string DecisionTraceHex(uint8_t trace) {

@@ -28,6 +28,9 @@ class ChildProcess {
  public:
   ChildProcess(const std::vector<std::string>& argv, const std::string& log_file);
   ~ChildProcess();  // SIGKILLs the child if it still runs
+  ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
   pid_t pid() const { return pid_; }
   bool Signal(int signal_number);
   // Waits until the child exits or `timeout` passes. Returns the exit code, -1 on timeout,
