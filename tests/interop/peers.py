@@ -125,9 +125,11 @@ class Process:
 class Tracekeep(Process):
     """The real daemon, with a config on port 0 for every listener and the given policies."""
 
-    def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra=""):
+    def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra="",
+                 http_tls=""):
         """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
-        Tracekeep on the same `workdir` is a restart (same data directory)."""
+        Tracekeep on the same `workdir` is a restart (same data directory). `http_tls`: the
+        YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext)."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
@@ -138,7 +140,7 @@ receivers:
   otlp:
     protocols:
       grpc: {{endpoint: "127.0.0.1:0"}}
-      http: {{endpoint: "127.0.0.1:0"}}
+      http: {{endpoint: "127.0.0.1:0"{", tls: " + http_tls if http_tls else ""}}}
 sampler:
   decision_wait: {decision_wait}
   policies:

@@ -2,7 +2,7 @@
 
 Usage: python_client.py --protocol grpc|http/protobuf|http/json --endpoint URL
                         [--compression gzip|none] [--errors N] [--healthy N] [--service NAME]
-                        [--dump FILE]
+                        [--dump FILE] [--ca FILE [--client-cert FILE --client-key FILE]]
 Prints {"error": [trace ids], "healthy": [trace ids]} as JSON. With --dump, also writes the OTLP
 request the SDK encoded for these spans (protobuf's JSON mapping) to FILE, so a test can compare
 what a backend returns with exactly what was sent.
@@ -23,7 +23,7 @@ LINK_TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 LINK_SPAN_ID = 0xB7AD6B7169203331
 
 
-def make_exporter(protocol, endpoint, compression):
+def make_exporter(protocol, endpoint, compression, tls=None):
     if protocol == "grpc":
         from grpc import Compression
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -35,7 +35,7 @@ def make_exporter(protocol, endpoint, compression):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         return OTLPSpanExporter(endpoint=endpoint + "/v1/traces",
                                 compression=Compression.Gzip if compression == "gzip"
-                                else Compression.NoCompression)
+                                else Compression.NoCompression, **(tls or {}))
     if protocol == "http/json":
         from opentelemetry.exporter.otlp.common.http import Compression
         from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
@@ -73,10 +73,19 @@ def main():
     p.add_argument("--healthy", type=int, default=0)
     p.add_argument("--service", default="interop-python")
     p.add_argument("--dump", default="")
+    p.add_argument("--ca", default="", help="http/protobuf over https: CA of the server")
+    p.add_argument("--client-cert", default="", help="with --ca: client certificate (mTLS)")
+    p.add_argument("--client-key", default="", help="with --client-cert: its key")
     a = p.parse_args()
+    tls = {}
+    if a.ca:
+        tls["certificate_file"] = a.ca
+    if a.client_cert:
+        tls["client_certificate_file"] = a.client_cert
+        tls["client_key_file"] = a.client_key
 
     provider = TracerProvider(resource=Resource.create({"service.name": a.service}))
-    exporter = make_exporter(a.protocol, a.endpoint, a.compression)
+    exporter = make_exporter(a.protocol, a.endpoint, a.compression, tls)
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     # One export request per span would also work; a batch per trace is what services do.
