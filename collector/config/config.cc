@@ -403,6 +403,7 @@ void ReadOrders(const YAML::Node& node, Problems* problems, orders::OrdersConfig
   r.Size("max_traces_per_order", &o->max_traces_per_order, 1, int64_t{1} << 30);
   r.Duration("max_order_age", &o->max_order_age, absl::Seconds(1));
   r.Duration("resolved_retention", &o->resolved_retention, absl::ZeroDuration());
+  r.Size("max_resolved_in_memory", &o->max_resolved_in_memory, 0, int64_t{1} << 40);
   r.Duration("record_retention", &o->record_retention, absl::ZeroDuration());
   r.Duration("check_interval", &o->check_interval, absl::Milliseconds(10));
   // Semantic checks (states named by transitions exist, ...); positions point at the section.

@@ -496,6 +496,10 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_order_records_deleted_total",
                  "Records of resolved orders deleted after orders.record_retention.", {},
                  [os] { return os->records_purged.load(); });
+    m.AddCounter("tracekeep_order_resolved_evicted_total",
+                 "Resolved orders dropped from memory beyond orders.max_resolved_in_memory (their "
+                 "records stay on disk).",
+                 {}, [os] { return os->resolved_evicted.load(); });
     m.AddCounter("tracekeep_order_spans_over_trace_limit_total",
                  "Spans not tracked because their order already links orders.max_traces_per_order "
                  "traces.",

@@ -482,13 +482,26 @@ void OrderTracker::Check() {
     }
     FlushDirty();
     PurgeResolved(now);
+    // Resolved orders leave memory after resolved_retention, or, beyond
+    // max_resolved_in_memory, oldest resolution first (their records are on disk: FlushDirty).
+    std::vector<std::pair<absl::Time, std::string>> resolved;
     for (auto it = orders_.begin(); it != orders_.end();) {
       auto next = std::next(it);
-      if (it->second.record.resolution() != v1::Order::ACTIVE && it->second.retain_until <= now &&
-          it->second.held_traces == 0) {
-        orders_.erase(it);
+      const Entry& e = it->second;
+      if (e.record.resolution() != v1::Order::ACTIVE && e.held_traces == 0 && !e.dirty) {
+        if (e.retain_until <= now) {
+          orders_.erase(it);
+        } else {
+          resolved.emplace_back(e.retain_until, it->first);
+        }
       }
       it = next;
+    }
+    if (resolved.size() > c.max_resolved_in_memory) {
+      const size_t excess = resolved.size() - c.max_resolved_in_memory;
+      std::nth_element(resolved.begin(), resolved.begin() + excess, resolved.end());
+      for (size_t i = 0; i < excess; ++i) orders_.erase(resolved[i].second);
+      stats_.resolved_evicted.fetch_add(excess, std::memory_order_relaxed);
     }
   }
   Deliver();

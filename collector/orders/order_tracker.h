@@ -61,6 +61,8 @@ struct OrderStats {
   std::atomic<uint64_t> records_purged{0};  // resolved records deleted after record_retention
   // Spans not tracked because their order already links max_traces_per_order other traces.
   std::atomic<uint64_t> spans_over_trace_limit{0};
+  // Resolved orders dropped from memory beyond max_resolved_in_memory (still on disk).
+  std::atomic<uint64_t> resolved_evicted{0};
   std::atomic<uint64_t> anomalies[7] = {};  // indexed like kAnomalyTypes
   // Per configured state (indexed like config.states): active orders in it, and those overdue.
   std::unique_ptr<std::atomic<uint64_t>[]> in_state;

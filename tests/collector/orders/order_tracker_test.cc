@@ -331,6 +331,25 @@ TEST_F(OrderTrackerTest, TracesPerOrderAreBounded) {
   EXPECT_EQ(tracker_->stats().spans_over_trace_limit.load(), 1u);
 }
 
+// Many order ids: resolved orders beyond max_resolved_in_memory leave memory, oldest resolution
+// first, and are still found (on disk).
+TEST_F(OrderTrackerTest, ResolvedOrdersInMemoryAreBounded) {
+  config_.max_resolved_in_memory = 1;
+  Close();
+  Open();
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = absl::StrCat("r", i);
+    Feed(10 * i + 1, {{"shop-api", id, "INITIATED", T(i)}});
+    Feed(10 * i + 2, {{"crm-api", id, "", T(i), "", /*error=*/true}});  // resolved: anomalous
+    clock_.Advance(absl::Seconds(1));
+  }
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().resolved_evicted.load(), 2u);
+  for (const char* id : {"r0", "r1", "r2"}) {
+    EXPECT_THAT(Types(Get(id)), ElementsAre("ERROR")) << id << " is still found, on disk";
+  }
+}
+
 TEST_F(OrderTrackerTest, ListAnomalousAndStuck) {
   Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
   Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}, {"shop-api", "o2", "SUBMITTED", T(1)}});
