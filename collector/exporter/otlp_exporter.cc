@@ -172,6 +172,20 @@ struct Chunk {
 // What a batch took from the chunks of the durable queue: (seq, spans).
 using BatchParts = std::vector<std::pair<uint64_t, size_t>>;
 
+// Moves the spans of a chunk built from `traces` back to where they came from, leaving `traces`
+// as the caller passed it.
+void RestoreSpans(std::vector<SpanRecord>&& spans, KeptTraces* traces) {
+  if (traces->size() == 1) {
+    (*traces)[0].spans = std::move(spans);
+    return;
+  }
+  auto from = spans.begin();
+  for (KeptTrace& t : *traces) {
+    std::move(from, from + static_cast<std::ptrdiff_t>(t.spans.size()), t.spans.begin());
+    from += static_cast<std::ptrdiff_t>(t.spans.size());
+  }
+}
+
 // Bytes a batch is assumed to take before the store says how many it took.
 uint64_t EstimateBytes(const KeptTraces& traces) {
   uint64_t n = 0;
@@ -279,8 +293,8 @@ class OtlpExporter::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) {
         Drop(DropReason::kShutdown, n);
-        return absl::UnavailableError(absl::StrCat("OTLP exporter to ", options_.endpoint,
-                                                   " is shut down; ", n, " spans dropped"));
+        return absl::AbortedError(absl::StrCat("OTLP exporter to ", options_.endpoint,
+                                               " is shut down; ", n, " spans dropped"));
       }
       if (queue_store_ == nullptr && queued_ + in_flight_ + n > options_.queue_size_spans) {
         Drop(DropReason::kQueueFull, n);
@@ -311,6 +325,22 @@ class OtlpExporter::Impl {
         const uint64_t seq = next_seq_;
         const absl::Time now = absl::Now();
         absl::StatusOr<uint64_t> bytes = queue_store_->Append(seq, now, chunk.spans);
+        if (!bytes.ok() && bytes.status().code() == absl::StatusCode::kResourceExhausted) {
+          // The disk is full or the database refuses writes until it resumes: nothing was
+          // stored. Hand the spans back untouched (kUnavailable) for the sampler to offer again
+          // once space is back (the write guard counts the refusal).
+          RestoreSpans(std::move(chunk.spans), &traces);
+          queue_.pop_back();
+          if (append_errors_++ % kLogEveryN == 0) {
+            TK_LOG(Warning) << "OTLP exporter to " << options_.endpoint << ": " << bytes.status()
+                            << "; " << n << " kept spans handed back to be offered again ("
+                            << append_errors_ << " refused writes so far, logged once per "
+                            << kLogEveryN << ")";
+          }
+          return absl::UnavailableError(absl::StrCat("OTLP exporter to ", options_.endpoint, ": ",
+                                                     bytes.status().message(), "; ", n,
+                                                     " spans not taken, offer them again"));
+        }
         if (!bytes.ok()) {
           queue_.pop_back();
           Drop(DropReason::kQueueFull, n);

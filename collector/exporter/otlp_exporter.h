@@ -146,9 +146,10 @@ class OtlpExporter final : public TraceConsumer, public Component {
   ~OtlpExporter() override;  // Shutdown(now): what is still queued is counted dropped
 
   // Queues every span of `traces` or none of them; never waits for the network (with a durable
-  // queue it waits for the queue's write). kResourceExhausted when they do not fit in the queue
-  // (or its disk is full), kUnavailable after Shutdown(); the refused spans are counted dropped
-  // (queue_full, shutdown).
+  // queue it waits for the queue's write). kResourceExhausted when they do not fit in the queue,
+  // kAborted after Shutdown(); those spans are counted dropped (queue_full, shutdown).
+  // kUnavailable when the durable queue's disk is full (its store answered kResourceExhausted):
+  // nothing was taken and `traces` is left untouched, to be offered again.
   [[nodiscard]] absl::Status Consume(KeptTraces&& traces) override;
   // Starts the sender thread. Spans consumed before Start() wait in the queue.
   [[nodiscard]] absl::Status Start() override;

@@ -1,10 +1,12 @@
 #include "collector/main/daemon.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "collector/admin/admin_server.h"
 #include "collector/common/clock.h"
 #include "collector/common/histogram.h"
@@ -54,7 +57,8 @@ absl::Status MakeDirs(const std::string& path) {
   return absl::OkStatus();
 }
 
-// The span store as the sampler's record of spans handed on before a restart.
+// The span store as the sampler's record of spans handed on before a restart. A stored span was
+// queued for export too: the durable export queue is written first (see the sinks in Start()).
 class StoredSpans final : public sampling::HandedSpans {
  public:
   explicit StoredSpans(storage::RocksDbSpanStore* store) : store_(store) {}
@@ -65,6 +69,28 @@ class StoredSpans final : public sampling::HandedSpans {
  private:
   storage::RocksDbSpanStore* const store_;
 };
+
+// Test-only fault point, armed by TRACEKEEP_CRASH_POINT=between_sinks in the environment: the
+// first kept batch to reach the second sink kills the process with SIGKILL, after the first sink
+// took it. This is the instant between the export queue's write and the store's write of one
+// batch, which the e2e tests crash into to check that a restart loses neither.
+class KillBeforeSecondSink final : public TraceConsumer {
+ public:
+  explicit KillBeforeSecondSink(TraceConsumer* next) : next_(next) {}
+  absl::Status Consume(KeptTraces&& traces) override {
+    TK_LOG(Warning) << "TRACEKEEP_CRASH_POINT=between_sinks: killing the process";
+    raise(SIGKILL);
+    return next_->Consume(std::move(traces));
+  }
+
+ private:
+  TraceConsumer* const next_;
+};
+
+bool CrashPointArmed(absl::string_view name) {
+  const char* value = std::getenv("TRACEKEEP_CRASH_POINT");
+  return value != nullptr && name == value;
+}
 
 }  // namespace
 
@@ -84,7 +110,6 @@ class Daemon::Impl final : public admin::AdminBackend {
     store_options.retention = config_.storage.retention;
     TK_ASSIGN_OR_RETURN(rocksdb_, storage::RocksDbSpanStore::Create(store_options));
     store_ = rocksdb_.get();
-    sinks_.push_back(store_);
 
     if (!config_.exporter.endpoint.empty()) {
       const config::ExporterConfig& e = config_.exporter;
@@ -110,7 +135,18 @@ class Daemon::Impl final : public admin::AdminBackend {
       TK_ASSIGN_OR_RETURN(exporter_,
                           exporter::OtlpExporter::Create(o, Clock::Real(), export_queue_.get()));
       TK_RETURN_IF_ERROR(exporter_->Start());
-      sinks_.push_back(exporter_.get());
+    }
+    // With a durable export queue, a kept batch is queued for export before it is stored: the
+    // replay after a crash hands on again only spans missing from the store, so a crash between
+    // the two writes must leave at worst a span queued twice (delivery is at-least-once), never
+    // one stored but not queued. With a queue in memory, the store goes first: its refusal on a
+    // full disk (kUnavailable) then leaves the batch untouched for the sampler to offer again.
+    if (export_queue_ != nullptr) sinks_.push_back(exporter_.get());
+    sinks_.push_back(store_);
+    if (exporter_ != nullptr && export_queue_ == nullptr) sinks_.push_back(exporter_.get());
+    if (sinks_.size() == 2 && CrashPointArmed("between_sinks")) {
+      crash_point_ = std::make_unique<KillBeforeSecondSink>(sinks_[1]);
+      sinks_[1] = crash_point_.get();
     }
     fanout_ = std::make_unique<FanOutConsumer>(sinks_);
 
@@ -745,6 +781,7 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<exporter::QueueStore> export_queue_;  // in rocksdb_; null when disabled
   std::unique_ptr<exporter::OtlpExporter> exporter_;
   std::vector<TraceConsumer*> sinks_;
+  std::unique_ptr<TraceConsumer> crash_point_;  // wraps sinks_[1] under TRACEKEEP_CRASH_POINT
   std::unique_ptr<FanOutConsumer> fanout_;
   std::vector<storage::KvTablePtr> order_tables_;
   std::unique_ptr<orders::OrderTracker> orders_;

@@ -374,7 +374,7 @@ TEST_F(OtlpExporterTest, ShutdownFlushesPendingBatchesAndRefusesAfterwards) {
   EXPECT_EQ(exporter->stats().spans_exported.load(), 7u);
   EXPECT_EQ(TotalDropped(exporter->stats()), 0u);
 
-  EXPECT_EQ(exporter->Consume(SomeSpans('\x03', 2)).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(exporter->Consume(SomeSpans('\x03', 2)).code(), absl::StatusCode::kAborted);
   EXPECT_EQ(exporter->stats().dropped(DropReason::kShutdown), 2u);
   exporter->Shutdown(absl::Now() + absl::Seconds(10));  // idempotent
   EXPECT_FALSE(exporter->Start().ok());
@@ -622,21 +622,35 @@ TEST_F(OtlpExporterTest, DurableQueueRefusesBeyondMaxBytesAndCountsQueueFull) {
   EXPECT_EQ(queue.size(), 0u);
 }
 
-TEST_F(OtlpExporterTest, DurableQueueWriteFailureRefusesClearlyAndRecovers) {
+TEST_F(OtlpExporterTest, DurableQueueOnAFullDiskHandsTheBatchBackUntouchedAndRecovers) {
   MemoryQueueStore queue;
   auto exporter = StartExporter(TestOptions(server_.endpoint()), &clock_, &queue);
   ASSERT_NE(exporter, nullptr);
+  const SpanOriginPtr origin = MakeOrigin("shop-api", "lib");
+  KeptTraces batch = Traces({MakeTrace('\x01', 4, origin), MakeTrace('\x02', 3, origin)});
+  const KeptTraces original = batch;
   queue.set_fail_appends(true);  // as on a full disk
-  const absl::Status refused = exporter->Consume(SomeSpans('\x01', 4));
-  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  const absl::Status refused = exporter->Consume(std::move(batch));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(refused.message()), HasSubstr("no space left"));
-  EXPECT_EQ(exporter->stats().dropped(DropReason::kQueueFull), 4u);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("offer them again"));
+  EXPECT_EQ(TotalDropped(exporter->stats()), 0u) << "nothing was given up";
   EXPECT_EQ(exporter->stats().queue_spans.load(), 0u);
+  // TraceConsumer's kUnavailable contract: the caller still holds the whole batch, in order.
+  ASSERT_EQ(batch.size(), original.size());
+  for (size_t t = 0; t < batch.size(); ++t) {
+    EXPECT_EQ(batch[t].trace_id, original[t].trace_id);
+    ASSERT_EQ(batch[t].spans.size(), original[t].spans.size());
+    for (size_t i = 0; i < batch[t].spans.size(); ++i) {
+      EXPECT_EQ(batch[t].spans[i].span_id, original[t].spans[i].span_id);
+      EXPECT_EQ(batch[t].spans[i].span, original[t].spans[i].span);
+    }
+  }
 
-  queue.set_fail_appends(false);  // space freed
-  ASSERT_TRUE(exporter->Consume(SomeSpans('\x02', 3)).ok());
+  queue.set_fail_appends(false);  // space freed: the same batch is offered again
+  ASSERT_TRUE(exporter->Consume(std::move(batch)).ok());
   exporter->Shutdown(absl::Now() + absl::Seconds(10));
-  EXPECT_EQ(SpanCount(service_.accepted()), 3);
+  EXPECT_EQ(SpanCount(service_.accepted()), 7);
   EXPECT_EQ(queue.size(), 0u);
 }
 
