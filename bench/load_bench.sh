@@ -6,6 +6,8 @@
 # Env: BUILD_DIR (default <repo>/build-bench), DECISION_WAIT (default 5s),
 #      JOURNAL = on (default) | sync (fsync every batch, group-committed) | off.
 #      DECISIONS = on (default) | off: sampler.persist_decisions.
+#      TRACEKEEP_BIN: another tracekeep binary to measure (an older build, for an A/B run on
+#      the same machine); default $BUILD_DIR/bin/tracekeep.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-${ROOT}/build-bench}"
@@ -29,7 +31,7 @@ telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
 journal: {enabled: $([ "${JOURNAL:-on}" = off ] && echo false || echo true), sync: $([ "${JOURNAL:-on}" = sync ] && echo true || echo false)}
 YAML
-${PRELOAD:+env LD_PRELOAD=$PRELOAD} "$BUILD_DIR/bin/tracekeep" --config "$work/tk.yaml" --write-endpoints "$work/ep.json" \
+${PRELOAD:+env LD_PRELOAD=$PRELOAD} "${TRACEKEEP_BIN:-$BUILD_DIR/bin/tracekeep}" --config "$work/tk.yaml" --write-endpoints "$work/ep.json" \
   >"$work/tk.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$work/ep.json" ] && break; sleep 0.1; done

@@ -1,15 +1,30 @@
 #include "storage/journal.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <mutex>
 #include <unordered_map>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "collector/common/ids.h"
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
-#include "rocksdb/write_batch.h"
 #include "storage/rocksdb_status.h"
 #include "storage/span_codec.h"
 #include "storage/write_guard.h"
@@ -143,39 +158,433 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------------------------------------
+// File format. A segment is a file "segment-<number, 16 decimal digits>.tkj" in the journal's
+// directory: the 8-byte magic "TKJRNL01", then records. A record is a 25-byte header and a
+// payload:
+//   payload length (4, little-endian) · CRC-32 (4, little-endian; zlib's, over the 17 bytes
+//   from the type on and the payload) · type (1) · key (16: arrival, sequence; see Key()).
+// Types: 1 = entry (payload: EncodeJournalRecord's bytes), 2 = erase (payload: the 16-byte key
+// of the erased entry), 3 = truncate (no payload; the key's arrival is the truncation time).
+// Segments are only ever appended to by the process that created them (a restart starts a new
+// one), and are deleted oldest first, so an erase or truncate record is never deleted before
+// the entries it refers to. The latest truncate record is repeated at the start of every new
+// segment.
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr char kMagic[8] = {'T', 'K', 'J', 'R', 'N', 'L', '0', '1'};
+constexpr size_t kHeaderBytes = 25;
+constexpr uint8_t kEntry = 1;
+constexpr uint8_t kErase = 2;
+constexpr uint8_t kTruncate = 3;
+// A record longer than this is a corrupt length, not a request (gRPC's limit is far below).
+constexpr uint32_t kMaxPayload = 1u << 30;
+
+void PutFixed32LE(uint32_t v, char* out) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+uint32_t GetFixed32LE(const char* in) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  return v;
+}
+
+uint32_t Checksum(const char* data, size_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  while (n > 0) {
+    const uInt chunk = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(data), chunk);
+    data += chunk;
+    n -= chunk;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+// Starts a record of `type` and `key` in `out` (cleared); the payload is appended after it and
+// SealRecord() fills in length and checksum.
+void BeginRecord(uint8_t type, absl::string_view key, std::string* out) {
+  out->assign(8, '\0');
+  out->push_back(static_cast<char>(type));
+  out->append(key.data(), key.size());
+}
+
+void SealRecord(std::string* record) {
+  PutFixed32LE(static_cast<uint32_t>(record->size() - kHeaderBytes), &(*record)[0]);
+  PutFixed32LE(Checksum(record->data() + 8, record->size() - 8), &(*record)[4]);
+}
+
+std::string SegmentName(uint64_t number) { return absl::StrFormat("segment-%016d.tkj", number); }
+
+bool ParseSegmentName(absl::string_view name, uint64_t* number) {
+  if (name.size() != 28 || !absl::StartsWith(name, "segment-") || !absl::EndsWith(name, ".tkj")) {
+    return false;
+  }
+  uint64_t n = 0;
+  for (char c : name.substr(8, 16)) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *number = n;
+  return true;
+}
+
+std::string ErrnoMessage(int err) { return std::strerror(err); }
+
+// kResourceExhausted for a full disk or quota (the caller refuses with a retryable status),
+// kUnavailable otherwise.
+absl::Status IoError(int err, absl::string_view what) {
+  const std::string message = absl::StrCat(what, ": ", ErrnoMessage(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
+  return absl::UnavailableError(message);
+}
+
+bool WriteAll(int fd, const char* data, size_t n, int* err) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return false;
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool ReadAll(int fd, uint64_t offset, size_t n, char* out) {
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, out, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    out += r;
+    n -= static_cast<size_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+  return true;
+}
+
+constexpr int64_t kNoArrival = std::numeric_limits<int64_t>::min();
+
+// One segment file. The descriptor is closed when the last reference goes (a group-commit
+// fdatasync may still hold a segment that was just rolled).
+struct Segment {
+  uint64_t number = 0;
+  std::string path;
+  int fd = -1;
+  uint64_t size = 0;                 // bytes of whole records (and the magic)
+  uint64_t entries = 0;              // entry records
+  int64_t max_arrival = kNoArrival;  // newest entry's arrival, unix nanos
+  ~Segment() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+using SegmentPtr = std::shared_ptr<Segment>;
+
+}  // namespace
+
 struct Journal::Impl {
   JournalOptions options;
-  // Declared before db, so destroyed after it: the database holds the guard's listener.
-  std::unique_ptr<WriteGuard> guard;
-  std::unique_ptr<rocksdb::DB> db;
   std::atomic<uint64_t> sequence{0};
+  std::atomic<bool> writable{true};
+  std::atomic<uint64_t> write_failures{0};
+
+  std::mutex mu;                  // guards the fields below
+  std::deque<SegmentPtr> sealed;  // oldest first
+  SegmentPtr active;              // null until the first write of this process
+  uint64_t next_number = 1;
+  int64_t truncated_before = kNoArrival;  // unix nanos
+  absl::flat_hash_set<std::string> erased;
+
+  // Rewrites the entries of a RocksDB journal (tracekeep 0.1) in `options.path` as records of a
+  // new segment, then removes the database's files (`files` and any its opening created).
+  absl::Status ConvertRocksDb(const std::vector<std::string>& files);
+
+  // Group commit of fdatasync (sync mode): the highest (segment, offset) known durable.
+  std::mutex sync_mu;
+  std::pair<uint64_t, uint64_t> synced{0, 0};
+
+  std::string Describe() const { return absl::StrCat("journal at \"", options.path, "\""); }
+
+  // Opens a new active segment (sealing the current one); mu held.
+  absl::Status RollLocked() {
+    auto segment = std::make_shared<Segment>();
+    segment->number = next_number;
+    segment->path = absl::StrCat(options.path, "/", SegmentName(segment->number));
+    segment->fd = ::open(segment->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (segment->fd < 0) {
+      return IoError(errno, absl::StrCat(Describe(), ": creating ", segment->path));
+    }
+    int err = 0;
+    if (!WriteAll(segment->fd, kMagic, sizeof(kMagic), &err)) {
+      ::unlink(segment->path.c_str());
+      return IoError(err, absl::StrCat(Describe(), ": writing ", segment->path));
+    }
+    segment->size = sizeof(kMagic);
+    if (options.sync) {
+      if (active != nullptr && ::fdatasync(active->fd) != 0) {
+        const int e = errno;
+        ::unlink(segment->path.c_str());
+        return IoError(e, absl::StrCat(Describe(), ": syncing ", active->path));
+      }
+      const int dir = ::open(options.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir >= 0) {
+        ::fsync(dir);
+        ::close(dir);
+      }
+    }
+    ++next_number;
+    if (active != nullptr) sealed.push_back(std::move(active));
+    active = std::move(segment);
+    if (truncated_before != kNoArrival) {
+      // The latest truncation travels with the newest segment (older ones may be deleted).
+      std::string record;
+      BeginRecord(kTruncate, Key(absl::FromUnixNanos(truncated_before), 0), &record);
+      SealRecord(&record);
+      TK_RETURN_IF_ERROR(WriteLocked(record, kTruncate, kNoArrival));
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes one sealed record at the end of the active segment; mu held. On failure nothing of
+  // it stays: the file is cut back (or, if that fails too, abandoned for a new segment).
+  absl::Status WriteLocked(const std::string& record, uint8_t type, int64_t arrival) {
+    if (active == nullptr || active->size >= options.segment_bytes) {
+      TK_RETURN_IF_ERROR(RollLocked());
+    }
+    int err = 0;
+    if (!WriteAll(active->fd, record.data(), record.size(), &err)) {
+      if (::ftruncate(active->fd, static_cast<off_t>(active->size)) != 0 ||
+          ::lseek(active->fd, static_cast<off_t>(active->size), SEEK_SET) < 0) {
+        active->size = options.segment_bytes;  // the next write starts a new segment
+      }
+      return IoError(
+          err, absl::StrCat(Describe(), ": writing ", record.size(), " bytes to ", active->path));
+    }
+    active->size += record.size();
+    if (type == kEntry) {
+      ++active->entries;
+      active->max_arrival = std::max(active->max_arrival, arrival);
+    }
+    return absl::OkStatus();
+  }
+
+  // Appends one record; with `sync`, returns once it is on stable storage.
+  absl::Status Write(const std::string& record, uint8_t type, int64_t arrival) {
+    std::pair<uint64_t, uint64_t> position;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      absl::Status s = WriteLocked(record, type, arrival);
+      if (!s.ok()) {
+        writable.store(false, std::memory_order_relaxed);
+        write_failures.fetch_add(1, std::memory_order_relaxed);
+        return s;
+      }
+      position = {active->number, active->size};
+    }
+    writable.store(true, std::memory_order_relaxed);
+    if (!options.sync) return absl::OkStatus();
+    return SyncThrough(position);
+  }
+
+  // Group commit: one fdatasync covers every record written before it started.
+  absl::Status SyncThrough(std::pair<uint64_t, uint64_t> position) {
+    std::lock_guard<std::mutex> sync_lock(sync_mu);
+    if (synced >= position) return absl::OkStatus();
+    SegmentPtr segment;
+    std::pair<uint64_t, uint64_t> target;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      // A rolled segment was synced when it was sealed.
+      if (position.first < active->number) return absl::OkStatus();
+      segment = active;
+      target = {active->number, active->size};
+    }
+    if (::fdatasync(segment->fd) != 0) {
+      return IoError(errno, absl::StrCat(Describe(), ": syncing ", segment->path));
+    }
+    synced = target;
+    return absl::OkStatus();
+  }
 };
+
+namespace {
+
+// What a scan of one segment's record headers found.
+struct ScannedSegment {
+  SegmentPtr segment;
+  uint64_t max_sequence = 0;
+  bool any = false;
+};
+
+// Reads the headers of every record of a segment (and the payloads of erase and truncate
+// records), stopping at the first record that is incomplete or fails its checksum.
+absl::Status ScanSegment(const std::string& path, uint64_t number,
+                         absl::flat_hash_set<std::string>* erased, int64_t* truncated_before,
+                         ScannedSegment* out) {
+  auto segment = std::make_shared<Segment>();
+  segment->number = number;
+  segment->path = path;
+  segment->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (segment->fd < 0) return IoError(errno, absl::StrCat("journal: opening ", path));
+  struct stat st;
+  if (::fstat(segment->fd, &st) != 0) return IoError(errno, absl::StrCat("journal: ", path));
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  char magic[sizeof(kMagic)];
+  if (file_size < sizeof(kMagic) || !ReadAll(segment->fd, 0, sizeof(magic), magic) ||
+      std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
+    if (file_size == 0) {  // created by a crash before its magic was written
+      segment->size = 0;
+      out->segment = std::move(segment);
+      return absl::OkStatus();
+    }
+    return absl::DataLossError(
+        absl::StrCat("journal: ", path, " is not a tracekeep journal segment (bad magic)"));
+  }
+  uint64_t offset = sizeof(kMagic);
+  char header[kHeaderBytes];
+  std::string small;
+  while (offset + kHeaderBytes <= file_size) {
+    if (!ReadAll(segment->fd, offset, kHeaderBytes, header)) break;
+    const uint32_t length = GetFixed32LE(header);
+    const uint8_t type = static_cast<uint8_t>(header[8]);
+    if (length > kMaxPayload || offset + kHeaderBytes + length > file_size ||
+        (type != kEntry && type != kErase && type != kTruncate)) {
+      break;
+    }
+    const absl::string_view key(header + 9, 16);
+    if (type != kEntry) {
+      small.assign(header + 8, kHeaderBytes - 8);
+      small.resize(kHeaderBytes - 8 + length);
+      if (!ReadAll(segment->fd, offset + kHeaderBytes, length, &small[kHeaderBytes - 8]) ||
+          Checksum(small.data(), small.size()) != GetFixed32LE(header + 4)) {
+        break;
+      }
+      if (type == kErase && length == 16) {
+        erased->insert(small.substr(kHeaderBytes - 8));
+      } else if (type == kTruncate) {
+        *truncated_before = std::max(*truncated_before, absl::ToUnixNanos(KeyTime(key)));
+      }
+    } else {
+      ++segment->entries;
+      segment->max_arrival = std::max(segment->max_arrival, absl::ToUnixNanos(KeyTime(key)));
+    }
+    out->max_sequence = std::max(out->max_sequence, GetFixed64BE(key.substr(8)));
+    out->any = true;
+    offset += kHeaderBytes + length;
+  }
+  if (offset != file_size) {
+    TK_LOG(Warning) << "journal: " << path << ": " << (file_size - offset)
+                    << " bytes after the last complete record (a write cut short by a crash) "
+                       "are ignored";
+  }
+  segment->size = offset;
+  out->segment = std::move(segment);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// A journal written by tracekeep 0.1 is a RocksDB database: its entries are rewritten as
+// records of a new segment (same keys, same record bytes), then its files are removed.
+absl::Status Journal::Impl::ConvertRocksDb(const std::vector<std::string>& files) {
+  Impl* impl = this;
+  const std::string& path = impl->options.path;
+  rocksdb::Options db_options;
+  db_options.info_log = NewRocksDbLogger(impl->Describe());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, path, &raw);
+  if (!s.ok()) {
+    return FromRocksDbStatus(
+        s, absl::StrCat("journal: opening the RocksDB journal of tracekeep 0.1 at \"", path, "\""));
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  uint64_t converted = 0;
+  {
+    std::lock_guard<std::mutex> lock(impl->mu);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    std::string record;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 16) continue;
+      const absl::string_view key(it->key().data(), 16);
+      BeginRecord(kEntry, key, &record);
+      record.append(it->value().data(), it->value().size());
+      SealRecord(&record);
+      TK_RETURN_IF_ERROR(impl->WriteLocked(record, kEntry, absl::ToUnixNanos(KeyTime(key))));
+      impl->sequence = std::max<uint64_t>(impl->sequence, GetFixed64BE(key.substr(8)) + 1);
+      ++converted;
+    }
+    TK_RETURN_IF_ERROR(FromRocksDbStatus(it->status(), "journal: reading the RocksDB journal"));
+    if (impl->active != nullptr && ::fdatasync(impl->active->fd) != 0) {
+      return IoError(errno, absl::StrCat(impl->Describe(), ": syncing ", impl->active->path));
+    }
+  }
+  db.reset();
+  // Every file of the database goes, including those its opening just created.
+  std::vector<std::string> names = files;
+  if (DIR* dir = ::opendir(path.c_str())) {
+    while (struct dirent* e = ::readdir(dir)) names.emplace_back(e->d_name);
+    ::closedir(dir);
+  }
+  for (const std::string& name : names) {
+    uint64_t number = 0;
+    if (name == "." || name == ".." || ParseSegmentName(name, &number)) continue;
+    std::remove(absl::StrCat(path, "/", name).c_str());
+  }
+  TK_LOG(Info) << impl->Describe() << ": converted " << converted
+               << " entries from the RocksDB journal of tracekeep 0.1";
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("journal: path must be set");
-  rocksdb::Options db_options;
-  db_options.create_if_missing = true;
-  db_options.max_background_jobs = 2;
-  db_options.write_buffer_size = 64 << 20;
-  db_options.compression = rocksdb::kNoCompression;  // span bytes compress poorly; CPU matters
-  auto impl = std::make_unique<Impl>();
-  impl->guard = std::make_unique<WriteGuard>(absl::StrCat("journal at \"", options.path, "\""),
-                                             options.clock, options.resume_interval);
-  db_options.listeners.push_back(impl->guard->Listener());
-  db_options.info_log = NewRocksDbLogger(absl::StrCat("journal at \"", options.path, "\""));
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
-  if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("journal: open \"", options.path, "\""));
-  impl->options = options;
-  impl->db.reset(raw);
-  impl->guard->Attach(raw);
-  // Continue sequence numbers after the largest one on disk, so that replayed and new entries
-  // with the same arrival time keep their order.
-  std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(rocksdb::ReadOptions()));
-  it->SeekToLast();
-  if (it->Valid() && it->key().size() == 16) {
-    impl->sequence = GetFixed64BE(absl::string_view(it->key().data() + 8, 8)) + 1;
+  if (options.segment_bytes == 0) {
+    return absl::InvalidArgumentError("journal: segment_bytes must be positive");
   }
+  if (::mkdir(options.path.c_str(), 0755) != 0 && errno != EEXIST) {
+    return IoError(errno, absl::StrCat("journal: creating directory \"", options.path, "\""));
+  }
+  DIR* dir = ::opendir(options.path.c_str());
+  if (dir == nullptr) {
+    return IoError(errno, absl::StrCat("journal: opening directory \"", options.path, "\""));
+  }
+  std::vector<uint64_t> numbers;
+  std::vector<std::string> others;
+  bool rocksdb_journal = false;
+  while (struct dirent* e = ::readdir(dir)) {
+    const absl::string_view name(e->d_name);
+    if (name == "." || name == "..") continue;
+    uint64_t number = 0;
+    if (ParseSegmentName(name, &number)) {
+      numbers.push_back(number);
+    } else {
+      others.emplace_back(name);
+      if (name == "CURRENT") rocksdb_journal = true;
+    }
+  }
+  ::closedir(dir);
+  std::sort(numbers.begin(), numbers.end());
+
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  uint64_t max_sequence = 0;
+  bool any = false;
+  for (uint64_t number : numbers) {
+    ScannedSegment scanned;
+    TK_RETURN_IF_ERROR(ScanSegment(absl::StrCat(options.path, "/", SegmentName(number)), number,
+                                   &impl->erased, &impl->truncated_before, &scanned));
+    impl->sealed.push_back(std::move(scanned.segment));
+    if (scanned.any) max_sequence = std::max(max_sequence, scanned.max_sequence);
+    any = any || scanned.any;
+    impl->next_number = number + 1;
+  }
+  // Continue sequence numbers after the largest one on disk, so that replayed and new entries
+  // with the same arrival time stay distinct.
+  if (any) impl->sequence = max_sequence + 1;
+  if (rocksdb_journal) TK_RETURN_IF_ERROR(impl->ConvertRocksDb(others));
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -184,74 +593,152 @@ Journal::~Journal() = default;
 
 absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& traces,
                                             absl::Time arrival) {
-  std::string value;
-  EncodeJournalRecord(traces, &value);
   const std::string key = Key(arrival, impl_->sequence.fetch_add(1));
-  rocksdb::WriteOptions write_options;
-  write_options.sync = impl_->options.sync;
-  // Every write goes through the guard: refused while the database is failed (write_guard.h).
-  if (absl::Status s = impl_->guard->Run([&] { return impl_->db->Put(write_options, key, value); },
-                                         "journal: append");
-      !s.ok()) {
+  std::string record;
+  BeginRecord(kEntry, key, &record);
+  EncodeJournalRecord(traces, &record);
+  SealRecord(&record);
+  if (absl::Status s = impl_->Write(record, kEntry, absl::ToUnixNanos(arrival)); !s.ok()) {
     stats_.append_errors.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
   stats_.batches_appended.fetch_add(1, std::memory_order_relaxed);
-  stats_.bytes_appended.fetch_add(value.size(), std::memory_order_relaxed);
+  stats_.bytes_appended.fetch_add(record.size(), std::memory_order_relaxed);
   return key;
 }
 
 absl::Status Journal::Erase(const std::string& key) {
-  return impl_->guard->Run([&] { return impl_->db->Delete(rocksdb::WriteOptions(), key); },
-                           "journal: erase");
+  std::string record;
+  BeginRecord(kErase, key, &record);
+  record.append(key);
+  SealRecord(&record);
+  TK_RETURN_IF_ERROR(impl_->Write(record, kErase, kNoArrival));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->erased.insert(key);
+  return absl::OkStatus();
 }
 
 absl::Status Journal::TruncateBefore(absl::Time time) {
-  const std::string first(16, '\0');
-  const std::string end = Key(time, 0);
-  TK_RETURN_IF_ERROR(impl_->guard->Run(
-      [&] {
-        return impl_->db->DeleteRange(rocksdb::WriteOptions(), impl_->db->DefaultColumnFamily(),
-                                      first, end);
-      },
-      "journal: truncate"));
+  const int64_t before = absl::ToUnixNanos(time);
+  std::vector<SegmentPtr> doomed;
+  absl::Status written;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (before <= impl_->truncated_before) return absl::OkStatus();
+    impl_->truncated_before = before;
+    while (!impl_->sealed.empty() && impl_->sealed.front()->max_arrival < before) {
+      doomed.push_back(std::move(impl_->sealed.front()));
+      impl_->sealed.pop_front();
+    }
+    Impl& j = *impl_;
+    const bool active_done =
+        j.active != nullptr && j.active->entries > 0 && j.active->max_arrival < before;
+    if (j.sealed.empty() && active_done) {
+      // Everything is decided: start a new segment (it gets the truncate record) and delete the
+      // old one.
+      SegmentPtr old = j.active;
+      written = j.RollLocked();
+      if (written.ok()) {
+        j.sealed.pop_back();  // `old`, sealed by the roll
+        doomed.push_back(std::move(old));
+      }
+    } else if (!j.sealed.empty() || (j.active != nullptr && j.active->entries > 0)) {
+      // Entries remain on disk: record how far they are truncated, for replays.
+      std::string record;
+      BeginRecord(kTruncate, Key(time, 0), &record);
+      SealRecord(&record);
+      written = j.WriteLocked(record, kTruncate, kNoArrival);
+    }
+    if (doomed.size() > 0 && j.sealed.empty() && (j.active == nullptr || j.active->entries == 0)) {
+      j.erased.clear();  // every entry they could refer to is gone
+    }
+  }
+  for (const SegmentPtr& segment : doomed) {
+    if (::unlink(segment->path.c_str()) != 0 && errno != ENOENT) {
+      TK_LOG(Warning) << "journal: cannot delete " << segment->path << ": " << ErrnoMessage(errno);
+    }
+  }
+  if (!written.ok()) {
+    impl_->writable.store(false, std::memory_order_relaxed);
+    impl_->write_failures.fetch_add(1, std::memory_order_relaxed);
+    return written;
+  }
   stats_.truncations.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
 absl::Status Journal::Replay(
     const std::function<absl::Status(std::vector<TraceSpans>&&, absl::Time)>& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const absl::string_view key(it->key().data(), it->key().size());
-    if (key.size() != 16) continue;
-    std::vector<TraceSpans> traces;
-    absl::Status decoded =
-        DecodeJournalRecord(absl::string_view(it->value().data(), it->value().size()), &traces);
-    if (!decoded.ok()) {
-      TK_LOG(Error) << "journal: skipping a corrupt entry: " << decoded;
-      continue;
-    }
-    stats_.batches_replayed.fetch_add(1, std::memory_order_relaxed);
-    if (absl::Status s = fn(std::move(traces), KeyTime(key)); !s.ok()) return s;
+  std::vector<std::pair<SegmentPtr, uint64_t>> segments;  // with their size now
+  int64_t truncated_before;
+  absl::flat_hash_set<std::string> erased;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (const SegmentPtr& s : impl_->sealed) segments.emplace_back(s, s->size);
+    if (impl_->active != nullptr) segments.emplace_back(impl_->active, impl_->active->size);
+    truncated_before = impl_->truncated_before;
+    erased = impl_->erased;
   }
-  return FromRocksDbStatus(it->status(), "journal: replay");
+  std::string data;
+  for (const auto& [segment, size] : segments) {
+    if (size <= sizeof(kMagic)) continue;
+    // Sealed segments of a previous run are open read-only; segments of this run write-only.
+    const int fd = ::open(segment->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return IoError(errno, absl::StrCat("journal: opening ", segment->path));
+    data.resize(size);
+    const bool read = ReadAll(fd, 0, size, data.data());
+    ::close(fd);
+    if (!read) return absl::DataLossError(absl::StrCat("journal: cannot read ", segment->path));
+    size_t offset = sizeof(kMagic);
+    while (offset + kHeaderBytes <= data.size()) {
+      const char* header = data.data() + offset;
+      const uint32_t length = GetFixed32LE(header);
+      if (offset + kHeaderBytes + length > data.size() ||
+          Checksum(header + 8, kHeaderBytes - 8 + length) != GetFixed32LE(header + 4)) {
+        TK_LOG(Error) << "journal: " << segment->path << ": corrupt record at offset " << offset
+                      << "; the rest of this segment is skipped";
+        break;
+      }
+      const absl::string_view key(header + 9, 16);
+      const absl::Time arrival = KeyTime(key);
+      offset += kHeaderBytes + length;
+      if (static_cast<uint8_t>(header[8]) != kEntry ||
+          absl::ToUnixNanos(arrival) < truncated_before || erased.contains(key)) {
+        continue;
+      }
+      std::vector<TraceSpans> traces;
+      absl::Status decoded =
+          DecodeJournalRecord(absl::string_view(header + kHeaderBytes, length), &traces);
+      if (!decoded.ok()) {
+        TK_LOG(Error) << "journal: skipping a corrupt entry: " << decoded;
+        continue;
+      }
+      stats_.batches_replayed.fetch_add(1, std::memory_order_relaxed);
+      TK_RETURN_IF_ERROR(fn(std::move(traces), arrival));
+    }
+  }
+  return absl::OkStatus();
 }
 
-bool Journal::writable() const { return !impl_->guard->failed(); }
-uint64_t Journal::write_refusals() const { return impl_->guard->refused(); }
+bool Journal::writable() const { return impl_->writable.load(std::memory_order_relaxed); }
+uint64_t Journal::write_refusals() const {
+  return impl_->write_failures.load(std::memory_order_relaxed);
+}
 
 uint64_t Journal::ApproximateEntries() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
   uint64_t n = 0;
-  impl_->db->GetIntProperty("rocksdb.estimate-num-keys", &n);
+  for (const SegmentPtr& s : impl_->sealed) n += s->entries;
+  if (impl_->active != nullptr) n += impl_->active->entries;
   return n;
 }
 
 uint64_t Journal::ApproximateDiskBytes() {
-  uint64_t sst = 0, wal = 0;
-  impl_->db->GetIntProperty("rocksdb.live-sst-files-size", &sst);
-  impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &wal);
-  return sst + wal;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  uint64_t n = 0;
+  for (const SegmentPtr& s : impl_->sealed) n += s->size;
+  if (impl_->active != nullptr) n += impl_->active->size;
+  return n;
 }
 
 }  // namespace tracekeep::storage

@@ -1,7 +1,13 @@
 // The intake journal: every batch of spans accepted from a client, written before the client is
 // acknowledged, kept until every trace it touched has been decided (and what was kept is stored),
-// and replayed on start-up after a crash. A RocksDB database of its own (default
-// <data_dir>/journal), so that its write-ahead log can be synced without syncing the span store.
+// and replayed on start-up after a crash.
+//
+// A segmented append-only log in a directory of its own (default <data_dir>/journal): each
+// append is one checksummed record written with one write(2) at the end of the active segment
+// file; segments roll at `segment_bytes`; truncation writes a small "truncated before" record and
+// deletes whole segments whose entries are all older. No memtable, flush or compaction: the
+// bytes of an accepted request are written once and the file is deleted once decided. See
+// journal.cc for the file format.
 #ifndef TRACEKEEP_STORAGE_JOURNAL_H_
 #define TRACEKEEP_STORAGE_JOURNAL_H_
 
@@ -21,20 +27,15 @@
 namespace tracekeep::storage {
 
 struct JournalOptions {
-  // Directory of the journal database; created when missing. Default: "" (must be set).
+  // Directory of the journal's segment files; created when missing. Default: "" (must be set).
   std::string path;
-  // true: each append returns only after the write-ahead log is fsynced (survives power loss;
-  // concurrent appends share one fsync: group commit). false: after the write reached the
+  // true: each append returns only after its segment is fdatasync'ed (survives power loss;
+  // concurrent appends share one fdatasync: group commit). false: after the write reached the
   // kernel (survives kill -9 of tracekeep, not a crash of the machine). Default: false.
   bool sync = false;
-  // After a failed write (disk full, IO error) the journal refuses appends with
-  // kResourceExhausted, issuing no write, and tries to resume the database at most once per this
-  // interval (see storage/write_guard.h).
-  // Default: 1 second
-  absl::Duration resume_interval = absl::Seconds(1);
-  // Clock of resume_interval; must outlive the journal. nullptr = Clock::Real().
-  // Default: nullptr
-  const Clock* clock = nullptr;
+  // A segment is closed and a new one started once it holds this many bytes; the journal's disk
+  // use is about (pending span bytes + one segment). Default: 64 MiB.
+  uint64_t segment_bytes = 64 << 20;
 };
 
 struct JournalStats {
@@ -51,22 +52,26 @@ class Journal {
   ~Journal();
 
   // Appends the spans of one accepted request, with the time they arrived. Returns the entry's
-  // key (for Erase) once it is durable per `sync`. kResourceExhausted (no write issued) while the
-  // database is failed after a write error, until it resumes. Thread-safe.
+  // key (for Erase) once it is durable per `sync`. kResourceExhausted when the disk is full
+  // (nothing of the entry stays in the journal), kUnavailable on other IO errors. Thread-safe.
   [[nodiscard]] absl::StatusOr<std::string> Append(const std::vector<TraceSpans>& traces,
                                                    absl::Time arrival);
   // Removes one entry (a batch the pipeline refused after all). Thread-safe.
   [[nodiscard]] absl::Status Erase(const std::string& key);
-  // Removes every entry that arrived before `time`. Thread-safe.
+  // Removes every entry that arrived before `time`: replays skip them from now on, and segments
+  // holding only such entries are deleted. The caller must not append entries older than `time`
+  // afterwards. Thread-safe.
   [[nodiscard]] absl::Status TruncateBefore(absl::Time time);
-  // Calls `fn` for every entry, oldest first, with its spans and arrival time.
+  // Calls `fn` for every entry not erased or truncated, in the order they were appended, with
+  // its spans and arrival time. A record that fails its checksum (a write torn by a crash of the
+  // machine) ends the replay of its segment, with an error in the log.
   [[nodiscard]] absl::Status Replay(
       const std::function<absl::Status(std::vector<TraceSpans>&&, absl::Time)>& fn);
   // Entries currently in the journal, approximately.
   uint64_t ApproximateEntries();
   uint64_t ApproximateDiskBytes();
   const JournalStats& stats() const { return stats_; }
-  // False after a failed write until the database resumed (appends are refused meanwhile).
+  // False after a failed write until a write succeeds again.
   bool writable() const;
   uint64_t write_refusals() const;
 
