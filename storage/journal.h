@@ -86,6 +86,8 @@ class Journal {
 void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out);
 [[nodiscard]] absl::Status DecodeJournalRecord(absl::string_view record,
                                                std::vector<TraceSpans>* out);
+// The checksum of journal records: CRC-32C (exposed for tests).
+uint32_t JournalChecksum(absl::string_view data);
 
 }  // namespace tracekeep::storage
 

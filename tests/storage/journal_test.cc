@@ -78,6 +78,14 @@ TEST(JournalRecordTest, RoundTripsEveryField) {
             absl::StatusCode::kDataLoss);
 }
 
+TEST(JournalRecordTest, ChecksumIsCrc32c) {
+  // The check values of CRC-32C (RFC 3720, B.4 and the catalogue's "123456789").
+  EXPECT_EQ(JournalChecksum("123456789"), 0xE3069283u);
+  EXPECT_EQ(JournalChecksum(std::string(32, '\0')), 0x8A9136AAu);
+  EXPECT_EQ(JournalChecksum(std::string(32, '\xff')), 0x62A8AB43u);
+  EXPECT_EQ(JournalChecksum(""), 0u);
+}
+
 TEST(JournalTest, ReplaysWhatWasNotTruncatedAcrossAReopen) {
   const std::string path = TempPath();
   const absl::Time t0 = absl::FromUnixSeconds(1700000000);
