@@ -165,7 +165,8 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
 //   payload length (4, little-endian) · CRC-32C (4, little-endian; over the 17 bytes from the
 //   type on and the payload) · type (1) · key (16: arrival, sequence; see Key()).
 // Types: 1 = entry (payload: EncodeJournalRecord's bytes), 2 = erase (payload: the 16-byte key
-// of the erased entry), 3 = truncate (no payload; the key's arrival is the truncation time).
+// of the erased entry), 3 = truncate (no payload; every entry that arrived before the key's
+// time and has a smaller sequence number is truncated).
 // Segments are only ever appended to by the process that created them (a restart starts a new
 // one), and are deleted oldest first, so an erase or truncate record is never deleted before
 // the entries it refers to. The latest truncate record is repeated at the start of every new
@@ -332,7 +333,11 @@ struct Journal::Impl {
   std::deque<SegmentPtr> sealed;  // oldest first
   SegmentPtr active;              // null until the first write of this process
   uint64_t next_number = 1;
-  int64_t truncated_before = kNoArrival;  // unix nanos
+  // The latest truncation: entries that arrived before `truncated_before` (unix nanos) and were
+  // numbered before `truncated_sequence` are gone. The sequence bound keeps a clock stepped back
+  // across a restart from hiding entries written after the truncation.
+  int64_t truncated_before = kNoArrival;
+  uint64_t truncated_sequence = 0;
   absl::flat_hash_set<std::string> erased;
 
   // Rewrites the entries of a RocksDB journal (tracekeep 0.1) in `options.path` as records of a
@@ -378,7 +383,8 @@ struct Journal::Impl {
     if (truncated_before != kNoArrival) {
       // The latest truncation travels with the newest segment (older ones may be deleted).
       std::string record;
-      BeginRecord(kTruncate, Key(absl::FromUnixNanos(truncated_before), 0), &record);
+      BeginRecord(kTruncate, Key(absl::FromUnixNanos(truncated_before), truncated_sequence),
+                  &record);
       SealRecord(&record);
       TK_RETURN_IF_ERROR(WriteLocked(record, kTruncate, kNoArrival));
     }
@@ -460,7 +466,7 @@ struct ScannedSegment {
 // records), stopping at the first record that is incomplete or fails its checksum.
 absl::Status ScanSegment(const std::string& path, uint64_t number,
                          absl::flat_hash_set<std::string>* erased, int64_t* truncated_before,
-                         ScannedSegment* out) {
+                         uint64_t* truncated_sequence, ScannedSegment* out) {
   auto segment = std::make_shared<Segment>();
   segment->number = number;
   segment->path = path;
@@ -502,7 +508,9 @@ absl::Status ScanSegment(const std::string& path, uint64_t number,
       if (type == kErase && length == 16) {
         erased->insert(small.substr(kHeaderBytes - 8));
       } else if (type == kTruncate) {
-        *truncated_before = std::max(*truncated_before, absl::ToUnixNanos(KeyTime(key)));
+        // The latest one in log order wins (segments are scanned oldest first).
+        *truncated_before = absl::ToUnixNanos(KeyTime(key));
+        *truncated_sequence = GetFixed64BE(key.substr(8));
       }
     } else {
       ++segment->entries;
@@ -611,7 +619,8 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
   for (uint64_t number : numbers) {
     ScannedSegment scanned;
     TK_RETURN_IF_ERROR(ScanSegment(absl::StrCat(options.path, "/", SegmentName(number)), number,
-                                   &impl->erased, &impl->truncated_before, &scanned));
+                                   &impl->erased, &impl->truncated_before,
+                                   &impl->truncated_sequence, &scanned));
     impl->sealed.push_back(std::move(scanned.segment));
     if (scanned.any) max_sequence = std::max(max_sequence, scanned.max_sequence);
     any = any || scanned.any;
@@ -660,8 +669,12 @@ absl::Status Journal::TruncateBefore(absl::Time time) {
   absl::Status written;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (before <= impl_->truncated_before) return absl::OkStatus();
+    const uint64_t sequence = impl_->sequence.load();
+    if (before == impl_->truncated_before && sequence == impl_->truncated_sequence) {
+      return absl::OkStatus();  // nothing new since the last call
+    }
     impl_->truncated_before = before;
+    impl_->truncated_sequence = sequence;
     while (!impl_->sealed.empty() && impl_->sealed.front()->max_arrival < before) {
       doomed.push_back(std::move(impl_->sealed.front()));
       impl_->sealed.pop_front();
@@ -681,7 +694,7 @@ absl::Status Journal::TruncateBefore(absl::Time time) {
     } else if (!j.sealed.empty() || (j.active != nullptr && j.active->entries > 0)) {
       // Entries remain on disk: record how far they are truncated, for replays.
       std::string record;
-      BeginRecord(kTruncate, Key(time, 0), &record);
+      BeginRecord(kTruncate, Key(time, sequence), &record);
       SealRecord(&record);
       written = j.WriteLocked(record, kTruncate, kNoArrival);
     }
@@ -707,12 +720,14 @@ absl::Status Journal::Replay(
     const std::function<absl::Status(std::vector<TraceSpans>&&, absl::Time)>& fn) {
   std::vector<std::pair<SegmentPtr, uint64_t>> segments;  // with their size now
   int64_t truncated_before;
+  uint64_t truncated_sequence;
   absl::flat_hash_set<std::string> erased;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     for (const SegmentPtr& s : impl_->sealed) segments.emplace_back(s, s->size);
     if (impl_->active != nullptr) segments.emplace_back(impl_->active, impl_->active->size);
     truncated_before = impl_->truncated_before;
+    truncated_sequence = impl_->truncated_sequence;
     erased = impl_->erased;
   }
   std::string data;
@@ -739,7 +754,9 @@ absl::Status Journal::Replay(
       const absl::Time arrival = KeyTime(key);
       offset += kHeaderBytes + length;
       if (static_cast<uint8_t>(header[8]) != kEntry ||
-          absl::ToUnixNanos(arrival) < truncated_before || erased.contains(key)) {
+          (absl::ToUnixNanos(arrival) < truncated_before &&
+           GetFixed64BE(key.substr(8)) < truncated_sequence) ||
+          erased.contains(key)) {
         continue;
       }
       std::vector<TraceSpans> traces;

@@ -238,6 +238,30 @@ TEST(JournalTest, TruncationDeletesWholeOldSegmentsAndReplaysSkipTruncatedEntrie
   EXPECT_TRUE(ReplayedTraceIds(journal->get()).empty());
 }
 
+// The clock steps back across a restart (NTP): entries written after the truncation, with
+// arrival times older than its mark, are still replayed.
+TEST(JournalTest, EntriesAfterATruncationSurviveAClockSteppedBack) {
+  JournalOptions options;
+  options.path = TempPath();
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  {
+    auto journal = Journal::Open(options);
+    ASSERT_TRUE(journal.ok());
+    ASSERT_TRUE((*journal)->Append(Batch(0, 1, 1), t0 + absl::Seconds(10)).ok());
+    ASSERT_TRUE((*journal)->Append(Batch(1, 1, 1), t0 + absl::Seconds(30)).ok());
+    ASSERT_TRUE((*journal)->TruncateBefore(t0 + absl::Seconds(20)).ok());
+  }
+  {
+    auto journal = Journal::Open(options);
+    ASSERT_TRUE(journal.ok());
+    ASSERT_TRUE((*journal)->Append(Batch(2, 1, 1), t0 + absl::Seconds(5)).ok());
+  }
+  auto journal = Journal::Open(options);
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ(ReplayedTraceIds(journal->get()),
+            (std::vector<std::string>{std::string(16, 2), std::string(16, 3)}));
+}
+
 // A write cut short by a crash (the tail of the last segment missing) costs that record only;
 // a flipped byte ends the replay of its segment at that record. Both reopen and take appends.
 TEST(JournalTest, TornTailAndCorruptRecordsAreSkippedNotFatal) {
