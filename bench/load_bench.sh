@@ -6,6 +6,7 @@
 # Env: BUILD_DIR (default <repo>/build-bench), DECISION_WAIT (default 5s),
 #      JOURNAL = on (default) | sync (fsync every batch, group-committed) | off.
 #      DECISIONS = on (default) | off: sampler.persist_decisions.
+#      ORDERS = on (default) | off: orders.enabled (the order tracker).
 #      TRACEKEEP_BIN: another tracekeep binary to measure (an older build, for an A/B run on
 #      the same machine); default $BUILD_DIR/bin/tracekeep.
 set -euo pipefail
@@ -29,6 +30,7 @@ sampler:
     - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 1}}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+orders: {enabled: $([ "${ORDERS:-on}" = off ] && echo false || echo true)}
 journal: {enabled: $([ "${JOURNAL:-on}" = off ] && echo false || echo true), sync: $([ "${JOURNAL:-on}" = sync ] && echo true || echo false)}
 YAML
 ${PRELOAD:+env LD_PRELOAD=$PRELOAD} "${TRACEKEEP_BIN:-$BUILD_DIR/bin/tracekeep}" --config "$work/tk.yaml" --write-endpoints "$work/ep.json" \

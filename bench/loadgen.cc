@@ -87,6 +87,8 @@ std::vector<Flag> Flags(Options* o) {
        [o](absl::string_view v) { return absl::SimpleAtoi(v, &o->shape.spans_per_trace); }},
       {"error-share", "fraction of traces with one ERROR span (default 0.01)", false,
        [o](absl::string_view v) { return absl::SimpleAtod(v, &o->shape.error_share); }},
+      {"order-share", "fraction of traces that record a step of an order (default 0.1)", false,
+       [o](absl::string_view v) { return absl::SimpleAtod(v, &o->shape.order_share); }},
       {"trace-spread", "requests a trace's spans are spread over (default 1)", false,
        [o](absl::string_view v) { return absl::SimpleAtoi(v, &o->shape.trace_spread); }},
       {"duration", "how long to send, e.g. 10s, 2m (default 10s)", false,
@@ -346,10 +348,10 @@ int Run(int argc, char** argv) {
   for (size_t i = 0; i < (*pool)->size(); ++i) pool_bytes += (*pool)->RequestBytes(i);
   std::cerr << absl::StrFormat(
       "tracekeep-loadgen: %d requests pre-generated in %.2fs (%.0f bytes/span, %d traces, "
-      "%d with an error span); sending to %s for %s\n",
+      "%d with an error span, %d recording an order step); sending to %s for %s\n",
       (*pool)->size(), gen_seconds,
       static_cast<double>(pool_bytes) / ((*pool)->size() * options.shape.spans_per_request),
-      (*pool)->traces(), (*pool)->error_traces(), options.endpoint,
+      (*pool)->traces(), (*pool)->error_traces(), (*pool)->order_traces(), options.endpoint,
       absl::FormatDuration(options.duration));
 
   std::vector<std::shared_ptr<grpc::Channel>> channels;
@@ -409,18 +411,20 @@ int Run(int argc, char** argv) {
   if (options.json) {
     std::cout << absl::StrFormat(
         "{\"endpoint\":%s,\"reached\":%s,\"spans_per_request\":%d,\"spans_per_trace\":%d,"
-        "\"error_share\":%g,\"trace_spread\":%d,\"concurrency\":%d,\"connections\":%d,"
+        "\"error_share\":%g,\"order_share\":%g,\"trace_spread\":%d,\"concurrency\":%d,"
+        "\"connections\":%d,"
         "\"target_rate\":%g,\"seed\":%d,\"duration_s\":%.3f,\"requests\":%d,\"requests_ok\":%d,"
         "\"spans_sent\":%d,\"spans_accepted\":%d,\"accepted_spans_per_s\":%.1f,"
         "\"refused_resource_exhausted\":%d,\"refused_unavailable\":%d,\"refused_other\":%d,"
         "\"partial_success_rejected\":%d,\"partial_success_requests\":%d,"
         "\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"client_cpu_s\":%.3f}\n",
         JsonString(options.endpoint), reached ? "true" : "false", options.shape.spans_per_request,
-        options.shape.spans_per_trace, options.shape.error_share, options.shape.trace_spread,
-        options.concurrency, options.connections, options.rate, options.seed, seconds,
-        total.requests, total.requests_ok, total.spans_sent, total.spans_accepted, accepted_per_s,
-        total.refused_resource_exhausted, total.refused_unavailable, total.refused_other,
-        total.partial_rejected, total.partial_requests, p50, p99, cpu_seconds);
+        options.shape.spans_per_trace, options.shape.error_share, options.shape.order_share,
+        options.shape.trace_spread, options.concurrency, options.connections, options.rate,
+        options.seed, seconds, total.requests, total.requests_ok, total.spans_sent,
+        total.spans_accepted, accepted_per_s, total.refused_resource_exhausted,
+        total.refused_unavailable, total.refused_other, total.partial_rejected,
+        total.partial_requests, p50, p99, cpu_seconds);
   }
   if (!reached) {
     std::cerr << "tracekeep-loadgen: " << options.endpoint

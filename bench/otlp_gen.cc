@@ -140,8 +140,8 @@ void FillAttributes(std::mt19937_64& rng, int service, otlp_trace::Span* span) {
         v->set_string_value(r % 2 ? "eu-west-1" : "eu-central-1");
         break;
       case 10:
-        kv->set_key("order.id");
-        v->set_string_value(absl::StrCat("ORD-", r % 10000000));
+        kv->set_key("customer.tier");
+        v->set_string_value(r % 3 ? "standard" : "premium");
         break;
       case 11:
         kv->set_key("db.system");
@@ -161,6 +161,34 @@ void FillAttributes(std::mt19937_64& rng, int service, otlp_trace::Span* span) {
         break;
     }
   }
+}
+
+// The default lifecycle of ORDERS.md, and the service that records each state.
+constexpr std::array<std::pair<const char*, int>, RequestPool::kOrderSteps> kOrderStates = {{
+    {"INITIATED", 0},
+    {"SUBMITTED", 0},
+    {"PRICE_CALCULATED", 1},
+    {"MANUFACTURING_APPROVED", 1},
+    {"MANUFACTURING_STARTED", 2},
+    {"MANUFACTURING_COMPLETED", 2},
+    {"SHIPPED", 1},
+    {"DELIVERED", 1},
+}};
+constexpr char kOrderPrefix[] = "ORD-";
+
+// 16 lowercase hex digits of `v`.
+void PutHex16(uint64_t v, char* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = kDigits[v & 0xf];
+}
+
+uint64_t GetHex16(const char* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 16; ++i) {
+    const char c = in[i];
+    v = (v << 4) | static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+  }
+  return v;
 }
 
 // Visits every length-delimited field `field` of the message `msg`, which starts at offset
@@ -237,6 +265,10 @@ absl::Status RequestShape::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("trace_spread must be >= 1, got ", trace_spread));
   }
+  if (!(order_share >= 0 && order_share <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("order_share must be in [0, 1], got ", order_share));
+  }
   return absl::OkStatus();
 }
 
@@ -255,6 +287,17 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
   const int64_t group_spans = static_cast<int64_t>(shape.spans_per_request) * spread;
   const int64_t base_nanos = absl::ToUnixNanos(absl::Now());
   uint64_t trace_counter = 0;
+  // Whole lifecycles only: an order trace every `order_every` traces, up to `order_traces`.
+  const int64_t expected_traces =
+      groups * ((group_spans + shape.spans_per_trace - 1) / shape.spans_per_trace);
+  pool->order_lanes_ =
+      static_cast<int64_t>(static_cast<double>(expected_traces) * shape.order_share) / kOrderSteps;
+  const int64_t order_traces = pool->order_lanes_ * kOrderSteps;
+  const uint64_t order_every =
+      order_traces == 0
+          ? 0
+          : static_cast<uint64_t>(std::max<int64_t>(1, expected_traces / order_traces));
+  int64_t order_trace_no = 0;
 
   for (int g = 0; g < groups; ++g) {
     std::vector<otlp_collector::ExportTraceServiceRequest> requests(spread);
@@ -275,10 +318,28 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
       // Traces start within the last two seconds before the pool was generated.
       const int64_t trace_start =
           base_nanos - 2000000000 + static_cast<int64_t>(trace_no % 1000) * 1000000;
+      // An order trace: lane and step of its order, and the placeholder id that encodes them
+      // (RenderTo writes the real id). Its root span runs in the service of that state.
+      const bool order =
+          order_every != 0 && trace_no % order_every == 0 && order_trace_no < order_traces;
+      std::string order_id;
+      int order_step = 0;
+      int64_t order_lane = 0;
+      if (order) {
+        order_lane = order_trace_no / kOrderSteps;
+        order_step = static_cast<int>(order_trace_no % kOrderSteps);
+        ++order_trace_no;
+        order_id.assign(kOrderPrefix);
+        order_id.resize(order_id.size() + 16);
+        PutHex16((static_cast<uint64_t>(order_step) << 48) | static_cast<uint64_t>(order_lane),
+                 &order_id[std::strlen(kOrderPrefix)]);
+      }
       std::string parent_id;
       for (int j = 0; j < length; ++j, ++g_span) {
         const int req = static_cast<int>(g_span % spread);
-        const int service = static_cast<int>((trace_no + j) % kServices.size());
+        const int service =
+            order ? static_cast<int>((kOrderStates[order_step].second + j) % kServices.size())
+                  : static_cast<int>((trace_no + j) % kServices.size());
         otlp_trace::ScopeSpans*& ss = scopes[req][service];
         if (ss == nullptr) {
           otlp_trace::ResourceSpans* rs = requests[req].add_resource_spans();
@@ -299,6 +360,16 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
         span->set_start_time_unix_nano(start);
         span->set_end_time_unix_nano(start + duration);
         FillAttributes(rng, service, span);
+        if (order) {
+          AddString(span->mutable_attributes(), "order.id", order_id);
+          if (j == 0) {
+            // The content is the lane's: the same in every state of the order.
+            AddString(span->mutable_attributes(), "order.status", kOrderStates[order_step].first);
+            AddString(span->mutable_attributes(), "order.total_price",
+                      absl::StrCat(100 + order_lane % 900, ".50"));
+            AddInt(span->mutable_attributes(), "order.items_count", 1 + order_lane % 7);
+          }
+        }
         if (j == error_span) {
           span->mutable_status()->set_code(otlp_trace::Status::STATUS_CODE_ERROR);
           span->mutable_status()->set_message("upstream timed out");
@@ -322,6 +393,13 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
         return absl::InternalError("request pool: cannot locate trace ids in a generated request");
       }
       entry.spans = static_cast<int>(entry.trace_id_at.size());
+      const size_t prefix = std::strlen(kOrderPrefix);
+      for (size_t at = entry.bytes.find(kOrderPrefix); at != std::string::npos;
+           at = entry.bytes.find(kOrderPrefix, at + prefix)) {
+        if (at + prefix + 16 > entry.bytes.size()) break;
+        entry.order_id_at.emplace_back(static_cast<uint32_t>(at + prefix),
+                                       GetHex16(entry.bytes.data() + at + prefix));
+      }
     }
   }
   return pool;
@@ -338,6 +416,17 @@ void RequestPool::RenderTo(uint64_t n, char* dst) const {
     std::memcpy(&hi, dst + at, sizeof(hi));
     hi ^= mask;
     std::memcpy(dst + at, &hi, sizeof(hi));
+  }
+  // Pass `pass` over the pool shows the order of lane L that started `step` passes earlier: order
+  // (pass - step) * lanes + L goes through state `step` in pass `pass`, so every order walks the
+  // lifecycle one state per pass. (Orders that would have started before the first pass show up
+  // without their first states.) The high bits are the run's salt.
+  const uint64_t pass = n / entries_.size() + kOrderSteps;
+  const uint64_t salt = salt_ & 0xffff000000000000u;
+  for (const auto& [at, placeholder] : entry.order_id_at) {
+    const uint64_t step = placeholder >> 48;
+    const uint64_t lane = placeholder & 0xffffffffffffu;
+    PutHex16(((pass - step) * static_cast<uint64_t>(order_lanes_) + lane) ^ salt, dst + at);
   }
 }
 

@@ -3,6 +3,11 @@
 // Three services (shop-api, crm-api, mes-api) with ~9 resource attributes each; spans with 8-15
 // attributes of mixed types, some events, ~300 bytes per serialized span. A trace's spans hop
 // between the services, so one request holds three ResourceSpans with spans of many traces.
+//
+// A share of the traces belong to customer orders (ORDERS.md): every span of such a trace has
+// `order.id`, its root span the order's new `order.status` and its invariant content. Orders go
+// through the whole default lifecycle, one state per pass over the pool, with ids unique to the
+// run: the lifecycle is healthy, so the order tracker sees the normal case.
 #ifndef TRACEKEEP_BENCH_OTLP_GEN_H_
 #define TRACEKEEP_BENCH_OTLP_GEN_H_
 
@@ -28,6 +33,9 @@ struct RequestShape {
   // A trace's spans are spread round-robin over this many consecutive requests (a "group").
   // Default: 1 (every trace is whole in one request).
   int trace_spread = 1;
+  // Fraction of traces, in [0, 1], that record a step of a customer order; rounded down to
+  // whole lifecycles (8 traces per order lane). Default: 0.1.
+  double order_share = 0.1;
 
   // Checks the ranges; the error names the field and the value.
   [[nodiscard]] absl::Status Validate() const;
@@ -52,6 +60,10 @@ class RequestPool final {
   int RequestSpans(uint64_t n) const { return EntryFor(n).spans; }
   // Traces with an ERROR span, over the whole pool (each counted once).
   int64_t error_traces() const { return error_traces_; }
+  // Traces that record an order step, over the whole pool; each pass over the pool advances
+  // order_traces() / 8 orders by one state.
+  int64_t order_traces() const { return order_lanes_ * kOrderSteps; }
+  static constexpr int kOrderSteps = 8;
   int64_t traces() const { return traces_; }
 
   // Writes request `n` of the stream (RequestBytes(n) bytes) to `dst`.
@@ -65,6 +77,8 @@ class RequestPool final {
   struct PoolEntry {
     std::string bytes;                  // serialized ExportTraceServiceRequest
     std::vector<uint32_t> trace_id_at;  // offset of every span's 16-byte trace id in `bytes`
+    // Offset of every order id's 16 hex digits, with its lane and step: step << 48 | lane.
+    std::vector<std::pair<uint32_t, uint64_t>> order_id_at;
     int spans = 0;
   };
   RequestPool(const RequestShape& shape, uint64_t salt) : shape_(shape), salt_(salt) {}
@@ -75,6 +89,7 @@ class RequestPool final {
   std::vector<PoolEntry> entries_;
   int64_t error_traces_ = 0;
   int64_t traces_ = 0;
+  int64_t order_lanes_ = 0;
 };
 
 }  // namespace tracekeep::bench
