@@ -315,9 +315,6 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
           error ? (length > 1 ? 1 + static_cast<int>(rng() % (length - 1)) : 0) : -1;
       pool->error_traces_ += error ? 1 : 0;
       ++pool->traces_;
-      // Traces start within the last two seconds before the pool was generated.
-      const int64_t trace_start =
-          base_nanos - 2000000000 + static_cast<int64_t>(trace_no % 1000) * 1000000;
       // An order trace: lane and step of its order, and the placeholder id that encodes them
       // (RenderTo writes the real id). Its root span runs in the service of that state.
       const bool order =
@@ -334,6 +331,12 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
         PutHex16((static_cast<uint64_t>(order_step) << 48) | static_cast<uint64_t>(order_lane),
                  &order_id[std::strlen(kOrderPrefix)]);
       }
+      // Traces start within the last two seconds before the pool was generated; an order's
+      // states 100 ms apart, in lifecycle order (the tracker judges transitions by span time).
+      const int64_t trace_start =
+          order ? base_nanos - 2000000000 + order_step * int64_t{100000000} +
+                      (order_lane % 50) * int64_t{1000000}
+                : base_nanos - 2000000000 + static_cast<int64_t>(trace_no % 1000) * 1000000;
       std::string parent_id;
       for (int j = 0; j < length; ++j, ++g_span) {
         const int req = static_cast<int>(g_span % spread);
