@@ -161,16 +161,21 @@ void BM_ParseSplitWire(benchmark::State& state) {
   Report(state, spans, bytes.size());
 }
 BENCHMARK(BM_ParseSplitWire)->Apply(Shapes);
+
+// What the receivers do now: validate and split straight from the wire bytes, no message built.
+void BM_SplitWireRequest(benchmark::State& state) {
+  const int spans = static_cast<int>(state.range(0));
+  const std::string& bytes = Request(spans, static_cast<int>(state.range(1)));
+  for (auto _ : state) {
+    absl::StatusOr<SplitResult> split = SplitWireRequest(bytes);
+    if (!split.ok() || split->accepted_spans != spans) state.SkipWithError("split lost spans");
+    benchmark::DoNotOptimize(split);
+  }
+  Report(state, spans, bytes.size());
+}
+BENCHMARK(BM_SplitWireRequest)->Apply(Shapes);
 BENCHMARK(BM_Split)->Apply(Shapes);
 BENCHMARK(BM_BuildSerialize)->Apply(Shapes);
-
-// ---------------------------------------------------------------------------------------------
-// SAMPLER BENCHMARKS GO HERE (owner: the collector/sampling/ teammate, not written yet).
-// Suggested: BM_SamplerOffer(spans, per_trace) feeding SplitRequest(...).traces into the
-// sampler's SpanIntake::Offer, and BM_SamplerDecide over a full buffer. Put them in their own
-// file (bench/sampler_bench.cc) next to the lead's bench/buffer_bench.cc and add the target in
-// bench/CMakeLists.txt; reuse Request()-style inputs from bench/otlp_gen.h.
-// ---------------------------------------------------------------------------------------------
 
 }  // namespace
 }  // namespace tracekeep::bench

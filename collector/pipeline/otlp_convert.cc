@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "collector/common/ids.h"
+#include "collector/pipeline/otlp_wire.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace tracekeep {
@@ -30,51 +31,89 @@ void Describe(SplitResult* result, int64_t* counter, const std::string& what, in
                   "]: ", what);
 }
 
-// Reads a base-128 varint; false at the end of the input or past 10 bytes.
-bool ReadVarint(absl::string_view* in, uint64_t* value) {
-  uint64_t result = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const auto byte = static_cast<uint8_t>((*in)[0]);
-    in->remove_prefix(1);
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      *value = result;
-      return true;
-    }
-  }
-  return false;
-}
-
 // Calls `fn(field_number, bytes)` for every length-delimited field of the message in `in`, and
 // skips the others. False when the framing is broken.
 template <typename Fn>
 bool ForEachLengthDelimited(absl::string_view in, Fn fn) {
-  while (!in.empty()) {
-    uint64_t tag = 0;
-    if (!ReadVarint(&in, &tag)) return false;
-    uint64_t n = 0;
-    switch (tag & 7) {
-      case 0:  // varint
-        if (!ReadVarint(&in, &n)) return false;
-        break;
-      case 1:  // fixed64
-        if (in.size() < 8) return false;
-        in.remove_prefix(8);
-        break;
-      case 5:  // fixed32
-        if (in.size() < 4) return false;
-        in.remove_prefix(4);
-        break;
-      case 2:  // length-delimited
-        if (!ReadVarint(&in, &n) || n > in.size()) return false;
-        if (!fn(static_cast<uint32_t>(tag >> 3), in.substr(0, n))) return false;
-        in.remove_prefix(n);
-        break;
-      default:  // groups are not used by OTLP
-        return false;
+  return wire::ForEachField(in, [&](const wire::Field& f) {
+    return f.type != wire::kLengthDelimited || fn(f.number, f.bytes);
+  });
+}
+
+// The service.name of a serialized Resource: the first attribute with that key whose value
+// ends up a string_value, as ServiceName() reads the parsed message. Valid input assumed.
+std::string WireServiceName(absl::string_view resource) {
+  std::string name;
+  wire::ForEachField(resource, [&](const wire::Field& attr) {
+    if (attr.number != 1 || attr.type != wire::kLengthDelimited) return true;
+    absl::string_view key;
+    uint32_t value_case = 0;  // the AnyValue oneof after merging every occurrence of `value`
+    absl::string_view string_value;
+    wire::ForEachField(attr.bytes, [&](const wire::Field& kv) {
+      if (kv.number == 1 && kv.type == wire::kLengthDelimited) key = kv.bytes;
+      if (kv.number != 2 || kv.type != wire::kLengthDelimited) return true;
+      wire::ForEachField(kv.bytes, [&](const wire::Field& v) {
+        static constexpr wire::WireType kTypes[8] = {
+            wire::kVarint,  wire::kLengthDelimited, wire::kVarint,          wire::kVarint,
+            wire::kFixed64, wire::kLengthDelimited, wire::kLengthDelimited, wire::kLengthDelimited};
+        if (v.number >= 1 && v.number <= 7 && v.type == kTypes[v.number]) {
+          value_case = v.number;
+          if (v.number == 1) string_value = v.bytes;
+        }
+        return true;
+      });
+      return true;
+    });
+    if (key == "service.name" && value_case == 1) {
+      name = std::string(string_value);
+      return false;  // the first one wins
     }
-  }
-  return true;
+    return true;
+  });
+  return name;
+}
+
+// The span fields the pipeline reads, from a serialized Span; the last occurrence of a field
+// wins and status occurrences merge, as in protobuf. Valid input assumed.
+struct WireSpan {
+  absl::string_view trace_id, span_id, parent_span_id;
+  uint64_t start = 0, end = 0;
+  bool error = false;
+};
+
+void ReadWireSpan(absl::string_view bytes, WireSpan* out) {
+  wire::ForEachField(bytes, [out](const wire::Field& f) {
+    switch (f.number) {
+      case 1:
+        if (f.type == wire::kLengthDelimited) out->trace_id = f.bytes;
+        break;
+      case 2:
+        if (f.type == wire::kLengthDelimited) out->span_id = f.bytes;
+        break;
+      case 4:
+        if (f.type == wire::kLengthDelimited) out->parent_span_id = f.bytes;
+        break;
+      case 7:
+        if (f.type == wire::kFixed64) out->start = f.varint;
+        break;
+      case 8:
+        if (f.type == wire::kFixed64) out->end = f.varint;
+        break;
+      case 15:
+        if (f.type == wire::kLengthDelimited) {
+          wire::ForEachField(f.bytes, [out](const wire::Field& st) {
+            if (st.number == 3 && st.type == wire::kVarint) {
+              out->error = static_cast<int32_t>(st.varint) == otlp_trace::Status::STATUS_CODE_ERROR;
+            }
+            return true;
+          });
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  });
 }
 
 }  // namespace
@@ -158,6 +197,83 @@ SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire) {
       }
     }
   }
+  if (result.rejected() > kMaxDescribedRejects) {
+    absl::StrAppend(&result.error_message, "; and ", result.rejected() - kMaxDescribedRejects,
+                    " more");
+  }
+  return result;
+}
+
+absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes) {
+  if (absl::Status valid = wire::CheckExportTraceRequest(wire_bytes); !valid.ok()) return valid;
+  SplitResult result;
+  absl::flat_hash_map<absl::string_view, size_t> index;  // trace id -> position in result.traces
+  int r = -1;
+  wire::ForEachField(wire_bytes, [&](const wire::Field& rs_field) {
+    if (rs_field.number != 1 || rs_field.type != wire::kLengthDelimited) return true;
+    ++r;
+    // Resource and schema URL may follow the scope spans: read them first.
+    std::string resource;
+    absl::string_view resource_schema_url;
+    std::vector<absl::string_view> scope_spans;
+    wire::ForEachField(rs_field.bytes, [&](const wire::Field& f) {
+      if (f.type != wire::kLengthDelimited) return true;
+      if (f.number == 1) resource.append(f.bytes.data(), f.bytes.size());
+      if (f.number == 2) scope_spans.push_back(f.bytes);
+      if (f.number == 3) resource_schema_url = f.bytes;
+      return true;
+    });
+    const std::string service = WireServiceName(resource);
+    for (int s = 0; s < static_cast<int>(scope_spans.size()); ++s) {
+      auto origin = std::make_shared<SpanOrigin>();
+      std::vector<absl::string_view> spans;
+      wire::ForEachField(scope_spans[s], [&](const wire::Field& f) {
+        if (f.type != wire::kLengthDelimited) return true;
+        if (f.number == 1) origin->scope.append(f.bytes.data(), f.bytes.size());
+        if (f.number == 2) spans.push_back(f.bytes);
+        if (f.number == 3) origin->scope_schema_url = std::string(f.bytes);
+        return true;
+      });
+      origin->resource = resource;
+      origin->resource_schema_url = std::string(resource_schema_url);
+      origin->service_name = service;
+      const SpanOriginPtr shared_origin = std::move(origin);
+      for (int i = 0; i < static_cast<int>(spans.size()); ++i) {
+        WireSpan span;
+        ReadWireSpan(spans[i], &span);
+        if (!IsValidId(span.trace_id, kTraceIdSize)) {
+          Describe(&result, &result.rejected_invalid_trace_id,
+                   absl::StrCat("invalid trace_id \"", ToHex(span.trace_id), "\" (",
+                                span.trace_id.size(), " bytes; want 16, not all zero)"),
+                   r, s, i);
+          continue;
+        }
+        if (!IsValidId(span.span_id, kSpanIdSize)) {
+          Describe(&result, &result.rejected_invalid_span_id,
+                   absl::StrCat("invalid span_id \"", ToHex(span.span_id), "\" (",
+                                span.span_id.size(), " bytes; want 8, not all zero)"),
+                   r, s, i);
+          continue;
+        }
+        auto [it, inserted] = index.try_emplace(span.trace_id, result.traces.size());
+        if (inserted) {
+          TraceSpans& t = result.traces.emplace_back();
+          t.trace_id = std::string(span.trace_id);
+          t.hash = TraceIdHash(t.trace_id);
+        }
+        SpanRecord& rec = result.traces[it->second].spans.emplace_back();
+        rec.origin = shared_origin;
+        rec.span.assign(spans[i].data(), spans[i].size());
+        rec.span_id = std::string(span.span_id);
+        rec.start_unix_nanos = static_cast<int64_t>(span.start);
+        rec.end_unix_nanos = static_cast<int64_t>(span.end);
+        rec.is_error = span.error;
+        rec.is_root = span.parent_span_id.empty();
+        ++result.accepted_spans;
+      }
+    }
+    return true;
+  });
   if (result.rejected() > kMaxDescribedRejects) {
     absl::StrAppend(&result.error_message, "; and ", result.rejected() - kMaxDescribedRejects,
                     " more");

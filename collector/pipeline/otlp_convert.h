@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "collector/pipeline/span_batch.h"
 
@@ -37,6 +38,13 @@ struct SplitResult {
 // sliced out of it (the client's original bytes, unknown fields included) instead of being
 // serialized again. A `wire` that does not match `request` is ignored.
 SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire = {});
+
+// The same from the serialized request alone, read straight from the wire format (no protobuf
+// message is built; the receivers' path). The request is first validated as protobuf's parser
+// would validate it: kInvalidArgument naming the path of the first defect otherwise. Origins hold
+// the client's bytes of the resource and scope (several occurrences of the field concatenated,
+// which is how protobuf merges them).
+absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire);
 
 // The serialized spans of a serialized ExportTraceServiceRequest, in order, found by reading only
 // the framing of the messages that hold them. False when the framing is broken.

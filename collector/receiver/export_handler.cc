@@ -23,9 +23,13 @@ void ExportHandler::CountRefusedRequest(Transport transport, RefuseReason reason
 
 ExportOutcome ExportHandler::Export(Transport transport, const OtlpRequest& request,
                                     absl::string_view decode_notes, absl::string_view wire) {
+  return ExportSplit(transport, SplitRequest(request, wire), decode_notes);
+}
+
+ExportOutcome ExportHandler::ExportSplit(Transport transport, SplitResult&& split,
+                                         absl::string_view decode_notes) {
   TransportStats& s = stats_->of(transport);
   s.requests.fetch_add(1, std::memory_order_relaxed);
-  SplitResult split = SplitRequest(request, wire);
   const int64_t valid = split.accepted_spans;
   s.spans_received.fetch_add(static_cast<uint64_t>(valid + split.rejected()),
                              std::memory_order_relaxed);

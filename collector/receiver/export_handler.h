@@ -39,6 +39,9 @@ class ExportHandler {
   // out of it rather than serialized again (see SplitRequest).
   ExportOutcome Export(Transport transport, const OtlpRequest& request,
                        absl::string_view decode_notes = {}, absl::string_view wire = {});
+  // The same for a request already split (SplitWireRequest: the protobuf receivers' path).
+  ExportOutcome ExportSplit(Transport transport, SplitResult&& split,
+                            absl::string_view decode_notes = {});
 
   // Counts a request refused before it could be decoded (malformed, too large).
   void CountRefusedRequest(Transport transport, RefuseReason reason);

@@ -49,10 +49,8 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
 
  private:
   grpc::Status Handle(const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
-    google::protobuf::Arena arena;
-    auto* request = google::protobuf::Arena::CreateMessage<OtlpRequest>(&arena);
-    // One contiguous buffer (usually the message's only slice, else a copy), so that span bytes
-    // can be sliced out of it after the parse has validated the whole request.
+    // One contiguous buffer (usually the message's only slice, else a copy): the request is
+    // validated and split straight from its wire bytes, and span bytes are sliced out of it.
     std::vector<grpc::Slice> slices;
     std::string joined;
     absl::string_view wire;
@@ -68,15 +66,17 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
         wire = joined;
       }
     }
-    if (!request->ParseFromArray(wire.data(), static_cast<int>(wire.size()))) {
+    absl::StatusOr<SplitResult> split = SplitWireRequest(wire);
+    if (!split.ok()) {
       handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kMalformed);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("request (", request_bytes->Length(),
                                        " bytes) is not a valid protobuf "
                                        "opentelemetry.proto.collector.trace.v1."
-                                       "ExportTraceServiceRequest"));
+                                       "ExportTraceServiceRequest: ",
+                                       split.status().message()));
     }
-    ExportOutcome outcome = handler_->Export(Transport::kGrpc, *request, {}, wire);
+    ExportOutcome outcome = handler_->ExportSplit(Transport::kGrpc, std::move(*split));
     if (!outcome.status.ok()) {
       const auto code = static_cast<grpc::StatusCode>(outcome.status.code());
       const std::string message(outcome.status.message());

@@ -210,31 +210,33 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     return;
   }
 
-  google::protobuf::Arena arena;
-  auto* export_request = google::protobuf::Arena::CreateMessage<OtlpRequest>(&arena);
-  std::string id_errors;
+  ExportOutcome outcome;
   if (encoding == Encoding::kProtobuf) {
-    if (!export_request->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    // Validated and split straight from the wire bytes; span bytes are sliced out of the body.
+    absl::StatusOr<SplitResult> split = SplitWireRequest(body);
+    if (!split.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument,
                absl::StrCat("request body (", body.size(),
                             " bytes) is not a valid protobuf "
-                            "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"),
+                            "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest: ",
+                            split.status().message()),
                0, response);
       return;
     }
+    outcome = handler_.ExportSplit(Transport::kHttp, std::move(*split));
   } else {
+    google::protobuf::Arena arena;
+    auto* export_request = google::protobuf::Arena::CreateMessage<OtlpRequest>(&arena);
+    std::string id_errors;
     absl::Status status = ParseOtlpJson(body, export_request, &id_errors);
     if (!status.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument, status.message(), 0, response);
       return;
     }
+    outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
   }
-
-  ExportOutcome outcome = handler_.Export(
-      Transport::kHttp, *export_request, id_errors,
-      encoding == Encoding::kProtobuf ? absl::string_view(body) : absl::string_view());
   if (!outcome.status.ok()) {
     int http_status = 500;
     int retry_after = 0;

@@ -131,6 +131,25 @@ TEST_F(GrpcReceiverTest, MalformedRequestIsInvalidArgument) {
   EXPECT_EQ(intake_.offers(), 0);
 }
 
+// Invalid UTF-8 in a string field makes the whole request invalid protobuf, as protobuf's parser
+// decides; the message names where.
+TEST_F(GrpcReceiverTest, InvalidUtf8IsInvalidArgumentNamingThePath) {
+  otlp_collector::ExportTraceServiceRequest request = MakeRequest(3);
+  request.mutable_resource_spans(0)
+      ->mutable_scope_spans(0)
+      ->mutable_spans(2)
+      ->add_attributes()
+      ->set_key("\xff\xfe");
+  otlp_collector::ExportTraceServiceResponse response;
+  grpc::Status status = Export(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("resource_spans[0].scope_spans[0].spans[2].attributes[0].key: invalid "
+                        "UTF-8"));
+  EXPECT_EQ(stats_.requests_refused(Transport::kGrpc, RefuseReason::kMalformed), 1u);
+  EXPECT_EQ(intake_.offers(), 0);
+}
+
 TEST_F(GrpcReceiverTest, OversizeMessageIsRefusedByGrpc) {
   receiver_->Shutdown(absl::Now());
   StartReceiver(/*max_recv_msg_size_mib=*/1);

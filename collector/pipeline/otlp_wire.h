@@ -1,0 +1,79 @@
+// Reading OTLP trace requests straight from the protobuf wire format, without building messages:
+// the receivers' hot path. A request is validated as protobuf's parser would validate it
+// (framing, every nested message of the OTLP schema, UTF-8 of string fields, nesting depth), and
+// the fields the pipeline needs are read from the bytes.
+#ifndef TRACEKEEP_COLLECTOR_PIPELINE_OTLP_WIRE_H_
+#define TRACEKEEP_COLLECTOR_PIPELINE_OTLP_WIRE_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace tracekeep::wire {
+
+enum WireType : uint32_t {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLengthDelimited = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
+  kFixed32 = 5,
+};
+
+// protobuf's default recursion limit: messages (and groups) nested deeper are refused.
+constexpr int kMaxDepth = 100;
+
+// Reads a base-128 varint of at most 10 bytes; false at the end of the input or past 10 bytes.
+inline bool ReadVarint(absl::string_view* in, uint64_t* value) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 70 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>((*in)[0]);
+    in->remove_prefix(1);
+    if (shift < 64) result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *value = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+// One field as read from the wire: its number and wire type, and its value: `varint` for
+// varints and fixed-width fields (little-endian), `bytes` for length-delimited ones.
+struct Field {
+  uint32_t number = 0;
+  WireType type = kVarint;
+  uint64_t varint = 0;
+  absl::string_view bytes;
+};
+
+// Reads the next field of a message; skips groups whole (they are unknown fields to OTLP).
+// False when the framing is broken: a bad tag (field number 0, wire type 6 or 7, over 5 bytes),
+// a truncated value, an unmatched end-group, groups nested deeper than kMaxDepth.
+bool NextField(absl::string_view* in, Field* field);
+
+// Calls `fn(const Field&)` for every field of the message in `in`, in wire order; `fn` returns
+// false to stop. False when the framing is broken or `fn` stopped.
+template <typename Fn>
+bool ForEachField(absl::string_view in, Fn fn) {
+  Field f;
+  while (!in.empty()) {
+    if (!NextField(&in, &f) || !fn(static_cast<const Field&>(f))) return false;
+  }
+  return true;
+}
+
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF),
+// as protobuf requires of proto3 string fields.
+bool IsValidUtf8(absl::string_view s);
+
+// Checks that `wire` is a valid serialized opentelemetry.proto.collector.trace.v1.
+// ExportTraceServiceRequest: the inputs protobuf's parser accepts, this accepts. The error
+// (kInvalidArgument) names the path of the first defect, e.g.
+// "resource_spans[0].scope_spans[1].spans[7].attributes[2].key: invalid UTF-8 at byte 3".
+absl::Status CheckExportTraceRequest(absl::string_view wire);
+
+}  // namespace tracekeep::wire
+
+#endif  // TRACEKEEP_COLLECTOR_PIPELINE_OTLP_WIRE_H_
