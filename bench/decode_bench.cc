@@ -145,24 +145,7 @@ BENCHMARK(BM_ParseHeap)->Apply(Shapes);
 BENCHMARK(BM_ParseArena)->Apply(Shapes);
 BENCHMARK(BM_ParseSplit)->Apply(Shapes);
 
-// What the receivers do: the same, with each span's bytes sliced from the request instead of
-// serialized again.
-void BM_ParseSplitWire(benchmark::State& state) {
-  const int spans = static_cast<int>(state.range(0));
-  const std::string& bytes = Request(spans, static_cast<int>(state.range(1)));
-  for (auto _ : state) {
-    google::protobuf::Arena arena(ArenaOpts());
-    auto* request = google::protobuf::Arena::CreateMessage<OtlpRequest>(&arena);
-    if (!request->ParseFromString(bytes)) state.SkipWithError("parse failed");
-    SplitResult split = SplitRequest(*request, bytes);
-    if (split.accepted_spans != spans) state.SkipWithError("split lost spans");
-    benchmark::DoNotOptimize(split);
-  }
-  Report(state, spans, bytes.size());
-}
-BENCHMARK(BM_ParseSplitWire)->Apply(Shapes);
-
-// What the receivers do now: validate and split straight from the wire bytes, no message built.
+// What the protobuf receivers do: validate and split straight from the wire bytes, no message.
 void BM_SplitWireRequest(benchmark::State& state) {
   const int spans = static_cast<int>(state.range(0));
   const std::string& bytes = Request(spans, static_cast<int>(state.range(1)));

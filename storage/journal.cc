@@ -341,8 +341,8 @@ struct Journal::Impl {
   absl::flat_hash_set<std::string> erased;
 
   // Rewrites the entries of a RocksDB journal (tracekeep 0.1) in `options.path` as records of a
-  // new segment, then removes the database's files (`files` and any its opening created).
-  absl::Status ConvertRocksDb(const std::vector<std::string>& files);
+  // new segment, then removes every file of the directory that is not a segment.
+  absl::Status ConvertRocksDb();
 
   // Group commit of fdatasync (sync mode): the highest (segment, offset) known durable.
   std::mutex sync_mu;
@@ -534,7 +534,7 @@ absl::Status ScanSegment(const std::string& path, uint64_t number,
 
 // A journal written by tracekeep 0.1 is a RocksDB database: its entries are rewritten as
 // records of a new segment (same keys, same record bytes), then its files are removed.
-absl::Status Journal::Impl::ConvertRocksDb(const std::vector<std::string>& files) {
+absl::Status Journal::Impl::ConvertRocksDb() {
   Impl* impl = this;
   const std::string& path = impl->options.path;
   rocksdb::Options db_options;
@@ -568,7 +568,7 @@ absl::Status Journal::Impl::ConvertRocksDb(const std::vector<std::string>& files
   }
   db.reset();
   // Every file of the database goes, including those its opening just created.
-  std::vector<std::string> names = files;
+  std::vector<std::string> names;
   if (DIR* dir = ::opendir(path.c_str())) {
     while (struct dirent* e = ::readdir(dir)) names.emplace_back(e->d_name);
     ::closedir(dir);
@@ -596,7 +596,6 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
     return IoError(errno, absl::StrCat("journal: opening directory \"", options.path, "\""));
   }
   std::vector<uint64_t> numbers;
-  std::vector<std::string> others;
   bool rocksdb_journal = false;
   while (struct dirent* e = ::readdir(dir)) {
     const absl::string_view name(e->d_name);
@@ -604,9 +603,8 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
     uint64_t number = 0;
     if (ParseSegmentName(name, &number)) {
       numbers.push_back(number);
-    } else {
-      others.emplace_back(name);
-      if (name == "CURRENT") rocksdb_journal = true;
+    } else if (name == "CURRENT") {
+      rocksdb_journal = true;
     }
   }
   ::closedir(dir);
@@ -629,7 +627,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
   // Continue sequence numbers after the largest one on disk, so that replayed and new entries
   // with the same arrival time stay distinct.
   if (any) impl->sequence = max_sequence + 1;
-  if (rocksdb_journal) TK_RETURN_IF_ERROR(impl->ConvertRocksDb(others));
+  if (rocksdb_journal) TK_RETURN_IF_ERROR(impl->ConvertRocksDb());
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 

@@ -31,15 +31,6 @@ void Describe(SplitResult* result, int64_t* counter, const std::string& what, in
                   "]: ", what);
 }
 
-// Calls `fn(field_number, bytes)` for every length-delimited field of the message in `in`, and
-// skips the others. False when the framing is broken.
-template <typename Fn>
-bool ForEachLengthDelimited(absl::string_view in, Fn fn) {
-  return wire::ForEachField(in, [&](const wire::Field& f) {
-    return f.type != wire::kLengthDelimited || fn(f.number, f.bytes);
-  });
-}
-
 // The service.name of a serialized Resource: the first attribute with that key whose value
 // ends up a string_value, as ServiceName() reads the parsed message. Valid input assumed.
 std::string WireServiceName(absl::string_view resource) {
@@ -118,31 +109,7 @@ void ReadWireSpan(absl::string_view bytes, WireSpan* out) {
 
 }  // namespace
 
-bool SliceSpans(absl::string_view wire, std::vector<absl::string_view>* spans) {
-  // ExportTraceServiceRequest.resource_spans = 1; ResourceSpans.scope_spans = 2;
-  // ScopeSpans.spans = 2.
-  return ForEachLengthDelimited(wire, [spans](uint32_t field, absl::string_view rs) {
-    if (field != 1) return true;
-    return ForEachLengthDelimited(rs, [spans](uint32_t field, absl::string_view ss) {
-      if (field != 2) return true;
-      return ForEachLengthDelimited(ss, [spans](uint32_t field, absl::string_view span) {
-        if (field == 2) spans->push_back(span);
-        return true;
-      });
-    });
-  });
-}
-
-SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire) {
-  std::vector<absl::string_view> slices;
-  if (!wire.empty()) {
-    int total = 0;
-    for (const auto& rs : request.resource_spans()) {
-      for (const auto& ss : rs.scope_spans()) total += ss.spans_size();
-    }
-    if (!SliceSpans(wire, &slices) || static_cast<int>(slices.size()) != total) slices.clear();
-  }
-  size_t next_slice = 0;
+SplitResult SplitRequest(const OtlpRequest& request) {
   SplitResult result;
   absl::flat_hash_map<std::string, size_t> index;  // trace id -> position in result.traces
   for (int r = 0; r < request.resource_spans_size(); ++r) {
@@ -160,7 +127,6 @@ SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire) {
       const SpanOriginPtr shared_origin = std::move(origin);
       for (int i = 0; i < ss.spans_size(); ++i) {
         const otlp_trace::Span& span = ss.spans(i);
-        const absl::string_view slice = slices.empty() ? absl::string_view() : slices[next_slice++];
         if (!IsValidId(span.trace_id(), kTraceIdSize)) {
           Describe(&result, &result.rejected_invalid_trace_id,
                    absl::StrCat("invalid trace_id \"", ToHex(span.trace_id()), "\" (",
@@ -183,11 +149,7 @@ SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire) {
         }
         SpanRecord& rec = result.traces[it->second].spans.emplace_back();
         rec.origin = shared_origin;
-        if (!slices.empty()) {
-          rec.span.assign(slice.data(), slice.size());
-        } else {
-          span.SerializeToString(&rec.span);
-        }
+        span.SerializeToString(&rec.span);
         rec.span_id = span.span_id();
         rec.start_unix_nanos = static_cast<int64_t>(span.start_time_unix_nano());
         rec.end_unix_nanos = static_cast<int64_t>(span.end_time_unix_nano());

@@ -32,23 +32,18 @@ struct SplitResult {
   int64_t rejected() const { return rejected_invalid_trace_id + rejected_invalid_span_id; }
 };
 
-// Splits a request into per-trace groups of span records. Spans whose trace id or span id is
-// invalid (wrong length or all zero) are counted and described, never returned.
-// `wire`, when given, is the serialized form `request` was parsed from: each span's bytes are then
-// sliced out of it (the client's original bytes, unknown fields included) instead of being
-// serialized again. A `wire` that does not match `request` is ignored.
-SplitResult SplitRequest(const OtlpRequest& request, absl::string_view wire = {});
+// Splits a request into per-trace groups of span records (each span serialized again). Spans
+// whose trace id or span id is invalid (wrong length or all zero) are counted and described,
+// never returned. For OTLP/JSON, which has no protobuf bytes to slice.
+SplitResult SplitRequest(const OtlpRequest& request);
 
 // The same from the serialized request alone, read straight from the wire format (no protobuf
-// message is built; the receivers' path). The request is first validated as protobuf's parser
+// message is built; the protobuf receivers' path): each span's bytes are the client's own,
+// unknown fields included. The request is first validated as protobuf's parser
 // would validate it: kInvalidArgument naming the path of the first defect otherwise. Origins hold
 // the client's bytes of the resource and scope (several occurrences of the field concatenated,
 // which is how protobuf merges them).
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire);
-
-// The serialized spans of a serialized ExportTraceServiceRequest, in order, found by reading only
-// the framing of the messages that hold them. False when the framing is broken.
-bool SliceSpans(absl::string_view wire, std::vector<absl::string_view>* spans);
 
 // Builds one OTLP request from span records, grouping spans by their origin.
 void BuildRequest(const std::vector<const SpanRecord*>& spans, OtlpRequest* out);

@@ -22,8 +22,8 @@ void ExportHandler::CountRefusedRequest(Transport transport, RefuseReason reason
 }
 
 ExportOutcome ExportHandler::Export(Transport transport, const OtlpRequest& request,
-                                    absl::string_view decode_notes, absl::string_view wire) {
-  return ExportSplit(transport, SplitRequest(request, wire), decode_notes);
+                                    absl::string_view decode_notes) {
+  return ExportSplit(transport, SplitRequest(request), decode_notes);
 }
 
 ExportOutcome ExportHandler::ExportSplit(Transport transport, SplitResult&& split,

@@ -35,10 +35,8 @@ class ExportHandler {
   // rest to the intake, all or nothing. `decode_notes` (may be empty) describes problems found
   // while decoding, such as ids that were not hex in OTLP/JSON; it is put before the partial
   // success message.
-  // `wire` is the protobuf `request` was parsed from, when there was one: span bytes are sliced
-  // out of it rather than serialized again (see SplitRequest).
   ExportOutcome Export(Transport transport, const OtlpRequest& request,
-                       absl::string_view decode_notes = {}, absl::string_view wire = {});
+                       absl::string_view decode_notes = {});
   // The same for a request already split (SplitWireRequest: the protobuf receivers' path).
   ExportOutcome ExportSplit(Transport transport, SplitResult&& split,
                             absl::string_view decode_notes = {});
