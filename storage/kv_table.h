@@ -37,6 +37,16 @@ class KvTable {
   [[nodiscard]] virtual absl::Status Scan(
       absl::string_view prefix,
       const std::function<bool(absl::string_view key, absl::string_view value)>& fn) = 0;
+  // Scan() from the first key >= `start` instead of the first key of `prefix`: the continuation
+  // of a listing, without reading the keys before it. A `start` below `prefix` scans it all.
+  [[nodiscard]] virtual absl::Status ScanFrom(
+      absl::string_view prefix, absl::string_view start,
+      const std::function<bool(absl::string_view key, absl::string_view value)>& fn) = 0;
+  // Applies `writes` to this table and `other_writes` to `other` atomically: both or neither
+  // (a record and its index entries). `other` must be a table of the same database, else
+  // kInvalidArgument and nothing is written.
+  [[nodiscard]] virtual absl::Status WriteWith(const std::vector<KvWrite>& writes, KvTable* other,
+                                               const std::vector<KvWrite>& other_writes) = 0;
 };
 using KvTablePtr = std::unique_ptr<KvTable>;
 

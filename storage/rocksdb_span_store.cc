@@ -193,8 +193,8 @@ struct RocksDbSpanStore::Impl {
   rocksdb::ColumnFamilyHandle* indexes = nullptr;
   rocksdb::ColumnFamilyHandle* resources = nullptr;
   rocksdb::ColumnFamilyHandle* export_queue = nullptr;
-  // Options of the tables of OpenTable() (orders, order_hold, decisions), when created and when
-  // reopened.
+  // Options of the tables of OpenTable() (orders, order_hold, order_index, decisions), when
+  // created and when reopened.
   rocksdb::ColumnFamilyOptions table_cf;
   // Referenced by the column family options; ~Impl closes the database before they go.
   std::unique_ptr<rocksdb::CompactionFilter> spans_filter;
@@ -772,13 +772,23 @@ class RocksDbKvTable final : public KvTable {
 
   absl::Status Write(const std::vector<KvWrite>& writes) override {
     rocksdb::WriteBatch batch;
-    for (const KvWrite& w : writes) {
-      rocksdb::Status s =
-          w.erase ? batch.Delete(family_, w.key) : batch.Put(family_, w.key, w.value);
-      if (!s.ok()) return FromRocksDbStatus(s, TableName());
-    }
+    TK_RETURN_IF_ERROR(Add(writes, &batch));
     return guard_->Run([&] { return db_->Write(write_options_, &batch); },
                        absl::StrCat("writing ", TableName()));
+  }
+
+  absl::Status WriteWith(const std::vector<KvWrite>& writes, KvTable* other,
+                         const std::vector<KvWrite>& other_writes) override {
+    auto* table = dynamic_cast<RocksDbKvTable*>(other);
+    if (table == nullptr || table->db_ != db_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("writing ", TableName(), ": the other table is not of the same database"));
+    }
+    rocksdb::WriteBatch batch;
+    TK_RETURN_IF_ERROR(Add(writes, &batch));
+    TK_RETURN_IF_ERROR(table->Add(other_writes, &batch));
+    return guard_->Run([&] { return db_->Write(write_options_, &batch); },
+                       absl::StrCat("writing ", TableName(), " with ", table->TableName()));
   }
 
   absl::Status EraseRange(absl::string_view begin, absl::string_view end) override {
@@ -802,8 +812,15 @@ class RocksDbKvTable final : public KvTable {
 
   absl::Status Scan(absl::string_view prefix,
                     const std::function<bool(absl::string_view, absl::string_view)>& fn) override {
+    return ScanFrom(prefix, prefix, fn);
+  }
+
+  absl::Status ScanFrom(
+      absl::string_view prefix, absl::string_view start,
+      const std::function<bool(absl::string_view, absl::string_view)>& fn) override {
+    if (start < prefix) start = prefix;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
-    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid(); it->Next()) {
       const absl::string_view key = ToView(it->key());
       if (!absl::StartsWith(key, prefix)) break;
       if (!fn(key, ToView(it->value()))) break;
@@ -816,6 +833,15 @@ class RocksDbKvTable final : public KvTable {
 
  private:
   std::string TableName() const { return absl::StrCat("column family ", family_->GetName()); }
+
+  absl::Status Add(const std::vector<KvWrite>& writes, rocksdb::WriteBatch* batch) {
+    for (const KvWrite& w : writes) {
+      rocksdb::Status s =
+          w.erase ? batch->Delete(family_, w.key) : batch->Put(family_, w.key, w.value);
+      if (!s.ok()) return FromRocksDbStatus(s, TableName());
+    }
+    return absl::OkStatus();
+  }
 
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* family_;

@@ -59,6 +59,54 @@ TEST_F(KvTableTest, WritesSurviveReopenAndScansStopAtThePrefix) {
   EXPECT_FALSE(other->Get("b")->has_value());
 }
 
+TEST_F(KvTableTest, ScanFromStartsAtTheFirstKeyNotBelowStartAndStaysInThePrefix) {
+  KvTablePtr t = *store_->OpenTable("order_index");
+  ASSERT_TRUE(t->Write({{"a/1", "1"}, {"a/2", "2"}, {"a/3", "3"}, {"b/1", "4"}, {"a", "0"}}).ok());
+  auto scan = [&](absl::string_view prefix, absl::string_view start) {
+    std::vector<std::string> keys;
+    EXPECT_TRUE(t->ScanFrom(prefix, start, [&](absl::string_view k, absl::string_view) {
+                   keys.emplace_back(k);
+                   return true;
+                 }).ok());
+    return keys;
+  };
+  EXPECT_THAT(scan("a/", "a/2"), ::testing::ElementsAre("a/2", "a/3"));
+  EXPECT_THAT(scan("a/", "a/10"), ::testing::ElementsAre("a/2", "a/3"));     // between keys
+  EXPECT_THAT(scan("a/", ""), ::testing::ElementsAre("a/1", "a/2", "a/3"));  // below the prefix
+  EXPECT_THAT(scan("a/", "a/4"), ::testing::IsEmpty());
+  EXPECT_THAT(scan("a/", "b"), ::testing::IsEmpty());  // past the prefix
+}
+
+TEST_F(KvTableTest, WriteWithWritesTwoTablesInOneBatchOfTheSameDatabaseOnly) {
+  KvTablePtr orders = *store_->OpenTable("orders");
+  KvTablePtr index = *store_->OpenTable("order_index");
+  ASSERT_TRUE(index->Write({{"old", "x"}}).ok());
+  ASSERT_TRUE(
+      orders->WriteWith({{"o1", "record"}}, index.get(), {{"new", "1"}, {"old", "", true}}).ok());
+  EXPECT_EQ(**orders->Get("o1"), "record");
+  EXPECT_EQ(**index->Get("new"), "1");
+  EXPECT_FALSE(index->Get("old")->has_value());
+  EXPECT_FALSE(orders->Get("new")->has_value());
+
+  // A table of another database is refused, and nothing is written.
+  std::string pattern = (std::filesystem::temp_directory_path() / "tk_kv_XXXXXX").string();
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  {
+    RocksDbOptions o;
+    o.path = pattern + "/db";
+    o.block_cache_mib = 0;
+    o.write_buffer_mib = 4;
+    std::unique_ptr<RocksDbSpanStore> other_store = *RocksDbSpanStore::Create(o);
+    KvTablePtr foreign = *other_store->OpenTable("order_index");
+    const absl::Status s = orders->WriteWith({{"o2", "record"}}, foreign.get(), {{"k", "v"}});
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("not of the same database"));
+    EXPECT_FALSE(orders->Get("o2")->has_value());
+    EXPECT_FALSE(foreign->Get("k")->has_value());
+  }
+  std::filesystem::remove_all(pattern);
+}
+
 TEST_F(KvTableTest, TheStoreOwnFamiliesAreReserved) {
   for (const char* name : {"spans", "indexes", "resources", "default", ""}) {
     EXPECT_EQ(store_->OpenTable(name).status().code(), absl::StatusCode::kInvalidArgument) << name;
