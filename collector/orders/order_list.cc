@@ -287,6 +287,8 @@ absl::StatusOr<OrderPage> ListOrderRecords(storage::KvTable* table, const OrderQ
   return ScanOrders(table, q, c, now);
 }
 
+absl::Status CheckOrderPageToken(const OrderQuery& q) { return ParseToken(q).status(); }
+
 absl::StatusOr<OrderPage> ListOrderRecords(storage::KvTable* orders, storage::KvTable* index,
                                            const OrderQuery& q, absl::Time now) {
   TK_ASSIGN_OR_RETURN(const Cursor c, ParseToken(q));

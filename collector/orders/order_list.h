@@ -60,6 +60,9 @@ struct OrderPage {
 // page token. kInvalidArgument, naming page_token, for a token that is not one of this listing.
 [[nodiscard]] absl::StatusOr<OrderPage> ListOrderRecords(storage::KvTable* table,
                                                          const OrderQuery& query, absl::Time now);
+// OK when the query's page token is "" or one of its listing's; else what
+// ListOrderRecords answers (kInvalidArgument naming page_token).
+[[nodiscard]] absl::Status CheckOrderPageToken(const OrderQuery& query);
 // The same answer, read through `index` (the `order_index` table, kept by the tracker with
 // OrderIndexWrites and built by EnsureOrderIndex) for queries on anomalies without a state.
 // Falls back to the scan of `orders` when the index is not built.
