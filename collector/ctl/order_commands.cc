@@ -3,7 +3,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
+#include <sstream>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -35,6 +37,15 @@ std::unique_ptr<pb::AdminService::Stub> Stub(const CtlOptions& options) {
 
 void Deadline(const CtlOptions& options, grpc::ClientContext* context) {
   internal::SetDeadline(options, context);
+}
+
+// Orders asked per page: the daemon's maximum.
+constexpr size_t kListPageSize = 1000;
+// Orders listed without --limit.
+constexpr size_t kDefaultListLimit = 100;
+
+size_t ListLimit(const OrderFlags& flags) {
+  return flags.limit > 0 ? static_cast<size_t>(flags.limit) : kDefaultListLimit;
 }
 
 int Fail(const grpc::Status& s, const CtlOptions& options, std::ostream& err) {
@@ -136,15 +147,109 @@ std::string ToJson(const google::protobuf::Message& m) {
   return out;
 }
 
-int RunList(const CtlOptions& options, const pb::ListOrdersRequest& request, std::ostream& out,
-            std::ostream& err) {
+std::vector<std::string> ListRow(const ov1::Order& o, int64_t now) {
+  return {o.order_id(),
+          ResolutionText(o.resolution()),
+          o.current_state().empty() ? "-" : o.current_state(),
+          o.current_state_unix_nanos() == 0 ? "-" : Age(now - o.current_state_unix_nanos()),
+          AnomalyTypes(o),
+          absl::StrCat(o.kept_trace_ids_size(), "/", o.trace_ids_size(), " kept"),
+          Time(o.last_arrival_unix_nanos())};
+}
+
+// Prints a listing as its pages come. Text: the table of Table(), its columns widened as longer
+// values come (never narrowed), then "N of M shown" when the listing was cut at its limit.
+// JSON: one document, {"orders":[...],"now_unix_nanos":"...","shown":N,"total":M}, written as
+// the pages come (the orders as OrderJson prints them).
+class ListPrinter {
+ public:
+  ListPrinter(bool json, std::ostream& out) : json_(json), out_(out) {}
+
+  void Page(const pb::ListOrdersResponse& page, size_t max_orders) {
+    now_ = page.now_unix_nanos();
+    total_ = std::max<int64_t>(total_, page.total_size());
+    const int n = static_cast<int>(std::min<size_t>(page.orders_size(), max_orders));
+    if (json_) {
+      Open();
+      for (int i = 0; i < n; ++i) out_ << (shown_ + i == 0 ? "" : ",") << ToJson(page.orders(i));
+    } else {
+      std::vector<std::vector<std::string>> rows;
+      if (shown_ == 0 && n > 0) {
+        rows.push_back(
+            {"ORDER", "VERDICT", "STATE", "IN STATE FOR", "ANOMALIES", "TRACES", "LAST SPAN"});
+      }
+      for (int i = 0; i < n; ++i) rows.push_back(ListRow(page.orders(i), now_));
+      for (const auto& r : rows) {
+        width_.resize(std::max(width_.size(), r.size()));
+        for (size_t i = 0; i < r.size(); ++i) width_[i] = std::max(width_[i], r[i].size());
+      }
+      for (const auto& r : rows) {
+        std::string line;
+        for (size_t i = 0; i < r.size(); ++i) {
+          absl::StrAppend(&line, r[i]);
+          if (i + 1 < r.size()) line.append(width_[i] - r[i].size() + 2, ' ');
+        }
+        out_ << line << "\n";
+      }
+    }
+    shown_ += static_cast<size_t>(n);
+    out_.flush();
+  }
+
+  // Ends the listing, which was asked for at most `limit` orders.
+  void Finish(size_t limit) {
+    const int64_t total = std::max<int64_t>(total_, static_cast<int64_t>(shown_));
+    if (json_) {
+      Open();
+      out_ << "],\"now_unix_nanos\":\"" << now_ << "\",\"shown\":" << shown_
+           << ",\"total\":" << total << "}\n";
+    } else if (shown_ == 0) {
+      out_ << "no matching orders\n";
+    } else if (shown_ >= limit && total > static_cast<int64_t>(shown_)) {
+      out_ << shown_ << " of " << total << " shown (--limit N shows more)\n";
+    }
+    out_.flush();
+  }
+
+  size_t shown() const { return shown_; }
+
+ private:
+  void Open() {
+    if (!opened_) out_ << "{\"orders\":[";
+    opened_ = true;
+  }
+
+  const bool json_;
+  std::ostream& out_;
+  bool opened_ = false;
+  std::vector<size_t> width_;
+  size_t shown_ = 0;
+  int64_t total_ = 0;
+  int64_t now_ = 0;
+};
+
+// Follows the pages of a listing of at most `limit` orders, printing each as it comes.
+int RunList(const CtlOptions& options, pb::ListOrdersRequest request, size_t limit,
+            std::ostream& out, std::ostream& err) {
+  request.set_limit(static_cast<uint32_t>(limit));
+  request.set_page_size(static_cast<int32_t>(std::min(limit, kListPageSize)));
   auto stub = Stub(options);
-  grpc::ClientContext context;
-  Deadline(options, &context);
-  pb::ListOrdersResponse response;
-  const grpc::Status s = stub->ListOrders(&context, request, &response);
-  if (!s.ok()) return Fail(s, options, err);
-  out << (options.json ? ToJson(response) + "\n" : FormatOrderList(response));
+  ListPrinter printer(options.json, out);
+  for (;;) {
+    grpc::ClientContext context;
+    Deadline(options, &context);
+    pb::ListOrdersResponse response;
+    const grpc::Status s = stub->ListOrders(&context, request, &response);
+    if (!s.ok()) return Fail(s, options, err);
+    printer.Page(response, limit - printer.shown());
+    if (response.next_page_token().empty() || printer.shown() >= limit) break;
+    if (response.next_page_token() == request.page_token()) {
+      err << "tracekeepctl: the daemon answered the same page token twice; listing stopped\n";
+      return kExitFailure;
+    }
+    request.set_page_token(response.next_page_token());
+  }
+  printer.Finish(limit);
   return kExitOk;
 }
 
@@ -222,20 +327,11 @@ std::string FormatOrder(const ov1::Order& o, int64_t now) {
 }
 
 std::string FormatOrderList(const pb::ListOrdersResponse& list) {
-  if (list.orders_size() == 0) return "no matching orders\n";
-  std::vector<std::vector<std::string>> rows = {
-      {"ORDER", "VERDICT", "STATE", "IN STATE FOR", "ANOMALIES", "TRACES", "LAST SPAN"}};
-  for (const auto& o : list.orders()) {
-    rows.push_back({o.order_id(), ResolutionText(o.resolution()),
-                    o.current_state().empty() ? "-" : o.current_state(),
-                    o.current_state_unix_nanos() == 0
-                        ? "-"
-                        : Age(list.now_unix_nanos() - o.current_state_unix_nanos()),
-                    AnomalyTypes(o),
-                    absl::StrCat(o.kept_trace_ids_size(), "/", o.trace_ids_size(), " kept"),
-                    Time(o.last_arrival_unix_nanos())});
-  }
-  return Table(rows, "");
+  std::ostringstream out;
+  ListPrinter printer(/*json=*/false, out);
+  printer.Page(list, static_cast<size_t>(list.orders_size()));
+  printer.Finish(std::numeric_limits<size_t>::max());
+  return out.str();
 }
 
 int RunOrderGet(const CtlOptions& options, const std::string& order_id, std::ostream& out,
@@ -281,8 +377,7 @@ int RunOrdersList(const CtlOptions& options, const OrderFlags& flags, std::ostre
   if (flags.since > absl::ZeroDuration()) {
     request.set_since_unix_nanos(absl::ToUnixNanos(absl::Now() - flags.since));
   }
-  request.set_limit(flags.limit);
-  return RunList(options, request, out, err);
+  return RunList(options, request, ListLimit(flags), out, err);
 }
 
 int RunOrdersStuck(const CtlOptions& options, const OrderFlags& flags, std::ostream& out,
@@ -290,8 +385,7 @@ int RunOrdersStuck(const CtlOptions& options, const OrderFlags& flags, std::ostr
   pb::ListOrdersRequest request;
   request.set_state(flags.state);
   request.set_older_than_seconds(absl::ToInt64Seconds(flags.older_than));
-  request.set_limit(flags.limit);
-  return RunList(options, request, out, err);
+  return RunList(options, request, ListLimit(flags), out, err);
 }
 
 }  // namespace tracekeep::ctl

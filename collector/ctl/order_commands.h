@@ -25,7 +25,7 @@ struct OrderFlags {
   absl::Duration since = absl::ZeroDuration();       // --since D: anomalies of the last D
   std::string state;                                 // --state S
   absl::Duration older_than = absl::ZeroDuration();  // --older-than D
-  int limit = 0;                                     // --limit N (0 = the daemon's default, 100)
+  int limit = 0;                                     // --limit N: at most N orders (0 = 100)
 };
 
 // `tracekeepctl order get <order-id>`: timeline, invariants, anomalies, traces.
@@ -34,15 +34,19 @@ int RunOrderGet(const CtlOptions& options, const std::string& order_id, std::ost
 // `tracekeepctl order keep <order-id>`: keep every trace of the order.
 int RunOrderKeep(const CtlOptions& options, const std::string& order_id, std::ostream& out,
                  std::ostream& err);
-// `tracekeepctl orders list [--anomalous] [--type T] [--since D]`.
+// `tracekeepctl orders list [--anomalous] [--type T] [--since D] [--limit N]`. Both listings
+// follow the daemon's pages (1000 orders each) and print each page as it comes: a table whose
+// columns widen as longer values come, and "N of M shown" when the listing stopped at --limit;
+// with --json one document, {"orders":[...],"now_unix_nanos":"...","shown":N,"total":M}.
 int RunOrdersList(const CtlOptions& options, const OrderFlags& flags, std::ostream& out,
                   std::ostream& err);
-// `tracekeepctl orders stuck --state S --older-than D`.
+// `tracekeepctl orders stuck --state S --older-than D [--limit N]`.
 int RunOrdersStuck(const CtlOptions& options, const OrderFlags& flags, std::ostream& out,
                    std::ostream& err);
 
 // Human output, exposed for tests. `now_unix_nanos` is the daemon's clock.
 std::string FormatOrder(const tracekeep::orders::v1::Order& order, int64_t now_unix_nanos);
+// One page of a listing as `orders list` prints it.
 std::string FormatOrderList(const tracekeep::admin::v1::ListOrdersResponse& list);
 // The order as JSON with snake_case names and hex trace and span ids.
 std::string OrderJson(const tracekeep::orders::v1::Order& order);

@@ -1,4 +1,5 @@
-// Test doubles for the admin API: an in-memory SpanStore and an AdminBackend with fixed status.
+// Test doubles for the admin API: an in-memory SpanStore and an AdminBackend with fixed status
+// (and a list of orders to page through).
 // Shared by the admin and tracekeepctl tests.
 #ifndef TRACEKEEP_TESTS_COLLECTOR_ADMIN_FAKE_ADMIN_BACKEND_H_
 #define TRACEKEEP_TESTS_COLLECTOR_ADMIN_FAKE_ADMIN_BACKEND_H_
@@ -12,6 +13,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "collector/admin/admin_server.h"
 #include "collector/common/ids.h"
@@ -119,6 +123,45 @@ class FakeAdminBackend final : public admin::AdminBackend {
     absl::MutexLock lock(&mu_);
     return drain_deadlines_;
   }
+  // Orders: ListOrders pages through `orders`, in the order given, as the daemon does (AIP-158):
+  // page_size 0 = 100 (min(limit, max) with a limit), at most `max_page_size`; `limit` bounds
+  // the listing; total_size counts every order. The token is "page:<offset>". Filters are
+  // recorded, not applied.
+  void set_orders(std::vector<orders::v1::Order> orders, int64_t now_unix_nanos,
+                  int max_page_size = 1000) {
+    absl::MutexLock lock(&mu_);
+    orders_ = std::move(orders);
+    now_unix_nanos_ = now_unix_nanos;
+    max_page_size_ = max_page_size;
+  }
+  absl::Status ListOrders(const admin::v1::ListOrdersRequest& request,
+                          admin::v1::ListOrdersResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    list_requests_.push_back(request);
+    const int64_t limit = request.limit();
+    int64_t size = request.page_size();
+    if (size == 0) size = limit > 0 ? limit : 100;
+    size = std::min<int64_t>(size, max_page_size_);
+    int64_t offset = 0;
+    if (!request.page_token().empty() &&
+        (!absl::StartsWith(request.page_token(), "page:") ||
+         !absl::SimpleAtoi(request.page_token().substr(5), &offset))) {
+      return absl::InvalidArgumentError("page_token: not a token of this listing");
+    }
+    int64_t end = std::min<int64_t>(offset + size, static_cast<int64_t>(orders_.size()));
+    if (limit > 0) end = std::min(end, limit);
+    for (int64_t i = offset; i < end; ++i) *response->add_orders() = orders_[i];
+    if (end < static_cast<int64_t>(orders_.size()) && (limit == 0 || end < limit)) {
+      response->set_next_page_token(absl::StrCat("page:", end));
+    }
+    response->set_total_size(static_cast<int64_t>(orders_.size()));
+    response->set_now_unix_nanos(now_unix_nanos_);
+    return absl::OkStatus();
+  }
+  std::vector<admin::v1::ListOrdersRequest> list_requests() {
+    absl::MutexLock lock(&mu_);
+    return list_requests_;
+  }
 
  private:
   storage::SpanStore* const store_;
@@ -129,6 +172,10 @@ class FakeAdminBackend final : public admin::AdminBackend {
   absl::Status checkpoint_status_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> drain_deadlines_ ABSL_GUARDED_BY(mu_);
   admin::v1::DrainResponse drain_response_ ABSL_GUARDED_BY(mu_);
+  std::vector<orders::v1::Order> orders_ ABSL_GUARDED_BY(mu_);
+  int64_t now_unix_nanos_ ABSL_GUARDED_BY(mu_) = 0;
+  int max_page_size_ ABSL_GUARDED_BY(mu_) = 1000;
+  std::vector<admin::v1::ListOrdersRequest> list_requests_ ABSL_GUARDED_BY(mu_);
 };
 
 // The status of a small running daemon.

@@ -1,13 +1,21 @@
-// tracekeepctl's order commands against the real admin server with a backend of fixed orders.
+// tracekeepctl's order commands against the real admin server with a backend of fixed orders,
+// and its listings over the pages of the fake admin backend.
 #include "collector/ctl/order_commands.h"
 
 #include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "collector/admin/admin_server.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/collector/admin/fake_admin_backend.h"
 #include "tracekeep/admin/v1/admin.pb.h"
 
 namespace tracekeep::ctl {
@@ -55,10 +63,20 @@ class OrdersBackend final : public admin::AdminBackend {
   storage::SpanStore* store() override { return nullptr; }
   std::string GetPolicies() override { return "[]\n"; }
   absl::StatusOr<int> SetPolicies(const std::string&, bool) override { return 0; }
+  // "ord-7" (StalledOrder) and "ord-8", the same with an ERROR found later.
   absl::Status GetOrder(const admin::v1::GetOrderRequest& request,
                         admin::v1::GetOrderResponse* response) override {
-    if (request.order_id() != "ord-7") return absl::NotFoundError("order \"nope\" not seen");
+    if (request.order_id() != "ord-7" && request.order_id() != "ord-8") {
+      return absl::NotFoundError("order \"nope\" not seen");
+    }
     *response->mutable_order() = StalledOrder();
+    if (request.order_id() == "ord-8") {
+      response->mutable_order()->set_order_id("ord-8");
+      auto* a = response->mutable_order()->add_anomalies();
+      a->set_type("ERROR");
+      a->set_detail("span 0a0b of payment-svc: status ERROR");
+      a->set_detected_unix_nanos(kT0 + 3700 * kS);
+    }
     response->set_now_unix_nanos(kT0 + 7200 * kS);
     return absl::OkStatus();
   }
@@ -124,6 +142,16 @@ TEST_F(OrderCommandsTest, OrderGetShowsTimelineBySpanTimeInvariantsAnomaliesAndT
   EXPECT_THAT(r.out, HasSubstr("STALLED  2023-11-14T23:13:20.000Z  in SUBMITTED since ..."));
 }
 
+TEST_F(OrderCommandsTest, OrderGetShowsEveryAnomalyOfTheOrder) {
+  Result r = Run({"order", "get", "ord-8"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("order ord-8  ANOMALOUS (STALLED,ERROR)"));
+  EXPECT_THAT(r.out, HasSubstr("STALLED  2023-11-14T23:13:20.000Z  in SUBMITTED since ..."));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("ERROR    2023-11-14T23:15:00.000Z  span 0a0b of payment-svc: status ERROR"));
+}
+
 TEST_F(OrderCommandsTest, OrderGetJsonUsesSnakeCaseAndHexIds) {
   Result r = Run({"--json", "order", "get", "ord-7"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -176,6 +204,165 @@ TEST_F(OrderCommandsTest, DaemonWithoutOrderTrackingSaysSo) {
   EXPECT_EQ(r.code, kExitFailure);
   EXPECT_THAT(r.err, HasSubstr("order tracking is not enabled"));
   EXPECT_THAT(r.out, Not(HasSubstr("kept")));
+}
+
+// An anomalous order of a listing, ~300 bytes.
+orders::v1::Order ListedOrder(int i) {
+  orders::v1::Order o;
+  o.set_order_id(absl::StrFormat("ord-%05d", i));
+  o.set_resolution(orders::v1::Order::ANOMALOUS);
+  o.set_current_state("SUBMITTED");
+  o.set_current_state_unix_nanos(kT0);
+  o.set_last_arrival_unix_nanos(kT0 + 60 * kS);
+  o.add_trace_ids(std::string(16, '\x01'));
+  o.add_trace_ids(std::string(16, '\x02'));
+  o.add_kept_trace_ids(std::string(16, '\x01'));
+  auto* a = o.add_anomalies();
+  a->set_type("ERROR");
+  a->set_detail(absl::StrCat("span 0102030405060708 of payment-svc: status ERROR (database ",
+                             "connection refused: pool exhausted after 30 s), order ", i));
+  a->set_detected_unix_nanos(kT0 + 60 * kS);
+  auto* b = o.add_anomalies();
+  b->set_type("STALLED");
+  b->set_detail("in SUBMITTED for 1h (deadline 30m, grace 30s)");
+  b->set_detected_unix_nanos(kT0 + 3600 * kS);
+  return o;
+}
+
+std::vector<orders::v1::Order> ListedOrders(int n) {
+  std::vector<orders::v1::Order> out;
+  for (int i = 0; i < n; ++i) out.push_back(ListedOrder(i));
+  return out;
+}
+
+// How many times `needle` occurs in `text`.
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// tracekeepctl against the admin server over the paging fake backend.
+class OrderPagingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    admin::AdminServerOptions options;
+    options.endpoint = "127.0.0.1:0";
+    server_ = *admin::AdminServer::Start(options, &backend_);
+  }
+  Result Run(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--addr", server_->address()});
+    std::ostringstream out, err;
+    const int code = RunCommandLine(args, "", out, err);
+    return {code, out.str(), err.str()};
+  }
+  testing::FakeAdminBackend backend_{nullptr};
+  admin::AdminServerPtr server_;
+};
+
+TEST_F(OrderPagingTest, ListFollowsEveryPageAndPrintsEachOrderOnceInOrder) {
+  backend_.set_orders(ListedOrders(250), kT0 + 7200 * kS, /*max_page_size=*/40);
+  Result r = Run({"orders", "list", "--anomalous", "--limit", "1000"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(Count(r.out, "ORDER  "), 1u);  // one header
+  size_t last = 0;
+  for (int i = 0; i < 250; ++i) {
+    const std::string id = absl::StrFormat("ord-%05d  ", i);
+    ASSERT_EQ(Count(r.out, id), 1u) << id;
+    EXPECT_GT(r.out.find(id), last) << id;
+    last = r.out.find(id);
+  }
+  EXPECT_THAT(r.out, HasSubstr("ord-00249  ANOMALOUS  SUBMITTED  2h 0m         ERROR,STALLED"));
+  EXPECT_THAT(r.out, Not(HasSubstr("shown")));  // all of them
+
+  std::vector<admin::v1::ListOrdersRequest> requests = backend_.list_requests();
+  ASSERT_EQ(requests.size(), 7u);  // 6 x 40 + 10
+  EXPECT_EQ(requests[0].page_token(), "");
+  EXPECT_EQ(requests[1].page_token(), "page:40");
+  EXPECT_EQ(requests[6].page_token(), "page:240");
+  for (const auto& q : requests) {
+    EXPECT_TRUE(q.anomalous_only());
+    EXPECT_EQ(q.limit(), 1000u);
+    EXPECT_EQ(q.page_size(), 1000);
+  }
+}
+
+TEST_F(OrderPagingTest, ListSaysWhenItStoppedAtTheLimit) {
+  backend_.set_orders(ListedOrders(102), kT0 + 7200 * kS, /*max_page_size=*/40);
+  Result r = Run({"orders", "list", "--anomalous"});  // the default limit: 100
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(Count(r.out, "ANOMALOUS  SUBMITTED"), 100u);
+  EXPECT_THAT(r.out, HasSubstr("\n100 of 102 shown (--limit N shows more)\n"));
+  EXPECT_EQ(backend_.list_requests().back().limit(), 100u);
+
+  r = Run({"orders", "list", "--anomalous", "--limit", "102"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(Count(r.out, "ANOMALOUS  SUBMITTED"), 102u);
+  EXPECT_THAT(r.out, Not(HasSubstr("shown")));
+}
+
+TEST_F(OrderPagingTest, ListJsonIsOneDocumentOverThePagesWithShownAndTotal) {
+  backend_.set_orders(ListedOrders(250), kT0 + 7200 * kS, /*max_page_size=*/40);
+  Result r = Run({"--json", "orders", "list", "--anomalous", "--limit", "150"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  google::protobuf::Struct doc;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &doc).ok()) << r.out;
+  const auto& fields = doc.fields();
+  ASSERT_EQ(fields.at("orders").list_value().values_size(), 150);
+  const auto& first = fields.at("orders").list_value().values(0).struct_value().fields();
+  EXPECT_EQ(first.at("order_id").string_value(), "ord-00000");
+  EXPECT_EQ(first.at("kept_trace_ids").list_value().values(0).string_value(),
+            "01010101010101010101010101010101");
+  EXPECT_EQ(fields.at("orders")
+                .list_value()
+                .values(149)
+                .struct_value()
+                .fields()
+                .at("order_id")
+                .string_value(),
+            "ord-00149");
+  EXPECT_EQ(fields.at("shown").number_value(), 150);
+  EXPECT_EQ(fields.at("total").number_value(), 250);
+  EXPECT_EQ(fields.at("now_unix_nanos").string_value(), absl::StrCat(kT0 + 7200 * kS));
+  EXPECT_EQ(backend_.list_requests().size(), 4u);  // 40 + 40 + 40 + 30
+
+  backend_.set_orders({}, kT0);
+  r = Run({"--json", "orders", "list"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "{\"orders\":[],\"now_unix_nanos\":\"" + absl::StrCat(kT0) +
+                       "\",\"shown\":0,\"total\":0}\n");
+}
+
+TEST_F(OrderPagingTest, StuckFollowsThePagesToo) {
+  backend_.set_orders(ListedOrders(90), kT0 + 7200 * kS, /*max_page_size=*/40);
+  Result r = Run({"orders", "stuck", "--state", "SUBMITTED", "--older-than", "1h"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(Count(r.out, "ANOMALOUS  SUBMITTED"), 90u);
+  std::vector<admin::v1::ListOrdersRequest> requests = backend_.list_requests();
+  ASSERT_EQ(requests.size(), 3u);
+  for (const auto& q : requests) {
+    EXPECT_EQ(q.state(), "SUBMITTED");
+    EXPECT_EQ(q.older_than_seconds(), 3600);
+  }
+}
+
+// The incident of the issue: 50 000 anomalous orders, more than gRPC's default 4 MiB message in
+// total, used to fail with RESOURCE_EXHAUSTED; they now come in pages of 1000.
+TEST_F(OrderPagingTest, FiftyThousandOrdersOfMoreThanFourMebibytesAreListed) {
+  std::vector<orders::v1::Order> orders = ListedOrders(50'000);
+  size_t bytes = 0;
+  for (const auto& o : orders) bytes += o.ByteSizeLong();
+  ASSERT_GT(bytes, size_t{4} << 20);
+  backend_.set_orders(std::move(orders), kT0 + 7200 * kS);
+  Result r = Run({"orders", "list", "--anomalous", "--limit", "100000"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(Count(r.out, "\n"), 50'001u);  // the header and every order
+  EXPECT_THAT(r.out, HasSubstr("\nord-49999  "));
+  EXPECT_THAT(r.out, Not(HasSubstr("shown")));
+  EXPECT_EQ(backend_.list_requests().size(), 50u);
 }
 
 }  // namespace
