@@ -158,6 +158,8 @@ void BM_TrackerEvents(benchmark::State& state) {
     f.tracker->OnBuffered(traces[i]);
     sampling::PendingTrace p;
     p.trace_id = traces[i].trace_id;
+    p.linked_keys = std::move(traces[i].linked_keys);
+    traces[i].linked_keys.clear();
     if (++i == traces.size()) i = 0;
     // Decided as sampled by a policy: recorded as kept, not held (holding is a RocksDB put).
     benchmark::DoNotOptimize(f.tracker->OnDecided(p, /*sampled=*/true));
@@ -189,10 +191,11 @@ void BM_MemoryPerActiveOrder(benchmark::State& state) {
     }
     const size_t before = mallinfo2().uordblks;
     state.ResumeTiming();
-    for (const TraceSpans& t : traces) {
+    for (TraceSpans& t : traces) {
       f->tracker->OnBuffered(t);
       sampling::PendingTrace p;
       p.trace_id = t.trace_id;
+      p.linked_keys = std::move(t.linked_keys);
       benchmark::DoNotOptimize(f->tracker->OnDecided(p, /*sampled=*/true));
     }
     f->tracker->Check();

@@ -52,6 +52,12 @@ struct OrdersConfig {
   absl::Duration orphan_window = absl::Minutes(10);
   // Percentage of healthy orders whose traces are kept, consistently by order id. Default: 1.
   double baseline_percentage = 1;
+  // An order that names no state at all (its spans only read it, e.g. a customer looking at an
+  // old order) is resolved READ_ONLY this long after its last span, and its held traces are
+  // released unkept (counted in tracekeep_order_read_only_total). A state arriving later makes
+  // it active again. Without it, every read of an unknown order would hold its traces for
+  // max_hold_time. Default: 60s.
+  absl::Duration read_only_hold_time = absl::Seconds(60);
   // A held trace is released unkept when it has been held this long. Default: 336h (14 days).
   absl::Duration max_hold_time = absl::Hours(14 * 24);
   // Held traces, all orders together; beyond it the oldest holds are released unkept.

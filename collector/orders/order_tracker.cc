@@ -1,33 +1,47 @@
 #include "collector/orders/order_tracker.h"
 
 #include <algorithm>
+#include <deque>
+#include <queue>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "collector/common/ids.h"
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
+#include "collector/orders/order_list.h"
+#include "collector/pipeline/otlp_wire.h"
 
 namespace tracekeep::orders {
 namespace {
 
 constexpr size_t kNumAnomalyTypes = sizeof(kAnomalyTypes) / sizeof(kAnomalyTypes[0]);
+// An order record keeps its linked trace ids in a list; past this many, a hash set beside it
+// answers "is this trace linked" (a hot order id links up to max_traces_per_order traces).
+constexpr int kTraceSetThreshold = 16;
 
-std::string HoldPrefix(const std::string& order_id) { return order_id + std::string(1, '\0'); }
+std::string HoldPrefix(absl::string_view order_id) {
+  std::string p(order_id);
+  p.push_back('\0');
+  return p;
+}
 
-std::string HoldKey(const std::string& order_id, const std::string& trace_id, uint64_t seq) {
+std::string HoldKey(absl::string_view order_id, absl::string_view trace_id, uint64_t seq) {
   std::string key = HoldPrefix(order_id);
-  key.append(trace_id);
+  key.append(trace_id.data(), trace_id.size());
   for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((seq >> (8 * i)) & 0xff));
   return key;
 }
 
-bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, const std::string& x) {
+bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, absl::string_view x) {
   return std::find(list.begin(), list.end(), x) != list.end();
 }
 
 // FNV-1a: stable across processes and restarts, unlike absl::Hash.
-uint64_t StableHash(const std::string& s) {
+uint64_t StableHash(absl::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
     h ^= c;
@@ -36,13 +50,226 @@ uint64_t StableHash(const std::string& s) {
   return h;
 }
 
-int64_t LastAnomalyNanos(const v1::Order& o) {
-  int64_t t = 0;
-  for (const v1::Anomaly& a : o.anomalies()) t = std::max(t, a.detected_unix_nanos());
-  return t;
+// --- The held-trace record (v1::HeldTrace), written straight from the buffered spans. ---------
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+size_t BytesFieldSize(uint32_t field, size_t len) {
+  return VarintSize(field << 3) + VarintSize(len) + len;
+}
+size_t VarintFieldSize(uint32_t field, uint64_t v) {
+  return v == 0 ? 0 : VarintSize(field << 3) + VarintSize(v);
+}
+
+void PutBytesField(uint32_t field, absl::string_view bytes, std::string* out) {
+  PutVarint((field << 3) | 2, out);
+  PutVarint(bytes.size(), out);
+  out->append(bytes.data(), bytes.size());
+}
+void PutBytesFieldIfAny(uint32_t field, absl::string_view bytes, std::string* out) {
+  if (!bytes.empty()) PutBytesField(field, bytes, out);
+}
+void PutVarintField(uint32_t field, uint64_t v, std::string* out) {
+  if (v == 0) return;
+  PutVarint(field << 3, out);
+  PutVarint(v, out);
+}
+
+size_t OptionalBytesFieldSize(uint32_t field, size_t len) {
+  return len == 0 ? 0 : BytesFieldSize(field, len);
+}
+
+size_t HeldSpanSize(const SpanRecord& r, uint32_t origin) {
+  return OptionalBytesFieldSize(1, r.span.size()) + OptionalBytesFieldSize(2, r.span_id.size()) +
+         VarintFieldSize(3, static_cast<uint64_t>(r.start_unix_nanos)) +
+         VarintFieldSize(4, static_cast<uint64_t>(r.end_unix_nanos)) +
+         VarintFieldSize(5, r.is_error) + VarintFieldSize(6, r.is_root) +
+         VarintFieldSize(12, origin);
+}
+
+size_t HeldOriginSize(const SpanOrigin& o) {
+  return OptionalBytesFieldSize(1, o.resource.size()) +
+         OptionalBytesFieldSize(2, o.resource_schema_url.size()) +
+         OptionalBytesFieldSize(3, o.scope.size()) +
+         OptionalBytesFieldSize(4, o.scope_schema_url.size()) +
+         OptionalBytesFieldSize(5, o.service_name.size());
+}
+
+bool SameOrigin(const SpanOrigin& a, const SpanOrigin& b) {
+  return a.resource == b.resource && a.scope == b.scope &&
+         a.resource_schema_url == b.resource_schema_url &&
+         a.scope_schema_url == b.scope_schema_url && a.service_name == b.service_name;
+}
+
+// Serializes the spans of a held trace as a v1::HeldTrace, each resource and scope once.
+std::string EncodeHeldTrace(const sampling::PendingTrace& trace, absl::Time now) {
+  std::vector<const SpanOrigin*> origins;
+  std::vector<uint32_t> origin_of(trace.spans.size(), 0);
+  size_t size = BytesFieldSize(1, trace.trace_id.size()) +
+                VarintFieldSize(2, static_cast<uint64_t>(absl::ToUnixNanos(now)));
+  for (size_t i = 0; i < trace.spans.size(); ++i) {
+    const SpanOrigin* origin = trace.spans[i].origin.get();
+    if (origin != nullptr) {
+      size_t k = 0;
+      while (k < origins.size() && origins[k] != origin && !SameOrigin(*origins[k], *origin)) ++k;
+      if (k == origins.size()) {
+        origins.push_back(origin);
+        size += BytesFieldSize(4, HeldOriginSize(*origin));
+      }
+      origin_of[i] = static_cast<uint32_t>(k + 1);
+    }
+    size += BytesFieldSize(3, HeldSpanSize(trace.spans[i], origin_of[i]));
+  }
+  std::string out;
+  out.reserve(size);
+  PutBytesField(1, trace.trace_id, &out);
+  PutVarintField(2, static_cast<uint64_t>(absl::ToUnixNanos(now)), &out);
+  for (size_t i = 0; i < trace.spans.size(); ++i) {
+    const SpanRecord& r = trace.spans[i];
+    PutVarint((3 << 3) | 2, &out);
+    PutVarint(HeldSpanSize(r, origin_of[i]), &out);
+    PutBytesFieldIfAny(1, r.span, &out);
+    PutBytesFieldIfAny(2, r.span_id, &out);
+    PutVarintField(3, static_cast<uint64_t>(r.start_unix_nanos), &out);
+    PutVarintField(4, static_cast<uint64_t>(r.end_unix_nanos), &out);
+    PutVarintField(5, r.is_error, &out);
+    PutVarintField(6, r.is_root, &out);
+    PutVarintField(12, origin_of[i], &out);
+  }
+  for (const SpanOrigin* o : origins) {
+    PutVarint((4 << 3) | 2, &out);
+    PutVarint(HeldOriginSize(*o), &out);
+    PutBytesFieldIfAny(1, o->resource, &out);
+    PutBytesFieldIfAny(2, o->resource_schema_url, &out);
+    PutBytesFieldIfAny(3, o->scope, &out);
+    PutBytesFieldIfAny(4, o->scope_schema_url, &out);
+    PutBytesFieldIfAny(5, o->service_name, &out);
+  }
+  return out;
+}
+
+// The spans of a held trace, as the sampler buffered them. False when undecodable.
+bool DecodeHeldTrace(absl::string_view value, KeptTrace* out) {
+  v1::HeldTrace held;
+  if (!held.ParseFromArray(value.data(), static_cast<int>(value.size()))) return false;
+  std::vector<SpanOriginPtr> origins;
+  for (v1::HeldOrigin& ho : *held.mutable_origins()) {
+    auto origin = std::make_shared<SpanOrigin>();
+    origin->resource = std::move(*ho.mutable_resource());
+    origin->resource_schema_url = std::move(*ho.mutable_resource_schema_url());
+    origin->scope = std::move(*ho.mutable_scope());
+    origin->scope_schema_url = std::move(*ho.mutable_scope_schema_url());
+    origin->service_name = std::move(*ho.mutable_service_name());
+    origins.push_back(std::move(origin));
+  }
+  out->trace_id = std::move(*held.mutable_trace_id());
+  for (v1::HeldSpan& hs : *held.mutable_spans()) {
+    SpanRecord& r = out->spans.emplace_back();
+    if (hs.origin() > 0 && hs.origin() <= origins.size()) {
+      r.origin = origins[hs.origin() - 1];
+    } else {  // the 0.1 layout: resource and scope beside every span
+      auto origin = std::make_shared<SpanOrigin>();
+      origin->resource = std::move(*hs.mutable_resource());
+      origin->resource_schema_url = std::move(*hs.mutable_resource_schema_url());
+      origin->scope = std::move(*hs.mutable_scope());
+      origin->scope_schema_url = std::move(*hs.mutable_scope_schema_url());
+      origin->service_name = std::move(*hs.mutable_service_name());
+      r.origin = std::move(origin);
+    }
+    r.span = std::move(*hs.mutable_span());
+    r.span_id = std::move(*hs.mutable_span_id());
+    r.start_unix_nanos = hs.start_unix_nanos();
+    r.end_unix_nanos = hs.end_unix_nanos();
+    r.is_error = hs.is_error();
+    r.is_root = hs.is_root();
+  }
+  return true;
+}
+
+// Reads the hold time and the span count of a held-trace record without decoding its spans.
+bool PeekHeldTrace(absl::string_view value, int64_t* held_unix_nanos, uint32_t* spans) {
+  *held_unix_nanos = 0;
+  *spans = 0;
+  return wire::ForEachField(value, [&](const wire::Field& f) {
+    if (f.number == 2 && f.type == wire::kVarint) *held_unix_nanos = static_cast<int64_t>(f.varint);
+    if (f.number == 3 && f.type == wire::kLengthDelimited) ++*spans;
+    return true;
+  });
+}
+
+bool KeepsTraces(const v1::Order& o) {
+  return o.resolution() == v1::Order::ANOMALOUS || o.resolution() == v1::Order::HEALTHY_KEPT ||
+         o.force_keep();
+}
+
+bool Open(const v1::Order& o) {
+  return o.resolution() == v1::Order::ACTIVE || o.resolution() == v1::Order::ANOMALOUS;
 }
 
 }  // namespace
+
+// One held trace of an order: its key in `order_hold`, its size and when it was held.
+struct HeldRef {
+  std::string key;
+  uint32_t spans = 0;
+  uint32_t bytes = 0;
+};
+
+struct OrderTracker::Entry {
+  v1::Order record;
+  bool dirty = false;
+  // Resolved: may leave memory after this.
+  absl::Time retain_until = absl::InfiniteFuture();
+  // The time of this order's live entry in its shard's deadline queue; InfiniteFuture = none.
+  absl::Time scheduled = absl::InfiniteFuture();
+  std::vector<HeldRef> holds;
+  size_t held_bytes = 0;
+  absl::Time oldest_hold = absl::InfiniteFuture();
+  // Linked trace ids, beside record.trace_ids once there are many.
+  std::unique_ptr<absl::flat_hash_set<std::string>> trace_set;
+  // What the per-state gauges count this order as: a state index or -1, and overdue or not.
+  int counted_state = -1;
+  bool counted_overdue = false;
+  bool counted_resolved = false;  // counted in Shard::resolved_in_memory
+};
+
+struct OrderTracker::PendingHold {
+  std::string key;
+  std::string value;
+};
+
+struct OrderTracker::Shard {
+  struct Due {
+    absl::Time at;
+    std::string order_id;
+    bool operator>(const Due& o) const { return at > o.at; }
+  };
+  std::mutex mu;
+  absl::node_hash_map<std::string, Entry> orders ABSL_GUARDED_BY(mu);
+  // Min-heap of next checks. An entry is live when it equals its order's `scheduled`; an order
+  // is pushed again only when its next check moves earlier, so the heap stays near one entry per
+  // order however many spans arrive.
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due ABSL_GUARDED_BY(mu);
+  std::vector<std::string> dirty ABSL_GUARDED_BY(mu);  // ids whose entries changed since flushed
+  // Resolved orders in memory, in the order they may leave it (retain_until).
+  std::deque<std::pair<absl::Time, std::string>> resolved ABSL_GUARDED_BY(mu);
+  KeptTraces to_deliver ABSL_GUARDED_BY(mu);
+};
 
 absl::StatusOr<std::unique_ptr<OrderTracker>> OrderTracker::Create(
     const OrderTrackerOptions& options) {
@@ -52,6 +279,10 @@ absl::StatusOr<std::unique_ptr<OrderTracker>> OrderTracker::Create(
       options.hold_table == nullptr) {
     return absl::InvalidArgumentError("order tracker: consumer, clock and tables must be set");
   }
+  if (options.shards < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("order tracker: shards must be >= 1, got ", options.shards));
+  }
   std::unique_ptr<OrderTracker> t(new OrderTracker(options));
   TK_RETURN_IF_ERROR(t->Load());
   return t;
@@ -60,20 +291,26 @@ absl::StatusOr<std::unique_ptr<OrderTracker>> OrderTracker::Create(
 OrderTracker::OrderTracker(const OrderTrackerOptions& options)
     : lifecycle_(options.config), reader_(lifecycle_.config()), options_(options) {
   const size_t n = lifecycle_.config().states.size();
-  stats_.in_state.reset(new std::atomic<uint64_t>[n]);
-  stats_.overdue.reset(new std::atomic<uint64_t>[n]);
+  stats_.in_state.reset(new std::atomic<int64_t>[n]);
+  stats_.overdue.reset(new std::atomic<int64_t>[n]);
   for (size_t i = 0; i < n; ++i) {
     stats_.in_state[i] = 0;
     stats_.overdue[i] = 0;
+    state_index_[lifecycle_.config().states[i]] = static_cast<int>(i);
   }
+  for (int i = 0; i < options.shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
 OrderTracker::~OrderTracker() { Shutdown(absl::InfiniteFuture()); }
 
+OrderTracker::Shard& OrderTracker::ShardOf(absl::string_view order_id) {
+  return *shards_[StableHash(order_id) % shards_.size()];
+}
+
 absl::Status OrderTracker::Load() {
-  std::lock_guard<std::mutex> lock(mu_);
   const absl::Time now = options_.clock->Now();
   absl::Status parse_error;
+  size_t loaded = 0;
   TK_RETURN_IF_ERROR(
       options_.orders_table->Scan("", [&](absl::string_view key, absl::string_view value) {
         v1::Order o;
@@ -85,113 +322,202 @@ absl::Status OrderTracker::Load() {
         const bool active = o.resolution() == v1::Order::ACTIVE;
         const absl::Time retain =
             absl::FromUnixNanos(o.resolved_unix_nanos()) + lifecycle_.config().resolved_retention;
-        if (!active && retain <= now) return true;
-        Entry& e = orders_[o.order_id()];
+        // Resolved orders past their time in memory, unless more anomalies may still show.
+        if (!active && retain <= now &&
+            !(o.resolution() == v1::Order::ANOMALOUS &&
+              NextCheckOf(o, now) != absl::InfiniteFuture())) {
+          return true;
+        }
+        Shard& shard = ShardOf(o.order_id());
+        std::lock_guard<std::mutex> lock(shard.mu);
+        Entry& e = shard.orders[o.order_id()];
         e.record = std::move(o);
-        if (!active) e.retain_until = retain;
-        if (active) stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
+        Adopt(shard, &e, now);
+        ++loaded;
         return true;
       }));
   TK_RETURN_IF_ERROR(parse_error);
-  TK_RETURN_IF_ERROR(
-      options_.hold_table->Scan("", [&](absl::string_view key, absl::string_view value) {
-        const size_t nul = key.find('\0');
-        if (nul == absl::string_view::npos) return true;
-        Entry* e = FindOrLoad(std::string(key.substr(0, nul)), /*create=*/false);
-        v1::HeldTrace held;
-        if (e == nullptr || !held.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          return true;  // released below by the hold bounds (or orphaned bytes: count only)
-        }
-        e->held_traces++;
+  uint64_t orphaned = 0;
+  std::vector<storage::KvWrite> orphans;
+  TK_RETURN_IF_ERROR(options_.hold_table->Scan("", [&](absl::string_view key,
+                                                       absl::string_view value) {
+    const size_t nul = key.find('\0');
+    int64_t held_at = 0;
+    uint32_t spans = 0;
+    Entry* e = nullptr;
+    if (nul != absl::string_view::npos && PeekHeldTrace(value, &held_at, &spans)) {
+      const std::string id(key.substr(0, nul));
+      Shard& shard = ShardOf(id);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      e = FindOrLoad(shard, id, /*create=*/false);
+      if (e != nullptr) {
+        e->holds.push_back(HeldRef{std::string(key), spans, static_cast<uint32_t>(value.size())});
         e->held_bytes += value.size();
-        e->oldest_hold = std::min(e->oldest_hold, absl::FromUnixNanos(held.held_unix_nanos()));
-        total_held_traces_++;
-        total_held_bytes_ += value.size();
-        hold_sequence_ = std::max<uint64_t>(hold_sequence_, absl::ToUnixNanos(now));
-        return true;
-      }));
-  hold_sequence_ = std::max<uint64_t>(hold_sequence_, absl::ToUnixNanos(now));
-  stats_.traces_held = total_held_traces_;
-  stats_.held_bytes = total_held_bytes_;
-  TK_LOG(Info) << "order tracker: " << orders_.size() << " orders and " << total_held_traces_
-               << " held traces loaded";
+        e->oldest_hold = std::min(e->oldest_hold, absl::FromUnixNanos(held_at));
+        total_held_traces_ += 1;
+        total_held_bytes_ += static_cast<int64_t>(value.size());
+      }
+    }
+    if (e == nullptr) {  // no record to judge it by: undecodable, or its order is gone
+      orphans.push_back({std::string(key), "", true});
+      ++orphaned;
+    }
+    return true;
+  }));
+  if (!orphans.empty()) TK_RETURN_IF_ERROR(options_.hold_table->Write(orphans));
+  hold_sequence_ = static_cast<uint64_t>(absl::ToUnixNanos(now));
+  stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
+  stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
+  // Holds of orders resolved before the crash follow the verdict; the rest wait for their checks.
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    for (auto& [id, e] : shard->orders) {
+      if (!e.holds.empty() && e.record.resolution() != v1::Order::ACTIVE) {
+        ReleaseHeld(*shard, &e, KeepsTraces(e.record), ReleaseCause::kVerdict);
+      }
+      Schedule(*shard, &e, now);
+    }
+  }
+  FlushHolds();
+  TK_LOG(Info) << "order tracker: " << loaded << " orders and " << total_held_traces_.load()
+               << " held traces loaded (" << orphaned << " orphaned holds deleted)";
   return absl::OkStatus();
 }
 
-OrderTracker::Entry* OrderTracker::FindOrLoad(const std::string& order_id, bool create) {
-  auto it = orders_.find(order_id);
-  if (it != orders_.end()) return &it->second;
+void OrderTracker::Adopt(Shard& shard, Entry* e, absl::Time now) {
+  if (e->record.resolution() == v1::Order::ACTIVE) {
+    stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    e->retain_until = now + lifecycle_.config().resolved_retention;
+    CountResolved(shard, e);
+  }
+  for (int i = 0; i < e->record.trace_ids_size() && e->record.trace_ids_size() > kTraceSetThreshold;
+       ++i) {
+    if (e->trace_set == nullptr)
+      e->trace_set = std::make_unique<absl::flat_hash_set<std::string>>();
+    e->trace_set->insert(e->record.trace_ids(i));
+  }
+  Recount(e, now);
+  // Judged again at the next check: deadlines may have passed while it was on disk.
+  if (Open(e->record) || !e->holds.empty()) {
+    e->scheduled = now;
+    shard.due.push(Shard::Due{now, e->record.order_id()});
+  }
+}
+
+void OrderTracker::CountResolved(Shard& shard, Entry* e) {
+  if (e->counted_resolved) return;
+  e->counted_resolved = true;
+  resolved_in_memory_.fetch_add(1, std::memory_order_relaxed);
+  shard.resolved.emplace_back(e->retain_until, e->record.order_id());
+}
+
+OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& order_id,
+                                              bool create) {
+  auto it = shard.orders.find(order_id);
+  if (it != shard.orders.end()) return &it->second;
   absl::StatusOr<std::optional<std::string>> stored = options_.orders_table->Get(order_id);
   if (!stored.ok()) stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
   if (stored.ok() && stored->has_value()) {
-    Entry& e = orders_[order_id];
-    if (e.record.ParseFromString(**stored)) {
-      if (e.record.resolution() == v1::Order::ACTIVE) {
-        stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        e.retain_until = options_.clock->Now() + lifecycle_.config().resolved_retention;
-      }
+    v1::Order record;
+    if (record.ParseFromString(**stored)) {
+      Entry& e = shard.orders[order_id];
+      e.record = std::move(record);
+      Adopt(shard, &e, options_.clock->Now());
       return &e;
     }
-    orders_.erase(order_id);
   }
   if (!create) return nullptr;
-  Entry& e = orders_[order_id];
+  Entry& e = shard.orders[order_id];
   e.record.set_order_id(order_id);
-  e.dirty = true;
+  MarkDirty(shard, &e);
   stats_.orders_started.fetch_add(1, std::memory_order_relaxed);
   stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
   return &e;
 }
 
-void OrderTracker::OnBuffered(const TraceSpans& spans) {
+void OrderTracker::MarkDirty(Shard& shard, Entry* e) {
+  if (e->dirty) return;
+  e->dirty = true;
+  shard.dirty.push_back(e->record.order_id());
+}
+
+bool OrderTracker::Linked(const Entry& e, const std::string& trace_id) const {
+  if (e.trace_set != nullptr) return e.trace_set->contains(trace_id);
+  return Contains(e.record.trace_ids(), trace_id);
+}
+
+void OrderTracker::Link(Entry* e, const std::string& trace_id) {
+  e->record.add_trace_ids(trace_id);
+  if (e->trace_set != nullptr) {
+    e->trace_set->insert(trace_id);
+  } else if (e->record.trace_ids_size() > kTraceSetThreshold) {
+    e->trace_set = std::make_unique<absl::flat_hash_set<std::string>>(e->record.trace_ids().begin(),
+                                                                      e->record.trace_ids().end());
+  }
+}
+
+void OrderTracker::OnBuffered(TraceSpans& spans) {
   std::vector<OrderFacts> facts;
   std::vector<size_t> span_of_fact;
   for (size_t i = 0; i < spans.spans.size(); ++i) {
-    const size_t before = facts.size();
     if (!reader_.Read(spans.spans[i], &facts)) continue;
     stats_.spans_with_order.fetch_add(1, std::memory_order_relaxed);
     span_of_fact.resize(facts.size(), i);
-    (void)before;
   }
   if (facts.empty()) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const absl::Time now = options_.clock->Now();
-    for (size_t i = 0; i < facts.size(); ++i) {
-      Entry* e = FindOrLoad(facts[i].order_id, /*create=*/true);
-      if (static_cast<size_t>(e->record.trace_ids_size()) >= options_.config.max_traces_per_order &&
-          !Contains(e->record.trace_ids(), spans.trace_id)) {
-        if (stats_.spans_over_trace_limit.fetch_add(1, std::memory_order_relaxed) % 10000 == 0) {
-          TK_LOG(Warning) << "order " << facts[i].order_id << " links "
-                          << e->record.trace_ids_size()
-                          << " traces (orders.max_traces_per_order): spans of further traces "
-                             "naming it are not tracked";
+  const absl::Time now = options_.clock->Now();
+  std::vector<bool> done(facts.size(), false);
+  KeptTraces kept;
+  for (size_t i = 0; i < facts.size(); ++i) {
+    if (done[i]) continue;
+    const std::string& order_id = facts[i].order_id;
+    Shard& shard = ShardOf(order_id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    Entry* e = FindOrLoad(shard, order_id, /*create=*/true);
+    const bool linked = Linked(*e, spans.trace_id);
+    if (!linked &&
+        static_cast<size_t>(e->record.trace_ids_size()) >= options_.config.max_traces_per_order) {
+      size_t n = 0;
+      for (size_t j = i; j < facts.size(); ++j) {
+        if (!done[j] && facts[j].order_id == order_id) {
+          done[j] = true;
+          ++n;
         }
-        continue;
       }
-      Ingest(e, facts[i], spans, spans.spans[span_of_fact[i]], now);
-      std::vector<std::string>& linked = trace_orders_[spans.trace_id];
-      if (std::find(linked.begin(), linked.end(), facts[i].order_id) == linked.end()) {
-        linked.push_back(facts[i].order_id);
+      if (stats_.spans_over_trace_limit.fetch_add(n, std::memory_order_relaxed) % 10000 < n) {
+        TK_LOG(Warning) << "order " << order_id << " links " << e->record.trace_ids_size()
+                        << " traces (orders.max_traces_per_order): spans of further traces "
+                           "naming it are not tracked";
       }
+      continue;
     }
-    for (const OrderFacts& f : facts) {
-      auto it = orders_.find(f.order_id);
-      if (it != orders_.end()) Judge(&it->second, now);
+    if (!linked) Link(e, spans.trace_id);
+    bool changed = false;
+    for (size_t j = i; j < facts.size(); ++j) {
+      if (done[j] || facts[j].order_id != order_id) continue;
+      done[j] = true;
+      changed |= Ingest(shard, e, facts[j], spans, spans.spans[span_of_fact[j]], now);
+    }
+    MarkDirty(shard, e);
+    if (changed) Judge(shard, e, now);
+    Schedule(shard, e, now);
+    spans.linked_keys.push_back(order_id);
+    if (!shard.to_deliver.empty()) {
+      for (KeptTrace& k : shard.to_deliver) kept.push_back(std::move(k));
+      shard.to_deliver.clear();
     }
   }
-  Deliver();
+  if (!kept.empty()) Consume(std::move(kept));
 }
 
-void OrderTracker::Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& spans,
+bool OrderTracker::Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const TraceSpans& spans,
                           const SpanRecord& span, absl::Time now) {
   v1::Order& o = e->record;
-  e->dirty = true;
+  bool changed = false;
   const int64_t now_nanos = absl::ToUnixNanos(now);
   if (o.first_arrival_unix_nanos() == 0) o.set_first_arrival_unix_nanos(now_nanos);
   o.set_last_arrival_unix_nanos(now_nanos);
-  if (!Contains(o.trace_ids(), spans.trace_id)) o.add_trace_ids(spans.trace_id);
   const std::string& service = span.origin != nullptr ? span.origin->service_name : "";
   for (const OrderFacts::State& s : facts.states) {
     bool seen = false;  // the same span delivered twice (client retry) is one record
@@ -206,6 +532,10 @@ void OrderTracker::Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& s
       }
     }
     if (seen) continue;
+    if (o.states_size() >= kMaxEventsPerOrder) {
+      stats_.events_over_limit.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     if (prev != nullptr && options_.on_transition && prev->state() != s.state &&
         lifecycle_.Allowed(prev->state(), s.state)) {
       options_.on_transition(
@@ -219,6 +549,13 @@ void OrderTracker::Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& s
     ev->set_trace_id(spans.trace_id);
     ev->set_span_id(span.span_id);
     ev->set_arrival_unix_nanos(now_nanos);
+    changed = true;
+    if (o.resolution() == v1::Order::READ_ONLY) {  // read before its lifecycle showed: track it
+      o.set_resolution(v1::Order::ACTIVE);
+      o.set_resolved_unix_nanos(0);
+      e->retain_until = absl::InfiniteFuture();
+      stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   for (const auto& [key, value] : facts.invariants) {
     const v1::InvariantValue* first = nullptr;
@@ -229,6 +566,10 @@ void OrderTracker::Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& s
       if (v.value() == value) known_value = true;
     }
     if (known_value) continue;
+    if (o.invariants_size() >= kMaxEventsPerOrder) {
+      stats_.events_over_limit.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     std::string detail;
     if (first != nullptr) {
       detail = absl::StrCat(key, " was \"", first->value(), "\" (", first->service(), "), now \"",
@@ -240,6 +581,7 @@ void OrderTracker::Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& s
     v->set_service(service);
     v->set_time_unix_nanos(span.start_unix_nanos);
     v->set_trace_id(spans.trace_id);
+    changed = true;
     if (!detail.empty() && Lifecycle::AddAnomaly(&o, kContentChanged, detail, now)) {
       stats_.anomalies[4].fetch_add(1, std::memory_order_relaxed);
     }
@@ -249,13 +591,16 @@ void OrderTracker::Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& s
                                                         ", trace ", ToHex(spans.trace_id), ")"),
                                            now)) {
     stats_.anomalies[5].fetch_add(1, std::memory_order_relaxed);
+    changed = true;
   }
+  (void)shard;
+  return changed;
 }
 
-void OrderTracker::Judge(Entry* e, absl::Time now) {
+void OrderTracker::Judge(Shard& shard, Entry* e, absl::Time now) {
   v1::Order& o = e->record;
   const int before = o.anomalies_size();
-  lifecycle_.Evaluate(&o, now);  // also for anomalous orders: their current state moves on
+  lifecycle_.Evaluate(&o, now);  // also for anomalous orders: every anomaly type is recorded
   for (int i = before; i < o.anomalies_size(); ++i) {
     for (size_t t = 0; t < kNumAnomalyTypes; ++t) {
       if (o.anomalies(i).type() == kAnomalyTypes[t]) {
@@ -263,37 +608,107 @@ void OrderTracker::Judge(Entry* e, absl::Time now) {
       }
     }
   }
+  MarkDirty(shard, e);
   if (o.anomalies_size() > 0) {
-    if (o.resolution() != v1::Order::ANOMALOUS) Resolve(e, v1::Order::ANOMALOUS, now);
+    if (o.resolution() != v1::Order::ANOMALOUS) Resolve(shard, e, v1::Order::ANOMALOUS, now);
+    Recount(e, now);
     return;
   }
-  if (o.resolution() != v1::Order::ACTIVE) return;
-  const bool settled =
-      now >= absl::FromUnixNanos(o.last_arrival_unix_nanos()) + lifecycle_.config().grace_period;
-  if (settled && lifecycle_.Terminal(o.current_state())) {
-    const bool keep = o.force_keep() || BaselineKeeps(o.order_id());
-    Resolve(e, keep ? v1::Order::HEALTHY_KEPT : v1::Order::HEALTHY_RELEASED, now);
-  } else if (now >=
-             absl::FromUnixNanos(o.last_arrival_unix_nanos()) + lifecycle_.config().max_order_age) {
-    stats_.orders_expired.fetch_add(1, std::memory_order_relaxed);
-    Resolve(e, v1::Order::EXPIRED, now);
+  if (o.resolution() == v1::Order::ACTIVE) {
+    const OrdersConfig& c = lifecycle_.config();
+    const absl::Time last = absl::FromUnixNanos(o.last_arrival_unix_nanos());
+    if (now >= last + c.grace_period && lifecycle_.Terminal(o.current_state())) {
+      const bool keep = o.force_keep() || BaselineKeeps(o.order_id());
+      Resolve(shard, e, keep ? v1::Order::HEALTHY_KEPT : v1::Order::HEALTHY_RELEASED, now);
+    } else if (now >= last + c.max_order_age) {
+      stats_.orders_expired.fetch_add(1, std::memory_order_relaxed);
+      Resolve(shard, e, v1::Order::EXPIRED, now);
+    } else if (o.states_size() == 0 && now >= last + c.read_only_hold_time) {
+      stats_.orders_read_only.fetch_add(1, std::memory_order_relaxed);
+      Resolve(shard, e, v1::Order::READ_ONLY, now);
+    }
   }
+  Recount(e, now);
 }
 
-void OrderTracker::Resolve(Entry* e, v1::Order::Resolution resolution, absl::Time now) {
+void OrderTracker::Resolve(Shard& shard, Entry* e, v1::Order::Resolution resolution,
+                           absl::Time now) {
   v1::Order& o = e->record;
   const bool was_active = o.resolution() == v1::Order::ACTIVE;
   o.set_resolution(resolution);
   o.set_resolved_unix_nanos(absl::ToUnixNanos(now));
-  e->dirty = true;
+  MarkDirty(shard, e);
   e->retain_until = now + lifecycle_.config().resolved_retention;
   if (was_active) {
     stats_.orders_tracked.fetch_sub(1, std::memory_order_relaxed);
     stats_.orders_resolved.fetch_add(1, std::memory_order_relaxed);
   }
-  const bool keep =
-      resolution == v1::Order::ANOMALOUS || resolution == v1::Order::HEALTHY_KEPT || o.force_keep();
-  if (e->held_traces > 0) ReleaseHeld(e, keep);
+  CountResolved(shard, e);
+  if (!e->holds.empty()) ReleaseHeld(shard, e, KeepsTraces(o), ReleaseCause::kVerdict);
+}
+
+absl::Time OrderTracker::NextCheckOf(const v1::Order& o, absl::Time now) const {
+  const OrdersConfig& c = lifecycle_.config();
+  absl::Time next = absl::InfiniteFuture();
+  auto consider = [&](absl::Time t) {
+    if (t > now && t < next) next = t;
+  };
+  if (Open(o)) {
+    const absl::Time last = absl::FromUnixNanos(o.last_arrival_unix_nanos());
+    consider(last + c.grace_period);  // transitions judged, terminal orders resolved
+    if (o.deadline_unix_nanos() != 0) {
+      const absl::Time deadline = absl::FromUnixNanos(o.deadline_unix_nanos());
+      consider(deadline);                   // overdue
+      consider(deadline + c.grace_period);  // STALLED
+    }
+    if (o.states_size() > 0) {
+      bool initial = false;
+      for (const v1::StateEvent& s : o.states()) initial |= s.state() == lifecycle_.initial_state();
+      if (!initial) {
+        consider(absl::FromUnixNanos(o.first_arrival_unix_nanos()) + c.orphan_window);
+      }
+    }
+    if (o.resolution() == v1::Order::ACTIVE) {
+      consider(last + c.max_order_age);
+      if (o.states_size() == 0) consider(last + c.read_only_hold_time);
+    }
+  }
+  return next;
+}
+
+void OrderTracker::Schedule(Shard& shard, Entry* e, absl::Time now) {
+  absl::Time next = NextCheckOf(e->record, now);
+  if (!e->holds.empty()) {
+    const absl::Time release = e->oldest_hold + lifecycle_.config().max_hold_time;
+    if (release > now && release < next) next = release;
+    if (release <= now) next = now;  // due now: the next Check releases them
+  }
+  if (next == absl::InfiniteFuture() || next >= e->scheduled) return;
+  e->scheduled = next;
+  shard.due.push(Shard::Due{next, e->record.order_id()});
+}
+
+void OrderTracker::Recount(Entry* e, absl::Time now) {
+  const v1::Order& o = e->record;
+  int state = -1;
+  if (o.resolution() == v1::Order::ACTIVE) {
+    auto it = state_index_.find(o.current_state());
+    if (it != state_index_.end()) state = it->second;
+  }
+  const bool overdue = state >= 0 && o.deadline_unix_nanos() != 0 &&
+                       absl::ToUnixNanos(now) > o.deadline_unix_nanos();
+  if (state == e->counted_state && overdue == e->counted_overdue) return;
+  if (e->counted_state >= 0) {
+    stats_.in_state[e->counted_state].fetch_sub(1, std::memory_order_relaxed);
+    if (e->counted_overdue)
+      stats_.overdue[e->counted_state].fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (state >= 0) {
+    stats_.in_state[state].fetch_add(1, std::memory_order_relaxed);
+    if (overdue) stats_.overdue[state].fetch_add(1, std::memory_order_relaxed);
+  }
+  e->counted_state = state;
+  e->counted_overdue = overdue;
 }
 
 bool OrderTracker::BaselineKeeps(const std::string& order_id) const {
@@ -313,214 +728,263 @@ void OrderTracker::Annotate(const Entry& e, std::vector<SpanRecord>* spans) cons
   for (SpanRecord& s : *spans) AppendStringAttribute(kAnomalyAttribute, reason, &s.span);
 }
 
-void OrderTracker::ReleaseHeld(Entry* e, bool keep) {
+void OrderTracker::RecordKept(Shard& shard, Entry* e, const std::string& trace_id) {
   v1::Order& o = e->record;
-  std::vector<storage::KvWrite> deletes;
-  size_t bytes = 0;
-  absl::Status s = options_.hold_table->Scan(
-      HoldPrefix(o.order_id()), [&](absl::string_view key, absl::string_view value) {
-        deletes.push_back({std::string(key), "", true});
-        bytes += value.size();
-        v1::HeldTrace held;
-        if (!held.ParseFromArray(value.data(), static_cast<int>(value.size()))) return true;
-        if (!keep) {
-          stats_.traces_released_unkept.fetch_add(1, std::memory_order_relaxed);
-          stats_.spans_released_unkept.fetch_add(held.spans_size(), std::memory_order_relaxed);
-          return true;
-        }
-        KeptTrace& k = to_deliver_.emplace_back();
-        k.trace_id = held.trace_id();
-        k.policy = o.resolution() == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
-        for (v1::HeldSpan& hs : *held.mutable_spans()) {
-          auto origin = std::make_shared<SpanOrigin>();
-          origin->resource = std::move(*hs.mutable_resource());
-          origin->resource_schema_url = std::move(*hs.mutable_resource_schema_url());
-          origin->scope = std::move(*hs.mutable_scope());
-          origin->scope_schema_url = std::move(*hs.mutable_scope_schema_url());
-          origin->service_name = std::move(*hs.mutable_service_name());
-          SpanRecord& r = k.spans.emplace_back();
-          r.origin = std::move(origin);
-          r.span = std::move(*hs.mutable_span());
-          r.span_id = std::move(*hs.mutable_span_id());
-          r.start_unix_nanos = hs.start_unix_nanos();
-          r.end_unix_nanos = hs.end_unix_nanos();
-          r.is_error = hs.is_error();
-          r.is_root = hs.is_root();
-        }
-        Annotate(*e, &k.spans);
-        if (!Contains(o.kept_trace_ids(), k.trace_id)) o.add_kept_trace_ids(k.trace_id);
-        stats_.traces_kept.fetch_add(1, std::memory_order_relaxed);
-        return true;
-      });
-  if (s.ok()) s = options_.hold_table->Write(deletes);
-  if (!s.ok()) {
-    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-    TK_LOG(Warning) << "order " << o.order_id() << ": releasing held traces: " << s;
+  if (static_cast<size_t>(o.kept_trace_ids_size()) < options_.config.max_traces_per_order &&
+      !Contains(o.kept_trace_ids(), trace_id)) {
+    o.add_kept_trace_ids(trace_id);
+    MarkDirty(shard, e);
   }
-  total_held_traces_ -= std::min(total_held_traces_, e->held_traces);
-  total_held_bytes_ -= std::min(total_held_bytes_, e->held_bytes);
-  e->held_traces = 0;
+}
+
+void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause) {
+  if (e->holds.empty()) return;
+  v1::Order& o = e->record;
+  const std::string prefix = HoldPrefix(o.order_id());
+  std::vector<std::string> values;  // of held traces not written yet, when kept
+  {
+    std::lock_guard<std::mutex> lock(holds_mu_);  // waits for a batch being written
+    auto end = std::remove_if(pending_holds_.begin(), pending_holds_.end(), [&](PendingHold& h) {
+      if (!absl::StartsWith(h.key, prefix)) return false;
+      if (keep) values.push_back(std::move(h.value));
+      return true;
+    });
+    pending_holds_.erase(end, pending_holds_.end());
+    for (HeldRef& h : e->holds) pending_hold_deletes_.push_back({std::move(h.key), "", true});
+  }
+  size_t spans = 0;
+  for (const HeldRef& h : e->holds) spans += h.spans;
+  if (keep) {
+    absl::Status s = options_.hold_table->Scan(prefix, [&](absl::string_view, absl::string_view v) {
+      values.emplace_back(v);
+      return true;
+    });
+    if (!s.ok()) {
+      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+      TK_LOG(Warning) << "order " << o.order_id() << ": reading held traces: " << s;
+    }
+    const char* policy = o.resolution() == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
+    for (const std::string& v : values) {
+      KeptTrace k;
+      if (!DecodeHeldTrace(v, &k)) {
+        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      k.policy = policy;
+      Annotate(*e, &k.spans);
+      RecordKept(shard, e, k.trace_id);
+      stats_.traces_kept.fetch_add(1, std::memory_order_relaxed);
+      shard.to_deliver.push_back(std::move(k));
+    }
+  } else {
+    stats_.traces_released_unkept.fetch_add(e->holds.size(), std::memory_order_relaxed);
+    stats_.spans_released_unkept.fetch_add(spans, std::memory_order_relaxed);
+    if (cause == ReleaseCause::kNoSpace) {
+      stats_.traces_released_no_space.fetch_add(e->holds.size(), std::memory_order_relaxed);
+    } else if (cause == ReleaseCause::kHoldTime) {
+      stats_.traces_released_hold_time.fetch_add(e->holds.size(), std::memory_order_relaxed);
+    }
+  }
+  total_held_traces_ -= static_cast<int64_t>(e->holds.size());
+  total_held_bytes_ -= static_cast<int64_t>(e->held_bytes);
+  stats_.traces_held = static_cast<uint64_t>(std::max<int64_t>(0, total_held_traces_.load()));
+  stats_.held_bytes = static_cast<uint64_t>(std::max<int64_t>(0, total_held_bytes_.load()));
+  e->holds.clear();
   e->held_bytes = 0;
   e->oldest_hold = absl::InfiniteFuture();
-  e->dirty = true;
-  stats_.traces_held = total_held_traces_;
-  stats_.held_bytes = total_held_bytes_;
+  MarkDirty(shard, e);
 }
 
 sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, bool sampled) {
   sampling::HookVerdict verdict;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto link = trace_orders_.find(trace.trace_id);
-  if (link == trace_orders_.end()) return verdict;
-  std::vector<std::string> order_ids = std::move(link->second);
-  trace_orders_.erase(link);
-  Entry* active = nullptr;
-  for (const std::string& id : order_ids) {
-    auto it = orders_.find(id);
-    if (it == orders_.end()) continue;
+  if (trace.linked_keys.empty()) return verdict;
+  // An order that keeps its traces wins; otherwise the trace is held under its first active
+  // order. Each order is looked at under its own shard's lock, one at a time.
+  const std::string* active_id = nullptr;
+  for (const std::string& id : trace.linked_keys) {
+    Shard& shard = ShardOf(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.orders.find(id);
+    if (it == shard.orders.end()) continue;
     Entry& e = it->second;
-    const auto r = e.record.resolution();
-    if (r == v1::Order::ANOMALOUS || r == v1::Order::HEALTHY_KEPT || e.record.force_keep()) {
+    if (KeepsTraces(e.record)) {
       Annotate(e, &trace.spans);
-      if (!Contains(e.record.kept_trace_ids(), trace.trace_id)) {
-        e.record.add_kept_trace_ids(trace.trace_id);
-      }
-      e.dirty = true;
+      RecordKept(shard, &e, trace.trace_id);
       stats_.traces_kept.fetch_add(1, std::memory_order_relaxed);
       verdict.action = sampling::HookVerdict::kKeep;
-      verdict.reason = r == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
+      verdict.reason =
+          e.record.resolution() == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
       return verdict;
     }
-    if (r == v1::Order::ACTIVE && active == nullptr) active = &e;
+    if (e.record.resolution() == v1::Order::ACTIVE && active_id == nullptr) active_id = &id;
   }
-  if (active == nullptr) return verdict;
-  v1::Order& o = active->record;
+  if (active_id == nullptr) return verdict;
+  Shard& shard = ShardOf(*active_id);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.orders.find(*active_id);
+  if (it == shard.orders.end() || it->second.record.resolution() != v1::Order::ACTIVE) {
+    return verdict;  // resolved meanwhile, healthy (an anomaly would have kept it above)
+  }
+  Entry* e = &it->second;
   if (sampled) {  // the policies keep it now; remember it as kept
-    if (!Contains(o.kept_trace_ids(), trace.trace_id)) o.add_kept_trace_ids(trace.trace_id);
-    active->dirty = true;
+    RecordKept(shard, e, trace.trace_id);
     return verdict;
   }
   const absl::Time now = options_.clock->Now();
-  v1::HeldTrace held;
-  held.set_trace_id(trace.trace_id);
-  held.set_held_unix_nanos(absl::ToUnixNanos(now));
-  for (const SpanRecord& r : trace.spans) {
-    v1::HeldSpan* hs = held.add_spans();
-    hs->set_span(r.span);
-    hs->set_span_id(r.span_id);
-    hs->set_start_unix_nanos(r.start_unix_nanos);
-    hs->set_end_unix_nanos(r.end_unix_nanos);
-    hs->set_is_error(r.is_error);
-    hs->set_is_root(r.is_root);
-    if (r.origin != nullptr) {
-      hs->set_resource(r.origin->resource);
-      hs->set_resource_schema_url(r.origin->resource_schema_url);
-      hs->set_scope(r.origin->scope);
-      hs->set_scope_schema_url(r.origin->scope_schema_url);
-      hs->set_service_name(r.origin->service_name);
-    }
+  std::string value = EncodeHeldTrace(trace, now);
+  std::string key = HoldKey(*active_id, trace.trace_id, ++hold_sequence_);
+  e->holds.push_back(
+      HeldRef{key, static_cast<uint32_t>(trace.spans.size()), static_cast<uint32_t>(value.size())});
+  e->held_bytes += value.size();
+  e->oldest_hold = std::min(e->oldest_hold, now);
+  total_held_traces_ += 1;
+  total_held_bytes_ += static_cast<int64_t>(value.size());
+  stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
+  stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
+  Schedule(shard, e, now);
+  {
+    std::lock_guard<std::mutex> holds_lock(holds_mu_);
+    pending_holds_.push_back(PendingHold{std::move(key), std::move(value)});
   }
-  std::string value = held.SerializeAsString();
-  const size_t size = value.size();
-  absl::Status s = options_.hold_table->Write(
-      {{HoldKey(o.order_id(), trace.trace_id, ++hold_sequence_), std::move(value), false}});
-  if (!s.ok()) {
-    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-    TK_LOG(Warning) << "order " << o.order_id() << ": holding trace " << ToHex(trace.trace_id)
-                    << ": " << s;
-    return verdict;
-  }
-  active->held_traces++;
-  active->held_bytes += size;
-  active->oldest_hold = std::min(active->oldest_hold, now);
-  total_held_traces_++;
-  total_held_bytes_ += size;
-  stats_.traces_held = total_held_traces_;
-  stats_.held_bytes = total_held_bytes_;
   trace.spans.clear();
   verdict.action = sampling::HookVerdict::kHold;
   return verdict;
 }
 
-void OrderTracker::Check() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const absl::Time now = options_.clock->Now();
-    const OrdersConfig& c = lifecycle_.config();
-    for (auto& [id, e] : orders_) {
-      if (e.record.resolution() == v1::Order::ACTIVE) Judge(&e, now);
-      if (e.held_traces > 0 && now >= e.oldest_hold + c.max_hold_time) ReleaseHeld(&e, false);
-    }
-    // Hold space: release the oldest holds first.
-    while (total_held_traces_ > c.max_held_traces || total_held_bytes_ > (c.max_held_mib << 20)) {
-      Entry* oldest = nullptr;
-      for (auto& [id, e] : orders_) {
-        if (e.held_traces > 0 && (oldest == nullptr || e.oldest_hold < oldest->oldest_hold)) {
-          oldest = &e;
-        }
-      }
-      if (oldest == nullptr) break;
-      ReleaseHeld(oldest, false);
-    }
-    const size_t n = c.states.size();
-    std::vector<uint64_t> in_state(n, 0), overdue(n, 0);
-    std::map<std::string, size_t> index;
-    for (size_t i = 0; i < n; ++i) index[c.states[i]] = i;
-    for (const auto& [id, e] : orders_) {
-      if (e.record.resolution() != v1::Order::ACTIVE) continue;
-      auto it = index.find(e.record.current_state());
-      if (it == index.end()) continue;
-      in_state[it->second]++;
-      if (e.record.deadline_unix_nanos() != 0 &&
-          absl::ToUnixNanos(now) > e.record.deadline_unix_nanos()) {
-        overdue[it->second]++;
-      }
-    }
-    for (size_t i = 0; i < n; ++i) {
-      stats_.in_state[i] = in_state[i];
-      stats_.overdue[i] = overdue[i];
-    }
-    FlushDirty();
-    PurgeResolved(now);
-    // Resolved orders leave memory after resolved_retention, or, beyond
-    // max_resolved_in_memory, oldest resolution first (their records are on disk: FlushDirty).
-    std::vector<std::pair<absl::Time, std::string>> resolved;
-    for (auto it = orders_.begin(); it != orders_.end();) {
-      auto next = std::next(it);
-      const Entry& e = it->second;
-      if (e.record.resolution() != v1::Order::ACTIVE && e.held_traces == 0 && !e.dirty) {
-        if (e.retain_until <= now) {
-          orders_.erase(it);
-        } else {
-          resolved.emplace_back(e.retain_until, it->first);
-        }
-      }
-      it = next;
-    }
-    if (resolved.size() > c.max_resolved_in_memory) {
-      const size_t excess = resolved.size() - c.max_resolved_in_memory;
-      std::nth_element(resolved.begin(), resolved.begin() + excess, resolved.end());
-      for (size_t i = 0; i < excess; ++i) orders_.erase(resolved[i].second);
-      stats_.resolved_evicted.fetch_add(excess, std::memory_order_relaxed);
+void OrderTracker::OnDecisionsDone() { FlushHolds(); }
+
+void OrderTracker::FlushHolds() {
+  std::lock_guard<std::mutex> lock(holds_mu_);
+  if (pending_holds_.empty() && pending_hold_deletes_.empty()) return;
+  std::vector<storage::KvWrite> writes;
+  writes.reserve(pending_holds_.size() + pending_hold_deletes_.size());
+  for (PendingHold& h : pending_holds_) writes.push_back({std::move(h.key), std::move(h.value)});
+  for (storage::KvWrite& d : pending_hold_deletes_) writes.push_back(std::move(d));
+  // Written under the lock: a release meanwhile waits, then finds these traces on disk.
+  absl::Status s = options_.hold_table->Write(writes);
+  pending_holds_.clear();
+  pending_hold_deletes_.clear();
+  if (!s.ok()) {
+    if (stats_.store_errors.fetch_add(1, std::memory_order_relaxed) % 1000 == 0) {
+      TK_LOG(Warning) << "order tracker: writing " << writes.size()
+                      << " held traces / releases: " << s;
     }
   }
-  Deliver();
 }
 
-void OrderTracker::FlushDirty() {
-  std::vector<storage::KvWrite> writes;
-  for (auto& [id, e] : orders_) {
-    if (!e.dirty) continue;
-    writes.push_back({id, e.record.SerializeAsString(), false});
+void OrderTracker::Check() {
+  const absl::Time now = options_.clock->Now();
+  const OrdersConfig& c = lifecycle_.config();
+  const size_t limit = c.max_resolved_in_memory;
+  KeptTraces kept;
+  for (auto& shard_ptr : shards_) {
+    Shard& shard = *shard_ptr;
+    std::lock_guard<std::mutex> lock(shard.mu);
+    while (!shard.due.empty() && shard.due.top().at <= now) {
+      Shard::Due d = shard.due.top();
+      shard.due.pop();
+      auto it = shard.orders.find(d.order_id);
+      if (it == shard.orders.end() || it->second.scheduled != d.at) continue;  // stale
+      Entry* e = &it->second;
+      e->scheduled = absl::InfiniteFuture();
+      stats_.orders_checked.fetch_add(1, std::memory_order_relaxed);
+      if (Open(e->record)) Judge(shard, e, now);
+      if (!e->holds.empty() && now >= e->oldest_hold + c.max_hold_time) {
+        ReleaseHeld(shard, e, /*keep=*/false, ReleaseCause::kHoldTime);
+      }
+      Recount(e, now);
+      Schedule(shard, e, now);
+    }
+    FlushDirty(shard);
+    // Resolved orders leave memory after resolved_retention, or, beyond max_resolved_in_memory,
+    // oldest first (their records are on disk: FlushDirty). Orders still in use stay.
+    for (size_t budget = shard.resolved.size(); budget > 0 && !shard.resolved.empty(); --budget) {
+      const bool expired = shard.resolved.front().first <= now;
+      const bool over_limit =
+          resolved_in_memory_.load(std::memory_order_relaxed) > static_cast<int64_t>(limit);
+      if (!expired && !over_limit) break;
+      std::string id = std::move(shard.resolved.front().second);
+      shard.resolved.pop_front();
+      auto it = shard.orders.find(id);
+      if (it == shard.orders.end() || !it->second.counted_resolved) continue;
+      Entry& e = it->second;
+      if (e.record.resolution() == v1::Order::ACTIVE) {  // active again
+        e.counted_resolved = false;
+        resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (!e.holds.empty() || e.dirty || e.scheduled != absl::InfiniteFuture()) {
+        // Still in use: look again after another retention period.
+        e.retain_until = std::max(e.retain_until, now + c.resolved_retention);
+        shard.resolved.emplace_back(e.retain_until, std::move(id));
+        continue;
+      }
+      if (!expired) stats_.resolved_evicted.fetch_add(1, std::memory_order_relaxed);
+      resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+      shard.orders.erase(it);
+    }
+    for (KeptTrace& k : shard.to_deliver) kept.push_back(std::move(k));
+    shard.to_deliver.clear();
   }
-  if (writes.empty()) return;
-  absl::Status s = options_.orders_table->Write(writes);
+  EnforceHoldSpace(&kept);
+  FlushHolds();
+  PurgeResolved(now);
+  if (!kept.empty()) Consume(std::move(kept));
+}
+
+void OrderTracker::EnforceHoldSpace(KeptTraces* kept) {
+  const OrdersConfig& c = lifecycle_.config();
+  auto over = [&] {
+    return total_held_traces_.load() > static_cast<int64_t>(c.max_held_traces) ||
+           total_held_bytes_.load() > static_cast<int64_t>(c.max_held_mib << 20);
+  };
+  if (!over()) return;
+  // Rare (the hold space is full): find the oldest holds across every shard.
+  std::vector<std::pair<absl::Time, std::string>> oldest;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    for (const auto& [id, e] : shard->orders) {
+      if (!e.holds.empty()) oldest.emplace_back(e.oldest_hold, id);
+    }
+  }
+  std::sort(oldest.begin(), oldest.end());
+  uint64_t released = 0;
+  for (const auto& [at, id] : oldest) {
+    if (!over()) break;
+    Shard& shard = ShardOf(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.orders.find(id);
+    if (it == shard.orders.end()) continue;
+    released += it->second.holds.size();
+    ReleaseHeld(shard, &it->second, /*keep=*/false, ReleaseCause::kNoSpace);
+    for (KeptTrace& k : shard.to_deliver) kept->push_back(std::move(k));
+    shard.to_deliver.clear();
+  }
+  TK_LOG(Warning) << "order tracker: hold space full (orders.max_held_traces " << c.max_held_traces
+                  << ", orders.max_held_mib " << c.max_held_mib << "): " << released
+                  << " held traces of unresolved orders released unkept";
+}
+
+void OrderTracker::FlushDirty(Shard& shard) {
+  if (shard.dirty.empty()) return;
+  std::vector<storage::KvWrite> writes;
+  writes.reserve(shard.dirty.size());
+  for (const std::string& id : shard.dirty) {
+    auto it = shard.orders.find(id);
+    if (it == shard.orders.end() || !it->second.dirty) continue;
+    writes.push_back({id, it->second.record.SerializeAsString(), false});
+  }
+  absl::Status s = writes.empty() ? absl::OkStatus() : options_.orders_table->Write(writes);
   if (!s.ok()) {
     stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
     TK_LOG(Warning) << "order tracker: writing " << writes.size() << " records: " << s;
     return;
   }
-  for (auto& [id, e] : orders_) e.dirty = false;
+  for (const std::string& id : shard.dirty) {
+    auto it = shard.orders.find(id);
+    if (it != shard.orders.end()) it->second.dirty = false;
+  }
+  shard.dirty.clear();
 }
 
 void OrderTracker::PurgeResolved(absl::Time now) {
@@ -536,15 +1000,21 @@ void OrderTracker::PurgeResolved(absl::Time now) {
             absl::FromUnixNanos(o.resolved_unix_nanos()) + retention > now) {
           return true;
         }
-        auto it = orders_.find(o.order_id());
-        if (it != orders_.end()) {
-          if (it->second.held_traces > 0 || it->second.dirty) return true;  // still in use
-          orders_.erase(it);
+        Shard& shard = ShardOf(o.order_id());
+        std::lock_guard<std::mutex> lock(shard.mu);
+        auto it = shard.orders.find(o.order_id());
+        if (it != shard.orders.end()) {
+          Entry& e = it->second;
+          if (!e.holds.empty() || e.dirty || e.record.resolution() == v1::Order::ACTIVE) {
+            return true;  // still in use
+          }
+          if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+          shard.orders.erase(it);
         }
         deletes.push_back({std::string(key), "", true});
         return true;
       });
-  if (s.ok()) s = options_.orders_table->Write(deletes);
+  if (s.ok() && !deletes.empty()) s = options_.orders_table->Write(deletes);
   if (!s.ok()) {
     stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
     TK_LOG(Warning) << "order tracker: deleting old records: " << s;
@@ -553,82 +1023,46 @@ void OrderTracker::PurgeResolved(absl::Time now) {
   stats_.records_purged.fetch_add(deletes.size(), std::memory_order_relaxed);
 }
 
-void OrderTracker::Deliver() {
-  KeptTraces out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    out.swap(to_deliver_);
-  }
-  if (out.empty()) return;
-  absl::Status s = options_.consumer->Consume(std::move(out));
+void OrderTracker::Consume(KeptTraces&& kept) {
+  absl::Status s = options_.consumer->Consume(std::move(kept));
   if (!s.ok()) {
     TK_LOG(Warning) << "order tracker: kept traces not fully handed downstream: " << s;
   }
 }
 
 absl::StatusOr<v1::Order> OrderTracker::GetOrder(const std::string& order_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Entry* e = FindOrLoad(order_id, /*create=*/false);
+  Shard& shard = ShardOf(order_id);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  Entry* e = FindOrLoad(shard, order_id, /*create=*/false);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("order \"", order_id, "\" not seen"));
   return e->record;
 }
 
-absl::StatusOr<std::vector<v1::Order>> OrderTracker::ListOrders(const OrderQuery& q) {
-  std::vector<v1::Order> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  FlushDirty();
-  const absl::Time now = options_.clock->Now();
-  auto matches = [&](const v1::Order& o) {
-    if (!q.state.empty()) {
-      const bool open =
-          o.resolution() == v1::Order::ACTIVE || o.resolution() == v1::Order::ANOMALOUS;
-      if (!open || o.current_state() != q.state) return false;
-      if (absl::FromUnixNanos(o.current_state_unix_nanos()) > now - q.older_than) return false;
-    }
-    if (q.anomalous_only && o.anomalies_size() == 0) return false;
-    if (!q.anomaly_type.empty() || q.since != absl::InfinitePast()) {
-      bool any = false;
-      for (const v1::Anomaly& a : o.anomalies()) {
-        if ((q.anomaly_type.empty() || a.type() == q.anomaly_type) &&
-            absl::FromUnixNanos(a.detected_unix_nanos()) >= q.since) {
-          any = true;
-        }
-      }
-      if (!any) return false;
-    }
-    return true;
-  };
-  // Every record is on disk once flushed; resolved ones may have left memory.
-  TK_RETURN_IF_ERROR(
-      options_.orders_table->Scan("", [&](absl::string_view, absl::string_view value) {
-        v1::Order o;
-        if (o.ParseFromArray(value.data(), static_cast<int>(value.size())) && matches(o)) {
-          out.push_back(std::move(o));
-        }
-        return true;
-      }));
-  std::sort(out.begin(), out.end(), [](const v1::Order& a, const v1::Order& b) {
-    const int64_t ta = std::max(a.last_arrival_unix_nanos(), LastAnomalyNanos(a));
-    const int64_t tb = std::max(b.last_arrival_unix_nanos(), LastAnomalyNanos(b));
-    return ta != tb ? ta > tb : a.order_id() < b.order_id();
-  });
-  if (q.limit > 0 && out.size() > q.limit) out.resize(q.limit);
-  return out;
+absl::StatusOr<OrderPage> OrderTracker::ListOrders(const OrderQuery& q) {
+  for (auto& shard : shards_) {  // every record is on disk once flushed
+    std::lock_guard<std::mutex> lock(shard->mu);
+    FlushDirty(*shard);
+  }
+  return ListOrderRecords(options_.orders_table, q, options_.clock->Now());
 }
 
 absl::Status OrderTracker::ForceKeep(const std::string& order_id) {
+  KeptTraces kept;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    Entry* e = FindOrLoad(order_id, /*create=*/false);
+    Shard& shard = ShardOf(order_id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    Entry* e = FindOrLoad(shard, order_id, /*create=*/false);
     if (e == nullptr) return absl::NotFoundError(absl::StrCat("order \"", order_id, "\" not seen"));
     e->record.set_force_keep(true);
-    e->dirty = true;
+    MarkDirty(shard, e);
     e->retain_until =
         std::max(e->retain_until, options_.clock->Now() + lifecycle_.config().resolved_retention);
-    if (e->held_traces > 0) ReleaseHeld(e, /*keep=*/true);
-    FlushDirty();
+    ReleaseHeld(shard, e, /*keep=*/true, ReleaseCause::kVerdict);
+    FlushDirty(shard);
+    kept.swap(shard.to_deliver);
   }
-  Deliver();
+  FlushHolds();
+  if (!kept.empty()) Consume(std::move(kept));
   return absl::OkStatus();
 }
 
@@ -658,8 +1092,11 @@ void OrderTracker::Shutdown(absl::Time deadline) {
   }
   run_cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  std::lock_guard<std::mutex> lock(mu_);
-  FlushDirty();
+  FlushHolds();
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    FlushDirty(*shard);
+  }
 }
 
 }  // namespace tracekeep::orders

@@ -22,6 +22,7 @@
 #include "collector/common/clock.h"
 #include "collector/orders/lifecycle.h"
 #include "collector/orders/order_config.h"
+#include "collector/orders/order_list.h"
 #include "collector/orders/span_reader.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/sampling/trace_hook.h"
@@ -41,8 +42,11 @@ struct OrderTrackerOptions {
   // Column families `orders` and `order_hold`. Must outlive the tracker.
   storage::KvTable* orders_table = nullptr;
   storage::KvTable* hold_table = nullptr;
-  // Called (under the tracker's lock) with the span-time duration of every allowed transition.
+  // Called with the span-time duration of every allowed transition (under the lock of one
+  // tracker shard: must be thread-safe and cheap).
   std::function<void(const std::string& from, const std::string& to, double seconds)> on_transition;
+  // Tracker shards: orders are spread over them by id, each with its own lock. Default: 16.
+  int shards = 16;
 };
 
 // Counters read by the metrics endpoint and the admin API.
@@ -52,31 +56,35 @@ struct OrderStats {
   std::atomic<uint64_t> orders_started{0};    // orders first seen
   std::atomic<uint64_t> orders_resolved{0};   // healthy (terminal) or anomalous verdicts
   std::atomic<uint64_t> orders_expired{0};    // forgotten after max_order_age
+  std::atomic<uint64_t> orders_read_only{0};  // no state recorded within read_only_hold_time
   std::atomic<uint64_t> traces_held{0};       // gauge
-  std::atomic<uint64_t> held_bytes{0};        // gauge
+  std::atomic<uint64_t> held_bytes{0};        // gauge: serialized held traces (before compression)
   std::atomic<uint64_t> traces_kept{0};       // traces kept because of their order
   std::atomic<uint64_t> traces_released_unkept{0};
   std::atomic<uint64_t> spans_released_unkept{0};
+  // Of traces_released_unkept: released because max_held_traces / max_held_mib was reached (their
+  // order was still unresolved), or because they were held max_hold_time.
+  std::atomic<uint64_t> traces_released_no_space{0};
+  std::atomic<uint64_t> traces_released_hold_time{0};
   std::atomic<uint64_t> store_errors{0};
   std::atomic<uint64_t> records_purged{0};  // resolved records deleted after record_retention
   // Spans not tracked because their order already links max_traces_per_order other traces.
   std::atomic<uint64_t> spans_over_trace_limit{0};
+  // State events / invariant values not recorded because the order already has
+  // kMaxEventsPerOrder of them (a hot id recording the same state over and over).
+  std::atomic<uint64_t> events_over_limit{0};
   // Resolved orders dropped from memory beyond max_resolved_in_memory (still on disk).
   std::atomic<uint64_t> resolved_evicted{0};
+  // Orders Check() looked at because one of their checks was due (its work, in orders).
+  std::atomic<uint64_t> orders_checked{0};
   std::atomic<uint64_t> anomalies[7] = {};  // indexed like kAnomalyTypes
   // Per configured state (indexed like config.states): active orders in it, and those overdue.
-  std::unique_ptr<std::atomic<uint64_t>[]> in_state;
-  std::unique_ptr<std::atomic<uint64_t>[]> overdue;
+  std::unique_ptr<std::atomic<int64_t>[]> in_state;
+  std::unique_ptr<std::atomic<int64_t>[]> overdue;
 };
 
-struct OrderQuery {
-  bool anomalous_only = false;
-  std::string anomaly_type;                 // "" = any
-  absl::Time since = absl::InfinitePast();  // anomalies detected at or after
-  std::string state;  // "" = any; else only active or anomalous orders currently in it
-  absl::Duration older_than = absl::ZeroDuration();  // with state: in it for at least this long
-  size_t limit = 100;
-};
+// State events and invariant values one order record keeps at most.
+inline constexpr int kMaxEventsPerOrder = 256;
 
 class OrderTracker final : public sampling::TraceHook, public Component {
  public:
@@ -86,21 +94,25 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   ~OrderTracker() override;
 
   // sampling::TraceHook
-  void OnBuffered(const TraceSpans& spans) override;
+  void OnBuffered(TraceSpans& spans) override;
   sampling::HookVerdict OnDecided(sampling::PendingTrace& trace, bool sampled) override;
+  // Writes the traces held since the last call, in one batch.
+  void OnDecisionsDone() override;
 
   // Starts the thread that checks deadlines and holds every check_interval.
   absl::Status Start() override;
   // Stops the thread and writes every changed record.
   void Shutdown(absl::Time deadline) override;
 
-  // Checks deadlines, grace periods and hold limits at the clock's now; writes changed records.
+  // Handles every order whose next check (deadline, grace period, hold limit...) is due at the
+  // clock's now: work in proportion to what is due, not to the orders tracked. Writes changed
+  // records.
   void Check();
 
   // The record of one order (memory first, then disk). NotFound when unknown.
   [[nodiscard]] absl::StatusOr<v1::Order> GetOrder(const std::string& order_id);
-  // Orders matching `query`, most recently active first.
-  [[nodiscard]] absl::StatusOr<std::vector<v1::Order>> ListOrders(const OrderQuery& query);
+  // Orders matching `query` (see order_list.h).
+  [[nodiscard]] absl::StatusOr<OrderPage> ListOrders(const OrderQuery& query);
   // Keeps every trace of the order, held, pending and future. NotFound when unknown.
   [[nodiscard]] absl::Status ForceKeep(const std::string& order_id);
 
@@ -108,48 +120,66 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   const OrdersConfig& config() const { return lifecycle_.config(); }
 
  private:
-  struct Entry {
-    v1::Order record;
-    bool dirty = false;
-    absl::Time retain_until = absl::InfiniteFuture();  // resolved: evicted from memory after
-    size_t held_traces = 0;
-    size_t held_bytes = 0;
-    absl::Time oldest_hold = absl::InfiniteFuture();
-  };
+  struct Shard;
+  struct Entry;
+  struct PendingHold;
+  enum class ReleaseCause { kVerdict, kHoldTime, kNoSpace };
 
   explicit OrderTracker(const OrderTrackerOptions& options);
   [[nodiscard]] absl::Status Load();
-  Entry* FindOrLoad(const std::string& order_id, bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Ingest(Entry* e, const OrderFacts& facts, const TraceSpans& spans, const SpanRecord& span,
-              absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Judge(Entry* e, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Resolve(Entry* e, v1::Order::Resolution resolution, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Keeps (to_deliver_) or drops every held trace of the order.
-  void ReleaseHeld(Entry* e, bool keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Shard& ShardOf(absl::string_view order_id);
+  // The entry of an order: in memory, else loaded from disk, else (with `create`) a new one.
+  Entry* FindOrLoad(Shard& shard, const std::string& order_id, bool create);
+  // Takes an entry loaded from disk into the shard's bookkeeping.
+  void Adopt(Shard& shard, Entry* e, absl::Time now);
+  void CountResolved(Shard& shard, Entry* e);
+  bool Linked(const Entry& e, const std::string& trace_id) const;
+  void Link(Entry* e, const std::string& trace_id);
+  // Records what one span says about the order. True when a state, invariant value or anomaly
+  // was added (the order must be judged again).
+  bool Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const TraceSpans& spans,
+              const SpanRecord& span, absl::Time now);
+  void Judge(Shard& shard, Entry* e, absl::Time now);
+  void Resolve(Shard& shard, Entry* e, v1::Order::Resolution resolution, absl::Time now);
+  // Keeps (into the shard's to_deliver) or drops every held trace of the order.
+  void ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause);
+  void RecordKept(Shard& shard, Entry* e, const std::string& trace_id);
+  // When something may change for the order without new spans (a grace period ends, a deadline
+  // passes...); InfiniteFuture when never.
+  absl::Time NextCheckOf(const v1::Order& o, absl::Time now) const;
+  void Schedule(Shard& shard, Entry* e, absl::Time now);
+  void MarkDirty(Shard& shard, Entry* e);
+  // Keeps the per-state gauges in step with the order's current state and deadline.
+  void Recount(Entry* e, absl::Time now);
   std::string Reason(const Entry& e) const;
   void Annotate(const Entry& e, std::vector<SpanRecord>* spans) const;
   bool BaselineKeeps(const std::string& order_id) const;
-  void FlushDirty() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FlushDirty(Shard& shard);
+  void FlushHolds();
+  // Releases the oldest holds until the hold space bounds are met.
+  void EnforceHoldSpace(KeptTraces* kept);
   // Deletes records resolved more than record_retention ago (at most hourly).
-  void PurgeResolved(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Hands to_deliver_ to the consumer, outside the lock.
-  void Deliver() ABSL_LOCKS_EXCLUDED(mu_);
+  void PurgeResolved(absl::Time now);
+  // Hands kept traces to the consumer (never under a lock).
+  void Consume(KeptTraces&& kept);
   void Run();
 
   const Lifecycle lifecycle_;
   const SpanReader reader_;
   OrderTrackerOptions options_;
   OrderStats stats_;
-  std::mutex mu_;
-  absl::flat_hash_map<std::string, Entry> orders_ ABSL_GUARDED_BY(mu_);
-  // Order ids of traces buffered but not decided yet.
-  absl::flat_hash_map<std::string, std::vector<std::string>> trace_orders_ ABSL_GUARDED_BY(mu_);
-  KeptTraces to_deliver_ ABSL_GUARDED_BY(mu_);
-  uint64_t hold_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t total_held_traces_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t total_held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time next_purge_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::flat_hash_map<std::string, int> state_index_;  // configured states by name
+  std::vector<std::unique_ptr<Shard>> shards_;
+  // Held traces serialized since the last OnDecisionsDone, written together; the lock is held
+  // while they are written, so a release never misses a trace on its way to disk.
+  std::mutex holds_mu_;
+  std::vector<PendingHold> pending_holds_ ABSL_GUARDED_BY(holds_mu_);
+  std::vector<storage::KvWrite> pending_hold_deletes_ ABSL_GUARDED_BY(holds_mu_);
+  std::atomic<uint64_t> hold_sequence_{0};
+  std::atomic<int64_t> total_held_traces_{0};
+  std::atomic<int64_t> total_held_bytes_{0};
+  std::atomic<int64_t> resolved_in_memory_{0};    // resolved orders in memory, all shards
+  absl::Time next_purge_ = absl::InfinitePast();  // Check() thread only
   std::mutex run_mu_;
   std::condition_variable run_cv_;
   bool stop_ ABSL_GUARDED_BY(run_mu_) = false;

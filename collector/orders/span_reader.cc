@@ -1,31 +1,116 @@
 #include "collector/orders/span_reader.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "collector/pipeline/otlp_wire.h"
+#include "opentelemetry/proto/common/v1/common.pb.h"
 
 namespace tracekeep::orders {
 namespace {
 
 namespace common = opentelemetry::proto::common::v1;
-namespace trace = opentelemetry::proto::trace::v1;
+using wire::Field;
 
-std::string ValueText(const common::AnyValue& v) {
-  switch (v.value_case()) {
-    case common::AnyValue::kStringValue:
-      return v.string_value();
-    case common::AnyValue::kIntValue:
-      return absl::StrCat(v.int_value());
-    case common::AnyValue::kDoubleValue:
-      return absl::StrCat(v.double_value());
-    case common::AnyValue::kBoolValue:
-      return v.bool_value() ? "true" : "false";
-    default:
-      return v.ShortDebugString();
-  }
+// Field numbers of the OTLP messages read here (opentelemetry/proto/trace/v1/trace.proto).
+constexpr uint32_t kSpanName = 5;
+constexpr uint32_t kSpanAttributes = 9;
+constexpr uint32_t kSpanEvents = 11;
+constexpr uint32_t kSpanStatus = 15;
+constexpr uint32_t kEventTime = 1;
+constexpr uint32_t kEventName = 2;
+constexpr uint32_t kEventAttributes = 3;
+constexpr uint32_t kStatusMessage = 2;
+constexpr uint32_t kStatusCode = 3;
+constexpr uint64_t kStatusCodeError = 2;
+
+double AsDouble(uint64_t bits) {
+  double d;
+  static_assert(sizeof(d) == sizeof(bits));
+  std::memcpy(&d, &bits, sizeof(d));
+  return d;
 }
+
+// The text of a serialized AnyValue: scalars as the tracker compares them; arrays, maps and
+// bytes in protobuf's short text form (rare for order attributes).
+std::string ValueText(absl::string_view any) {
+  Field f;
+  absl::string_view in = any;
+  std::string text;
+  bool scalar = false;
+  while (!in.empty() && wire::NextField(&in, &f)) {
+    switch (f.number) {
+      case 1:  // string_value
+        text = std::string(f.bytes);
+        scalar = true;
+        break;
+      case 2:  // bool_value
+        text = f.varint != 0 ? "true" : "false";
+        scalar = true;
+        break;
+      case 3:  // int_value
+        text = absl::StrCat(static_cast<int64_t>(f.varint));
+        scalar = true;
+        break;
+      case 4:  // double_value
+        text = absl::StrCat(AsDouble(f.varint));
+        scalar = true;
+        break;
+      default:
+        scalar = false;
+        break;
+    }
+  }
+  if (scalar || any.empty()) return text;
+  common::AnyValue v;
+  if (!v.ParseFromArray(any.data(), static_cast<int>(any.size()))) return "";
+  return v.ShortDebugString();
+}
+
+// Reads a KeyValue: its key and the serialized AnyValue.
+bool ReadKeyValue(absl::string_view kv, absl::string_view* key, absl::string_view* value) {
+  *key = {};
+  *value = {};
+  return wire::ForEachField(kv, [&](const Field& f) {
+    if (f.type != wire::kLengthDelimited) return true;
+    if (f.number == 1) *key = f.bytes;
+    if (f.number == 2) *value = f.bytes;
+    return true;
+  });
+}
+
+// What a list of attributes says: order id, status, invariants.
+struct AttributeFacts {
+  bool has_order = false;
+  std::string order_id;
+  std::string status;
+  std::vector<std::pair<std::string, std::string>> invariants;
+};
+
+class Attributes {
+ public:
+  explicit Attributes(const OrdersConfig& config) : config_(config) {}
+
+  bool Add(absl::string_view kv, AttributeFacts* out) const {
+    absl::string_view key, value;
+    if (!ReadKeyValue(kv, &key, &value)) return false;
+    if (key == config_.id_attribute) {
+      out->has_order = true;
+      out->order_id = ValueText(value);
+    } else if (key == config_.status_attribute) {
+      out->status = ValueText(value);
+    } else if (std::find(config_.invariant_attributes.begin(), config_.invariant_attributes.end(),
+                         key) != config_.invariant_attributes.end()) {
+      out->invariants.emplace_back(std::string(key), ValueText(value));
+    }
+    return true;
+  }
+
+ private:
+  const OrdersConfig& config_;
+};
 
 OrderFacts* FactsFor(const std::string& order_id, std::vector<OrderFacts>* facts) {
   for (OrderFacts& f : *facts) {
@@ -40,58 +125,84 @@ OrderFacts* FactsFor(const std::string& order_id, std::vector<OrderFacts>* facts
 
 bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) const {
   if (!absl::StrContains(record.span, config_.id_attribute)) return false;
-  trace::Span span;
-  if (!span.ParseFromString(record.span)) return false;
-  std::vector<OrderFacts> facts;
-  std::string order_id, status;
-  std::vector<std::pair<std::string, std::string>> invariants;
-  for (const common::KeyValue& kv : span.attributes()) {
-    if (kv.key() == config_.id_attribute) {
-      order_id = ValueText(kv.value());
-    } else if (kv.key() == config_.status_attribute) {
-      status = ValueText(kv.value());
-    } else if (std::find(config_.invariant_attributes.begin(), config_.invariant_attributes.end(),
-                         kv.key()) != config_.invariant_attributes.end()) {
-      invariants.emplace_back(kv.key(), ValueText(kv.value()));
+  const Attributes attributes(config_);
+  AttributeFacts span_facts;
+  absl::string_view name, status_message;
+  bool error = false;
+  bool exception = false;
+  std::vector<absl::string_view> status_events;
+  const bool ok = wire::ForEachField(record.span, [&](const Field& f) {
+    if (f.type != wire::kLengthDelimited) return true;
+    switch (f.number) {
+      case kSpanName:
+        name = f.bytes;
+        return true;
+      case kSpanAttributes:
+        return attributes.Add(f.bytes, &span_facts);
+      case kSpanEvents: {
+        absl::string_view event_name;
+        if (!wire::ForEachField(f.bytes, [&](const Field& e) {
+              if (e.number == kEventName && e.type == wire::kLengthDelimited) event_name = e.bytes;
+              return true;
+            })) {
+          return false;
+        }
+        if (event_name == "exception") {
+          exception = true;
+        } else if (!config_.status_event.empty() && event_name == config_.status_event) {
+          status_events.push_back(f.bytes);
+        }
+        return true;
+      }
+      case kSpanStatus:
+        return wire::ForEachField(f.bytes, [&](const Field& s) {
+          if (s.number == kStatusMessage && s.type == wire::kLengthDelimited) {
+            status_message = s.bytes;
+          }
+          if (s.number == kStatusCode && s.type == wire::kVarint) {
+            error = s.varint == kStatusCodeError;
+          }
+          return true;
+        });
+      default:
+        return true;
     }
-  }
-  bool error = span.status().code() == trace::Status::STATUS_CODE_ERROR;
+  });
+  if (!ok) return false;  // undecodable span bytes name no order
   std::string error_detail;
   if (error) {
-    error_detail = absl::StrCat("span \"", span.name(), "\" has status ERROR");
-    if (!span.status().message().empty())
-      absl::StrAppend(&error_detail, ": ", span.status().message());
+    error_detail = absl::StrCat("span \"", name, "\" has status ERROR");
+    if (!status_message.empty()) absl::StrAppend(&error_detail, ": ", status_message);
+  } else if (exception) {
+    error_detail = absl::StrCat("span \"", name, "\" has an exception event");
   }
-  if (!order_id.empty()) {
-    OrderFacts* f = FactsFor(order_id, &facts);
-    if (!status.empty()) f->states.push_back({status, record.start_unix_nanos});
-    f->invariants = invariants;
+  error = error || exception;
+  std::vector<OrderFacts> facts;
+  if (span_facts.has_order && !span_facts.order_id.empty()) {
+    OrderFacts* f = FactsFor(span_facts.order_id, &facts);
+    if (!span_facts.status.empty()) {
+      f->states.push_back({std::move(span_facts.status), record.start_unix_nanos});
+    }
+    f->invariants = std::move(span_facts.invariants);
   }
-  for (const trace::Span::Event& e : span.events()) {
-    if (e.name() == "exception") {
-      if (!error) error_detail = absl::StrCat("span \"", span.name(), "\" has an exception event");
-      error = true;
+  for (absl::string_view event : status_events) {
+    AttributeFacts ev;
+    ev.order_id = span_facts.order_id;
+    uint64_t time = 0;
+    if (!wire::ForEachField(event, [&](const Field& e) {
+          if (e.number == kEventTime && e.type == wire::kFixed64) time = e.varint;
+          if (e.number == kEventAttributes && e.type == wire::kLengthDelimited) {
+            return attributes.Add(e.bytes, &ev);
+          }
+          return true;
+        })) {
       continue;
     }
-    if (config_.status_event.empty() || e.name() != config_.status_event) continue;
-    std::string event_order = order_id, event_status;
-    std::vector<std::pair<std::string, std::string>> event_invariants;
-    for (const common::KeyValue& kv : e.attributes()) {
-      if (kv.key() == config_.id_attribute) {
-        event_order = ValueText(kv.value());
-      } else if (kv.key() == config_.status_attribute) {
-        event_status = ValueText(kv.value());
-      } else if (std::find(config_.invariant_attributes.begin(), config_.invariant_attributes.end(),
-                           kv.key()) != config_.invariant_attributes.end()) {
-        event_invariants.emplace_back(kv.key(), ValueText(kv.value()));
-      }
-    }
-    if (event_order.empty()) continue;
-    OrderFacts* f = FactsFor(event_order, &facts);
-    const int64_t t = e.time_unix_nano() != 0 ? static_cast<int64_t>(e.time_unix_nano())
-                                              : record.start_unix_nanos;
-    if (!event_status.empty()) f->states.push_back({event_status, t});
-    for (auto& inv : event_invariants) f->invariants.push_back(std::move(inv));
+    if (ev.order_id.empty()) continue;
+    OrderFacts* f = FactsFor(ev.order_id, &facts);
+    const int64_t t = time != 0 ? static_cast<int64_t>(time) : record.start_unix_nanos;
+    if (!ev.status.empty()) f->states.push_back({std::move(ev.status), t});
+    for (auto& inv : ev.invariants) f->invariants.push_back(std::move(inv));
   }
   if (facts.empty()) return false;
   for (OrderFacts& f : facts) {

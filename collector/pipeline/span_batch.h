@@ -44,6 +44,9 @@ struct TraceSpans {
   // Replayed from the intake journal after a restart: these spans may have been handed on
   // before the crash (the sampler then skips those already stored).
   bool replayed = false;
+  // Business keys (order ids) the sampler's hook linked these spans to; the sampler keeps them
+  // with the pending trace and gives them back to the hook at the decision.
+  std::vector<std::string> linked_keys;
 };
 
 // A trace the sampler decided to keep, with every span it buffered.

@@ -36,6 +36,7 @@ struct PendingTrace {
   int64_t min_start_unix_nanos = INT64_MAX;
   int64_t max_end_unix_nanos = INT64_MIN;
   size_t span_bytes = 0;
+  std::vector<std::string> linked_keys;  // TraceSpans::linked_keys of every part, once each
 };
 
 // A pending trace as policies see it: the cheap fields directly, the rest of every span (name,

@@ -287,6 +287,7 @@ class Sampler::Shard {
       if (!k.policy.empty()) Tag(&k.spans, kPolicyAttribute, k.policy);
       if (dry_run) Tag(&k.spans, kDryRunAttribute, dry_run_decision);
     }
+    if (sampler_->options_.hook != nullptr) sampler_->options_.hook->OnDecisionsDone();
     if (!kept.empty()) Hand(std::move(kept), kept_oldest);
     // After the hand-over, before PublishOldest() lets the journal forget these traces.
     if (!records.empty()) {

@@ -26,6 +26,11 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
   PendingTrace& t = it->second;
   t.last_arrival = std::max(t.last_arrival, now);
   span_count_ += spans.spans.size();
+  for (std::string& key : spans.linked_keys) {
+    if (std::find(t.linked_keys.begin(), t.linked_keys.end(), key) == t.linked_keys.end()) {
+      t.linked_keys.push_back(std::move(key));
+    }
+  }
   t.spans.reserve(t.spans.size() + spans.spans.size());
   for (SpanRecord& rec : spans.spans) {
     t.has_error |= rec.is_error;

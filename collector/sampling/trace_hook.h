@@ -25,11 +25,15 @@ struct HookVerdict {
 class TraceHook {
  public:
   virtual ~TraceHook() = default;
-  // Spans of `spans.trace_id` arrived and are about to be buffered.
-  virtual void OnBuffered(const TraceSpans& spans) = 0;
+  // Spans of `spans.trace_id` arrived and are about to be buffered. The hook may set
+  // `spans.linked_keys`; the pending trace carries them to OnDecided.
+  virtual void OnBuffered(TraceSpans& spans) = 0;
   // The policies decided `trace` (`sampled` when one of them keeps it). With kKeep the hook may
   // have rewritten span bytes; with kHold it moved the spans out of `trace`.
   virtual HookVerdict OnDecided(PendingTrace& trace, bool sampled) = 0;
+  // After a batch of OnDecided calls of one shard, before the sampler lets the intake journal
+  // forget those traces: what the hook took (kHold) must be durable when this returns.
+  virtual void OnDecisionsDone() {}
 };
 
 }  // namespace tracekeep::sampling

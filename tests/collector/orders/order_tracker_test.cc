@@ -93,7 +93,10 @@ class OrderTrackerTest : public ::testing::Test {
     sampling::PendingTrace p;
     p.trace_id = t.trace_id;
     p.spans = std::move(t.spans);
-    return tracker_->OnDecided(p, sampled);
+    p.linked_keys = std::move(t.linked_keys);
+    sampling::HookVerdict v = tracker_->OnDecided(p, sampled);
+    tracker_->OnDecisionsDone();
+    return v;
   }
 
   v1::Order Get(const std::string& id) {
@@ -183,6 +186,7 @@ TEST_F(OrderTrackerTest, StalledOrderKeepsEarlierPendingAndLaterTraces) {
 
   sampling::PendingTrace p;
   p.trace_id = pending.trace_id;
+  p.linked_keys = pending.linked_keys;
   p.spans = std::move(pending.spans);
   sampling::HookVerdict v = tracker_->OnDecided(p, false);
   EXPECT_EQ(v.action, sampling::HookVerdict::kKeep);
@@ -331,8 +335,131 @@ TEST_F(OrderTrackerTest, TracesPerOrderAreBounded) {
   EXPECT_EQ(tracker_->stats().spans_over_trace_limit.load(), 1u);
 }
 
+// An order can be wrong in more than one way: each anomaly type is recorded once, with its time,
+// and counted.
+TEST_F(OrderTrackerTest, BackToInitiatedIsIllegalTransitionAndDuplicateState) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}, {"shop-api", "o1", "SUBMITTED", T(1)}});
+  Feed(2, {{"shop-api", "o1", "INITIATED", T(2)}});
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("DUPLICATE_STATE"));  // at once
+  clock_.Advance(absl::Seconds(11));                              // settled
+  tracker_->Check();
+  const v1::Order o = Get("o1");
+  EXPECT_THAT(Types(o), ElementsAre("DUPLICATE_STATE", "ILLEGAL_TRANSITION"));
+  EXPECT_EQ(o.anomalies(1).detected_unix_nanos(), absl::ToUnixNanos(clock_.Now()));
+  EXPECT_EQ(tracker_->stats().anomalies[2].load(), 1u);  // ILLEGAL_TRANSITION
+  EXPECT_EQ(tracker_->stats().anomalies[3].load(), 1u);  // DUPLICATE_STATE
+  OrderQuery q;
+  q.anomaly_type = "ILLEGAL_TRANSITION";
+  auto page = tracker_->ListOrders(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->orders.size(), 1u);
+  q.anomaly_type = "DUPLICATE_STATE";
+  page = tracker_->ListOrders(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->orders.size(), 1u);
+}
+
+TEST_F(OrderTrackerTest, OrphanThatStopsIsAlsoStalled) {
+  Feed(1, {{"crm-api", "o1", "SUBMITTED", T(0)}});
+  clock_.Advance(absl::Minutes(2));  // past the orphan window
+  tracker_->Check();
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("ORPHAN"));
+  clock_.Set(T(0) + absl::Hours(4) + absl::Seconds(11));  // SUBMITTED's deadline + grace
+  tracker_->Check();
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("ORPHAN", "STALLED"));
+  EXPECT_EQ(tracker_->stats().anomalies[0].load(), 1u);  // STALLED
+  EXPECT_EQ(tracker_->stats().anomalies[6].load(), 1u);  // ORPHAN
+}
+
+TEST_F(OrderTrackerTest, ErrorThenSilenceIsAlsoStalled) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0), "", /*error=*/true}});
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("ERROR"));
+  clock_.Set(T(0) + absl::Hours(1) + absl::Seconds(11));
+  tracker_->Check();
+  EXPECT_THAT(Types(Get("o1")), ElementsAre("ERROR", "STALLED"));
+  // Later traces of the order are kept, annotated with every type.
+  const sampling::HookVerdict v = Feed(2, {{"shop-api", "o1", "", T(5000)}});
+  EXPECT_EQ(v.action, sampling::HookVerdict::kKeep);
+}
+
+// Check() works on what is due: orders whose next deadline, grace period or window has come,
+// not every active order.
+TEST_F(OrderTrackerTest, CheckLooksOnlyAtOrdersThatAreDue) {
+  for (int i = 0; i < 200; ++i) {
+    Feed(i + 1, {{"shop-api", absl::StrCat("o", i), "INITIATED", T(0)}});
+  }
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_checked.load(), 0u);  // nothing due yet
+  clock_.Advance(absl::Seconds(11));                       // the grace period ends
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_checked.load(), 200u);
+  clock_.Advance(absl::Minutes(30));
+  tracker_->Check();
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_checked.load(), 200u);  // next: INITIATED's 1h deadline
+  EXPECT_EQ(tracker_->stats().overdue[0].load(), 0);
+  clock_.Set(T(0) + absl::Hours(1) + absl::Seconds(1));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_checked.load(), 400u);
+  EXPECT_EQ(tracker_->stats().overdue[0].load(), 200);  // overdue, within the grace period
+  EXPECT_THAT(Get("o7").anomalies(), IsEmpty());
+  clock_.Set(T(0) + absl::Hours(1) + absl::Seconds(11));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_checked.load(), 600u);
+  EXPECT_THAT(Types(Get("o7")), ElementsAre("STALLED"));
+  EXPECT_EQ(tracker_->stats().in_state[0].load(), 0);  // anomalous: no longer active
+}
+
+// An order only ever read (its id on spans, no state) releases its held traces after
+// read_only_hold_time instead of max_hold_time; a state arriving later tracks it again.
+TEST_F(OrderTrackerTest, ReadOnlyOrderReleasesItsHoldsEarly) {
+  EXPECT_EQ(Feed(1, {{"shop-api", "old", "", T(0)}}).action, sampling::HookVerdict::kHold);
+  EXPECT_EQ(Feed(2, {{"shop-api", "old", "", T(1)}}).action, sampling::HookVerdict::kHold);
+  clock_.Advance(config_.read_only_hold_time - absl::Seconds(1));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 2u);
+  clock_.Advance(absl::Seconds(1));
+  tracker_->Check();
+  EXPECT_EQ(Get("old").resolution(), v1::Order::READ_ONLY);
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
+  EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 2u);
+  EXPECT_EQ(tracker_->stats().orders_read_only.load(), 1u);
+  EXPECT_EQ(tracker_->stats().orders_tracked.load(), 0u);
+  EXPECT_THAT(consumer_.kept(), IsEmpty());
+  Feed(3, {{"shop-api", "old", "INITIATED", T(100)}});
+  EXPECT_EQ(Get("old").resolution(), v1::Order::ACTIVE);
+  EXPECT_EQ(tracker_->stats().orders_tracked.load(), 1u);
+}
+
+// A held trace is stored with each resource and scope once, and comes back whole.
+TEST_F(OrderTrackerTest, HeldTraceComesBackWithItsResourceAndScope) {
+  config_.baseline_percentage = 100;
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)},
+           {"crm-api", "o1", "", T(0)},
+           {"shop-api", "o1", "", T(0)}});
+  Feed(2, {{"crm-api", "o1", "CANCELLED", T(1)}});
+  clock_.Advance(absl::Seconds(11));
+  tracker_->Check();
+  const KeptTraces kept = consumer_.kept();
+  ASSERT_EQ(kept.size(), 2u);
+  for (const KeptTrace& t : kept) {
+    for (const SpanRecord& r : t.spans) {
+      ASSERT_NE(r.origin, nullptr);
+      EXPECT_EQ(SpanAttribute(r.span, "order.id"), "o1");
+    }
+  }
+  const KeptTrace& first = kept[0].trace_id == OrderTraceId(1) ? kept[0] : kept[1];
+  ASSERT_EQ(first.spans.size(), 3u);
+  EXPECT_EQ(first.spans[0].origin->service_name, "shop-api");
+  EXPECT_EQ(first.spans[1].origin->service_name, "crm-api");
+  EXPECT_EQ(first.spans[2].origin->service_name, "shop-api");
+}
+
 // Many order ids: resolved orders beyond max_resolved_in_memory leave memory, oldest resolution
-// first, and are still found (on disk).
+// first, and are still found (on disk). Anomalous orders that may still show another anomaly
+// stay (their deadlines are checked in memory).
 TEST_F(OrderTrackerTest, ResolvedOrdersInMemoryAreBounded) {
   config_.max_resolved_in_memory = 1;
   Close();
@@ -340,13 +467,14 @@ TEST_F(OrderTrackerTest, ResolvedOrdersInMemoryAreBounded) {
   for (int i = 0; i < 3; ++i) {
     const std::string id = absl::StrCat("r", i);
     Feed(10 * i + 1, {{"shop-api", id, "INITIATED", T(i)}});
-    Feed(10 * i + 2, {{"crm-api", id, "", T(i), "", /*error=*/true}});  // resolved: anomalous
+    Feed(10 * i + 2, {{"crm-api", id, "CANCELLED", T(i)}});  // resolved after the grace period
     clock_.Advance(absl::Seconds(1));
   }
+  clock_.Advance(absl::Seconds(11));
   tracker_->Check();
   EXPECT_EQ(tracker_->stats().resolved_evicted.load(), 2u);
   for (const char* id : {"r0", "r1", "r2"}) {
-    EXPECT_THAT(Types(Get(id)), ElementsAre("ERROR")) << id << " is still found, on disk";
+    EXPECT_EQ(Get(id).resolution(), v1::Order::HEALTHY_RELEASED) << id << " is still found";
   }
 }
 
@@ -360,19 +488,19 @@ TEST_F(OrderTrackerTest, ListAnomalousAndStuck) {
   anomalous.anomalous_only = true;
   auto list = tracker_->ListOrders(anomalous);
   ASSERT_TRUE(list.ok());
-  ASSERT_EQ(list->size(), 1u);
-  EXPECT_EQ((*list)[0].order_id(), "o3");
+  ASSERT_EQ(list->orders.size(), 1u);
+  EXPECT_EQ(list->orders[0].order_id(), "o3");
   OrderQuery stuck;
   stuck.state = "INITIATED";
   stuck.older_than = absl::Minutes(20);
   list = tracker_->ListOrders(stuck);
   ASSERT_TRUE(list.ok());
   std::vector<std::string> ids;
-  for (const v1::Order& o : *list) ids.push_back(o.order_id());
+  for (const v1::Order& o : list->orders) ids.push_back(o.order_id());
   // o3 went wrong (ERROR) and is still in INITIATED: stuck too. o2 moved on.
   EXPECT_THAT(ids, UnorderedElementsAre("o1", "o3"));
   stuck.older_than = absl::Minutes(31);
-  EXPECT_THAT(*tracker_->ListOrders(stuck), IsEmpty());
+  EXPECT_THAT(tracker_->ListOrders(stuck)->orders, IsEmpty());
   EXPECT_EQ(tracker_->stats().in_state[0].load(), 1u);  // o1 in INITIATED
   EXPECT_EQ(tracker_->stats().in_state[1].load(), 1u);  // o2 in SUBMITTED
 }
