@@ -2,9 +2,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -42,9 +47,62 @@ absl::Status ParseEndpoint(const std::string& endpoint, std::string* host, int* 
   return absl::OkStatus();
 }
 
-// Reads one trace from `store` into `response`.
-absl::Status ReadTrace(storage::SpanStore* store, const std::string& trace_id_hex,
+// A GetTrace page stops before this many bytes of spans, resources and scopes: under gRPC's
+// default 4 MiB message, with room for the OTLP framing.
+constexpr size_t kMaxTracePageBytes = size_t{3} << 20;
+
+// GetTrace page token: version byte, trace id, then the start time and span id of the last span
+// returned.
+constexpr uint8_t kTraceTokenVersion = 1;
+constexpr size_t kTraceTokenHeaderSize = 1 + kTraceIdSize + 8;
+
+std::string TraceToken(const std::string& trace_id, const SpanRecord& last) {
+  std::string raw(1, static_cast<char>(kTraceTokenVersion));
+  raw.append(trace_id);
+  const uint64_t start = static_cast<uint64_t>(last.start_unix_nanos);
+  for (int shift = 56; shift >= 0; shift -= 8) raw.push_back(static_cast<char>(start >> shift));
+  raw.append(last.span_id);
+  return absl::WebSafeBase64Escape(raw);
+}
+
+// Where the page of `token` starts: after (start, span id).
+struct TracePosition {
+  int64_t start_unix_nanos = 0;
+  std::string span_id;
+};
+
+absl::StatusOr<TracePosition> ParseTraceToken(const std::string& token,
+                                              const std::string& trace_id) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() < kTraceTokenHeaderSize) {
+    constexpr size_t kShown = 40;
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token: not a next_page_token of GetTrace, got \"",
+                     token.substr(0, kShown), token.size() > kShown ? "...\"" : "\""));
+  }
+  if (static_cast<uint8_t>(raw[0]) != kTraceTokenVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_token: of another version of tracekeep (token format ", static_cast<int>(raw[0]),
+        ", this one reads ", static_cast<int>(kTraceTokenVersion), "); read the trace again"));
+  }
+  const absl::string_view id = absl::string_view(raw).substr(1, kTraceIdSize);
+  if (id != trace_id) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token: issued for trace ", ToHex(id), ", not ", ToHex(trace_id)));
+  }
+  TracePosition p;
+  uint64_t start = 0;
+  for (size_t i = 0; i < 8; ++i)
+    start = (start << 8) | static_cast<uint8_t>(raw[1 + kTraceIdSize + i]);
+  p.start_unix_nanos = static_cast<int64_t>(start);
+  p.span_id = raw.substr(kTraceTokenHeaderSize);
+  return p;
+}
+
+// Reads one page of a trace from `store` into `response`.
+absl::Status ReadTrace(storage::SpanStore* store, const pb::GetTraceRequest& request,
                        pb::GetTraceResponse* response) {
+  const std::string& trace_id_hex = request.trace_id();
   absl::StatusOr<std::string> trace_id = FromHex(trace_id_hex, kTraceIdSize);
   if (!trace_id.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("trace_id: ", trace_id.status().message()));
@@ -52,6 +110,14 @@ absl::Status ReadTrace(storage::SpanStore* store, const std::string& trace_id_he
   if (!IsValidId(*trace_id, kTraceIdSize)) {
     return absl::InvalidArgumentError(
         absl::StrCat("trace_id: \"", trace_id_hex, "\" is all zero, which no trace has"));
+  }
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_size: must be >= 0 (0 = as many spans as fit in 3 MiB), got ", request.page_size()));
+  }
+  std::optional<TracePosition> after;
+  if (!request.page_token().empty()) {
+    TK_ASSIGN_OR_RETURN(after, ParseTraceToken(request.page_token(), *trace_id));
   }
   if (store == nullptr) {
     return absl::FailedPreconditionError("trace storage is not enabled in this tracekeep");
@@ -65,16 +131,41 @@ absl::Status ReadTrace(storage::SpanStore* store, const std::string& trace_id_he
     return absl::Status(spans.status().code(),
                         absl::StrCat("reading trace ", hex, ": ", spans.status().message()));
   }
+  // The store orders spans by start time then span id: the page starts after the token's span.
+  auto first = spans->begin();
+  if (after.has_value()) {
+    first = std::upper_bound(
+        spans->begin(), spans->end(), *after, [](const TracePosition& p, const SpanRecord& s) {
+          return std::tie(p.start_unix_nanos, p.span_id) < std::tie(s.start_unix_nanos, s.span_id);
+        });
+  }
+  const size_t max_spans =
+      request.page_size() > 0 ? static_cast<size_t>(request.page_size()) : spans->size();
   std::vector<const SpanRecord*> records;
-  records.reserve(spans->size());
-  for (const SpanRecord& span : *spans) records.push_back(&span);
-  OtlpRequest request;
-  BuildRequest(records, &request);
+  absl::flat_hash_set<const SpanOrigin*> origins;
+  size_t bytes = 0;
+  for (auto it = first; it != spans->end() && records.size() < max_spans; ++it) {
+    size_t size = it->span.size() + 16;
+    if (it->origin != nullptr && !origins.contains(it->origin.get())) {
+      size += it->origin->resource.size() + it->origin->scope.size() +
+              it->origin->resource_schema_url.size() + it->origin->scope_schema_url.size() + 32;
+    }
+    if (!records.empty() && bytes + size > kMaxTracePageBytes) break;
+    bytes += size;
+    if (it->origin != nullptr) origins.insert(it->origin.get());
+    records.push_back(&*it);
+  }
+  OtlpRequest otlp;
+  BuildRequest(records, &otlp);
   // ExportTraceServiceRequest and TracesData hold the same repeated ResourceSpans field.
   opentelemetry::proto::trace::v1::TracesData traces_data;
-  traces_data.mutable_resource_spans()->Swap(request.mutable_resource_spans());
+  traces_data.mutable_resource_spans()->Swap(otlp.mutable_resource_spans());
   response->set_trace_id(hex);
   response->set_span_count(static_cast<uint32_t>(records.size()));
+  response->set_total_size(static_cast<int64_t>(spans->size()));
+  if (!records.empty() && records.back() != &spans->back()) {
+    response->set_next_page_token(TraceToken(*trace_id, *records.back()));
+  }
   if (!traces_data.SerializeToString(response->mutable_traces_data())) {
     return absl::InternalError(absl::StrCat("serializing trace ", hex));
   }
@@ -119,7 +210,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                      pb::GetTraceResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     if (!Authorize(context, reactor)) return reactor;
-    const absl::Status status = ReadTrace(backend_->store(), request->trace_id(), response);
+    const absl::Status status = ReadTrace(backend_->store(), *request, response);
     if (!status.ok() && !absl::IsNotFound(status) && !absl::IsInvalidArgument(status) &&
         !absl::IsFailedPrecondition(status)) {
       TK_LOG(Warning) << "admin GetTrace(" << request->trace_id() << "): " << status;

@@ -80,9 +80,10 @@ struct AdminServerOptions {
 
 // Serves tracekeep.admin.v1.AdminService:
 //  - GetStatus: whatever the backend fills in.
-//  - GetTrace: every stored span of one trace as a serialized OTLP TracesData. INVALID_ARGUMENT
-//    for a trace id that is not 32 hex digits, NOT_FOUND for an unknown trace,
-//    FAILED_PRECONDITION when there is no store.
+//  - GetTrace: every stored span of one trace as a serialized OTLP TracesData, in pages of at
+//    most page_size spans and under 3 MiB. INVALID_ARGUMENT for a trace id that is not 32 hex
+//    digits, a negative page size or a page token of another trace, NOT_FOUND for an unknown
+//    trace, FAILED_PRECONDITION when there is no store.
 //  - GetPolicies / SetPolicies / ValidatePolicies: the backend's sampling policies as YAML.
 //  - Checkpoint: the backend's Checkpoint. INVALID_ARGUMENT for an empty or relative dir,
 //    ALREADY_EXISTS when it exists.

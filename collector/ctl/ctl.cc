@@ -385,20 +385,30 @@ int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ost
     return kExitUsage;
   }
   auto stub = NewStub(options);
-  grpc::ClientContext context;
-  SetDeadline(options, &context);
   pb::GetTraceRequest request;
   request.set_trace_id(trace_id);
   pb::GetTraceResponse response;
-  const grpc::Status status = stub->GetTrace(&context, request, &response);
-  if (!status.ok()) return ReportRpcError(status, options, err);
-
+  // A large trace comes in pages; appended, their resource spans are the trace.
   otlp_trace::TracesData data;
-  if (!data.ParseFromString(response.traces_data())) {
-    err << kProgram << ": the daemon sent trace " << response.trace_id()
-        << " in a form this tracekeepctl cannot decode (" << response.traces_data().size()
-        << " bytes)\n";
-    return kExitFailure;
+  for (;;) {
+    grpc::ClientContext context;
+    SetDeadline(options, &context);
+    response.Clear();
+    const grpc::Status status = stub->GetTrace(&context, request, &response);
+    if (!status.ok()) return ReportRpcError(status, options, err);
+    if (!data.MergeFromString(response.traces_data())) {
+      err << kProgram << ": the daemon sent trace " << response.trace_id()
+          << " in a form this tracekeepctl cannot decode (" << response.traces_data().size()
+          << " bytes)\n";
+      return kExitFailure;
+    }
+    if (response.next_page_token().empty()) break;
+    if (response.next_page_token() == request.page_token()) {
+      err << kProgram << ": the daemon answered the same page token twice; trace "
+          << response.trace_id() << " stopped\n";
+      return kExitFailure;
+    }
+    request.set_page_token(response.next_page_token());
   }
   if (!options.json) {
     out << FormatTrace(response.trace_id(), data);

@@ -49,7 +49,8 @@ struct CtlOptions {
 // code; results go to `out`, errors to `err`.
 int RunStatus(const CtlOptions& options, std::ostream& out, std::ostream& err);
 
-// `tracekeepctl trace get <trace-id>`: every stored span of one trace.
+// `tracekeepctl trace get <trace-id>`: every stored span of one trace, read page by page (a page
+// is under 3 MiB) and printed once whole: the tree needs every span.
 int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ostream& out,
                 std::ostream& err);
 

@@ -2,10 +2,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "collector/common/ids.h"
 #include "gmock/gmock.h"
@@ -57,12 +60,51 @@ class AdminServerTest : public ::testing::Test {
     ASSERT_TRUE(store_.Consume(std::move(kept)).ok());
   }
 
-  grpc::Status GetTrace(const std::string& id, v1::GetTraceResponse* response) {
+  grpc::Status GetTrace(const std::string& id, v1::GetTraceResponse* response, int page_size = 0,
+                        const std::string& page_token = "") {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
     v1::GetTraceRequest request;
     request.set_trace_id(id);
+    request.set_page_size(page_size);
+    request.set_page_token(page_token);
     return stub_->GetTrace(&context, request, response);
+  }
+
+  // Stores a trace of `n` spans of ~`span_bytes` each, two services, started 1 µs apart.
+  void StoreLargeTrace(int n, size_t span_bytes) {
+    KeptTraces kept(1);
+    kept[0].trace_id = kTraceId;
+    const auto shop = MakeOrigin("shop-api");
+    const auto crm = MakeOrigin("crm-api");
+    for (int i = 0; i < n; ++i) {
+      std::string span_id(8, '\0');
+      span_id[6] = static_cast<char>((i + 1) >> 8);
+      span_id[7] = static_cast<char>((i + 1) & 0xff);
+      span_id[5] = static_cast<char>((i + 1) >> 16);
+      kept[0].spans.push_back(MakeSpan(i % 2 ? crm : shop, kTraceId, span_id, kRootId,
+                                       std::string(span_bytes, 'n'), 1'000'000'000 + i * 1000,
+                                       2'000'000'000));
+    }
+    ASSERT_TRUE(store_.Consume(std::move(kept)).ok());
+  }
+
+  // Span ids of a page, in order.
+  static std::vector<std::string> SpanIds(const v1::GetTraceResponse& response) {
+    otlp_trace::TracesData data;
+    EXPECT_TRUE(data.ParseFromString(response.traces_data()));
+    std::vector<std::pair<uint64_t, std::string>> spans;
+    for (const auto& rs : data.resource_spans()) {
+      for (const auto& ss : rs.scope_spans()) {
+        for (const auto& span : ss.spans()) {
+          spans.emplace_back(span.start_time_unix_nano(), span.span_id());
+        }
+      }
+    }
+    std::sort(spans.begin(), spans.end());
+    std::vector<std::string> ids;
+    for (auto& [start, id] : spans) ids.push_back(std::move(id));
+    return ids;
   }
 
   InMemorySpanStore store_;
@@ -172,6 +214,68 @@ TEST_F(AdminServerTest, GetTracePassesStoreErrorsOnWithTheTraceId) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_THAT(status.error_message(), HasSubstr(kTraceHex));
   EXPECT_THAT(status.error_message(), HasSubstr("disk on fire"));
+}
+
+// A trace larger than gRPC's default 4 MiB message used to fail with RESOURCE_EXHAUSTED; it now
+// comes in pages under 3 MiB that a default client receives.
+TEST_F(AdminServerTest, GetTraceOfALargeTraceComesInPagesUnderThreeMebibytes) {
+  StoreLargeTrace(20'000, 300);  // ~6.5 MB
+  std::vector<std::string> ids;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::GetTraceResponse response;
+    grpc::Status status = GetTrace(kTraceHex, &response, 0, token);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_LT(response.traces_data().size(), size_t{3} << 20);
+    EXPECT_EQ(response.total_size(), 20'000);
+    std::vector<std::string> page = SpanIds(response);
+    EXPECT_EQ(page.size(), response.span_count());
+    ids.insert(ids.end(), page.begin(), page.end());
+    token = response.next_page_token();
+    ASSERT_LT(++pages, 10);
+  } while (!token.empty());
+  EXPECT_GE(pages, 3);
+  ASSERT_EQ(ids.size(), 20'000u);
+  for (int i = 0; i < 20'000; ++i) {
+    ASSERT_EQ(static_cast<uint8_t>(ids[i][7]), (i + 1) & 0xff) << i;  // start order, once each
+  }
+}
+
+TEST_F(AdminServerTest, GetTracePageSizeBoundsThePage) {
+  StoreLargeTrace(7, 10);
+  std::vector<size_t> sizes;
+  std::string token;
+  do {
+    v1::GetTraceResponse response;
+    grpc::Status status = GetTrace(kTraceHex, &response, 3, token);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    sizes.push_back(response.span_count());
+    token = response.next_page_token();
+  } while (!token.empty() && sizes.size() < 10);
+  EXPECT_THAT(sizes, ::testing::ElementsAre(3, 3, 1));
+}
+
+TEST_F(AdminServerTest, GetTraceRefusesANegativePageSizeAndTokensNotOfTheTrace) {
+  StoreLargeTrace(7, 10);
+  v1::GetTraceResponse response;
+  grpc::Status status = GetTrace(kTraceHex, &response, -1);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("page_size: must be >= 0"));
+  EXPECT_THAT(status.error_message(), HasSubstr("got -1"));
+
+  status = GetTrace(kTraceHex, &response, 0, "garbage!");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("page_token: not a next_page_token of GetTrace, got \"garbage!\""));
+
+  ASSERT_TRUE(GetTrace(kTraceHex, &response, 2).ok());
+  ASSERT_FALSE(response.next_page_token().empty());
+  const std::string other = "0af7651916cd43dd8448eb211c80319c";
+  status = GetTrace(other, &response, 2, response.next_page_token());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr(absl::StrCat("page_token: issued for trace ", kTraceHex, ", not ", other)));
 }
 
 TEST_F(AdminServerTest, ShutdownStopsServingAndIsIdempotent) {

@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -234,6 +235,38 @@ TEST_F(CtlTest, TraceGetJsonIsOtlpJsonWithTheStoredIdsInHex) {
   EXPECT_EQ(parent_of, want_parents);
   EXPECT_EQ(service_of["00000000000000d1"], "crm-api");
   EXPECT_EQ(service_of["00f067aa0ba902b7"], "shop-api");
+}
+
+// More than gRPC's default 4 MiB message: the daemon sends it in pages, printed as one tree.
+TEST_F(CtlTest, TraceGetOfALargeTraceFollowsThePages) {
+  const std::string trace_id = Id(kTraceHex, 16);
+  const auto shop = MakeOrigin("shop-api");
+  KeptTraces kept(1);
+  kept[0].trace_id = trace_id;
+  const std::string root = Id("00f067aa0ba902b7", 8);
+  kept[0].spans.push_back(
+      MakeSpan(shop, trace_id, root, "", "GET /export", kBase, kBase + 900 * kMs));
+  for (int i = 1; i < 20'000; ++i) {
+    std::string span_id(8, '\x01');
+    span_id[6] = static_cast<char>(i >> 8);
+    span_id[7] = static_cast<char>(i & 0xff);
+    kept[0].spans.push_back(MakeSpan(shop, trace_id, span_id, root, std::string(300, 'x'),
+                                     kBase + i * 1000, kBase + i * 1000 + kMs));
+  }
+  ASSERT_TRUE(store_.Consume(std::move(kept)).ok());
+  Result r = Run({"trace", "get", kTraceHex});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("trace 4bf92f3577b34da6a3ce929d0e0e4736: 20000 spans, 1 service"));
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 20'002);  // summary, header, spans
+
+  r = Run({"--json", "trace", "get", kTraceHex});
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t spans = 0;
+  for (size_t at = r.out.find("\"spanId\""); at != std::string::npos;
+       at = r.out.find("\"spanId\"", at + 1)) {
+    ++spans;
+  }
+  EXPECT_EQ(spans, 20'000u);
 }
 
 TEST_F(CtlTest, UnknownTraceExitsOneWithTheDaemonsMessage) {
