@@ -53,7 +53,9 @@ struct OrderQuery {
 struct OrderPage {
   std::vector<v1::Order> orders;
   std::string next_page_token;  // "" on the last page (nothing left, or the limit reached)
-  size_t total_matched = 0;     // matches over all pages, regardless of the limit
+  // Matches over all pages, regardless of the limit, counted when the first page was read (the
+  // next pages repeat it from their token).
+  size_t total_matched = 0;
 };
 
 // Orders of `table` (the `orders` table) matching `query` at `now`: the page after the query's
