@@ -78,6 +78,8 @@ const char* ResolutionText(ov1::Order::Resolution r) {
       return "healthy";
     case ov1::Order::EXPIRED:
       return "expired";
+    case ov1::Order::READ_ONLY:
+      return "read-only";
     default:
       return "?";
   }

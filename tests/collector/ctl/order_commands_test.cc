@@ -152,6 +152,14 @@ TEST_F(OrderCommandsTest, OrderGetShowsEveryAnomalyOfTheOrder) {
       HasSubstr("ERROR    2023-11-14T23:15:00.000Z  span 0a0b of payment-svc: status ERROR"));
 }
 
+TEST_F(OrderCommandsTest, ListNamesEveryVerdict) {
+  admin::v1::ListOrdersResponse list;
+  auto* o = list.add_orders();
+  o->set_order_id("ord-9");
+  o->set_resolution(orders::v1::Order::READ_ONLY);
+  EXPECT_THAT(FormatOrderList(list), HasSubstr("ord-9  read-only"));
+}
+
 TEST_F(OrderCommandsTest, OrderGetJsonUsesSnakeCaseAndHexIds) {
   Result r = Run({"--json", "order", "get", "ord-7"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
