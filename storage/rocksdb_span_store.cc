@@ -146,6 +146,25 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const RocksDbOptions& options,
   return cf;
 }
 
+// The options of table `name` (OpenTable): `base`, and for `order_hold` its values in blob files.
+// Held traces (kilobytes each) are written once and deleted when their order is resolved, often
+// within minutes: in blob files, compactions move only their small keys, and a blob file whose
+// traces were all released is dropped whole, instead of every trace being rewritten level by
+// level.
+rocksdb::ColumnFamilyOptions TableOptions(const rocksdb::ColumnFamilyOptions& base,
+                                          const std::string& name) {
+  rocksdb::ColumnFamilyOptions cf = base;
+  if (name == "order_hold") {
+    cf.enable_blob_files = true;
+    cf.min_blob_size = 256;
+    cf.blob_file_size = 64 * kMiB;
+    cf.blob_compression_type = base.compression;
+    cf.enable_blob_garbage_collection = true;
+    cf.blob_garbage_collection_age_cutoff = 0.25;  // relocates what the oldest files still hold
+  }
+  return cf;
+}
+
 }  // namespace
 
 absl::Status RocksDbOptions::Validate() const {
@@ -294,7 +313,7 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
     for (const std::string& name : existing) {
       const bool known = std::any_of(descriptors.begin(), descriptors.end(),
                                      [&](const auto& d) { return d.name == name; });
-      if (!known) descriptors.emplace_back(name, impl->table_cf);
+      if (!known) descriptors.emplace_back(name, TableOptions(impl->table_cf, name));
     }
   }
 
@@ -588,6 +607,11 @@ std::vector<std::pair<std::string, uint64_t>> RocksDbSpanStore::DiskBytesPerColu
     if (!impl_->db->GetIntProperty(handle, rocksdb::DB::Properties::kLiveSstFilesSize, &bytes)) {
       bytes = 0;
     }
+    uint64_t blob_bytes = 0;  // values kept in blob files (order_hold)
+    if (impl_->db->GetIntProperty(handle, rocksdb::DB::Properties::kTotalBlobFileSize,
+                                  &blob_bytes)) {
+      bytes += blob_bytes;
+    }
     result.emplace_back(handle->GetName(), bytes);
   }
   return result;
@@ -864,7 +888,8 @@ absl::StatusOr<KvTablePtr> RocksDbSpanStore::OpenTable(const std::string& name) 
     if (h->GetName() == name) family = h;
   }
   if (family == nullptr) {
-    rocksdb::Status s = impl.db->CreateColumnFamily(impl.table_cf, name, &family);
+    rocksdb::Status s =
+        impl.db->CreateColumnFamily(TableOptions(impl.table_cf, name), name, &family);
     if (!s.ok()) {
       return FromRocksDbStatus(s, absl::StrCat("creating column family \"", name, "\""));
     }
