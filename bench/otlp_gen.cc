@@ -411,14 +411,22 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
 void RequestPool::RenderTo(uint64_t n, char* dst) const {
   const PoolEntry& entry = EntryFor(n);
   std::memcpy(dst, entry.bytes.data(), entry.bytes.size());
-  // Every trace of round n / spread gets the same bijective rewrite of its high half, which is
-  // distinct for every round; the low half (distinct within the pool) is left alone.
-  const uint64_t mask = Mix(n / static_cast<uint64_t>(shape_.trace_spread) + salt_);
+  // Every trace of round n / spread gets the same rewrite of both halves, distinct for every
+  // round. Both halves change because receivers may key on one alone: the OpenTelemetry
+  // Collector's tail-sampling decision caches key on the low (right) half, so with only the high
+  // half rewritten every round after the first would hit the first round's decisions.
+  const uint64_t round = n / static_cast<uint64_t>(shape_.trace_spread);
+  const uint64_t hi_mask = Mix(round + salt_);
+  const uint64_t lo_mask = Mix(hi_mask ^ salt_);
   for (uint32_t at : entry.trace_id_at) {
     uint64_t hi;
+    uint64_t lo;
     std::memcpy(&hi, dst + at, sizeof(hi));
-    hi ^= mask;
+    std::memcpy(&lo, dst + at + sizeof(hi), sizeof(lo));
+    hi ^= hi_mask;
+    lo ^= lo_mask;
     std::memcpy(dst + at, &hi, sizeof(hi));
+    std::memcpy(dst + at + sizeof(hi), &lo, sizeof(lo));
   }
   // Pass `pass` over the pool shows the order of lane L that started `step` passes earlier: order
   // (pass - step) * lanes + L goes through state `step` in pass `pass`, so every order walks the

@@ -96,6 +96,38 @@ TEST(RequestPoolTest, OrdersWalkTheWholeLifecycleOneStatePerPassWithFreshIds) {
   EXPECT_EQ(trace_ids.size(), static_cast<size_t>((*pool)->traces() * kPasses));
 }
 
+// Receivers may key on one half of a trace id alone (the OpenTelemetry Collector's tail-sampling
+// decision caches use the low half): each half must be as fresh as the whole id, across rounds
+// and with spread traces too.
+TEST(RequestPoolTest, BothHalvesOfEveryTraceIdAreFreshEveryRound) {
+  for (int spread : {1, 3}) {
+    RequestShape shape;
+    shape.trace_spread = spread;
+    auto pool = RequestPool::Create(shape, 6, 7);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    constexpr int kPasses = 5;
+    std::set<std::string> ids, high, low;
+    for (uint64_t n = 0; n < kPasses * (*pool)->size(); ++n) {
+      otlp_collector::ExportTraceServiceRequest request;
+      ASSERT_TRUE(request.ParseFromString((*pool)->Render(n)));
+      for (const auto& rs : request.resource_spans()) {
+        for (const auto& ss : rs.scope_spans()) {
+          for (const auto& span : ss.spans()) {
+            ASSERT_EQ(span.trace_id().size(), 16u);
+            ids.insert(span.trace_id());
+            high.insert(span.trace_id().substr(0, 8));
+            low.insert(span.trace_id().substr(8));
+          }
+        }
+      }
+    }
+    const size_t traces = static_cast<size_t>((*pool)->traces() * kPasses);
+    EXPECT_EQ(ids.size(), traces) << "spread " << spread;
+    EXPECT_EQ(high.size(), traces) << "spread " << spread;
+    EXPECT_EQ(low.size(), traces) << "spread " << spread;
+  }
+}
+
 TEST(RequestPoolTest, OrderShareZeroMeansNoOrderAttributesAndBadSharesAreRefused) {
   RequestShape shape;
   shape.order_share = 0;
