@@ -464,6 +464,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     storage::RocksDbSpanStore* rocks = rocksdb_.get();
     TK_ASSIGN_OR_RETURN(storage::KvTablePtr orders_table, rocks->OpenTable("orders"));
     TK_ASSIGN_OR_RETURN(storage::KvTablePtr hold_table, rocks->OpenTable("order_hold"));
+    TK_ASSIGN_OR_RETURN(storage::KvTablePtr index_table, rocks->OpenTable("order_index"));
     auto& transitions = prometheus::BuildHistogram()
                             .Name("tracekeep_order_transition_seconds")
                             .Help(
@@ -476,6 +477,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     o.clock = Clock::Real();
     o.orders_table = orders_table.get();
     o.hold_table = hold_table.get();
+    o.index_table = index_table.get();
     o.on_transition = [&transitions](const std::string& from, const std::string& to,
                                      double seconds) {
       static const prometheus::Histogram::BucketBoundaries kBuckets = {
@@ -484,6 +486,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     };
     order_tables_.push_back(std::move(orders_table));
     order_tables_.push_back(std::move(hold_table));
+    order_tables_.push_back(std::move(index_table));
     TK_ASSIGN_OR_RETURN(orders_, orders::OrderTracker::Create(o));
     return orders_->Start();
   }
@@ -526,6 +529,26 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_order_traces_released_unkept_total",
                  "Held traces released without being kept (healthy order, hold limits).", {},
                  [os] { return os->traces_released_unkept.load(); });
+    m.AddCounter("tracekeep_order_traces_released_no_space_total",
+                 "Held traces of unresolved orders released unkept because the hold space was "
+                 "full (orders.max_held_traces / orders.max_held_mib): traces that may have been "
+                 "needed.",
+                 {}, [os] { return os->traces_released_no_space.load(); });
+    m.AddCounter("tracekeep_order_traces_released_hold_time_total",
+                 "Held traces released unkept after orders.max_hold_time.", {},
+                 [os] { return os->traces_released_hold_time.load(); });
+    m.AddCounter("tracekeep_orders_read_only_total",
+                 "Orders that named no state within orders.read_only_hold_time (only read): "
+                 "resolved READ_ONLY, their held traces released.",
+                 {}, [os] { return os->orders_read_only.load(); });
+    m.AddCounter("tracekeep_order_events_over_limit_total",
+                 "State events and invariant values not recorded because the order already has "
+                 "256 of them.",
+                 {}, [os] { return os->events_over_limit.load(); });
+    m.AddCounter("tracekeep_order_checks_total",
+                 "Orders looked at by the periodic check because one of their deadlines, grace "
+                 "periods or windows was due.",
+                 {}, [os] { return os->orders_checked.load(); });
     m.AddCounter("tracekeep_order_spans_released_unkept_total",
                  "Spans of held traces released without being kept.", {},
                  [os] { return os->spans_released_unkept.load(); });

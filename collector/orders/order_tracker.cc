@@ -245,7 +245,9 @@ struct OrderTracker::Entry {
   // What the per-state gauges count this order as: a state index or -1, and overdue or not.
   int counted_state = -1;
   bool counted_overdue = false;
-  bool counted_resolved = false;  // counted in Shard::resolved_in_memory
+  bool counted_resolved = false;  // counted in resolved_in_memory_
+  // The order_index entries of the record as it is on disk.
+  OrderIndexEntries indexed;
 };
 
 struct OrderTracker::PendingHold {
@@ -282,6 +284,9 @@ absl::StatusOr<std::unique_ptr<OrderTracker>> OrderTracker::Create(
   if (options.shards < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("order tracker: shards must be >= 1, got ", options.shards));
+  }
+  if (options.index_table != nullptr) {
+    TK_RETURN_IF_ERROR(EnsureOrderIndex(options.orders_table, options.index_table));
   }
   std::unique_ptr<OrderTracker> t(new OrderTracker(options));
   TK_RETURN_IF_ERROR(t->Load());
@@ -385,6 +390,7 @@ absl::Status OrderTracker::Load() {
 }
 
 void OrderTracker::Adopt(Shard& shard, Entry* e, absl::Time now) {
+  if (options_.index_table != nullptr) e->indexed = OrderIndexEntriesOf(e->record);
   if (e->record.resolution() == v1::Order::ACTIVE) {
     stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -968,18 +974,34 @@ void OrderTracker::EnforceHoldSpace(KeptTraces* kept) {
 void OrderTracker::FlushDirty(Shard& shard) {
   if (shard.dirty.empty()) return;
   std::vector<storage::KvWrite> writes;
+  std::vector<storage::KvWrite> index_writes;
+  std::vector<std::pair<Entry*, OrderIndexEntries>> indexed;
   writes.reserve(shard.dirty.size());
   for (const std::string& id : shard.dirty) {
     auto it = shard.orders.find(id);
     if (it == shard.orders.end() || !it->second.dirty) continue;
-    writes.push_back({id, it->second.record.SerializeAsString(), false});
+    Entry& e = it->second;
+    writes.push_back({id, e.record.SerializeAsString(), false});
+    if (options_.index_table != nullptr) {
+      OrderIndexEntries after = OrderIndexEntriesOf(e.record);
+      for (storage::KvWrite& w : OrderIndexWrites(e.indexed, after)) {
+        index_writes.push_back(std::move(w));
+      }
+      indexed.emplace_back(&e, std::move(after));
+    }
   }
-  absl::Status s = writes.empty() ? absl::OkStatus() : options_.orders_table->Write(writes);
+  absl::Status s = absl::OkStatus();
+  if (!writes.empty()) {
+    s = index_writes.empty()
+            ? options_.orders_table->Write(writes)
+            : options_.orders_table->WriteWith(writes, options_.index_table, index_writes);
+  }
   if (!s.ok()) {
     stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
     TK_LOG(Warning) << "order tracker: writing " << writes.size() << " records: " << s;
     return;
   }
+  for (auto& [e, after] : indexed) e->indexed = std::move(after);
   for (const std::string& id : shard.dirty) {
     auto it = shard.orders.find(id);
     if (it != shard.orders.end()) it->second.dirty = false;
@@ -992,6 +1014,7 @@ void OrderTracker::PurgeResolved(absl::Time now) {
   if (retention == absl::ZeroDuration() || now < next_purge_) return;
   next_purge_ = now + std::min(absl::Hours(1), retention);
   std::vector<storage::KvWrite> deletes;
+  std::vector<storage::KvWrite> index_deletes;
   absl::Status s =
       options_.orders_table->Scan("", [&](absl::string_view key, absl::string_view value) {
         v1::Order o;
@@ -1012,9 +1035,18 @@ void OrderTracker::PurgeResolved(absl::Time now) {
           shard.orders.erase(it);
         }
         deletes.push_back({std::string(key), "", true});
+        if (options_.index_table != nullptr) {
+          for (storage::KvWrite& w : OrderIndexWrites(&o, nullptr)) {
+            index_deletes.push_back(std::move(w));
+          }
+        }
         return true;
       });
-  if (s.ok() && !deletes.empty()) s = options_.orders_table->Write(deletes);
+  if (s.ok() && !deletes.empty()) {
+    s = index_deletes.empty()
+            ? options_.orders_table->Write(deletes)
+            : options_.orders_table->WriteWith(deletes, options_.index_table, index_deletes);
+  }
   if (!s.ok()) {
     stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
     TK_LOG(Warning) << "order tracker: deleting old records: " << s;
@@ -1043,7 +1075,7 @@ absl::StatusOr<OrderPage> OrderTracker::ListOrders(const OrderQuery& q) {
     std::lock_guard<std::mutex> lock(shard->mu);
     FlushDirty(*shard);
   }
-  return ListOrderRecords(options_.orders_table, q, options_.clock->Now());
+  return ListOrderRecords(options_.orders_table, options_.index_table, q, options_.clock->Now());
 }
 
 absl::Status OrderTracker::ForceKeep(const std::string& order_id) {

@@ -42,6 +42,9 @@ struct OrderTrackerOptions {
   // Column families `orders` and `order_hold`. Must outlive the tracker.
   storage::KvTable* orders_table = nullptr;
   storage::KvTable* hold_table = nullptr;
+  // Column family `order_index` (anomalous orders by time, see order_list.h), written with the
+  // records; nullptr = listings scan `orders`. Must outlive the tracker.
+  storage::KvTable* index_table = nullptr;
   // Called with the span-time duration of every allowed transition (under the lock of one
   // tracker shard: must be thread-safe and cheap).
   std::function<void(const std::string& from, const std::string& to, double seconds)> on_transition;

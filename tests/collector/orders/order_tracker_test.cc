@@ -63,15 +63,18 @@ class OrderTrackerTest : public ::testing::Test {
     store_ = std::move(*store);
     auto orders = store_->OpenTable("orders");
     auto hold = store_->OpenTable("order_hold");
-    ASSERT_TRUE(orders.ok() && hold.ok());
+    auto index = store_->OpenTable("order_index");
+    ASSERT_TRUE(orders.ok() && hold.ok() && index.ok());
     orders_table_ = std::move(*orders);
     hold_table_ = std::move(*hold);
+    index_table_ = std::move(*index);
     OrderTrackerOptions t;
     t.config = config_;
     t.consumer = &consumer_;
     t.clock = &clock_;
     t.orders_table = orders_table_.get();
     t.hold_table = hold_table_.get();
+    t.index_table = index_table_.get();
     auto tracker = OrderTracker::Create(t);
     ASSERT_TRUE(tracker.ok()) << tracker.status();
     tracker_ = std::move(*tracker);
@@ -82,6 +85,7 @@ class OrderTrackerTest : public ::testing::Test {
     tracker_.reset();
     orders_table_.reset();
     hold_table_.reset();
+    index_table_.reset();
     store_.reset();
   }
 
@@ -115,6 +119,7 @@ class OrderTrackerTest : public ::testing::Test {
   std::unique_ptr<storage::RocksDbSpanStore> store_;
   storage::KvTablePtr orders_table_;
   storage::KvTablePtr hold_table_;
+  storage::KvTablePtr index_table_;
   std::unique_ptr<OrderTracker> tracker_;
 };
 
