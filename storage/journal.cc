@@ -415,7 +415,8 @@ struct Journal::Impl {
   }
 
   // Appends one record; with `sync`, returns once it is on stable storage.
-  absl::Status Write(const std::string& record, uint8_t type, int64_t arrival) {
+  absl::Status Write(const std::string& record, uint8_t type, int64_t arrival,
+                     JournalRef* where = nullptr) {
     std::pair<uint64_t, uint64_t> position;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -426,6 +427,10 @@ struct Journal::Impl {
         return s;
       }
       position = {active->number, active->size};
+      if (where != nullptr) {
+        *where = JournalRef{active->number, active->size - record.size(),
+                            static_cast<uint32_t>(record.size())};
+      }
     }
     writable.store(true, std::memory_order_relaxed);
     if (!options.sync) return absl::OkStatus();
@@ -635,13 +640,13 @@ Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
 
 absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& traces,
-                                            absl::Time arrival) {
+                                            absl::Time arrival, JournalRef* where) {
   const std::string key = Key(arrival, impl_->sequence.fetch_add(1));
   std::string record;
   BeginRecord(kEntry, key, &record);
   EncodeJournalRecord(traces, &record);
   SealRecord(&record);
-  if (absl::Status s = impl_->Write(record, kEntry, absl::ToUnixNanos(arrival)); !s.ok()) {
+  if (absl::Status s = impl_->Write(record, kEntry, absl::ToUnixNanos(arrival), where); !s.ok()) {
     stats_.append_errors.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
@@ -716,6 +721,39 @@ absl::Status Journal::TruncateBefore(absl::Time time) {
 
 absl::Status Journal::Replay(
     const std::function<absl::Status(std::vector<TraceSpans>&&, absl::Time)>& fn) {
+  return ReplayWithRefs([&](std::vector<TraceSpans>&& traces, absl::Time arrival,
+                            const JournalRef&) { return fn(std::move(traces), arrival); });
+}
+
+absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where) {
+  if (where.size < kHeaderBytes) {
+    return absl::InvalidArgumentError("journal: not a journal record reference");
+  }
+  const std::string path = absl::StrCat(impl_->options.path, "/", SegmentName(where.segment));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("journal: record in ", path, ": ", ErrnoMessage(errno)));
+  }
+  std::string data(where.size, '\0');
+  const bool read = ReadAll(fd, where.offset, where.size, data.data());
+  ::close(fd);
+  const char* header = data.data();
+  if (!read || GetFixed32LE(header) + kHeaderBytes != where.size ||
+      Checksum(header + 8, where.size - 8) != GetFixed32LE(header + 4) ||
+      static_cast<uint8_t>(header[8]) != kEntry) {
+    return absl::DataLossError(
+        absl::StrCat("journal: no intact entry at offset ", where.offset, " of ", path));
+  }
+  std::vector<TraceSpans> traces;
+  TK_RETURN_IF_ERROR(DecodeJournalRecord(
+      absl::string_view(header + kHeaderBytes, where.size - kHeaderBytes), &traces));
+  return traces;
+}
+
+absl::Status Journal::ReplayWithRefs(
+    const std::function<absl::Status(std::vector<TraceSpans>&&, absl::Time, const JournalRef&)>&
+        fn) {
   std::vector<std::pair<SegmentPtr, uint64_t>> segments;  // with their size now
   int64_t truncated_before;
   uint64_t truncated_sequence;
@@ -750,6 +788,7 @@ absl::Status Journal::Replay(
       }
       const absl::string_view key(header + 9, 16);
       const absl::Time arrival = KeyTime(key);
+      const JournalRef where{segment->number, offset, static_cast<uint32_t>(kHeaderBytes + length)};
       offset += kHeaderBytes + length;
       if (static_cast<uint8_t>(header[8]) != kEntry ||
           (absl::ToUnixNanos(arrival) < truncated_before &&
@@ -765,7 +804,7 @@ absl::Status Journal::Replay(
         continue;
       }
       stats_.batches_replayed.fetch_add(1, std::memory_order_relaxed);
-      TK_RETURN_IF_ERROR(fn(std::move(traces), arrival));
+      TK_RETURN_IF_ERROR(fn(std::move(traces), arrival, where));
     }
   }
   return absl::OkStatus();

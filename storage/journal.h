@@ -54,8 +54,13 @@ class Journal {
   // Appends the spans of one accepted request, with the time they arrived. Returns the entry's
   // key (for Erase) once it is durable per `sync`. kResourceExhausted when the disk is full
   // (nothing of the entry stays in the journal), kUnavailable on other IO errors. Thread-safe.
+  // `where` (optional) receives the record's place, for ReadAt.
   [[nodiscard]] absl::StatusOr<std::string> Append(const std::vector<TraceSpans>& traces,
-                                                   absl::Time arrival);
+                                                   absl::Time arrival, JournalRef* where = nullptr);
+  // Reads back the spans of one entry by its place. The entry must not be truncated yet (the
+  // caller holds the truncation mark before it). kNotFound / kDataLoss when it is gone or
+  // damaged. Thread-safe.
+  [[nodiscard]] absl::StatusOr<std::vector<TraceSpans>> ReadAt(const JournalRef& where);
   // Removes one entry (a batch the pipeline refused after all). Thread-safe.
   [[nodiscard]] absl::Status Erase(const std::string& key);
   // Removes every entry that arrived before `time`: replays skip them from now on, and segments
@@ -67,6 +72,10 @@ class Journal {
   // machine) ends the replay of its segment, with an error in the log.
   [[nodiscard]] absl::Status Replay(
       const std::function<absl::Status(std::vector<TraceSpans>&&, absl::Time)>& fn);
+  // Replay, with each entry's place.
+  [[nodiscard]] absl::Status ReplayWithRefs(
+      const std::function<absl::Status(std::vector<TraceSpans>&&, absl::Time, const JournalRef&)>&
+          fn);
   // Entries currently in the journal, approximately.
   uint64_t ApproximateEntries();
   uint64_t ApproximateDiskBytes();

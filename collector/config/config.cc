@@ -398,6 +398,7 @@ void ReadOrders(const YAML::Node& node, Problems* problems, orders::OrdersConfig
   r.Duration("orphan_window", &o->orphan_window, absl::ZeroDuration());
   r.Double("baseline_percentage", &o->baseline_percentage, 0, 100);
   r.Duration("read_only_hold_time", &o->read_only_hold_time, absl::Seconds(1));
+  r.Duration("hold_in_journal", &o->hold_in_journal, absl::ZeroDuration());
   r.Duration("max_hold_time", &o->max_hold_time, absl::Seconds(1));
   r.Size("max_held_traces", &o->max_held_traces, 1, int64_t{1} << 40);
   r.Size("max_held_mib", &o->max_held_mib, 1, int64_t{1} << 30);

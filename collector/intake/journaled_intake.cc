@@ -27,7 +27,11 @@ absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t sp
   // removed the entry: a crash then lost the trace.)
   const int64_t arrival = absl::ToUnixNanos(now);
   for (TraceSpans& t : traces) t.arrival_unix_nanos = arrival;
-  absl::StatusOr<std::string> key = journal_->Append(traces, now);
+  JournalRef where;
+  absl::StatusOr<std::string> key = journal_->Append(traces, now, &where);
+  if (key.ok()) {
+    for (TraceSpans& t : traces) t.journal_ref = where;
+  }
   absl::Status status;
   if (!key.ok()) {
     // Not durable: refuse with a retryable code, so that the client keeps the data. A full disk
@@ -53,18 +57,20 @@ absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t sp
 absl::StatusOr<int64_t> JournaledIntake::Recover() {
   int64_t spans = 0;
   int64_t batches = 0;
-  absl::Status s = journal_->Replay([&](std::vector<TraceSpans>&& traces, absl::Time arrival) {
-    int64_t n = 0;
-    for (TraceSpans& t : traces) {
-      t.arrival_unix_nanos = absl::ToUnixNanos(arrival);
-      t.replayed = true;
-      n += static_cast<int64_t>(t.spans.size());
-    }
-    sampler_->Restore(std::move(traces), n);
-    spans += n;
-    ++batches;
-    return absl::OkStatus();
-  });
+  absl::Status s = journal_->ReplayWithRefs(
+      [&](std::vector<TraceSpans>&& traces, absl::Time arrival, const JournalRef& where) {
+        int64_t n = 0;
+        for (TraceSpans& t : traces) {
+          t.arrival_unix_nanos = absl::ToUnixNanos(arrival);
+          t.journal_ref = where;
+          t.replayed = true;
+          n += static_cast<int64_t>(t.spans.size());
+        }
+        sampler_->Restore(std::move(traces), n);
+        spans += n;
+        ++batches;
+        return absl::OkStatus();
+      });
   if (!s.ok()) return s;
   if (batches > 0) {
     TK_LOG(Info) << "journal: replayed " << batches << " batches (" << spans
@@ -85,6 +91,7 @@ absl::Time JournaledIntake::TruncateOnce() {
     }
   }
   mark = std::min(mark, sampler_->LowWaterMark());
+  if (options_.holds_low_water_mark) mark = std::min(mark, options_.holds_low_water_mark());
   absl::Status s = journal_->TruncateBefore(mark);
   if (!s.ok()) {
     TK_LOG(Warning) << "journal: truncation failed: " << s;

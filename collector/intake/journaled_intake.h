@@ -5,6 +5,7 @@
 #define TRACEKEEP_COLLECTOR_INTAKE_JOURNALED_INTAKE_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,10 @@ struct JournaledIntakeOptions {
   // How often entries of decided traces are removed from the journal. The shorter, the fewer
   // traces a crash replays (and may export twice). Default: 200ms.
   absl::Duration truncate_interval = absl::Milliseconds(200);
+  // Entries that arrived at or after this time are still needed by someone besides the sampler
+  // (the order tracker's holds that point into the journal); InfiniteFuture when none. Called on
+  // the truncation thread. Default: none.
+  std::function<absl::Time()> holds_low_water_mark;
 };
 
 class JournaledIntake final : public SpanIntake, public Component {

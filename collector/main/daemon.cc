@@ -180,8 +180,14 @@ class Daemon::Impl final : public admin::AdminBackend {
       journal_options.path = journal_path;
       journal_options.sync = config_.journal.sync;
       TK_ASSIGN_OR_RETURN(journal_, storage::Journal::Open(journal_options));
+      intake::JournaledIntakeOptions journaled_options;
+      // Order traces held as references into the journal keep their entries in it.
+      if (orders_) {
+        orders::OrderTracker* tracker = orders_.get();
+        journaled_options.holds_low_water_mark = [tracker] { return tracker->LowWaterMark(); };
+      }
       journaled_intake_ = std::make_unique<intake::JournaledIntake>(
-          intake::JournaledIntakeOptions(), journal_.get(), sampler_.get(), Clock::Real());
+          journaled_options, journal_.get(), sampler_.get(), Clock::Real());
       TK_RETURN_IF_ERROR(journaled_intake_->Recover().status());
       TK_RETURN_IF_ERROR(journaled_intake_->Start());
       intake_ = journaled_intake_.get();
@@ -478,6 +484,13 @@ class Daemon::Impl final : public admin::AdminBackend {
     o.orders_table = orders_table.get();
     o.hold_table = hold_table.get();
     o.index_table = index_table.get();
+    if (config_.journal.enabled) {
+      // journal_ is opened after the tracker; holds that point into it start after that.
+      o.read_journal = [this](const JournalRef& where) -> absl::StatusOr<std::vector<TraceSpans>> {
+        if (journal_ == nullptr) return absl::UnavailableError("the journal is not open");
+        return journal_->ReadAt(where);
+      };
+    }
     o.on_transition = [&transitions](const std::string& from, const std::string& to,
                                      double seconds) {
       static const prometheus::Histogram::BucketBoundaries kBuckets = {
@@ -529,6 +542,14 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_order_traces_released_unkept_total",
                  "Held traces released without being kept (healthy order, hold limits).", {},
                  [os] { return os->traces_released_unkept.load(); });
+    m.AddGauge("tracekeep_order_held_traces_in_journal",
+               "Of the held traces, those held as references into the intake journal (for "
+               "orders.hold_in_journal), not yet copied into order_hold.",
+               {}, [os] { return os->traces_held_in_journal.load(); });
+    m.AddCounter("tracekeep_order_traces_spilled_total",
+                 "Held traces copied from the journal into order_hold after "
+                 "orders.hold_in_journal.",
+                 {}, [os] { return os->traces_spilled.load(); });
     m.AddCounter("tracekeep_order_traces_released_no_space_total",
                  "Held traces of unresolved orders released unkept because the hold space was "
                  "full (orders.max_held_traces / orders.max_held_mib): traces that may have been "

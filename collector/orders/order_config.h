@@ -58,6 +58,12 @@ struct OrdersConfig {
   // it active again. Without it, every read of an unknown order would hold its traces for
   // max_hold_time. Default: 60s.
   absl::Duration read_only_hold_time = absl::Seconds(60);
+  // A held trace whose spans are all in the intake journal is held as a reference into the
+  // journal this long (the journal keeps those entries meanwhile), then copied into the
+  // `order_hold` table. Orders resolved within it cost no writes for their held traces; the
+  // journal's disk use (and the replay after a crash) grows to about this much of the intake.
+  // Zero: copied at once. Without the journal: always copied at once. Default: 60s.
+  absl::Duration hold_in_journal = absl::Seconds(60);
   // A held trace is released unkept when it has been held this long. Default: 336h (14 days).
   absl::Duration max_hold_time = absl::Hours(14 * 24);
   // Held traces, all orders together; beyond it the oldest holds are released unkept.

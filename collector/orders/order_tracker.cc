@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <queue>
 
 #include "absl/container/flat_hash_set.h"
@@ -117,7 +118,7 @@ bool SameOrigin(const SpanOrigin& a, const SpanOrigin& b) {
 }
 
 // Serializes the spans of a held trace as a v1::HeldTrace, each resource and scope once.
-std::string EncodeHeldTrace(const sampling::PendingTrace& trace, absl::Time now) {
+std::string EncodeHeldTrace(const TraceSpans& trace, absl::Time now) {
   std::vector<const SpanOrigin*> origins;
   std::vector<uint32_t> origin_of(trace.spans.size(), 0);
   size_t size = BytesFieldSize(1, trace.trace_id.size()) +
@@ -228,7 +229,23 @@ struct HeldRef {
   std::string key;
   uint32_t spans = 0;
   uint32_t bytes = 0;
+  // In the intake journal (not in order_hold): the records of its parts, and the arrival of the
+  // first one (the journal keeps them while a hold needs them; see LowWaterMark()).
+  bool in_journal = false;
+  std::vector<JournalRef> refs;
+  int64_t arrival = 0;
 };
+
+namespace {
+
+// The trace id inside a hold key (order id, NUL, trace id, sequence).
+absl::string_view TraceIdOfHoldKey(absl::string_view key) {
+  const size_t nul = key.find('\0');
+  if (nul == absl::string_view::npos || key.size() < nul + 1 + 16) return {};
+  return key.substr(nul + 1, 16);
+}
+
+}  // namespace
 
 struct OrderTracker::Entry {
   v1::Order record;
@@ -271,6 +288,10 @@ struct OrderTracker::Shard {
   // Resolved orders in memory, in the order they may leave it (retain_until).
   std::deque<std::pair<absl::Time, std::string>> resolved ABSL_GUARDED_BY(mu);
   KeptTraces to_deliver ABSL_GUARDED_BY(mu);
+  // Holds in the journal: how many by their first arrival (the journal keeps every entry from
+  // the oldest on), and in order of arrival with their order, for spilling to order_hold.
+  std::map<int64_t, int> journal_arrivals ABSL_GUARDED_BY(mu);
+  std::deque<std::pair<int64_t, std::string>> journal_queue ABSL_GUARDED_BY(mu);
 };
 
 absl::StatusOr<std::unique_ptr<OrderTracker>> OrderTracker::Create(
@@ -743,11 +764,43 @@ void OrderTracker::RecordKept(Shard& shard, Entry* e, const std::string& trace_i
   }
 }
 
+void OrderTracker::Unpin(Shard& shard, int64_t arrival) {
+  auto it = shard.journal_arrivals.find(arrival);
+  if (it != shard.journal_arrivals.end() && --it->second <= 0) shard.journal_arrivals.erase(it);
+  held_in_journal_ -= 1;
+  stats_.traces_held_in_journal = static_cast<uint64_t>(std::max<int64_t>(0, held_in_journal_));
+}
+
+bool OrderTracker::ReadFromJournal(const HeldRef& h, JournalCache* cache, TraceSpans* out) {
+  const absl::string_view trace_id = TraceIdOfHoldKey(h.key);
+  out->trace_id = std::string(trace_id);
+  for (const JournalRef& ref : h.refs) {
+    std::shared_ptr<std::vector<TraceSpans>>& entry = (*cache)[{ref.segment, ref.offset}];
+    if (entry == nullptr) {
+      absl::StatusOr<std::vector<TraceSpans>> read = options_.read_journal(ref);
+      if (!read.ok()) {
+        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        TK_LOG(Warning) << "order tracker: reading held trace " << ToHex(trace_id)
+                        << " from the journal: " << read.status();
+        cache->erase({ref.segment, ref.offset});
+        return false;
+      }
+      entry = std::make_shared<std::vector<TraceSpans>>(std::move(*read));
+    }
+    for (const TraceSpans& t : *entry) {
+      if (t.trace_id != trace_id) continue;
+      for (const SpanRecord& r : t.spans) out->spans.push_back(r);
+    }
+  }
+  return true;
+}
+
 void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause) {
   if (e->holds.empty()) return;
   v1::Order& o = e->record;
   const std::string prefix = HoldPrefix(o.order_id());
   std::vector<std::string> values;  // of held traces not written yet, when kept
+  bool any_on_disk = false;
   {
     std::lock_guard<std::mutex> lock(holds_mu_);  // waits for a batch being written
     auto end = std::remove_if(pending_holds_.begin(), pending_holds_.end(), [&](PendingHold& h) {
@@ -756,31 +809,48 @@ void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause c
       return true;
     });
     pending_holds_.erase(end, pending_holds_.end());
-    for (HeldRef& h : e->holds) pending_hold_deletes_.push_back({std::move(h.key), "", true});
+    for (HeldRef& h : e->holds) {
+      if (h.in_journal) continue;
+      any_on_disk = true;
+      pending_hold_deletes_.push_back({h.key, "", true});
+    }
   }
   size_t spans = 0;
   for (const HeldRef& h : e->holds) spans += h.spans;
   if (keep) {
-    absl::Status s = options_.hold_table->Scan(prefix, [&](absl::string_view, absl::string_view v) {
-      values.emplace_back(v);
-      return true;
-    });
-    if (!s.ok()) {
-      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-      TK_LOG(Warning) << "order " << o.order_id() << ": reading held traces: " << s;
-    }
     const char* policy = o.resolution() == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
+    auto deliver = [&](KeptTrace&& k) {
+      k.policy = policy;
+      Annotate(*e, &k.spans);
+      RecordKept(shard, e, k.trace_id);
+      stats_.traces_kept.fetch_add(1, std::memory_order_relaxed);
+      shard.to_deliver.push_back(std::move(k));
+    };
+    if (any_on_disk) {
+      absl::Status s =
+          options_.hold_table->Scan(prefix, [&](absl::string_view, absl::string_view v) {
+            values.emplace_back(v);
+            return true;
+          });
+      if (!s.ok()) {
+        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        TK_LOG(Warning) << "order " << o.order_id() << ": reading held traces: " << s;
+      }
+    }
     for (const std::string& v : values) {
       KeptTrace k;
       if (!DecodeHeldTrace(v, &k)) {
         stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      k.policy = policy;
-      Annotate(*e, &k.spans);
-      RecordKept(shard, e, k.trace_id);
-      stats_.traces_kept.fetch_add(1, std::memory_order_relaxed);
-      shard.to_deliver.push_back(std::move(k));
+      deliver(std::move(k));
+    }
+    JournalCache cache;
+    for (const HeldRef& h : e->holds) {
+      if (!h.in_journal) continue;
+      TraceSpans t;
+      if (!ReadFromJournal(h, &cache, &t)) continue;
+      deliver(KeptTrace{std::move(t.trace_id), "", std::move(t.spans)});
     }
   } else {
     stats_.traces_released_unkept.fetch_add(e->holds.size(), std::memory_order_relaxed);
@@ -790,6 +860,9 @@ void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause c
     } else if (cause == ReleaseCause::kHoldTime) {
       stats_.traces_released_hold_time.fetch_add(e->holds.size(), std::memory_order_relaxed);
     }
+  }
+  for (const HeldRef& h : e->holds) {
+    if (h.in_journal) Unpin(shard, h.arrival);
   }
   total_held_traces_ -= static_cast<int64_t>(e->holds.size());
   total_held_bytes_ -= static_cast<int64_t>(e->held_bytes);
@@ -837,8 +910,38 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
     return verdict;
   }
   const absl::Time now = options_.clock->Now();
-  std::string value = EncodeHeldTrace(trace, now);
   std::string key = HoldKey(*active_id, trace.trace_id, ++hold_sequence_);
+  if (options_.read_journal && lifecycle_.config().hold_in_journal > absl::ZeroDuration() &&
+      trace.all_journaled && !trace.journal_refs.empty()) {
+    // The journal has every span of it already: hold a reference, write nothing.
+    HeldRef h;
+    h.key = std::move(key);
+    h.spans = static_cast<uint32_t>(trace.spans.size());
+    h.bytes = static_cast<uint32_t>(trace.span_bytes);
+    h.in_journal = true;
+    h.refs = std::move(trace.journal_refs);
+    h.arrival = absl::ToUnixNanos(trace.first_arrival);
+    shard.journal_arrivals[h.arrival]++;
+    shard.journal_queue.emplace_back(h.arrival, *active_id);
+    e->held_bytes += h.bytes;
+    total_held_traces_ += 1;
+    total_held_bytes_ += h.bytes;
+    held_in_journal_ += 1;
+    e->holds.push_back(std::move(h));
+    e->oldest_hold = std::min(e->oldest_hold, now);
+    stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
+    stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
+    stats_.traces_held_in_journal = static_cast<uint64_t>(held_in_journal_.load());
+    Schedule(shard, e, now);
+    trace.spans.clear();
+    verdict.action = sampling::HookVerdict::kHold;
+    return verdict;
+  }
+  TraceSpans as_spans;
+  as_spans.trace_id = trace.trace_id;
+  as_spans.spans = std::move(trace.spans);
+  std::string value = EncodeHeldTrace(as_spans, now);
+  trace.spans = std::move(as_spans.spans);
   e->holds.push_back(
       HeldRef{key, static_cast<uint32_t>(trace.spans.size()), static_cast<uint32_t>(value.size())});
   e->held_bytes += value.size();
@@ -883,6 +986,7 @@ void OrderTracker::Check() {
   const OrdersConfig& c = lifecycle_.config();
   const size_t limit = c.max_resolved_in_memory;
   KeptTraces kept;
+  std::vector<std::pair<Shard*, int64_t>> spilled;
   for (auto& shard_ptr : shards_) {
     Shard& shard = *shard_ptr;
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -901,6 +1005,7 @@ void OrderTracker::Check() {
       Recount(e, now);
       Schedule(shard, e, now);
     }
+    SpillJournalHolds(shard, now, &spilled);
     FlushDirty(shard);
     // Resolved orders leave memory after resolved_retention, or, beyond max_resolved_in_memory,
     // oldest first (their records are on disk: FlushDirty). Orders still in use stay.
@@ -934,8 +1039,52 @@ void OrderTracker::Check() {
   }
   EnforceHoldSpace(&kept);
   FlushHolds();
+  // The spilled holds are in order_hold now: the journal may forget their entries.
+  for (const auto& [shard, arrival] : spilled) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    Unpin(*shard, arrival);
+  }
   PurgeResolved(now);
   if (!kept.empty()) Consume(std::move(kept));
+}
+
+void OrderTracker::SpillJournalHolds(Shard& shard, absl::Time now,
+                                     std::vector<std::pair<Shard*, int64_t>>* spilled) {
+  const int64_t cutoff = absl::ToUnixNanos(now - lifecycle_.config().hold_in_journal);
+  JournalCache cache;
+  while (!shard.journal_queue.empty() && shard.journal_queue.front().first <= cutoff) {
+    const std::string id = std::move(shard.journal_queue.front().second);
+    shard.journal_queue.pop_front();
+    auto it = shard.orders.find(id);
+    if (it == shard.orders.end()) continue;
+    for (HeldRef& h : it->second.holds) {
+      if (!h.in_journal || h.arrival > cutoff) continue;
+      TraceSpans t;
+      if (!ReadFromJournal(h, &cache, &t)) continue;  // stays in the journal; counted
+      std::string value = EncodeHeldTrace(t, now);
+      {
+        std::lock_guard<std::mutex> lock(holds_mu_);
+        pending_holds_.push_back(PendingHold{h.key, std::move(value)});
+      }
+      h.in_journal = false;
+      h.refs.clear();
+      h.refs.shrink_to_fit();
+      spilled->emplace_back(&shard, h.arrival);
+      stats_.traces_spilled.fetch_add(1, std::memory_order_relaxed);
+      if (cache.size() > 64) cache.clear();
+    }
+  }
+}
+
+absl::Time OrderTracker::LowWaterMark() {
+  int64_t mark = INT64_MAX;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    if (!shard->journal_arrivals.empty()) {
+      mark = std::min(mark, shard->journal_arrivals.begin()->first);
+    }
+  }
+  return mark == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(mark);
 }
 
 void OrderTracker::EnforceHoldSpace(KeptTraces* kept) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,19 +51,26 @@ struct OrderTrackerOptions {
   std::function<void(const std::string& from, const std::string& to, double seconds)> on_transition;
   // Tracker shards: orders are spread over them by id, each with its own lock. Default: 16.
   int shards = 16;
+  // Reads an entry of the intake journal back (storage::Journal::ReadAt). When set, a held trace
+  // whose spans are all in the journal is held as a reference to its entries for
+  // config.hold_in_journal (the journal keeps them: see LowWaterMark()), then copied into
+  // order_hold. Default: none (every hold is written to order_hold at once).
+  std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&)> read_journal;
 };
 
 // Counters read by the metrics endpoint and the admin API.
 struct OrderStats {
-  std::atomic<uint64_t> spans_with_order{0};  // spans that named an order
-  std::atomic<uint64_t> orders_tracked{0};    // gauge: orders in memory, not yet resolved
-  std::atomic<uint64_t> orders_started{0};    // orders first seen
-  std::atomic<uint64_t> orders_resolved{0};   // healthy (terminal) or anomalous verdicts
-  std::atomic<uint64_t> orders_expired{0};    // forgotten after max_order_age
-  std::atomic<uint64_t> orders_read_only{0};  // no state recorded within read_only_hold_time
-  std::atomic<uint64_t> traces_held{0};       // gauge
-  std::atomic<uint64_t> held_bytes{0};        // gauge: serialized held traces (before compression)
-  std::atomic<uint64_t> traces_kept{0};       // traces kept because of their order
+  std::atomic<uint64_t> spans_with_order{0};        // spans that named an order
+  std::atomic<uint64_t> orders_tracked{0};          // gauge: orders in memory, not yet resolved
+  std::atomic<uint64_t> orders_started{0};          // orders first seen
+  std::atomic<uint64_t> orders_resolved{0};         // healthy (terminal) or anomalous verdicts
+  std::atomic<uint64_t> orders_expired{0};          // forgotten after max_order_age
+  std::atomic<uint64_t> orders_read_only{0};        // no state recorded within read_only_hold_time
+  std::atomic<uint64_t> traces_held{0};             // gauge
+  std::atomic<uint64_t> traces_held_in_journal{0};  // gauge: of those, held as journal references
+  std::atomic<uint64_t> traces_spilled{0};          // journal references copied to order_hold
+  std::atomic<uint64_t> held_bytes{0};   // gauge: serialized held traces (before compression)
+  std::atomic<uint64_t> traces_kept{0};  // traces kept because of their order
   std::atomic<uint64_t> traces_released_unkept{0};
   std::atomic<uint64_t> spans_released_unkept{0};
   // Of traces_released_unkept: released because max_held_traces / max_held_mib was reached (their
@@ -86,6 +94,8 @@ struct OrderStats {
   std::unique_ptr<std::atomic<int64_t>[]> overdue;
 };
 
+struct HeldRef;  // one held trace (order_tracker.cc)
+
 // State events and invariant values one order record keeps at most.
 inline constexpr int kMaxEventsPerOrder = 256;
 
@@ -101,6 +111,11 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   sampling::HookVerdict OnDecided(sampling::PendingTrace& trace, bool sampled) override;
   // Writes the traces held since the last call, in one batch.
   void OnDecisionsDone() override;
+
+  // Journal entries that arrived at or after this time hold spans of held traces (see
+  // OrderTrackerOptions::read_journal): the intake journal must keep them. InfiniteFuture when
+  // none. Stays where it is after Shutdown (a restart replays those entries and holds them again).
+  absl::Time LowWaterMark();
 
   // Starts the thread that checks deadlines and holds every check_interval.
   absl::Status Start() override;
@@ -126,6 +141,8 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   struct Shard;
   struct Entry;
   struct PendingHold;
+  using JournalCache =
+      std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<std::vector<TraceSpans>>>;
   enum class ReleaseCause { kVerdict, kHoldTime, kNoSpace };
 
   explicit OrderTracker(const OrderTrackerOptions& options);
@@ -147,6 +164,14 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   // Keeps (into the shard's to_deliver) or drops every held trace of the order.
   void ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause);
   void RecordKept(Shard& shard, Entry* e, const std::string& trace_id);
+  // The journal no longer needs to keep the entry of a hold that arrived at `arrival`.
+  void Unpin(Shard& shard, int64_t arrival);
+  // The spans of a hold kept in the journal. False (counted) when they cannot be read.
+  bool ReadFromJournal(const HeldRef& h, JournalCache* cache, TraceSpans* out);
+  // Copies holds kept in the journal longer than hold_in_journal into order_hold (written by the
+  // next FlushHolds); `spilled` gets what to Unpin once they are written.
+  void SpillJournalHolds(Shard& shard, absl::Time now,
+                         std::vector<std::pair<Shard*, int64_t>>* spilled);
   // When something may change for the order without new spans (a grace period ends, a deadline
   // passes...); InfiniteFuture when never.
   absl::Time NextCheckOf(const v1::Order& o, absl::Time now) const;
@@ -181,7 +206,8 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   std::atomic<uint64_t> hold_sequence_{0};
   std::atomic<int64_t> total_held_traces_{0};
   std::atomic<int64_t> total_held_bytes_{0};
-  std::atomic<int64_t> resolved_in_memory_{0};    // resolved orders in memory, all shards
+  std::atomic<int64_t> resolved_in_memory_{0};
+  std::atomic<int64_t> held_in_journal_{0};       // resolved orders in memory, all shards
   absl::Time next_purge_ = absl::InfinitePast();  // Check() thread only
   std::mutex run_mu_;
   std::condition_variable run_cv_;

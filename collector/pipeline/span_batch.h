@@ -32,6 +32,17 @@ struct SpanRecord {
   bool is_root = false;   // no parent span id
 };
 
+// Where the intake journal keeps a durable copy of a batch of spans: the record's segment, offset
+// and size. size == 0: not journaled.
+struct JournalRef {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  uint32_t size = 0;
+  bool operator==(const JournalRef& o) const {
+    return segment == o.segment && offset == o.offset && size == o.size;
+  }
+};
+
 // Spans of one trace that arrived in one request.
 struct TraceSpans {
   std::string trace_id;  // 16 bytes, valid (checked by the receiver)
@@ -47,6 +58,8 @@ struct TraceSpans {
   // Business keys (order ids) the sampler's hook linked these spans to; the sampler keeps them
   // with the pending trace and gives them back to the hook at the decision.
   std::vector<std::string> linked_keys;
+  // The journal record these spans arrived in (the same for every trace of the request).
+  JournalRef journal_ref;
 };
 
 // A trace the sampler decided to keep, with every span it buffered.

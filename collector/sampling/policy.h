@@ -37,6 +37,9 @@ struct PendingTrace {
   int64_t max_end_unix_nanos = INT64_MIN;
   size_t span_bytes = 0;
   std::vector<std::string> linked_keys;  // TraceSpans::linked_keys of every part, once each
+  // The journal records of its parts, once each; `all_journaled` while every part had one.
+  std::vector<JournalRef> journal_refs;
+  bool all_journaled = true;
 };
 
 // A pending trace as policies see it: the cheap fields directly, the rest of every span (name,

@@ -26,6 +26,12 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
   PendingTrace& t = it->second;
   t.last_arrival = std::max(t.last_arrival, now);
   span_count_ += spans.spans.size();
+  if (spans.journal_ref.size == 0) {
+    t.all_journaled = false;
+  } else if (std::find(t.journal_refs.begin(), t.journal_refs.end(), spans.journal_ref) ==
+             t.journal_refs.end()) {
+    t.journal_refs.push_back(spans.journal_ref);
+  }
   for (std::string& key : spans.linked_keys) {
     if (std::find(t.linked_keys.begin(), t.linked_keys.end(), key) == t.linked_keys.end()) {
       t.linked_keys.push_back(std::move(key));

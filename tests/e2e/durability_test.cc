@@ -19,7 +19,8 @@ namespace {
 
 namespace collector = ::opentelemetry::proto::collector::trace::v1;
 
-std::string Config(const std::string& dir, const std::string& decision_wait) {
+std::string Config(const std::string& dir, const std::string& decision_wait,
+                   const std::string& policies = "[{name: everything, type: always_sample}]") {
   return absl::StrCat(R"(
 data_dir: )",
                       dir, R"(/data
@@ -31,7 +32,8 @@ receivers:
 sampler:
   decision_wait: )",
                       decision_wait, R"(
-  policies: [{name: everything, type: always_sample}]
+  policies: )",
+                      policies, R"(
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
 )");
@@ -55,13 +57,14 @@ collector::ExportTraceServiceRequest Request(uint32_t n, std::string* trace_id) 
 
 struct Daemon {
   std::unique_ptr<ChildProcess> process;
-  std::string grpc, admin;
+  std::string grpc, admin, telemetry;
 };
 
-Daemon StartDaemon(const TempDir& dir, const std::string& decision_wait, int run) {
+Daemon StartDaemon(const TempDir& dir, const std::string& decision_wait, int run,
+                   const std::string& policies = "[{name: everything, type: always_sample}]") {
   const std::string config = absl::StrCat(dir.path(), "/tracekeep-", run, ".yaml");
   const std::string endpoints = absl::StrCat(dir.path(), "/endpoints-", run, ".json");
-  WriteFile(config, Config(dir.path(), decision_wait));
+  WriteFile(config, Config(dir.path(), decision_wait, policies));
   Daemon d;
   d.process = std::make_unique<ChildProcess>(
       std::vector<std::string>{TRACEKEEP_BIN, "--config", config, "--write-endpoints", endpoints},
@@ -70,7 +73,48 @@ Daemon StartDaemon(const TempDir& dir, const std::string& decision_wait, int run
       << ReadFile(absl::StrCat(dir.path(), "/tracekeep-", run, ".log"));
   d.grpc = JsonValue(ReadFile(endpoints), "otlp_grpc");
   d.admin = JsonValue(ReadFile(endpoints), "admin");
+  d.telemetry = JsonValue(ReadFile(endpoints), "telemetry");
   return d;
+}
+
+// One trace of one span naming order `order_id` (with a state, or status ERROR); the trace id
+// encodes `n`.
+collector::ExportTraceServiceRequest OrderRequest(uint32_t n, const std::string& order_id,
+                                                  const std::string& state, bool error,
+                                                  std::string* trace_id) {
+  collector::ExportTraceServiceRequest request;
+  auto* rs = request.add_resource_spans();
+  auto* service = rs->mutable_resource()->add_attributes();
+  service->set_key("service.name");
+  service->mutable_value()->set_string_value("shop-api");
+  auto* span = rs->add_scope_spans()->add_spans();
+  *trace_id = std::string(16, '\x5a');
+  for (int i = 0; i < 4; ++i) (*trace_id)[12 + i] = static_cast<char>(n >> (8 * i));
+  span->set_trace_id(*trace_id);
+  span->set_span_id(std::string(7, '\x02') + static_cast<char>(n & 0x7f));
+  span->set_name("POST /orders");
+  // Now: an order state in the past would be overdue (STALLED) at once.
+  span->set_start_time_unix_nano(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())));
+  auto* id = span->add_attributes();
+  id->set_key("order.id");
+  id->mutable_value()->set_string_value(order_id);
+  if (!state.empty()) {
+    auto* status = span->add_attributes();
+    status->set_key("order.status");
+    status->mutable_value()->set_string_value(state);
+  }
+  if (error)
+    span->mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
+  return request;
+}
+
+// The value of an unlabelled metric on the daemon's /metrics, -1 when absent.
+double Metric(const Daemon& d, const std::string& name) {
+  CommandResult r = RunCommand({"/usr/bin/curl", "-sf", "http://" + d.telemetry + "/metrics"});
+  const std::string needle = "\n" + name + " ";
+  const size_t at = r.output.find(needle);
+  if (at == std::string::npos) return -1;
+  return std::stod(r.output.substr(at + needle.size()));
 }
 
 TEST(IntakeDurabilityTest, AcknowledgedSpansSurviveKill9InALoop) {
@@ -129,6 +173,61 @@ TEST(IntakeDurabilityTest, AcknowledgedSpansSurviveKill9InALoop) {
   }
   EXPECT_EQ(missing, 0) << "of " << acknowledged.size() << " acknowledged traces";
   EXPECT_GE(acknowledged.size(), 600u);
+  ASSERT_TRUE(d.process->Signal(SIGTERM));
+  EXPECT_EQ(d.process->Wait(absl::Seconds(60)), 0);
+}
+
+// Traces of an unresolved order are held as references into the journal (no copy): a kill -9
+// meanwhile must not lose them. After the restart the journal replays them, they are held again,
+// and when the order then goes wrong every one of them is kept.
+TEST(IntakeDurabilityTest, OrderTracesHeldInTheJournalSurviveKill9) {
+  TempDir dir;
+  const std::string errors =
+      "[{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}]";
+  std::vector<std::string> held;
+  {
+    Daemon d = StartDaemon(dir, "100ms", 0, errors);
+    auto channel = grpc::CreateChannel(d.grpc, grpc::InsecureChannelCredentials());
+    auto stub = collector::TraceService::NewStub(channel);
+    for (uint32_t n = 1; n <= 5; ++n) {
+      std::string trace_id;
+      collector::ExportTraceServiceRequest request =
+          OrderRequest(n, "ord-kill", n == 1 ? "INITIATED" : "", false, &trace_id);
+      grpc::ClientContext context;
+      collector::ExportTraceServiceResponse response;
+      ASSERT_TRUE(stub->Export(&context, request, &response).ok());
+      held.push_back(ToHex(trace_id));
+    }
+    ASSERT_TRUE(WaitFor([&] { return Metric(d, "tracekeep_order_held_traces_in_journal") == 5; },
+                        absl::Seconds(30)))
+        << "held in the journal: " << Metric(d, "tracekeep_order_held_traces_in_journal")
+        << ", held: " << Metric(d, "tracekeep_order_held_traces")
+        << ", order spans: " << Metric(d, "tracekeep_order_spans_total") << "\n"
+        << RunCommand({TRACEKEEPCTL_BIN, "--addr", d.admin, "order", "get", "ord-kill"}).output;
+    ASSERT_TRUE(d.process->Signal(SIGKILL));
+    EXPECT_EQ(d.process->Wait(absl::Seconds(30)), 128 + SIGKILL);
+  }
+  Daemon d = StartDaemon(dir, "100ms", 1, errors);
+  ASSERT_TRUE(WaitFor([&] { return Metric(d, "tracekeep_order_held_traces_in_journal") == 5; },
+                      absl::Seconds(30)))
+      << "held again after the replay: " << Metric(d, "tracekeep_order_held_traces_in_journal");
+  auto channel = grpc::CreateChannel(d.grpc, grpc::InsecureChannelCredentials());
+  auto stub = collector::TraceService::NewStub(channel);
+  std::string error_trace;
+  grpc::ClientContext context;
+  collector::ExportTraceServiceResponse response;
+  ASSERT_TRUE(
+      stub->Export(&context, OrderRequest(6, "ord-kill", "", true, &error_trace), &response).ok());
+  for (const std::string& id : held) {
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          return RunCommand({TRACEKEEPCTL_BIN, "--addr", d.admin, "--json", "trace", "get", id})
+                     .output.find("POST /orders") != std::string::npos;
+        },
+        absl::Seconds(30)))
+        << "held trace " << id << " of the anomalous order was not kept";
+  }
+  EXPECT_EQ(Metric(d, "tracekeep_order_held_traces_in_journal"), 0);
   ASSERT_TRUE(d.process->Signal(SIGTERM));
   EXPECT_EQ(d.process->Wait(absl::Seconds(60)), 0);
 }

@@ -375,5 +375,51 @@ TEST(JournalTest, ConvertsTheRocksDbJournalOfVersion01) {
   EXPECT_EQ(ReplayedTraceIds(journal->get()).size(), 2u);
 }
 
+// An entry is read back by the place Append gave; replays give the same places, also after a
+// reopen; a place that holds no intact entry is an error, not garbage.
+TEST(JournalTest, EntriesAreReadBackByTheirPlace) {
+  const std::string path = TempPath();
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  JournalRef first, second;
+  {
+    auto journal = Journal::Open({path, false});
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    ASSERT_TRUE((*journal)->Append(Batch(0, 2, 3), t0, &first).ok());
+    ASSERT_TRUE((*journal)->Append(Batch(10, 1, 1), t0, &second).ok());
+    EXPECT_GT(first.size, 0u);
+    EXPECT_EQ(second.offset, first.offset + first.size);
+    auto read = (*journal)->ReadAt(second);
+    ASSERT_TRUE(read.ok()) << read.status();
+    ASSERT_EQ(read->size(), 1u);
+    EXPECT_EQ((*read)[0].trace_id, std::string(16, '\x0b'));
+  }
+  auto journal = Journal::Open({path, false});
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  auto read = (*journal)->ReadAt(first);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[1].trace_id, std::string(16, '\x02'));
+  ASSERT_EQ((*read)[1].spans.size(), 3u);
+  EXPECT_EQ((*read)[1].spans[2].span, "span-2");
+  EXPECT_EQ((*read)[1].spans[2].origin->service_name, "shop-api");
+  std::vector<JournalRef> replayed;
+  ASSERT_TRUE(
+      (*journal)
+          ->ReplayWithRefs([&](std::vector<TraceSpans>&&, absl::Time, const JournalRef& where) {
+            replayed.push_back(where);
+            return absl::OkStatus();
+          })
+          .ok());
+  ASSERT_EQ(replayed.size(), 2u);
+  EXPECT_TRUE(replayed[0] == first);
+  EXPECT_TRUE(replayed[1] == second);
+  JournalRef shifted = first;
+  shifted.offset += 1;
+  EXPECT_EQ((*journal)->ReadAt(shifted).status().code(), absl::StatusCode::kDataLoss);
+  JournalRef gone = first;
+  gone.segment += 100;
+  EXPECT_EQ((*journal)->ReadAt(gone).status().code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace tracekeep::storage

@@ -43,11 +43,11 @@ int JournalEntries(storage::Journal* journal) {
 
 // A journal, a sampler and the intake between them, as the daemon wires them.
 struct Pipeline {
-  Pipeline(const std::string& path, FakeClock* clock, size_t max_queued = 1000) {
+  Pipeline(const std::string& path, FakeClock* clock, size_t max_queued = 1000,
+           JournaledIntakeOptions options = JournaledIntakeOptions()) {
     journal = *storage::Journal::Open({path, false});
     sampler = *sampling::Sampler::Create(AlwaysSample(max_queued), &consumer, clock);
-    intake = std::make_unique<JournaledIntake>(JournaledIntakeOptions(), journal.get(),
-                                               sampler.get(), clock);
+    intake = std::make_unique<JournaledIntake>(options, journal.get(), sampler.get(), clock);
   }
   int Entries() { return JournalEntries(journal.get()); }
   RecordingConsumer consumer;
@@ -86,6 +86,40 @@ TEST_F(JournaledIntakeTest, KeepsEntriesUntilTheirTracesAreDecided) {
   p.sampler->PollForTesting();
   p.intake->TruncateOnce();
   EXPECT_EQ(p.Entries(), 0);
+}
+
+// Entries still needed by holds outside the sampler (the order tracker's references into the
+// journal) stay, whatever the sampler decided; each accepted trace knows its entry.
+TEST_F(JournaledIntakeTest, KeepsEntriesTheHoldsMarkNeedsAndStampsTheirPlace) {
+  absl::Time holds_mark = absl::InfiniteFuture();
+  JournaledIntakeOptions options;
+  options.holds_low_water_mark = [&] { return holds_mark; };
+  Pipeline p(path_, &clock_, 1000, options);
+  const absl::Time first = clock_.Now();
+  ASSERT_TRUE(p.intake->Offer(One(MakeTrace(1, 2)), 2).ok());
+  clock_.Advance(absl::Seconds(31));
+  p.sampler->PollForTesting();  // decided and kept
+  ASSERT_EQ(p.consumer.kept().size(), 1u);
+  holds_mark = first;  // a hold points into the first entry
+  p.intake->TruncateOnce();
+  EXPECT_EQ(p.Entries(), 1);
+  holds_mark = absl::InfiniteFuture();
+  p.intake->TruncateOnce();
+  EXPECT_EQ(p.Entries(), 0);
+
+  // The sampler gets each trace with the place of its entry, which reads it back.
+  ASSERT_TRUE(p.intake->Offer(One(MakeTrace(2, 3)), 3).ok());
+  clock_.Advance(absl::Seconds(31));
+  p.sampler->PollForTesting();
+  ASSERT_EQ(p.consumer.kept().size(), 2u);
+  auto entry = p.journal->ReplayWithRefs(
+      [&](std::vector<TraceSpans>&& traces, absl::Time, const JournalRef& where) {
+        auto read = p.journal->ReadAt(where);
+        EXPECT_TRUE(read.ok()) << read.status();
+        if (read.ok()) EXPECT_EQ((*read)[0].spans.size(), traces[0].spans.size());
+        return absl::OkStatus();
+      });
+  EXPECT_TRUE(entry.ok());
 }
 
 TEST_F(JournaledIntakeTest, ALateSpanKeepsItsTracesFirstEntry) {

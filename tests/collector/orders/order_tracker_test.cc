@@ -1,5 +1,7 @@
 #include "collector/orders/order_tracker.h"
 
+#include <functional>
+#include <map>
 #include <mutex>
 
 #include "collector/sampling/sampler.h"
@@ -75,6 +77,7 @@ class OrderTrackerTest : public ::testing::Test {
     t.orders_table = orders_table_.get();
     t.hold_table = hold_table_.get();
     t.index_table = index_table_.get();
+    t.read_journal = read_journal_;
     auto tracker = OrderTracker::Create(t);
     ASSERT_TRUE(tracker.ok()) << tracker.status();
     tracker_ = std::move(*tracker);
@@ -89,13 +92,22 @@ class OrderTrackerTest : public ::testing::Test {
     store_.reset();
   }
 
-  // Feeds one trace through the hook as the sampler would, not sampled by the policies.
-  sampling::HookVerdict Feed(int trace_n, const std::vector<TestSpan>& spans,
-                             bool sampled = false) {
+  // Feeds one trace through the hook as the sampler would, not sampled by the policies. With
+  // `journaled`, its spans are in the fake journal (journal_) like the intake journal has them.
+  sampling::HookVerdict Feed(int trace_n, const std::vector<TestSpan>& spans, bool sampled = false,
+                             bool journaled = false) {
     TraceSpans t = MakeOrderTrace(trace_n, spans);
     tracker_->OnBuffered(t);
     sampling::PendingTrace p;
     p.trace_id = t.trace_id;
+    p.first_arrival = clock_.Now();
+    if (journaled) {
+      const JournalRef ref{1, 100 * journal_.size(), 100};
+      journal_[ref.offset] = {t};
+      p.journal_refs = {ref};
+    } else {
+      p.all_journaled = false;
+    }
     p.spans = std::move(t.spans);
     p.linked_keys = std::move(t.linked_keys);
     sampling::HookVerdict v = tracker_->OnDecided(p, sampled);
@@ -121,7 +133,22 @@ class OrderTrackerTest : public ::testing::Test {
   storage::KvTablePtr hold_table_;
   storage::KvTablePtr index_table_;
   std::unique_ptr<OrderTracker> tracker_;
+  // A stand-in for the intake journal's ReadAt: entries by offset.
+  std::map<uint64_t, std::vector<TraceSpans>> journal_;
+  std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&)> read_journal_;
 };
+
+size_t Rows(storage::KvTable* table) {
+  size_t n = 0;
+  EXPECT_TRUE(table
+                  ->Scan("",
+                         [&](absl::string_view, absl::string_view) {
+                           ++n;
+                           return true;
+                         })
+                  .ok());
+  return n;
+}
 
 TEST_F(OrderTrackerTest, HealthyOrderIsRecordedAcrossServicesAndItsHeldTracesReleased) {
   EXPECT_EQ(Feed(1, {{"shop-api", "o1", "INITIATED", T(0), "100"},
@@ -460,6 +487,75 @@ TEST_F(OrderTrackerTest, HeldTraceComesBackWithItsResourceAndScope) {
   EXPECT_EQ(first.spans[0].origin->service_name, "shop-api");
   EXPECT_EQ(first.spans[1].origin->service_name, "crm-api");
   EXPECT_EQ(first.spans[2].origin->service_name, "shop-api");
+}
+
+// With the intake journal, a held trace is a reference to the journal's entries: nothing is
+// written, the journal is told to keep them (LowWaterMark) until the order is resolved, and a
+// kept order's traces are read back from it.
+TEST_F(OrderTrackerTest, HoldsInTheJournalWriteNothingAndPinItUntilReleased) {
+  read_journal_ = [this](const JournalRef& r) -> absl::StatusOr<std::vector<TraceSpans>> {
+    auto it = journal_.find(r.offset);
+    if (it == journal_.end()) return absl::NotFoundError("no entry");
+    return it->second;
+  };
+  Close();
+  Open();
+  const absl::Time first = clock_.Now();
+  EXPECT_EQ(Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true).action,
+            sampling::HookVerdict::kHold);
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}}, false, true).action,
+            sampling::HookVerdict::kHold);
+  EXPECT_EQ(Rows(hold_table_.get()), 0u);
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 2u);
+  EXPECT_EQ(tracker_->LowWaterMark(), first);
+
+  // o1 goes wrong: its held trace comes back from the journal, whole, and is kept.
+  Feed(3, {{"crm-api", "o1", "", T(1), "", /*error=*/true}}, false, true);
+  const KeptTraces kept = consumer_.kept();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].trace_id, OrderTraceId(1));
+  ASSERT_EQ(kept[0].spans.size(), 1u);
+  EXPECT_EQ(SpanAttribute(kept[0].spans[0].span, "order.status"), "INITIATED");
+  EXPECT_EQ(SpanAttribute(kept[0].spans[0].span, kAnomalyAttribute), "ERROR");
+  EXPECT_EQ(tracker_->LowWaterMark(), first + absl::Seconds(1));  // o2's hold only
+
+  // o2 stays unresolved past hold_in_journal: its hold is copied into order_hold, and the
+  // journal may forget it.
+  clock_.Advance(config_.hold_in_journal);
+  tracker_->Check();
+  EXPECT_EQ(Rows(hold_table_.get()), 1u);
+  EXPECT_EQ(tracker_->stats().traces_spilled.load(), 1u);
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 0u);
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 1u);
+  EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
+  journal_.clear();  // truncated
+  ASSERT_TRUE(tracker_->ForceKeep("o2").ok());
+  ASSERT_EQ(consumer_.kept().size(), 2u);
+  EXPECT_EQ(consumer_.kept()[1].trace_id, OrderTraceId(2));
+  EXPECT_EQ(consumer_.kept()[1].spans.size(), 1u);
+  tracker_->Check();
+  EXPECT_EQ(Rows(hold_table_.get()), 0u);
+}
+
+TEST_F(OrderTrackerTest, HealthyOrderReleasesItsJournalHoldsWithoutReadingThem) {
+  size_t reads = 0;
+  read_journal_ = [&](const JournalRef& r) -> absl::StatusOr<std::vector<TraceSpans>> {
+    ++reads;
+    return journal_[r.offset];
+  };
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true);
+  Feed(2, {{"crm-api", "o1", "CANCELLED", T(1)}}, false, true);
+  EXPECT_NE(tracker_->LowWaterMark(), absl::InfiniteFuture());
+  clock_.Advance(absl::Seconds(11));
+  tracker_->Check();
+  EXPECT_EQ(Get("o1").resolution(), v1::Order::HEALTHY_RELEASED);
+  EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
+  EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 2u);
+  EXPECT_EQ(reads, 0u);
+  EXPECT_EQ(Rows(hold_table_.get()), 0u);
 }
 
 // Many order ids: resolved orders beyond max_resolved_in_memory leave memory, oldest resolution
