@@ -487,12 +487,14 @@ void OrderTracker::Link(Entry* e, const std::string& trace_id) {
 void OrderTracker::OnBuffered(TraceSpans& spans) {
   std::vector<OrderFacts> facts;
   std::vector<size_t> span_of_fact;
+  uint64_t with_order = 0;
   for (size_t i = 0; i < spans.spans.size(); ++i) {
     if (!reader_.Read(spans.spans[i], &facts)) continue;
-    stats_.spans_with_order.fetch_add(1, std::memory_order_relaxed);
+    ++with_order;
     span_of_fact.resize(facts.size(), i);
   }
   if (facts.empty()) return;
+  stats_.spans_with_order.fetch_add(with_order, std::memory_order_relaxed);
   const absl::Time now = options_.clock->Now();
   std::vector<bool> done(facts.size(), false);
   KeptTraces kept;
@@ -527,8 +529,10 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
       changed |= Ingest(shard, e, facts[j], spans, spans.spans[span_of_fact[j]], now);
     }
     MarkDirty(shard, e);
+    // Without news only the order's last arrival moved, so its checks can only come later: a
+    // check already scheduled will look again then.
     if (changed) Judge(shard, e, now);
-    Schedule(shard, e, now);
+    if (changed || e->scheduled == absl::InfiniteFuture()) Schedule(shard, e, now);
     spans.linked_keys.push_back(order_id);
     if (!shard.to_deliver.empty()) {
       for (KeptTrace& k : shard.to_deliver) kept.push_back(std::move(k));

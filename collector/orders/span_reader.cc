@@ -91,9 +91,17 @@ struct AttributeFacts {
 
 class Attributes {
  public:
-  explicit Attributes(const OrdersConfig& config) : config_(config) {}
+  Attributes(const OrdersConfig& config, uint64_t key_lengths)
+      : config_(config), key_lengths_(key_lengths) {}
 
   bool Add(absl::string_view kv, AttributeFacts* out) const {
+    // Most attributes are none of the order's: written as protobuf writes them (the key first,
+    // shorter than 128 bytes), their key's length alone tells.
+    if (kv.size() >= 2 && kv[0] == 0x0a && static_cast<uint8_t>(kv[1]) < 0x80) {
+      const size_t len = static_cast<uint8_t>(kv[1]);
+      if (len + 2 > kv.size()) return false;
+      if (len < 64 && (key_lengths_ & (uint64_t{1} << len)) == 0) return true;
+    }
     absl::string_view key, value;
     if (!ReadKeyValue(kv, &key, &value)) return false;
     if (key == config_.id_attribute) {
@@ -110,6 +118,7 @@ class Attributes {
 
  private:
   const OrdersConfig& config_;
+  const uint64_t key_lengths_;
 };
 
 OrderFacts* FactsFor(const std::string& order_id, std::vector<OrderFacts>* facts) {
@@ -123,9 +132,19 @@ OrderFacts* FactsFor(const std::string& order_id, std::vector<OrderFacts>* facts
 
 }  // namespace
 
+SpanReader::SpanReader(const OrdersConfig& config) : config_(config) {
+  auto add = [this](const std::string& key) {
+    key_lengths_ |= key.size() < 64 ? uint64_t{1} << key.size() : 0;
+  };
+  add(config.id_attribute);
+  add(config.status_attribute);
+  for (const std::string& key : config.invariant_attributes) add(key);
+  // Keys of 64 bytes and more are never skipped by length.
+}
+
 bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) const {
   if (!absl::StrContains(record.span, config_.id_attribute)) return false;
-  const Attributes attributes(config_);
+  const Attributes attributes(config_, key_lengths_);
   AttributeFacts span_facts;
   absl::string_view name, status_message;
   bool error = false;

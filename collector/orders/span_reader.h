@@ -29,13 +29,15 @@ struct OrderFacts {
 
 class SpanReader {
  public:
-  explicit SpanReader(const OrdersConfig& config) : config_(config) {}
+  explicit SpanReader(const OrdersConfig& config);
   // Appends the facts of `span` (one entry per order it names) to `out`. Returns false when the
   // span names no order. Undecodable span bytes name no order.
   bool Read(const SpanRecord& span, std::vector<OrderFacts>* out) const;
 
  private:
   const OrdersConfig& config_;
+  // Bit n set: some attribute the reader looks for has a key of n bytes (n < 64).
+  uint64_t key_lengths_ = 0;
 };
 
 // Appends a string attribute to serialized Span bytes (field 9, attributes: a field appended to a
