@@ -936,7 +936,8 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
     stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
     stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
     stats_.traces_held_in_journal = static_cast<uint64_t>(held_in_journal_.load());
-    Schedule(shard, e, now);
+    // Unless its next check comes later than this hold's max_hold_time, it stands.
+    if (e->scheduled > now + lifecycle_.config().max_hold_time) Schedule(shard, e, now);
     trace.spans.clear();
     verdict.action = sampling::HookVerdict::kHold;
     return verdict;
@@ -954,7 +955,8 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
   total_held_bytes_ += static_cast<int64_t>(value.size());
   stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
   stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
-  Schedule(shard, e, now);
+  // Unless its next check comes later than this hold's max_hold_time, it stands.
+  if (e->scheduled > now + lifecycle_.config().max_hold_time) Schedule(shard, e, now);
   {
     std::lock_guard<std::mutex> holds_lock(holds_mu_);
     pending_holds_.push_back(PendingHold{std::move(key), std::move(value)});
