@@ -89,6 +89,12 @@ std::vector<Flag> Flags(Options* o) {
        [o](absl::string_view v) { return absl::SimpleAtod(v, &o->shape.error_share); }},
       {"order-share", "fraction of traces that record a step of an order (default 0.1)", false,
        [o](absl::string_view v) { return absl::SimpleAtod(v, &o->shape.order_share); }},
+      {"hot-share",
+       "fraction of the other traces that read one of --hot-order-ids recurring orders, no state "
+       "(default 0)",
+       false, [o](absl::string_view v) { return absl::SimpleAtod(v, &o->shape.hot_share); }},
+      {"hot-order-ids", "recurring order ids of --hot-share (default 64)", false,
+       [o](absl::string_view v) { return absl::SimpleAtoi(v, &o->shape.hot_order_ids); }},
       {"trace-spread", "requests a trace's spans are spread over (default 1)", false,
        [o](absl::string_view v) { return absl::SimpleAtoi(v, &o->shape.trace_spread); }},
       {"duration", "how long to send, e.g. 10s, 2m (default 10s)", false,

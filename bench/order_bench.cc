@@ -1,6 +1,8 @@
 // Order tracking: what the tracker costs per span, per order event, and per active order.
 #include <malloc.h>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -92,6 +94,39 @@ void BM_ReadOrderSpan(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ReadOrderSpan);
+
+// SpanReader on a span naming an order and nothing else about it (most spans of an order trace).
+void BM_ReadOrderIdOnlySpan(benchmark::State& state) {
+  const orders::OrdersConfig config = orders::DefaultOrdersConfig();
+  orders::SpanReader reader(config);
+  SpanRecord span = PlainSpan();
+  tr::Span decoded;
+  decoded.ParseFromString(span.span);
+  auto* kv = decoded.add_attributes();
+  kv->set_key("order.id");
+  kv->mutable_value()->set_string_value("ord-00000000000a1b2c");
+  span.span = decoded.SerializeAsString();
+  std::vector<orders::OrderFacts> facts;
+  for (auto _ : state) {
+    facts.clear();
+    benchmark::DoNotOptimize(reader.Read(span, &facts));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ReadOrderIdOnlySpan);
+
+// Resident memory of this process, bytes (VmRSS).
+size_t RssBytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  size_t kib = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib * 1024;
+}
 
 struct Fixture {
   explicit Fixture(orders::OrdersConfig config) {
@@ -207,6 +242,124 @@ void BM_MemoryPerActiveOrder(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_MemoryPerActiveOrder)->Arg(20000)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// range(0) active orders at once (each INITIATED by one trace, held as a journal reference, as
+// the daemon holds with its journal on), then: resident memory per active order, the periodic
+// Check() with nothing due, and a restart (the tracker reloading every record). Reported as
+// counters; the timed part is the ingestion (items = orders).
+void BM_ActiveOrders(benchmark::State& state) {
+  const int64_t num_orders = state.range(0);
+  for (auto _ : state) {
+    state.PauseTiming();
+    orders::OrdersConfig config = orders::DefaultOrdersConfig();
+    auto f = std::make_unique<Fixture>(config);
+    f->tracker.reset();
+    orders::OrderTrackerOptions t;
+    t.config = config;
+    t.consumer = &f->consumer;
+    t.clock = &f->clock;
+    t.orders_table = f->orders_table.get();
+    t.hold_table = f->hold_table.get();
+    t.read_journal = [](const JournalRef&,
+                        absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
+      return absl::UnavailableError("not read in this benchmark");
+    };
+    f->tracker = *orders::OrderTracker::Create(t);
+    const size_t rss_before = RssBytes();
+    state.ResumeTiming();
+    for (int64_t o = 0; o < num_orders; ++o) {
+      TraceSpans spans;
+      spans.trace_id = std::string(16, '\3');
+      std::memcpy(&spans.trace_id[0], &o, sizeof(o));
+      spans.spans.push_back(OrderSpan(absl::StrCat("ord-", o), "INITIATED"));
+      spans.journal_ref = JournalRef{1, static_cast<uint64_t>(o) * 1000, 1000};
+      f->tracker->OnBuffered(spans);
+      sampling::PendingTrace p;
+      p.trace_id = spans.trace_id;
+      p.first_arrival = f->clock.Now();
+      p.journal_refs = {spans.journal_ref};
+      p.linked_keys = std::move(spans.linked_keys);
+      p.spans = std::move(spans.spans);
+      benchmark::DoNotOptimize(f->tracker->OnDecided(p, /*sampled=*/false));
+      if (o % 1000 == 999) f->tracker->OnDecisionsDone();
+    }
+    f->tracker->Check();  // writes every record
+    state.PauseTiming();
+    state.counters["RSS_B/order"] =
+        static_cast<double>(RssBytes() - rss_before) / static_cast<double>(num_orders);
+    f->clock.Advance(absl::Seconds(1));
+    absl::Time start = absl::Now();
+    f->tracker->Check();  // every grace period is over now: each order's first check
+    state.counters["first_check_s"] = absl::ToDoubleSeconds(absl::Now() - start);
+    f->clock.Advance(absl::Minutes(10));
+    start = absl::Now();
+    f->tracker->Check();  // nothing due (INITIATED's deadline is 1h)
+    state.counters["idle_check_ms"] = absl::ToDoubleMilliseconds(absl::Now() - start);
+    const uint64_t checked = f->tracker->stats().orders_checked.load();
+    f->tracker->Shutdown(absl::InfiniteFuture());
+    f->tracker.reset();
+    start = absl::Now();
+    f->tracker = *orders::OrderTracker::Create(t);
+    state.counters["restart_s"] = absl::ToDoubleSeconds(absl::Now() - start);
+    state.counters["orders_checked"] = static_cast<double>(checked);
+    f.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * num_orders);
+}
+BENCHMARK(BM_ActiveOrders)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// range(0) held traces in order_hold (one order each, one ~330 B span: the per-trace costs) and a
+// restart, which reads every held trace's record to rebuild its order's bookkeeping.
+void BM_HeldTracesRestart(benchmark::State& state) {
+  const int64_t num_traces = state.range(0);
+  for (auto _ : state) {
+    state.PauseTiming();
+    orders::OrdersConfig config = orders::DefaultOrdersConfig();
+    config.max_held_traces = static_cast<size_t>(num_traces) * 2;
+    auto f = std::make_unique<Fixture>(config);
+    state.ResumeTiming();
+    for (int64_t o = 0; o < num_traces; ++o) {
+      TraceSpans spans;
+      spans.trace_id = std::string(16, '\4');
+      std::memcpy(&spans.trace_id[0], &o, sizeof(o));
+      spans.spans.push_back(OrderSpan(absl::StrCat("ord-", o), "INITIATED"));
+      f->tracker->OnBuffered(spans);
+      sampling::PendingTrace p;
+      p.trace_id = spans.trace_id;
+      p.all_journaled = false;
+      p.linked_keys = std::move(spans.linked_keys);
+      p.spans = std::move(spans.spans);
+      benchmark::DoNotOptimize(f->tracker->OnDecided(p, /*sampled=*/false));
+      if (o % 1000 == 999) f->tracker->OnDecisionsDone();
+    }
+    f->tracker->OnDecisionsDone();
+    f->tracker->Check();
+    state.PauseTiming();
+    for (const auto& [name, bytes] : f->store->DiskBytesPerColumnFamily()) {
+      if (name == "order_hold") {
+        state.counters["disk_B/held_span"] = static_cast<double>(bytes) / num_traces;
+      }
+    }
+    f->tracker->Shutdown(absl::InfiniteFuture());
+    orders::OrderTrackerOptions t;
+    t.config = config;
+    t.consumer = &f->consumer;
+    t.clock = &f->clock;
+    t.orders_table = f->orders_table.get();
+    t.hold_table = f->hold_table.get();
+    f->tracker.reset();
+    const absl::Time start = absl::Now();
+    f->tracker = *orders::OrderTracker::Create(t);
+    state.counters["restart_s"] = absl::ToDoubleSeconds(absl::Now() - start);
+    state.counters["held_after_restart"] =
+        static_cast<double>(f->tracker->stats().traces_held.load());
+    f.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * num_traces);
+}
+BENCHMARK(BM_HeldTracesRestart)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tracekeep::bench

@@ -265,6 +265,13 @@ absl::Status RequestShape::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("trace_spread must be >= 1, got ", trace_spread));
   }
+  if (!(hot_share >= 0 && hot_share <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("hot_share must be in [0, 1], got ", hot_share));
+  }
+  if (hot_order_ids < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hot_order_ids must be >= 1, got ", hot_order_ids));
+  }
   if (!(order_share >= 0 && order_share <= 1)) {
     return absl::InvalidArgumentError(
         absl::StrCat("order_share must be in [0, 1], got ", order_share));
@@ -322,6 +329,12 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
       std::string order_id;
       int order_step = 0;
       int64_t order_lane = 0;
+      // A read of a hot order: a recurring id, no state (not rewritten per round).
+      std::string hot_id;
+      if (!order && shape.hot_share > 0 &&
+          static_cast<double>(rng() % 1000000) < shape.hot_share * 1000000) {
+        hot_id = absl::StrCat("hot-", rng() % static_cast<uint64_t>(shape.hot_order_ids));
+      }
       if (order) {
         order_lane = order_trace_no / kOrderSteps;
         order_step = static_cast<int>(order_trace_no % kOrderSteps);
@@ -363,6 +376,7 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
         span->set_start_time_unix_nano(start);
         span->set_end_time_unix_nano(start + duration);
         FillAttributes(rng, service, span);
+        if (!hot_id.empty()) AddString(span->mutable_attributes(), "order.id", hot_id);
         if (order) {
           AddString(span->mutable_attributes(), "order.id", order_id);
           if (j == 0) {

@@ -36,6 +36,12 @@ struct RequestShape {
   // Fraction of traces, in [0, 1], that record a step of a customer order; rounded down to
   // whole lifecycles (8 traces per order lane). Default: 0.1.
   double order_share = 0.1;
+  // Fraction of the other traces, in [0, 1], that read one of `hot_order_ids` orders: every span
+  // names it, no span records a state, and the same ids recur all run long (a synthetic
+  // monitor's test order, a popular order looked at again and again). Default: 0.
+  double hot_share = 0;
+  // How many recurring ids those traces name. Default: 64.
+  int hot_order_ids = 64;
 
   // Checks the ranges; the error names the field and the value.
   [[nodiscard]] absl::Status Validate() const;

@@ -99,7 +99,8 @@ void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out
   }
 }
 
-absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpans>* out) {
+absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpans>* out,
+                                 absl::string_view only_trace) {
   auto corrupt = [](const char* what) {
     return absl::DataLossError(absl::StrCat("journal record: truncated or corrupt ", what));
   };
@@ -126,12 +127,27 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
   uint64_t n_traces = 0;
   if (!codec::GetVarint64(&record, &n_traces)) return corrupt("trace count");
   for (uint64_t t = 0; t < n_traces; ++t) {
-    TraceSpans& trace = out->emplace_back();
     absl::string_view trace_id;
     uint64_t n_spans = 0;
     if (!codec::GetLengthPrefixed(&record, &trace_id) || !codec::GetVarint64(&record, &n_spans)) {
       return corrupt("trace");
     }
+    if (!only_trace.empty() && trace_id != only_trace) {  // skipped without a copy
+      for (uint64_t s = 0; s < n_spans; ++s) {
+        uint64_t ignored = 0;
+        absl::string_view skipped;
+        if (!codec::GetVarint64(&record, &ignored) ||
+            !codec::GetLengthPrefixed(&record, &skipped) ||
+            !codec::GetLengthPrefixed(&record, &skipped) ||
+            !codec::GetVarint64(&record, &ignored) || !codec::GetVarint64(&record, &ignored) ||
+            record.empty()) {
+          return corrupt("span");
+        }
+        record.remove_prefix(1);
+      }
+      continue;
+    }
+    TraceSpans& trace = out->emplace_back();
     trace.trace_id = std::string(trace_id);
     trace.hash = TraceIdHash(trace.trace_id);
     for (uint64_t s = 0; s < n_spans; ++s) {
@@ -725,7 +741,8 @@ absl::Status Journal::Replay(
                             const JournalRef&) { return fn(std::move(traces), arrival); });
 }
 
-absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where) {
+absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
+                                                        absl::string_view only_trace) {
   if (where.size < kHeaderBytes) {
     return absl::InvalidArgumentError("journal: not a journal record reference");
   }
@@ -747,7 +764,7 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where)
   }
   std::vector<TraceSpans> traces;
   TK_RETURN_IF_ERROR(DecodeJournalRecord(
-      absl::string_view(header + kHeaderBytes, where.size - kHeaderBytes), &traces));
+      absl::string_view(header + kHeaderBytes, where.size - kHeaderBytes), &traces, only_trace));
   return traces;
 }
 

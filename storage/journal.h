@@ -60,7 +60,9 @@ class Journal {
   // Reads back the spans of one entry by its place. The entry must not be truncated yet (the
   // caller holds the truncation mark before it). kNotFound / kDataLoss when it is gone or
   // damaged. Thread-safe.
-  [[nodiscard]] absl::StatusOr<std::vector<TraceSpans>> ReadAt(const JournalRef& where);
+  // With `only_trace`, only the spans of that trace id are decoded (the others are skipped).
+  [[nodiscard]] absl::StatusOr<std::vector<TraceSpans>> ReadAt(const JournalRef& where,
+                                                               absl::string_view only_trace = {});
   // Removes one entry (a batch the pipeline refused after all). Thread-safe.
   [[nodiscard]] absl::Status Erase(const std::string& key);
   // Removes every entry that arrived before `time`: replays skip them from now on, and segments
@@ -93,8 +95,10 @@ class Journal {
 
 // The journal's record encoding of a batch of traces (exposed for tests).
 void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out);
+// With `only_trace`, only the traces with that id are appended to `out`.
 [[nodiscard]] absl::Status DecodeJournalRecord(absl::string_view record,
-                                               std::vector<TraceSpans>* out);
+                                               std::vector<TraceSpans>* out,
+                                               absl::string_view only_trace = {});
 // The checksum of journal records: CRC-32C (exposed for tests).
 uint32_t JournalChecksum(absl::string_view data);
 

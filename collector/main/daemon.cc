@@ -486,9 +486,11 @@ class Daemon::Impl final : public admin::AdminBackend {
     o.index_table = index_table.get();
     if (config_.journal.enabled) {
       // journal_ is opened after the tracker; holds that point into it start after that.
-      o.read_journal = [this](const JournalRef& where) -> absl::StatusOr<std::vector<TraceSpans>> {
+      o.read_journal = [this](
+                           const JournalRef& where,
+                           absl::string_view trace_id) -> absl::StatusOr<std::vector<TraceSpans>> {
         if (journal_ == nullptr) return absl::UnavailableError("the journal is not open");
-        return journal_->ReadAt(where);
+        return journal_->ReadAt(where, trace_id);
       };
     }
     o.on_transition = [&transitions](const std::string& from, const std::string& to,

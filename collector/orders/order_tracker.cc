@@ -1,6 +1,7 @@
 #include "collector/orders/order_tracker.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <queue>
@@ -35,6 +36,34 @@ std::string HoldKey(absl::string_view order_id, absl::string_view trace_id, uint
   key.append(trace_id.data(), trace_id.size());
   for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((seq >> (8 * i)) & 0xff));
   return key;
+}
+
+// Beside every held trace in order_hold, a small entry says when it was held and how many spans
+// it has, so that a restart rebuilds the bookkeeping of the holds without reading the traces.
+// Its key is the hold's key after 0xFF, a byte no UTF-8 order id starts with. 0xFE marks a table
+// whose holds all have one (tables of 0.1 get them at the first start).
+constexpr char kHoldMetaPrefix[] = "\xff";
+constexpr char kHoldMetaMarker[] = "\xfe";
+
+std::string HoldMetaKey(absl::string_view hold_key) {
+  return absl::StrCat(kHoldMetaPrefix, hold_key);
+}
+
+std::string HoldMetaValue(int64_t held_unix_nanos, uint32_t spans, uint32_t bytes) {
+  std::string v(16, '\0');
+  std::memcpy(&v[0], &held_unix_nanos, 8);
+  std::memcpy(&v[8], &spans, 4);
+  std::memcpy(&v[12], &bytes, 4);
+  return v;
+}
+
+bool ParseHoldMeta(absl::string_view v, int64_t* held_unix_nanos, uint32_t* spans,
+                   uint32_t* bytes) {
+  if (v.size() != 16) return false;
+  std::memcpy(held_unix_nanos, v.data(), 8);
+  std::memcpy(spans, v.data() + 8, 4);
+  std::memcpy(bytes, v.data() + 12, 4);
+  return true;
 }
 
 bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, absl::string_view x) {
@@ -270,6 +299,8 @@ struct OrderTracker::Entry {
 struct OrderTracker::PendingHold {
   std::string key;
   std::string value;
+  int64_t held_unix_nanos = 0;
+  uint32_t spans = 0;
 };
 
 struct OrderTracker::Shard {
@@ -364,33 +395,56 @@ absl::Status OrderTracker::Load() {
       }));
   TK_RETURN_IF_ERROR(parse_error);
   uint64_t orphaned = 0;
-  std::vector<storage::KvWrite> orphans;
-  TK_RETURN_IF_ERROR(options_.hold_table->Scan("", [&](absl::string_view key,
-                                                       absl::string_view value) {
+  std::vector<storage::KvWrite> fixes;  // orphans deleted, missing small entries added
+  // Takes one held trace into its order's bookkeeping; false when it has no order to judge it by.
+  auto adopt_hold = [&](absl::string_view key, int64_t held_at, uint32_t spans, uint32_t bytes) {
     const size_t nul = key.find('\0');
-    int64_t held_at = 0;
-    uint32_t spans = 0;
-    Entry* e = nullptr;
-    if (nul != absl::string_view::npos && PeekHeldTrace(value, &held_at, &spans)) {
-      const std::string id(key.substr(0, nul));
-      Shard& shard = ShardOf(id);
-      std::lock_guard<std::mutex> lock(shard.mu);
-      e = FindOrLoad(shard, id, /*create=*/false);
-      if (e != nullptr) {
-        e->holds.push_back(HeldRef{std::string(key), spans, static_cast<uint32_t>(value.size())});
-        e->held_bytes += value.size();
-        e->oldest_hold = std::min(e->oldest_hold, absl::FromUnixNanos(held_at));
-        total_held_traces_ += 1;
-        total_held_bytes_ += static_cast<int64_t>(value.size());
-      }
-    }
-    if (e == nullptr) {  // no record to judge it by: undecodable, or its order is gone
-      orphans.push_back({std::string(key), "", true});
-      ++orphaned;
-    }
+    if (nul == absl::string_view::npos) return false;
+    const std::string id(key.substr(0, nul));
+    Shard& shard = ShardOf(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    Entry* e = FindOrLoad(shard, id, /*create=*/false);
+    if (e == nullptr) return false;
+    e->holds.push_back(HeldRef{std::string(key), spans, bytes});
+    e->held_bytes += bytes;
+    e->oldest_hold = std::min(e->oldest_hold, absl::FromUnixNanos(held_at));
+    total_held_traces_ += 1;
+    total_held_bytes_ += static_cast<int64_t>(bytes);
     return true;
-  }));
-  if (!orphans.empty()) TK_RETURN_IF_ERROR(options_.hold_table->Write(orphans));
+  };
+  TK_ASSIGN_OR_RETURN(std::optional<std::string> marker, options_.hold_table->Get(kHoldMetaMarker));
+  if (marker.has_value()) {  // the small entries say everything: the traces are not read
+    TK_RETURN_IF_ERROR(options_.hold_table->Scan(
+        kHoldMetaPrefix, [&](absl::string_view meta_key, absl::string_view value) {
+          const absl::string_view key = meta_key.substr(1);
+          int64_t held_at = 0;
+          uint32_t spans = 0, bytes = 0;
+          if (!ParseHoldMeta(value, &held_at, &spans, &bytes) ||
+              !adopt_hold(key, held_at, spans, bytes)) {
+            fixes.push_back({std::string(meta_key), "", true});
+            fixes.push_back({std::string(key), "", true});
+            ++orphaned;
+          }
+          return true;
+        }));
+  } else {  // holds of 0.1: read each one, and give it its small entry
+    TK_RETURN_IF_ERROR(
+        options_.hold_table->Scan("", [&](absl::string_view key, absl::string_view value) {
+          if (absl::StartsWith(key, kHoldMetaPrefix)) return true;
+          int64_t held_at = 0;
+          uint32_t spans = 0;
+          const uint32_t bytes = static_cast<uint32_t>(value.size());
+          if (PeekHeldTrace(value, &held_at, &spans) && adopt_hold(key, held_at, spans, bytes)) {
+            fixes.push_back({HoldMetaKey(key), HoldMetaValue(held_at, spans, bytes), false});
+          } else {  // no record to judge it by: undecodable, or its order is gone
+            fixes.push_back({std::string(key), "", true});
+            ++orphaned;
+          }
+          return true;
+        }));
+    fixes.push_back({kHoldMetaMarker, "1", false});
+  }
+  if (!fixes.empty()) TK_RETURN_IF_ERROR(options_.hold_table->Write(fixes));
   hold_sequence_ = static_cast<uint64_t>(absl::ToUnixNanos(now));
   stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
   stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
@@ -775,25 +829,20 @@ void OrderTracker::Unpin(Shard& shard, int64_t arrival) {
   stats_.traces_held_in_journal = static_cast<uint64_t>(std::max<int64_t>(0, held_in_journal_));
 }
 
-bool OrderTracker::ReadFromJournal(const HeldRef& h, JournalCache* cache, TraceSpans* out) {
+bool OrderTracker::ReadFromJournal(const HeldRef& h, TraceSpans* out) {
   const absl::string_view trace_id = TraceIdOfHoldKey(h.key);
   out->trace_id = std::string(trace_id);
   for (const JournalRef& ref : h.refs) {
-    std::shared_ptr<std::vector<TraceSpans>>& entry = (*cache)[{ref.segment, ref.offset}];
-    if (entry == nullptr) {
-      absl::StatusOr<std::vector<TraceSpans>> read = options_.read_journal(ref);
-      if (!read.ok()) {
-        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-        TK_LOG(Warning) << "order tracker: reading held trace " << ToHex(trace_id)
-                        << " from the journal: " << read.status();
-        cache->erase({ref.segment, ref.offset});
-        return false;
-      }
-      entry = std::make_shared<std::vector<TraceSpans>>(std::move(*read));
+    absl::StatusOr<std::vector<TraceSpans>> read = options_.read_journal(ref, trace_id);
+    if (!read.ok()) {
+      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+      TK_LOG(Warning) << "order tracker: reading held trace " << ToHex(trace_id)
+                      << " from the journal: " << read.status();
+      return false;
     }
-    for (const TraceSpans& t : *entry) {
+    for (TraceSpans& t : *read) {
       if (t.trace_id != trace_id) continue;
-      for (const SpanRecord& r : t.spans) out->spans.push_back(r);
+      for (SpanRecord& r : t.spans) out->spans.push_back(std::move(r));
     }
   }
   return true;
@@ -849,11 +898,10 @@ void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause c
       }
       deliver(std::move(k));
     }
-    JournalCache cache;
     for (const HeldRef& h : e->holds) {
       if (!h.in_journal) continue;
       TraceSpans t;
-      if (!ReadFromJournal(h, &cache, &t)) continue;
+      if (!ReadFromJournal(h, &t)) continue;
       deliver(KeptTrace{std::move(t.trace_id), "", std::move(t.spans)});
     }
   } else {
@@ -959,7 +1007,8 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
   if (e->scheduled > now + lifecycle_.config().max_hold_time) Schedule(shard, e, now);
   {
     std::lock_guard<std::mutex> holds_lock(holds_mu_);
-    pending_holds_.push_back(PendingHold{std::move(key), std::move(value)});
+    pending_holds_.push_back(PendingHold{std::move(key), std::move(value), absl::ToUnixNanos(now),
+                                         static_cast<uint32_t>(trace.spans.size())});
   }
   trace.spans.clear();
   verdict.action = sampling::HookVerdict::kHold;
@@ -973,8 +1022,17 @@ void OrderTracker::FlushHolds() {
   if (pending_holds_.empty() && pending_hold_deletes_.empty()) return;
   std::vector<storage::KvWrite> writes;
   writes.reserve(pending_holds_.size() + pending_hold_deletes_.size());
-  for (PendingHold& h : pending_holds_) writes.push_back({std::move(h.key), std::move(h.value)});
-  for (storage::KvWrite& d : pending_hold_deletes_) writes.push_back(std::move(d));
+  writes.reserve(2 * (pending_holds_.size() + pending_hold_deletes_.size()));
+  for (PendingHold& h : pending_holds_) {
+    writes.push_back(
+        {HoldMetaKey(h.key),
+         HoldMetaValue(h.held_unix_nanos, h.spans, static_cast<uint32_t>(h.value.size())), false});
+    writes.push_back({std::move(h.key), std::move(h.value)});
+  }
+  for (storage::KvWrite& d : pending_hold_deletes_) {
+    writes.push_back({HoldMetaKey(d.key), "", true});
+    writes.push_back(std::move(d));
+  }
   // Written under the lock: a release meanwhile waits, then finds these traces on disk.
   absl::Status s = options_.hold_table->Write(writes);
   pending_holds_.clear();
@@ -1057,7 +1115,6 @@ void OrderTracker::Check() {
 void OrderTracker::SpillJournalHolds(Shard& shard, absl::Time now,
                                      std::vector<std::pair<Shard*, int64_t>>* spilled) {
   const int64_t cutoff = absl::ToUnixNanos(now - lifecycle_.config().hold_in_journal);
-  JournalCache cache;
   while (!shard.journal_queue.empty() && shard.journal_queue.front().first <= cutoff) {
     const std::string id = std::move(shard.journal_queue.front().second);
     shard.journal_queue.pop_front();
@@ -1066,18 +1123,17 @@ void OrderTracker::SpillJournalHolds(Shard& shard, absl::Time now,
     for (HeldRef& h : it->second.holds) {
       if (!h.in_journal || h.arrival > cutoff) continue;
       TraceSpans t;
-      if (!ReadFromJournal(h, &cache, &t)) continue;  // stays in the journal; counted
+      if (!ReadFromJournal(h, &t)) continue;  // stays in the journal; counted
       std::string value = EncodeHeldTrace(t, now);
       {
         std::lock_guard<std::mutex> lock(holds_mu_);
-        pending_holds_.push_back(PendingHold{h.key, std::move(value)});
+        pending_holds_.push_back(PendingHold{h.key, std::move(value), h.arrival, h.spans});
       }
       h.in_journal = false;
       h.refs.clear();
       h.refs.shrink_to_fit();
       spilled->emplace_back(&shard, h.arrival);
       stats_.traces_spilled.fetch_add(1, std::memory_order_relaxed);
-      if (cache.size() > 64) cache.clear();
     }
   }
 }

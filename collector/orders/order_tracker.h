@@ -55,7 +55,10 @@ struct OrderTrackerOptions {
   // whose spans are all in the journal is held as a reference to its entries for
   // config.hold_in_journal (the journal keeps them: see LowWaterMark()), then copied into
   // order_hold. Default: none (every hold is written to order_hold at once).
-  std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&)> read_journal;
+  // Called with the entry's place and the trace id whose spans are wanted (only those need be
+  // decoded).
+  std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&, absl::string_view)>
+      read_journal;
 };
 
 // Counters read by the metrics endpoint and the admin API.
@@ -141,8 +144,6 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   struct Shard;
   struct Entry;
   struct PendingHold;
-  using JournalCache =
-      std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<std::vector<TraceSpans>>>;
   enum class ReleaseCause { kVerdict, kHoldTime, kNoSpace };
 
   explicit OrderTracker(const OrderTrackerOptions& options);
@@ -167,7 +168,7 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   // The journal no longer needs to keep the entry of a hold that arrived at `arrival`.
   void Unpin(Shard& shard, int64_t arrival);
   // The spans of a hold kept in the journal. False (counted) when they cannot be read.
-  bool ReadFromJournal(const HeldRef& h, JournalCache* cache, TraceSpans* out);
+  bool ReadFromJournal(const HeldRef& h, TraceSpans* out);
   // Copies holds kept in the journal longer than hold_in_journal into order_hold (written by the
   // next FlushHolds); `spilled` gets what to Unpin once they are written.
   void SpillJournalHolds(Shard& shard, absl::Time now,

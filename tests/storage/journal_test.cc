@@ -402,6 +402,14 @@ TEST(JournalTest, EntriesAreReadBackByTheirPlace) {
   ASSERT_EQ((*read)[1].spans.size(), 3u);
   EXPECT_EQ((*read)[1].spans[2].span, "span-2");
   EXPECT_EQ((*read)[1].spans[2].origin->service_name, "shop-api");
+  auto one = (*journal)->ReadAt(first, std::string(16, '\x02'));  // only that trace decoded
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].trace_id, std::string(16, '\x02'));
+  EXPECT_EQ((*one)[0].spans.size(), 3u);
+  auto none = (*journal)->ReadAt(first, std::string(16, '\x7f'));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
   std::vector<JournalRef> replayed;
   ASSERT_TRUE(
       (*journal)

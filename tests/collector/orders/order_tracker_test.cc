@@ -135,7 +135,8 @@ class OrderTrackerTest : public ::testing::Test {
   std::unique_ptr<OrderTracker> tracker_;
   // A stand-in for the intake journal's ReadAt: entries by offset.
   std::map<uint64_t, std::vector<TraceSpans>> journal_;
-  std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&)> read_journal_;
+  std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&, absl::string_view)>
+      read_journal_;
 };
 
 size_t Rows(storage::KvTable* table) {
@@ -306,6 +307,55 @@ TEST_F(OrderTrackerTest, RestartKeepsDeadlinesAndHeldTraces) {
   // The invariant seen before the restart is still the reference.
   Feed(3, {{"crm-api", "o1", "", T(2), "90"}});
   EXPECT_THAT(Types(Get("o1")), UnorderedElementsAre("STALLED", "CONTENT_CHANGED"));
+}
+
+// Holds written by tracekeep 0.1 (a v1::HeldTrace with resource and scope on every span, no
+// small entry beside it) are read once at start-up, then restarts read only the small entries.
+TEST_F(OrderTrackerTest, HoldsOfAnOlderVersionAreTakenOver) {
+  config_.baseline_percentage = 100;
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, /*sampled=*/true);  // the record only
+  Close();
+  v1::HeldTrace old;
+  old.set_trace_id(OrderTraceId(7));
+  old.set_held_unix_nanos(absl::ToUnixNanos(T(0)));
+  v1::HeldSpan* span = old.add_spans();
+  span->set_span(MakeOrderSpan({"crm-api", "o1", "", T(0)}, 70).span);
+  span->set_span_id(std::string(8, '\x46'));
+  span->set_service_name("crm-api");
+  span->set_resource("resource-bytes");
+  {
+    storage::RocksDbOptions o;
+    o.path = dir_.path() + "/db";
+    auto store = storage::RocksDbSpanStore::Create(o);
+    ASSERT_TRUE(store.ok());
+    auto hold = (*store)->OpenTable("order_hold");
+    ASSERT_TRUE(hold.ok());
+    ASSERT_TRUE((*hold)
+                    ->Write({{std::string("o1\0", 3) + OrderTraceId(7) + std::string(8, '\1'),
+                              old.SerializeAsString()}})
+                    .ok());
+    ASSERT_TRUE((*hold)->EraseRange("\xfe", "\xff").ok());  // as 0.1 left it: no marker
+  }
+  Open();
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 1u);
+  Close();
+  Open();  // from the small entries this time
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 1u);
+  Feed(2, {{"crm-api", "o1", "CANCELLED", T(1)}});
+  clock_.Advance(absl::Seconds(11));
+  tracker_->Check();
+  EXPECT_EQ(Get("o1").resolution(), v1::Order::HEALTHY_KEPT);
+  const KeptTraces kept = consumer_.kept();
+  bool found = false;
+  for (const KeptTrace& k : kept) {
+    if (k.trace_id != OrderTraceId(7)) continue;
+    found = true;
+    ASSERT_EQ(k.spans.size(), 1u);
+    EXPECT_EQ(k.spans[0].origin->service_name, "crm-api");
+    EXPECT_EQ(k.spans[0].origin->resource, "resource-bytes");
+  }
+  EXPECT_TRUE(found) << "the 0.1 hold was not kept with its order";
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
 }
 
 TEST_F(OrderTrackerTest, ResolvedRecordsAreDeletedAfterRetention) {
@@ -493,7 +543,8 @@ TEST_F(OrderTrackerTest, HeldTraceComesBackWithItsResourceAndScope) {
 // written, the journal is told to keep them (LowWaterMark) until the order is resolved, and a
 // kept order's traces are read back from it.
 TEST_F(OrderTrackerTest, HoldsInTheJournalWriteNothingAndPinItUntilReleased) {
-  read_journal_ = [this](const JournalRef& r) -> absl::StatusOr<std::vector<TraceSpans>> {
+  read_journal_ = [this](const JournalRef& r,
+                         absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
     auto it = journal_.find(r.offset);
     if (it == journal_.end()) return absl::NotFoundError("no entry");
     return it->second;
@@ -540,7 +591,8 @@ TEST_F(OrderTrackerTest, HoldsInTheJournalWriteNothingAndPinItUntilReleased) {
 
 TEST_F(OrderTrackerTest, HealthyOrderReleasesItsJournalHoldsWithoutReadingThem) {
   size_t reads = 0;
-  read_journal_ = [&](const JournalRef& r) -> absl::StatusOr<std::vector<TraceSpans>> {
+  read_journal_ = [&](const JournalRef& r,
+                      absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
     ++reads;
     return journal_[r.offset];
   };
