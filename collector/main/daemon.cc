@@ -493,11 +493,18 @@ class Daemon::Impl final : public admin::AdminBackend {
         return journal_->ReadAt(where, trace_id);
       };
     }
-    o.on_transition = [&transitions](const std::string& from, const std::string& to,
-                                     double seconds) {
-      static const prometheus::Histogram::BucketBoundaries kBuckets = {
-          1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400, 7 * 86400};
-      transitions.Add({{"from", from}, {"to", to}}, kBuckets).Observe(seconds);
+    // One series per allowed transition, made now: an order state arriving costs a lookup in a
+    // map that never changes, not a label set built and hashed under the family's lock.
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {
+        1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400, 7 * 86400};
+    auto series =
+        std::make_shared<std::map<std::pair<std::string, std::string>, prometheus::Histogram*>>();
+    for (const orders::TransitionConfig& t : config_.orders.transitions) {
+      (*series)[{t.from, t.to}] = &transitions.Add({{"from", t.from}, {"to", t.to}}, kBuckets);
+    }
+    o.on_transition = [series](const std::string& from, const std::string& to, double seconds) {
+      auto it = series->find({from, to});
+      if (it != series->end()) it->second->Observe(seconds);
     };
     order_tables_.push_back(std::move(orders_table));
     order_tables_.push_back(std::move(hold_table));

@@ -685,6 +685,9 @@ bool OrderTracker::Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const
 void OrderTracker::Judge(Shard& shard, Entry* e, absl::Time now) {
   v1::Order& o = e->record;
   const int before = o.anomalies_size();
+  const int64_t state_at = o.current_state_unix_nanos();
+  const int64_t deadline = o.deadline_unix_nanos();
+  const std::string state = o.current_state();
   lifecycle_.Evaluate(&o, now);  // also for anomalous orders: every anomaly type is recorded
   for (int i = before; i < o.anomalies_size(); ++i) {
     for (size_t t = 0; t < kNumAnomalyTypes; ++t) {
@@ -693,7 +696,11 @@ void OrderTracker::Judge(Shard& shard, Entry* e, absl::Time now) {
       }
     }
   }
-  MarkDirty(shard, e);
+  // Written again only when the judgement changed it (Resolve marks it too).
+  if (o.anomalies_size() != before || o.current_state_unix_nanos() != state_at ||
+      o.deadline_unix_nanos() != deadline || o.current_state() != state) {
+    MarkDirty(shard, e);
+  }
   if (o.anomalies_size() > 0) {
     if (o.resolution() != v1::Order::ANOMALOUS) Resolve(shard, e, v1::Order::ANOMALOUS, now);
     Recount(e, now);

@@ -139,12 +139,13 @@ class OrderTrackerTest : public ::testing::Test {
       read_journal_;
 };
 
+// Held traces in order_hold (its small bookkeeping entries, under 0xFE/0xFF, not counted).
 size_t Rows(storage::KvTable* table) {
   size_t n = 0;
   EXPECT_TRUE(table
                   ->Scan("",
-                         [&](absl::string_view, absl::string_view) {
-                           ++n;
+                         [&](absl::string_view key, absl::string_view) {
+                           if (key.empty() || static_cast<uint8_t>(key[0]) < 0xfe) ++n;
                            return true;
                          })
                   .ok());
@@ -581,12 +582,30 @@ TEST_F(OrderTrackerTest, HoldsInTheJournalWriteNothingAndPinItUntilReleased) {
   EXPECT_EQ(tracker_->stats().traces_held.load(), 1u);
   EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
   journal_.clear();  // truncated
+  size_t metas = 0;
+  ASSERT_TRUE(hold_table_
+                  ->Scan("\xff",
+                         [&](absl::string_view, absl::string_view) {
+                           ++metas;
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(metas, 1u) << "the copied hold has its small bookkeeping entry";
   ASSERT_TRUE(tracker_->ForceKeep("o2").ok());
   ASSERT_EQ(consumer_.kept().size(), 2u);
   EXPECT_EQ(consumer_.kept()[1].trace_id, OrderTraceId(2));
   EXPECT_EQ(consumer_.kept()[1].spans.size(), 1u);
   tracker_->Check();
   EXPECT_EQ(Rows(hold_table_.get()), 0u);
+  metas = 0;
+  ASSERT_TRUE(hold_table_
+                  ->Scan("\xff",
+                         [&](absl::string_view, absl::string_view) {
+                           ++metas;
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(metas, 0u) << "released with its hold";
 }
 
 TEST_F(OrderTrackerTest, HealthyOrderReleasesItsJournalHoldsWithoutReadingThem) {
