@@ -16,6 +16,7 @@
 #include "collector/common/status_macros.h"
 #include "collector/orders/order_list.h"
 #include "collector/pipeline/otlp_wire.h"
+#include "collector/sampling/span_scan.h"
 
 namespace tracekeep::orders {
 namespace {
@@ -82,22 +83,8 @@ uint64_t StableHash(absl::string_view s) {
 
 // --- The held-trace record (v1::HeldTrace), written straight from the buffered spans. ---------
 
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+using wire::PutVarint;
+using wire::VarintSize;
 
 size_t BytesFieldSize(uint32_t field, size_t len) {
   return VarintSize(field << 3) + VarintSize(len) + len;
@@ -817,7 +804,7 @@ std::string OrderTracker::Reason(const Entry& e) const {
 void OrderTracker::Annotate(const Entry& e, std::vector<SpanRecord>* spans) const {
   const std::string reason = Reason(e);
   if (reason.empty()) return;
-  for (SpanRecord& s : *spans) AppendStringAttribute(kAnomalyAttribute, reason, &s.span);
+  for (SpanRecord& s : *spans) sampling::AppendStringAttribute(kAnomalyAttribute, reason, &s.span);
 }
 
 void OrderTracker::RecordKept(Shard& shard, Entry* e, const std::string& trace_id) {

@@ -232,19 +232,4 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
   return true;
 }
 
-void AppendStringAttribute(const std::string& key, const std::string& value, std::string* span) {
-  common::KeyValue kv;
-  kv.set_key(key);
-  kv.mutable_value()->set_string_value(value);
-  const std::string bytes = kv.SerializeAsString();
-  span->push_back(static_cast<char>((9 << 3) | 2));  // field 9, length-delimited
-  uint64_t n = bytes.size();
-  while (n >= 0x80) {
-    span->push_back(static_cast<char>((n & 0x7f) | 0x80));
-    n >>= 7;
-  }
-  span->push_back(static_cast<char>(n));
-  span->append(bytes);
-}
-
 }  // namespace tracekeep::orders

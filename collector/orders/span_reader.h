@@ -40,10 +40,6 @@ class SpanReader {
   uint64_t key_lengths_ = 0;
 };
 
-// Appends a string attribute to serialized Span bytes (field 9, attributes: a field appended to a
-// serialized message merges into it).
-void AppendStringAttribute(const std::string& key, const std::string& value, std::string* span);
-
 }  // namespace tracekeep::orders
 
 #endif  // TRACEKEEP_COLLECTOR_ORDERS_SPAN_READER_H_

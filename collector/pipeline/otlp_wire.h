@@ -5,7 +5,9 @@
 #ifndef TRACEKEEP_COLLECTOR_PIPELINE_OTLP_WIRE_H_
 #define TRACEKEEP_COLLECTOR_PIPELINE_OTLP_WIRE_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -37,6 +39,25 @@ inline bool ReadVarint(absl::string_view* in, uint64_t* value) {
     }
   }
   return false;
+}
+
+// Bytes of `value` as a base-128 varint.
+inline size_t VarintSize(uint64_t value) {
+  size_t n = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Appends `value` as a base-128 varint.
+inline void PutVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
 }
 
 // One field as read from the wire: its number and wire type, and its value: `varint` for

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "collector/pipeline/otlp_wire.h"
+
 namespace tracekeep::sampling {
 namespace {
 
@@ -147,22 +149,8 @@ bool ScanStatus(std::string_view bytes, int* code) {
   return true;
 }
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
+using wire::PutVarint;
+using wire::VarintSize;
 
 }  // namespace
 
