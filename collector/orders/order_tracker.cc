@@ -283,6 +283,13 @@ struct OrderTracker::Entry {
   OrderIndexEntries indexed;
 };
 
+struct OrderTracker::Flush {
+  std::vector<storage::KvWrite> writes;
+  std::vector<storage::KvWrite> index_writes;
+  // The index entries each written record had on disk before, for a write that fails.
+  std::vector<std::pair<std::string, OrderIndexEntries>> previous_index;
+};
+
 struct OrderTracker::PendingHold {
   std::string key;
   std::string value;
@@ -291,6 +298,10 @@ struct OrderTracker::PendingHold {
 };
 
 struct OrderTracker::Shard {
+  // Held while this shard's records are written (taken before `mu`): the write itself happens
+  // without `mu`, so spans of its orders are not kept waiting by the disk, and two flushes of
+  // one shard never race each other to disk.
+  std::mutex flush_mu;
   struct Due {
     absl::Time at;
     std::string order_id;
@@ -392,7 +403,10 @@ absl::Status OrderTracker::Load() {
     std::lock_guard<std::mutex> lock(shard.mu);
     Entry* e = FindOrLoad(shard, id, /*create=*/false);
     if (e == nullptr) return false;
-    e->holds.push_back(HeldRef{std::string(key), spans, bytes});
+    HeldRef& h = e->holds.emplace_back();
+    h.key = std::string(key);
+    h.spans = spans;
+    h.bytes = bytes;
     e->held_bytes += bytes;
     e->oldest_hold = std::min(e->oldest_hold, absl::FromUnixNanos(held_at));
     total_held_traces_ += 1;
@@ -1047,26 +1061,33 @@ void OrderTracker::Check() {
   std::vector<std::pair<Shard*, int64_t>> spilled;
   for (auto& shard_ptr : shards_) {
     Shard& shard = *shard_ptr;
-    std::lock_guard<std::mutex> lock(shard.mu);
-    while (!shard.due.empty() && shard.due.top().at <= now) {
-      Shard::Due d = shard.due.top();
-      shard.due.pop();
-      auto it = shard.orders.find(d.order_id);
-      if (it == shard.orders.end() || it->second.scheduled != d.at) continue;  // stale
-      Entry* e = &it->second;
-      e->scheduled = absl::InfiniteFuture();
-      stats_.orders_checked.fetch_add(1, std::memory_order_relaxed);
-      if (Open(e->record)) Judge(shard, e, now);
-      if (!e->holds.empty() && now >= e->oldest_hold + c.max_hold_time) {
-        ReleaseHeld(shard, e, /*keep=*/false, ReleaseCause::kHoldTime);
+    std::lock_guard<std::mutex> flushing(shard.flush_mu);
+    Flush flush;
+    {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      while (!shard.due.empty() && shard.due.top().at <= now) {
+        Shard::Due d = shard.due.top();
+        shard.due.pop();
+        auto it = shard.orders.find(d.order_id);
+        if (it == shard.orders.end() || it->second.scheduled != d.at) continue;  // stale
+        Entry* e = &it->second;
+        e->scheduled = absl::InfiniteFuture();
+        stats_.orders_checked.fetch_add(1, std::memory_order_relaxed);
+        if (Open(e->record)) Judge(shard, e, now);
+        if (!e->holds.empty() && now >= e->oldest_hold + c.max_hold_time) {
+          ReleaseHeld(shard, e, /*keep=*/false, ReleaseCause::kHoldTime);
+        }
+        Recount(e, now);
+        Schedule(shard, e, now);
       }
-      Recount(e, now);
-      Schedule(shard, e, now);
+      SpillJournalHolds(shard, now, &spilled);
+      PrepareFlush(shard, &flush);
     }
-    SpillJournalHolds(shard, now, &spilled);
-    FlushDirty(shard);
+    const bool flushed = WriteFlush(flush).ok();
+    std::lock_guard<std::mutex> lock(shard.mu);
+    if (!flushed) UndoFlush(shard, &flush);
     // Resolved orders leave memory after resolved_retention, or, beyond max_resolved_in_memory,
-    // oldest first (their records are on disk: FlushDirty). Orders still in use stay.
+    // oldest first (their records are on disk: flushed above). Orders still in use stay.
     for (size_t budget = shard.resolved.size(); budget > 0 && !shard.resolved.empty(); --budget) {
       const bool expired = shard.resolved.front().first <= now;
       const bool over_limit =
@@ -1176,42 +1197,60 @@ void OrderTracker::EnforceHoldSpace(KeptTraces* kept) {
                   << " held traces of unresolved orders released unkept";
 }
 
-void OrderTracker::FlushDirty(Shard& shard) {
-  if (shard.dirty.empty()) return;
-  std::vector<storage::KvWrite> writes;
-  std::vector<storage::KvWrite> index_writes;
-  std::vector<std::pair<Entry*, OrderIndexEntries>> indexed;
-  writes.reserve(shard.dirty.size());
+void OrderTracker::PrepareFlush(Shard& shard, Flush* f) {
+  f->writes.reserve(shard.dirty.size());
   for (const std::string& id : shard.dirty) {
     auto it = shard.orders.find(id);
     if (it == shard.orders.end() || !it->second.dirty) continue;
     Entry& e = it->second;
-    writes.push_back({id, e.record.SerializeAsString(), false});
+    f->writes.push_back({id, e.record.SerializeAsString(), false});
     if (options_.index_table != nullptr) {
       OrderIndexEntries after = OrderIndexEntriesOf(e.record);
       for (storage::KvWrite& w : OrderIndexWrites(e.indexed, after)) {
-        index_writes.push_back(std::move(w));
+        f->index_writes.push_back(std::move(w));
       }
-      indexed.emplace_back(&e, std::move(after));
+      f->previous_index.emplace_back(id, std::move(e.indexed));
+      e.indexed = std::move(after);
     }
-  }
-  absl::Status s = absl::OkStatus();
-  if (!writes.empty()) {
-    s = index_writes.empty()
-            ? options_.orders_table->Write(writes)
-            : options_.orders_table->WriteWith(writes, options_.index_table, index_writes);
-  }
-  if (!s.ok()) {
-    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-    TK_LOG(Warning) << "order tracker: writing " << writes.size() << " records: " << s;
-    return;
-  }
-  for (auto& [e, after] : indexed) e->indexed = std::move(after);
-  for (const std::string& id : shard.dirty) {
-    auto it = shard.orders.find(id);
-    if (it != shard.orders.end()) it->second.dirty = false;
+    e.dirty = false;
   }
   shard.dirty.clear();
+}
+
+absl::Status OrderTracker::WriteFlush(const Flush& f) {
+  if (f.writes.empty()) return absl::OkStatus();
+  absl::Status s = f.index_writes.empty() ? options_.orders_table->Write(f.writes)
+                                          : options_.orders_table->WriteWith(
+                                                f.writes, options_.index_table, f.index_writes);
+  if (!s.ok()) {
+    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    TK_LOG(Warning) << "order tracker: writing " << f.writes.size() << " records: " << s;
+  }
+  return s;
+}
+
+void OrderTracker::UndoFlush(Shard& shard, Flush* f) {
+  for (auto& [id, previous] : f->previous_index) {
+    auto it = shard.orders.find(id);
+    if (it != shard.orders.end()) it->second.indexed = std::move(previous);
+  }
+  for (const storage::KvWrite& w : f->writes) {
+    auto it = shard.orders.find(w.key);
+    if (it != shard.orders.end()) MarkDirty(shard, &it->second);
+  }
+}
+
+void OrderTracker::FlushShard(Shard& shard) {
+  std::lock_guard<std::mutex> flushing(shard.flush_mu);
+  Flush f;
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    PrepareFlush(shard, &f);
+  }
+  if (!WriteFlush(f).ok()) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    UndoFlush(shard, &f);
+  }
 }
 
 void OrderTracker::PurgeResolved(absl::Time now) {
@@ -1276,10 +1315,7 @@ absl::StatusOr<v1::Order> OrderTracker::GetOrder(const std::string& order_id) {
 }
 
 absl::StatusOr<OrderPage> OrderTracker::ListOrders(const OrderQuery& q) {
-  for (auto& shard : shards_) {  // every record is on disk once flushed
-    std::lock_guard<std::mutex> lock(shard->mu);
-    FlushDirty(*shard);
-  }
+  for (auto& shard : shards_) FlushShard(*shard);  // every record is on disk once flushed
   return ListOrderRecords(options_.orders_table, options_.index_table, q, options_.clock->Now());
 }
 
@@ -1295,9 +1331,9 @@ absl::Status OrderTracker::ForceKeep(const std::string& order_id) {
     e->retain_until =
         std::max(e->retain_until, options_.clock->Now() + lifecycle_.config().resolved_retention);
     ReleaseHeld(shard, e, /*keep=*/true, ReleaseCause::kVerdict);
-    FlushDirty(shard);
     kept.swap(shard.to_deliver);
   }
+  FlushShard(ShardOf(order_id));
   FlushHolds();
   if (!kept.empty()) Consume(std::move(kept));
   return absl::OkStatus();
@@ -1330,10 +1366,7 @@ void OrderTracker::Shutdown(absl::Time deadline) {
   run_cv_.notify_one();
   if (thread_.joinable()) thread_.join();
   FlushHolds();
-  for (auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mu);
-    FlushDirty(*shard);
-  }
+  for (auto& shard : shards_) FlushShard(*shard);
 }
 
 }  // namespace tracekeep::orders

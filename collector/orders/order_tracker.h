@@ -183,7 +183,13 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   std::string Reason(const Entry& e) const;
   void Annotate(const Entry& e, std::vector<SpanRecord>* spans) const;
   bool BaselineKeeps(const std::string& order_id) const;
-  void FlushDirty(Shard& shard);
+  // Writing changed records: serialized under the shard's lock (and marked clean), written
+  // without it, marked dirty again if the write failed. FlushShard does all three.
+  struct Flush;
+  void PrepareFlush(Shard& shard, Flush* f);
+  [[nodiscard]] absl::Status WriteFlush(const Flush& f);
+  void UndoFlush(Shard& shard, Flush* f);
+  void FlushShard(Shard& shard);
   void FlushHolds();
   // Releases the oldest holds until the hold space bounds are met.
   void EnforceHoldSpace(KeptTraces* kept);
