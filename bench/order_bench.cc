@@ -137,13 +137,7 @@ struct Fixture {
     store = *storage::RocksDbSpanStore::Create(o);
     orders_table = *store->OpenTable("orders");
     hold_table = *store->OpenTable("order_hold");
-    orders::OrderTrackerOptions t;
-    t.config = config;
-    t.consumer = &consumer;
-    t.clock = &clock;
-    t.orders_table = orders_table.get();
-    t.hold_table = hold_table.get();
-    tracker = *orders::OrderTracker::Create(t);
+    tracker = *orders::OrderTracker::Create(TrackerOptions(config));
   }
   ~Fixture() {
     tracker.reset();
@@ -158,6 +152,18 @@ struct Fixture {
   std::unique_ptr<storage::RocksDbSpanStore> store;
   storage::KvTablePtr orders_table, hold_table;
   std::unique_ptr<orders::OrderTracker> tracker;
+
+  // The options the tracker was made with (config as given), to make another over the same
+  // tables.
+  orders::OrderTrackerOptions TrackerOptions(const orders::OrdersConfig& config) {
+    orders::OrderTrackerOptions t;
+    t.config = config;
+    t.consumer = &consumer;
+    t.clock = &clock;
+    t.orders_table = orders_table.get();
+    t.hold_table = hold_table.get();
+    return t;
+  }
 };
 
 // Order events through the tracker (OnBuffered): each trace carries one state change of one of
@@ -255,12 +261,7 @@ void BM_ActiveOrders(benchmark::State& state) {
     config.hold_in_journal = absl::Hours(2);  // no copies to order_hold in this benchmark
     auto f = std::make_unique<Fixture>(config);
     f->tracker.reset();
-    orders::OrderTrackerOptions t;
-    t.config = config;
-    t.consumer = &f->consumer;
-    t.clock = &f->clock;
-    t.orders_table = f->orders_table.get();
-    t.hold_table = f->hold_table.get();
+    orders::OrderTrackerOptions t = f->TrackerOptions(config);
     t.read_journal = [](const JournalRef&,
                         absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
       return absl::UnavailableError("not read in this benchmark");
@@ -343,12 +344,7 @@ void BM_HeldTracesRestart(benchmark::State& state) {
       }
     }
     f->tracker->Shutdown(absl::InfiniteFuture());
-    orders::OrderTrackerOptions t;
-    t.config = config;
-    t.consumer = &f->consumer;
-    t.clock = &f->clock;
-    t.orders_table = f->orders_table.get();
-    t.hold_table = f->hold_table.get();
+    const orders::OrderTrackerOptions t = f->TrackerOptions(config);
     f->tracker.reset();
     const absl::Time start = absl::Now();
     f->tracker = *orders::OrderTracker::Create(t);

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "storage/rocksdb_span_store.h"
+#include "tests/storage/test_store.h"
 
 namespace tracekeep::intake {
 namespace {
@@ -33,11 +34,7 @@ class KvDecisionLogTest : public ::testing::Test {
   void Open() {
     table_.reset();
     store_.reset();
-    storage::RocksDbOptions o;
-    o.path = dir_ + "/db";
-    o.block_cache_mib = 0;
-    o.write_buffer_mib = 4;
-    auto store = storage::RocksDbSpanStore::Create(o);
+    auto store = storage::OpenTestStore(dir_ + "/db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     auto table = store_->OpenTable("decisions");

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/rocksdb_span_store.h"
+#include "tests/storage/test_store.h"
 #include "tracekeep/admin/v1/admin.pb.h"
 
 namespace tracekeep::orders {
@@ -87,11 +88,7 @@ class OrderAdminTest : public ::testing::Test {
     std::string pattern = (std::filesystem::temp_directory_path() / "tk_admin_XXXXXX").string();
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    storage::RocksDbOptions o;
-    o.path = dir_ + "/db";
-    o.block_cache_mib = 0;
-    o.write_buffer_mib = 4;
-    auto store = storage::RocksDbSpanStore::Create(o);
+    auto store = storage::OpenTestStore(dir_ + "/db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     orders_ = *store_->OpenTable("orders");

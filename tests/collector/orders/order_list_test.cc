@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/rocksdb_span_store.h"
+#include "tests/storage/test_store.h"
 
 namespace tracekeep::orders {
 namespace {
@@ -65,11 +66,7 @@ class OrderListTest : public ::testing::Test {
     std::string pattern = (std::filesystem::temp_directory_path() / "tk_list_XXXXXX").string();
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    storage::RocksDbOptions o;
-    o.path = dir_ + "/db";
-    o.block_cache_mib = 0;
-    o.write_buffer_mib = 4;
-    auto store = storage::RocksDbSpanStore::Create(o);
+    auto store = storage::OpenTestStore(dir_ + "/db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     orders_ = *store_->OpenTable("orders");

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "storage/rocksdb_span_store.h"
 #include "tests/collector/orders/order_test_util.h"
+#include "tests/storage/test_store.h"
 
 namespace tracekeep::orders {
 namespace {
@@ -56,11 +57,7 @@ class OrderTrackerTest : public ::testing::Test {
   }
 
   void Open() {
-    storage::RocksDbOptions o;
-    o.path = dir_.path() + "/db";
-    o.block_cache_mib = 0;
-    o.write_buffer_mib = 4;
-    auto store = storage::RocksDbSpanStore::Create(o);
+    auto store = storage::OpenTestStore(dir_.path() + "/db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     auto orders = store_->OpenTable("orders");
@@ -138,6 +135,19 @@ class OrderTrackerTest : public ::testing::Test {
   std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&, absl::string_view)>
       read_journal_;
 };
+
+// The small bookkeeping entries of held traces in order_hold (under 0xFF).
+size_t MetaRows(storage::KvTable* table) {
+  size_t n = 0;
+  EXPECT_TRUE(table
+                  ->Scan("\xff",
+                         [&](absl::string_view, absl::string_view) {
+                           ++n;
+                           return true;
+                         })
+                  .ok());
+  return n;
+}
 
 // Held traces in order_hold (its small bookkeeping entries, under 0xFE/0xFF, not counted).
 size_t Rows(storage::KvTable* table) {
@@ -325,9 +335,7 @@ TEST_F(OrderTrackerTest, HoldsOfAnOlderVersionAreTakenOver) {
   span->set_service_name("crm-api");
   span->set_resource("resource-bytes");
   {
-    storage::RocksDbOptions o;
-    o.path = dir_.path() + "/db";
-    auto store = storage::RocksDbSpanStore::Create(o);
+    auto store = storage::OpenTestStore(dir_.path() + "/db");
     ASSERT_TRUE(store.ok());
     auto hold = (*store)->OpenTable("order_hold");
     ASSERT_TRUE(hold.ok());
@@ -582,30 +590,14 @@ TEST_F(OrderTrackerTest, HoldsInTheJournalWriteNothingAndPinItUntilReleased) {
   EXPECT_EQ(tracker_->stats().traces_held.load(), 1u);
   EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
   journal_.clear();  // truncated
-  size_t metas = 0;
-  ASSERT_TRUE(hold_table_
-                  ->Scan("\xff",
-                         [&](absl::string_view, absl::string_view) {
-                           ++metas;
-                           return true;
-                         })
-                  .ok());
-  EXPECT_EQ(metas, 1u) << "the copied hold has its small bookkeeping entry";
+  EXPECT_EQ(MetaRows(hold_table_.get()), 1u) << "the copied hold has its small bookkeeping entry";
   ASSERT_TRUE(tracker_->ForceKeep("o2").ok());
   ASSERT_EQ(consumer_.kept().size(), 2u);
   EXPECT_EQ(consumer_.kept()[1].trace_id, OrderTraceId(2));
   EXPECT_EQ(consumer_.kept()[1].spans.size(), 1u);
   tracker_->Check();
   EXPECT_EQ(Rows(hold_table_.get()), 0u);
-  metas = 0;
-  ASSERT_TRUE(hold_table_
-                  ->Scan("\xff",
-                         [&](absl::string_view, absl::string_view) {
-                           ++metas;
-                           return true;
-                         })
-                  .ok());
-  EXPECT_EQ(metas, 0u) << "released with its hold";
+  EXPECT_EQ(MetaRows(hold_table_.get()), 0u) << "released with its hold";
 }
 
 TEST_F(OrderTrackerTest, HealthyOrderReleasesItsJournalHoldsWithoutReadingThem) {
