@@ -85,10 +85,8 @@ TEST(ListOrdersQueryTest, PageSizeAndLimit) {
 class OrderAdminTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tk_admin_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    auto store = storage::OpenTestStore(dir_ + "/db");
+    ASSERT_FALSE(dir_.path().empty());
+    auto store = storage::OpenTestStore(dir_.path() + "/db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     orders_ = *store_->OpenTable("orders");
@@ -100,7 +98,6 @@ class OrderAdminTest : public ::testing::Test {
     orders_.reset();
     hold_.reset();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
   void StartTracker() {
     OrderTrackerOptions t;
@@ -118,7 +115,7 @@ class OrderAdminTest : public ::testing::Test {
     absl::Status Consume(KeptTraces&&) override { return absl::OkStatus(); }
   };
 
-  std::string dir_;
+  storage::TempDir dir_;
   std::unique_ptr<storage::RocksDbSpanStore> store_;
   storage::KvTablePtr orders_;
   storage::KvTablePtr hold_;

@@ -63,10 +63,8 @@ std::vector<std::string> Ids(const std::vector<v1::Order>& orders) {
 class OrderListTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tk_list_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    auto store = storage::OpenTestStore(dir_ + "/db");
+    ASSERT_FALSE(dir_.path().empty());
+    auto store = storage::OpenTestStore(dir_.path() + "/db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     orders_ = *store_->OpenTable("orders");
@@ -76,7 +74,6 @@ class OrderListTest : public ::testing::Test {
     orders_.reset();
     index_.reset();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // Writes the record as the tracker does: with its index entries, replacing those of the
@@ -122,7 +119,7 @@ class OrderListTest : public ::testing::Test {
     return ids;
   }
 
-  std::string dir_;
+  storage::TempDir dir_;
   std::unique_ptr<storage::RocksDbSpanStore> store_;
   storage::KvTablePtr orders_;
   storage::KvTablePtr index_;

@@ -13,6 +13,7 @@
 #include "collector/common/ids.h"
 #include "collector/pipeline/span_batch.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "tests/storage/test_store.h"
 
 namespace tracekeep::orders {
 
@@ -94,22 +95,7 @@ inline std::string SpanAttribute(const std::string& bytes, const std::string& ke
   return value;
 }
 
-// A directory made with mkdtemp, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tk_orders_XXXXXX").string();
-    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using storage::TempDir;
 
 }  // namespace tracekeep::orders
 
