@@ -266,6 +266,12 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   // Spans are read by trace id prefix: a prefix bloom filter makes unknown ids cheap.
   rocksdb::ColumnFamilyOptions spans_cf =
       FamilyOptions(options, cache, spans_buffer, Filter::kTraceIdPrefix);
+  // The spans of a kept trace are put one after another with the same trace id prefix: each
+  // insert starts from where the previous one of that trace went in the memtable's skip list
+  // instead of from its top (perf at 250 k spans/s of order traffic: the skip list search was
+  // 8 % of the daemon's CPU, a cache miss per level for every span).
+  spans_cf.memtable_insert_with_hint_prefix_extractor.reset(
+      rocksdb::NewFixedPrefixTransform(keys::kTraceIdSize));
   // Service index reads are range scans: no filter.
   rocksdb::ColumnFamilyOptions indexes_cf =
       FamilyOptions(options, cache, small_buffer, Filter::kNone);

@@ -62,7 +62,7 @@ bool SkipGroup(absl::string_view* in, uint32_t number, int depth) {
 
 }  // namespace
 
-bool NextField(absl::string_view* in, Field* field) {
+bool NextFieldSlow(absl::string_view* in, Field* field) {
   uint32_t tag = 0;
   if (!ReadTag(in, &tag)) return false;
   field->number = tag >> 3;
@@ -228,6 +228,45 @@ constexpr FieldRule kRequestRules[] = {
     {1, Kind::kMessage, "resource_spans", &kResourceSpans, true}};
 const Schema kRequest = {kRequestRules, 1};
 
+bool Check(absl::string_view in, const Schema& schema, int depth, std::string* error);
+
+// Attributes (KeyValue, AnyValue) are most of a request's fields: the same rules as Check()
+// with kKeyValue / kAnyValue, written out for them, without building an error. On false, Check()
+// runs again on the message to describe the defect.
+bool AnyValueOk(absl::string_view in, int depth);
+bool KeyValueOk(absl::string_view in, int depth) {
+  if (depth > kMaxDepth) return false;
+  Field f;
+  while (!in.empty()) {
+    if (!NextField(&in, &f)) return false;
+    if (f.type != kLengthDelimited) continue;
+    if (f.number == 1) {
+      if (!IsValidUtf8(f.bytes)) return false;
+    } else if (f.number == 2) {
+      if (!AnyValueOk(f.bytes, depth + 1)) return false;
+    }
+  }
+  return true;
+}
+
+bool AnyValueOk(absl::string_view in, int depth) {
+  if (depth > kMaxDepth) return false;
+  Field f;
+  while (!in.empty()) {
+    if (!NextField(&in, &f)) return false;
+    if (f.type != kLengthDelimited) continue;
+    if (f.number == 1) {
+      if (!IsValidUtf8(f.bytes)) return false;
+    } else if (f.number == 5 || f.number == 6) {
+      std::string ignored;
+      if (!Check(f.bytes, f.number == 5 ? kArrayValue : kKeyValueList, depth + 1, &ignored)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 // Validates one message; on a defect, `error` gets its description, relative to the message.
 // The path is built only on the way out of a failure.
 bool Check(absl::string_view in, const Schema& schema, int depth, std::string* error) {
@@ -260,6 +299,8 @@ bool Check(absl::string_view in, const Schema& schema, int depth, std::string* e
         *error = absl::StrCat(where(), ": invalid UTF-8 in a string field");
         return false;
       }
+    } else if (rule->message == &kKeyValue && KeyValueOk(f.bytes, depth + 1)) {
+      continue;
     } else if (!Check(f.bytes, *rule->message, depth + 1, error)) {
       *error = absl::StrCat(where(), ".", *error);
       return false;

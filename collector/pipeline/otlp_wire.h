@@ -69,10 +69,48 @@ struct Field {
   absl::string_view bytes;
 };
 
+// NextField's general case (multi-byte tags and lengths, fixed-width fields, groups).
+bool NextFieldSlow(absl::string_view* in, Field* field);
+
 // Reads the next field of a message; skips groups whole (they are unknown fields to OTLP).
 // False when the framing is broken: a bad tag (field number 0, wire type 6 or 7, over 5 bytes),
 // a truncated value, an unmatched end-group, groups nested deeper than kMaxDepth.
-bool NextField(absl::string_view* in, Field* field);
+// Inline for the common case of OTLP: a one-byte tag and a one-byte varint or length.
+inline bool NextField(absl::string_view* in, Field* field) {
+  if (in->size() >= 2) {
+    const auto tag = static_cast<uint8_t>((*in)[0]);
+    const auto second = static_cast<uint8_t>((*in)[1]);
+    if (tag < 0x80 && (tag >> 3) != 0 && second < 0x80) {
+      const uint32_t type = tag & 7;
+      if (type == kLengthDelimited && second <= in->size() - 2) {
+        field->number = tag >> 3;
+        field->type = kLengthDelimited;
+        field->bytes = absl::string_view(in->data() + 2, second);
+        in->remove_prefix(2 + second);
+        return true;
+      }
+      if (type == kVarint) {
+        field->number = tag >> 3;
+        field->type = kVarint;
+        field->varint = second;
+        field->bytes = {};
+        in->remove_prefix(2);
+        return true;
+      }
+    }
+    if (tag < 0x80 && (tag >> 3) != 0 && (tag & 7) == kFixed64 && in->size() >= 9) {
+      uint64_t v = 0;
+      for (int i = 8; i >= 1; --i) v = (v << 8) | static_cast<uint8_t>((*in)[i]);
+      field->number = tag >> 3;
+      field->type = kFixed64;
+      field->varint = v;
+      field->bytes = {};
+      in->remove_prefix(9);
+      return true;
+    }
+  }
+  return NextFieldSlow(in, field);
+}
 
 // Calls `fn(const Field&)` for every field of the message in `in`, in wire order; `fn` returns
 // false to stop. False when the framing is broken or `fn` stopped.
