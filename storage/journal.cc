@@ -33,6 +33,8 @@ namespace tracekeep::storage {
 namespace {
 
 constexpr uint8_t kRecordVersion = 1;
+// Bytes of a record's header before its payload (see the file format below).
+constexpr uint64_t kRecordHeaderBytes = 25;
 
 void PutFixed64BE(uint64_t v, std::string* out) {
   for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -63,7 +65,8 @@ absl::Time KeyTime(absl::string_view key) {
 // scope schema url, service name: length-prefixed), varint trace count, then per trace: trace id
 // (length-prefixed), varint span count, per span: varint origin index, span id, span bytes
 // (length-prefixed), start and end (varint of the zigzag-free uint64 cast), flags byte.
-void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out) {
+void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out,
+                         std::vector<uint64_t>* span_offsets) {
   std::unordered_map<const SpanOrigin*, uint64_t> origin_index;
   std::vector<const SpanOrigin*> origins;
   for (const TraceSpans& t : traces) {
@@ -91,7 +94,9 @@ void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out
     for (const SpanRecord& s : t.spans) {
       codec::PutVarint64(origin_index[s.origin.get()], out);
       codec::PutLengthPrefixed(s.span_id, out);
-      codec::PutLengthPrefixed(s.span, out);
+      codec::PutVarint64(s.span.size(), out);
+      if (span_offsets != nullptr) span_offsets->push_back(out->size());
+      out->append(s.span);
       codec::PutVarint64(static_cast<uint64_t>(s.start_unix_nanos), out);
       codec::PutVarint64(static_cast<uint64_t>(s.end_unix_nanos), out);
       out->push_back(static_cast<char>((s.is_error ? 1 : 0) | (s.is_root ? 2 : 0)));
@@ -100,7 +105,8 @@ void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out
 }
 
 absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpans>* out,
-                                 absl::string_view only_trace) {
+                                 absl::string_view only_trace, const JournalRef* place) {
+  const char* const payload = record.data();
   auto corrupt = [](const char* what) {
     return absl::DataLossError(absl::StrCat("journal record: truncated or corrupt ", what));
   };
@@ -163,6 +169,12 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
       span.origin = origins[origin];
       span.span_id = std::string(span_id);
       span.span = std::string(bytes);
+      if (place != nullptr) {
+        span.journal_segment = place->segment;
+        span.journal_offset =
+            place->offset + kRecordHeaderBytes + static_cast<uint64_t>(bytes.data() - payload);
+        span.journal_size = static_cast<uint32_t>(bytes.size());
+      }
       span.start_unix_nanos = static_cast<int64_t>(start);
       span.end_unix_nanos = static_cast<int64_t>(end);
       span.is_error = (record[0] & 1) != 0;
@@ -192,7 +204,7 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
 namespace {
 
 constexpr char kMagic[8] = {'T', 'K', 'J', 'R', 'N', 'L', '0', '1'};
-constexpr size_t kHeaderBytes = 25;
+constexpr size_t kHeaderBytes = kRecordHeaderBytes;
 constexpr uint8_t kEntry = 1;
 constexpr uint8_t kErase = 2;
 constexpr uint8_t kTruncate = 3;
@@ -366,12 +378,24 @@ struct Journal::Impl {
 
   std::string Describe() const { return absl::StrCat("journal at \"", options.path, "\""); }
 
+  // The segment numbered `number` while it is in the journal; null once deleted.
+  SegmentPtr Find(uint64_t number) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (active != nullptr && active->number == number) return active;
+    auto it =
+        std::lower_bound(sealed.begin(), sealed.end(), number,
+                         [](const SegmentPtr& segment, uint64_t n) { return segment->number < n; });
+    if (it != sealed.end() && (*it)->number == number) return *it;
+    return nullptr;
+  }
+
   // Opens a new active segment (sealing the current one); mu held.
   absl::Status RollLocked() {
     auto segment = std::make_shared<Segment>();
     segment->number = next_number;
     segment->path = absl::StrCat(options.path, "/", SegmentName(segment->number));
-    segment->fd = ::open(segment->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    // Read and write: released span bytes are read back from it (ReadSpanBytes).
+    segment->fd = ::open(segment->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (segment->fd < 0) {
       return IoError(errno, absl::StrCat(Describe(), ": creating ", segment->path));
     }
@@ -657,10 +681,34 @@ Journal::~Journal() = default;
 
 absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& traces,
                                             absl::Time arrival, JournalRef* where) {
+  return AppendRecord(traces, arrival, where, nullptr);
+}
+
+absl::StatusOr<std::string> Journal::AppendAndLocate(std::vector<TraceSpans>* traces,
+                                                     absl::Time arrival) {
+  std::vector<uint64_t> offsets;
+  JournalRef where;
+  absl::StatusOr<std::string> key = AppendRecord(*traces, arrival, &where, &offsets);
+  if (!key.ok()) return key;
+  size_t i = 0;
+  for (TraceSpans& t : *traces) {
+    t.journal_ref = where;
+    for (SpanRecord& span : t.spans) {
+      span.journal_segment = where.segment;
+      span.journal_offset = where.offset + offsets[i++];
+      span.journal_size = static_cast<uint32_t>(span.span.size());
+    }
+  }
+  return key;
+}
+
+absl::StatusOr<std::string> Journal::AppendRecord(const std::vector<TraceSpans>& traces,
+                                                  absl::Time arrival, JournalRef* where,
+                                                  std::vector<uint64_t>* span_offsets) {
   const std::string key = Key(arrival, impl_->sequence.fetch_add(1));
   std::string record;
   BeginRecord(kEntry, key, &record);
-  EncodeJournalRecord(traces, &record);
+  EncodeJournalRecord(traces, &record, span_offsets);
   SealRecord(&record);
   if (absl::Status s = impl_->Write(record, kEntry, absl::ToUnixNanos(arrival), where); !s.ok()) {
     stats_.append_errors.fetch_add(1, std::memory_order_relaxed);
@@ -669,6 +717,58 @@ absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& trace
   stats_.batches_appended.fetch_add(1, std::memory_order_relaxed);
   stats_.bytes_appended.fetch_add(record.size(), std::memory_order_relaxed);
   return key;
+}
+
+absl::Status Journal::ReadSpanBytes(std::vector<SpanRecord>* spans) {
+  std::vector<SpanRecord*> todo;
+  for (SpanRecord& s : *spans) {
+    if (s.in_journal_only) todo.push_back(&s);
+  }
+  if (todo.empty()) return absl::OkStatus();
+  std::sort(todo.begin(), todo.end(), [](const SpanRecord* a, const SpanRecord* b) {
+    return std::tie(a->journal_segment, a->journal_offset) <
+           std::tie(b->journal_segment, b->journal_offset);
+  });
+  // Spans that lie close together in one segment (the spans of a trace in one request are
+  // separated by a few bytes of framing) are read with one pread.
+  constexpr uint64_t kMaxGap = 4096;
+  absl::Status status;
+  SegmentPtr segment;
+  std::string buffer;
+  uint64_t bytes_read = 0;
+  for (size_t i = 0; i < todo.size();) {
+    const SpanRecord& first = *todo[i];
+    uint64_t end = first.journal_offset + first.journal_size;
+    size_t j = i + 1;
+    while (j < todo.size() && todo[j]->journal_segment == first.journal_segment &&
+           todo[j]->journal_offset <= end + kMaxGap) {
+      end = std::max(end, todo[j]->journal_offset + todo[j]->journal_size);
+      ++j;
+    }
+    if (segment == nullptr || segment->number != first.journal_segment) {
+      segment = impl_->Find(first.journal_segment);
+    }
+    buffer.resize(end - first.journal_offset);
+    if (segment == nullptr) {
+      status = absl::NotFoundError(
+          absl::StrCat(impl_->Describe(), ": segment ", first.journal_segment, " is gone"));
+    } else if (!ReadAll(segment->fd, first.journal_offset, buffer.size(), buffer.data())) {
+      status = absl::DataLossError(absl::StrCat(impl_->Describe(), ": cannot read ", buffer.size(),
+                                                " bytes at offset ", first.journal_offset, " of ",
+                                                segment->path));
+    } else {
+      for (size_t k = i; k < j; ++k) {
+        SpanRecord& s = *todo[k];
+        s.span.assign(buffer.data() + (s.journal_offset - first.journal_offset), s.journal_size);
+        s.in_journal_only = false;
+      }
+      bytes_read += buffer.size();
+    }
+    i = j;
+  }
+  stats_.span_bytes_read_back.fetch_add(bytes_read, std::memory_order_relaxed);
+  if (!status.ok()) stats_.read_back_errors.fetch_add(1, std::memory_order_relaxed);
+  return status;
 }
 
 absl::Status Journal::Erase(const std::string& key) {
@@ -814,8 +914,8 @@ absl::Status Journal::ReplayWithRefs(
         continue;
       }
       std::vector<TraceSpans> traces;
-      absl::Status decoded =
-          DecodeJournalRecord(absl::string_view(header + kHeaderBytes, length), &traces);
+      absl::Status decoded = DecodeJournalRecord(absl::string_view(header + kHeaderBytes, length),
+                                                 &traces, {}, &where);
       if (!decoded.ok()) {
         TK_LOG(Error) << "journal: skipping a corrupt entry: " << decoded;
         continue;

@@ -44,12 +44,14 @@ struct JournalStats {
   std::atomic<uint64_t> append_errors{0};
   std::atomic<uint64_t> batches_replayed{0};
   std::atomic<uint64_t> truncations{0};
+  std::atomic<uint64_t> span_bytes_read_back{0};  // by ReadSpanBytes
+  std::atomic<uint64_t> read_back_errors{0};      // ReadSpanBytes calls that failed
 };
 
-class Journal {
+class Journal final : public SpanBytesReader {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Journal>> Open(const JournalOptions& options);
-  ~Journal();
+  ~Journal() override;
 
   // Appends the spans of one accepted request, with the time they arrived. Returns the entry's
   // key (for Erase) once it is durable per `sync`. kResourceExhausted when the disk is full
@@ -57,6 +59,15 @@ class Journal {
   // `where` (optional) receives the record's place, for ReadAt.
   [[nodiscard]] absl::StatusOr<std::string> Append(const std::vector<TraceSpans>& traces,
                                                    absl::Time arrival, JournalRef* where = nullptr);
+  // Append, which also records in every span where its bytes are (journal_segment,
+  // journal_offset, journal_size) and in every trace its record (journal_ref), so that they can
+  // be released from memory while pending and read back with ReadSpanBytes.
+  [[nodiscard]] absl::StatusOr<std::string> AppendAndLocate(std::vector<TraceSpans>* traces,
+                                                            absl::Time arrival);
+  // SpanBytesReader: reads the bytes of in_journal_only spans back from their segments, those
+  // close together with one pread. The segments must not be truncated yet (the caller holds the
+  // truncation mark before them). Thread-safe.
+  [[nodiscard]] absl::Status ReadSpanBytes(std::vector<SpanRecord>* spans) override;
   // Reads back the spans of one entry by its place. The entry must not be truncated yet (the
   // caller holds the truncation mark before it). kNotFound / kDataLoss when it is gone or
   // damaged. Thread-safe.
@@ -89,16 +100,23 @@ class Journal {
  private:
   struct Impl;
   explicit Journal(std::unique_ptr<Impl> impl);
+  absl::StatusOr<std::string> AppendRecord(const std::vector<TraceSpans>& traces,
+                                           absl::Time arrival, JournalRef* where,
+                                           std::vector<uint64_t>* span_offsets);
   std::unique_ptr<Impl> impl_;
   JournalStats stats_;
 };
 
 // The journal's record encoding of a batch of traces (exposed for tests).
-void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out);
-// With `only_trace`, only the traces with that id are appended to `out`.
+// `span_offsets` (optional) receives, span by span in order, the offset of its bytes in `out`.
+void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out,
+                         std::vector<uint64_t>* span_offsets = nullptr);
+// With `only_trace`, only the traces with that id are appended to `out`. With `place` (the
+// record's place in the journal, `record` being its payload), every span gets its location.
 [[nodiscard]] absl::Status DecodeJournalRecord(absl::string_view record,
                                                std::vector<TraceSpans>* out,
-                                               absl::string_view only_trace = {});
+                                               absl::string_view only_trace = {},
+                                               const JournalRef* place = nullptr);
 // The checksum of journal records: CRC-32C (exposed for tests).
 uint32_t JournalChecksum(absl::string_view data);
 

@@ -498,6 +498,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     j.Bool("enabled", &c->journal.enabled);
     j.String("path", &c->journal.path);
     j.Bool("sync", &c->journal.sync);
+    j.Bool("pending_bytes_in_memory", &c->journal.pending_bytes_in_memory);
   }
   {
     MapReader exporters(top.Get("exporters"), "exporters", problems);

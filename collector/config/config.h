@@ -47,6 +47,10 @@ struct JournalConfig {
   bool enabled = true;
   std::string path;  // "" = <data_dir>/journal
   bool sync = false;
+  // Pending spans keep their bytes in memory as well as in the journal (true), or only in the
+  // journal, read back when a decision needs them (false: a pending span then costs ~1/3 of the
+  // memory).
+  bool pending_bytes_in_memory = false;
 };
 
 struct ExporterConfig {

@@ -27,11 +27,9 @@ absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t sp
   // removed the entry: a crash then lost the trace.)
   const int64_t arrival = absl::ToUnixNanos(now);
   for (TraceSpans& t : traces) t.arrival_unix_nanos = arrival;
-  JournalRef where;
-  absl::StatusOr<std::string> key = journal_->Append(traces, now, &where);
-  if (key.ok()) {
-    for (TraceSpans& t : traces) t.journal_ref = where;
-  }
+  // Every trace learns its record and every span where its bytes are: the sampler may then
+  // release them from memory while the trace is pending.
+  absl::StatusOr<std::string> key = journal_->AppendAndLocate(&traces, now);
   absl::Status status;
   if (!key.ok()) {
     // Not durable: refuse with a retryable code, so that the client keeps the data. A full disk

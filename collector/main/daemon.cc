@@ -180,6 +180,8 @@ class Daemon::Impl final : public admin::AdminBackend {
       journal_options.path = journal_path;
       journal_options.sync = config_.journal.sync;
       TK_ASSIGN_OR_RETURN(journal_, storage::Journal::Open(journal_options));
+      // Pending spans' bytes stay in the journal only (before the replay: replayed spans too).
+      if (!config_.journal.pending_bytes_in_memory) sampler_->SetSpanBytesReader(journal_.get());
       intake::JournaledIntakeOptions journaled_options;
       // Order traces held as references into the journal keep their entries in it.
       if (orders_) {
@@ -492,6 +494,10 @@ class Daemon::Impl final : public admin::AdminBackend {
         if (journal_ == nullptr) return absl::UnavailableError("the journal is not open");
         return journal_->ReadAt(where, trace_id);
       };
+      o.read_span_bytes = [this](std::vector<SpanRecord>* spans) -> absl::Status {
+        if (journal_ == nullptr) return absl::UnavailableError("the journal is not open");
+        return journal_->ReadSpanBytes(spans);
+      };
     }
     // One series per allowed transition, made now: an order state arriving costs a lookup in a
     // map that never changes, not a label set built and hashed under the family's lock.
@@ -676,6 +682,10 @@ class Daemon::Impl final : public admin::AdminBackend {
                  "Kept spans dropped because more than sampler.max_waiting_spans already waited "
                  "(they stay in the journal: a restart replays them).",
                  {}, [ss] { return ss->spans_lost_downstream.load(); });
+    m.AddCounter("tracekeep_sampler_spans_unreadable_total",
+                 "Kept spans dropped because their bytes, held only in the journal while pending "
+                 "(journal.pending_bytes_in_memory: false), could not be read back from it.",
+                 {}, [ss] { return ss->spans_unreadable.load(); });
     m.AddCounter("tracekeep_sampler_decisions_restored_total",
                  "Decisions reloaded from the decisions column family at start-up.", {},
                  [ss] { return ss->decisions_restored.load(); });
@@ -723,6 +733,13 @@ class Daemon::Impl final : public admin::AdminBackend {
       m.AddCounter("tracekeep_journal_batches_replayed_total",
                    "Batches replayed from the journal at start-up.", {},
                    [js] { return js->batches_replayed.load(); });
+      m.AddCounter("tracekeep_journal_span_bytes_read_back_total",
+                   "Bytes of pending spans read back from the journal for a decision (kept "
+                   "traces, policies that read attributes).",
+                   {}, [js] { return js->span_bytes_read_back.load(); });
+      m.AddCounter("tracekeep_journal_read_back_errors_total",
+                   "Reads of pending spans' bytes from the journal that failed.", {},
+                   [js] { return js->read_back_errors.load(); });
       const intake::JournaledIntake* ji = journaled_intake_.get();
       m.AddGauge(
           "tracekeep_journal_truncated_through_timestamp_seconds",

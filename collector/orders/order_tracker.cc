@@ -947,7 +947,10 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
     if (it == shard.orders.end()) continue;
     Entry& e = it->second;
     if (KeepsTraces(e.record)) {
-      Annotate(e, &trace.spans);
+      // The sampler adds the annotation once it has the span bytes (they may be in the journal).
+      if (std::string reason = Reason(e); !reason.empty()) {
+        verdict.annotations.emplace_back(kAnomalyAttribute, std::move(reason));
+      }
       RecordKept(shard, &e, trace.trace_id);
       stats_.traces_kept.fetch_add(1, std::memory_order_relaxed);
       verdict.action = sampling::HookVerdict::kKeep;
@@ -997,6 +1000,17 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
     trace.spans.clear();
     verdict.action = sampling::HookVerdict::kHold;
     return verdict;
+  }
+  if (AnyInJournalOnly(trace.spans)) {
+    absl::Status read = options_.read_span_bytes
+                            ? options_.read_span_bytes(&trace.spans)
+                            : absl::FailedPreconditionError("no reader for journaled span bytes");
+    if (!read.ok()) {
+      // Not held: the policies' decision stands (the sampler drops what it cannot read back).
+      TK_LOG(Error) << "order " << *active_id << ": trace " << ToHex(trace.trace_id)
+                    << " not held, its spans cannot be read back: " << read;
+      return verdict;
+    }
   }
   TraceSpans as_spans;
   as_spans.trace_id = trace.trace_id;

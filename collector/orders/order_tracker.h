@@ -59,6 +59,9 @@ struct OrderTrackerOptions {
   // decoded).
   std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&, absl::string_view)>
       read_journal;
+  // Reads back span bytes the sampler released to the journal (SpanRecord::in_journal_only),
+  // for a trace held by copy. Default: none (nothing is released).
+  std::function<absl::Status(std::vector<SpanRecord>*)> read_span_bytes;
 };
 
 // Counters read by the metrics endpoint and the admin API.

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace tracekeep {
 
 // The resource and instrumentation scope that a group of spans arrived with. Shared, read-only,
@@ -24,13 +26,50 @@ using SpanOriginPtr = std::shared_ptr<const SpanOrigin>;
 // One span: its original bytes plus the decoded fields that sampling, storage and indexing use.
 struct SpanRecord {
   SpanOriginPtr origin;
-  std::string span;     // serialized opentelemetry.proto.trace.v1.Span
+  // Serialized opentelemetry.proto.trace.v1.Span. Empty while `in_journal_only`.
+  std::string span;
   std::string span_id;  // 8 bytes
   int64_t start_unix_nanos = 0;
   int64_t end_unix_nanos = 0;
+  // Where the intake journal keeps a copy of `span`: the segment, and the offset of the bytes in
+  // its file (0: not journaled); journal_size is their length.
+  uint64_t journal_segment = 0;
+  uint64_t journal_offset = 0;
+  uint32_t journal_size = 0;
   bool is_error = false;  // status.code == STATUS_CODE_ERROR
   bool is_root = false;   // no parent span id
+  // `span` was released to save memory while the span is pending: its bytes are only in the
+  // journal (see SpanBytesReader).
+  bool in_journal_only = false;
+
+  // Serialized size of the span, whether its bytes are in memory or only in the journal.
+  size_t size() const { return in_journal_only ? journal_size : span.size(); }
+  // Releases `span` when the journal has a copy (the bytes are read back by SpanBytesReader).
+  void ReleaseJournaledBytes() {
+    if (journal_offset == 0 || in_journal_only) return;
+    journal_size = static_cast<uint32_t>(span.size());
+    std::string().swap(span);
+    in_journal_only = true;
+  }
 };
+
+// Reads back the bytes of spans that were released while the journal keeps them.
+class SpanBytesReader {
+ public:
+  virtual ~SpanBytesReader() = default;
+  // Fills `span` of every record of `spans` that is in_journal_only (and clears the flag); the
+  // others are left as they are. On an error, the records that could not be read stay
+  // in_journal_only and the status says why.
+  [[nodiscard]] virtual absl::Status ReadSpanBytes(std::vector<SpanRecord>* spans) = 0;
+};
+
+// Whether some span of `spans` has its bytes only in the journal.
+inline bool AnyInJournalOnly(const std::vector<SpanRecord>& spans) {
+  for (const SpanRecord& s : spans) {
+    if (s.in_journal_only) return true;
+  }
+  return false;
+}
 
 // Where the intake journal keeps a durable copy of a batch of spans: the record's segment, offset
 // and size. size == 0: not journaled.

@@ -15,6 +15,10 @@ namespace tracekeep::sampling {
 
 void TraceView::Decode() {
   decoded_ = true;
+  if (reader_ != nullptr && AnyInJournalOnly(trace_.spans)) {
+    // Spans that stay unread scan as empty (no attributes) and count as a decode error.
+    if (!reader_->ReadSpanBytes(&mutable_trace_->spans).ok()) decode_error_ = true;
+  }
   spans_.resize(trace_.spans.size());
   span_attributes_.reserve(trace_.spans.size() * 12);  // typical spans have 8-15
   const SpanOrigin* previous = nullptr;

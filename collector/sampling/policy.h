@@ -48,6 +48,10 @@ struct PendingTrace {
 class TraceView {
  public:
   explicit TraceView(const PendingTrace& trace) : trace_(trace) {}
+  // With a reader: span bytes released to the journal are read back into `trace` when a policy
+  // first needs them (most policies read only the fields decoded on receipt, and never do).
+  TraceView(PendingTrace& trace, SpanBytesReader* reader)
+      : trace_(trace), mutable_trace_(&trace), reader_(reader) {}
   const PendingTrace& trace() const { return trace_; }
   size_t span_count() const { return trace_.spans.size(); }
   // The decoded name, status and trace_state of span i.
@@ -72,6 +76,8 @@ class TraceView {
  private:
   void Decode();
   const PendingTrace& trace_;
+  PendingTrace* mutable_trace_ = nullptr;
+  SpanBytesReader* reader_ = nullptr;
   bool decoded_ = false;
   bool decode_error_ = false;
   std::vector<SpanFields> spans_;

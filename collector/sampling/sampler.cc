@@ -102,6 +102,9 @@ class Sampler::Shard {
     KeptTraces late;
     int64_t late_oldest = kNothing;
     size_t spans_in = 0;
+    // While pending, span bytes the journal keeps live only there (read back when needed).
+    const bool release_bytes = sampler_->span_bytes_.load(std::memory_order_relaxed) != nullptr &&
+                               !sampler_->options_.dry_run;
     for (TraceSpans& t : input) {
       spans_in += t.spans.size();
       if (sampler_->options_.hook != nullptr) sampler_->options_.hook->OnBuffered(t);
@@ -112,6 +115,9 @@ class Sampler::Shard {
       }
       const absl::Time arrival =
           t.arrival_unix_nanos != 0 ? absl::FromUnixNanos(t.arrival_unix_nanos) : now;
+      if (release_bytes) {
+        for (SpanRecord& span : t.spans) span.ReleaseJournaledBytes();
+      }
       buffer_.Add(std::move(t), arrival, &due);
     }
     stats.spans_queued.fetch_sub(spans_in, std::memory_order_relaxed);
@@ -222,6 +228,7 @@ class Sampler::Shard {
     SamplerStats& stats = sampler_->stats_;
     const bool dry_run = sampler_->options_.dry_run;
     std::shared_ptr<PolicySet> set = std::atomic_load(&policies_);
+    SpanBytesReader* const reader = sampler_->span_bytes_.load();
     KeptTraces kept;
     int64_t kept_oldest = kNothing;
     DecisionLog* log = sampler_->options_.decision_log;
@@ -230,7 +237,7 @@ class Sampler::Shard {
     for (PendingTrace& t : *traces) {
       const uint64_t spans = t.spans.size();
       const int64_t first_arrival = absl::ToUnixNanos(t.first_arrival);
-      TraceView view(t);
+      TraceView view(t, reader);
       const Verdict v = set->Evaluate(view, now);
       if (view.decode_error()) stats.evaluation_errors.fetch_add(1, std::memory_order_relaxed);
       stats.decision_latency.Observe(now - t.due);
@@ -244,6 +251,8 @@ class Sampler::Shard {
           kept_oldest = std::min(kept_oldest, first_arrival);
           if (log != nullptr) records.push_back(DecisionRecord{t.trace_id, now, true, hv.reason});
           kept_.Insert(t.trace_id, CachedDecision{now, hv.reason});
+          ReadBack(&t.spans);
+          for (const auto& [key, value] : hv.annotations) Tag(&t.spans, key, value);
           kept.push_back(
               KeptTrace{std::move(t.trace_id), std::move(hv.reason), std::move(t.spans)});
           continue;
@@ -284,6 +293,7 @@ class Sampler::Shard {
       k.trace_id = std::move(t.trace_id);
       k.policy = std::move(policy);
       k.spans = std::move(t.spans);
+      ReadBack(&k.spans);
       if (!k.policy.empty()) Tag(&k.spans, kPolicyAttribute, k.policy);
       if (dry_run) Tag(&k.spans, kDryRunAttribute, dry_run_decision);
     }
@@ -342,6 +352,24 @@ class Sampler::Shard {
       stats.spans_waiting.fetch_sub(w.spans, std::memory_order_relaxed);
       stats.spans_retried.fetch_add(w.spans, std::memory_order_relaxed);
       waiting_.pop_front();
+    }
+  }
+
+  // Reads back the bytes of kept spans that were released to the journal. Spans that cannot be
+  // read (their segment damaged or gone) are dropped and counted: nothing empty goes on.
+  void ReadBack(std::vector<SpanRecord>* spans) {
+    SpanBytesReader* reader = sampler_->span_bytes_.load();
+    if (reader == nullptr || !AnyInJournalOnly(*spans)) return;
+    absl::Status s = reader->ReadSpanBytes(spans);
+    if (s.ok()) return;
+    const auto end = std::remove_if(spans->begin(), spans->end(),
+                                    [](const SpanRecord& r) { return r.in_journal_only; });
+    const auto lost = static_cast<uint64_t>(spans->end() - end);
+    spans->erase(end, spans->end());
+    const uint64_t before = sampler_->stats_.spans_unreadable.fetch_add(lost);
+    if (before == 0 || before / 10000 != (before + lost) / 10000) {  // the first, then 1 in ~10k
+      TK_LOG(Error) << lost << " kept spans lost: their bytes cannot be read back from the "
+                    << "journal: " << s;
     }
   }
 

@@ -124,6 +124,8 @@ struct SamplerStats {
   std::atomic<uint64_t> decisions_restored{0};      // decisions reloaded by LoadDecisions()
   std::atomic<uint64_t> decision_log_errors{0};     // failed DecisionLog appends
   std::atomic<uint64_t> replayed_spans_skipped{0};  // replayed spans already handed on
+  // Kept spans whose bytes, released to the journal while pending, could not be read back.
+  std::atomic<uint64_t> spans_unreadable{0};
   // Age of late spans: time since their trace's decision.
   DurationHistogram late_span_age{{0.1, 1, 5, 15, 30, 60, 300, 900, 3600}};
   // Time from a trace's due time to its decision.
@@ -150,6 +152,12 @@ class Sampler final : public SpanIntake, public Component {
   // Reloads the decision caches from options.decision_log, oldest decision first (the LRU order
   // stays right). Call before Start(). Returns the number of decisions loaded.
   [[nodiscard]] absl::StatusOr<uint64_t> LoadDecisions();
+
+  // Where pending spans keep their bytes: with a reader, every span that the journal has a copy
+  // of (SpanRecord::journal_offset) is released from memory once buffered (unless dry_run), and
+  // read back when a decision needs it: policies that read attributes, kept traces. Call before
+  // Restore(); the reader must outlive the sampler. Default: none (span bytes stay in memory).
+  void SetSpanBytesReader(SpanBytesReader* reader) { span_bytes_.store(reader); }
 
   // Starts one thread per shard.
   absl::Status Start() override;
@@ -184,6 +192,7 @@ class Sampler final : public SpanIntake, public Component {
       const std::vector<PolicyConfig>& policies);
 
   SamplerOptions options_;
+  std::atomic<SpanBytesReader*> span_bytes_{nullptr};
   TraceConsumer* consumer_;
   Clock* clock_;
   SamplerStats stats_;

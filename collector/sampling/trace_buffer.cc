@@ -46,8 +46,8 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     }
     t.min_start_unix_nanos = std::min(t.min_start_unix_nanos, rec.start_unix_nanos);
     t.max_end_unix_nanos = std::max(t.max_end_unix_nanos, rec.end_unix_nanos);
-    t.span_bytes += rec.span.size();
-    span_bytes_ += rec.span.size();
+    t.span_bytes += rec.size();
+    span_bytes_ += rec.size();
     t.spans.push_back(std::move(rec));
   }
   if ((options_.max_spans_per_trace != 0 && t.spans.size() >= options_.max_spans_per_trace) ||

@@ -4,6 +4,8 @@
 #define TRACEKEEP_COLLECTOR_SAMPLING_TRACE_HOOK_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "collector/pipeline/span_batch.h"
 #include "collector/sampling/policy.h"
@@ -18,6 +20,8 @@ struct HookVerdict {
   };
   Action action = kPolicy;
   std::string reason;
+  // With kKeep: string attributes the sampler adds to every span of the trace.
+  std::vector<std::pair<std::string, std::string>> annotations;
 };
 
 // Called on shard threads, concurrently: implementations must be thread-safe. Calls must be cheap
@@ -28,8 +32,9 @@ class TraceHook {
   // Spans of `spans.trace_id` arrived and are about to be buffered. The hook may set
   // `spans.linked_keys`; the pending trace carries them to OnDecided.
   virtual void OnBuffered(TraceSpans& spans) = 0;
-  // The policies decided `trace` (`sampled` when one of them keeps it). With kKeep the hook may
-  // have rewritten span bytes; with kHold it moved the spans out of `trace`.
+  // The policies decided `trace` (`sampled` when one of them keeps it). Span bytes may be
+  // released to the journal (SpanRecord::in_journal_only): with kKeep the sampler reads them
+  // back and adds the verdict's annotations; with kHold the hook moved the spans out of `trace`.
   virtual HookVerdict OnDecided(PendingTrace& trace, bool sampled) = 0;
   // After a batch of OnDecided calls of one shard, before the sampler lets the intake journal
   // forget those traces: what the hook took (kHold) must be durable when this returns.

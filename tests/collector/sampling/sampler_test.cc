@@ -1,11 +1,13 @@
 #include "collector/sampling/sampler.h"
 
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "collector/sampling/span_scan.h"
 #include "gtest/gtest.h"
+#include "tests/collector/sampling/span_builder.h"
 #include "tests/collector/sampling/test_util.h"
 
 namespace tracekeep::sampling {
@@ -496,6 +498,155 @@ TEST(SamplerTest, DecisionsSurviveARestartThroughTheDecisionLog) {
   EXPECT_EQ(stats.late_spans_not_sampled.load(), 1u) << "trace 2 was dropped before the restart";
   EXPECT_EQ(stats.traces_pending.load(), 0u) << "no decided trace starts again";
   EXPECT_EQ(stats.decisions_restored.load(), 2u);
+}
+
+// Stands in for the intake journal: keeps a copy of every span's bytes at a made-up place.
+class FakeJournal final : public SpanBytesReader {
+ public:
+  // Gives every span of `t` a place and keeps its bytes there.
+  void Locate(TraceSpans* t) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (SpanRecord& s : t->spans) {
+      s.journal_segment = 1;
+      s.journal_offset = next_offset_;
+      s.journal_size = static_cast<uint32_t>(s.span.size());
+      bytes_[next_offset_] = s.span;
+      next_offset_ += s.span.size() + 8;
+    }
+  }
+  absl::Status ReadSpanBytes(std::vector<SpanRecord>* spans) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fail_) return absl::DataLossError("segment 1 is damaged");
+    for (SpanRecord& s : *spans) {
+      if (!s.in_journal_only) continue;
+      s.span = bytes_.at(s.journal_offset);
+      s.in_journal_only = false;
+      ++spans_read_;
+    }
+    return absl::OkStatus();
+  }
+  void Fail() {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_ = true;
+  }
+  int spans_read() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return spans_read_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<uint64_t, std::string> bytes_;
+  uint64_t next_offset_ = 8;
+  int spans_read_ = 0;
+  bool fail_ = false;
+};
+
+TraceSpans FromBuilder(const TraceBuilder& b) {
+  PendingTrace p = b.Build();
+  TraceSpans t;
+  t.trace_id = p.trace_id;
+  t.hash = p.hash;
+  t.spans = std::move(p.spans);
+  return t;
+}
+
+TEST(SamplerTest, PendingSpanBytesLiveInTheJournalAndComeBackForDecisions) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  FakeJournal journal;
+  SamplerOptions o = Options(0, 1);
+  PolicyConfig attr;
+  attr.name = "vip";
+  attr.type = "string_attribute";
+  attr.string_attribute.key = "customer.tier";
+  attr.string_attribute.values = {"vip"};
+  o.policies.push_back(attr);
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  (*sampler)->SetSpanBytesReader(&journal);
+
+  TraceSpans vip =
+      FromBuilder(TraceBuilder(1).WithAttr("customer.tier", std::string("vip")).Plain());
+  TraceSpans error =
+      FromBuilder(TraceBuilder(2).WithStatus(otlp::trace::v1::Status::STATUS_CODE_ERROR));
+  TraceSpans plain =
+      FromBuilder(TraceBuilder(3).WithAttr("customer.tier", std::string("basic")).Plain());
+  TraceSpans unjournaled =
+      FromBuilder(TraceBuilder(4).WithAttr("customer.tier", std::string("vip")));
+  const std::string vip_bytes = vip.spans[0].span;
+  const std::string error_bytes = error.spans[0].span;
+  size_t bytes = 0;
+  for (TraceSpans* t : {&vip, &error, &plain}) {
+    journal.Locate(t);
+    for (const SpanRecord& r : t->spans) bytes += r.span.size();
+  }
+  bytes += unjournaled.spans[0].span.size();
+  std::vector<TraceSpans> batch;
+  batch.push_back(std::move(vip));
+  batch.push_back(std::move(error));
+  batch.push_back(std::move(plain));
+  batch.push_back(std::move(unjournaled));
+  ASSERT_TRUE((*sampler)->Offer(std::move(batch), 6).ok());
+  (*sampler)->PollForTesting();
+  // Pending bytes count what the spans weigh serialized, wherever the bytes are.
+  EXPECT_EQ((*sampler)->stats().bytes_pending.load(), bytes);
+  EXPECT_EQ(journal.spans_read(), 0);
+
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  // The attribute policy read traces 1, 2 and 3 back (5 spans), once each; trace 4 never left
+  // memory.
+  EXPECT_EQ(journal.spans_read(), 5);
+  std::map<std::string, KeptTrace> kept;
+  for (KeptTrace& k : consumer.kept()) kept[k.trace_id] = std::move(k);
+  ASSERT_EQ(kept.size(), 3u);
+  ASSERT_EQ(kept[TestTraceId(1)].spans.size(), 2u);
+  EXPECT_EQ(kept[TestTraceId(1)].spans[0].span, Tagged(vip_bytes, "vip"));
+  ASSERT_EQ(kept[TestTraceId(2)].spans.size(), 1u);
+  EXPECT_EQ(kept[TestTraceId(2)].spans[0].span, Tagged(error_bytes, "errors"));
+  EXPECT_FALSE(kept[TestTraceId(2)].spans[0].in_journal_only);
+  EXPECT_EQ(kept[TestTraceId(4)].policy, "vip");
+  EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 0u);
+  EXPECT_EQ((*sampler)->stats().evaluation_errors.load(), 0u);
+}
+
+TEST(SamplerTest, KeptSpansThatCannotBeReadBackAreCountedNotHandedOnEmpty) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  FakeJournal journal;
+  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  (*sampler)->SetSpanBytesReader(&journal);
+  TraceSpans error = MakeTrace(1, 3, /*error=*/true);
+  journal.Locate(&error);
+  ASSERT_TRUE((*sampler)->Offer(One(std::move(error)), 3).ok());
+  (*sampler)->PollForTesting();
+  journal.Fail();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  for (const KeptTrace& k : consumer.kept()) EXPECT_TRUE(k.spans.empty());
+  EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 3u);
+}
+
+TEST(SamplerTest, DryRunKeepsSpanBytesInMemory) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  FakeJournal journal;
+  SamplerOptions o = Options(0, 1);
+  o.dry_run = true;
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  (*sampler)->SetSpanBytesReader(&journal);
+  TraceSpans t = MakeTrace(1, 2);
+  journal.Locate(&t);
+  ASSERT_TRUE((*sampler)->Offer(One(std::move(t)), 2).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  ASSERT_EQ(consumer.kept().size(), 1u);
+  EXPECT_EQ(journal.spans_read(), 0);
+  EXPECT_NE(consumer.kept()[0].spans[0].span.find("span-bytes"), std::string::npos);
 }
 
 }  // namespace
