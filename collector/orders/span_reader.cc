@@ -142,8 +142,26 @@ SpanReader::SpanReader(const OrdersConfig& config) : config_(config) {
   // Keys of 64 bytes and more are never skipped by length.
 }
 
+bool SpanReader::MayHaveKey(absl::string_view span) const {
+  const std::string& key = config_.id_attribute;
+  if (key.empty() || key.size() >= 0x80) return absl::StrContains(span, key);
+  // An attribute key is a KeyValue's field 1: the tag 0x0a, a one-byte length, then the key.
+  // Looking for the length byte, rare in span bytes, skips faster than for the key's first
+  // letter ('o' of order.id is everywhere).
+  const char length = static_cast<char>(key.size());
+  const char* p = span.data() + 1;
+  const char* const end = span.data() + span.size();
+  while (end - p > static_cast<ptrdiff_t>(key.size())) {
+    p = static_cast<const char*>(std::memchr(p, length, end - p - key.size()));
+    if (p == nullptr) return false;
+    if (p[-1] == '\x0a' && std::memcmp(p + 1, key.data(), key.size()) == 0) return true;
+    ++p;
+  }
+  return false;
+}
+
 bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) const {
-  if (!absl::StrContains(record.span, config_.id_attribute)) return false;
+  if (!MayHaveKey(record.span)) return false;
   const Attributes attributes(config_, key_lengths_);
   AttributeFacts span_facts;
   absl::string_view name, status_message;

@@ -35,6 +35,10 @@ class SpanReader {
   bool Read(const SpanRecord& span, std::vector<OrderFacts>* out) const;
 
  private:
+  // False when `span` cannot have an attribute keyed by the order id attribute: a fast rejection
+  // of spans that name no order.
+  bool MayHaveKey(absl::string_view span) const;
+
   const OrdersConfig& config_;
   // Bit n set: some attribute the reader looks for has a key of n bytes (n < 64).
   uint64_t key_lengths_ = 0;
