@@ -1073,6 +1073,7 @@ void OrderTracker::Check() {
   const size_t limit = c.max_resolved_in_memory;
   KeptTraces kept;
   std::vector<std::pair<Shard*, int64_t>> spilled;
+  std::vector<Spill> spills;
   for (auto& shard_ptr : shards_) {
     Shard& shard = *shard_ptr;
     std::lock_guard<std::mutex> flushing(shard.flush_mu);
@@ -1094,7 +1095,7 @@ void OrderTracker::Check() {
         Recount(e, now);
         Schedule(shard, e, now);
       }
-      SpillJournalHolds(shard, now, &spilled);
+      CollectSpills(shard, now, &spills);
       PrepareFlush(shard, &flush);
     }
     const bool flushed = WriteFlush(flush).ok();
@@ -1130,6 +1131,7 @@ void OrderTracker::Check() {
     for (KeptTrace& k : shard.to_deliver) kept.push_back(std::move(k));
     shard.to_deliver.clear();
   }
+  SpillCollected(&spills, now, &spilled);
   EnforceHoldSpace(&kept);
   FlushHolds();
   // The spilled holds are in order_hold now: the journal may forget their entries.
@@ -1141,28 +1143,100 @@ void OrderTracker::Check() {
   if (!kept.empty()) Consume(std::move(kept));
 }
 
-void OrderTracker::SpillJournalHolds(Shard& shard, absl::Time now,
-                                     std::vector<std::pair<Shard*, int64_t>>* spilled) {
+struct OrderTracker::Spill {
+  Shard* shard;
+  std::string order_id;
+  std::string key;  // the hold's
+  std::vector<JournalRef> refs;
+  int64_t arrival;
+  uint32_t spans;
+  std::string value;  // EncodeHeldTrace's, once read
+};
+
+void OrderTracker::CollectSpills(Shard& shard, absl::Time now, std::vector<Spill>* spills) {
   const int64_t cutoff = absl::ToUnixNanos(now - lifecycle_.config().hold_in_journal);
   while (!shard.journal_queue.empty() && shard.journal_queue.front().first <= cutoff) {
-    const std::string id = std::move(shard.journal_queue.front().second);
+    std::string id = std::move(shard.journal_queue.front().second);
     shard.journal_queue.pop_front();
     auto it = shard.orders.find(id);
     if (it == shard.orders.end()) continue;
+    for (const HeldRef& h : it->second.holds) {
+      if (!h.in_journal || h.arrival > cutoff || h.refs.empty()) continue;
+      spills->push_back(Spill{&shard, id, h.key, h.refs, h.arrival, h.spans, {}});
+    }
+  }
+}
+
+void OrderTracker::SpillCollected(std::vector<Spill>* spills, absl::Time now,
+                                  std::vector<std::pair<Shard*, int64_t>>* spilled) {
+  if (spills->empty()) return;
+  // In journal order, so that the traces of one record are read together: a request carries the
+  // traces of many orders, held in different shards.
+  std::sort(spills->begin(), spills->end(), [](const Spill& a, const Spill& b) {
+    return std::tie(a.refs[0].segment, a.refs[0].offset) <
+           std::tie(b.refs[0].segment, b.refs[0].offset);
+  });
+  // The records read, decoded, by place; the oldest leave once the sorted walk is past them.
+  struct Record {
+    JournalRef ref;
+    std::vector<TraceSpans> traces;
+    bool ok = false;
+  };
+  std::deque<Record> records;
+  auto record = [&](const JournalRef& ref) -> Record& {
+    for (Record& r : records) {
+      if (r.ref == ref) return r;
+    }
+    if (records.size() >= 16) records.pop_front();
+    Record& r = records.emplace_back();
+    r.ref = ref;
+    absl::StatusOr<std::vector<TraceSpans>> read = options_.read_journal(ref, {});
+    if (read.ok()) {
+      r.traces = std::move(*read);
+      r.ok = true;
+    } else {
+      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+      TK_LOG(Warning) << "order tracker: reading held traces from the journal: " << read.status();
+    }
+    return r;
+  };
+  for (Spill& sp : *spills) {
+    const absl::string_view trace_id = TraceIdOfHoldKey(sp.key);
+    TraceSpans t;
+    t.trace_id = std::string(trace_id);
+    bool ok = true;
+    for (const JournalRef& ref : sp.refs) {
+      Record& r = record(ref);
+      if (!r.ok) {
+        ok = false;
+        break;
+      }
+      for (const TraceSpans& part : r.traces) {
+        if (part.trace_id == trace_id)
+          t.spans.insert(t.spans.end(), part.spans.begin(), part.spans.end());
+      }
+    }
+    if (ok) sp.value = EncodeHeldTrace(t, now);  // else it stays in the journal; counted
+  }
+  records.clear();
+  for (Spill& sp : *spills) {
+    if (sp.value.empty()) continue;
+    Shard& shard = *sp.shard;
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.orders.find(sp.order_id);
+    if (it == shard.orders.end()) continue;  // released meanwhile
     for (HeldRef& h : it->second.holds) {
-      if (!h.in_journal || h.arrival > cutoff) continue;
-      TraceSpans t;
-      if (!ReadFromJournal(h, &t)) continue;  // stays in the journal; counted
-      std::string value = EncodeHeldTrace(t, now);
+      if (h.key != sp.key || !h.in_journal) continue;
       {
-        std::lock_guard<std::mutex> lock(holds_mu_);
-        pending_holds_.push_back(PendingHold{h.key, std::move(value), h.arrival, h.spans});
+        std::lock_guard<std::mutex> holds_lock(holds_mu_);
+        pending_holds_.push_back(PendingHold{h.key, std::move(sp.value), h.arrival, h.spans});
       }
       h.in_journal = false;
       h.refs.clear();
       h.refs.shrink_to_fit();
       spilled->emplace_back(&shard, h.arrival);
       stats_.traces_spilled.fetch_add(1, std::memory_order_relaxed);
+      break;
     }
   }
 }

@@ -172,10 +172,15 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   void Unpin(Shard& shard, int64_t arrival);
   // The spans of a hold kept in the journal. False (counted) when they cannot be read.
   bool ReadFromJournal(const HeldRef& h, TraceSpans* out);
-  // Copies holds kept in the journal longer than hold_in_journal into order_hold (written by the
-  // next FlushHolds); `spilled` gets what to Unpin once they are written.
-  void SpillJournalHolds(Shard& shard, absl::Time now,
-                         std::vector<std::pair<Shard*, int64_t>>* spilled);
+  // Holds kept in the journal longer than hold_in_journal are copied into order_hold (written by
+  // the next FlushHolds) in three steps: collected under each shard's lock, read from the journal
+  // without any lock (each journal record once, however many of its traces are held), and
+  // committed under the shard's lock again if still held. `spilled` gets what to Unpin once they
+  // are written.
+  struct Spill;
+  void CollectSpills(Shard& shard, absl::Time now, std::vector<Spill>* spills);
+  void SpillCollected(std::vector<Spill>* spills, absl::Time now,
+                      std::vector<std::pair<Shard*, int64_t>>* spilled);
   // When something may change for the order without new spans (a grace period ends, a deadline
   // passes...); InfiniteFuture when never.
   absl::Time NextCheckOf(const v1::Order& o, absl::Time now) const;

@@ -550,6 +550,53 @@ TEST_F(OrderTrackerTest, HeldTraceComesBackWithItsResourceAndScope) {
   EXPECT_EQ(first.spans[2].origin->service_name, "shop-api");
 }
 
+// Many orders' traces arrive in one request: when their holds outlive hold_in_journal, the
+// request's journal entry is read once for all of them, without holding any shard's lock.
+TEST_F(OrderTrackerTest, HoldsOfOneJournalEntryAreCopiedWithOneRead) {
+  int reads = 0;
+  read_journal_ = [&](const JournalRef& r,
+                      absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
+    ++reads;
+    auto it = journal_.find(r.offset);
+    if (it == journal_.end()) return absl::NotFoundError("no entry");
+    return it->second;
+  };
+  Close();
+  Open();
+  constexpr int kOrders = 40;  // spread over the tracker's shards
+  const JournalRef ref{1, 100, 5000};
+  std::vector<TraceSpans> request;
+  for (int i = 0; i < kOrders; ++i) {
+    request.push_back(
+        MakeOrderTrace(i + 1, {{"shop-api", absl::StrCat("o", i), "INITIATED", T(0)}}));
+  }
+  journal_[ref.offset] = request;
+  for (TraceSpans& t : request) {
+    tracker_->OnBuffered(t);
+    sampling::PendingTrace p;
+    p.trace_id = t.trace_id;
+    p.first_arrival = clock_.Now();
+    p.journal_refs = {ref};
+    p.spans = std::move(t.spans);
+    p.linked_keys = std::move(t.linked_keys);
+    ASSERT_EQ(tracker_->OnDecided(p, false).action, sampling::HookVerdict::kHold);
+  }
+  tracker_->OnDecisionsDone();
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), static_cast<uint64_t>(kOrders));
+  clock_.Advance(config_.hold_in_journal + absl::Seconds(1));
+  tracker_->Check();
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(tracker_->stats().traces_spilled.load(), static_cast<uint64_t>(kOrders));
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 0u);
+  EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
+  journal_.clear();  // truncated: every trace is read from order_hold now
+  ASSERT_TRUE(tracker_->ForceKeep("o7").ok());
+  ASSERT_EQ(consumer_.kept().size(), 1u);
+  EXPECT_EQ(consumer_.kept()[0].trace_id, request[7].trace_id);
+  ASSERT_EQ(consumer_.kept()[0].spans.size(), 1u);
+  EXPECT_EQ(SpanAttribute(consumer_.kept()[0].spans[0].span, "order.id"), "o7");
+}
+
 // With the intake journal, a held trace is a reference to the journal's entries: nothing is
 // written, the journal is told to keep them (LowWaterMark) until the order is resolved, and a
 // kept order's traces are read back from it.
