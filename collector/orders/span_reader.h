@@ -40,6 +40,7 @@ class SpanReader {
   bool MayHaveKey(absl::string_view span) const;
 
   const OrdersConfig& config_;
+  const uint64_t id_key_bit_;  // AttributeKeyBit of the order id attribute
   // Bit n set: some attribute the reader looks for has a key of n bytes (n < 64).
   uint64_t key_lengths_ = 0;
 };

@@ -70,7 +70,20 @@ struct WireSpan {
   absl::string_view trace_id, span_id, parent_span_id;
   uint64_t start = 0, end = 0;
   bool error = false;
+  uint64_t attribute_keys = 0;
 };
+
+// Adds the key of a serialized KeyValue to `keys` (AttributeKeyBit). The key is its first field
+// in every encoder seen; otherwise any key may be there.
+void AddKeyBit(absl::string_view key_value, uint64_t* keys) {
+  if (key_value.size() >= 2 && key_value[0] == '\x0a' &&
+      static_cast<uint8_t>(key_value[1]) < 0x80 &&
+      static_cast<size_t>(key_value[1]) <= key_value.size() - 2) {
+    *keys |= AttributeKeyBit(key_value.data() + 2, static_cast<uint8_t>(key_value[1]));
+  } else {
+    *keys = kAnyAttributeKey;
+  }
+}
 
 void ReadWireSpan(absl::string_view bytes, WireSpan* out) {
   wire::ForEachField(bytes, [out](const wire::Field& f) {
@@ -89,6 +102,19 @@ void ReadWireSpan(absl::string_view bytes, WireSpan* out) {
         break;
       case 8:
         if (f.type == wire::kFixed64) out->end = f.varint;
+        break;
+      case 9:  // attributes
+        if (f.type == wire::kLengthDelimited) AddKeyBit(f.bytes, &out->attribute_keys);
+        break;
+      case 11:  // events: their attributes (field 3)
+        if (f.type == wire::kLengthDelimited) {
+          wire::ForEachField(f.bytes, [out](const wire::Field& ev) {
+            if (ev.number == 3 && ev.type == wire::kLengthDelimited) {
+              AddKeyBit(ev.bytes, &out->attribute_keys);
+            }
+            return true;
+          });
+        }
         break;
       case 15:
         if (f.type == wire::kLengthDelimited) {
@@ -155,6 +181,15 @@ SplitResult SplitRequest(const OtlpRequest& request) {
         rec.end_unix_nanos = static_cast<int64_t>(span.end_time_unix_nano());
         rec.is_error = span.status().code() == otlp_trace::Status::STATUS_CODE_ERROR;
         rec.is_root = span.parent_span_id().empty();
+        rec.attribute_keys = 0;
+        for (const auto& kv : span.attributes()) {
+          rec.attribute_keys |= AttributeKeyBit(kv.key().data(), kv.key().size());
+        }
+        for (const auto& event : span.events()) {
+          for (const auto& kv : event.attributes()) {
+            rec.attribute_keys |= AttributeKeyBit(kv.key().data(), kv.key().size());
+          }
+        }
         ++result.accepted_spans;
       }
     }
@@ -231,6 +266,7 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes) {
         rec.end_unix_nanos = static_cast<int64_t>(span.end);
         rec.is_error = span.error;
         rec.is_root = span.parent_span_id.empty();
+        rec.attribute_keys = span.attribute_keys;
         ++result.accepted_spans;
       }
     }

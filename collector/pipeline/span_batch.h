@@ -23,6 +23,16 @@ struct SpanOrigin {
 };
 using SpanOriginPtr = std::shared_ptr<const SpanOrigin>;
 
+// The bit of an attribute key in SpanRecord::attribute_keys.
+inline uint64_t AttributeKeyBit(const char* key, size_t size) {
+  if (size == 0) return 1;
+  const auto first = static_cast<uint8_t>(key[0]);
+  const auto last = static_cast<uint8_t>(key[size - 1]);
+  return uint64_t{1} << ((size * 7 + first + last * 3) & 63);
+}
+// attribute_keys when nothing is known: any key may be there.
+inline constexpr uint64_t kAnyAttributeKey = ~uint64_t{0};
+
 // One span: its original bytes plus the decoded fields that sampling, storage and indexing use.
 struct SpanRecord {
   SpanOriginPtr origin;
@@ -36,6 +46,10 @@ struct SpanRecord {
   uint64_t journal_segment = 0;
   uint64_t journal_offset = 0;
   uint32_t journal_size = 0;
+  // A filter of the keys of the span's attributes and of its events' attributes: the bits
+  // AttributeKeyBit of each key (others may be set too). A key whose bit is clear is not there.
+  // The receivers fill it; kAnyAttributeKey when unknown.
+  uint64_t attribute_keys = kAnyAttributeKey;
   bool is_error = false;  // status.code == STATUS_CODE_ERROR
   bool is_root = false;   // no parent span id
   // `span` was released to save memory while the span is pending: its bytes are only in the

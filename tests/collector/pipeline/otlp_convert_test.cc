@@ -145,5 +145,35 @@ TEST(OtlpConvertWireTest, KeepsTheClientsOwnSpanBytesIncludingUnknownFields) {
   EXPECT_FALSE(SplitWireRequest(std::string("\x0a\x05\x12", 3)).ok());
 }
 
+// Both receivers' paths note the keys of a span's attributes and of its events' attributes, so
+// that a component looking for one key (the order tracker) skips spans without it unread.
+TEST(OtlpConvertTest, SplitsNoteTheAttributeKeysOfEachSpan) {
+  OtlpRequest request;
+  auto* ss = request.add_resource_spans()->add_scope_spans();
+  auto bit = [](const std::string& key) { return AttributeKeyBit(key.data(), key.size()); };
+  otlp_trace::Span* with = AddSpan(ss, std::string(16, '\x01'), std::string(8, '\x01'));
+  auto* kv = with->add_attributes();
+  kv->set_key("order.id");
+  kv->mutable_value()->set_string_value("o-1");
+  auto* ev = with->add_events();
+  ev->set_name("status");
+  kv = ev->add_attributes();
+  kv->set_key("order.status");
+  kv->mutable_value()->set_string_value("PAID");
+  AddSpan(ss, std::string(16, '\x02'), std::string(8, '\x02'));  // no attributes
+  const std::string wire = request.SerializeAsString();
+  absl::StatusOr<SplitResult> from_wire = SplitWireRequest(wire);
+  ASSERT_TRUE(from_wire.ok()) << from_wire.status();
+  for (const SplitResult& result : {*from_wire, SplitRequest(request)}) {
+    ASSERT_EQ(result.traces.size(), 2u);
+    const uint64_t keys = result.traces[0].spans[0].attribute_keys;
+    EXPECT_NE(keys, kAnyAttributeKey);
+    EXPECT_EQ(keys, bit("order.id") | bit("order.status"));
+    EXPECT_EQ(result.traces[1].spans[0].attribute_keys, 0u);
+  }
+  // A record made elsewhere (replayed, built by hand) knows nothing: any key may be there.
+  EXPECT_EQ(SpanRecord().attribute_keys, kAnyAttributeKey);
+}
+
 }  // namespace
 }  // namespace tracekeep
