@@ -63,6 +63,8 @@ class DiskBudgetIntake final : public SpanIntake, public Component {
   // kResourceExhausted (naming the limit, the measured value and the path) while over budget;
   // otherwise the inner intake's answer.
   absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t span_count) override;
+  // The inner intake's answer (a disk budget refusal is left to Offer, which counts it).
+  absl::Status Precheck(int64_t span_count) override { return inner_->Precheck(span_count); }
 
   // Measures once and updates the state. Called by the thread; tests call it directly.
   void Refresh();

@@ -52,6 +52,10 @@ absl::Status JournaledIntake::Offer(std::vector<TraceSpans>&& traces, int64_t sp
   return status;
 }
 
+absl::Status JournaledIntake::Precheck(int64_t span_count) {
+  return sampler_->Precheck(span_count);
+}
+
 absl::StatusOr<int64_t> JournaledIntake::Recover() {
   int64_t spans = 0;
   int64_t batches = 0;

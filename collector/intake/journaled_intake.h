@@ -40,6 +40,8 @@ class JournaledIntake final : public SpanIntake, public Component {
   // Journals the batch (durable per the journal's sync setting), then offers it to the sampler;
   // if the sampler refuses, the journal entry is removed again. Acknowledge only on OK.
   absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t span_count) override;
+  // The sampler's answer: a request it would refuse is not journaled at all.
+  absl::Status Precheck(int64_t span_count) override;
 
   // Replays every journal entry into the sampler (after a crash or an unclean stop). Call before
   // the receivers start. Returns the number of spans replayed.

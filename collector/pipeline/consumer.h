@@ -40,6 +40,14 @@ class SpanIntake {
   virtual ~SpanIntake() = default;
   [[nodiscard]] virtual absl::Status Offer(std::vector<TraceSpans>&& traces,
                                            int64_t span_count) = 0;
+  // Answers, before a request of `span_count` spans is even decoded, whether Offer would refuse
+  // it for capacity (kResourceExhausted) or shutdown (kUnavailable), counting a refusal as Offer
+  // counts it. OK reserves nothing: the Offer may still be refused. Receivers use it so that
+  // refusing costs little when tracekeep is over capacity. Default: OK.
+  [[nodiscard]] virtual absl::Status Precheck(int64_t span_count) {
+    (void)span_count;
+    return absl::OkStatus();
+  }
 };
 
 // Hands one batch to several consumers. Every consumer gets a copy but the last, which gets the

@@ -201,6 +201,23 @@ SplitResult SplitRequest(const OtlpRequest& request) {
   return result;
 }
 
+int64_t CountWireSpans(absl::string_view wire) {
+  int64_t n = 0;
+  wire::ForEachField(wire, [&n](const wire::Field& rs) {
+    if (rs.number != 1 || rs.type != wire::kLengthDelimited) return true;
+    wire::ForEachField(rs.bytes, [&n](const wire::Field& ss) {
+      if (ss.number != 2 || ss.type != wire::kLengthDelimited) return true;
+      wire::ForEachField(ss.bytes, [&n](const wire::Field& span) {
+        if (span.number == 2 && span.type == wire::kLengthDelimited) ++n;
+        return true;
+      });
+      return true;
+    });
+    return true;
+  });
+  return n;
+}
+
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes) {
   if (absl::Status valid = wire::CheckExportTraceRequest(wire_bytes); !valid.ok()) return valid;
   SplitResult result;

@@ -45,6 +45,10 @@ SplitResult SplitRequest(const OtlpRequest& request);
 // which is how protobuf merges them).
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire);
 
+// The number of spans of a serialized ExportTraceServiceRequest, from its framing only (no
+// validation: a damaged request counts what could be framed).
+int64_t CountWireSpans(absl::string_view wire);
+
 // Builds one OTLP request from span records, grouping spans by their origin.
 void BuildRequest(const std::vector<const SpanRecord*>& spans, OtlpRequest* out);
 // The same, for whole traces.

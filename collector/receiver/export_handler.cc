@@ -26,6 +26,42 @@ ExportOutcome ExportHandler::Export(Transport transport, const OtlpRequest& requ
   return ExportSplit(transport, SplitRequest(request), decode_notes);
 }
 
+namespace {
+
+// The answer and the refusal reason for an intake's refusal.
+RefuseReason Refusal(absl::Status offered, absl::Status* answer) {
+  switch (offered.code()) {
+    case absl::StatusCode::kResourceExhausted:
+      *answer = absl::ResourceExhaustedError(
+          absl::StrCat("tracekeep is over capacity, retry later: ", offered.message()));
+      return RefuseReason::kOverloaded;
+    case absl::StatusCode::kUnavailable:
+      *answer = absl::UnavailableError(
+          absl::StrCat("tracekeep is shutting down, retry later: ", offered.message()));
+      return RefuseReason::kShuttingDown;
+    default:
+      *answer = std::move(offered);
+      return RefuseReason::kInternal;
+  }
+}
+
+}  // namespace
+
+bool ExportHandler::RefuseEarly(Transport transport, absl::string_view wire,
+                                ExportOutcome* outcome) {
+  const int64_t spans = CountWireSpans(wire);
+  absl::Status precheck = intake_->Precheck(spans);
+  if (precheck.ok()) return false;
+  TransportStats& s = stats_->of(transport);
+  s.requests.fetch_add(1, std::memory_order_relaxed);
+  s.spans_received.fetch_add(static_cast<uint64_t>(spans), std::memory_order_relaxed);
+  const RefuseReason reason = Refusal(std::move(precheck), &outcome->status);
+  s.spans_refused[static_cast<int>(reason)].fetch_add(static_cast<uint64_t>(spans),
+                                                      std::memory_order_relaxed);
+  s.requests_refused[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 ExportOutcome ExportHandler::ExportSplit(Transport transport, SplitResult&& split,
                                          absl::string_view decode_notes) {
   TransportStats& s = stats_->of(transport);
@@ -48,23 +84,7 @@ ExportOutcome ExportHandler::ExportSplit(Transport transport, SplitResult&& spli
     if (!offered.ok()) {
       // Spans with invalid ids stay counted under their own reason; the valid ones are refused
       // with the intake's reason, and the whole request is refused.
-      RefuseReason reason = RefuseReason::kInternal;
-      std::string message;
-      switch (offered.code()) {
-        case absl::StatusCode::kResourceExhausted:
-          reason = RefuseReason::kOverloaded;
-          outcome.status = absl::ResourceExhaustedError(
-              absl::StrCat("tracekeep is over capacity, retry later: ", offered.message()));
-          break;
-        case absl::StatusCode::kUnavailable:
-          reason = RefuseReason::kShuttingDown;
-          outcome.status = absl::UnavailableError(
-              absl::StrCat("tracekeep is shutting down, retry later: ", offered.message()));
-          break;
-        default:
-          outcome.status = std::move(offered);
-          break;
-      }
+      const RefuseReason reason = Refusal(std::move(offered), &outcome.status);
       s.spans_refused[static_cast<int>(reason)].fetch_add(static_cast<uint64_t>(valid),
                                                           std::memory_order_relaxed);
       s.requests_refused[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);

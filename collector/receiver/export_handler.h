@@ -41,6 +41,11 @@ class ExportHandler {
   ExportOutcome ExportSplit(Transport transport, SplitResult&& split,
                             absl::string_view decode_notes = {});
 
+  // Before decoding a protobuf request: refuses it at once (with the status ExportSplit would
+  // give, counted the same way) when the intake is over capacity or shutting down. Returns true
+  // when `outcome` holds the refusal.
+  bool RefuseEarly(Transport transport, absl::string_view wire, ExportOutcome* outcome);
+
   // Counts a request refused before it could be decoded (malformed, too large).
   void CountRefusedRequest(Transport transport, RefuseReason reason);
 

@@ -66,6 +66,8 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
         wire = joined;
       }
     }
+    ExportOutcome outcome;
+    if (handler_->RefuseEarly(Transport::kGrpc, wire, &outcome)) return Refuse(outcome.status);
     absl::StatusOr<SplitResult> split = SplitWireRequest(wire);
     if (!split.ok()) {
       handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kMalformed);
@@ -76,16 +78,8 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
                                        "ExportTraceServiceRequest: ",
                                        split.status().message()));
     }
-    ExportOutcome outcome = handler_->ExportSplit(Transport::kGrpc, std::move(*split));
-    if (!outcome.status.ok()) {
-      const auto code = static_cast<grpc::StatusCode>(outcome.status.code());
-      const std::string message(outcome.status.message());
-      if (code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::UNAVAILABLE) {
-        return grpc::Status(code, message,
-                            EncodeRpcStatus(static_cast<int>(code), message, retry_after_seconds_));
-      }
-      return grpc::Status(code, message);
-    }
+    outcome = handler_->ExportSplit(Transport::kGrpc, std::move(*split));
+    if (!outcome.status.ok()) return Refuse(outcome.status);
     otlp_collector::ExportTraceServiceResponse response;
     if (outcome.rejected_spans > 0 || !outcome.error_message.empty()) {
       auto* partial = response.mutable_partial_success();
@@ -95,6 +89,17 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
     bool own_buffer = false;
     return grpc::SerializationTraits<otlp_collector::ExportTraceServiceResponse>::Serialize(
         response, response_bytes, &own_buffer);
+  }
+
+  // The gRPC status for a refused request: retryable ones with RetryInfo.
+  grpc::Status Refuse(const absl::Status& status) const {
+    const auto code = static_cast<grpc::StatusCode>(status.code());
+    const std::string message(status.message());
+    if (code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::UNAVAILABLE) {
+      return grpc::Status(code, message,
+                          EncodeRpcStatus(static_cast<int>(code), message, retry_after_seconds_));
+    }
+    return grpc::Status(code, message);
   }
 
   ExportHandler* const handler_;

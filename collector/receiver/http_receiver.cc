@@ -213,8 +213,10 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
   ExportOutcome outcome;
   if (encoding == Encoding::kProtobuf) {
     // Validated and split straight from the wire bytes; span bytes are sliced out of the body.
-    absl::StatusOr<SplitResult> split = SplitWireRequest(body);
-    if (!split.ok()) {
+    // Over capacity, refused before that.
+    absl::StatusOr<SplitResult> split;
+    if (!handler_.RefuseEarly(Transport::kHttp, body, &outcome)) split = SplitWireRequest(body);
+    if (outcome.status.ok() && !split.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument,
                absl::StrCat("request body (", body.size(),
@@ -224,7 +226,7 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
                0, response);
       return;
     }
-    outcome = handler_.ExportSplit(Transport::kHttp, std::move(*split));
+    if (outcome.status.ok()) outcome = handler_.ExportSplit(Transport::kHttp, std::move(*split));
   } else {
     google::protobuf::Arena arena;
     auto* export_request = google::protobuf::Arena::CreateMessage<OtlpRequest>(&arena);

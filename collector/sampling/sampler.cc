@@ -526,6 +526,32 @@ uint64_t Sampler::spans_sampled_total() const {
 
 int Sampler::num_shards() const { return static_cast<int>(shards_.size()); }
 
+absl::Status Sampler::Precheck(int64_t span_count) {
+  absl::Status refused;
+  if (!accepting_.load(std::memory_order_acquire)) {
+    refused = absl::UnavailableError("tracekeep is shutting down");
+  } else if (options_.when_full == WhenFull::kRefuse &&
+             stats_.traces_pending.load(std::memory_order_relaxed) +
+                     stats_.traces_queued.load(std::memory_order_relaxed) >=
+                 options_.max_pending_traces) {
+    refused = absl::ResourceExhaustedError(absl::StrCat("sampler holds max_pending_traces (",
+                                                        options_.max_pending_traces,
+                                                        ") traces; retry later"));
+  } else if (options_.when_full == WhenFull::kRefuse && options_.max_pending_bytes != 0 &&
+             stats_.bytes_pending.load(std::memory_order_relaxed) >= options_.max_pending_bytes) {
+    refused = absl::ResourceExhaustedError(absl::StrCat("sampler holds max_pending_bytes (",
+                                                        options_.max_pending_bytes,
+                                                        ") span bytes; retry later"));
+  } else if (stats_.spans_queued.load(std::memory_order_relaxed) +
+                 static_cast<uint64_t>(std::max<int64_t>(span_count, 0)) >
+             options_.max_queued_spans) {
+    refused = absl::ResourceExhaustedError(absl::StrCat(
+        "sampler intake queue is full (", options_.max_queued_spans, " spans); retry later"));
+  }
+  if (!refused.ok()) stats_.spans_refused.fetch_add(span_count, std::memory_order_relaxed);
+  return refused;
+}
+
 absl::Status Sampler::Offer(std::vector<TraceSpans>&& traces, int64_t span_count) {
   if (!accepting_.load(std::memory_order_acquire)) {
     stats_.spans_refused.fetch_add(span_count, std::memory_order_relaxed);

@@ -140,6 +140,7 @@ class Sampler final : public SpanIntake, public Component {
   ~Sampler() override;
 
   absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t span_count) override;
+  absl::Status Precheck(int64_t span_count) override;
 
   // Takes back spans replayed from the journal after a restart: like Offer, but never refused
   // for capacity, and each trace keeps its arrival_unix_nanos (its decision timer continues).

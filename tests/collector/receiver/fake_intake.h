@@ -26,6 +26,20 @@ class FakeIntake final : public SpanIntake {
     for (TraceSpans& t : traces) traces_.push_back(std::move(t));
     return absl::OkStatus();
   }
+  absl::Status Precheck(int64_t span_count) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    prechecked_spans_ += span_count;
+    return precheck_refusal_;
+  }
+  // Refuses at Precheck, before the request is decoded.
+  void RefuseEarlyWith(absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    precheck_refusal_ = std::move(status);
+  }
+  int64_t prechecked_spans() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return prechecked_spans_;
+  }
   void RefuseWith(absl::Status status) {
     std::lock_guard<std::mutex> lock(mu_);
     refusal_ = std::move(status);
@@ -46,6 +60,8 @@ class FakeIntake final : public SpanIntake {
  private:
   std::mutex mu_;
   absl::Status refusal_;
+  absl::Status precheck_refusal_;
+  int64_t prechecked_spans_ = 0;
   std::vector<TraceSpans> traces_;
   int64_t spans_ = 0;
   int offers_ = 0;

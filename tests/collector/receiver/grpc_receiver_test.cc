@@ -105,6 +105,27 @@ TEST_F(GrpcReceiverTest, OverloadIsResourceExhaustedWithRetryInfo) {
   EXPECT_EQ(grpc_stats().spans_accepted.load(), 0u);
 }
 
+// Over capacity, a request is refused before it is validated and split (refusing then costs a
+// walk over its framing), with the same answer and counts as a refusal by Offer.
+TEST_F(GrpcReceiverTest, OverloadIsRefusedBeforeDecoding) {
+  intake_.RefuseEarlyWith(absl::ResourceExhaustedError("queue full"));
+  otlp_collector::ExportTraceServiceResponse response;
+  grpc::Status status = Export(MakeRequest(3, /*bad_trace_ids=*/1), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("retry later"));
+  EXPECT_THAT(status.error_details(), HasSubstr(kRetryInfoTypeUrl));
+  EXPECT_EQ(intake_.prechecked_spans(), 4);
+  EXPECT_EQ(intake_.offers(), 0);
+  EXPECT_EQ(stats_.spans_refused(Transport::kGrpc, RefuseReason::kOverloaded), 4u);
+  EXPECT_EQ(stats_.requests_refused(Transport::kGrpc, RefuseReason::kOverloaded), 1u);
+  EXPECT_EQ(grpc_stats().spans_received.load(), 4u);
+
+  intake_.RefuseEarlyWith(absl::OkStatus());  // capacity is back
+  status = Export(MakeRequest(3), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(intake_.spans(), 3);
+}
+
 TEST_F(GrpcReceiverTest, ShuttingDownIsUnavailable) {
   intake_.RefuseWith(absl::UnavailableError("stopping"));
   otlp_collector::ExportTraceServiceResponse response;

@@ -225,6 +225,18 @@ TEST_F(HttpReceiverTest, OverloadIs429WithRetryAfterAndCountsEverySpan) {
   EXPECT_EQ(http().spans_accepted.load(), 0u);
 }
 
+TEST_F(HttpReceiverTest, OverloadIsRefusedBeforeDecodingWith429) {
+  intake_.RefuseEarlyWith(absl::ResourceExhaustedError("queue full"));
+  RawHttpResponse response =
+      Post(MakeRequest(5, /*bad_trace_ids=*/1).SerializeAsString(), "application/x-protobuf");
+  EXPECT_EQ(response.status, 429);
+  EXPECT_EQ(response.Header("retry-after"), "7");
+  EXPECT_THAT(DecodeRpcStatus(response.body).message, HasSubstr("queue full"));
+  EXPECT_EQ(intake_.offers(), 0);
+  EXPECT_EQ(stats_.spans_refused(Transport::kHttp, RefuseReason::kOverloaded), 6u);
+  EXPECT_EQ(stats_.requests_refused(Transport::kHttp, RefuseReason::kOverloaded), 1u);
+}
+
 TEST_F(HttpReceiverTest, ShuttingDownIs503WithRetryAfter) {
   intake_.RefuseWith(absl::UnavailableError("stopping"));
   RawHttpResponse response = Post(R"({"resourceSpans":[{"scopeSpans":[{"spans":[

@@ -90,6 +90,24 @@ TEST(SamplerTest, RefusesWhenTheIntakeQueueIsFullAndRecovers) {
   EXPECT_TRUE((*sampler)->Offer(One(MakeTrace(2, 3)), 3).ok());
 }
 
+// Receivers ask before decoding a request; the answer is Offer's, counted the same way.
+TEST(SamplerTest, PrecheckAnswersAsOfferWouldAndCountsRefusals) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  SamplerOptions o = Options(0);
+  o.max_queued_spans = 10;
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  EXPECT_TRUE((*sampler)->Precheck(10).ok());
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(1, 8)), 8).ok());
+  EXPECT_TRUE((*sampler)->Precheck(2).ok());
+  EXPECT_EQ((*sampler)->Precheck(3).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ((*sampler)->stats().spans_refused.load(), 3u);
+  EXPECT_EQ((*sampler)->stats().spans_queued.load(), 8u);  // a precheck takes nothing
+  (*sampler)->Shutdown(absl::InfiniteFuture());
+  EXPECT_EQ((*sampler)->Precheck(1).code(), absl::StatusCode::kUnavailable);
+}
+
 TEST(SamplerTest, EvictionDecidesEarlyAndIsCounted) {
   FakeClock clock;
   RecordingConsumer consumer;
