@@ -126,17 +126,21 @@ class Tracekeep(Process):
     """The real daemon, with a config on port 0 for every listener and the given policies."""
 
     def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra="",
-                 http_tls=""):
+                 http_tls="", jaeger_storage_extra="", retention=""):
         """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
         Tracekeep on the same `workdir` is a restart (same data directory). `http_tls`: the
-        YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext)."""
+        YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext). `jaeger_storage_extra`:
+        more entries of the jaeger_remote_storage flow map, after a comma. `retention`:
+        storage.retention ("" = the default)."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
                    f'    compression: gzip\n    batch: {{timeout: 20ms}}\n'
                    f'{exporter_extra}') if forward_to else ""
+        jaeger_storage_extra = ", " + jaeger_storage_extra if jaeger_storage_extra else ""
+        storage = f"storage: {{retention: {retention}}}\n" if retention else ""
         config = f"""data_dir: {workdir}/data
-receivers:
+{storage}receivers:
   otlp:
     protocols:
       grpc: {{endpoint: "127.0.0.1:0"}}
@@ -147,6 +151,7 @@ sampler:
 {policies}
 {forward}telemetry: {{endpoint: "127.0.0.1:0"}}
 admin: {{endpoint: "127.0.0.1:0"}}
+jaeger_remote_storage: {{endpoint: "127.0.0.1:0"{jaeger_storage_extra}}}
 # The clients' canonical trace carries an order id shared by every trace they send; order
 # tracking (tested on its own in tests/e2e) would rightly find those "orders" anomalous.
 orders: {{enabled: false}}
@@ -174,6 +179,7 @@ orders: {{enabled: false}}
             self.http = self.endpoints["otlp_http"]
             self.admin = self.endpoints["admin"]
             self.telemetry = self.endpoints["telemetry"]
+            self.jaeger_storage = self.endpoints.get("jaeger_remote_storage", "")
             wait_for(lambda: http_get(f"http://{self.telemetry}/readyz")[0] == 200, 30,
                      "tracekeep /readyz")
 
