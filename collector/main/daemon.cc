@@ -256,6 +256,7 @@ class Daemon::Impl final : public admin::AdminBackend {
                               j.allowed_networks, "jaeger_remote_storage.allowed_networks"));
       o.default_search_depth = j.default_search_depth;
       o.max_traces_examined = static_cast<uint64_t>(j.max_traces_examined);
+      o.retention = config_.storage.retention;
       TK_ASSIGN_OR_RETURN(jaeger_storage_, query::JaegerStorageServer::Start(
                                                o, rocksdb_.get(), rocksdb_->trace_index()));
       RegisterJaegerStorageMetrics();

@@ -157,6 +157,16 @@ class ReaderBase {
     return access;
   }
 
+  absl::Time Now() const {
+    return (options_->clock != nullptr ? options_->clock : Clock::Real())->Now();
+  }
+
+  // The earliest start time still within the retention (0 without retention).
+  int64_t RetainedSince() const {
+    if (options_->retention <= absl::ZeroDuration()) return 0;
+    return std::max<int64_t>(absl::ToUnixNanos(Now() - options_->retention), 0);
+  }
+
   grpc::Status End(Method method, const absl::Status& status) {
     if (!status.ok()) {
       stats_->failed[method].fetch_add(1, std::memory_order_relaxed);
@@ -297,6 +307,11 @@ class TraceReaderImpl final : public pb::TraceReader::Service, private ReaderBas
       absl::StatusOr<std::vector<SpanRecord>> spans = store_->GetTrace(params.trace_id());
       if (absl::IsNotFound(spans.status())) continue;
       TK_RETURN_IF_ERROR(spans.status());
+      const int64_t since = RetainedSince();
+      spans->erase(std::remove_if(spans->begin(), spans->end(),
+                                  [&](const SpanRecord& s) { return s.start_unix_nanos < since; }),
+                   spans->end());
+      if (spans->empty()) continue;  // expired, not yet compacted away
       TK_RETURN_IF_ERROR(WriteTrace(*spans, writer));
     }
     return absl::OkStatus();
@@ -332,6 +347,7 @@ class TraceReaderImpl final : public pb::TraceReader::Service, private ReaderBas
                       const std::function<bool(FoundTrace&&)>& fn) {
     TK_ASSIGN_OR_RETURN(TraceFilter filter,
                         ParseQuery(request.query(), options_->default_search_depth));
+    filter.start_min_unix_nanos = std::max(filter.start_min_unix_nanos, RetainedSince());
     SearchStats stats;
     absl::Status s =
         query::FindTraces(*store_, *index_, filter, options_->max_traces_examined, fn, &stats);
@@ -362,15 +378,16 @@ class DependencyReaderImpl final : public pb::DependencyReader::Service, private
  private:
   absl::Status DoGetDependencies(const pb::GetDependenciesRequest& request,
                                  pb::GetDependenciesResponse* response) {
-    const int64_t start =
+    const int64_t asked_start =
         TimeOf(request.has_start_time(), request.start_time()).value_or(int64_t{0});
     const int64_t end =
-        TimeOf(request.has_end_time(), request.end_time()).value_or(absl::ToUnixNanos(absl::Now()));
-    if (end < start) {
+        TimeOf(request.has_end_time(), request.end_time()).value_or(absl::ToUnixNanos(Now()));
+    if (end < asked_start) {
       return absl::InvalidArgumentError(absl::StrCat(
           "end_time (", absl::FormatTime(absl::FromUnixNanos(end)), ") is before start_time (",
-          absl::FormatTime(absl::FromUnixNanos(start)), ")"));
+          absl::FormatTime(absl::FromUnixNanos(asked_start)), ")"));
     }
+    const int64_t start = std::max(asked_start, RetainedSince());
     TK_ASSIGN_OR_RETURN(std::vector<storage::DependencyEdge> edges,
                         index_->Dependencies(start, end));
     for (const storage::DependencyEdge& e : edges) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "collector/common/clock.h"
 #include "collector/security/access.h"
 #include "storage/span_store.h"
 #include "storage/trace_index.h"
@@ -35,6 +36,14 @@ struct JaegerStorageOptions {
   // by an attribute that is not indexed reads every trace of the service in its time window).
   // Default: 10000
   uint64_t max_traces_examined = 10000;
+  // The store's retention (storage.retention; zero = forever). Traces start-dated before now minus
+  // this are not returned, found or counted in dependencies, even while compactions have not
+  // removed them yet; services and operations are listed until their entries are removed.
+  // Default: absl::ZeroDuration()
+  absl::Duration retention = absl::ZeroDuration();
+  // The clock of `retention`. Must outlive the server; nullptr = Clock::Real().
+  // Default: nullptr
+  const Clock* clock = nullptr;
   // A stream message stops before this many bytes: under gRPC's default 4 MiB receive limit,
   // which Jaeger's client cannot raise. A larger trace goes out in several consecutive messages.
   // Default: 3 MiB

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "collector/common/clock.h"
 #include "gtest/gtest.h"
 #include "jaeger/storage/v2/dependency_storage.grpc.pb.h"
 #include "jaeger/storage/v2/trace_storage.grpc.pb.h"
@@ -383,6 +384,27 @@ TEST_F(JaegerStorageServerTest, DependenciesOverTheWindow) {
   grpc::Status status = deps_->GetDependencies(&context, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("before start_time"), std::string::npos);
+}
+
+TEST_F(JaegerStorageServerTest, TracesPastTheRetentionAreNeitherReturnedNorFound) {
+  PutOrderTrace(1, "A");
+  PutOrderTrace(7201, "A");  // two hours later
+  FakeClock clock(absl::FromUnixNanos(kBase + 7230 * kSecond));
+  JaegerStorageOptions options;
+  options.retention = absl::Hours(1);
+  options.clock = &clock;
+  StartServer(options);
+  grpc::Status status;
+  EXPECT_TRUE(GetTraces({TestTraceId(1)}, &status).empty()) << "expired, not yet compacted";
+  EXPECT_EQ(GetTraces({TestTraceId(7201)}, &status).size(), 1u);
+  EXPECT_EQ(TraceIds(Find(Query("shop"), &status)), std::vector<std::string>{TestTraceId(7201)});
+  pb::GetDependenciesRequest request;
+  SetTime(kBase, request.mutable_start_time());
+  pb::GetDependenciesResponse response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(deps_->GetDependencies(&context, request, &response).ok());
+  ASSERT_EQ(response.dependencies_size(), 1);
+  EXPECT_EQ(response.dependencies(0).call_count(), 1u);
 }
 
 TEST_F(JaegerStorageServerTest, ClientsOutsideAllowedNetworksAreRefused) {
