@@ -4,22 +4,26 @@
 //   column family  key                                                        value
 //   spans          trace_id(16) · start_unix_nanos(8) · span_id(8)            span value (codec.h)
 //   indexes        's' · service_name · 0x00 · start_unix_nanos(8) · trace_id(16)   summary
-//                  'o' · service_name · 0x00 · kind(1) · span_name · 0x00 · start(8) · trace_id(16)
-//                                                                             summary
 //                  'a' · service_name · 0x00 · key · 0x00 · value · 0x00 · start(8) · trace_id(16)
 //                                                                             empty
-//                  'd' · start(8) · trace_id(16)                              dependency edges
+//                  'o' · service_name · 0x00 · kind(1) · span_name · 0x00 · hour(8) · trace_id(16)
+//                                                                             empty
+//                  'd' · minute(8) · nonce(8) · sequence(8)                   dependency calls
 //   resources      resource hash(8)                                           resource value
 //
-// The indexes of the Jaeger query API (collector/query): 's' finds the traces of a service by
-// time (and lists the services: one seek per service), 'o' those of an operation (span name) of
-// a span kind (and lists the operations), 'a' those where an indexed attribute (order.id, ...)
-// has a value (its string form) on a span of that service, and 'd' holds, per trace and write,
-// the parent-service -> child-service calls of its spans. `start` is the earliest start of the
-// spans the entry stands for, in that write. A summary (trace_index.h) holds whether one of those
-// spans has status ERROR and their shortest and longest durations, so searches skip traces that
-// cannot match without reading them; entries written before summaries existed are empty.
-//
+// The indexes of the Jaeger query API (collector/query). 's' (one entry per trace, service and
+// write) finds the traces of a service by time and lists the services (one seek per service);
+// `start` is the earliest start of the service's spans in that write, and the summary
+// (trace_index.h) holds whether one of them has status ERROR, their shortest and longest
+// durations and a Bloom filter of their names, so that searches by duration, error or operation
+// skip traces that cannot match without reading them. 'a' (one entry per trace, service and
+// indexed attribute value, e.g. order.id) finds the traces where the value (its string form) is
+// on a span of that service, its events, scope or resource. 'o' records that an operation (span
+// name) of a span kind was seen in an hour, once per hour (an example trace as suffix): it lists
+// the operations. 'd' holds the parent-service -> child-service calls of the traces of one write
+// that started in one minute. Index writes are memtable inserts at random places, the costly part
+// of a store write: per trace there is one per service and indexed attribute value, per write one
+// per new operation-hour and per minute.
 // A prefix scan over a trace id returns its spans ordered by start time, then span id. A service
 // index scan over [start, end) returns trace ids in time order (read backwards for newest first).
 //

@@ -294,6 +294,9 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   }
 
   impl->options = options;
+  impl->index_state =
+      std::make_unique<IndexWriteState>(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
+                                        reinterpret_cast<uintptr_t>(impl.get()));
   impl->indexed_attributes.push_back("order.id");
   for (const std::string& key : options.indexed_attributes) {
     if (std::find(impl->indexed_attributes.begin(), impl->indexed_attributes.end(), key) ==
@@ -363,13 +366,19 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
   if (span_count == 0) return absl::OkStatus();
 
   rocksdb::WriteBatch batch(payload_bytes + 1024);
-  TraceIndexBuilder index_builder(impl.indexed_attributes, impl.options.query_indexes);
+  TraceIndexBuilder index_builder(impl.indexed_attributes, impl.options.query_indexes,
+                                  impl.index_state.get());
   // Resource reference per origin object, and the resources already put in this batch.
   absl::flat_hash_map<const SpanOrigin*, uint64_t> ref_by_origin;
   absl::flat_hash_set<uint64_t> resources_put;
   std::string key;
   std::string value;
   rocksdb::Status s;
+  auto put_index = [&](absl::string_view index_key, absl::string_view index_value) {
+    if (!s.ok()) return;
+    s = batch.Put(impl.indexes, rocksdb::Slice(index_key.data(), index_key.size()),
+                  rocksdb::Slice(index_value.data(), index_value.size()));
+  };
   for (const KeptTrace& trace : traces) {
     if (trace.spans.empty()) continue;
     for (const SpanRecord& span : trace.spans) {
@@ -390,13 +399,10 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
       if (!s.ok()) break;
     }
     if (!s.ok()) break;
-    index_builder.Build(trace, [&](absl::string_view index_key, absl::string_view index_value) {
-      if (!s.ok()) return;
-      s = batch.Put(impl.indexes, rocksdb::Slice(index_key.data(), index_key.size()),
-                    rocksdb::Slice(index_value.data(), index_value.size()));
-    });
+    index_builder.Build(trace, put_index);
     if (!s.ok()) break;
   }
+  if (s.ok()) index_builder.Finish(put_index);
   absl::Status written = FromRocksDbStatus(s, "building a write batch");
   if (written.ok()) {
     written =

@@ -68,10 +68,10 @@ struct RocksDbOptions {
   // Default: absl::ZeroDuration()
   absl::Duration retention = absl::ZeroDuration();
 
-  // Whether kept traces are also indexed for the Jaeger query API (collector/query): operations
-  // by span kind, attribute values of `indexed_attributes`, dependencies, and a summary
-  // (error, shortest and longest duration) in every service and operation entry. false writes
-  // only the service index. Entries expire with `retention` like the spans.
+  // Whether kept traces are also indexed for the Jaeger query API (collector/query): attribute
+  // values of `indexed_attributes`, operations by span kind and hour, dependencies by minute, and
+  // a summary (error, shortest/longest duration, span names) in every service entry (keys.h).
+  // false writes only the service index, with summaries. Entries expire with `retention`.
   // Default: true
   bool query_indexes = true;
 
@@ -101,9 +101,10 @@ class RocksDbSpanStore final : public SpanStore, public TraceIndex {
   RocksDbSpanStore(const RocksDbSpanStore&) = delete;
   RocksDbSpanStore& operator=(const RocksDbSpanStore&) = delete;
 
-  // Writes every span of `traces`, their resources and their index entries (storage/keys.h: one
-  // service entry per trace and service; with query_indexes, one per operation, indexed
-  // attribute value and trace with calls between spans) in one atomic WriteBatch. A non-OK status
+  // Writes every span of `traces`, their resources and their index entries (storage/keys.h: per
+  // trace one service entry per service and, with query_indexes, one per indexed attribute value;
+  // per batch the new operation-hours and one dependency entry per minute) in one atomic
+  // WriteBatch. A non-OK status
   // means nothing was written: kUnavailable (busy, retry), kResourceExhausted (disk full),
   // kInvalidArgument (a trace or span id of the wrong size), kInternal otherwise.
   [[nodiscard]] absl::Status Consume(KeptTraces&& traces) override;

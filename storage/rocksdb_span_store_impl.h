@@ -39,7 +39,8 @@ struct RocksDbSpanStore::Impl {
   rocksdb::WriteOptions write_options;
   StoreStats stats;
   AttributeKeys indexed_attributes;  // order.id, then options.indexed_attributes
-  std::mutex tables_mu;              // guards handles against OpenTable
+  std::unique_ptr<IndexWriteState> index_state;
+  std::mutex tables_mu;  // guards handles against OpenTable
 
   ~Impl() {
     if (db == nullptr) return;

@@ -143,10 +143,6 @@ absl::Status RocksDbSpanStore::ScanTraces(const TraceSearch& search,
   if (search.attribute.has_value()) {
     prefixes.push_back(
         keys::AttributePrefix(search.service, search.attribute->first, search.attribute->second));
-  } else if (search.operation.has_value()) {
-    for (uint32_t kind = 0; kind <= 5; ++kind) {
-      prefixes.push_back(keys::OperationPrefix(search.service, kind, *search.operation));
-    }
   } else {
     prefixes.push_back(keys::ServiceIndexPrefix(search.service));
   }
@@ -196,8 +192,10 @@ absl::StatusOr<std::vector<DependencyEdge>> RocksDbSpanStore::Dependencies(int64
   std::map<std::pair<std::string, std::string>, uint64_t> calls;
   const std::string prefix(1, keys::kDependencyIndexTag);
   rocksdb::ManagedSnapshot snapshot(impl.db.get());
+  const int64_t first_minute = std::max<int64_t>(start_unix_nanos, 0) -
+                               std::max<int64_t>(start_unix_nanos, 0) % kDependencyBucketNanos;
   RangeCursor cursor(impl.db.get(), impl.indexes, snapshot.snapshot(), prefix,
-                     KeyTimeOf(start_unix_nanos), KeyTimeOf(end_unix_nanos));
+                     KeyTimeOf(first_minute), KeyTimeOf(end_unix_nanos));
   std::vector<DependencyEdge> edges;
   for (; cursor.Valid(); cursor.Prev()) {
     edges.clear();

@@ -164,20 +164,37 @@ void AppendJson(absl::string_view any_value, std::string* out) {
   }
 }
 
-// Visits the (key, value bytes) of every KeyValue in repeated field `field_number`.
+// The key of a serialized KeyValue. Serializers write the key (field 1) first: then it is read
+// without walking the value; otherwise the whole message is read.
+absl::string_view KeyOf(absl::string_view kv) {
+  if (kv.size() >= 2 && kv[0] == 0x0a && static_cast<uint8_t>(kv[1]) < 0x80 &&
+      static_cast<size_t>(kv[1]) + 2 <= kv.size()) {
+    return kv.substr(2, static_cast<uint8_t>(kv[1]));
+  }
+  absl::string_view key;
+  wire::ForEachField(kv, [&](const Field& f) {
+    if (f.number == kKeyValueKey && f.type == wire::kLengthDelimited) key = f.bytes;
+    return true;
+  });
+  return key;
+}
+
+// The value (AnyValue bytes) of a serialized KeyValue.
+absl::string_view ValueOf(absl::string_view kv) {
+  absl::string_view value;
+  wire::ForEachField(kv, [&](const Field& f) {
+    if (f.number == kKeyValueValue && f.type == wire::kLengthDelimited) value = f.bytes;
+    return true;
+  });
+  return value;
+}
+
+// Calls fn(key, serialized KeyValue) for every KeyValue in repeated field `field_number`.
 template <typename Fn>
 void ForEachKeyValue(absl::string_view message, uint32_t field_number, Fn fn) {
   wire::ForEachField(message, [&](const Field& f) {
     if (f.number != field_number || f.type != wire::kLengthDelimited) return true;
-    absl::string_view key;
-    absl::string_view value;
-    wire::ForEachField(f.bytes, [&](const Field& kv) {
-      if (kv.type != wire::kLengthDelimited) return true;
-      if (kv.number == kKeyValueKey) key = kv.bytes;
-      if (kv.number == kKeyValueValue) value = kv.bytes;
-      return true;
-    });
-    return fn(key, value);
+    return fn(KeyOf(f.bytes), f.bytes);
   });
 }
 
@@ -232,8 +249,8 @@ std::string AnyValueString(absl::string_view any_value) {
 void ReadAttributes(absl::string_view message, uint32_t field_number, const AttributeKeys& keys,
                     std::vector<std::pair<absl::string_view, std::string>>* out) {
   if (keys.empty()) return;
-  ForEachKeyValue(message, field_number, [&](absl::string_view key, absl::string_view value) {
-    if (IsWanted(key, keys)) out->emplace_back(key, AnyValueString(value));
+  ForEachKeyValue(message, field_number, [&](absl::string_view key, absl::string_view kv) {
+    if (IsWanted(key, keys)) out->emplace_back(key, AnyValueString(ValueOf(kv)));
     return true;
   });
 }
@@ -252,14 +269,10 @@ bool ReadSpanFields(absl::string_view span, const AttributeKeys& keys, SpanField
         break;
       case kSpanAttributes:
         if (!keys.empty() && f.type == wire::kLengthDelimited) {
-          absl::string_view key;
-          absl::string_view value;
-          wire::ForEachField(f.bytes, [&](const Field& kv) {
-            if (kv.number == kKeyValueKey) key = kv.bytes;
-            if (kv.number == kKeyValueValue) value = kv.bytes;
-            return true;
-          });
-          if (IsWanted(key, keys)) out->attributes.emplace_back(key, AnyValueString(value));
+          const absl::string_view key = KeyOf(f.bytes);
+          if (IsWanted(key, keys)) {
+            out->attributes.emplace_back(key, AnyValueString(ValueOf(f.bytes)));
+          }
         }
         break;
       case kSpanEvents:
@@ -285,9 +298,9 @@ bool ReadSpanFields(absl::string_view span, const AttributeKeys& keys, SpanField
 bool FindAttribute(absl::string_view message, uint32_t field_number, absl::string_view key,
                    std::string* value) {
   bool found = false;
-  ForEachKeyValue(message, field_number, [&](absl::string_view k, absl::string_view v) {
+  ForEachKeyValue(message, field_number, [&](absl::string_view k, absl::string_view kv) {
     if (k != key) return true;
-    *value = AnyValueString(v);
+    *value = AnyValueString(ValueOf(kv));
     found = true;
     return false;
   });

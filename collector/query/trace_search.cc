@@ -32,6 +32,7 @@ bool RuledOut(const storage::IndexSummary& summary, const TraceFilter& filter) {
   if (filter.duration_max_nanos && summary.min_duration_nanos > *filter.duration_max_nanos) {
     return true;
   }
+  if (filter.operation && !summary.MayHaveOperation(*filter.operation)) return true;
   return false;
 }
 
@@ -73,7 +74,6 @@ absl::Status FindTraces(storage::SpanStore& store, storage::TraceIndex& index,
       break;
     }
   }
-  if (!search.attribute.has_value()) search.operation = filter.operation;
 
   size_t found = 0;
   absl::Status status;

@@ -15,6 +15,7 @@
 #include "storage/rocksdb_span_store.h"
 #include "storage/span_fields.h"
 #include "tests/storage/otlp_spans.h"
+#include "tests/storage/read_family.h"
 #include "tests/storage/test_store.h"
 
 namespace tracekeep::storage {
@@ -139,12 +140,12 @@ class TraceIndexTest : public ::testing::Test {
 };
 
 // shop (server "checkout") -> payments (client "charge" and server "charge"); trace n starts at
-// kBase + n seconds, carries order "A-<n % 2>" on the shop span.
-KeptTraces ShopTrace(uint32_t n) {
+// kBase + n * step, carries order "A-<n % 2>" on the shop span.
+KeptTraces ShopTrace(uint32_t n, int64_t step = kSecond) {
   const SpanOriginPtr shop = OtlpOrigin("shop");
   const SpanOriginPtr payments = OtlpOrigin("payments", {{"customer.id", "C-9"}});
   const std::string id = TestTraceId(n);
-  const int64_t start = kBase + n * kSecond;
+  const int64_t start = kBase + n * step;
   return OneTrace(
       id,
       {OtlpSpan(shop, SpanSpec(id, 1)
@@ -174,11 +175,6 @@ TraceSearch Search(const std::string& service, int64_t min, int64_t max) {
   TraceSearch s = Search(service);
   s.start_min_unix_nanos = min;
   s.start_max_unix_nanos = max;
-  return s;
-}
-TraceSearch ByOperation(const std::string& service, const std::string& operation) {
-  TraceSearch s = Search(service);
-  s.operation = operation;
   return s;
 }
 TraceSearch ByAttribute(const std::string& service, const std::string& key,
@@ -224,12 +220,6 @@ TEST_F(TraceIndexTest, ScansNewestFirstByServiceOperationAndAttribute) {
   EXPECT_TRUE(Scan(order_elsewhere).empty()) << "the order id is on shop's spans only";
   TraceSearch customer = ByAttribute("payments", "customer.id", "C-9");  // from the resource
   EXPECT_EQ(Scan(customer).size(), 5u);
-
-  // "charge" exists as a client span of shop and a server span of payments.
-  TraceSearch charge = ByOperation("shop", "charge");
-  EXPECT_EQ(Scan(charge).size(), 5u);
-  TraceSearch none = ByOperation("shop", "refund");
-  EXPECT_TRUE(Scan(none).empty());
 }
 
 TEST_F(TraceIndexTest, SummariesCarryErrorsAndDurations) {
@@ -247,11 +237,18 @@ TEST_F(TraceIndexTest, SummariesCarryErrorsAndDurations) {
   EXPECT_TRUE(summaries[0].has_error);
   EXPECT_EQ(summaries[0].min_duration_nanos, 30);
   EXPECT_EQ(summaries[0].max_duration_nanos, 30);
+  // Searches by operation test the span names' Bloom filter.
+  EXPECT_TRUE(summaries[0].MayHaveOperation("charge"));
+  EXPECT_FALSE(summaries[0].MayHaveOperation("checkout")) << "shop's, not payments'";
+  EXPECT_FALSE(summaries[0].MayHaveOperation("refund"));
+  EXPECT_FALSE(IndexSummary().known);
+  EXPECT_TRUE(IndexSummary().MayHaveOperation("anything")) << "unknown: cannot rule out";
 }
 
 TEST_F(TraceIndexTest, DependenciesCountCallsBetweenServicesInTheWindow) {
-  for (uint32_t n = 1; n <= 4; ++n) Put(ShopTrace(n));
-  auto deps = store_->Dependencies(kBase + 2 * kSecond, kBase + 4 * kSecond);
+  // Calls are kept per minute of the traces' start: one trace a minute.
+  for (uint32_t n = 1; n <= 4; ++n) Put(ShopTrace(n, 60 * kSecond));
+  auto deps = store_->Dependencies(kBase + 120 * kSecond, kBase + 240 * kSecond);
   ASSERT_TRUE(deps.ok()) << deps.status();
   ASSERT_EQ(deps->size(), 2u);
   EXPECT_EQ((*deps)[0].parent, "shop");
@@ -260,9 +257,24 @@ TEST_F(TraceIndexTest, DependenciesCountCallsBetweenServicesInTheWindow) {
   EXPECT_EQ((*deps)[1].parent, "shop");
   EXPECT_EQ((*deps)[1].child, "shop");
   EXPECT_EQ((*deps)[1].calls, 3u);
-  auto empty = store_->Dependencies(kBase + 10 * kSecond, kBase + 20 * kSecond);
+  auto empty = store_->Dependencies(kBase + 600 * kSecond, kBase + 1200 * kSecond);
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->empty());
+}
+
+TEST_F(TraceIndexTest, OperationsAreRecordedOncePerHourNotPerTrace) {
+  for (uint32_t n = 1; n <= 20; ++n) Put(ShopTrace(n));  // within one hour
+  Put(ShopTrace(4000));                                  // the next hour
+  auto ops = store_->Operations("payments", std::nullopt);
+  ASSERT_TRUE(ops.ok());
+  EXPECT_EQ(*ops, (std::vector<OperationEntry>{{"charge", 2}}));
+  store_.reset();
+  size_t operation_entries = 0;
+  for (const auto& [key, value] : ReadFamily(options_.path, "indexes")) {
+    if (key[0] == keys::kOperationIndexTag) ++operation_entries;
+  }
+  // shop: checkout (server), charge (client); payments: charge (server); in two hours.
+  EXPECT_EQ(operation_entries, 6u);
 }
 
 TEST_F(TraceIndexTest, IndexesSurviveARestart) {
@@ -291,7 +303,9 @@ TEST_F(TraceIndexTest, RetentionExpiresIndexEntriesLikeSpans) {
   ASSERT_TRUE(store_->CompactSpans().ok());
   EXPECT_EQ(Scan(Search("shop")), std::vector<std::string>{TestTraceId(2)});
   EXPECT_EQ(Scan(ByAttribute("shop", "order.id", "A-1")), std::vector<std::string>{});
-  EXPECT_EQ(Scan(ByOperation("shop", "checkout")), std::vector<std::string>{TestTraceId(2)});
+  auto ops = store_->Operations("shop", std::nullopt);
+  ASSERT_TRUE(ops.ok());
+  EXPECT_EQ(ops->size(), 2u) << "seen in trace 2's hour";
   auto deps = store_->Dependencies(0, INT64_MAX);
   ASSERT_TRUE(deps.ok());
   ASSERT_EQ(deps->size(), 2u);
@@ -304,7 +318,17 @@ TEST_F(TraceIndexTest, WithoutQueryIndexesOnlyTheServiceIndexIsWritten) {
   Open();
   Put(ShopTrace(1));
   EXPECT_EQ(Scan(Search("shop")).size(), 1u);
-  EXPECT_TRUE(Scan(ByOperation("shop", "checkout")).empty());
+  auto ops = store_->Operations("shop", std::nullopt);
+  ASSERT_TRUE(ops.ok());
+  EXPECT_TRUE(ops->empty());
+  ASSERT_TRUE(store_
+                  ->ScanTraces(Search("shop"),
+                               [](const TraceCandidate& c) {
+                                 EXPECT_TRUE(c.summary.MayHaveOperation("checkout"))
+                                     << "names not read: none may be ruled out";
+                                 return true;
+                               })
+                  .ok());
   auto deps = store_->Dependencies(0, INT64_MAX);
   ASSERT_TRUE(deps.ok());
   EXPECT_TRUE(deps->empty());

@@ -366,10 +366,10 @@ TEST_F(JaegerStorageServerTest, FindTraceIdsGivesIdsWithTheirTimes) {
 }
 
 TEST_F(JaegerStorageServerTest, DependenciesOverTheWindow) {
-  for (uint32_t n = 1; n <= 3; ++n) PutOrderTrace(n, "A");
+  for (uint32_t n = 1; n <= 3; ++n) PutOrderTrace(n * 60, "A");  // one a minute
   pb::GetDependenciesRequest request;
-  SetTime(kBase + 2 * kSecond, request.mutable_start_time());
-  SetTime(kBase + 9 * kSecond, request.mutable_end_time());
+  SetTime(kBase + 120 * kSecond, request.mutable_start_time());
+  SetTime(kBase + 200 * kSecond, request.mutable_end_time());
   pb::GetDependenciesResponse response;
   {
     grpc::ClientContext context;
