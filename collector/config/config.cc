@@ -586,6 +586,14 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     j.Int("default_search_depth", &x.default_search_depth, 1, 100000);
     j.Int("max_traces_examined", &x.max_traces_examined, 1, int64_t{1} << 40);
   }
+  {
+    MapReader u(top.Get("ui"), "ui", problems);
+    u.String("trace_url", &c->ui_trace_url);
+    if (!c->ui_trace_url.empty() && c->ui_trace_url.find("{trace_id}") == std::string::npos) {
+      problems->Add(u.Get("trace_url"), "ui.trace_url",
+                    absl::StrCat("must contain {trace_id}, got \"", c->ui_trace_url, "\""));
+    }
+  }
   ReadOrders(top.Get("orders"), problems, &c->orders);
 }
 

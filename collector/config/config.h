@@ -113,6 +113,9 @@ struct Config {
   TelemetryConfig telemetry;
   AdminConfig admin;
   JaegerRemoteStorageConfig jaeger_remote_storage;
+  // ui.trace_url: a link into a trace UI, "{trace_id}" replaced by a trace's 32 hex digits;
+  // tracekeepctl order get prints it for every kept trace. "" = none.
+  std::string ui_trace_url;
   orders::OrdersConfig orders;  // defaults to orders::DefaultOrdersConfig()
 };
 

@@ -367,6 +367,7 @@ class Daemon::Impl final : public admin::AdminBackend {
   absl::Status GetOrder(const admin::v1::GetOrderRequest& request,
                         admin::v1::GetOrderResponse* response) override {
     if (!orders_) return admin::AdminBackend::GetOrder(request, response);
+    response->set_trace_url(config_.ui_trace_url);
     return orders::GetOrder(orders_.get(), Clock::Real(), request, response);
   }
   absl::Status ListOrders(const admin::v1::ListOrdersRequest& request,

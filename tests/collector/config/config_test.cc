@@ -234,6 +234,17 @@ TEST(ConfigTest, JaegerRemoteStorageDefaultsAndOptions) {
   EXPECT_THAT(m, HasSubstr("jaeger_remote_storage.colour: unknown key"));
 }
 
+TEST(ConfigTest, UiTraceUrlNeedsThePlaceholder) {
+  auto c = ParseConfig("ui: {trace_url: \"http://localhost:16686/trace/{trace_id}\"}");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->ui_trace_url, "http://localhost:16686/trace/{trace_id}");
+  EXPECT_EQ(ParseConfig("").value().ui_trace_url, "");
+  auto bad = ParseConfig("ui: {trace_url: \"http://localhost:16686/trace/\"}");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("ui.trace_url: must contain {trace_id}"));
+}
+
 TEST(ConfigTest, DeployExamplesAreValid) {
   for (const char* file : {"/deploy/tracekeep.yaml", "/deploy/tracekeep.compose.yaml"}) {
     auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + file);
