@@ -111,6 +111,10 @@ class Daemon::Impl final : public admin::AdminBackend {
     store_options.retention = config_.storage.retention;
     store_options.query_indexes = config_.jaeger_remote_storage.enabled;
     store_options.indexed_attributes = config_.jaeger_remote_storage.indexed_attributes;
+    // order.id is always indexed; a differently named order id attribute is indexed too.
+    if (!config_.orders.id_attribute.empty()) {
+      store_options.indexed_attributes.push_back(config_.orders.id_attribute);
+    }
     TK_ASSIGN_OR_RETURN(rocksdb_, storage::RocksDbSpanStore::Create(store_options));
     store_ = rocksdb_.get();
 
