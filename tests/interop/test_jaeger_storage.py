@@ -311,3 +311,11 @@ def test_traces_past_the_retention_are_gone_from_jaeger(tmp_path):
                                   lookback=3 * 3600_000)
             assert sorted((d["parent"], d["child"], d["callCount"]) for d in body["data"]) == \
                 [("shop-api", "crm-api", 1), ("shop-api", "shop-api", 1)]
+
+
+def test_deploy_jaeger_query_config_is_valid():
+    """deploy/jaeger-query.yaml, the read-only Jaeger the README starts, is accepted by Jaeger."""
+    r = subprocess.run([peers.JAEGER_BIN, "validate", "--config",
+                        os.path.join(HERE, "..", "..", "deploy", "jaeger-query.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
