@@ -96,6 +96,78 @@ uint64_t ServiceIndexKeyStartTime(absl::string_view key) {
   return DecodeBigEndian64(key.data() + key.size() - kTraceIdSize - kTimeSize);
 }
 
+void AppendIndexSuffix(int64_t start_unix_nanos, absl::string_view trace_id, std::string* out) {
+  AppendBigEndian64(KeyTime(start_unix_nanos), out);
+  out->append(trace_id.data(), trace_id.size());
+}
+
+bool IsTimedIndexKey(absl::string_view key) {
+  if (key.size() < 1 + kIndexSuffixSize) return false;
+  switch (key[0]) {
+    case kServiceIndexTag:
+    case kOperationIndexTag:
+    case kAttributeIndexTag:
+    case kDependencyIndexTag:
+      return true;
+    default:
+      return false;
+  }
+}
+
+uint64_t IndexKeyStartTime(absl::string_view key) {
+  return DecodeBigEndian64(key.data() + key.size() - kIndexSuffixSize);
+}
+
+absl::string_view IndexKeyTraceId(absl::string_view key) {
+  return key.substr(key.size() - kTraceIdSize);
+}
+
+std::string OperationServicePrefix(absl::string_view service) {
+  std::string prefix;
+  prefix.reserve(service.size() + 2);
+  prefix.push_back(kOperationIndexTag);
+  prefix.append(service.data(), service.size());
+  prefix.push_back('\0');
+  return prefix;
+}
+
+std::string OperationKindPrefix(absl::string_view service, uint32_t kind) {
+  std::string prefix = OperationServicePrefix(service);
+  prefix.push_back(static_cast<char>(kind));
+  return prefix;
+}
+
+std::string OperationPrefix(absl::string_view service, uint32_t kind, absl::string_view name) {
+  std::string prefix = OperationKindPrefix(service, kind);
+  prefix.append(name.data(), name.size());
+  prefix.push_back('\0');
+  return prefix;
+}
+
+bool ParseOperationKey(absl::string_view key, absl::string_view service, OperationKeyParts* parts) {
+  const size_t head = service.size() + 2;  // 'o' · service · 0x00
+  if (key.size() < head + 1 + 1 + kIndexSuffixSize) return false;
+  const size_t separator = key.size() - kIndexSuffixSize - 1;
+  if (key[separator] != '\0') return false;
+  parts->kind = static_cast<uint8_t>(key[head]);
+  parts->name = key.substr(head + 1, separator - head - 1);
+  return true;
+}
+
+std::string AttributePrefix(absl::string_view service, absl::string_view key,
+                            absl::string_view value) {
+  std::string prefix;
+  prefix.reserve(service.size() + key.size() + value.size() + 4);
+  prefix.push_back(kAttributeIndexTag);
+  prefix.append(service.data(), service.size());
+  prefix.push_back('\0');
+  prefix.append(key.data(), key.size());
+  prefix.push_back('\0');
+  prefix.append(value.data(), value.size());
+  prefix.push_back('\0');
+  return prefix;
+}
+
 namespace {
 
 // MurmurHash64A (Austin Appleby, public domain), reading words as little-endian so that the

@@ -3,16 +3,34 @@
 //
 //   column family  key                                                        value
 //   spans          trace_id(16) · start_unix_nanos(8) · span_id(8)            span value (codec.h)
-//   indexes        's' · service_name · 0x00 · start_unix_nanos(8) · trace_id(16)   empty
+//   indexes        's' · service_name · 0x00 · start_unix_nanos(8) · trace_id(16)   summary
+//                  'a' · service_name · 0x00 · key · 0x00 · value · 0x00 · start(8) · trace_id(16)
+//                                                                             empty
+//                  'o' · service_name · 0x00 · kind(1) · span_name · 0x00 · hour(8) · trace_id(16)
+//                                                                             empty
+//                  'd' · minute(8) · nonce(8) · sequence(8)                   dependency calls
 //   resources      resource hash(8)                                           resource value
 //
+// The indexes of the Jaeger query API (collector/query). 's' (one entry per trace, service and
+// write) finds the traces of a service by time and lists the services (one seek per service);
+// `start` is the earliest start of the service's spans in that write, and the summary
+// (trace_index.h) holds whether one of them has status ERROR, their shortest and longest
+// durations and a Bloom filter of their names, so that searches by duration, error or operation
+// skip traces that cannot match without reading them. 'a' (one entry per trace, service and
+// indexed attribute value, e.g. order.id) finds the traces where the value (its string form) is
+// on a span of that service, its events, scope or resource. 'o' records that an operation (span
+// name) of a span kind was seen in an hour, once per hour (an example trace as suffix): it lists
+// the operations. 'd' holds the parent-service -> child-service calls of the traces of one write
+// that started in one minute. Index writes are memtable inserts at random places, the costly part
+// of a store write: per trace there is one per service and indexed attribute value, per write one
+// per new operation-hour and per minute.
 // A prefix scan over a trace id returns its spans ordered by start time, then span id. A service
 // index scan over [start, end) returns trace ids in time order (read backwards for newest first).
 //
 // Retention: every spans and indexes key carries a time at a fixed offset from one of its ends
-// (SpanKeyStartTime, ServiceIndexKeyStartTime), so time-based expiry (a compaction filter, or
-// column families per time bucket holding the same keys) decides from the key alone, without
-// reading values.
+// (SpanKeyStartTime, IndexKeyStartTime: every index key ends with start · trace_id), so time-based
+// expiry (a compaction filter, or column families per time bucket holding the same keys) decides
+// from the key alone, without reading values.
 #ifndef TRACEKEEP_STORAGE_KEYS_H_
 #define TRACEKEEP_STORAGE_KEYS_H_
 
@@ -83,6 +101,46 @@ struct ServiceIndexKeyParts {
 [[nodiscard]] bool ParseServiceIndexKey(absl::string_view key, ServiceIndexKeyParts* parts);
 // The start time of a service index key. Requires a well-formed key.
 uint64_t ServiceIndexKeyStartTime(absl::string_view key);
+
+// ---- indexes: every kind ----
+
+inline constexpr char kOperationIndexTag = 'o';
+inline constexpr char kAttributeIndexTag = 'a';
+inline constexpr char kDependencyIndexTag = 'd';
+inline constexpr size_t kIndexSuffixSize = kTimeSize + kTraceIdSize;  // start · trace_id
+
+// Appends start(8) · trace_id(16), the suffix of every index key.
+void AppendIndexSuffix(int64_t start_unix_nanos, absl::string_view trace_id, std::string* out);
+// Whether `key` is an index key of a known kind ('s', 'o', 'a', 'd') long enough for its suffix.
+bool IsTimedIndexKey(absl::string_view key);
+// The start time and trace id of an index key. Require IsTimedIndexKey(key).
+uint64_t IndexKeyStartTime(absl::string_view key);
+absl::string_view IndexKeyTraceId(absl::string_view key);
+
+// ---- indexes: operations ----
+
+// 'o' · service · 0x00: every operation entry of `service`.
+std::string OperationServicePrefix(absl::string_view service);
+// 'o' · service · 0x00 · kind: the operations of one span kind.
+std::string OperationKindPrefix(absl::string_view service, uint32_t kind);
+// 'o' · service · 0x00 · kind · name · 0x00: the entries of one operation; the index suffix
+// follows.
+std::string OperationPrefix(absl::string_view service, uint32_t kind, absl::string_view name);
+
+struct OperationKeyParts {
+  uint32_t kind = 0;
+  absl::string_view name;
+};
+// Parses an operation key of `service` (whose prefix is OperationServicePrefix(service)). False
+// when malformed.
+[[nodiscard]] bool ParseOperationKey(absl::string_view key, absl::string_view service,
+                                     OperationKeyParts* parts);
+
+// ---- indexes: attributes ----
+
+// 'a' · service · 0x00 · key · 0x00 · value · 0x00; the index suffix follows.
+std::string AttributePrefix(absl::string_view service, absl::string_view key,
+                            absl::string_view value);
 
 // ---- resources ----
 

@@ -27,8 +27,10 @@
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/keys.h"
+#include "storage/rocksdb_span_store_impl.h"
 #include "storage/rocksdb_status.h"
 #include "storage/span_codec.h"
+#include "storage/trace_index_builder.h"
 #include "storage/write_guard.h"
 
 namespace tracekeep::storage {
@@ -66,8 +68,6 @@ const SpanOrigin& EmptyOrigin() {
   return *kEmpty;
 }
 
-absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
-
 // Unix nanoseconds of `t` as a key time, clamped to the representable range [0, 2^64).
 uint64_t ClampedKeyTime(absl::Time t) {
   if (t == absl::InfiniteFuture()) return std::numeric_limits<uint64_t>::max();
@@ -91,11 +91,8 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
       if (k.size() != keys::kSpanKeySize) return false;
       key_time = keys::SpanKeyStartTime(k);
     } else {
-      keys::ServiceIndexKeyParts parts;
-      if (k.empty() || k[0] != keys::kServiceIndexTag || !keys::ParseServiceIndexKey(k, &parts)) {
-        return false;
-      }
-      key_time = parts.start_time;
+      if (!keys::IsTimedIndexKey(k)) return false;
+      key_time = keys::IndexKeyStartTime(k);
     }
     return key_time < ClampedKeyTime(clock_->Now() - retention_);
   }
@@ -194,49 +191,18 @@ absl::Status RocksDbOptions::Validate() const {
                                                      "\" is not supported by this RocksDB build"));
     }
   }
+  for (size_t i = 0; i < indexed_attributes.size(); ++i) {
+    if (indexed_attributes[i].empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("indexed_attributes[", i, "] must not be empty"));
+    }
+  }
   if (retention < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("rocksdb.retention must be >= 0, got ", absl::FormatDuration(retention)));
   }
   return absl::OkStatus();
 }
-
-struct RocksDbSpanStore::Impl {
-  RocksDbOptions options;
-  // Refuses writes after a failed one until the database resumes (write_guard.h). Declared
-  // before db, so destroyed after it: the database holds the guard's listener.
-  std::unique_ptr<WriteGuard> guard;
-  std::unique_ptr<rocksdb::DB> db;
-  // Every open column family: spans, indexes, resources, then the others. Owned.
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::ColumnFamilyHandle* spans = nullptr;
-  rocksdb::ColumnFamilyHandle* indexes = nullptr;
-  rocksdb::ColumnFamilyHandle* resources = nullptr;
-  rocksdb::ColumnFamilyHandle* export_queue = nullptr;
-  // Options of the tables of OpenTable() (orders, order_hold, order_index, decisions), when
-  // created and when reopened.
-  rocksdb::ColumnFamilyOptions table_cf;
-  // Referenced by the column family options; ~Impl closes the database before they go.
-  std::unique_ptr<rocksdb::CompactionFilter> spans_filter;
-  std::unique_ptr<rocksdb::CompactionFilter> indexes_filter;
-  rocksdb::WriteOptions write_options;
-  StoreStats stats;
-  std::mutex tables_mu;  // guards handles against OpenTable
-
-  ~Impl() {
-    if (db == nullptr) return;
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      rocksdb::Status s = db->DestroyColumnFamilyHandle(handle);
-      if (!s.ok()) {
-        TK_LOG(Warning) << "rocksdb at \"" << options.path << "\": " << s.ToString();
-      }
-    }
-    rocksdb::Status s = db->Close();
-    if (!s.ok()) {
-      TK_LOG(Warning) << "closing rocksdb at \"" << options.path << "\": " << s.ToString();
-    }
-  }
-};
 
 absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
     const RocksDbOptions& options) {
@@ -328,6 +294,16 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   }
 
   impl->options = options;
+  impl->index_state =
+      std::make_unique<IndexWriteState>(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
+                                        reinterpret_cast<uintptr_t>(impl.get()));
+  impl->indexed_attributes.push_back("order.id");
+  for (const std::string& key : options.indexed_attributes) {
+    if (std::find(impl->indexed_attributes.begin(), impl->indexed_attributes.end(), key) ==
+        impl->indexed_attributes.end()) {
+      impl->indexed_attributes.push_back(key);
+    }
+  }
   impl->write_options.sync = options.sync;
   const std::string describe = absl::StrCat("rocksdb at \"", options.path, "\"");
   impl->guard = std::make_unique<WriteGuard>(describe, options.clock);
@@ -390,16 +366,21 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
   if (span_count == 0) return absl::OkStatus();
 
   rocksdb::WriteBatch batch(payload_bytes + 1024);
+  TraceIndexBuilder index_builder(impl.indexed_attributes, impl.options.query_indexes,
+                                  impl.index_state.get());
   // Resource reference per origin object, and the resources already put in this batch.
   absl::flat_hash_map<const SpanOrigin*, uint64_t> ref_by_origin;
   absl::flat_hash_set<uint64_t> resources_put;
-  // Earliest start of each service of the current trace.
-  std::vector<std::pair<absl::string_view, int64_t>> service_starts;
   std::string key;
   std::string value;
   rocksdb::Status s;
+  auto put_index = [&](absl::string_view index_key, absl::string_view index_value) {
+    if (!s.ok()) return;
+    s = batch.Put(impl.indexes, rocksdb::Slice(index_key.data(), index_key.size()),
+                  rocksdb::Slice(index_value.data(), index_value.size()));
+  };
   for (const KeptTrace& trace : traces) {
-    service_starts.clear();
+    if (trace.spans.empty()) continue;
     for (const SpanRecord& span : trace.spans) {
       const SpanOrigin& origin = span.origin ? *span.origin : EmptyOrigin();
       auto [it, inserted] = ref_by_origin.try_emplace(&origin, 0);
@@ -416,24 +397,12 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
       codec::EncodeSpanValue(span, it->second, &value);
       s = batch.Put(impl.spans, key, value);
       if (!s.ok()) break;
-
-      auto service = std::find_if(service_starts.begin(), service_starts.end(),
-                                  [&](const auto& e) { return e.first == origin.service_name; });
-      if (service == service_starts.end()) {
-        service_starts.emplace_back(origin.service_name, span.start_unix_nanos);
-      } else if (keys::KeyTime(span.start_unix_nanos) < keys::KeyTime(service->second)) {
-        service->second = span.start_unix_nanos;
-      }
     }
     if (!s.ok()) break;
-    for (const auto& [service, start] : service_starts) {
-      key.clear();
-      keys::AppendServiceIndexKey(service, start, trace.trace_id, &key);
-      s = batch.Put(impl.indexes, key, rocksdb::Slice());
-      if (!s.ok()) break;
-    }
+    index_builder.Build(trace, put_index);
     if (!s.ok()) break;
   }
+  if (s.ok()) index_builder.Finish(put_index);
   absl::Status written = FromRocksDbStatus(s, "building a write batch");
   if (written.ok()) {
     written =

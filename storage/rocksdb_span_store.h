@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "collector/exporter/queue_store.h"
 #include "storage/kv_table.h"
 #include "storage/span_store.h"
+#include "storage/trace_index.h"
 
 namespace tracekeep::storage {
 
@@ -56,7 +59,7 @@ struct RocksDbOptions {
   // Default: "lz4"
   std::string compression = "lz4";
 
-  // How long spans and service index entries are kept, counted from their start time; zero keeps
+  // How long spans and index entries are kept, counted from their start time; zero keeps
   // them forever. Enforced by a compaction filter on `spans` and `indexes` that reads the time
   // from the key (storage/keys.h): expired data disappears when RocksDB next compacts its file,
   // at the latest about `retention` after the file was written (column family ttl), so the disk
@@ -64,6 +67,19 @@ struct RocksDbOptions {
   // not expired.
   // Default: absl::ZeroDuration()
   absl::Duration retention = absl::ZeroDuration();
+
+  // Whether kept traces are also indexed for the Jaeger query API (collector/query): attribute
+  // values of `indexed_attributes`, operations by span kind and hour, dependencies by minute, and
+  // a summary (error, shortest/longest duration, span names) in every service entry (keys.h).
+  // false writes only the service index, with summaries. Entries expire with `retention`.
+  // Default: true
+  bool query_indexes = true;
+
+  // Attribute keys whose values (their string form, on spans, events, scopes and resources) are
+  // indexed by service, so that a search for one costs in proportion to what it finds.
+  // "order.id" is always indexed; these are added to it.
+  // Default: {}
+  std::vector<std::string> indexed_attributes;
 
   // The clock whose Now() decides what is expired. Must outlive the store; nullptr = Clock::Real().
   // Default: nullptr
@@ -73,7 +89,7 @@ struct RocksDbOptions {
   [[nodiscard]] absl::Status Validate() const;
 };
 
-class RocksDbSpanStore final : public SpanStore {
+class RocksDbSpanStore final : public SpanStore, public TraceIndex {
  public:
   // Opens (creating when missing) the database at `options.path` and its column families.
   // Fails when the options are invalid, the directory cannot be created, or the database cannot
@@ -85,10 +101,12 @@ class RocksDbSpanStore final : public SpanStore {
   RocksDbSpanStore(const RocksDbSpanStore&) = delete;
   RocksDbSpanStore& operator=(const RocksDbSpanStore&) = delete;
 
-  // Writes every span of `traces`, their resources and one service index entry per (trace,
-  // service) in one atomic WriteBatch. A non-OK status means nothing was written:
-  // kUnavailable (busy, retry), kResourceExhausted (disk full), kInvalidArgument (a trace or span
-  // id of the wrong size), kInternal otherwise.
+  // Writes every span of `traces`, their resources and their index entries (storage/keys.h: per
+  // trace one service entry per service and, with query_indexes, one per indexed attribute value;
+  // per batch the new operation-hours and one dependency entry per minute) in one atomic
+  // WriteBatch. A non-OK status
+  // means nothing was written: kUnavailable (busy, retry), kResourceExhausted (disk full),
+  // kInvalidArgument (a trace or span id of the wrong size), kInternal otherwise.
   [[nodiscard]] absl::Status Consume(KeptTraces&& traces) override;
 
   [[nodiscard]] absl::StatusOr<std::vector<SpanRecord>> GetTrace(
@@ -99,6 +117,18 @@ class RocksDbSpanStore final : public SpanStore {
                                                                       absl::Time start,
                                                                       absl::Time end,
                                                                       size_t limit) override;
+  TraceIndex* trace_index() override { return this; }
+
+  // TraceIndex (storage/trace_index.h), from the `indexes` column family.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> Services() override;
+  [[nodiscard]] absl::StatusOr<std::vector<OperationEntry>> Operations(
+      absl::string_view service, std::optional<uint32_t> kind) override;
+  [[nodiscard]] absl::Status ScanTraces(
+      const TraceSearch& search, const std::function<bool(const TraceCandidate&)>& fn) override;
+  [[nodiscard]] absl::StatusOr<std::vector<DependencyEdge>> Dependencies(
+      int64_t start_unix_nanos, int64_t end_unix_nanos) override;
+  const AttributeKeys& indexed_attributes() const override;
+
   // Live SST files of every column family plus write-ahead log files.
   uint64_t ApproximateDiskBytes() override;
   const StoreStats& stats() const override;

@@ -15,6 +15,8 @@
 
 namespace tracekeep::storage {
 
+class TraceIndex;  // storage/trace_index.h
+
 // Counters read by the metrics endpoint and the admin API.
 struct StoreStats {
   std::atomic<uint64_t> traces_stored{
@@ -34,6 +36,8 @@ class SpanStore : public TraceConsumer {
   // Trace ids with a span of `service` starting in [start, end), newest first, at most `limit`.
   [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> FindTraceIds(
       absl::string_view service, absl::Time start, absl::Time end, size_t limit) = 0;
+  // The indexes of the Jaeger query API, or nullptr when this store has none.
+  virtual TraceIndex* trace_index() { return nullptr; }
   // Bytes on disk, approximately (live SST and WAL files).
   virtual uint64_t ApproximateDiskBytes() = 0;
   virtual const StoreStats& stats() const = 0;

@@ -568,6 +568,32 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       }
     }
   }
+  {
+    MapReader j(top.Get("jaeger_remote_storage"), "jaeger_remote_storage", problems);
+    JaegerRemoteStorageConfig& x = c->jaeger_remote_storage;
+    j.Bool("enabled", &x.enabled);
+    j.Endpoint("endpoint", &x.endpoint);
+    ReadTls(&j, "tls", problems, &x.tls);
+    ReadNetworks(&j, "allowed_networks", problems, &x.allowed_networks);
+    j.StringList("indexed_attributes", &x.indexed_attributes);
+    for (size_t i = 0; i < x.indexed_attributes.size(); ++i) {
+      if (x.indexed_attributes[i].empty()) {
+        problems->Add(j.Get("indexed_attributes"),
+                      absl::StrCat("jaeger_remote_storage.indexed_attributes[", i, "]"),
+                      "must not be empty");
+      }
+    }
+    j.Int("default_search_depth", &x.default_search_depth, 1, 100000);
+    j.Int("max_traces_examined", &x.max_traces_examined, 1, int64_t{1} << 40);
+  }
+  {
+    MapReader u(top.Get("ui"), "ui", problems);
+    u.String("trace_url", &c->ui_trace_url);
+    if (!c->ui_trace_url.empty() && c->ui_trace_url.find("{trace_id}") == std::string::npos) {
+      problems->Add(u.Get("trace_url"), "ui.trace_url",
+                    absl::StrCat("must contain {trace_id}, got \"", c->ui_trace_url, "\""));
+    }
+  }
   ReadOrders(top.Get("orders"), problems, &c->orders);
 }
 

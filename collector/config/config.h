@@ -86,6 +86,18 @@ struct AdminConfig {
   std::string auth_token_file;  // "" = no token required
 };
 
+// The Jaeger remote storage API (collector/query/jaeger_storage_server.h).
+struct JaegerRemoteStorageConfig {
+  bool enabled = true;  // false also stops writing the indexes only this API reads
+  std::string endpoint = "127.0.0.1:17271";
+  security::TlsSettings tls;
+  std::vector<std::string> allowed_networks = {"127.0.0.0/8", "::1/128"};
+  // Attribute keys indexed for searches besides order.id (always indexed).
+  std::vector<std::string> indexed_attributes;
+  int default_search_depth = 20;
+  int64_t max_traces_examined = 10000;
+};
+
 struct Config {
   std::string data_dir = "./data";
   std::string log_level = "info";
@@ -100,6 +112,10 @@ struct Config {
   ExporterConfig exporter;
   TelemetryConfig telemetry;
   AdminConfig admin;
+  JaegerRemoteStorageConfig jaeger_remote_storage;
+  // ui.trace_url: a link into a trace UI, "{trace_id}" replaced by a trace's 32 hex digits;
+  // tracekeepctl order get prints it for every kept trace. "" = none.
+  std::string ui_trace_url;
   orders::OrdersConfig orders;  // defaults to orders::DefaultOrdersConfig()
 };
 

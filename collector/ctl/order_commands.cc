@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "collector/common/ids.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -259,7 +260,7 @@ int RunList(const CtlOptions& options, pb::ListOrdersRequest request, size_t lim
 
 std::string OrderJson(const ov1::Order& order) { return ToJson(order); }
 
-std::string FormatOrder(const ov1::Order& o, int64_t now) {
+std::string FormatOrder(const ov1::Order& o, int64_t now, const std::string& trace_url) {
   std::string out = absl::StrCat("order ", o.order_id(), "  ", ResolutionText(o.resolution()));
   if (o.anomalies_size() > 0) absl::StrAppend(&out, " (", AnomalyTypes(o), ")");
   if (o.force_keep()) absl::StrAppend(&out, ", force-kept");
@@ -322,7 +323,11 @@ std::string FormatOrder(const ov1::Order& o, int64_t now) {
     } else {
       where = "not kept";
     }
-    rows.push_back({ToHex(t), where});
+    std::vector<std::string> row = {ToHex(t), where};
+    if (kept && !trace_url.empty()) {
+      row.push_back(absl::StrReplaceAll(trace_url, {{"{trace_id}", ToHex(t)}}));
+    }
+    rows.push_back(std::move(row));
   }
   absl::StrAppend(&out, Table(rows, "  "));
   return out;
@@ -346,8 +351,9 @@ int RunOrderGet(const CtlOptions& options, const std::string& order_id, std::ost
   pb::GetOrderResponse response;
   const grpc::Status s = stub->GetOrder(&context, request, &response);
   if (!s.ok()) return Fail(s, options, err);
-  out << (options.json ? OrderJson(response.order()) + "\n"
-                       : FormatOrder(response.order(), response.now_unix_nanos()));
+  out << (options.json
+              ? OrderJson(response.order()) + "\n"
+              : FormatOrder(response.order(), response.now_unix_nanos(), response.trace_url()));
   return kExitOk;
 }
 

@@ -44,8 +44,10 @@ int RunOrdersList(const CtlOptions& options, const OrderFlags& flags, std::ostre
 int RunOrdersStuck(const CtlOptions& options, const OrderFlags& flags, std::ostream& out,
                    std::ostream& err);
 
-// Human output, exposed for tests. `now_unix_nanos` is the daemon's clock.
-std::string FormatOrder(const tracekeep::orders::v1::Order& order, int64_t now_unix_nanos);
+// Human output, exposed for tests. `now_unix_nanos` is the daemon's clock. With `trace_url`
+// (the daemon's ui.trace_url, "{trace_id}" to replace), every kept trace gets its link.
+std::string FormatOrder(const tracekeep::orders::v1::Order& order, int64_t now_unix_nanos,
+                        const std::string& trace_url = "");
 // One page of a listing as `orders list` prints it.
 std::string FormatOrderList(const tracekeep::admin::v1::ListOrdersResponse& list);
 // The order as JSON with snake_case names and hex trace and span ids.

@@ -28,6 +28,7 @@
 #include "collector/intake/kv_decision_log.h"
 #include "collector/orders/order_admin.h"
 #include "collector/orders/order_tracker.h"
+#include "collector/query/jaeger_storage_server.h"
 #include "collector/receiver/grpc_receiver.h"
 #include "collector/receiver/http_receiver.h"
 #include "collector/receiver/receiver_stats.h"
@@ -108,6 +109,12 @@ class Daemon::Impl final : public admin::AdminBackend {
     store_options.block_cache_mib = config_.storage.block_cache_mib;
     store_options.write_buffer_mib = config_.storage.write_buffer_mib;
     store_options.retention = config_.storage.retention;
+    store_options.query_indexes = config_.jaeger_remote_storage.enabled;
+    store_options.indexed_attributes = config_.jaeger_remote_storage.indexed_attributes;
+    // order.id is always indexed; a differently named order id attribute is indexed too.
+    if (!config_.orders.id_attribute.empty()) {
+      store_options.indexed_attributes.push_back(config_.orders.id_attribute);
+    }
     TK_ASSIGN_OR_RETURN(rocksdb_, storage::RocksDbSpanStore::Create(store_options));
     store_ = rocksdb_.get();
 
@@ -243,6 +250,22 @@ class Daemon::Impl final : public admin::AdminBackend {
     }
     TK_ASSIGN_OR_RETURN(admin_, admin::AdminServer::Start(admin_options, this));
 
+    if (config_.jaeger_remote_storage.enabled) {
+      const config::JaegerRemoteStorageConfig& j = config_.jaeger_remote_storage;
+      query::JaegerStorageOptions o;
+      o.endpoint = j.endpoint;
+      o.tls = j.tls;
+      TK_ASSIGN_OR_RETURN(o.allowed_networks,
+                          security::NetworkAllowList::Parse(
+                              j.allowed_networks, "jaeger_remote_storage.allowed_networks"));
+      o.default_search_depth = j.default_search_depth;
+      o.max_traces_examined = static_cast<uint64_t>(j.max_traces_examined);
+      o.retention = config_.storage.retention;
+      TK_ASSIGN_OR_RETURN(jaeger_storage_, query::JaegerStorageServer::Start(
+                                               o, rocksdb_.get(), rocksdb_->trace_index()));
+      RegisterJaegerStorageMetrics();
+    }
+
     // Receivers last: from here on clients are acknowledged.
     if (config_.grpc.enabled) {
       receiver::GrpcReceiverOptions o;
@@ -286,6 +309,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (orders_) orders_->Shutdown(deadline);  // writes its records; held traces stay held
     if (exporter_) exporter_->Shutdown(deadline);
     if (admin_) admin_->Shutdown(deadline);
+    if (jaeger_storage_) jaeger_storage_->Shutdown(deadline);
     if (telemetry_) telemetry_->Stop();
     orders_.reset();
     order_tables_.clear();
@@ -308,6 +332,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (grpc_) out["otlp_grpc"] = absl::StrCat(host_of(config_.grpc.endpoint), ":", grpc_->port());
     if (http_) out["otlp_http"] = absl::StrCat(host_of(config_.http.endpoint), ":", http_->port());
     if (admin_) out["admin"] = admin_->address();
+    if (jaeger_storage_) out["jaeger_remote_storage"] = jaeger_storage_->address();
     if (telemetry_) out["telemetry"] = telemetry_->address();
     return out;
   }
@@ -346,6 +371,7 @@ class Daemon::Impl final : public admin::AdminBackend {
   absl::Status GetOrder(const admin::v1::GetOrderRequest& request,
                         admin::v1::GetOrderResponse* response) override {
     if (!orders_) return admin::AdminBackend::GetOrder(request, response);
+    response->set_trace_url(config_.ui_trace_url);
     return orders::GetOrder(orders_.get(), Clock::Real(), request, response);
   }
   absl::Status ListOrders(const admin::v1::ListOrdersRequest& request,
@@ -602,6 +628,38 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_order_store_errors_total",
                  "Failed RocksDB reads or writes of order records and held traces.", {},
                  [os] { return os->store_errors.load(); });
+  }
+
+  void RegisterJaegerStorageMetrics() {
+    telemetry::MetricsRegistry& m = metrics_;
+    const query::JaegerStorageStats* js = &jaeger_storage_->stats();
+    for (int i = 0; i < query::JaegerStorageStats::kMethods; ++i) {
+      const telemetry::Labels method{{"method", query::JaegerStorageStats::kMethodNames[i]}};
+      m.AddCounter("tracekeep_jaeger_storage_requests_total",
+                   "Calls of the Jaeger remote storage API (jaeger.storage.v2), by method.", method,
+                   [js, i] { return js->requests[i].load(); });
+      m.AddCounter("tracekeep_jaeger_storage_request_errors_total",
+                   "Calls of the Jaeger remote storage API answered with an error, by method.",
+                   method, [js, i] { return js->failed[i].load(); });
+    }
+    m.AddCounter("tracekeep_jaeger_storage_traces_returned_total",
+                 "Traces streamed to Jaeger by GetTraces and FindTraces.", {},
+                 [js] { return js->traces_returned.load(); });
+    m.AddCounter("tracekeep_jaeger_storage_spans_returned_total",
+                 "Spans streamed to Jaeger by GetTraces and FindTraces.", {},
+                 [js] { return js->spans_returned.load(); });
+    m.AddCounter("tracekeep_jaeger_storage_chunks_sent_total",
+                 "Stream messages sent (a trace over max_chunk_bytes takes several).", {},
+                 [js] { return js->chunks_sent.load(); });
+    m.AddCounter("tracekeep_jaeger_storage_traces_examined_total",
+                 "Traces searches read to check their filters.", {},
+                 [js] { return js->traces_examined.load(); });
+    m.AddCounter("tracekeep_jaeger_storage_traces_skipped_total",
+                 "Traces searches ruled out from their index summary, without reading them.", {},
+                 [js] { return js->traces_skipped.load(); });
+    m.AddCounter("tracekeep_jaeger_storage_searches_truncated_total",
+                 "Searches that stopped after jaeger_remote_storage.max_traces_examined reads.", {},
+                 [js] { return js->searches_truncated.load(); });
   }
 
   void RegisterMetrics() {
@@ -867,6 +925,7 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::set<std::string> policy_metrics_;  // policies whose counters are registered
   std::unique_ptr<http::HttpServer> telemetry_;
   admin::AdminServerPtr admin_;
+  std::unique_ptr<query::JaegerStorageServer> jaeger_storage_;
   std::unique_ptr<receiver::GrpcReceiver> grpc_;
   std::unique_ptr<receiver::HttpReceiver> http_;
   std::atomic<bool> ready_{false};

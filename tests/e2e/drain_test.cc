@@ -257,6 +257,7 @@ sampler:
   policies: [{name: everything, type: always_sample}]
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )";
 
 // Keeps everything, but decides only after 10 minutes: whatever the test sends stays pending
@@ -277,6 +278,7 @@ exporters:
     retry_on_failure: {initial_interval: 50ms, max_interval: 300ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )";
 
 TEST(DrainTest, DrainForwardsEveryPendingTraceThenRefusesNewData) {
@@ -357,6 +359,7 @@ sampler:
   policies: [{name: everything, type: always_sample}]
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )";
 
 // The bound the flood must stay under, for a daemon holding at most ~4 MiB of pending spans

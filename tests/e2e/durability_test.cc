@@ -36,6 +36,7 @@ sampler:
                       policies, R"(
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )");
 }
 

@@ -148,6 +148,7 @@ exporters:
     batch: {timeout: 20ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 # The SDK traces carry an order id; this test is about per-trace sampling (orders_e2e_test.cc
 # covers order tracking, which would keep every trace of the order once one has an error).
 orders: {enabled: false}
@@ -300,6 +301,7 @@ sampler:
   decision_wait: 200ms
   policies: [{name: everything, type: always_sample}]
 telemetry: {endpoint: "127.0.0.1:0", allowed_networks: [10.0.0.0/8]}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 admin:
   endpoint: "127.0.0.1:0"
   tls: {cert_file: )",
@@ -396,6 +398,7 @@ sampler:
   policies: [{name: everything, type: always_sample}]
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )"));
   ChildProcess daemon = StartDaemon(dir.path(), config);
   const std::string endpoints = ReadFile(dir.path() + "/endpoints.json");

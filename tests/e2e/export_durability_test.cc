@@ -265,6 +265,7 @@ sampler:
   policies: [{name: everything, type: always_sample}]
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )";
 
 // Forwards everything to 127.0.0.1:<backend port>, retrying quickly.
@@ -284,6 +285,7 @@ exporters:
     retry_on_failure: {initial_interval: 50ms, max_interval: 300ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )";
 
 std::string Format(const char* format, int port) {
@@ -433,6 +435,7 @@ storage: {path: )",
 receivers: {otlp: {protocols: {grpc: {endpoint: "127.0.0.1:0"}, http: {enabled: false}}}}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )"));
   ASSERT_TRUE(restored.Start());
   EXPECT_TRUE(Missing(restored, sent).empty()) << restored.Log();
@@ -622,6 +625,7 @@ exporters:
     retry_on_failure: {initial_interval: 50ms, max_interval: 300ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 orders: {enabled: false}
 )";
 

@@ -138,6 +138,7 @@ exporters:
     batch: {timeout: 20ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 orders:
   transitions:
 )",

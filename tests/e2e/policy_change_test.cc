@@ -191,6 +191,7 @@ exporters:
     batch: {timeout: 20ms}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 )"));
   const std::string endpoints_file = dir.path() + "/endpoints.json";
   const std::string log = dir.path() + "/tracekeep.log";

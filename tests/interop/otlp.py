@@ -171,3 +171,31 @@ def check_canonical(otlp, service, error, policy):
         assert [(l[0], l[1], l[3]) for l in s["links"]] == w["links"], f"{where}: links {s['links']}"
         assert s["status"] == w["status"], f"{where}: status {s['status']}"
         assert 0 < s["start"] <= s["end"], f"{where}: times {s['start']}..{s['end']}"
+
+
+def any_value(v):
+    """A Python value as an OTLP AnyValue message (bytes, lists and dicts included)."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValueList
+    if isinstance(v, bool):
+        return AnyValue(bool_value=v)
+    if isinstance(v, int):
+        return AnyValue(int_value=v)
+    if isinstance(v, float):
+        return AnyValue(double_value=v)
+    if isinstance(v, str):
+        return AnyValue(string_value=v)
+    if isinstance(v, bytes):
+        return AnyValue(bytes_value=v)
+    if isinstance(v, list):
+        return AnyValue(array_value=ArrayValue(values=[any_value(x) for x in v]))
+    if isinstance(v, dict):
+        return AnyValue(kvlist_value=KeyValueList(
+            values=[KeyValue(key=k, value=any_value(x)) for k, x in v.items()]))
+    raise TypeError(v)
+
+
+def attributes(d):
+    """A dict as a list of OTLP KeyValue messages."""
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+    return [KeyValue(key=k, value=any_value(v)) for k, v in d.items()]

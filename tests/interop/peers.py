@@ -126,17 +126,22 @@ class Tracekeep(Process):
     """The real daemon, with a config on port 0 for every listener and the given policies."""
 
     def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra="",
-                 http_tls=""):
+                 http_tls="", jaeger_storage_extra="", retention="",
+                 jaeger_storage_endpoint="127.0.0.1:0"):
         """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
         Tracekeep on the same `workdir` is a restart (same data directory). `http_tls`: the
-        YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext)."""
+        YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext). `jaeger_storage_extra`:
+        more entries of the jaeger_remote_storage flow map, after a comma. `retention`:
+        storage.retention ("" = the default)."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
                    f'    compression: gzip\n    batch: {{timeout: 20ms}}\n'
                    f'{exporter_extra}') if forward_to else ""
+        jaeger_storage_extra = ", " + jaeger_storage_extra if jaeger_storage_extra else ""
+        storage = f"storage: {{retention: {retention}}}\n" if retention else ""
         config = f"""data_dir: {workdir}/data
-receivers:
+{storage}receivers:
   otlp:
     protocols:
       grpc: {{endpoint: "127.0.0.1:0"}}
@@ -147,6 +152,7 @@ sampler:
 {policies}
 {forward}telemetry: {{endpoint: "127.0.0.1:0"}}
 admin: {{endpoint: "127.0.0.1:0"}}
+jaeger_remote_storage: {{endpoint: "{jaeger_storage_endpoint}"{jaeger_storage_extra}}}
 # The clients' canonical trace carries an order id shared by every trace they send; order
 # tracking (tested on its own in tests/e2e) would rightly find those "orders" anomalous.
 orders: {{enabled: false}}
@@ -174,6 +180,7 @@ orders: {{enabled: false}}
             self.http = self.endpoints["otlp_http"]
             self.admin = self.endpoints["admin"]
             self.telemetry = self.endpoints["telemetry"]
+            self.jaeger_storage = self.endpoints.get("jaeger_remote_storage", "")
             wait_for(lambda: http_get(f"http://{self.telemetry}/readyz")[0] == 200, 30,
                      "tracekeep /readyz")
 
@@ -293,6 +300,81 @@ exporters:
             t = self.trace(trace_id)
             return t if t is not None and count_spans(t) >= span_count else None
         return wait_for(stored, timeout_s, f"trace {trace_id} with {span_count} spans in Jaeger")
+
+
+class JaegerQuery(Process):
+    """Real Jaeger v2, read-only (deploy/jaeger-query.yaml's shape): query API and UI on a free
+    port, trace storage = tracekeep's Jaeger remote storage API at `storage_endpoint`."""
+
+    def __init__(self, workdir, storage_endpoint):
+        require(JAEGER_BIN, "jaeger (scripts/setup.sh --peers)")
+        os.makedirs(workdir, exist_ok=True)
+        self.query = f"127.0.0.1:{free_port()}"
+        config = f"""service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [nop]
+      processors: [batch]
+      exporters: [nop]
+  telemetry:
+    metrics:
+      level: none
+    traces:
+      level: none
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: "127.0.0.1:{free_port()}"
+  jaeger_query:
+    storage:
+      traces: tracekeep
+    http:
+      endpoint: "{self.query}"
+    grpc:
+      endpoint: "127.0.0.1:{free_port()}"
+  jaeger_storage:
+    backends:
+      tracekeep:
+        grpc:
+          endpoint: "{storage_endpoint}"
+          tls:
+            insecure: true
+receivers:
+  nop:
+processors:
+  batch:
+exporters:
+  nop:
+"""
+        config_path = os.path.join(workdir, "jaeger-query.yaml")
+        with open(config_path, "w") as f:
+            f.write(config)
+        # Jaeger's own tracing would otherwise export to localhost:4317.
+        env = dict(os.environ, OTEL_TRACES_EXPORTER="none")
+        super().__init__([JAEGER_BIN, "--config", config_path],
+                         os.path.join(workdir, "jaeger-query.log"), cwd=workdir, env=env)
+
+        def ready():
+            assert self.alive(), f"jaeger exited:\n{self.log()}"
+            return http_get(f"http://{self.query}/api/services")[0] == 200
+        with self.stopped_on_failure():
+            wait_for(ready, 60, "Jaeger's query API (reading tracekeep)")
+
+    def get(self, path, **params):
+        """(HTTP status, parsed JSON body) of GET path?params; errors are returned, not raised."""
+        url = f"http://{self.query}{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            status, body = http_get(url, timeout=30)
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode(errors="replace")
 
 
 class Prometheus(Process):

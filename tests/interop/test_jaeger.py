@@ -72,25 +72,7 @@ def test_kept_traces_arrive_intact_and_dropped_ones_never(pipeline, tmp_path):
         assert jaeger.trace(trace_id) is None, f"dropped trace {trace_id} reached Jaeger"
 
 
-def any_value(v):
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValueList
-    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, float):
-        return AnyValue(double_value=v)
-    if isinstance(v, str):
-        return AnyValue(string_value=v)
-    if isinstance(v, bytes):
-        return AnyValue(bytes_value=v)
-    if isinstance(v, list):
-        return AnyValue(array_value=ArrayValue(values=[any_value(x) for x in v]))
-    if isinstance(v, dict):
-        return AnyValue(kvlist_value=KeyValueList(
-            values=[KeyValue(key=k, value=any_value(x)) for k, x in v.items()]))
-    raise TypeError(v)
+any_value = otlp.any_value
 
 
 def test_every_attribute_type_survives_including_kvlist_and_bytes(pipeline):

@@ -187,6 +187,64 @@ namespace tracekeep::config {
 namespace {
 
 // The documented example configs must stay valid.
+TEST(ConfigTest, JaegerRemoteStorageDefaultsAndOptions) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults.ok());
+  const JaegerRemoteStorageConfig& d = defaults->jaeger_remote_storage;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.endpoint, "127.0.0.1:17271");
+  EXPECT_EQ(d.allowed_networks, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_TRUE(d.indexed_attributes.empty()) << "order.id is indexed without being listed";
+  EXPECT_EQ(d.default_search_depth, 20);
+  EXPECT_EQ(d.max_traces_examined, 10000);
+
+  auto c = ParseConfig(R"(jaeger_remote_storage:
+  enabled: false
+  endpoint: "0.0.0.0:17271"
+  allowed_networks: [10.0.0.0/8]
+  indexed_attributes: [customer.id, http.route]
+  default_search_depth: 50
+  max_traces_examined: 500
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const JaegerRemoteStorageConfig& j = c->jaeger_remote_storage;
+  EXPECT_FALSE(j.enabled);
+  EXPECT_EQ(j.endpoint, "0.0.0.0:17271");
+  EXPECT_EQ(j.allowed_networks, std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_EQ(j.indexed_attributes, (std::vector<std::string>{"customer.id", "http.route"}));
+  EXPECT_EQ(j.default_search_depth, 50);
+  EXPECT_EQ(j.max_traces_examined, 500);
+
+  auto bad = ParseConfig(R"(jaeger_remote_storage:
+  endpoint: nowhere
+  allowed_networks: ["10.0.0.300/8"]
+  indexed_attributes: [""]
+  default_search_depth: 0
+  tls: {cert_file: /nonexistent.pem}
+  colour: red
+)",
+                         "j.yaml");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_THAT(m, HasSubstr("jaeger_remote_storage.endpoint: must be host:port"));
+  EXPECT_THAT(m, HasSubstr("jaeger_remote_storage.allowed_networks[0]"));
+  EXPECT_THAT(m, HasSubstr("jaeger_remote_storage.indexed_attributes[0]: must not be empty"));
+  EXPECT_THAT(m, HasSubstr("jaeger_remote_storage.default_search_depth: must be an integer"));
+  EXPECT_THAT(m, HasSubstr("jaeger_remote_storage.tls"));
+  EXPECT_THAT(m, HasSubstr("jaeger_remote_storage.colour: unknown key"));
+}
+
+TEST(ConfigTest, UiTraceUrlNeedsThePlaceholder) {
+  auto c = ParseConfig("ui: {trace_url: \"http://localhost:16686/trace/{trace_id}\"}");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->ui_trace_url, "http://localhost:16686/trace/{trace_id}");
+  EXPECT_EQ(ParseConfig("").value().ui_trace_url, "");
+  auto bad = ParseConfig("ui: {trace_url: \"http://localhost:16686/trace/\"}");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("ui.trace_url: must contain {trace_id}"));
+}
+
 TEST(ConfigTest, DeployExamplesAreValid) {
   for (const char* file : {"/deploy/tracekeep.yaml", "/deploy/tracekeep.compose.yaml"}) {
     auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + file);

@@ -76,6 +76,7 @@ class OrdersBackend final : public admin::AdminBackend {
       a->set_type("ERROR");
       a->set_detail("span 0a0b of payment-svc: status ERROR");
       a->set_detected_unix_nanos(kT0 + 3700 * kS);
+      response->set_trace_url("http://localhost:16686/trace/{trace_id}");  // ui.trace_url
     }
     response->set_now_unix_nanos(kT0 + 7200 * kS);
     return absl::OkStatus();
@@ -150,6 +151,18 @@ TEST_F(OrderCommandsTest, OrderGetShowsEveryAnomalyOfTheOrder) {
   EXPECT_THAT(
       r.out,
       HasSubstr("ERROR    2023-11-14T23:15:00.000Z  span 0a0b of payment-svc: status ERROR"));
+}
+
+TEST_F(OrderCommandsTest, OrderGetLinksKeptTracesIntoTheTraceUiWhenConfigured) {
+  Result linked = Run({"order", "get", "ord-8"});
+  ASSERT_EQ(linked.code, kExitOk) << linked.err;
+  EXPECT_THAT(linked.out,
+              HasSubstr("01010101010101010101010101010101  kept      "
+                        "http://localhost:16686/trace/01010101010101010101010101010101"));
+  EXPECT_THAT(linked.out, ::testing::Not(HasSubstr("trace/0202")))
+      << "a trace that was not kept is in no trace UI";
+  Result plain = Run({"order", "get", "ord-7"});
+  EXPECT_THAT(plain.out, ::testing::Not(HasSubstr("http://"))) << "ui.trace_url not configured";
 }
 
 TEST_F(OrderCommandsTest, ListNamesEveryVerdict) {

@@ -1,0 +1,66 @@
+// The state of a RocksDbSpanStore, shared by its files (rocksdb_span_store.cc: writes and trace
+// reads; rocksdb_trace_index.cc: the Jaeger query indexes). Private to storage/: it includes
+// RocksDB's headers.
+#ifndef TRACEKEEP_STORAGE_ROCKSDB_SPAN_STORE_IMPL_H_
+#define TRACEKEEP_STORAGE_ROCKSDB_SPAN_STORE_IMPL_H_
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "collector/common/logging.h"
+#include "rocksdb/compaction_filter.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "storage/rocksdb_span_store.h"
+#include "storage/trace_index_builder.h"
+#include "storage/write_guard.h"
+
+namespace tracekeep::storage {
+
+struct RocksDbSpanStore::Impl {
+  RocksDbOptions options;
+  // Refuses writes after a failed one until the database resumes (write_guard.h). Declared
+  // before db, so destroyed after it: the database holds the guard's listener.
+  std::unique_ptr<WriteGuard> guard;
+  std::unique_ptr<rocksdb::DB> db;
+  // Every open column family: spans, indexes, resources, then the others. Owned.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* spans = nullptr;
+  rocksdb::ColumnFamilyHandle* indexes = nullptr;
+  rocksdb::ColumnFamilyHandle* resources = nullptr;
+  rocksdb::ColumnFamilyHandle* export_queue = nullptr;
+  // Options of the tables of OpenTable() (orders, order_hold, order_index, decisions), when
+  // created and when reopened.
+  rocksdb::ColumnFamilyOptions table_cf;
+  // Referenced by the column family options; ~Impl closes the database before they go.
+  std::unique_ptr<rocksdb::CompactionFilter> spans_filter;
+  std::unique_ptr<rocksdb::CompactionFilter> indexes_filter;
+  rocksdb::WriteOptions write_options;
+  StoreStats stats;
+  AttributeKeys indexed_attributes;  // order.id, then options.indexed_attributes
+  std::unique_ptr<IndexWriteState> index_state;
+  std::mutex tables_mu;  // guards handles against OpenTable
+
+  ~Impl() {
+    if (db == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      rocksdb::Status s = db->DestroyColumnFamilyHandle(handle);
+      if (!s.ok()) {
+        TK_LOG(Warning) << "rocksdb at \"" << options.path << "\": " << s.ToString();
+      }
+    }
+    rocksdb::Status s = db->Close();
+    if (!s.ok()) {
+      TK_LOG(Warning) << "closing rocksdb at \"" << options.path << "\": " << s.ToString();
+    }
+  }
+};
+
+inline absl::string_view ToView(const rocksdb::Slice& s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+}  // namespace tracekeep::storage
+
+#endif  // TRACEKEEP_STORAGE_ROCKSDB_SPAN_STORE_IMPL_H_
