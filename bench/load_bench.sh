@@ -30,6 +30,7 @@ sampler:
     - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 1}}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 orders: {enabled: $([ "${ORDERS:-on}" = off ] && echo false || echo true)}
 journal: {enabled: $([ "${JOURNAL:-on}" = off ] && echo false || echo true), sync: $([ "${JOURNAL:-on}" = sync ] && echo true || echo false)}
 YAML

@@ -176,6 +176,7 @@ sampler:
     - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 1}}
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
+jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
 orders: {enabled: true}
 journal: {enabled: true, sync: false}
 YAML
