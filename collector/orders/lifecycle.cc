@@ -78,42 +78,63 @@ bool Lifecycle::Evaluate(v1::Order* order, absl::Time now) const {
     return a->time_unix_nanos() < b->time_unix_nanos();
   });
 
-  // Immediate: unknown states and states recorded by more than one span.
-  std::map<std::string, std::vector<const v1::StateEvent*>> by_state;
+  // Immediate: unknown states and states recorded by more than one span. (An order is judged
+  // at every check and every new state: details are built only for an anomaly not recorded yet.)
+  auto recorded = [order](const std::string& type) {
+    for (const v1::Anomaly& a : order->anomalies()) {
+      if (a.type() == type) return true;
+    }
+    return false;
+  };
+  bool seen_initial = false;
   for (const v1::StateEvent* e : events) {
-    if (!Known(e->state())) {
+    seen_initial |= e->state() == initial_state();
+    if (!Known(e->state()) && !recorded(kIllegalTransition)) {
       added |=
           AddAnomaly(order, kIllegalTransition,
                      absl::StrCat("unknown state \"", e->state(), "\" from ", e->service()), now);
     }
-    by_state[e->state()].push_back(e);
   }
-  for (const auto& [state, list] : by_state) {
-    if (list.size() < 2) continue;
-    std::vector<std::string> where;
-    for (const v1::StateEvent* e : list) {
-      where.push_back(absl::StrCat(e->service(), " trace ", ToHex(e->trace_id()), " at ",
-                                   FormatNanos(e->time_unix_nanos())));
+  if (!recorded(kDuplicateState)) {
+    // By state name (stable: each state's events stay in time order), the first repeated one.
+    std::vector<const v1::StateEvent*> by_state = events;
+    std::stable_sort(by_state.begin(), by_state.end(),
+                     [](const auto* a, const auto* b) { return a->state() < b->state(); });
+    for (size_t i = 0; i < by_state.size();) {
+      size_t j = i + 1;
+      while (j < by_state.size() && by_state[j]->state() == by_state[i]->state()) ++j;
+      if (j - i >= 2) {
+        std::vector<std::string> where;
+        for (size_t k = i; k < j; ++k) {
+          const v1::StateEvent* e = by_state[k];
+          where.push_back(absl::StrCat(e->service(), " trace ", ToHex(e->trace_id()), " at ",
+                                       FormatNanos(e->time_unix_nanos())));
+        }
+        added |= AddAnomaly(order, kDuplicateState,
+                            absl::StrCat(by_state[i]->state(), " recorded ", j - i,
+                                         " times: ", absl::StrJoin(where, "; ")),
+                            now);
+        break;  // one anomaly per type
+      }
+      i = j;
     }
-    added |= AddAnomaly(
-        order, kDuplicateState,
-        absl::StrCat(state, " recorded ", list.size(), " times: ", absl::StrJoin(where, "; ")),
-        now);
   }
 
   // Current state and its deadline.
-  order->set_current_state("");
-  order->set_current_state_unix_nanos(0);
+  if (events.empty()) {
+    order->clear_current_state();
+    order->set_current_state_unix_nanos(0);
+  }
   order->set_deadline_unix_nanos(0);
   if (!events.empty()) {
     const v1::StateEvent* last = events.back();
-    order->set_current_state(last->state());
+    if (order->current_state() != last->state()) order->set_current_state(last->state());
     order->set_current_state_unix_nanos(last->time_unix_nanos());
     const absl::Duration d = Deadline(last->state());
     if (d > absl::ZeroDuration() && !Terminal(last->state())) {
       const absl::Time due = absl::FromUnixNanos(last->time_unix_nanos()) + d;
       order->set_deadline_unix_nanos(absl::ToUnixNanos(due));
-      if (now >= due + config_.grace_period) {
+      if (now >= due + config_.grace_period && !recorded(kStalled)) {
         added |= AddAnomaly(
             order, kStalled,
             absl::StrCat("in ", last->state(), " since ", FormatNanos(last->time_unix_nanos()),
@@ -125,7 +146,7 @@ bool Lifecycle::Evaluate(v1::Order* order, absl::Time now) const {
   }
 
   // ORPHAN: states without the initial one, past the orphan window.
-  if (!events.empty() && by_state.count(initial_state()) == 0 &&
+  if (!events.empty() && !seen_initial && !recorded(kOrphan) &&
       now >= absl::FromUnixNanos(order->first_arrival_unix_nanos()) + config_.orphan_window) {
     added |= AddAnomaly(order, kOrphan,
                         absl::StrCat(events.front()->state(), " from ", events.front()->service(),
