@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -62,6 +63,10 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", options_.start_at_earliest ? "earliest" : "latest"},
         {"enable.partition.eof", "false"},
+        {"session.timeout.ms", std::to_string(absl::ToInt64Milliseconds(options_.session_timeout))},
+        {"heartbeat.interval.ms",
+         std::to_string(
+             std::max<int64_t>(100, absl::ToInt64Milliseconds(options_.session_timeout) / 10))},
     };
     for (const auto& [k, v] : options_.client_properties) props[k] = v;
     std::string error;

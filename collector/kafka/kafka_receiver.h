@@ -36,6 +36,9 @@ struct KafkaReceiverOptions {
   // Where a partition without a committed offset starts: at its end (false: only new records)
   // or at its beginning (true). Default: false ("latest").
   bool start_at_earliest = false;
+  // A member silent this long is dropped from the group and its partitions move to the others
+  // (the broker bounds it: group.min/max.session.timeout.ms). Default: 45s (the Kafka default).
+  absl::Duration session_timeout = absl::Seconds(45);
   // How often durable progress is committed. Default: 1s.
   absl::Duration commit_interval = absl::Seconds(1);
   // How long one poll of the client waits for records; also the pause before a record the intake

@@ -2,8 +2,6 @@
 // offsets committed only up to durable records, bad records skipped, backpressure without loss.
 #include "collector/kafka/kafka_receiver.h"
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <memory>
@@ -12,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/collector/kafka/mock_cluster.h"
 #include "tests/collector/receiver/fake_intake.h"
 
 namespace tracekeep::kafka {
@@ -19,64 +18,6 @@ namespace {
 
 using receiver::FakeIntake;
 using receiver::MakeRequest;
-
-constexpr char kTopic[] = "otlp_spans";
-
-bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time until = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > until) return condition();
-    absl::SleepFor(absl::Milliseconds(5));  // polling a condition, bounded by `timeout`
-  }
-  return true;
-}
-
-// A mock cluster of one broker (it lives in a producer instance) with a topic of 2 partitions.
-class MockCluster {
- public:
-  MockCluster() {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string error;
-    EXPECT_EQ(conf->set("test.mock.num.brokers", "1", error), RdKafka::Conf::CONF_OK) << error;
-    EXPECT_EQ(conf->set("partitioner", "fnv1a", error), RdKafka::Conf::CONF_OK) << error;
-    producer_.reset(RdKafka::Producer::create(conf.get(), error));
-    EXPECT_NE(producer_, nullptr) << error;
-    rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster(producer_->c_ptr());
-    bootstraps_ = rd_kafka_mock_cluster_bootstraps(cluster);
-    EXPECT_EQ(rd_kafka_mock_topic_create(cluster, kTopic, 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
-  }
-
-  const std::string& bootstraps() const { return bootstraps_; }
-
-  // Produces one record to `partition` and waits for its delivery.
-  void Produce(int32_t partition, const std::string& value, const std::string& key = "") {
-    const RdKafka::ErrorCode err = producer_->produce(
-        kTopic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-        value.size(), key.empty() ? nullptr : key.data(), key.size(), 0, nullptr);
-    ASSERT_EQ(err, RdKafka::ERR_NO_ERROR) << RdKafka::err2str(err);
-    ASSERT_EQ(producer_->flush(10000), RdKafka::ERR_NO_ERROR);
-  }
-
-  // The group's committed offset of `partition` as the broker has it (-1001: none).
-  int64_t Committed(const std::string& group, int32_t partition) {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string error;
-    conf->set("bootstrap.servers", bootstraps_, error);
-    conf->set("group.id", group, error);
-    std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), error));
-    std::vector<RdKafka::TopicPartition*> tps = {
-        RdKafka::TopicPartition::create(kTopic, partition)};
-    int64_t offset = -2;
-    if (c->committed(tps, 5000) == RdKafka::ERR_NO_ERROR) offset = tps[0]->offset();
-    RdKafka::TopicPartition::destroy(tps);
-    c->close();
-    return offset;
-  }
-
- private:
-  std::unique_ptr<RdKafka::Producer> producer_;
-  std::string bootstraps_;
-};
 
 std::string Record(int spans) { return MakeRequest(spans).SerializeAsString(); }
 
@@ -91,8 +32,7 @@ class KafkaReceiverTest : public ::testing::Test {
     o.poll_timeout = absl::Milliseconds(20);
     // The mock cluster lets a new member join only when the members it knows rejoined or timed
     // out; a short session bounds that wait.
-    o.client_properties["session.timeout.ms"] = "6000";
-    o.client_properties["heartbeat.interval.ms"] = "500";
+    o.session_timeout = absl::Seconds(6);
     return o;
   }
   std::unique_ptr<KafkaReceiver> Start(const KafkaReceiverOptions& o) {
