@@ -456,6 +456,12 @@ void ReadKafka(MapReader* receivers, Problems* problems, KafkaReceiverConfig* k)
     problems->Add(r.Get("initial_offset"), r.PathOf("initial_offset"),
                   absl::StrCat("must be latest or earliest, got \"", k->initial_offset, "\""));
   }
+  r.String("rekey_topic", &k->rekey_topic);
+  if (!k->rekey_topic.empty() && k->rekey_topic == k->topic) {
+    problems->Add(r.Get("rekey_topic"), r.PathOf("rekey_topic"),
+                  absl::StrCat("must differ from receivers.kafka.topic, got \"", k->rekey_topic,
+                               "\" for both"));
+  }
   r.Duration("session_timeout", &k->session_timeout, absl::Seconds(1));
   r.Bool("gateway", &k->gateway);
   if (k->gateway && !k->enabled) {

@@ -40,6 +40,9 @@ struct KafkaReceiverConfig {
   std::string encoding = "otlp_proto";  // the only one supported
   std::string group_id = "tracekeep";
   std::string initial_offset = "latest";  // or "earliest"
+  // Records that are not one trace keyed by its id are re-produced into this topic, one record per
+  // trace, before sampling (and the topic is consumed too). "" = off.
+  std::string rekey_topic;
   // A member silent this long leaves the group and its partitions move (also how long a
   // member restarted after a crash waits for its old self to be dropped).
   absl::Duration session_timeout = absl::Seconds(45);

@@ -11,7 +11,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "collector/common/ids.h"
 #include "collector/common/logging.h"
+#include "collector/kafka/kafka_gateway.h"
 #include "collector/kafka/offset_tracker.h"
 #include "collector/pipeline/otlp_convert.h"
 
@@ -30,6 +32,8 @@ const char* SkipReasonName(SkipReason reason) {
 }
 
 namespace {
+
+using TopicPartitionKey = std::pair<std::string, int32_t>;
 
 int ToMillis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
 
@@ -80,6 +84,18 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
         RdKafka::Conf::CONF_OK) {
       return absl::InternalError(absl::StrCat("kafka receiver: rebalance_cb: ", error));
     }
+    if (!options_.rekey_topic.empty()) {
+      KafkaGatewayOptions g;
+      g.brokers = options_.brokers;
+      g.topic = options_.rekey_topic;
+      g.client_properties = options_.client_properties;
+      for (const char* consumer_only : {"session.timeout.ms", "heartbeat.interval.ms"}) {
+        g.client_properties.erase(consumer_only);
+      }
+      absl::StatusOr<std::unique_ptr<KafkaGateway>> rekey = KafkaGateway::Create(g);
+      if (!rekey.ok()) return rekey.status();
+      rekey_ = std::move(*rekey);
+    }
     consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
     if (consumer_ == nullptr) {
       return absl::InvalidArgumentError(
@@ -89,7 +105,13 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   }
 
   absl::Status Start() {
-    const RdKafka::ErrorCode err = consumer_->subscribe({options_.topic});
+    if (rekey_ != nullptr) {
+      absl::Status started = rekey_->Start();
+      if (!started.ok()) return started;
+    }
+    std::vector<std::string> topics = {options_.topic};
+    if (!options_.rekey_topic.empty()) topics.push_back(options_.rekey_topic);
+    const RdKafka::ErrorCode err = consumer_->subscribe(topics);
     if (err != RdKafka::ERR_NO_ERROR) {
       return absl::UnavailableError(absl::StrCat("kafka receiver: subscribing to topic \"",
                                                  options_.topic, "\": ", RdKafka::err2str(err)));
@@ -110,6 +132,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       if (started_) consumer_->close();
       consumer_.reset();
     }
+    if (rekey_ != nullptr) rekey_->Shutdown(deadline);
   }
 
   const KafkaReceiverStats& stats() const { return stats_; }
@@ -120,11 +143,12 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     for (const auto& [p, s] : status_) out.push_back(s);
     return out;
   }
-  PartitionStatus Partition(int32_t partition) const {
+  PartitionStatus Partition(const std::string& topic, int32_t partition) const {
     std::lock_guard<std::mutex> lock(status_mu_);
-    auto it = status_.find(partition);
+    auto it = status_.find({topic, partition});
     if (it != status_.end()) return it->second;
     PartitionStatus s;
+    s.topic = topic;
     s.partition = partition;
     return s;
   }
@@ -135,7 +159,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     stats_.rebalances.fetch_add(1, std::memory_order_relaxed);
     const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      for (RdKafka::TopicPartition* tp : partitions) Assigned(tp->partition());
+      for (RdKafka::TopicPartition* tp : partitions) Assigned({tp->topic(), tp->partition()});
       RdKafka::Error* error = nullptr;
       if (cooperative) {
         error = consumer->incremental_assign(partitions);
@@ -153,7 +177,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     // then forget their progress; the new owner replays the rest.
     const bool lost = consumer->assignment_lost();
     if (!lost) Commit(&partitions);
-    for (RdKafka::TopicPartition* tp : partitions) Revoked(tp->partition());
+    for (RdKafka::TopicPartition* tp : partitions) Revoked({tp->topic(), tp->partition()});
     RdKafka::Error* error = nullptr;
     if (cooperative) {
       error = consumer->incremental_unassign(partitions);
@@ -178,32 +202,33 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     return parts.empty() ? "no partitions" : absl::StrJoin(parts, ", ");
   }
 
-  void Assigned(int32_t partition) {
-    progress_.erase(partition);
-    progress_.emplace(partition, PartitionProgress());
+  void Assigned(const TopicPartitionKey& tp) {
+    progress_.erase(tp);
+    progress_.emplace(tp, PartitionProgress());
     bool is_new = false;
     {
       std::lock_guard<std::mutex> lock(status_mu_);
-      auto [it, inserted] = status_.try_emplace(partition);
+      auto [it, inserted] = status_.try_emplace(tp);
       is_new = inserted;
-      it->second.partition = partition;
+      it->second.topic = tp.first;
+      it->second.partition = tp.second;
       it->second.assigned = true;
       it->second.position = -1;
       it->second.high_watermark = -1;
     }
-    if (is_new && options_.on_new_partition) options_.on_new_partition(partition);
+    if (is_new && options_.on_new_partition) options_.on_new_partition(tp.first, tp.second);
   }
 
-  void Revoked(int32_t partition) {
-    progress_.erase(partition);
+  void Revoked(const TopicPartitionKey& tp) {
+    progress_.erase(tp);
     // Records already fetched for it are the new owner's to handle.
     std::deque<std::unique_ptr<RdKafka::Message>> kept;
     for (auto& m : backlog_) {
-      if (m->partition() != partition) kept.push_back(std::move(m));
+      if (m->partition() != tp.second || m->topic_name() != tp.first) kept.push_back(std::move(m));
     }
     backlog_.swap(kept);
     std::lock_guard<std::mutex> lock(status_mu_);
-    auto it = status_.find(partition);
+    auto it = status_.find(tp);
     if (it != status_.end()) it->second.assigned = false;
   }
 
@@ -215,15 +240,17 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   void Commit(const std::vector<RdKafka::TopicPartition*>* only) {
     const absl::Time durable_before = DurableBefore();
     PartitionList offsets;
-    for (auto& [partition, progress] : progress_) {
+    for (auto& [key, progress] : progress_) {
       if (only != nullptr) {
         bool listed = false;
-        for (RdKafka::TopicPartition* tp : *only) listed |= tp->partition() == partition;
+        for (RdKafka::TopicPartition* tp : *only) {
+          listed |= tp->partition() == key.second && tp->topic() == key.first;
+        }
         if (!listed) continue;
       }
       const int64_t offset = progress.Committable(durable_before);
       if (offset >= 0) {
-        offsets.list.push_back(RdKafka::TopicPartition::create(options_.topic, partition, offset));
+        offsets.list.push_back(RdKafka::TopicPartition::create(key.first, key.second, offset));
       }
     }
     if (offsets.list.empty()) return;
@@ -233,21 +260,22 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       if (e != RdKafka::ERR_NO_ERROR) {
         stats_.commit_errors.fetch_add(1, std::memory_order_relaxed);
         TK_LOG(Warning) << "kafka receiver: committing offset " << tp->offset() << " of "
-                        << options_.topic << "/" << tp->partition() << ": " << RdKafka::err2str(e);
+                        << tp->topic() << "/" << tp->partition() << ": " << RdKafka::err2str(e);
         continue;
       }
       stats_.commits.fetch_add(1, std::memory_order_relaxed);
-      auto it = progress_.find(tp->partition());
+      const TopicPartitionKey key{tp->topic(), tp->partition()};
+      auto it = progress_.find(key);
       if (it != progress_.end()) it->second.Committed(tp->offset());
       std::lock_guard<std::mutex> lock(status_mu_);
-      status_[tp->partition()].committed = tp->offset();
+      status_[key].committed = tp->offset();
     }
   }
 
   // Offers the spans of one record to the intake. kRetry: the intake is over capacity or
   // shutting down; offer the same record again later.
   Handled Handle(const RdKafka::Message& m) {
-    auto it = progress_.find(m.partition());
+    auto it = progress_.find({m.topic_name(), m.partition()});
     if (it == progress_.end()) return Handled::kDone;  // revoked meanwhile
     PartitionProgress& progress = it->second;
     if (progress.position() >= 0 && m.offset() < progress.position()) {
@@ -267,6 +295,22 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     }
     absl::Time accepted_at = absl::InfinitePast();
     const int64_t valid = split->accepted_spans;
+    if (valid > 0 && NeedsRekey(m, *split)) {
+      // Durable once Kafka acknowledged the per-trace records: nothing to wait for after that.
+      absl::Status produced = rekey_->Offer(std::move(split->traces), valid);
+      if (IsRetryable(produced)) return Handled::kRetry;
+      stats_.records_consumed.fetch_add(1, std::memory_order_relaxed);
+      stats_.spans_received.fetch_add(static_cast<uint64_t>(valid + split->rejected()),
+                                      std::memory_order_relaxed);
+      if (!produced.ok()) {
+        Skip(m, SkipReason::kRefused, produced.message());
+      } else {
+        stats_.records_rekeyed.fetch_add(1, std::memory_order_relaxed);
+        stats_.spans_rekeyed.fetch_add(static_cast<uint64_t>(valid), std::memory_order_relaxed);
+      }
+      progress.Done(m.offset(), absl::InfinitePast());
+      return Handled::kDone;
+    }
     if (valid > 0) {
       absl::Status offered = intake_->Offer(std::move(split->traces), valid);
       if (IsRetryable(offered)) return Handled::kRetry;
@@ -293,6 +337,15 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     }
     progress.Done(m.offset(), accepted_at);
     return Handled::kDone;
+  }
+
+  // A record of the source topic that is not one trace keyed by its hex id: its traces may be
+  // split over partitions, so they go through the re-key topic first.
+  bool NeedsRekey(const RdKafka::Message& m, const SplitResult& split) const {
+    if (rekey_ == nullptr || m.topic_name() != options_.topic) return false;
+    if (split.traces.size() != 1) return true;
+    const std::string* key = m.key();
+    return key == nullptr || *key != ToHex(split.traces[0].trace_id);
   }
 
   static bool IsRetryable(const absl::Status& s) {
@@ -342,12 +395,12 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
 
   void UpdateWatermarks() {
     std::lock_guard<std::mutex> lock(status_mu_);
-    for (auto& [partition, s] : status_) {
+    for (auto& [key, s] : status_) {
       if (!s.assigned) continue;
-      auto it = progress_.find(partition);
+      auto it = progress_.find(key);
       if (it != progress_.end()) s.position = it->second.position();
       int64_t low = -1, high = -1;
-      if (consumer_->get_watermark_offsets(options_.topic, partition, &low, &high) ==
+      if (consumer_->get_watermark_offsets(key.first, key.second, &low, &high) ==
               RdKafka::ERR_NO_ERROR &&
           high >= 0) {
         s.high_watermark = high;
@@ -386,19 +439,20 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   const KafkaReceiverOptions options_;
   SpanIntake* const intake_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::unique_ptr<KafkaGateway> rekey_;  // null unless options_.rekey_topic is set
   KafkaReceiverStats stats_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> shut_down_{false};
   bool started_ = false;
   std::thread thread_;
   // Consumer thread only (the rebalance callback runs on it too).
-  std::map<int32_t, PartitionProgress> progress_;
+  std::map<TopicPartitionKey, PartitionProgress> progress_;
   std::deque<std::unique_ptr<RdKafka::Message>> backlog_;
   bool paused_ = false;
   RdKafka::ErrorCode last_error_ = RdKafka::ERR_NO_ERROR;
 
   mutable std::mutex status_mu_;
-  std::map<int32_t, PartitionStatus> status_ ABSL_GUARDED_BY(status_mu_);
+  std::map<TopicPartitionKey, PartitionStatus> status_ ABSL_GUARDED_BY(status_mu_);
 };
 
 absl::StatusOr<std::unique_ptr<KafkaReceiver>> KafkaReceiver::Create(
@@ -407,6 +461,10 @@ absl::StatusOr<std::unique_ptr<KafkaReceiver>> KafkaReceiver::Create(
     return absl::InvalidArgumentError("kafka receiver: brokers must list at least one host:port");
   }
   if (options.topic.empty()) return absl::InvalidArgumentError("kafka receiver: topic is empty");
+  if (options.rekey_topic == options.topic) {
+    return absl::InvalidArgumentError("kafka receiver: rekey_topic must differ from topic, got \"" +
+                                      options.topic + "\" for both");
+  }
   if (options.group_id.empty()) {
     return absl::InvalidArgumentError("kafka receiver: group_id is empty");
   }
@@ -427,8 +485,8 @@ absl::Status KafkaReceiver::Start() { return impl_->Start(); }
 void KafkaReceiver::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }
 const KafkaReceiverStats& KafkaReceiver::stats() const { return impl_->stats(); }
 std::vector<PartitionStatus> KafkaReceiver::Partitions() const { return impl_->Partitions(); }
-PartitionStatus KafkaReceiver::Partition(int32_t partition) const {
-  return impl_->Partition(partition);
+PartitionStatus KafkaReceiver::Partition(const std::string& topic, int32_t partition) const {
+  return impl_->Partition(topic, partition);
 }
 
 }  // namespace tracekeep::kafka

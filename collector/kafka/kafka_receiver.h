@@ -8,6 +8,8 @@
 // nothing is dropped. Offsets are committed only up to records whose spans are durable in
 // tracekeep (see KafkaReceiverOptions::durable_before), every commit_interval, on revoke and at
 // shutdown; a crash or a rebalance replays the rest (duplicates possible, never loss).
+// With a rekey_topic, records that are not one trace keyed by its id are first re-produced there,
+// one record per trace, so that the member owning a trace's partition sees all of it.
 #ifndef TRACEKEEP_COLLECTOR_KAFKA_KAFKA_RECEIVER_H_
 #define TRACEKEEP_COLLECTOR_KAFKA_KAFKA_RECEIVER_H_
 
@@ -31,6 +33,11 @@ struct KafkaReceiverOptions {
   std::vector<std::string> brokers;
   // The topic to consume. Default: otlp_spans (the OpenTelemetry kafka exporter's default).
   std::string topic = "otlp_spans";
+  // Where records that are not one trace keyed by its trace id (an OpenTelemetry exporter without
+  // partition_traces_by_id writes whole batches, unkeyed) are re-produced, one record per trace
+  // keyed by its hex id, before sampling: every member then sees whole traces. The receiver
+  // consumes this topic too. "" = off: such records are sampled by whoever reads them. Default: "".
+  std::string rekey_topic;
   // The consumer group. Default: tracekeep.
   std::string group_id = "tracekeep";
   // Where a partition without a committed offset starts: at its end (false: only new records)
@@ -51,7 +58,7 @@ struct KafkaReceiverOptions {
   std::function<absl::Time()> durable_before;
   // Called on the consumer thread the first time a partition is assigned to this member (metrics
   // register the partition's series). Default: none.
-  std::function<void(int32_t partition)> on_new_partition;
+  std::function<void(const std::string& topic, int32_t partition)> on_new_partition;
   // Further librdkafka properties, set last (tests: test.mock.num.brokers, timeouts).
   std::map<std::string, std::string> client_properties;
   // The clock durable_before's answers are compared with (when spans were taken). Not owned.
@@ -70,18 +77,21 @@ const char* SkipReasonName(SkipReason reason);
 struct KafkaReceiverStats {
   std::atomic<uint64_t> records_consumed{0};  // records read from the topic, skipped ones included
   std::atomic<uint64_t> records_skipped[static_cast<int>(SkipReason::kCount)] = {};
-  std::atomic<uint64_t> spans_received{0};  // spans in the records (valid or not)
-  std::atomic<uint64_t> spans_accepted{0};  // taken by the intake
-  std::atomic<uint64_t> spans_rejected{0};  // invalid trace or span id (skipped, counted)
-  std::atomic<uint64_t> intake_waits{0};    // times the intake refused for capacity (paused)
-  std::atomic<uint64_t> rebalances{0};      // assignments and revocations received
-  std::atomic<uint64_t> commits{0};         // successful offset commits
+  std::atomic<uint64_t> spans_received{0};   // spans in the records (valid or not)
+  std::atomic<uint64_t> spans_accepted{0};   // taken by the intake
+  std::atomic<uint64_t> spans_rejected{0};   // invalid trace or span id (skipped, counted)
+  std::atomic<uint64_t> intake_waits{0};     // times the intake refused for capacity (paused)
+  std::atomic<uint64_t> records_rekeyed{0};  // source records re-produced one record per trace
+  std::atomic<uint64_t> spans_rekeyed{0};
+  std::atomic<uint64_t> rebalances{0};  // assignments and revocations received
+  std::atomic<uint64_t> commits{0};     // successful offset commits
   std::atomic<uint64_t> commit_errors{0};
   std::atomic<uint64_t> consume_errors{0};  // errors the client reported while consuming
 };
 
 // One assigned partition, as last seen by the consumer thread.
 struct PartitionStatus {
+  std::string topic;
   int32_t partition = 0;
   bool assigned = false;
   int64_t committed = -1;       // last offset committed (the next record to read after a restart)
@@ -108,9 +118,9 @@ class KafkaReceiver final : public Component {
   void Shutdown(absl::Time deadline) override;
 
   const KafkaReceiverStats& stats() const;
-  // Every partition this member has owned, by partition number.
+  // Every partition this member has owned, by topic and partition number.
   std::vector<PartitionStatus> Partitions() const;
-  PartitionStatus Partition(int32_t partition) const;
+  PartitionStatus Partition(const std::string& topic, int32_t partition) const;
 
  private:
   class Impl;

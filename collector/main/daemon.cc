@@ -688,7 +688,10 @@ class Daemon::Impl final : public admin::AdminBackend {
       sampling::Sampler* sampler = sampler_.get();
       o.durable_before = [sampler] { return sampler->LowWaterMark(); };
     }
-    o.on_new_partition = [this](int32_t partition) { RegisterKafkaPartitionMetrics(partition); };
+    o.rekey_topic = k.rekey_topic;
+    o.on_new_partition = [this](const std::string& topic, int32_t partition) {
+      RegisterKafkaPartitionMetrics(topic, partition);
+    };
     TK_ASSIGN_OR_RETURN(kafka_, kafka::KafkaReceiver::Create(o, intake_));
     RegisterKafkaMetrics();
     return kafka_->Start();
@@ -752,6 +755,12 @@ class Daemon::Impl final : public admin::AdminBackend {
                  "Times consumption paused because the intake was over capacity (the record is "
                  "offered again, never dropped).",
                  topic, [ks] { return ks->intake_waits.load(); });
+    m.AddCounter("tracekeep_kafka_records_rekeyed_total",
+                 "Records not keyed per trace, re-produced one record per trace into "
+                 "receivers.kafka.rekey_topic before sampling.",
+                 topic, [ks] { return ks->records_rekeyed.load(); });
+    m.AddCounter("tracekeep_kafka_spans_rekeyed_total", "The spans of those records.", topic,
+                 [ks] { return ks->spans_rekeyed.load(); });
     m.AddCounter("tracekeep_kafka_rebalances_total",
                  "Partition assignments and revocations received from the consumer group.", topic,
                  [ks] { return ks->rebalances.load(); });
@@ -765,22 +774,25 @@ class Daemon::Impl final : public admin::AdminBackend {
   }
 
   // Called on the Kafka consumer thread the first time this member owns `partition`.
-  void RegisterKafkaPartitionMetrics(int32_t partition) {
+  void RegisterKafkaPartitionMetrics(const std::string& topic, int32_t partition) {
     telemetry::MetricsRegistry& m = metrics_;
     const kafka::KafkaReceiver* k = kafka_.get();
-    const telemetry::Labels labels{{"topic", config_.kafka.topic},
-                                   {"partition", std::to_string(partition)}};
+    const telemetry::Labels labels{{"topic", topic}, {"partition", std::to_string(partition)}};
     m.AddGauge("tracekeep_kafka_consumer_lag",
                "Records of the partition not yet read by this member (high watermark - position); "
                "0 when it does not own the partition.",
-               labels,
-               [k, partition] { return static_cast<double>(k->Partition(partition).lag()); });
+               labels, [k, topic, partition] {
+                 return static_cast<double>(k->Partition(topic, partition).lag());
+               });
     m.AddGauge("tracekeep_kafka_partition_assigned",
-               "1 while this member owns the partition, else 0.", labels,
-               [k, partition] { return k->Partition(partition).assigned ? 1.0 : 0.0; });
+               "1 while this member owns the partition, else 0.", labels, [k, topic, partition] {
+                 return k->Partition(topic, partition).assigned ? 1.0 : 0.0;
+               });
     m.AddGauge("tracekeep_kafka_committed_offset",
                "The partition's last offset committed by this member (-1: none yet).", labels,
-               [k, partition] { return static_cast<double>(k->Partition(partition).committed); });
+               [k, topic, partition] {
+                 return static_cast<double>(k->Partition(topic, partition).committed);
+               });
   }
 
   void RegisterMetrics() {

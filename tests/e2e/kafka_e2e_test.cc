@@ -358,5 +358,49 @@ TEST_F(KafkaE2eTest, GatewayAcknowledgesOnlyWhatKafkaHoldsAndSamplesFromTheTopic
   EXPECT_EQ(t.process->Wait(absl::Seconds(60)), 0) << ReadFile(t.log);
 }
 
+TEST_F(KafkaE2eTest, RekeysBatchRecordsSoEveryTraceIsSampledWhole) {
+  TempDir dir;
+  // An exporter without partition_traces_by_id: whole batches, no key. The topics exist up front.
+  Producer source(broker_->bootstrap(), "batch_spans");
+  Producer rekeyed(broker_->bootstrap(), "batch_spans_by_trace");
+  std::string warm_up_id;
+  rekeyed.Send("warm-up", TraceRecord(200000, &warm_up_id));
+  rekeyed.Flush();
+  collector::ExportTraceServiceRequest batch;
+  std::vector<std::string> errors;
+  for (uint32_t n = 301; n <= 312; ++n) {
+    std::string id;
+    collector::ExportTraceServiceRequest one = TraceRequest(n, &id);
+    batch.MergeFrom(one);
+    if (n % 3 == 0) errors.push_back(id);
+  }
+  source.Send("", batch.SerializeAsString());
+  source.Flush();
+
+  Tracekeep t = StartTracekeep(
+      dir.path(), broker_->bootstrap(), 0,
+      ", topic: batch_spans, rekey_topic: batch_spans_by_trace, group_id: tracekeep-batch");
+  for (const std::string& id : errors) {
+    EXPECT_TRUE(WaitFor([&] { return Stored(t, id); }, absl::Seconds(60)))
+        << "error trace " << id << " not kept; log:\n"
+        << ReadFile(t.log);
+  }
+  EXPECT_EQ(Metric(t, R"(tracekeep_kafka_records_rekeyed_total{topic="batch_spans"})"), 1);
+  EXPECT_EQ(Metric(t, R"(tracekeep_kafka_spans_rekeyed_total{topic="batch_spans"})"), 36);
+  // One record per trace in the re-key topic (plus the warm-up), keyed by trace id.
+  std::vector<TopicRecord> records =
+      ReadTopic(broker_->bootstrap(), "batch_spans_by_trace", 13, absl::Seconds(30));
+  EXPECT_EQ(records.size(), 13u);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return CommittedTotal(broker_->bootstrap(), "tracekeep-batch", "batch_spans") == 1 &&
+               CommittedTotal(broker_->bootstrap(), "tracekeep-batch", "batch_spans_by_trace") ==
+                   13;
+      },
+      absl::Seconds(30)));
+  ASSERT_TRUE(t.process->Signal(SIGTERM));
+  EXPECT_EQ(t.process->Wait(absl::Seconds(60)), 0) << ReadFile(t.log);
+}
+
 }  // namespace
 }  // namespace tracekeep::e2e

@@ -410,6 +410,7 @@ TEST(ConfigTest, KafkaReceiverIsOffByDefaultAndReadsItsKeys) {
     initial_offset: earliest
     session_timeout: 10s
     gateway: true
+    rekey_topic: spans_by_trace
 )");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(c->kafka.enabled);
@@ -419,6 +420,7 @@ TEST(ConfigTest, KafkaReceiverIsOffByDefaultAndReadsItsKeys) {
   EXPECT_EQ(c->kafka.initial_offset, "earliest");
   EXPECT_EQ(c->kafka.session_timeout, absl::Seconds(10));
   EXPECT_TRUE(c->kafka.gateway);
+  EXPECT_EQ(c->kafka.rekey_topic, "spans_by_trace");
 }
 
 TEST(ConfigTest, KafkaReceiverProblemsAreListed) {
@@ -428,6 +430,7 @@ TEST(ConfigTest, KafkaReceiverProblemsAreListed) {
     brokers: ["kafka-1", "kafka-2:9092"]
     encoding: otlp_json
     initial_offset: newest
+    rekey_topic: otlp_spans
     partitions: 3
 )",
                        "k.yaml");
@@ -440,6 +443,8 @@ TEST(ConfigTest, KafkaReceiverProblemsAreListed) {
                            "exporter), got \"otlp_json\""));
   EXPECT_THAT(m, HasSubstr("receivers.kafka.initial_offset: must be latest or earliest, got "
                            "\"newest\""));
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.rekey_topic: must differ from receivers.kafka.topic, "
+                           "got \"otlp_spans\" for both"));
   EXPECT_THAT(m, HasSubstr("receivers.kafka.partitions: unknown key"));
 
   auto no_brokers = ParseConfig("receivers: {kafka: {enabled: true}}");

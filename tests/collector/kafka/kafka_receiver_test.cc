@@ -6,9 +6,11 @@
 
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "collector/common/ids.h"
 #include "gtest/gtest.h"
 #include "tests/collector/kafka/mock_cluster.h"
 #include "tests/collector/receiver/fake_intake.h"
@@ -54,15 +56,17 @@ TEST_F(KafkaReceiverTest, OffersEveryRecordAndCommitsPastIt) {
   auto r = Start(Options());
   ASSERT_TRUE(WaitFor([&] { return intake_.spans() == 9; }, absl::Seconds(30))) << intake_.spans();
   // Journal mode (durable_before unset): taken = durable, so both partitions commit their end.
-  ASSERT_TRUE(
-      WaitFor([&] { return r->Partition(0).committed == 2 && r->Partition(1).committed == 1; },
-              absl::Seconds(30)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return r->Partition(kTopic, 0).committed == 2 && r->Partition(kTopic, 1).committed == 1;
+      },
+      absl::Seconds(30)));
   EXPECT_EQ(cluster_.Committed(group_, 0), 2);
   EXPECT_EQ(cluster_.Committed(group_, 1), 1);
   EXPECT_EQ(r->stats().records_consumed.load(), 3u);
   EXPECT_EQ(r->stats().spans_accepted.load(), 9u);
   EXPECT_GE(r->stats().rebalances.load(), 1u);
-  EXPECT_TRUE(r->Partition(0).assigned);
+  EXPECT_TRUE(r->Partition(kTopic, 0).assigned);
   r->Shutdown(absl::Now() + absl::Seconds(5));
 }
 
@@ -95,12 +99,12 @@ TEST_F(KafkaReceiverTest, CommitsOnlyRecordsWhoseSpansAreDurable) {
   auto r = Start(o);
   ASSERT_TRUE(WaitFor([&] { return intake_.spans() == 4; }, absl::Seconds(30)));
   // Several commit intervals pass: nothing may be committed while the spans are pending.
-  ASSERT_TRUE(WaitFor([&] { return r->Partition(0).position == 2; }, absl::Seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return r->Partition(kTopic, 0).position == 2; }, absl::Seconds(30)));
   const uint64_t commits = r->stats().commits.load();
   // Four commit intervals without a commit (a bounded wait for something that must not happen).
   EXPECT_FALSE(
       WaitFor([&] { return r->stats().commits.load() != commits; }, absl::Milliseconds(200)));
-  EXPECT_EQ(r->Partition(0).committed, -1);
+  EXPECT_EQ(r->Partition(kTopic, 0).committed, -1);
   {
     std::lock_guard<std::mutex> lock(mu);
     mark = clock.Now() + absl::Nanoseconds(1);  // the sampler decided everything taken so far
@@ -137,6 +141,35 @@ TEST_F(KafkaReceiverTest, AnotherMemberResumesAtTheCommittedOffset) {
   auto r = Start(Options());
   ASSERT_TRUE(WaitFor([&] { return intake_.spans() == 6; }, absl::Seconds(30)));
   EXPECT_EQ(r->stats().records_consumed.load(), 1u);  // the first record was not read again
+  r->Shutdown(absl::Now() + absl::Seconds(5));
+}
+
+TEST_F(KafkaReceiverTest, RekeysBatchRecordsOneRecordPerTraceBeforeSampling) {
+  KafkaReceiverOptions o = Options();
+  o.rekey_topic = kRekeyTopic;
+  // A batch of two traces without a key (an exporter without partition_traces_by_id), then one
+  // trace keyed by its hex id, which is sampled where it is.
+  cluster_.Produce(0, Record(5));
+  cluster_.Produce(1, MakeRequest(1).SerializeAsString(), ToHex(receiver::kTraceA));
+  auto r = Start(o);
+  ASSERT_TRUE(WaitFor([&] { return intake_.spans() == 6; }, absl::Seconds(30))) << intake_.spans();
+  EXPECT_EQ(r->stats().records_rekeyed.load(), 1u);
+  EXPECT_EQ(r->stats().spans_rekeyed.load(), 5u);
+  // The batch became one record per trace, keyed by trace id.
+  std::vector<MockCluster::Record> rekeyed = cluster_.ReadAll(2, absl::Seconds(30), kRekeyTopic);
+  std::set<std::string> keys;
+  for (const MockCluster::Record& rec : rekeyed) keys.insert(rec.key);
+  EXPECT_EQ(keys, (std::set<std::string>{ToHex(receiver::kTraceA), ToHex(receiver::kTraceB)}));
+  // Both topics commit: the source past the batch, the re-key topic past its records.
+  ASSERT_TRUE(WaitFor([&] { return cluster_.Committed(group_, 0) == 1; }, absl::Seconds(30)));
+  EXPECT_EQ(cluster_.Committed(group_, 1), 1);
+  auto rekey_committed = [&] {
+    int64_t total = 0;
+    for (int32_t p = 0; p < 2; ++p)
+      total += std::max<int64_t>(0, cluster_.Committed(group_, p, kRekeyTopic));
+    return total;
+  };
+  ASSERT_TRUE(WaitFor([&] { return rekey_committed() == 2; }, absl::Seconds(30)));
   r->Shutdown(absl::Now() + absl::Seconds(5));
 }
 

@@ -18,6 +18,7 @@
 namespace tracekeep::kafka {
 
 inline constexpr char kTopic[] = "otlp_spans";
+inline constexpr char kRekeyTopic[] = "otlp_spans_by_trace";
 
 inline bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
   const absl::Time until = absl::Now() + timeout;
@@ -41,6 +42,7 @@ class MockCluster {
     cluster_ = rd_kafka_handle_mock_cluster(producer_->c_ptr());
     bootstraps_ = rd_kafka_mock_cluster_bootstraps(cluster_);
     EXPECT_EQ(rd_kafka_mock_topic_create(cluster_, kTopic, 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    EXPECT_EQ(rd_kafka_mock_topic_create(cluster_, kRekeyTopic, 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
   }
 
   // Takes the broker down (connections refused) or up again.
@@ -57,16 +59,17 @@ class MockCluster {
     std::string key;
     std::string value;
   };
-  // Reads the topic from the beginning until `count` records came (or `timeout` passed).
-  std::vector<Record> ReadAll(size_t count, absl::Duration timeout) {
+  // Reads `topic` from the beginning until `count` records came (or `timeout` passed).
+  std::vector<Record> ReadAll(size_t count, absl::Duration timeout,
+                              const std::string& topic = kTopic) {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     std::string error;
     conf->set("bootstrap.servers", bootstraps_, error);
     conf->set("group.id", "reader", error);
     std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), error));
     std::vector<RdKafka::TopicPartition*> tps = {
-        RdKafka::TopicPartition::create(kTopic, 0, RdKafka::Topic::OFFSET_BEGINNING),
-        RdKafka::TopicPartition::create(kTopic, 1, RdKafka::Topic::OFFSET_BEGINNING)};
+        RdKafka::TopicPartition::create(topic, 0, RdKafka::Topic::OFFSET_BEGINNING),
+        RdKafka::TopicPartition::create(topic, 1, RdKafka::Topic::OFFSET_BEGINNING)};
     c->assign(tps);
     RdKafka::TopicPartition::destroy(tps);
     std::vector<Record> out;
@@ -93,14 +96,14 @@ class MockCluster {
   }
 
   // The group's committed offset of `partition` as the broker has it (-1001: none).
-  int64_t Committed(const std::string& group, int32_t partition) {
+  int64_t Committed(const std::string& group, int32_t partition,
+                    const std::string& topic = kTopic) {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     std::string error;
     conf->set("bootstrap.servers", bootstraps_, error);
     conf->set("group.id", group, error);
     std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), error));
-    std::vector<RdKafka::TopicPartition*> tps = {
-        RdKafka::TopicPartition::create(kTopic, partition)};
+    std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition)};
     int64_t offset = -2;
     if (c->committed(tps, 5000) == RdKafka::ERR_NO_ERROR) offset = tps[0]->offset();
     RdKafka::TopicPartition::destroy(tps);
