@@ -136,6 +136,10 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   }
 
   const KafkaReceiverStats& stats() const { return stats_; }
+  std::string MemberId() const {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    return member_id_;
+  }
 
   std::vector<PartitionStatus> Partitions() const {
     std::lock_guard<std::mutex> lock(status_mu_);
@@ -170,7 +174,12 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
         TK_LOG(Error) << "kafka receiver: assigning partitions: " << error->str();
         delete error;
       }
-      TK_LOG(Info) << "kafka receiver: assigned " << Describe(partitions);
+      {
+        std::lock_guard<std::mutex> lock(status_mu_);
+        member_id_ = consumer->memberid();
+      }
+      TK_LOG(Info) << "kafka receiver: assigned " << Describe(partitions) << " as member "
+                   << consumer->memberid();
       return;
     }
     // Revoked (or lost): commit what is durable unless the partitions already have a new owner,
@@ -453,6 +462,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
 
   mutable std::mutex status_mu_;
   std::map<TopicPartitionKey, PartitionStatus> status_ ABSL_GUARDED_BY(status_mu_);
+  std::string member_id_ ABSL_GUARDED_BY(status_mu_);
 };
 
 absl::StatusOr<std::unique_ptr<KafkaReceiver>> KafkaReceiver::Create(
@@ -484,6 +494,7 @@ KafkaReceiver::~KafkaReceiver() = default;
 absl::Status KafkaReceiver::Start() { return impl_->Start(); }
 void KafkaReceiver::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }
 const KafkaReceiverStats& KafkaReceiver::stats() const { return impl_->stats(); }
+std::string KafkaReceiver::MemberId() const { return impl_->MemberId(); }
 std::vector<PartitionStatus> KafkaReceiver::Partitions() const { return impl_->Partitions(); }
 PartitionStatus KafkaReceiver::Partition(const std::string& topic, int32_t partition) const {
   return impl_->Partition(topic, partition);

@@ -118,6 +118,8 @@ class KafkaReceiver final : public Component {
   void Shutdown(absl::Time deadline) override;
 
   const KafkaReceiverStats& stats() const;
+  // This member's id in the consumer group ("" before it joined).
+  std::string MemberId() const;
   // Every partition this member has owned, by topic and partition number.
   std::vector<PartitionStatus> Partitions() const;
   PartitionStatus Partition(const std::string& topic, int32_t partition) const;

@@ -371,6 +371,29 @@ class Daemon::Impl final : public admin::AdminBackend {
     s->set_traces_dropped(ss.traces_not_sampled.load() + ss.traces_dropped.load());
     s->set_traces_stored(store_ != nullptr ? store_->stats().traces_stored.load() : 0);
     s->set_shards(sampler_->num_shards());
+    if (kafka_) {
+      admin::v1::KafkaStatus* k = s->mutable_kafka();
+      k->set_group_id(config_.kafka.group_id);
+      k->set_member_id(kafka_->MemberId());
+      k->add_topics(config_.kafka.topic);
+      if (!config_.kafka.rekey_topic.empty()) k->add_topics(config_.kafka.rekey_topic);
+      k->set_gateway(kafka_gateway_ != nullptr);
+      for (const kafka::PartitionStatus& p : kafka_->Partitions()) {
+        if (!p.assigned) continue;
+        admin::v1::KafkaPartition* kp = k->add_partitions();
+        kp->set_topic(p.topic);
+        kp->set_partition(p.partition);
+        kp->set_committed(p.committed);
+        kp->set_position(p.position);
+        kp->set_lag(p.lag());
+      }
+      const kafka::KafkaReceiverStats& ks = kafka_->stats();
+      k->set_records_consumed(ks.records_consumed.load());
+      uint64_t skipped = 0;
+      for (const auto& c : ks.records_skipped) skipped += c.load();
+      k->set_records_skipped(skipped);
+      k->set_rebalances(ks.rebalances.load());
+    }
     if (exporter_) {
       s->set_export_endpoint(config_.exporter.endpoint);
       s->set_spans_exported(exporter_->stats().spans_exported.load());

@@ -273,6 +273,11 @@ TEST_F(KafkaE2eTest, KeepsErrorTracesFromTheTopicCommitsAndSurvivesKill9) {
       },
       absl::Seconds(10)));
   EXPECT_FALSE(Stored(t, healthy.front())) << "a healthy trace was kept";
+  // tracekeepctl status shows the member and the partitions it owns, nothing left to read.
+  const std::string status = RunCommand({TRACEKEEPCTL_BIN, "--addr", t.admin, "status"}).output;
+  EXPECT_NE(status.find("kafka group       tracekeep, member "), std::string::npos) << status;
+  EXPECT_NE(status.find("otlp_spans/0  committed "), std::string::npos) << status;
+  EXPECT_NE(status.find("kafka records     31 consumed, 1 skipped"), std::string::npos) << status;
 
   // Mid-stream kill -9: once part of the next records is committed.
   const int64_t committed_before = CommittedTotal(broker.bootstrap(), "tracekeep");
