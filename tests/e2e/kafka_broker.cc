@@ -104,17 +104,33 @@ group.initial.rebalance.delay.ms=0
     return absl::InternalError(absl::StrCat("kafka StorageTool format failed: ", format.output));
   }
   log_file_ = dir + "/kafka.log";
+  classpath_ = classpath;
+  config_ = config;
+  port_ = port;
+  return Launch(timeout);
+}
+
+absl::Status KafkaBroker::Launch(absl::Duration timeout) {
+  const std::string log = process_ == nullptr ? log_file_ : log_file_ + ".restarted";
   process_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{"/usr/bin/java", "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath,
-                               "kafka.Kafka", config},
-      log_file_);
-  if (!WaitFor([&] { return CanConnect(port); }, timeout)) {
+      std::vector<std::string>{"/usr/bin/java", "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath_,
+                               "kafka.Kafka", config_},
+      log);
+  if (!WaitFor([&] { return CanConnect(port_); }, timeout)) {
     return absl::DeadlineExceededError(
         absl::StrCat("the Kafka broker did not listen on ", bootstrap_, " within ",
-                     absl::FormatDuration(timeout), "; its log:\n", ReadFile(log_file_)));
+                     absl::FormatDuration(timeout), "; its log:\n", ReadFile(log)));
   }
   return absl::OkStatus();
 }
+
+void KafkaBroker::Kill() {
+  if (process_ == nullptr) return;
+  process_->Signal(SIGKILL);
+  process_->Wait(absl::Seconds(30));
+}
+
+absl::Status KafkaBroker::Restart(absl::Duration timeout) { return Launch(timeout); }
 
 KafkaBroker::~KafkaBroker() {
   if (process_ != nullptr) {

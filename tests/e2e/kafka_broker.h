@@ -23,12 +23,21 @@ class KafkaBroker {
                      absl::Duration timeout);
   ~KafkaBroker();  // kills the broker
 
+  // kill -9 of the broker (its data stays).
+  void Kill();
+  // Starts it again on the same ports and data; returns once it listens.
+  absl::Status Restart(absl::Duration timeout);
+
   // host:port of the PLAINTEXT listener.
   const std::string& bootstrap() const { return bootstrap_; }
   const std::string& log_file() const { return log_file_; }
 
  private:
+  absl::Status Launch(absl::Duration timeout);
+
   std::unique_ptr<ChildProcess> process_;
+  std::string classpath_, config_;
+  int port_ = 0;
   std::string bootstrap_;
   std::string log_file_;
 };

@@ -407,5 +407,53 @@ TEST_F(KafkaE2eTest, RekeysBatchRecordsSoEveryTraceIsSampledWhole) {
   EXPECT_EQ(t.process->Wait(absl::Seconds(60)), 0) << ReadFile(t.log);
 }
 
+// Last: it restarts the suite's broker.
+TEST_F(KafkaE2eTest, ZBrokerRestartUnderLoadLosesNothingAcknowledged) {
+  TempDir dir;
+  const std::string topic = "restart_spans";
+  Producer warm_up(broker_->bootstrap(), topic);
+  std::string warm_up_id;
+  warm_up.Send("warm-up", TraceRecord(400000, &warm_up_id));
+  warm_up.Flush();
+  Tracekeep t =
+      StartTracekeep(dir.path(), broker_->bootstrap(), 0,
+                     ", topic: restart_spans, group_id: tracekeep-restart, gateway: true", true);
+  auto stub = collector::TraceService::NewStub(
+      grpc::CreateChannel(t.grpc, grpc::InsecureChannelCredentials()));
+  // Error traces only (n a multiple of 3): everything acknowledged must end up stored.
+  std::vector<std::string> acknowledged;
+  int refused = 0;
+  uint32_t n = 600000;
+  auto send = [&](int count) {
+    for (int i = 0; i < count; ++i, n += 3) {
+      std::string id;
+      collector::ExportTraceServiceRequest request = TraceRequest(n, &id);
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+      collector::ExportTraceServiceResponse response;
+      if (stub->Export(&context, request, &response).ok()) {
+        acknowledged.push_back(id);
+      } else {
+        ++refused;
+      }
+    }
+  };
+  send(20);
+  broker_->Kill();
+  ASSERT_TRUE(broker_->Restart(absl::Seconds(90)).ok());
+  send(20);
+  EXPECT_EQ(acknowledged.size(), 40u) << refused << " refused";
+  int missing = 0;
+  for (const std::string& id : acknowledged) {
+    if (!WaitFor([&] { return Stored(t, id); }, absl::Seconds(missing == 0 ? 90 : 1)) &&
+        ++missing <= 5) {
+      ADD_FAILURE() << "acknowledged trace " << id << " lost across the broker restart";
+    }
+  }
+  EXPECT_EQ(missing, 0) << "of " << acknowledged.size() << "; log:\n" << ReadFile(t.log);
+  ASSERT_TRUE(t.process->Signal(SIGTERM));
+  EXPECT_EQ(t.process->Wait(absl::Seconds(60)), 0) << ReadFile(t.log);
+}
+
 }  // namespace
 }  // namespace tracekeep::e2e
