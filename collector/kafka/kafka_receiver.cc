@@ -419,6 +419,9 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
 
   void Run() {
     absl::Time next_commit = absl::Now() + options_.commit_interval;
+    // The wait before a refused record is offered again: doubles while the intake keeps refusing
+    // (each refusal is counted by the intake too), up to a second.
+    absl::Duration retry_wait = options_.poll_timeout;
     while (!stop_.load()) {
       if (backlog_.empty()) {
         SetPaused(false);
@@ -427,12 +430,14 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       while (!backlog_.empty() && !stop_.load()) {
         if (Handle(*backlog_.front()) == Handled::kRetry) {
           // Over capacity: stop fetching, keep serving the group, and offer the record again
-          // after a poll's wait.
+          // after a wait.
           stats_.intake_waits.fetch_add(1, std::memory_order_relaxed);
           SetPaused(true);
-          Poll(options_.poll_timeout);
+          Poll(retry_wait);
+          retry_wait = std::min(retry_wait * 2, std::max(options_.poll_timeout, absl::Seconds(1)));
           break;
         }
+        retry_wait = options_.poll_timeout;
         backlog_.pop_front();
       }
       UpdateWatermarks();

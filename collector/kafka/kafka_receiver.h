@@ -48,8 +48,9 @@ struct KafkaReceiverOptions {
   absl::Duration session_timeout = absl::Seconds(45);
   // How often durable progress is committed. Default: 1s.
   absl::Duration commit_interval = absl::Seconds(1);
-  // How long one poll of the client waits for records; also the pause before a record the intake
-  // refused for capacity is offered again. Default: 100ms.
+  // How long one poll of the client waits for records; also the first pause before a record the
+  // intake refused for capacity is offered again (doubling while refused, up to 1s). Default:
+  // 100ms.
   absl::Duration poll_timeout = absl::Milliseconds(100);
   // When spans taken by the intake are durable. Unset: as soon as the intake took them (the intake
   // journal wrote them). Set: spans taken at time T are durable once durable_before() > T (with no
