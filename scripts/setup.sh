@@ -2,7 +2,8 @@
 # Installs everything tracekeep needs to build and test on Debian 12 (bookworm). Idempotent:
 # a second run only checks and returns. Usage: scripts/setup.sh [--peers]
 #   --peers  also installs the test peers: Prometheus + promtool, Jaeger v2 and telemetrygen
-#            (built with Go into .deps/gobin), the OpenTelemetry SDKs for Python and JavaScript.
+#            (built with Go into .deps/gobin), the OpenTelemetry SDKs for Python and JavaScript,
+#            and an Apache Kafka broker (its jars from Maven Central into .deps/kafka).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,7 +18,7 @@ log() { echo "[setup] $*"; }
 PKGS=(build-essential cmake ninja-build ccache pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libabsl-dev libbenchmark-dev libgtest-dev libgmock-dev libyaml-cpp-dev libre2-dev libjemalloc-dev
-  zlib1g-dev libcurl4-openssl-dev civetweb libcivetweb-dev curl ca-certificates openssl)
+  zlib1g-dev libcurl4-openssl-dev civetweb libcivetweb-dev librdkafka-dev curl ca-certificates openssl)
 BACKPORTS=(opentelemetry-cpp-dev libopentelemetry-proto-dev)
 
 missing=()
@@ -98,6 +99,48 @@ build_jaeger() {
   (cd "$src" && go build -o "$GOBIN_DIR/jaeger" ./cmd/jaeger)
 }
 
+# Apache Kafka's broker, for the Kafka receiver's end-to-end tests: the jars of
+# org.apache.kafka:kafka_2.13 and its runtime dependencies, copied by Maven into $KAFKA_DIR/libs
+# (started in KRaft mode by the tests with `java -cp 'libs/*' kafka.Kafka server.properties`).
+KAFKA_VERSION="4.4.0"
+KAFKA_DIR="$DEPS/kafka"
+fetch_kafka() {
+  if [ -f "$KAFKA_DIR/libs/kafka_2.13-$KAFKA_VERSION.jar" ] &&
+     [ "$(cat "$KAFKA_DIR/version" 2>/dev/null)" = "$KAFKA_VERSION" ]; then
+    return 0
+  fi
+  if ! command -v mvn >/dev/null || ! command -v java >/dev/null; then
+    log "installing maven and a Java runtime (for the Kafka broker)"
+    $SUDO apt-get install -y -qq --no-install-recommends maven default-jre-headless
+  fi
+  log "fetching Apache Kafka $KAFKA_VERSION (org.apache.kafka:kafka_2.13) into $KAFKA_DIR"
+  local work="$KAFKA_DIR/pom"
+  rm -rf "$KAFKA_DIR/libs" && mkdir -p "$work" "$KAFKA_DIR/libs"
+  cat > "$work/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>tracekeep.deps</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+POM
+  if (cd "$work" && mvn -B -q dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$KAFKA_DIR/libs"); then
+    echo "$KAFKA_VERSION" > "$KAFKA_DIR/version"
+  else
+    log "WARNING: fetching Apache Kafka $KAFKA_VERSION with Maven failed (its tests will say so)"
+    return 1
+  fi
+}
+
 if [ "${1:-}" = "--peers" ]; then
   if ! command -v promtool >/dev/null; then
     log "installing prometheus"
@@ -133,5 +176,6 @@ if [ "${1:-}" = "--peers" ]; then
   go_peer telemetrygen "$TELEMETRYGEN_VERSION" env GOBIN="$GOBIN_DIR" go install \
     "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$TELEMETRYGEN_VERSION" || true
   go_peer jaeger "$JAEGER_VERSION" build_jaeger || true
+  fetch_kafka || true
 fi
 log "dependencies ready"

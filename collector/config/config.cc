@@ -417,6 +417,60 @@ void ReadOrders(const YAML::Node& node, Problems* problems, orders::OrdersConfig
   }
 }
 
+// receivers.kafka.
+void ReadKafka(MapReader* receivers, Problems* problems, KafkaReceiverConfig* k) {
+  const std::string path = receivers->PathOf("kafka");
+  MapReader r(receivers->Get("kafka"), path, problems);
+  r.Bool("enabled", &k->enabled);
+  r.StringList("brokers", &k->brokers);
+  for (size_t i = 0; i < k->brokers.size(); ++i) {
+    const std::string& b = k->brokers[i];
+    const size_t colon = b.rfind(':');
+    int port;
+    if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(b.substr(colon + 1), &port) ||
+        port <= 0 || port > 65535) {
+      const YAML::Node list = r.Get("brokers");
+      problems->Add(list.IsSequence() ? list[i] : list, absl::StrCat(path, ".brokers[", i, "]"),
+                    absl::StrCat("must be host:port with a port in [1, 65535], got \"", b, "\""));
+    }
+  }
+  if (k->enabled && k->brokers.empty()) {
+    problems->Add(r.Get("brokers"), r.PathOf("brokers"),
+                  "must list at least one broker (host:port) when the kafka receiver is enabled");
+  }
+  r.String("topic", &k->topic);
+  if (k->topic.empty()) problems->Add(r.Get("topic"), r.PathOf("topic"), "must not be empty");
+  r.String("encoding", &k->encoding);
+  if (k->encoding != "otlp_proto") {
+    problems->Add(r.Get("encoding"), r.PathOf("encoding"),
+                  absl::StrCat("must be otlp_proto (the only encoding tracekeep reads; set "
+                               "encoding: otlp_proto on the OpenTelemetry kafka exporter), got \"",
+                               k->encoding, "\""));
+  }
+  r.String("group_id", &k->group_id);
+  if (k->group_id.empty()) {
+    problems->Add(r.Get("group_id"), r.PathOf("group_id"), "must not be empty");
+  }
+  r.String("initial_offset", &k->initial_offset);
+  if (k->initial_offset != "latest" && k->initial_offset != "earliest") {
+    problems->Add(r.Get("initial_offset"), r.PathOf("initial_offset"),
+                  absl::StrCat("must be latest or earliest, got \"", k->initial_offset, "\""));
+  }
+  r.String("rekey_topic", &k->rekey_topic);
+  if (!k->rekey_topic.empty() && k->rekey_topic == k->topic) {
+    problems->Add(r.Get("rekey_topic"), r.PathOf("rekey_topic"),
+                  absl::StrCat("must differ from receivers.kafka.topic, got \"", k->rekey_topic,
+                               "\" for both"));
+  }
+  r.Duration("session_timeout", &k->session_timeout, absl::Seconds(1));
+  r.Bool("gateway", &k->gateway);
+  if (k->gateway && !k->enabled) {
+    problems->Add(r.Get("gateway"), r.PathOf("gateway"),
+                  "needs receivers.kafka.enabled: true (the spans produced into the topic are "
+                  "sampled by the members consuming it)");
+  }
+}
+
 void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   MapReader top(root, "", problems);
   top.String("data_dir", &c->data_dir);
@@ -448,6 +502,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       ReadTls(&h, "tls", problems, &c->http.tls);
       ReadNetworks(&h, "allowed_networks", problems, &c->http.allowed_networks);
     }
+    ReadKafka(&receivers, problems, &c->kafka);
   }
   {
     MapReader s(top.Get("sampler"), "sampler", problems);

@@ -32,6 +32,25 @@ struct HttpReceiverConfig {
   security::TlsSettings tls;
 };
 
+// receivers.kafka: consumes OTLP spans from a Kafka topic (collector/kafka/kafka_receiver.h).
+struct KafkaReceiverConfig {
+  bool enabled = false;
+  std::vector<std::string> brokers;  // host:port; required when enabled
+  std::string topic = "otlp_spans";
+  std::string encoding = "otlp_proto";  // the only one supported
+  std::string group_id = "tracekeep";
+  std::string initial_offset = "latest";  // or "earliest"
+  // Records that are not one trace keyed by its id are re-produced into this topic, one record per
+  // trace, before sampling (and the topic is consumed too). "" = off.
+  std::string rekey_topic;
+  // A member silent this long leaves the group and its partitions move (also how long a
+  // member restarted after a crash waits for its old self to be dropped).
+  absl::Duration session_timeout = absl::Seconds(45);
+  // Gateway mode: the OTLP receivers produce what they accept into the topic (one record per
+  // trace) and acknowledge once Kafka did; the sampler is fed from the topic only.
+  bool gateway = false;
+};
+
 struct StorageConfig {
   std::string path;  // "" = <data_dir>/rocksdb
   bool sync = false;
@@ -103,6 +122,7 @@ struct Config {
   std::string log_level = "info";
   GrpcReceiverConfig grpc;
   HttpReceiverConfig http;
+  KafkaReceiverConfig kafka;
   sampling::SamplerOptions sampler;  // policies default to sampling::DefaultPolicies()
   // sampler.persist_decisions: record decisions in the store's `decisions` column family and
   // reload them at start-up.

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "collector/common/ids.h"
 #include "collector/ctl/order_commands.h"
 #include "collector/receiver/otlp_json.h"
@@ -270,6 +271,26 @@ std::string FormatStatus(const pb::GetStatusResponse& status) {
                      status.export_endpoint().empty() ? "disabled" : status.export_endpoint());
   lines.emplace_back("spans exported", absl::StrCat(status.spans_exported()));
   lines.emplace_back("export failures", absl::StrCat(status.export_failures()));
+  if (status.has_kafka()) {
+    const pb::KafkaStatus& k = status.kafka();
+    lines.emplace_back("kafka group",
+                       absl::StrCat(k.group_id(), ", member ",
+                                    k.member_id().empty() ? "(not joined yet)" : k.member_id()));
+    lines.emplace_back("kafka topics",
+                       absl::StrCat(absl::StrJoin(k.topics(), ", "),
+                                    k.gateway() ? " (gateway: OTLP goes here)" : ""));
+    lines.emplace_back("kafka records",
+                       absl::StrCat(k.records_consumed(), " consumed, ", k.records_skipped(),
+                                    " skipped, ", k.rebalances(), " rebalances"));
+    if (k.partitions().empty()) lines.emplace_back("kafka partitions", "none owned");
+    for (int i = 0; i < k.partitions_size(); ++i) {
+      const pb::KafkaPartition& p = k.partitions(i);
+      lines.emplace_back(
+          i == 0 ? "kafka partitions" : "",
+          absl::StrCat(p.topic(), "/", p.partition(), "  committed ",
+                       p.committed() < 0 ? "-" : absl::StrCat(p.committed()), "  lag ", p.lag()));
+    }
+  }
 
   size_t label_width = 0;
   for (const auto& [label, value] : lines) label_width = std::max(label_width, label.size());

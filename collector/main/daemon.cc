@@ -26,6 +26,8 @@
 #include "collector/intake/disk_budget.h"
 #include "collector/intake/journaled_intake.h"
 #include "collector/intake/kv_decision_log.h"
+#include "collector/kafka/kafka_gateway.h"
+#include "collector/kafka/kafka_receiver.h"
 #include "collector/orders/order_admin.h"
 #include "collector/orders/order_tracker.h"
 #include "collector/query/jaeger_storage_server.h"
@@ -267,6 +269,11 @@ class Daemon::Impl final : public admin::AdminBackend {
     }
 
     // Receivers last: from here on clients are acknowledged.
+    SpanIntake* otlp_intake = intake_;
+    if (config_.kafka.enabled && config_.kafka.gateway) {
+      TK_RETURN_IF_ERROR(StartKafkaGateway());
+      otlp_intake = kafka_gateway_.get();
+    }
     if (config_.grpc.enabled) {
       receiver::GrpcReceiverOptions o;
       o.endpoint = config_.grpc.endpoint;
@@ -276,7 +283,7 @@ class Daemon::Impl final : public admin::AdminBackend {
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.grpc.allowed_networks,
                                             "receivers.otlp.protocols.grpc.allowed_networks"));
-      TK_ASSIGN_OR_RETURN(grpc_, receiver::GrpcReceiver::Create(o, intake_, &receiver_stats_));
+      TK_ASSIGN_OR_RETURN(grpc_, receiver::GrpcReceiver::Create(o, otlp_intake, &receiver_stats_));
       TK_RETURN_IF_ERROR(grpc_->Start());
     }
     if (config_.http.enabled) {
@@ -288,9 +295,10 @@ class Daemon::Impl final : public admin::AdminBackend {
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.http.allowed_networks,
                                             "receivers.otlp.protocols.http.allowed_networks"));
-      TK_ASSIGN_OR_RETURN(http_, receiver::HttpReceiver::Create(o, intake_, &receiver_stats_));
+      TK_ASSIGN_OR_RETURN(http_, receiver::HttpReceiver::Create(o, otlp_intake, &receiver_stats_));
       TK_RETURN_IF_ERROR(http_->Start());
     }
+    if (config_.kafka.enabled) TK_RETURN_IF_ERROR(StartKafka());
     ready_.store(true);
     return absl::OkStatus();
   }
@@ -303,6 +311,8 @@ class Daemon::Impl final : public admin::AdminBackend {
     { std::lock_guard<std::mutex> wait_for_drain(drain_mu_); }
     if (grpc_) grpc_->Shutdown(deadline);
     if (http_) http_->Shutdown(deadline);
+    if (kafka_gateway_) kafka_gateway_->Shutdown(deadline);
+    if (kafka_) kafka_->Shutdown(deadline);  // commits the offsets of durable records
     if (disk_budget_) disk_budget_->Shutdown(deadline);
     if (sampler_) sampler_->Shutdown(deadline);  // decides what is pending, hands it downstream
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // then empties the journal
@@ -361,6 +371,29 @@ class Daemon::Impl final : public admin::AdminBackend {
     s->set_traces_dropped(ss.traces_not_sampled.load() + ss.traces_dropped.load());
     s->set_traces_stored(store_ != nullptr ? store_->stats().traces_stored.load() : 0);
     s->set_shards(sampler_->num_shards());
+    if (kafka_) {
+      admin::v1::KafkaStatus* k = s->mutable_kafka();
+      k->set_group_id(config_.kafka.group_id);
+      k->set_member_id(kafka_->MemberId());
+      k->add_topics(config_.kafka.topic);
+      if (!config_.kafka.rekey_topic.empty()) k->add_topics(config_.kafka.rekey_topic);
+      k->set_gateway(kafka_gateway_ != nullptr);
+      for (const kafka::PartitionStatus& p : kafka_->Partitions()) {
+        if (!p.assigned) continue;
+        admin::v1::KafkaPartition* kp = k->add_partitions();
+        kp->set_topic(p.topic);
+        kp->set_partition(p.partition);
+        kp->set_committed(p.committed);
+        kp->set_position(p.position);
+        kp->set_lag(p.lag());
+      }
+      const kafka::KafkaReceiverStats& ks = kafka_->stats();
+      k->set_records_consumed(ks.records_consumed.load());
+      uint64_t skipped = 0;
+      for (const auto& c : ks.records_skipped) skipped += c.load();
+      k->set_records_skipped(skipped);
+      k->set_rebalances(ks.rebalances.load());
+    }
     if (exporter_) {
       s->set_export_endpoint(config_.exporter.endpoint);
       s->set_spans_exported(exporter_->stats().spans_exported.load());
@@ -418,6 +451,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     TK_LOG(Info) << "drain: stopping intake and deciding every pending trace ("
                  << ss.traces_pending.load() << " traces, " << ss.spans_pending.load() << " spans)";
     ready_.store(false);
+    if (kafka_gateway_) kafka_gateway_->Shutdown(deadline);  // OTLP stops going into Kafka
     sampler_->Shutdown(deadline);  // refuses from now on; decides and hands on what it holds
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // empties the journal
     bool flushed = true;
@@ -660,6 +694,128 @@ class Daemon::Impl final : public admin::AdminBackend {
     m.AddCounter("tracekeep_jaeger_storage_searches_truncated_total",
                  "Searches that stopped after jaeger_remote_storage.max_traces_examined reads.", {},
                  [js] { return js->searches_truncated.load(); });
+  }
+
+  // The Kafka receiver feeds the same intake as the OTLP receivers. Its offsets are committed up to
+  // records whose spans are durable: at once with the intake journal (written before Offer
+  // returns), else once the sampler decided them (kept ones are stored by then).
+  absl::Status StartKafka() {
+    const config::KafkaReceiverConfig& k = config_.kafka;
+    kafka::KafkaReceiverOptions o;
+    o.brokers = k.brokers;
+    o.topic = k.topic;
+    o.group_id = k.group_id;
+    o.start_at_earliest = k.initial_offset == "earliest";
+    o.session_timeout = k.session_timeout;
+    if (journaled_intake_ == nullptr) {
+      sampling::Sampler* sampler = sampler_.get();
+      o.durable_before = [sampler] { return sampler->LowWaterMark(); };
+    }
+    o.rekey_topic = k.rekey_topic;
+    o.on_new_partition = [this](const std::string& topic, int32_t partition) {
+      RegisterKafkaPartitionMetrics(topic, partition);
+    };
+    TK_ASSIGN_OR_RETURN(kafka_, kafka::KafkaReceiver::Create(o, intake_));
+    RegisterKafkaMetrics();
+    return kafka_->Start();
+  }
+
+  // Gateway mode: the OTLP receivers' spans go into the topic; acknowledged once Kafka did.
+  absl::Status StartKafkaGateway() {
+    kafka::KafkaGatewayOptions o;
+    o.brokers = config_.kafka.brokers;
+    o.topic = config_.kafka.topic;
+    TK_ASSIGN_OR_RETURN(kafka_gateway_, kafka::KafkaGateway::Create(o));
+    const kafka::KafkaGatewayStats* gs = &kafka_gateway_->stats();
+    telemetry::MetricsRegistry& m = metrics_;
+    const telemetry::Labels topic{{"topic", config_.kafka.topic}};
+    m.AddCounter("tracekeep_kafka_gateway_records_produced_total",
+                 "Records (one per trace of a request) Kafka acknowledged in gateway mode.", topic,
+                 [gs] { return gs->records_produced.load(); });
+    m.AddCounter("tracekeep_kafka_gateway_spans_produced_total",
+                 "Spans of the OTLP receivers produced into Kafka and acknowledged.", topic,
+                 [gs] { return gs->spans_produced.load(); });
+    m.AddCounter("tracekeep_kafka_gateway_produce_errors_total",
+                 "Records Kafka did not acknowledge (their request was refused, to be retried).",
+                 topic, [gs] { return gs->produce_errors.load(); });
+    m.AddCounter("tracekeep_kafka_gateway_requests_refused_total",
+                 "OTLP requests refused because Kafka did not take or acknowledge them.", topic,
+                 [gs] { return gs->requests_refused.load(); });
+    m.AddCounter("tracekeep_kafka_gateway_ack_wait_seconds_total",
+                 "Time requests waited for Kafka's acknowledgement, summed (divide by "
+                 "tracekeep_kafka_gateway_acked_requests_total for the mean produce latency).",
+                 topic, [gs] { return gs->ack_wait_nanos.load() / 1e9; });
+    m.AddCounter("tracekeep_kafka_gateway_acked_requests_total",
+                 "OTLP requests whose records Kafka all acknowledged.", topic,
+                 [gs] { return gs->acked_offers.load(); });
+    return kafka_gateway_->Start();
+  }
+
+  void RegisterKafkaMetrics() {
+    telemetry::MetricsRegistry& m = metrics_;
+    const kafka::KafkaReceiverStats* ks = &kafka_->stats();
+    const telemetry::Labels topic{{"topic", config_.kafka.topic}};
+    m.AddCounter("tracekeep_kafka_records_consumed_total",
+                 "Records read from the Kafka topic (skipped ones included).", topic,
+                 [ks] { return ks->records_consumed.load(); });
+    for (int i = 0; i < static_cast<int>(kafka::SkipReason::kCount); ++i) {
+      telemetry::Labels labels = topic;
+      labels["reason"] = kafka::SkipReasonName(static_cast<kafka::SkipReason>(i));
+      m.AddCounter("tracekeep_kafka_records_skipped_total",
+                   "Records skipped, by reason: malformed (not OTLP protobuf), refused (the intake "
+                   "refused their spans for good).",
+                   labels, [ks, i] { return ks->records_skipped[i].load(); });
+    }
+    m.AddCounter("tracekeep_kafka_spans_received_total", "Spans in the records read from Kafka.",
+                 topic, [ks] { return ks->spans_received.load(); });
+    m.AddCounter("tracekeep_kafka_spans_accepted_total",
+                 "Spans from Kafka taken by the intake (journal, sampler).", topic,
+                 [ks] { return ks->spans_accepted.load(); });
+    m.AddCounter("tracekeep_kafka_spans_rejected_total",
+                 "Spans from Kafka skipped for an invalid trace or span id.", topic,
+                 [ks] { return ks->spans_rejected.load(); });
+    m.AddCounter("tracekeep_kafka_intake_waits_total",
+                 "Times consumption paused because the intake was over capacity (the record is "
+                 "offered again, never dropped).",
+                 topic, [ks] { return ks->intake_waits.load(); });
+    m.AddCounter("tracekeep_kafka_records_rekeyed_total",
+                 "Records not keyed per trace, re-produced one record per trace into "
+                 "receivers.kafka.rekey_topic before sampling.",
+                 topic, [ks] { return ks->records_rekeyed.load(); });
+    m.AddCounter("tracekeep_kafka_spans_rekeyed_total", "The spans of those records.", topic,
+                 [ks] { return ks->spans_rekeyed.load(); });
+    m.AddCounter("tracekeep_kafka_rebalances_total",
+                 "Partition assignments and revocations received from the consumer group.", topic,
+                 [ks] { return ks->rebalances.load(); });
+    m.AddCounter("tracekeep_kafka_commits_total", "Partition offsets committed.", topic,
+                 [ks] { return ks->commits.load(); });
+    m.AddCounter("tracekeep_kafka_commit_errors_total", "Partition offset commits that failed.",
+                 topic, [ks] { return ks->commit_errors.load(); });
+    m.AddCounter("tracekeep_kafka_consume_errors_total",
+                 "Errors the Kafka client reported while consuming.", topic,
+                 [ks] { return ks->consume_errors.load(); });
+  }
+
+  // Called on the Kafka consumer thread the first time this member owns `partition`.
+  void RegisterKafkaPartitionMetrics(const std::string& topic, int32_t partition) {
+    telemetry::MetricsRegistry& m = metrics_;
+    const kafka::KafkaReceiver* k = kafka_.get();
+    const telemetry::Labels labels{{"topic", topic}, {"partition", std::to_string(partition)}};
+    m.AddGauge("tracekeep_kafka_consumer_lag",
+               "Records of the partition not yet read by this member (high watermark - position); "
+               "0 when it does not own the partition.",
+               labels, [k, topic, partition] {
+                 return static_cast<double>(k->Partition(topic, partition).lag());
+               });
+    m.AddGauge("tracekeep_kafka_partition_assigned",
+               "1 while this member owns the partition, else 0.", labels, [k, topic, partition] {
+                 return k->Partition(topic, partition).assigned ? 1.0 : 0.0;
+               });
+    m.AddGauge("tracekeep_kafka_committed_offset",
+               "The partition's last offset committed by this member (-1: none yet).", labels,
+               [k, topic, partition] {
+                 return static_cast<double>(k->Partition(topic, partition).committed);
+               });
   }
 
   void RegisterMetrics() {
@@ -928,6 +1084,8 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<query::JaegerStorageServer> jaeger_storage_;
   std::unique_ptr<receiver::GrpcReceiver> grpc_;
   std::unique_ptr<receiver::HttpReceiver> http_;
+  std::unique_ptr<kafka::KafkaReceiver> kafka_;
+  std::unique_ptr<kafka::KafkaGateway> kafka_gateway_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> shut_down_{false};
   std::mutex drain_mu_;  // held by a running Drain

@@ -16,8 +16,10 @@
 namespace tracekeep::e2e {
 
 TempDir::TempDir() {
-  char tmpl[] = "/tmp/tracekeep-e2e-XXXXXX";
-  path_ = mkdtemp(tmpl);
+  const char* tmp = getenv("TMPDIR");
+  std::string tmpl =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/tracekeep-e2e-XXXXXX";
+  path_ = mkdtemp(tmpl.data());
 }
 
 TempDir::~TempDir() {

@@ -12,7 +12,8 @@
 
 namespace tracekeep::e2e {
 
-// A fresh temporary directory, removed with its contents on destruction.
+// A fresh temporary directory (under $TMPDIR, else /tmp), removed with its contents on
+// destruction.
 class TempDir {
  public:
   TempDir();

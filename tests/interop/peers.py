@@ -6,6 +6,7 @@ just before they start). Every wait polls a condition with a deadline. Every pro
 (SIGTERM, then SIGKILL) when its `with` block ends, and its log is printed if a test failed.
 """
 
+import base64
 import contextlib
 import json
 import os
@@ -26,6 +27,9 @@ GOBIN = os.environ.get("TRACEKEEP_GOBIN", "")
 JAEGER_BIN = os.path.join(GOBIN, "jaeger")
 TELEMETRYGEN_BIN = os.path.join(GOBIN, "telemetrygen")
 JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+DEPS_DIR = os.environ.get("TRACEKEEP_DEPS_DIR", "")
+KAFKA_LIBS = os.path.join(DEPS_DIR, "kafka", "libs") if DEPS_DIR else ""
+JAVA_BIN = shutil.which("java") or "/usr/bin/java"
 PROMETHEUS_BIN = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL_BIN = shutil.which("promtool") or "/usr/bin/promtool"
 NODE_BIN = shutil.which("node") or shutil.which("nodejs") or ""
@@ -127,12 +131,13 @@ class Tracekeep(Process):
 
     def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra="",
                  http_tls="", jaeger_storage_extra="", retention="",
-                 jaeger_storage_endpoint="127.0.0.1:0"):
+                 jaeger_storage_endpoint="127.0.0.1:0", kafka=""):
         """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
         Tracekeep on the same `workdir` is a restart (same data directory). `http_tls`: the
         YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext). `jaeger_storage_extra`:
         more entries of the jaeger_remote_storage flow map, after a comma. `retention`:
-        storage.retention ("" = the default)."""
+        storage.retention ("" = the default). `kafka`: the YAML flow map of receivers.kafka
+        ("" = no Kafka receiver)."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
@@ -146,6 +151,7 @@ class Tracekeep(Process):
     protocols:
       grpc: {{endpoint: "127.0.0.1:0"}}
       http: {{endpoint: "127.0.0.1:0"{", tls: " + http_tls if http_tls else ""}}}
+{"  kafka: " + kafka if kafka else ""}
 sampler:
   decision_wait: {decision_wait}
   policies:
@@ -375,6 +381,104 @@ exporters:
             return status, json.loads(body)
         except ValueError:
             return status, body.decode(errors="replace")
+
+
+class KafkaBroker(Process):
+    """A real Apache Kafka broker: one KRaft node (broker and controller) on free loopback ports,
+    from the jars `scripts/setup.sh --peers` fetched into .deps/kafka/libs."""
+
+    def __init__(self, workdir, partitions=3):
+        if not KAFKA_LIBS or not os.path.isdir(KAFKA_LIBS):
+            raise AssertionError(f"no Kafka broker jars in {KAFKA_LIBS!r}: run scripts/setup.sh "
+                                 "--peers (see README, Interop tests)")
+        require(JAVA_BIN, "java (Debian package default-jre-headless)")
+        os.makedirs(workdir, exist_ok=True)
+        port, controller = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{port}"
+        config_path = os.path.join(workdir, "server.properties")
+        with open(config_path, "w") as f:
+            f.write(f"""process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={workdir}/logs
+num.partitions={partitions}
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+""")
+        classpath = os.path.join(KAFKA_LIBS, "*")
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        r = subprocess.run([JAVA_BIN, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                            "--standalone", "-t", cluster_id, "-c", config_path],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"kafka StorageTool format failed:\n{r.stdout}{r.stderr}"
+        super().__init__([JAVA_BIN, "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath,
+                          "kafka.Kafka", config_path], os.path.join(workdir, "kafka.log"))
+
+        def listening():
+            assert self.alive(), f"the Kafka broker exited:\n{self.log()[-8000:]}"
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        with self.stopped_on_failure():
+            wait_for(listening, 90, "the Kafka broker's listener")
+
+
+class JaegerToKafka(Process):
+    """Real Jaeger v2 as an OpenTelemetry Collector: OTLP/gRPC in, its `kafka` exporter out, set up
+    as a tracekeep deployment asks (otlp_proto, one record per trace keyed by trace id)."""
+
+    def __init__(self, workdir, brokers, topic="otlp_spans"):
+        require(JAEGER_BIN, "Jaeger v2 (scripts/setup.sh --peers builds it)")
+        os.makedirs(workdir, exist_ok=True)
+        self.otlp_grpc = f"127.0.0.1:{free_port()}"
+        config = f"""service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [kafka]
+  telemetry:
+    logs:
+      level: info
+    metrics:
+      level: none
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: "{self.otlp_grpc}"
+exporters:
+  kafka:
+    brokers: ["{brokers}"]
+    traces:
+      topic: {topic}
+      encoding: otlp_proto
+    partition_traces_by_id: true
+    producer:
+      required_acks: -1
+    sending_queue:
+      enabled: false
+"""
+        config_path = os.path.join(workdir, "jaeger-kafka.yaml")
+        with open(config_path, "w") as f:
+            f.write(config)
+        super().__init__([JAEGER_BIN, "--config", config_path],
+                         os.path.join(workdir, "jaeger.log"), cwd=workdir)
+        host, port = self.otlp_grpc.split(":")
+
+        def listening():
+            assert self.alive(), f"jaeger exited:\n{self.log()[-8000:]}"
+            with socket.create_connection((host, int(port)), timeout=1):
+                return True
+        with self.stopped_on_failure():
+            wait_for(listening, 60, "Jaeger's OTLP/gRPC listener")
 
 
 class Prometheus(Process):

@@ -391,5 +391,72 @@ sampler:
               HasSubstr("sampler.when_full: must be evict or refuse, got \"block\""));
 }
 
+TEST(ConfigTest, KafkaReceiverIsOffByDefaultAndReadsItsKeys) {
+  auto d = ParseConfig("");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE(d->kafka.enabled);
+  EXPECT_EQ(d->kafka.topic, "otlp_spans");
+  EXPECT_EQ(d->kafka.encoding, "otlp_proto");
+  EXPECT_EQ(d->kafka.group_id, "tracekeep");
+  EXPECT_EQ(d->kafka.initial_offset, "latest");
+
+  auto c = ParseConfig(R"(receivers:
+  kafka:
+    enabled: true
+    brokers: ["kafka-1:9092", "kafka-2:9092"]
+    topic: spans
+    encoding: otlp_proto
+    group_id: tk
+    initial_offset: earliest
+    session_timeout: 10s
+    gateway: true
+    rekey_topic: spans_by_trace
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->kafka.enabled);
+  EXPECT_THAT(c->kafka.brokers, ::testing::ElementsAre("kafka-1:9092", "kafka-2:9092"));
+  EXPECT_EQ(c->kafka.topic, "spans");
+  EXPECT_EQ(c->kafka.group_id, "tk");
+  EXPECT_EQ(c->kafka.initial_offset, "earliest");
+  EXPECT_EQ(c->kafka.session_timeout, absl::Seconds(10));
+  EXPECT_TRUE(c->kafka.gateway);
+  EXPECT_EQ(c->kafka.rekey_topic, "spans_by_trace");
+}
+
+TEST(ConfigTest, KafkaReceiverProblemsAreListed) {
+  auto c = ParseConfig(R"(receivers:
+  kafka:
+    enabled: true
+    brokers: ["kafka-1", "kafka-2:9092"]
+    encoding: otlp_json
+    initial_offset: newest
+    rekey_topic: otlp_spans
+    partitions: 3
+)",
+                       "k.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("k.yaml:4:15: receivers.kafka.brokers[0]: must be host:port with a port "
+                           "in [1, 65535], got \"kafka-1\""));
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.encoding: must be otlp_proto (the only encoding "
+                           "tracekeep reads; set encoding: otlp_proto on the OpenTelemetry kafka "
+                           "exporter), got \"otlp_json\""));
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.initial_offset: must be latest or earliest, got "
+                           "\"newest\""));
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.rekey_topic: must differ from receivers.kafka.topic, "
+                           "got \"otlp_spans\" for both"));
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.partitions: unknown key"));
+
+  auto no_brokers = ParseConfig("receivers: {kafka: {enabled: true}}");
+  ASSERT_FALSE(no_brokers.ok());
+  EXPECT_THAT(no_brokers.status().message(),
+              HasSubstr("receivers.kafka.brokers: must list at least one broker"));
+
+  auto gateway_alone = ParseConfig("receivers: {kafka: {gateway: true}}");
+  ASSERT_FALSE(gateway_alone.ok());
+  EXPECT_THAT(gateway_alone.status().message(),
+              HasSubstr("receivers.kafka.gateway: needs receivers.kafka.enabled: true"));
+}
+
 }  // namespace
 }  // namespace tracekeep::config

@@ -169,6 +169,34 @@ TEST_F(CtlTest, StatusSaysWhenForwardingIsDisabled) {
   EXPECT_THAT(r.out, HasSubstr("export target    disabled\n"));
 }
 
+TEST_F(CtlTest, StatusShowsTheKafkaMemberItsPartitionsAndLag) {
+  admin::v1::KafkaStatus* k = backend_.status().mutable_kafka();
+  k->set_group_id("tracekeep");
+  k->set_member_id("tracekeep-5f2c");
+  k->add_topics("otlp_spans");
+  k->add_topics("otlp_spans_by_trace");
+  k->set_records_consumed(120);
+  k->set_records_skipped(1);
+  k->set_rebalances(2);
+  admin::v1::KafkaPartition* p0 = k->add_partitions();
+  p0->set_topic("otlp_spans");
+  p0->set_partition(0);
+  p0->set_committed(40);
+  p0->set_lag(3);
+  admin::v1::KafkaPartition* p2 = k->add_partitions();
+  p2->set_topic("otlp_spans");
+  p2->set_partition(2);
+  p2->set_committed(-1);
+  Result r = Run({"status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("export failures   1\n"
+                               "kafka group       tracekeep, member tracekeep-5f2c\n"
+                               "kafka topics      otlp_spans, otlp_spans_by_trace\n"
+                               "kafka records     120 consumed, 1 skipped, 2 rebalances\n"
+                               "kafka partitions  otlp_spans/0  committed 40  lag 3\n"
+                               "                  otlp_spans/2  committed -  lag 0\n"));
+}
+
 TEST_F(CtlTest, StatusJsonIsTheResponseWithEveryField) {
   backend_.status().set_export_failures(0);
   Result r = Run({"--json", "status"});
