@@ -3,17 +3,13 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "collector/common/json.h"
+#include "collector/pipeline/otlp_wire.h"
 
 namespace tracekeep::receiver {
 namespace {
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+using wire::PutVarint;
 
 void PutVarintField(int field, uint64_t v, std::string* out) {
   PutVarint(static_cast<uint64_t>(field) << 3, out);  // wire type 0
@@ -24,39 +20,6 @@ void PutBytesField(int field, absl::string_view bytes, std::string* out) {
   PutVarint((static_cast<uint64_t>(field) << 3) | 2, out);
   PutVarint(bytes.size(), out);
   out->append(bytes.data(), bytes.size());
-}
-
-void AppendJsonString(absl::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[(c >> 4) & 0xf]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 }  // namespace
