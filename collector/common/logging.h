@@ -26,12 +26,20 @@ class LogMessage {
   LogLevel level_;
   std::ostringstream stream_;
 };
+// Turns a stream expression into void for TK_LOG's conditional (`&` binds after `<<`).
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
 }  // namespace internal
 }  // namespace tracekeep
 
-#define TK_LOG(level)                                                 \
-  if (::tracekeep::LogLevel::k##level < ::tracekeep::MinLogLevel()) { \
-  } else                                                              \
-    ::tracekeep::internal::LogMessage(::tracekeep::LogLevel::k##level, __FILE__, __LINE__).stream()
+// One expression, not an if/else: `if (x) TK_LOG(Info) << ...; else ...` binds as written (and
+// compilers do not warn of an ambiguous else). The message is built only at enabled levels.
+#define TK_LOG(level)                                                                              \
+  (::tracekeep::LogLevel::k##level < ::tracekeep::MinLogLevel())                                   \
+      ? (void)0                                                                                    \
+      : ::tracekeep::internal::LogVoidify() &                                                      \
+            ::tracekeep::internal::LogMessage(::tracekeep::LogLevel::k##level, __FILE__, __LINE__) \
+                .stream()
 
 #endif  // TRACEKEEP_COLLECTOR_COMMON_LOGGING_H_

@@ -1017,8 +1017,10 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
   as_spans.spans = std::move(trace.spans);
   std::string value = EncodeHeldTrace(as_spans, now);
   trace.spans = std::move(as_spans.spans);
-  e->holds.push_back(
-      HeldRef{key, static_cast<uint32_t>(trace.spans.size()), static_cast<uint32_t>(value.size())});
+  HeldRef& held = e->holds.emplace_back();
+  held.key = key;
+  held.spans = static_cast<uint32_t>(trace.spans.size());
+  held.bytes = static_cast<uint32_t>(value.size());
   e->held_bytes += value.size();
   e->oldest_hold = std::min(e->oldest_hold, now);
   total_held_traces_ += 1;
