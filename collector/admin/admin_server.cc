@@ -26,26 +26,9 @@
 namespace tracekeep::admin {
 namespace {
 
+using security::ToGrpcStatus;
+
 namespace pb = ::tracekeep::admin::v1;
-
-// absl and gRPC share the google.rpc.Code numbering.
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-// Splits "host:port" at its last colon; the port must be a number in [0, 65535].
-absl::Status ParseEndpoint(const std::string& endpoint, std::string* host, int* port) {
-  const size_t colon = endpoint.rfind(':');
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(absl::string_view(endpoint).substr(colon + 1), port) || *port < 0 ||
-      *port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("admin endpoint \"", endpoint, "\" is not host:port"));
-  }
-  *host = endpoint.substr(0, colon);
-  return absl::OkStatus();
-}
 
 // A GetTrace page stops before this many bytes of spans, resources and scopes: under gRPC's
 // default 4 MiB message, with room for the OTLP framing.
@@ -387,7 +370,8 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   if (backend == nullptr) return absl::InvalidArgumentError("admin: backend is null");
   std::string host;
   int port = 0;
-  TK_RETURN_IF_ERROR(ParseEndpoint(options.endpoint, &host, &port));
+  TK_RETURN_IF_ERROR(
+      security::ParseListenEndpoint("admin endpoint", options.endpoint, &host, &port));
   auto impl = std::make_unique<Impl>(backend, options, std::move(host));
   TK_RETURN_IF_ERROR(impl->Start(options.endpoint));
   TK_LOG(Info) << "admin API listening on " << impl->host() << ":" << impl->port();

@@ -231,10 +231,10 @@ const Schema kRequest = {kRequestRules, 1};
 bool Check(absl::string_view in, const Schema& schema, int depth, std::string* error);
 
 // Attributes (KeyValue, AnyValue) are most of a request's fields: the same rules as Check()
-// with kKeyValue / kAnyValue, written out for them, without building an error. On false, Check()
-// runs again on the message to describe the defect.
-bool AnyValueOk(absl::string_view in, int depth);
-bool KeyValueOk(absl::string_view in, int depth) {
+// with kKeyValue (`any_value` false: 1 key, 2 value) or kAnyValue (1 string_value, 5 array_value,
+// 6 kvlist_value), written out for them, without building an error. On false, Check() runs
+// again on the message to describe the defect.
+bool AttributeOk(absl::string_view in, int depth, bool any_value) {
   if (depth > kMaxDepth) return false;
   Field f;
   while (!in.empty()) {
@@ -242,22 +242,9 @@ bool KeyValueOk(absl::string_view in, int depth) {
     if (f.type != kLengthDelimited) continue;
     if (f.number == 1) {
       if (!IsValidUtf8(f.bytes)) return false;
-    } else if (f.number == 2) {
-      if (!AnyValueOk(f.bytes, depth + 1)) return false;
-    }
-  }
-  return true;
-}
-
-bool AnyValueOk(absl::string_view in, int depth) {
-  if (depth > kMaxDepth) return false;
-  Field f;
-  while (!in.empty()) {
-    if (!NextField(&in, &f)) return false;
-    if (f.type != kLengthDelimited) continue;
-    if (f.number == 1) {
-      if (!IsValidUtf8(f.bytes)) return false;
-    } else if (f.number == 5 || f.number == 6) {
+    } else if (!any_value && f.number == 2) {
+      if (!AttributeOk(f.bytes, depth + 1, /*any_value=*/true)) return false;
+    } else if (any_value && (f.number == 5 || f.number == 6)) {
       std::string ignored;
       if (!Check(f.bytes, f.number == 5 ? kArrayValue : kKeyValueList, depth + 1, &ignored)) {
         return false;
@@ -299,7 +286,7 @@ bool Check(absl::string_view in, const Schema& schema, int depth, std::string* e
         *error = absl::StrCat(where(), ": invalid UTF-8 in a string field");
         return false;
       }
-    } else if (rule->message == &kKeyValue && KeyValueOk(f.bytes, depth + 1)) {
+    } else if (rule->message == &kKeyValue && AttributeOk(f.bytes, depth + 1, false)) {
       continue;
     } else if (!Check(f.bytes, *rule->message, depth + 1, error)) {
       *error = absl::StrCat(where(), ".", *error);

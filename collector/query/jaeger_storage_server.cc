@@ -31,6 +31,8 @@ const char* const JaegerStorageStats::kMethodNames[JaegerStorageStats::kMethods]
 
 namespace {
 
+using security::ToGrpcStatus;
+
 namespace pb = ::jaeger::storage::v2;
 using ::opentelemetry::proto::trace::v1::TracesData;
 
@@ -39,24 +41,6 @@ enum Method { kGetTraces, kGetServices, kGetOperations, kFindTraces, kFindTraceI
 // 0001-01-01T00:00:00Z, which Jaeger sends for an unset time.
 constexpr int64_t kZeroTimeSeconds = -62135596800;
 constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / 1000000000 - 1;
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-// Splits "host:port" at its last colon; the port must be a number in [0, 65535].
-absl::Status ParseEndpoint(const std::string& endpoint, std::string* host, int* port) {
-  const size_t colon = endpoint.rfind(':');
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(absl::string_view(endpoint).substr(colon + 1), port) || *port < 0 ||
-      *port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("jaeger_remote_storage.endpoint \"", endpoint, "\" is not host:port"));
-  }
-  *host = endpoint.substr(0, colon);
-  return absl::OkStatus();
-}
 
 // Unix nanoseconds of a Timestamp, or nothing when it is unset (absent, zero, or Jaeger's
 // 0001-01-01). Times before 1970 are clamped to 0 and far future ones to the largest int64.
@@ -459,7 +443,8 @@ absl::StatusOr<std::unique_ptr<JaegerStorageServer>> JaegerStorageServer::Start(
   }
   std::string host;
   int port = 0;
-  TK_RETURN_IF_ERROR(ParseEndpoint(options.endpoint, &host, &port));
+  TK_RETURN_IF_ERROR(security::ParseListenEndpoint("jaeger_remote_storage.endpoint",
+                                                   options.endpoint, &host, &port));
   auto impl = std::make_unique<Impl>(options, store, index, std::move(host));
   TK_RETURN_IF_ERROR(impl->Start());
   TK_LOG(Info) << "jaeger remote storage API (jaeger.storage.v2) listening on " << impl->host()

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace tracekeep::security {
@@ -79,6 +80,23 @@ absl::Status CheckCall(const grpc::ServerContextBase& context, const NetworkAllo
           "missing or wrong admin token (send \"authorization: Bearer <token>\")");
     }
   }
+  return absl::OkStatus();
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::Status ParseListenEndpoint(absl::string_view what, const std::string& endpoint,
+                                 std::string* host, int* port) {
+  const size_t colon = endpoint.rfind(':');
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(absl::string_view(endpoint).substr(colon + 1), port) || *port < 0 ||
+      *port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " \"", endpoint, "\" is not host:port"));
+  }
+  *host = endpoint.substr(0, colon);
   return absl::OkStatus();
 }
 

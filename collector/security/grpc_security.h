@@ -7,12 +7,14 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "collector/security/access.h"
 
 namespace grpc {
 class ServerCredentials;
 class ChannelCredentials;
 class ServerContextBase;
+class Status;
 }  // namespace grpc
 
 namespace tracekeep::security {
@@ -38,6 +40,14 @@ struct ClientTlsSettings {
 // is not empty the call must carry "authorization: Bearer <token>" (else kUnauthenticated).
 [[nodiscard]] absl::Status CheckCall(const grpc::ServerContextBase& context,
                                      const NetworkAllowList& allowed, const std::string& token);
+
+// The gRPC status of `status` (absl and gRPC share the google.rpc.Code numbering).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Splits a listener's "host:port" at its last colon; the port must be a number in [0, 65535].
+// The error names `what` (e.g. "admin endpoint") and the value.
+[[nodiscard]] absl::Status ParseListenEndpoint(absl::string_view what, const std::string& endpoint,
+                                               std::string* host, int* port);
 
 }  // namespace tracekeep::security
 
