@@ -265,7 +265,13 @@ absl::string_view TraceIdOfHoldKey(absl::string_view key) {
 
 struct OrderTracker::Entry {
   v1::Order record;
+  // Changed since last written. A dirty entry is either queued (in its shard's `dirty`, written
+  // by the next flush) or deferred: an active order changed only by spans that the intake
+  // journal keeps from `pinned_arrival` on (a restart replays them and rebuilds the change), so
+  // its record waits for its order to resolve or for hold_in_journal to pass.
   bool dirty = false;
+  bool queued = false;
+  int64_t pinned_arrival = 0;  // 0: no journal pin
   // Resolved: may leave memory after this.
   absl::Time retain_until = absl::InfiniteFuture();
   // The time of this order's live entry in its shard's deadline queue; InfiniteFuture = none.
@@ -285,6 +291,8 @@ struct OrderTracker::Entry {
 
 struct OrderTracker::Flush {
   std::vector<storage::KvWrite> writes;
+  // Journal pins of deferred records among `writes`, released once they are written.
+  std::vector<std::pair<std::string, int64_t>> pins;
   std::vector<storage::KvWrite> index_writes;
   // The index entries each written record had on disk before, for a write that fails.
   std::vector<std::pair<std::string, OrderIndexEntries>> previous_index;
@@ -313,7 +321,13 @@ struct OrderTracker::Shard {
   // is pushed again only when its next check moves earlier, so the heap stays near one entry per
   // order however many spans arrive.
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due ABSL_GUARDED_BY(mu);
-  std::vector<std::string> dirty ABSL_GUARDED_BY(mu);  // ids whose entries changed since flushed
+  std::vector<std::string> dirty ABSL_GUARDED_BY(mu);  // ids of queued entries (see Entry)
+  // Deferred entries by the arrival of their journal pin (oldest first; stale when the entry's
+  // pin moved on).
+  std::deque<std::pair<int64_t, std::string>> deferred ABSL_GUARDED_BY(mu);
+  // While spans are ingested under `mu`: the arrival of the journal entry they came in, which a
+  // restart replays (0: none, changes are queued).
+  int64_t arrival_context ABSL_GUARDED_BY(mu) = 0;
   // Resolved orders in memory, in the order they may leave it (retain_until).
   std::deque<std::pair<absl::Time, std::string>> resolved ABSL_GUARDED_BY(mu);
   KeptTraces to_deliver ABSL_GUARDED_BY(mu);
@@ -321,6 +335,20 @@ struct OrderTracker::Shard {
   // the oldest on), and in order of arrival with their order, for spilling to order_hold.
   std::map<int64_t, int> journal_arrivals ABSL_GUARDED_BY(mu);
   std::deque<std::pair<int64_t, std::string>> journal_queue ABSL_GUARDED_BY(mu);
+};
+
+// Ingests spans that came in the journal entry of `arrival` (0: none) into a shard: records they
+// change may be deferred (see Entry). The shard's lock must be held.
+class OrderTracker::ArrivalContext {
+ public:
+  ArrivalContext(Shard* shard, int64_t arrival) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard->mu)
+      : shard_(shard) {
+    shard_->arrival_context = arrival;
+  }
+  ~ArrivalContext() ABSL_NO_THREAD_SAFETY_ANALYSIS { shard_->arrival_context = 0; }
+
+ private:
+  Shard* const shard_;
 };
 
 absl::StatusOr<std::unique_ptr<OrderTracker>> OrderTracker::Create(
@@ -344,7 +372,11 @@ absl::StatusOr<std::unique_ptr<OrderTracker>> OrderTracker::Create(
 }
 
 OrderTracker::OrderTracker(const OrderTrackerOptions& options)
-    : lifecycle_(options.config), reader_(lifecycle_.config()), options_(options) {
+    : lifecycle_(options.config),
+      reader_(lifecycle_.config()),
+      options_(options),
+      defer_writes_(options.read_journal != nullptr &&
+                    lifecycle_.config().hold_in_journal > absl::ZeroDuration()) {
   const size_t n = lifecycle_.config().states.size();
   stats_.in_state.reset(new std::atomic<int64_t>[n]);
   stats_.overdue.reset(new std::atomic<int64_t>[n]);
@@ -519,9 +551,23 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
 }
 
 void OrderTracker::MarkDirty(Shard& shard, Entry* e) {
-  if (e->dirty) return;
   e->dirty = true;
+  if (e->queued) return;
+  if (shard.arrival_context != 0 && e->record.resolution() == v1::Order::ACTIVE) {
+    if (e->pinned_arrival == 0) {
+      e->pinned_arrival = shard.arrival_context;
+      shard.journal_arrivals[e->pinned_arrival]++;
+      shard.deferred.emplace_back(e->pinned_arrival, e->record.order_id());
+    }
+    return;
+  }
+  e->queued = true;
   shard.dirty.push_back(e->record.order_id());
+}
+
+void OrderTracker::ReleasePin(Shard& shard, int64_t arrival) {
+  auto it = shard.journal_arrivals.find(arrival);
+  if (it != shard.journal_arrivals.end() && --it->second <= 0) shard.journal_arrivals.erase(it);
 }
 
 bool OrderTracker::Linked(const Entry& e, const std::string& trace_id) const {
@@ -558,6 +604,7 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
     const std::string& order_id = facts[i].order_id;
     Shard& shard = ShardOf(order_id);
     std::lock_guard<std::mutex> lock(shard.mu);
+    ArrivalContext context(&shard, defer_writes_ ? spans.arrival_unix_nanos : 0);
     Entry* e = FindOrLoad(shard, order_id, /*create=*/true);
     const bool linked = Linked(*e, spans.trace_id);
     if (!linked &&
@@ -831,8 +878,7 @@ void OrderTracker::RecordKept(Shard& shard, Entry* e, const std::string& trace_i
 }
 
 void OrderTracker::Unpin(Shard& shard, int64_t arrival) {
-  auto it = shard.journal_arrivals.find(arrival);
-  if (it != shard.journal_arrivals.end() && --it->second <= 0) shard.journal_arrivals.erase(it);
+  ReleasePin(shard, arrival);
   held_in_journal_ -= 1;
   stats_.traces_held_in_journal = static_cast<uint64_t>(std::max<int64_t>(0, held_in_journal_));
 }
@@ -1098,11 +1144,11 @@ void OrderTracker::Check() {
         Schedule(shard, e, now);
       }
       CollectSpills(shard, now, &spills);
-      PrepareFlush(shard, &flush);
+      PrepareFlush(shard, absl::ToUnixNanos(now - c.hold_in_journal), &flush);
     }
     const bool flushed = WriteFlush(flush).ok();
     std::lock_guard<std::mutex> lock(shard.mu);
-    if (!flushed) UndoFlush(shard, &flush);
+    FinishFlush(shard, flushed, &flush);
     // Resolved orders leave memory after resolved_retention, or, beyond max_resolved_in_memory,
     // oldest first (their records are on disk: flushed above). Orders still in use stay.
     for (size_t budget = shard.resolved.size(); budget > 0 && !shard.resolved.empty(); --budget) {
@@ -1287,13 +1333,29 @@ void OrderTracker::EnforceHoldSpace(KeptTraces* kept) {
                   << " held traces of unresolved orders released unkept";
 }
 
-void OrderTracker::PrepareFlush(Shard& shard, Flush* f) {
+void OrderTracker::PrepareFlush(Shard& shard, int64_t deferred_cutoff, Flush* f) {
+  // Deferred records whose pin is old enough join the queue.
+  while (!shard.deferred.empty() && shard.deferred.front().first <= deferred_cutoff) {
+    auto it = shard.orders.find(shard.deferred.front().second);
+    if (it != shard.orders.end()) {
+      Entry& e = it->second;
+      if (e.dirty && !e.queued && e.pinned_arrival == shard.deferred.front().first) {
+        e.queued = true;
+        shard.dirty.push_back(std::move(shard.deferred.front().second));
+      }
+    }
+    shard.deferred.pop_front();
+  }
   f->writes.reserve(shard.dirty.size());
   for (const std::string& id : shard.dirty) {
     auto it = shard.orders.find(id);
     if (it == shard.orders.end() || !it->second.dirty) continue;
     Entry& e = it->second;
     f->writes.push_back({id, e.record.SerializeAsString(), false});
+    if (e.pinned_arrival != 0) {
+      f->pins.emplace_back(id, e.pinned_arrival);
+      e.pinned_arrival = 0;
+    }
     if (options_.index_table != nullptr) {
       OrderIndexEntries after = OrderIndexEntriesOf(e.record);
       for (storage::KvWrite& w : OrderIndexWrites(e.indexed, after)) {
@@ -1303,6 +1365,7 @@ void OrderTracker::PrepareFlush(Shard& shard, Flush* f) {
       e.indexed = std::move(after);
     }
     e.dirty = false;
+    e.queued = false;
   }
   shard.dirty.clear();
 }
@@ -1319,6 +1382,15 @@ absl::Status OrderTracker::WriteFlush(const Flush& f) {
   return s;
 }
 
+void OrderTracker::FinishFlush(Shard& shard, bool written, Flush* f) {
+  if (!written) {
+    UndoFlush(shard, f);
+    return;
+  }
+  // On disk: the journal may forget the spans that changed them.
+  for (const auto& [id, arrival] : f->pins) ReleasePin(shard, arrival);
+}
+
 void OrderTracker::UndoFlush(Shard& shard, Flush* f) {
   for (auto& [id, previous] : f->previous_index) {
     auto it = shard.orders.find(id);
@@ -1328,6 +1400,15 @@ void OrderTracker::UndoFlush(Shard& shard, Flush* f) {
     auto it = shard.orders.find(w.key);
     if (it != shard.orders.end()) MarkDirty(shard, &it->second);
   }
+  // Still not on disk: the journal keeps their spans until a write succeeds.
+  for (const auto& [id, arrival] : f->pins) {
+    auto it = shard.orders.find(id);
+    if (it != shard.orders.end() && it->second.pinned_arrival == 0) {
+      it->second.pinned_arrival = arrival;
+    } else {
+      ReleasePin(shard, arrival);
+    }
+  }
 }
 
 void OrderTracker::FlushShard(Shard& shard) {
@@ -1335,12 +1416,11 @@ void OrderTracker::FlushShard(Shard& shard) {
   Flush f;
   {
     std::lock_guard<std::mutex> lock(shard.mu);
-    PrepareFlush(shard, &f);
+    PrepareFlush(shard, INT64_MAX, &f);
   }
-  if (!WriteFlush(f).ok()) {
-    std::lock_guard<std::mutex> lock(shard.mu);
-    UndoFlush(shard, &f);
-  }
+  const bool written = WriteFlush(f).ok();
+  std::lock_guard<std::mutex> lock(shard.mu);
+  FinishFlush(shard, written, &f);
 }
 
 void OrderTracker::PurgeResolved(absl::Time now) {

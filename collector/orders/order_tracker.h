@@ -185,7 +185,12 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   // passes...); InfiniteFuture when never.
   absl::Time NextCheckOf(const v1::Order& o, absl::Time now) const;
   void Schedule(Shard& shard, Entry* e, absl::Time now);
+  // Records that the entry changed: queued for the next flush, or deferred when the change came
+  // with spans the journal keeps (see ArrivalContext).
   void MarkDirty(Shard& shard, Entry* e);
+  class ArrivalContext;
+  // Drops one journal pin (of a held trace or a deferred record) at `arrival`.
+  void ReleasePin(Shard& shard, int64_t arrival);
   // Keeps the per-state gauges in step with the order's current state and deadline.
   void Recount(Entry* e, absl::Time now);
   std::string Reason(const Entry& e) const;
@@ -193,9 +198,13 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   bool BaselineKeeps(const std::string& order_id) const;
   // Writing changed records: serialized under the shard's lock (and marked clean), written
   // without it, marked dirty again if the write failed. FlushShard does all three.
+  // Deferred records pinned at or before `deferred_cutoff` (Unix nanoseconds) are written too.
   struct Flush;
-  void PrepareFlush(Shard& shard, Flush* f);
+  void PrepareFlush(Shard& shard, int64_t deferred_cutoff, Flush* f);
   [[nodiscard]] absl::Status WriteFlush(const Flush& f);
+  // After WriteFlush, under the shard's lock: releases the written records' journal pins, or
+  // (not written) marks them dirty again.
+  void FinishFlush(Shard& shard, bool written, Flush* f);
   void UndoFlush(Shard& shard, Flush* f);
   void FlushShard(Shard& shard);
   void FlushHolds();
@@ -210,6 +219,8 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   const Lifecycle lifecycle_;
   const SpanReader reader_;
   OrderTrackerOptions options_;
+  // Records changed by spans the journal keeps wait (see Entry): journal on, hold_in_journal > 0.
+  const bool defer_writes_;
   OrderStats stats_;
   absl::flat_hash_map<std::string, int> state_index_;  // configured states by name
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -649,6 +649,62 @@ TEST_F(OrderTrackerTest, HoldsInTheJournalWriteNothingAndPinItUntilReleased) {
   EXPECT_EQ(MetaRows(hold_table_.get()), 0u) << "released with its hold";
 }
 
+// With the intake journal, an active order's record is not rewritten for every span that
+// changes it: the journal keeps those spans (LowWaterMark) and a restart replays them, so the
+// record is written once its order resolves, or hold_in_journal after the first unwritten change.
+TEST_F(OrderTrackerTest, ActiveOrderRecordsWaitWhileTheJournalKeepsTheirSpans) {
+  read_journal_ = [](const JournalRef&,
+                     absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
+    return std::vector<TraceSpans>{};
+  };
+  Close();
+  Open();
+  auto ingest = [&](int n, const std::vector<TestSpan>& spans) {
+    TraceSpans t = MakeOrderTrace(n, spans);
+    t.arrival_unix_nanos = absl::ToUnixNanos(clock_.Now());
+    tracker_->OnBuffered(t);
+  };
+  auto on_disk = [&](const std::string& id) {
+    absl::StatusOr<std::optional<std::string>> stored = orders_table_->Get(id);
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    v1::Order o;
+    if (stored.ok() && stored->has_value()) EXPECT_TRUE(o.ParseFromString(**stored));
+    return o;
+  };
+  const absl::Time first = clock_.Now();
+  ingest(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  clock_.Advance(absl::Seconds(1));
+  ingest(2, {{"shop-api", "o1", "SUBMITTED", T(1)}});
+  ingest(3, {{"shop-api", "o2", "INITIATED", T(1)}});
+  tracker_->Check();
+  EXPECT_EQ(on_disk("o1").order_id(), "") << "written although the journal keeps its spans";
+  EXPECT_EQ(Get("o1").states_size(), 2) << "memory has every change";
+  EXPECT_EQ(tracker_->LowWaterMark(), first);
+
+  // o2 goes wrong: an anomalous order is written at the next check, and its pin released.
+  clock_.Advance(absl::Seconds(1));
+  ingest(4, {{"crm-api", "o2", "", T(2), "", /*error=*/true}});
+  tracker_->Check();
+  EXPECT_EQ(on_disk("o2").resolution(), v1::Order::ANOMALOUS);
+  EXPECT_EQ(on_disk("o1").order_id(), "");
+  EXPECT_EQ(tracker_->LowWaterMark(), first);  // o1's pin
+
+  // hold_in_journal after its first unwritten change, o1 is written with both states.
+  clock_.Advance(config_.hold_in_journal - absl::Seconds(2));
+  tracker_->Check();
+  EXPECT_EQ(on_disk("o1").states_size(), 2);
+  EXPECT_EQ(on_disk("o1").resolution(), v1::Order::ACTIVE);
+  EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
+
+  // A listing writes every record first, deferred or not.
+  ingest(5, {{"shop-api", "o3", "INITIATED", T(3)}});
+  EXPECT_NE(tracker_->LowWaterMark(), absl::InfiniteFuture());
+  OrderQuery q;
+  ASSERT_TRUE(tracker_->ListOrders(q).ok());
+  EXPECT_EQ(on_disk("o3").order_id(), "o3");
+  EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
+}
+
 TEST_F(OrderTrackerTest, HealthyOrderReleasesItsJournalHoldsWithoutReadingThem) {
   size_t reads = 0;
   read_journal_ = [&](const JournalRef& r,
