@@ -19,6 +19,7 @@
 namespace tracekeep::bench {
 namespace {
 
+namespace common = opentelemetry::proto::common::v1;
 namespace tr = opentelemetry::proto::trace::v1;
 
 // A realistic span (~325 B, 8-15 attributes) from the shared generator, order.id removed.
@@ -120,6 +121,20 @@ void BM_ReadOrderIdOnlySpan(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadOrderIdOnlySpan);
 
+// The receivers' filter of attribute keys of serialized span bytes (SpanRecord::attribute_keys).
+uint64_t KeyFilterOf(const std::string& bytes) {
+  tr::Span span;
+  span.ParseFromString(bytes);
+  uint64_t keys = 0;
+  for (const auto& kv : span.attributes())
+    keys |= AttributeKeyBit(kv.key().data(), kv.key().size());
+  for (const auto& ev : span.events()) {
+    for (const auto& kv : ev.attributes())
+      keys |= AttributeKeyBit(kv.key().data(), kv.key().size());
+  }
+  return keys;
+}
+
 // Resident memory of this process, bytes (VmRSS).
 size_t RssBytes() {
   FILE* f = std::fopen("/proc/self/status", "r");
@@ -134,7 +149,9 @@ size_t RssBytes() {
 }
 
 struct Fixture {
-  explicit Fixture(orders::OrdersConfig config) {
+  // With `journal`, the tracker holds traces as references into an intake journal (whose
+  // reads find nothing: nothing is kept here).
+  explicit Fixture(orders::OrdersConfig config, bool journal = false) : journal(journal) {
     dir = (std::filesystem::temp_directory_path() / "tk_order_bench").string();
     std::filesystem::remove_all(dir);
     storage::RocksDbOptions o;
@@ -151,6 +168,7 @@ struct Fixture {
     store.reset();
     std::filesystem::remove_all(dir);
   }
+  const bool journal;
   std::string dir;
   FakeClock clock;
   NullConsumer consumer;
@@ -167,6 +185,12 @@ struct Fixture {
     t.clock = &clock;
     t.orders_table = orders_table.get();
     t.hold_table = hold_table.get();
+    if (journal) {
+      t.read_journal = [](const JournalRef&,
+                          absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
+        return std::vector<TraceSpans>{};
+      };
+    }
     return t;
   }
 };
@@ -214,6 +238,100 @@ void BM_TrackerEvents(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_TrackerEvents)->Arg(1000)->Arg(10000);
+
+// Whole order traces through the tracker, as the load generator sends them: 10 spans, the first
+// recording the order's next state (with its invariants), the other nine naming the order only.
+// `range(0)` orders walk the 8 states; per span.
+void BM_TrackerOrderTraces(benchmark::State& state) {
+  const int num_orders = static_cast<int>(state.range(0));
+  Fixture f(orders::DefaultOrdersConfig(), /*journal=*/true);
+  const char* states[] = {"INITIATED",
+                          "SUBMITTED",
+                          "PRICE_CALCULATED",
+                          "MANUFACTURING_APPROVED",
+                          "MANUFACTURING_STARTED",
+                          "MANUFACTURING_COMPLETED",
+                          "SHIPPED",
+                          "DELIVERED"};
+  constexpr int kSpansPerTrace = 10;
+  const uint64_t id_only_keys = KeyFilterOf(PlainSpan().span) | AttributeKeyBit("order.id", 8);
+  std::vector<TraceSpans> traces;
+  std::vector<size_t> id_at;  // where each span's order id digits are
+  for (int s = 0; s < 8; ++s) {
+    for (int o = 0; o < num_orders; ++o) {
+      TraceSpans t;
+      t.trace_id = std::string(16, '\2');
+      t.trace_id[0] = static_cast<char>(s);
+      t.trace_id[1] = static_cast<char>(o & 0xff);
+      t.trace_id[2] = static_cast<char>(o >> 8);
+      const std::string id = absl::StrCat("ord-", 1000000000000000 + o);  // rewritten per pass
+      t.spans.push_back(OrderSpan(id, states[s]));
+      // The plain span with the order id appended (a repeated field may come in any place).
+      common::KeyValue kv;
+      kv.set_key("order.id");
+      kv.mutable_value()->set_string_value(id);
+      std::string field;
+      field.push_back(static_cast<char>(9 << 3 | 2));
+      field.push_back(static_cast<char>(kv.ByteSizeLong()));
+      field += kv.SerializeAsString();
+      for (int j = 1; j < kSpansPerTrace; ++j) {
+        SpanRecord r = PlainSpan();
+        r.span += field;
+        r.span_id = std::string(8, static_cast<char>(j));
+        r.attribute_keys = id_only_keys;
+        t.spans.push_back(std::move(r));
+      }
+      t.spans[0].attribute_keys = KeyFilterOf(t.spans[0].span);
+      for (SpanRecord& r : t.spans) {
+        r.start_unix_nanos = 1000 + s;
+        id_at.push_back(r.span.find(id) + 4);
+      }
+      traces.push_back(std::move(t));
+    }
+  }
+  // Each pass over the traces shows new orders (and new traces): the id's 16 digits and the
+  // trace id's last 8 bytes are rewritten in place.
+  auto renew = [&](TraceSpans* t, size_t trace_index, uint64_t pass) {
+    const uint64_t order = (pass << 32) | (trace_index % static_cast<size_t>(num_orders));
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(order));
+    for (size_t j = 0; j < t->spans.size(); ++j) {
+      std::memcpy(&t->spans[j].span[id_at[trace_index * kSpansPerTrace + j]], hex, 16);
+    }
+    std::memcpy(&t->trace_id[8], &pass, sizeof(pass));
+    // States 1 ms before they arrive, in lifecycle order.
+    for (SpanRecord& r : t->spans) r.start_unix_nanos = absl::ToUnixNanos(f.clock.Now()) - 1000000;
+  };
+  // Every trace arrives in the journal and is held there (not sampled by a policy); 20 k traces
+  // a second of the fake clock, checked every 1000 traces.
+  size_t i = 0;
+  int64_t n = 0;
+  for (auto _ : state) {
+    TraceSpans& t = traces[i];
+    state.PauseTiming();
+    renew(&t, i, static_cast<uint64_t>(n) / traces.size());
+    state.ResumeTiming();
+    t.arrival_unix_nanos = absl::ToUnixNanos(f.clock.Now());
+    f.tracker->OnBuffered(t);
+    sampling::PendingTrace p;
+    p.trace_id = t.trace_id;
+    p.first_arrival = f.clock.Now();
+    p.journal_refs = {JournalRef{1, static_cast<uint64_t>(n + 1) * 4096, 4096}};
+    p.linked_keys = std::move(t.linked_keys);
+    t.linked_keys.clear();
+    if (++i == traces.size()) i = 0;
+    benchmark::DoNotOptimize(f.tracker->OnDecided(p, /*sampled=*/false));
+    f.tracker->OnDecisionsDone();
+    f.clock.Advance(absl::Microseconds(50));
+    if (++n % 1000 == 0) f.tracker->Check();
+  }
+  state.SetItemsProcessed(state.iterations() * kSpansPerTrace);
+  uint64_t anomalies = 0;
+  for (const auto& a : f.tracker->stats().anomalies) anomalies += a.load();
+  state.counters["anomalies"] = static_cast<double>(anomalies);
+  state.counters["resolved"] = static_cast<double>(f.tracker->stats().orders_resolved.load());
+}
+BENCHMARK(BM_TrackerOrderTraces)->Arg(4000);
 
 // Memory of active orders: heap in use after `range(0)` orders each recorded 4 states from 2
 // services with 2 invariants, divided by the number of orders.

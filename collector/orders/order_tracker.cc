@@ -589,7 +589,8 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
   std::vector<OrderFacts> facts;
   std::vector<size_t> span_of_fact;
   uint64_t with_order = 0;
-  for (size_t i = 0; i < spans.spans.size(); ++i) {
+  const size_t n = spans.spans.size();
+  for (size_t i = 0; i < n; ++i) {
     if (!reader_.Read(spans.spans[i], &facts)) continue;
     ++with_order;
     span_of_fact.resize(facts.size(), i);
@@ -613,7 +614,7 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
       for (size_t j = i; j < facts.size(); ++j) {
         if (!done[j] && facts[j].order_id == order_id) {
           done[j] = true;
-          ++n;
+          n += facts[j].spans;
         }
       }
       if (stats_.spans_over_trace_limit.fetch_add(n, std::memory_order_relaxed) % 10000 < n) {

@@ -81,13 +81,26 @@ bool ReadKeyValue(absl::string_view kv, absl::string_view* key, absl::string_vie
   });
 }
 
-// What a list of attributes says: order id, status, invariants.
+// What a list of attributes says: order id, status, invariants. The id and status point into
+// the span's bytes when they are string values (the common case), else into the `*_text` copies.
 struct AttributeFacts {
   bool has_order = false;
-  std::string order_id;
-  std::string status;
+  absl::string_view order_id;
+  absl::string_view status;
+  std::string order_id_text;
+  std::string status_text;
   std::vector<std::pair<std::string, std::string>> invariants;
 };
+
+// The value of a serialized AnyValue holding a short string value, as protobuf writes it (tag
+// 0x0a, a one-byte length), without a copy; false for any other form.
+bool ShortStringValue(absl::string_view any, absl::string_view* out) {
+  if (any.size() < 2 || any[0] != 0x0a || static_cast<uint8_t>(any[1]) >= 0x80) return false;
+  const size_t len = static_cast<uint8_t>(any[1]);
+  if (len + 2 != any.size()) return false;
+  *out = any.substr(2);
+  return true;
+}
 
 class Attributes {
  public:
@@ -95,20 +108,35 @@ class Attributes {
       : config_(config), key_lengths_(key_lengths) {}
 
   bool Add(absl::string_view kv, AttributeFacts* out) const {
+    absl::string_view key, value;
     // Most attributes are none of the order's: written as protobuf writes them (the key first,
-    // shorter than 128 bytes), their key's length alone tells.
+    // shorter than 128 bytes), their key's length alone tells; the value follows the key.
     if (kv.size() >= 2 && kv[0] == 0x0a && static_cast<uint8_t>(kv[1]) < 0x80) {
       const size_t len = static_cast<uint8_t>(kv[1]);
       if (len + 2 > kv.size()) return false;
       if (len < 64 && (key_lengths_ & (uint64_t{1} << len)) == 0) return true;
+      absl::string_view rest = kv.substr(len + 2);
+      if (rest.size() >= 2 && rest[0] == 0x12 && static_cast<uint8_t>(rest[1]) < 0x80 &&
+          static_cast<size_t>(static_cast<uint8_t>(rest[1])) + 2 == rest.size()) {
+        key = kv.substr(2, len);
+        value = rest.substr(2);
+      } else if (!ReadKeyValue(kv, &key, &value)) {
+        return false;
+      }
+    } else if (!ReadKeyValue(kv, &key, &value)) {
+      return false;
     }
-    absl::string_view key, value;
-    if (!ReadKeyValue(kv, &key, &value)) return false;
     if (key == config_.id_attribute) {
       out->has_order = true;
-      out->order_id = ValueText(value);
+      if (!ShortStringValue(value, &out->order_id)) {
+        out->order_id_text = ValueText(value);
+        out->order_id = out->order_id_text;
+      }
     } else if (key == config_.status_attribute) {
-      out->status = ValueText(value);
+      if (!ShortStringValue(value, &out->status)) {
+        out->status_text = ValueText(value);
+        out->status = out->status_text;
+      }
     } else if (std::find(config_.invariant_attributes.begin(), config_.invariant_attributes.end(),
                          key) != config_.invariant_attributes.end()) {
       out->invariants.emplace_back(std::string(key), ValueText(value));
@@ -121,12 +149,12 @@ class Attributes {
   const uint64_t key_lengths_;
 };
 
-OrderFacts* FactsFor(const std::string& order_id, std::vector<OrderFacts>* facts) {
+OrderFacts* FactsFor(absl::string_view order_id, std::vector<OrderFacts>* facts) {
   for (OrderFacts& f : *facts) {
     if (f.order_id == order_id) return &f;
   }
   OrderFacts& f = facts->emplace_back();
-  f.order_id = order_id;
+  f.order_id = std::string(order_id);
   return &f;
 }
 
@@ -200,6 +228,17 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
     }
   });
   if (!ok) return false;  // undecodable span bytes name no order
+  const bool names_order = span_facts.has_order && !span_facts.order_id.empty();
+  if (!names_order && status_events.empty()) return false;
+  const bool is_error = error || exception;
+  // Most spans of an order's trace only name it: a span that says nothing more about the order
+  // named by the span before it adds nothing (the caller links the trace once per order).
+  if (names_order && status_events.empty() && span_facts.status.empty() &&
+      span_facts.invariants.empty() && !is_error && !out->empty() &&
+      out->back().order_id == span_facts.order_id) {
+    ++out->back().spans;
+    return true;
+  }
   std::string error_detail;
   if (error) {
     error_detail = absl::StrCat("span \"", name, "\" has status ERROR");
@@ -207,12 +246,21 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
   } else if (exception) {
     error_detail = absl::StrCat("span \"", name, "\" has an exception event");
   }
-  error = error || exception;
-  std::vector<OrderFacts> facts;
-  if (span_facts.has_order && !span_facts.order_id.empty()) {
-    OrderFacts* f = FactsFor(span_facts.order_id, &facts);
+  // This span's facts, one entry per order it names, appended to `out`.
+  const size_t first = out->size();
+  std::vector<OrderFacts> mine;  // only when status events are read (rare)
+  auto facts_for = [&](absl::string_view id) -> OrderFacts* {
+    if (status_events.empty()) {
+      OrderFacts& f = out->emplace_back();
+      f.order_id = std::string(id);
+      return &f;
+    }
+    return FactsFor(id, &mine);
+  };
+  if (names_order) {
+    OrderFacts* f = facts_for(span_facts.order_id);
     if (!span_facts.status.empty()) {
-      f->states.push_back({std::move(span_facts.status), record.start_unix_nanos});
+      f->states.push_back({std::string(span_facts.status), record.start_unix_nanos});
     }
     f->invariants = std::move(span_facts.invariants);
   }
@@ -230,16 +278,16 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
       continue;
     }
     if (ev.order_id.empty()) continue;
-    OrderFacts* f = FactsFor(ev.order_id, &facts);
+    OrderFacts* f = FactsFor(ev.order_id, &mine);
     const int64_t t = time != 0 ? static_cast<int64_t>(time) : record.start_unix_nanos;
-    if (!ev.status.empty()) f->states.push_back({std::move(ev.status), t});
+    if (!ev.status.empty()) f->states.push_back({std::string(ev.status), t});
     for (auto& inv : ev.invariants) f->invariants.push_back(std::move(inv));
   }
-  if (facts.empty()) return false;
-  for (OrderFacts& f : facts) {
-    f.error = error;
-    f.error_detail = error_detail;
-    out->push_back(std::move(f));
+  for (OrderFacts& f : mine) out->push_back(std::move(f));
+  if (out->size() == first) return false;
+  for (size_t i = first; i < out->size(); ++i) {
+    (*out)[i].error = is_error;
+    (*out)[i].error_detail = error_detail;
   }
   return true;
 }

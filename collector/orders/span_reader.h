@@ -25,13 +25,17 @@ struct OrderFacts {
   std::vector<std::pair<std::string, std::string>> invariants;  // key, value as text
   bool error = false;  // span status ERROR or an "exception" event
   std::string error_detail;
+  // Spans these facts stand for: the span read, and the spans after it that only named the
+  // same order (SpanReader::Read counts them here instead of appending an entry each).
+  uint32_t spans = 1;
 };
 
 class SpanReader {
  public:
   explicit SpanReader(const OrdersConfig& config);
   // Appends the facts of `span` (one entry per order it names) to `out`. Returns false when the
-  // span names no order. Undecodable span bytes name no order.
+  // span names no order. Undecodable span bytes name no order. A span that only names the order
+  // of out->back() (nothing else about it) adds to that entry's `spans` instead.
   bool Read(const SpanRecord& span, std::vector<OrderFacts>* out) const;
 
  private:
