@@ -169,6 +169,13 @@ SpanReader::SpanReader(const OrdersConfig& config)
   add(config.id_attribute);
   add(config.status_attribute);
   for (const std::string& key : config.invariant_attributes) add(key);
+  auto other = [this](absl::string_view key) {
+    other_bits_ |= AttributeKeyBit(key.data(), key.size());
+  };
+  other(config.status_attribute);
+  for (const std::string& key : config.invariant_attributes) other(key);
+  other("exception");  // event names
+  if (!config.status_event.empty()) other(config.status_event);
   // Keys of 64 bytes and more are never skipped by length.
 }
 
@@ -184,6 +191,20 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
   // without it (replayed from the journal) are searched for the key first.
   if ((record.attribute_keys & id_key_bit_) == 0) return false;
   if (record.attribute_keys == kAnyAttributeKey && !MayHaveKey(record.span)) return false;
+  if (record.key_size != 0 && !record.is_error && (record.attribute_keys & other_bits_) == 0 &&
+      record.key_offset + static_cast<size_t>(record.key_size) <= record.span.size()) {
+    // The receiver located the order id and the span says nothing else about the order: its
+    // bytes are not read (most spans of an order's trace), unless it names a new order.
+    if (!out->empty() && out->back().key_hash == record.key_hash &&
+        out->back().order_id.size() == record.key_size) {
+      ++out->back().spans;
+      return true;
+    }
+    OrderFacts& f = out->emplace_back();
+    f.order_id.assign(record.span, record.key_offset, record.key_size);
+    f.key_hash = record.key_hash;
+    return true;
+  }
   const Attributes attributes(config_, key_lengths_);
   AttributeFacts span_facts;
   absl::string_view name, status_message;
@@ -257,6 +278,7 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
     }
     return FactsFor(id, &mine);
   };
+
   if (names_order) {
     OrderFacts* f = facts_for(span_facts.order_id);
     if (!span_facts.status.empty()) {
@@ -288,6 +310,7 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
   for (size_t i = first; i < out->size(); ++i) {
     (*out)[i].error = is_error;
     (*out)[i].error_detail = error_detail;
+    (*out)[i].key_hash = KeyValueHash((*out)[i].order_id);
   }
   return true;
 }

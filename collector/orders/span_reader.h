@@ -28,6 +28,7 @@ struct OrderFacts {
   // Spans these facts stand for: the span read, and the spans after it that only named the
   // same order (SpanReader::Read counts them here instead of appending an entry each).
   uint32_t spans = 1;
+  uint64_t key_hash = 0;  // KeyValueHash(order_id)
 };
 
 class SpanReader {
@@ -45,6 +46,9 @@ class SpanReader {
 
   const OrdersConfig& config_;
   const uint64_t id_key_bit_;  // AttributeKeyBit of the order id attribute
+  // AttributeKeyBit of every other key and event name the reader looks for: a span whose
+  // filter has none of them, and whose order id the receiver located, is not read.
+  uint64_t other_bits_ = 0;
   // Bit n set: some attribute the reader looks for has a key of n bytes (n < 64).
   uint64_t key_lengths_ = 0;
 };

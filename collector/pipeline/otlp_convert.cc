@@ -71,7 +71,41 @@ struct WireSpan {
   uint64_t start = 0, end = 0;
   bool error = false;
   uint64_t attribute_keys = 0;
+  // The key attribute's string value (see WireSplitOptions); `key_unsure` when an occurrence
+  // was not in the plain form (then the span must be read).
+  absl::string_view key_value;
+  bool key_unsure = false;
 };
+
+// The wanted key attribute of ReadWireSpan: its name and AttributeKeyBit.
+struct WantedKey {
+  absl::string_view name;
+  uint64_t bit = 0;
+};
+
+// Looks at an attribute (serialized KeyValue) whose key may be `wanted` (its key's bit is the
+// wanted key's): records its string value, or that it is in a form only a full decode reads.
+void CaptureKey(absl::string_view key_value, const WantedKey& wanted, WireSpan* out) {
+  // The plain form, as every encoder seen writes it: the key (0x0a, length), then the value
+  // (0x12, length) holding one string_value (0x0a, length), every length under 128.
+  if (key_value.size() < 2 || key_value[0] != '\x0a' ||
+      static_cast<uint8_t>(key_value[1]) >= 0x80) {
+    out->key_unsure = true;  // the key is not first: it may be the wanted one
+    return;
+  }
+  const size_t n = wanted.name.size();
+  if (static_cast<uint8_t>(key_value[1]) != n || key_value.size() < n + 2 ||
+      key_value.substr(2, n) != wanted.name) {
+    return;  // another key
+  }
+  const absl::string_view rest = key_value.substr(n + 2);
+  if (rest.size() >= 4 && rest[0] == '\x12' && static_cast<uint8_t>(rest[1]) + 2u == rest.size() &&
+      rest[2] == '\x0a' && static_cast<uint8_t>(rest[3]) + 4u == rest.size()) {
+    out->key_value = rest.substr(4);  // the last occurrence wins, as in a full decode
+    return;
+  }
+  out->key_unsure = true;
+}
 
 // Adds the key of a serialized KeyValue to `keys` (AttributeKeyBit). The key is its first field
 // in every encoder seen; otherwise any key may be there.
@@ -85,8 +119,8 @@ void AddKeyBit(absl::string_view key_value, uint64_t* keys) {
   }
 }
 
-void ReadWireSpan(absl::string_view bytes, WireSpan* out) {
-  wire::ForEachField(bytes, [out](const wire::Field& f) {
+void ReadWireSpan(absl::string_view bytes, const WantedKey& wanted, WireSpan* out) {
+  wire::ForEachField(bytes, [out, &wanted](const wire::Field& f) {
     switch (f.number) {
       case 1:
         if (f.type == wire::kLengthDelimited) out->trace_id = f.bytes;
@@ -104,13 +138,20 @@ void ReadWireSpan(absl::string_view bytes, WireSpan* out) {
         if (f.type == wire::kFixed64) out->end = f.varint;
         break;
       case 9:  // attributes
-        if (f.type == wire::kLengthDelimited) AddKeyBit(f.bytes, &out->attribute_keys);
+        if (f.type == wire::kLengthDelimited) {
+          uint64_t bit = 0;
+          AddKeyBit(f.bytes, &bit);
+          out->attribute_keys |= bit;
+          if ((bit & wanted.bit) != 0) CaptureKey(f.bytes, wanted, out);
+        }
         break;
-      case 11:  // events: their attributes (field 3)
+      case 11:  // events: their names (field 2) and their attributes' keys (field 3)
         if (f.type == wire::kLengthDelimited) {
           wire::ForEachField(f.bytes, [out](const wire::Field& ev) {
-            if (ev.number == 3 && ev.type == wire::kLengthDelimited) {
-              AddKeyBit(ev.bytes, &out->attribute_keys);
+            if (ev.type != wire::kLengthDelimited) return true;
+            if (ev.number == 3) AddKeyBit(ev.bytes, &out->attribute_keys);
+            if (ev.number == 2) {
+              out->attribute_keys |= AttributeKeyBit(ev.bytes.data(), ev.bytes.size());
             }
             return true;
           });
@@ -186,6 +227,7 @@ SplitResult SplitRequest(const OtlpRequest& request) {
           rec.attribute_keys |= AttributeKeyBit(kv.key().data(), kv.key().size());
         }
         for (const auto& event : span.events()) {
+          rec.attribute_keys |= AttributeKeyBit(event.name().data(), event.name().size());
           for (const auto& kv : event.attributes()) {
             rec.attribute_keys |= AttributeKeyBit(kv.key().data(), kv.key().size());
           }
@@ -218,8 +260,14 @@ int64_t CountWireSpans(absl::string_view wire) {
   return n;
 }
 
-absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes) {
+absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
+                                             const WireSplitOptions& options) {
   if (absl::Status valid = wire::CheckExportTraceRequest(wire_bytes); !valid.ok()) return valid;
+  WantedKey wanted;
+  if (!options.key_attribute.empty() && options.key_attribute.size() < 0x80) {
+    wanted.name = options.key_attribute;
+    wanted.bit = AttributeKeyBit(wanted.name.data(), wanted.name.size());
+  }
   SplitResult result;
   absl::flat_hash_map<absl::string_view, size_t> index;  // trace id -> position in result.traces
   int r = -1;
@@ -254,7 +302,7 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes) {
       const SpanOriginPtr shared_origin = std::move(origin);
       for (int i = 0; i < static_cast<int>(spans.size()); ++i) {
         WireSpan span;
-        ReadWireSpan(spans[i], &span);
+        ReadWireSpan(spans[i], wanted, &span);
         if (!IsValidId(span.trace_id, kTraceIdSize)) {
           Describe(&result, &result.rejected_invalid_trace_id,
                    absl::StrCat("invalid trace_id \"", ToHex(span.trace_id), "\" (",
@@ -284,6 +332,11 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes) {
         rec.is_error = span.error;
         rec.is_root = span.parent_span_id.empty();
         rec.attribute_keys = span.attribute_keys;
+        if (!span.key_unsure && !span.key_value.empty()) {
+          rec.key_offset = static_cast<uint32_t>(span.key_value.data() - spans[i].data());
+          rec.key_size = static_cast<uint32_t>(span.key_value.size());
+          rec.key_hash = KeyValueHash(span.key_value);
+        }
         ++result.accepted_spans;
       }
     }

@@ -43,7 +43,13 @@ SplitResult SplitRequest(const OtlpRequest& request);
 // would validate it: kInvalidArgument naming the path of the first defect otherwise. Origins hold
 // the client's bytes of the resource and scope (several occurrences of the field concatenated,
 // which is how protobuf merges them).
-absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire);
+// With options.key_attribute set, each span's SpanRecord::key_offset/key_size/key_hash locate
+// the string value of that attribute (the order tracker reads it without walking the span).
+struct WireSplitOptions {
+  std::string key_attribute;  // "" = none
+};
+absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire,
+                                             const WireSplitOptions& options = {});
 
 // The number of spans of a serialized ExportTraceServiceRequest, from its framing only (no
 // validation: a damaged request counts what could be framed).

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace tracekeep {
 
@@ -33,6 +35,10 @@ inline uint64_t AttributeKeyBit(const char* key, size_t size) {
 // attribute_keys when nothing is known: any key may be there.
 inline constexpr uint64_t kAnyAttributeKey = ~uint64_t{0};
 
+// SpanRecord::key_hash of a key attribute's value (seeded per process: compare within one
+// process only).
+inline uint64_t KeyValueHash(absl::string_view value) { return absl::HashOf(value); }
+
 // One span: its original bytes plus the decoded fields that sampling, storage and indexing use.
 struct SpanRecord {
   SpanOriginPtr origin;
@@ -46,10 +52,16 @@ struct SpanRecord {
   uint64_t journal_segment = 0;
   uint64_t journal_offset = 0;
   uint32_t journal_size = 0;
-  // A filter of the keys of the span's attributes and of its events' attributes: the bits
-  // AttributeKeyBit of each key (others may be set too). A key whose bit is clear is not there.
-  // The receivers fill it; kAnyAttributeKey when unknown.
+  // A filter of the keys of the span's attributes and of its events' attributes, and of its
+  // events' names: the bits AttributeKeyBit of each (others may be set too). A key or event name
+  // whose bit is clear is not there. The receivers fill it; kAnyAttributeKey when unknown.
   uint64_t attribute_keys = kAnyAttributeKey;
+  // The value of the span's key attribute (WireSplitOptions::key_attribute, e.g. order.id), when
+  // the receiver found it only as a string value: its place in `span` and KeyValueHash of it.
+  // key_size == 0: not looked for, not there, or in another form (read the span).
+  uint32_t key_offset = 0;
+  uint32_t key_size = 0;
+  uint64_t key_hash = 0;
   bool is_error = false;  // status.code == STATUS_CODE_ERROR
   bool is_root = false;   // no parent span id
   // `span` was released to save memory while the span is pending: its bytes are only in the

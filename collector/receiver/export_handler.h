@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -51,9 +52,14 @@ class ExportHandler {
 
   ReceiverStats* stats() const { return stats_; }
 
+  // How the protobuf receivers split requests (SplitWireRequest). Set before they start.
+  void set_split_options(WireSplitOptions options) { split_options_ = std::move(options); }
+  const WireSplitOptions& split_options() const { return split_options_; }
+
  private:
   SpanIntake* const intake_;
   ReceiverStats* const stats_;
+  WireSplitOptions split_options_;
 };
 
 // Total number of spans in a request.

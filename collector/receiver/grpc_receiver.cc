@@ -68,7 +68,7 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
     }
     ExportOutcome outcome;
     if (handler_->RefuseEarly(Transport::kGrpc, wire, &outcome)) return Refuse(outcome.status);
-    absl::StatusOr<SplitResult> split = SplitWireRequest(wire);
+    absl::StatusOr<SplitResult> split = SplitWireRequest(wire, handler_->split_options());
     if (!split.ok()) {
       handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kMalformed);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -113,7 +113,9 @@ struct GrpcReceiver::Impl {
   Impl(const GrpcReceiverOptions& options, SpanIntake* intake, ReceiverStats* stats)
       : options(options),
         handler(intake, stats),
-        service(&handler, options.retry_after_seconds, &this->options.allowed_networks) {}
+        service(&handler, options.retry_after_seconds, &this->options.allowed_networks) {
+    handler.set_split_options(options.split);
+  }
 
   const GrpcReceiverOptions options;
   ExportHandler handler;

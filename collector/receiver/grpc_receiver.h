@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "collector/pipeline/consumer.h"
+#include "collector/pipeline/otlp_convert.h"
 #include "collector/receiver/receiver_stats.h"
 #include "collector/security/access.h"
 
@@ -29,6 +30,9 @@ struct GrpcReceiverOptions {
   // Delay put in the google.rpc.RetryInfo of RESOURCE_EXHAUSTED and UNAVAILABLE answers, in
   // seconds; 0 sends no RetryInfo. Default: 5.
   int retry_after_seconds = 5;
+  // How requests are split into spans; split.key_attribute (the order id attribute) is located
+  // in each span for the order tracker. Default: nothing located.
+  WireSplitOptions split;
 };
 
 // Answers: OK (with partial_success when spans had invalid ids); INVALID_ARGUMENT when the request

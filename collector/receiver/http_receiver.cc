@@ -109,7 +109,9 @@ absl::Status Gunzip(absl::string_view compressed, size_t max_bytes, std::string*
 
 HttpReceiver::HttpReceiver(const HttpReceiverOptions& options, SpanIntake* intake,
                            ReceiverStats* stats)
-    : options_(options), handler_(intake, stats) {}
+    : options_(options), handler_(intake, stats) {
+  handler_.set_split_options(options.split);
+}
 
 HttpReceiver::~HttpReceiver() { Shutdown(absl::Now()); }
 
@@ -215,7 +217,8 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     // Validated and split straight from the wire bytes; span bytes are sliced out of the body.
     // Over capacity, refused before that.
     absl::StatusOr<SplitResult> split;
-    if (!handler_.RefuseEarly(Transport::kHttp, body, &outcome)) split = SplitWireRequest(body);
+    if (!handler_.RefuseEarly(Transport::kHttp, body, &outcome))
+      split = SplitWireRequest(body, handler_.split_options());
     if (outcome.status.ok() && !split.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument,

@@ -34,6 +34,8 @@ struct HttpReceiverOptions {
   int retry_after_seconds = 5;
   // HTTPS when cert_file is set (mutual TLS with client_ca_file). Default: off.
   security::TlsSettings tls;
+  // How protobuf requests are split into spans (see GrpcReceiverOptions::split).
+  WireSplitOptions split;
 };
 
 class HttpReceiver final : public Component {

@@ -136,5 +136,56 @@ TEST(SpanReaderTest, SpansWithoutAnOrderOrDamagedNameNone) {
   EXPECT_THAT(facts, IsEmpty());
 }
 
+// A span whose order id the receiver located (SpanRecord::key_*) and whose key filter shows
+// nothing else for the tracker is not read; spans that only repeat the order of the span before
+// add to its count. Anything else (a status, an exception event) is read in full.
+TEST(SpanReaderTest, LocatedOrderIdIsTakenWithoutReadingTheSpan) {
+  const OrdersConfig config = DefaultOrdersConfig();
+  const SpanReader reader(config);
+  auto located = [](const std::string& id, const std::string& filler) {
+    SpanRecord r;
+    r.span = filler + id + filler;  // not a span: a read would find nothing
+    r.key_offset = static_cast<uint32_t>(filler.size());
+    r.key_size = static_cast<uint32_t>(id.size());
+    r.key_hash = KeyValueHash(id);
+    r.attribute_keys = AttributeKeyBit("order.id", 8) | AttributeKeyBit("http.url", 8);
+    return r;
+  };
+  std::vector<OrderFacts> facts;
+  ASSERT_TRUE(reader.Read(located("o-1", "\xff\xff"), &facts));
+  ASSERT_TRUE(reader.Read(located("o-1", "\xfe"), &facts));
+  ASSERT_TRUE(reader.Read(located("o-2", "\xfd"), &facts));
+  ASSERT_EQ(facts.size(), 2u);
+  EXPECT_EQ(facts[0].order_id, "o-1");
+  EXPECT_EQ(facts[0].spans, 2u);
+  EXPECT_EQ(facts[1].order_id, "o-2");
+  EXPECT_EQ(facts[1].spans, 1u);
+  EXPECT_FALSE(facts[0].error);
+
+  // An ERROR status, an exception event's name or a status attribute in the filter: read.
+  SpanRecord error = located("o-2", "\xfd");
+  error.is_error = true;
+  EXPECT_FALSE(reader.Read(error, &facts));
+  SpanRecord exception = located("o-2", "\xfd");
+  exception.attribute_keys |= AttributeKeyBit("exception", 9);
+  EXPECT_FALSE(reader.Read(exception, &facts));
+  SpanRecord status = located("o-2", "\xfd");
+  status.attribute_keys |= AttributeKeyBit("order.status", 12);
+  EXPECT_FALSE(reader.Read(status, &facts));
+  EXPECT_EQ(facts.size(), 2u);
+
+  // A real span read in full, then a located one of the same order: one entry.
+  tr::Span span;
+  Add(span.mutable_attributes(), "order.id")->mutable_value()->set_string_value("o-3");
+  Add(span.mutable_attributes(), "order.status")->mutable_value()->set_string_value("PAID");
+  facts.clear();
+  ASSERT_TRUE(reader.Read(Record(span), &facts));
+  ASSERT_TRUE(reader.Read(located("o-3", "\xfc"), &facts));
+  ASSERT_EQ(facts.size(), 1u);
+  EXPECT_EQ(facts[0].spans, 2u);
+  ASSERT_EQ(facts[0].states.size(), 1u);
+  EXPECT_EQ(facts[0].states[0].state, "PAID");
+}
+
 }  // namespace
 }  // namespace tracekeep::orders

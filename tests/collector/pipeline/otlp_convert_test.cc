@@ -168,11 +168,57 @@ TEST(OtlpConvertTest, SplitsNoteTheAttributeKeysOfEachSpan) {
     ASSERT_EQ(result.traces.size(), 2u);
     const uint64_t keys = result.traces[0].spans[0].attribute_keys;
     EXPECT_NE(keys, kAnyAttributeKey);
-    EXPECT_EQ(keys, bit("order.id") | bit("order.status"));
+    EXPECT_EQ(keys, bit("order.id") | bit("order.status") | bit("status"));  // event name too
     EXPECT_EQ(result.traces[1].spans[0].attribute_keys, 0u);
   }
   // A record made elsewhere (replayed, built by hand) knows nothing: any key may be there.
   EXPECT_EQ(SpanRecord().attribute_keys, kAnyAttributeKey);
+}
+
+// With a key attribute to locate, each span's record points at that attribute's string value in
+// its bytes (for the order tracker), unless the value is in a form only a full decode reads.
+TEST(OtlpConvertWireTest, LocatesTheKeyAttributesStringValue) {
+  OtlpRequest request;
+  auto* ss = request.add_resource_spans()->add_scope_spans();
+  auto add = [](otlp_trace::Span* span, const std::string& key) {
+    auto* kv = span->add_attributes();
+    kv->set_key(key);
+    return kv->mutable_value();
+  };
+  otlp_trace::Span* plain = AddSpan(ss, std::string(16, '\x01'), std::string(8, '\x01'));
+  add(plain, "http.url")->set_string_value("order.id");  // the bytes mention it: not the key
+  add(plain, "order.id")->set_string_value("o-1");
+  otlp_trace::Span* twice = AddSpan(ss, std::string(16, '\x02'), std::string(8, '\x02'));
+  add(twice, "order.id")->set_string_value("o-2");
+  add(twice, "order.id")->set_string_value("o-3");  // the last one wins, as in a full decode
+  otlp_trace::Span* number = AddSpan(ss, std::string(16, '\x03'), std::string(8, '\x03'));
+  add(number, "order.id")->set_int_value(7);
+  otlp_trace::Span* none = AddSpan(ss, std::string(16, '\x04'), std::string(8, '\x04'));
+  add(none, "order.idx")->set_string_value("o-4");
+  otlp_trace::Span* mixed = AddSpan(ss, std::string(16, '\x05'), std::string(8, '\x05'));
+  add(mixed, "order.id")->set_string_value("o-5");
+  add(mixed, "order.id")->set_bool_value(true);
+  const std::string wire = request.SerializeAsString();
+
+  WireSplitOptions options;
+  options.key_attribute = "order.id";
+  absl::StatusOr<SplitResult> split = SplitWireRequest(wire, options);
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_EQ(split->traces.size(), 5u);
+  auto located = [&](int t) -> std::string {
+    const SpanRecord& r = split->traces[t].spans[0];
+    if (r.key_size == 0) return "<none>";
+    EXPECT_EQ(r.key_hash, KeyValueHash(r.span.substr(r.key_offset, r.key_size)));
+    return r.span.substr(r.key_offset, r.key_size);
+  };
+  EXPECT_EQ(located(0), "o-1");
+  EXPECT_EQ(located(1), "o-3");
+  EXPECT_EQ(located(2), "<none>");  // not a string: the tracker reads the span
+  EXPECT_EQ(located(3), "<none>");
+  EXPECT_EQ(located(4), "<none>");  // a later occurrence is not a string
+  absl::StatusOr<SplitResult> without = SplitWireRequest(wire);
+  ASSERT_TRUE(without.ok());
+  EXPECT_EQ(without->traces[0].spans[0].key_size, 0u) << "nothing to locate by default";
 }
 
 }  // namespace
