@@ -260,6 +260,10 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   // the daemon's CPU under load; a memtable of write_buffer_mib lets a hold written and deleted
   // within it never reach a file. Point lookups by key: whole-key bloom filter.
   impl->table_cf = FamilyOptions(options, cache, spans_buffer, Filter::kWholeKey);
+  // A lookup of a key that is not there (a new order's id, mostly) asks a bloom filter of the
+  // memtable instead of searching its skip list.
+  impl->table_cf.memtable_whole_key_filtering = true;
+  impl->table_cf.memtable_prefix_bloom_size_ratio = 0.02;
   if (options.retention > absl::ZeroDuration()) {
     const Clock* clock = options.clock != nullptr ? options.clock : Clock::Real();
     impl->spans_filter = std::make_unique<RetentionFilter>(RetentionFilter::Family::kSpans,
