@@ -1005,7 +1005,11 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
           e.record.resolution() == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
       return verdict;
     }
-    if (e.record.resolution() == v1::Order::ACTIVE && active_id == nullptr) active_id = &id;
+    if (e.record.resolution() == v1::Order::ACTIVE && active_id == nullptr) {
+      // One order (nearly always): held under the lock already taken.
+      if (trace.linked_keys.size() == 1) return Hold(shard, &e, id, trace, sampled);
+      active_id = &id;
+    }
   }
   if (active_id == nullptr) return verdict;
   Shard& shard = ShardOf(*active_id);
@@ -1014,7 +1018,13 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
   if (it == shard.orders.end() || it->second.record.resolution() != v1::Order::ACTIVE) {
     return verdict;  // resolved meanwhile, healthy (an anomaly would have kept it above)
   }
-  Entry* e = &it->second;
+  return Hold(shard, &it->second, *active_id, trace, sampled);
+}
+
+sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::string& order_id,
+                                         sampling::PendingTrace& trace, bool sampled) {
+  sampling::HookVerdict verdict;
+  const std::string* const active_id = &order_id;
   if (sampled) {  // the policies keep it now; remember it as kept
     RecordKept(shard, e, trace.trace_id);
     return verdict;

@@ -164,6 +164,10 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   bool Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const TraceSpans& spans,
               const SpanRecord& span, absl::Time now);
   void Judge(Shard& shard, Entry* e, absl::Time now);
+  // OnDecided for a trace of the active order `e` (its shard's lock held): remembered as kept
+  // when `sampled`, else held.
+  sampling::HookVerdict Hold(Shard& shard, Entry* e, const std::string& order_id,
+                             sampling::PendingTrace& trace, bool sampled);
   void Resolve(Shard& shard, Entry* e, v1::Order::Resolution resolution, absl::Time now);
   // Keeps (into the shard's to_deliver) or drops every held trace of the order.
   void ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause);
