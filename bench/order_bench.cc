@@ -285,6 +285,9 @@ void BM_TrackerOrderTraces(benchmark::State& state) {
       for (SpanRecord& r : t.spans) {
         r.start_unix_nanos = 1000 + s;
         id_at.push_back(r.span.find(id) + 4);
+        // Located by the receiver (SplitWireRequest with the order id attribute).
+        r.key_offset = static_cast<uint32_t>(r.span.find(id));
+        r.key_size = static_cast<uint32_t>(id.size());
       }
       traces.push_back(std::move(t));
     }
@@ -296,7 +299,9 @@ void BM_TrackerOrderTraces(benchmark::State& state) {
     char hex[17];
     std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(order));
     for (size_t j = 0; j < t->spans.size(); ++j) {
-      std::memcpy(&t->spans[j].span[id_at[trace_index * kSpansPerTrace + j]], hex, 16);
+      SpanRecord& r = t->spans[j];
+      std::memcpy(&r.span[id_at[trace_index * kSpansPerTrace + j]], hex, 16);
+      r.key_hash = KeyValueHash(absl::string_view(r.span).substr(r.key_offset, r.key_size));
     }
     std::memcpy(&t->trace_id[8], &pass, sizeof(pass));
     // States 1 ms before they arrive, in lifecycle order.

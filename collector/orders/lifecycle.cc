@@ -1,8 +1,11 @@
 #include "collector/orders/lifecycle.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "collector/common/ids.h"
@@ -29,7 +32,7 @@ Lifecycle::Lifecycle(const OrdersConfig& config) : config_(config) {
     }
   }
   for (const std::string& s : config_.states) {
-    std::set<std::string>& seen = reachable_[s];
+    absl::flat_hash_set<std::string>& seen = reachable_[s];
     std::vector<std::string> stack(next[s].begin(), next[s].end());
     while (!stack.empty()) {
       std::string x = std::move(stack.back());
@@ -72,7 +75,7 @@ bool Lifecycle::Evaluate(v1::Order* order, absl::Time now) const {
   const bool settled =
       now >= absl::FromUnixNanos(order->last_arrival_unix_nanos()) + config_.grace_period;
   // States by span time; ties by arrival.
-  std::vector<const v1::StateEvent*> events;
+  absl::InlinedVector<const v1::StateEvent*, 16> events;
   for (const v1::StateEvent& e : order->states()) events.push_back(&e);
   std::stable_sort(events.begin(), events.end(), [](const auto* a, const auto* b) {
     return a->time_unix_nanos() < b->time_unix_nanos();
@@ -97,7 +100,7 @@ bool Lifecycle::Evaluate(v1::Order* order, absl::Time now) const {
   }
   if (!recorded(kDuplicateState)) {
     // By state name (stable: each state's events stay in time order), the first repeated one.
-    std::vector<const v1::StateEvent*> by_state = events;
+    absl::InlinedVector<const v1::StateEvent*, 16> by_state = events;
     std::stable_sort(by_state.begin(), by_state.end(),
                      [](const auto* a, const auto* b) { return a->state() < b->state(); });
     for (size_t i = 0; i < by_state.size();) {

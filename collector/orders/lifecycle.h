@@ -3,11 +3,11 @@
 #ifndef TRACEKEEP_COLLECTOR_ORDERS_LIFECYCLE_H_
 #define TRACEKEEP_COLLECTOR_ORDERS_LIFECYCLE_H_
 
-#include <map>
-#include <set>
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "collector/orders/order_config.h"
 #include "tracekeep/orders/v1/order.pb.h"
@@ -50,11 +50,12 @@ class Lifecycle {
 
  private:
   OrdersConfig config_;
-  std::map<std::string, int> index_;
-  std::set<std::pair<std::string, std::string>> allowed_;
-  std::map<std::string, std::set<std::string>> reachable_;
-  std::map<std::string, absl::Duration> deadline_;
-  std::set<std::string> terminal_;
+  // Looked up for every state event an order records: hashed, not ordered.
+  absl::flat_hash_map<std::string, int> index_;
+  absl::flat_hash_set<std::pair<std::string, std::string>> allowed_;
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> reachable_;
+  absl::flat_hash_map<std::string, absl::Duration> deadline_;
+  absl::flat_hash_set<std::string> terminal_;
 };
 
 }  // namespace tracekeep::orders
