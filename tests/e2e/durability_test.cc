@@ -10,9 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "collector/common/ids.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "tests/e2e/process.h"
+#include "tracekeep/orders/v1/order.pb.h"
 
 namespace tracekeep::e2e {
 namespace {
@@ -229,6 +231,65 @@ TEST(IntakeDurabilityTest, OrderTracesHeldInTheJournalSurviveKill9) {
         << "held trace " << id << " of the anomalous order was not kept";
   }
   EXPECT_EQ(Metric(d, "tracekeep_order_held_traces_in_journal"), 0);
+  ASSERT_TRUE(d.process->Signal(SIGTERM));
+  EXPECT_EQ(d.process->Wait(absl::Seconds(60)), 0);
+}
+
+// An active order's record is not written for every span that changes it: the journal keeps
+// those spans until the record is written. A kill -9 meanwhile loses nothing: the replay rebuilds
+// the order, and its lifecycle goes on without a false anomaly (no ORPHAN for a lost INITIATED,
+// no DUPLICATE_STATE for a replayed one).
+TEST(IntakeDurabilityTest, OrderRecordsRebuiltFromTheJournalAfterKill9) {
+  TempDir dir;
+  auto get_order = [](const Daemon& d) {
+    orders::v1::Order order;
+    CommandResult r =
+        RunCommand({TRACEKEEPCTL_BIN, "--addr", d.admin, "--json", "order", "get", "ord-rec"});
+    if (r.exit_code != 0) return order;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    if (!google::protobuf::util::JsonStringToMessage(r.output, &order, options).ok()) {
+      order.Clear();
+    }
+    return order;
+  };
+  auto send = [](const Daemon& d, uint32_t n, const std::string& state) {
+    auto stub = collector::TraceService::NewStub(
+        grpc::CreateChannel(d.grpc, grpc::InsecureChannelCredentials()));
+    std::string trace_id;
+    grpc::ClientContext context;
+    collector::ExportTraceServiceResponse response;
+    return stub->Export(&context, OrderRequest(n, "ord-rec", state, false, &trace_id), &response)
+        .ok();
+  };
+  {
+    // Every trace is kept by the policies at once (none is held): only the order's record needs
+    // the journal's entries.
+    Daemon d = StartDaemon(dir, "100ms", 0);
+    ASSERT_TRUE(send(d, 21, "INITIATED"));
+    ASSERT_TRUE(send(d, 22, "SUBMITTED"));
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return get_order(d).states_size() == 2 &&
+                 Metric(d, "tracekeep_storage_spans_stored_total") == 2;
+        },
+        absl::Seconds(30)))
+        << get_order(d).DebugString();
+    EXPECT_EQ(Metric(d, "tracekeep_order_held_traces"), 0);
+    ASSERT_TRUE(d.process->Signal(SIGKILL));
+    EXPECT_EQ(d.process->Wait(absl::Seconds(30)), 128 + SIGKILL);
+  }
+  Daemon d = StartDaemon(dir, "100ms", 1);
+  ASSERT_TRUE(WaitFor([&] { return get_order(d).states_size() == 2; }, absl::Seconds(30)))
+      << "after the restart: " << get_order(d).DebugString();
+  EXPECT_GE(Metric(d, "tracekeep_journal_batches_replayed_total"), 2);
+  ASSERT_TRUE(send(d, 23, "PRICE_CALCULATED"));
+  ASSERT_TRUE(WaitFor([&] { return get_order(d).states_size() == 3; }, absl::Seconds(30)))
+      << get_order(d).DebugString();
+  const orders::v1::Order order = get_order(d);
+  EXPECT_EQ(order.current_state(), "PRICE_CALCULATED");
+  EXPECT_EQ(order.anomalies_size(), 0) << order.DebugString();
+  EXPECT_EQ(order.trace_ids_size(), 3);
   ASSERT_TRUE(d.process->Signal(SIGTERM));
   EXPECT_EQ(d.process->Wait(absl::Seconds(60)), 0);
 }
