@@ -535,6 +535,17 @@ for x in rows:
               f"orders tracked {fmt(end.get('tracekeep_orders_tracked'), ',.0f')}, "
               f"held traces {fmt(end.get('tracekeep_order_held_traces'), ',.0f')} "
               f"({fmt(end.get('tracekeep_order_held_bytes', 0) / 2**20, ',.0f')} MiB)")
+        # RocksDB's buffers are bounded by configuration (write_buffer_mib per column family,
+        # block_cache_mib), not by the spans pending: the estimate without them.
+        rocks = (end.get("tracekeep_storage_memtable_bytes", 0.0)
+                 + end.get("tracekeep_storage_block_cache_bytes", 0.0)) / 2**20
+        without = ((x["hwm"] - x["idle"] - rocks) * 2**20 / x["pending_est"]
+                   if x["pending_est"] > 0 else None)
+        print(f"    RocksDB memtables "
+              f"{fmt(end.get('tracekeep_storage_memtable_bytes', 0) / 2**20, ',.0f')} MiB + block "
+              f"cache {fmt(end.get('tracekeep_storage_block_cache_bytes', 0) / 2**20, ',.0f')} "
+              f"MiB at end of load; memory per pending span without them "
+              f"{fmt(without, ',.0f')} B (estimate)")
         print("    after decisions: "
               f"traces kept {fmt(fin.get('tracekeep_sampler_traces_sampled_total'), ',.0f')} / "
               f"not kept {fmt(fin.get('tracekeep_sampler_traces_not_sampled_total'), ',.0f')}, "

@@ -254,6 +254,7 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
       FamilyOptions(options, cache, small_buffer, Filter::kNone);
 
   auto impl = std::make_unique<Impl>();
+  impl->block_cache = cache;
   // Tables (OpenTable) are sized like the spans: the order tracker holds every order trace in
   // `order_hold` and deletes it when the order is resolved. With RocksDB's defaults (4 MiB
   // memtables then, Snappy, 256 MiB level base) their flushes and compactions took a quarter of
@@ -598,6 +599,22 @@ std::vector<std::pair<std::string, uint64_t>> RocksDbSpanStore::DiskBytesPerColu
     result.emplace_back(handle->GetName(), bytes);
   }
   return result;
+}
+
+std::vector<std::pair<std::string, uint64_t>> RocksDbSpanStore::MemTableBytesPerColumnFamily() {
+  std::vector<std::pair<std::string, uint64_t>> result;
+  for (rocksdb::ColumnFamilyHandle* handle : impl_->handles) {
+    uint64_t bytes = 0;
+    if (!impl_->db->GetIntProperty(handle, rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes)) {
+      bytes = 0;
+    }
+    result.emplace_back(handle->GetName(), bytes);
+  }
+  return result;
+}
+
+uint64_t RocksDbSpanStore::BlockCacheBytes() {
+  return impl_->block_cache != nullptr ? impl_->block_cache->GetUsage() : 0;
 }
 
 uint64_t RocksDbSpanStore::ApproximateDiskBytes() {

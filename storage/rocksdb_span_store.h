@@ -144,6 +144,10 @@ class RocksDbSpanStore final : public SpanStore, public TraceIndex {
   // Live SST bytes per column family, in the order spans, indexes, resources, then any other
   // column family found in the database (default included).
   std::vector<std::pair<std::string, uint64_t>> DiskBytesPerColumnFamily();
+  // Memory: the memtables' bytes per column family (active and immutable, in the same order),
+  // and the block cache's usage (0 without a cache).
+  std::vector<std::pair<std::string, uint64_t>> MemTableBytesPerColumnFamily();
+  uint64_t BlockCacheBytes();
 
   // Writes an openable, consistent copy of the database into `dir`, which must not exist
   // (hard links when on the same file system). The copy opens with Create().

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "collector/common/logging.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -33,6 +34,7 @@ struct RocksDbSpanStore::Impl {
   // Options of the tables of OpenTable() (orders, order_hold, order_index, decisions), when
   // created and when reopened.
   rocksdb::ColumnFamilyOptions table_cf;
+  std::shared_ptr<rocksdb::Cache> block_cache;  // nullptr: none
   // Referenced by the column family options; ~Impl closes the database before they go.
   std::unique_ptr<rocksdb::CompactionFilter> spans_filter;
   std::unique_ptr<rocksdb::CompactionFilter> indexes_filter;

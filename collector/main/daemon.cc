@@ -1025,6 +1025,21 @@ class Daemon::Impl final : public admin::AdminBackend {
                  });
     }
 
+    // Memory RocksDB holds: bounded by storage.write_buffer_mib per column family (times
+    // max_write_buffers) and storage.block_cache_mib, not by the spans pending.
+    for (const auto& [family, bytes] : store->MemTableBytesPerColumnFamily()) {
+      m.AddGauge("tracekeep_storage_memtable_bytes",
+                 "Bytes of the RocksDB memtables (active and immutable), by column family.",
+                 {{"column_family", family}}, [store, name = family] {
+                   for (const auto& [f, b] : store->MemTableBytesPerColumnFamily()) {
+                     if (f == name) return static_cast<double>(b);
+                   }
+                   return 0.0;
+                 });
+    }
+    m.AddGauge("tracekeep_storage_block_cache_bytes", "Bytes in the RocksDB block cache.", {},
+               [store] { return static_cast<double>(store->BlockCacheBytes()); });
+
     if (exporter_) {
       const exporter::ExporterStats* es = &exporter_->stats();
       m.AddCounter("tracekeep_exporter_spans_exported_total", "Spans the backend acknowledged.", {},
