@@ -1,0 +1,583 @@
+#include "collector/spanmetrics/span_metrics.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "collector/pipeline/otlp_wire.h"
+
+namespace tracekeep::spanmetrics {
+namespace {
+
+// Label values of opentelemetry.proto.trace.v1.Span.SpanKind and Status.StatusCode, as the
+// connector writes them (the enum names).
+constexpr const char* kSpanKinds[] = {
+    "SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",      "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER",
+};
+constexpr const char* kStatusCodes[] = {"STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"};
+constexpr absl::string_view kExceptionEvent = "exception";
+constexpr absl::string_view kExceptionType = "exception.type";
+constexpr absl::string_view kExceptionMessage = "exception.message";
+
+uint64_t KeyBit(absl::string_view key) { return AttributeKeyBit(key.data(), key.size()); }
+
+// Shortest decimal text that reads back as `d`, without an exponent (Go's FormatFloat 'f', -1).
+void AppendDouble(double d, std::string* out) {
+  char buf[400];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::fixed);
+  if (r.ec == std::errc()) {
+    out->append(buf, r.ptr);
+  } else {
+    absl::StrAppend(out, d);
+  }
+}
+
+// The text of a scalar opentelemetry.proto.common.v1.AnyValue: strings as they are, integers and
+// doubles in decimal, booleans true/false. False for arrays, maps, bytes and an empty value.
+// `scratch` holds the text when it is not a view of `any`.
+bool AnyValueText(absl::string_view any, std::string* scratch, absl::string_view* out) {
+  bool found = false;
+  wire::ForEachField(any, [&](const wire::Field& f) {
+    switch (f.number) {
+      case 1:  // string_value
+        found = f.type == wire::kLengthDelimited;
+        if (found) *out = f.bytes;
+        break;
+      case 2:  // bool_value
+        found = f.type == wire::kVarint;
+        if (found) *out = f.varint != 0 ? "true" : "false";
+        break;
+      case 3:  // int_value
+        found = f.type == wire::kVarint;
+        if (found) {
+          scratch->clear();
+          absl::StrAppend(scratch, static_cast<int64_t>(f.varint));
+          *out = *scratch;
+        }
+        break;
+      case 4:  // double_value
+        found = f.type == wire::kFixed64;
+        if (found) {
+          double d;
+          std::memcpy(&d, &f.varint, sizeof(d));
+          scratch->clear();
+          AppendDouble(d, scratch);
+          *out = *scratch;
+        }
+        break;
+      default:  // array, kvlist, bytes: the last field of the oneof wins, as in protobuf
+        found = false;
+        break;
+    }
+    return true;
+  });
+  return found;
+}
+
+// Splits a serialized KeyValue into its key and value.
+void ReadKeyValue(absl::string_view kv, absl::string_view* key, absl::string_view* value) {
+  *key = {};
+  *value = {};
+  wire::ForEachField(kv, [&](const wire::Field& f) {
+    if (f.type == wire::kLengthDelimited) {
+      if (f.number == 1) *key = f.bytes;
+      if (f.number == 2) *value = f.bytes;
+    }
+    return true;
+  });
+}
+
+void PutString(absl::string_view s, std::string* out) {
+  wire::PutVarint(s.size(), out);
+  out->append(s.data(), s.size());
+}
+
+bool GetString(absl::string_view* in, absl::string_view* s) {
+  uint64_t n;
+  if (!wire::ReadVarint(in, &n) || n > in->size()) return false;
+  *s = in->substr(0, n);
+  in->remove_prefix(n);
+  return true;
+}
+
+// The per-thread buffers of Read: dimension values of the span being read and of the resource
+// of the last origin seen.
+struct ReadScratch {
+  std::vector<absl::string_view> span_values;
+  std::vector<uint8_t> span_found;
+  std::vector<std::string> span_text;
+  const SpanOrigin* origin = nullptr;
+  std::vector<std::string> resource_values;
+  std::vector<uint8_t> resource_found;
+  std::string resource_text;
+  std::vector<absl::string_view> exception_types;  // of the span being read
+
+  void Reset(size_t dims) {
+    span_values.assign(dims, {});
+    span_found.assign(dims, 0);
+    span_text.resize(dims);
+    origin = nullptr;
+    resource_values.resize(dims);
+    resource_found.assign(dims, 0);
+  }
+};
+
+void AppendEscaped(absl::string_view value, std::string* out) {
+  for (char c : value) {
+    if (c == '\\') {
+      out->append("\\\\");
+    } else if (c == '"') {
+      out->append("\\\"");
+    } else if (c == '\n') {
+      out->append("\\n");
+    } else {
+      out->push_back(c);
+    }
+  }
+}
+
+// Appends `{name="value",...}` for the non-empty values (`extra` appended last, raw).
+void AppendLabels(const std::vector<std::string>& names, const std::vector<std::string>& values,
+                  absl::string_view extra, std::string* out) {
+  out->push_back('{');
+  bool first = true;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (values[i].empty() && i >= 4) continue;  // a dimension without value nor default
+    if (!first) out->push_back(',');
+    first = false;
+    absl::StrAppend(out, names[i], "=\"");
+    AppendEscaped(values[i], out);
+    out->push_back('"');
+  }
+  if (!extra.empty()) {
+    if (!first) out->push_back(',');
+    out->append(extra.data(), extra.size());
+  }
+  out->push_back('}');
+}
+
+std::string MetricName(const std::string& ns, absl::string_view name) {
+  std::string out = ns.empty() ? std::string(name) : absl::StrCat(ns, ".", name);
+  for (char& c : out) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != ':') c = '_';
+  }
+  return out;
+}
+
+constexpr absl::string_view kOverflowLabel = "otel_metric_overflow=\"true\"";
+
+}  // namespace
+
+std::vector<absl::Duration> DefaultBuckets() {
+  std::vector<absl::Duration> b;
+  for (int ms : {2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000}) {
+    b.push_back(absl::Milliseconds(ms));
+  }
+  return b;
+}
+
+std::string LabelName(const std::string& key) {
+  std::string out = key;
+  for (char& c : out) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
+  }
+  if (!out.empty() && absl::ascii_isdigit(static_cast<unsigned char>(out[0]))) {
+    out = absl::StrCat("key_", out);
+  }
+  return out;
+}
+
+std::vector<std::string> ValidateOptions(const SpanMetricsOptions& o, const std::string& path) {
+  std::vector<std::string> problems;
+  if (o.unit != "ms" && o.unit != "s") {
+    problems.push_back(
+        absl::StrCat(path, ".histogram.unit: must be ms or s, got \"", o.unit, "\""));
+  }
+  for (size_t i = 0; i < o.buckets.size(); ++i) {
+    if (o.buckets[i] <= absl::ZeroDuration() || (i > 0 && o.buckets[i] <= o.buckets[i - 1])) {
+      problems.push_back(absl::StrCat(path, ".histogram.explicit.buckets[", i,
+                                      "]: must be > 0 and greater than the bucket before, got ",
+                                      absl::FormatDuration(o.buckets[i])));
+    }
+  }
+  if (o.max_series < 1) {
+    problems.push_back(
+        absl::StrCat(path, ".aggregation_cardinality_limit: must be >= 1, got ", o.max_series));
+  }
+  std::set<std::string> labels = {"service_name", "span_name", "span_kind", "status_code",
+                                  "otel_metric_overflow"};
+  for (size_t i = 0; i < o.dimensions.size(); ++i) {
+    const std::string& name = o.dimensions[i].name;
+    const std::string where = absl::StrCat(path, ".dimensions[", i, "].name");
+    if (name.empty()) {
+      problems.push_back(absl::StrCat(where, ": must not be empty"));
+    } else if (!labels.insert(LabelName(name)).second) {
+      problems.push_back(absl::StrCat(where, ": label ", LabelName(name),
+                                      " is already used by another label, got \"", name, "\""));
+    }
+  }
+  return problems;
+}
+
+absl::StatusOr<std::unique_ptr<SpanMetrics>> SpanMetrics::Create(
+    const SpanMetricsOptions& options) {
+  const std::vector<std::string> problems = ValidateOptions(options, "span_metrics");
+  if (!problems.empty()) return absl::InvalidArgumentError(problems.front());
+  return std::unique_ptr<SpanMetrics>(new SpanMetrics(options));
+}
+
+SpanMetrics::SpanMetrics(const SpanMetricsOptions& options) : options_(options) {
+  calls_name_ = absl::StrCat(MetricName(options_.metrics_namespace, "calls"), "_total");
+  duration_name_ = absl::StrCat(MetricName(options_.metrics_namespace, "duration"),
+                                options_.unit == "s" ? "_seconds" : "_milliseconds");
+  label_names_ = {"service_name", "span_name", "span_kind", "status_code"};
+  for (const Dimension& d : options_.dimensions) {
+    label_names_.push_back(LabelName(d.name));
+    dimension_key_bits_ |= KeyBit(d.name);
+  }
+  nanos_per_unit_ = options_.unit == "s" ? 1e9 : 1e6;
+  for (absl::Duration b : options_.buckets) {
+    const double v = absl::ToDoubleNanoseconds(b) / nanos_per_unit_;
+    bounds_.push_back(v);
+    std::string le;
+    AppendDouble(v, &le);
+    bound_labels_.push_back(std::move(le));
+  }
+  exception_key_bit_ = KeyBit(kExceptionType) | KeyBit(kExceptionMessage);
+}
+
+size_t SpanMetrics::Bucket(double value) const {
+  // The first bound >= value: bounds are inclusive upper limits (Prometheus `le`).
+  return std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
+}
+
+void SpanMetrics::Read(const std::vector<TraceSpans>& traces, Contribution* out) {
+  out->Clear();
+  if (!options_.enabled) return;
+  thread_local ReadScratch scratch;
+  const size_t dims = options_.dimensions.size();
+  scratch.Reset(dims);
+  const bool want_exceptions = options_.exceptions;
+
+  for (const TraceSpans& trace : traces) {
+    for (const SpanRecord& span : trace.spans) {
+      if (span.in_journal_only) {
+        unreadable_spans_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      // The dimensions' values from the resource, once per origin.
+      const SpanOrigin* origin = span.origin.get();
+      if (dims > 0 && origin != scratch.origin) {
+        scratch.origin = origin;
+        std::fill(scratch.resource_found.begin(), scratch.resource_found.end(), 0);
+        if (origin != nullptr) {
+          wire::ForEachField(origin->resource, [&](const wire::Field& f) {
+            if (f.number != 1 || f.type != wire::kLengthDelimited) return true;
+            absl::string_view key, value, text;
+            ReadKeyValue(f.bytes, &key, &value);
+            for (size_t d = 0; d < dims; ++d) {
+              if (key == options_.dimensions[d].name &&
+                  AnyValueText(value, &scratch.resource_text, &text)) {
+                scratch.resource_values[d].assign(text.data(), text.size());
+                scratch.resource_found[d] = 1;
+              }
+            }
+            return true;
+          });
+        }
+      }
+
+      absl::string_view name;
+      uint64_t kind = 0;
+      uint64_t status = 0;
+      const bool read_attributes = (span.attribute_keys & dimension_key_bits_) != 0;
+      const bool read_events = want_exceptions && (span.attribute_keys & exception_key_bit_) != 0;
+      if (read_attributes) std::fill(scratch.span_found.begin(), scratch.span_found.end(), 0);
+      scratch.exception_types.clear();
+      const bool ok = wire::ForEachField(span.span, [&](const wire::Field& f) {
+        switch (f.number) {
+          case 5:
+            if (f.type == wire::kLengthDelimited) name = f.bytes;
+            break;
+          case 6:
+            if (f.type == wire::kVarint) kind = f.varint;
+            break;
+          case 9:
+            if (read_attributes && f.type == wire::kLengthDelimited) {
+              absl::string_view key, value, text;
+              ReadKeyValue(f.bytes, &key, &value);
+              for (size_t d = 0; d < dims; ++d) {
+                if (key == options_.dimensions[d].name &&
+                    AnyValueText(value, &scratch.span_text[d], &text)) {
+                  scratch.span_values[d] = text;
+                  scratch.span_found[d] = 1;
+                }
+              }
+            }
+            break;
+          case 11:
+            if (read_events && f.type == wire::kLengthDelimited) {
+              absl::string_view event_name, type;
+              wire::ForEachField(f.bytes, [&](const wire::Field& e) {
+                if (e.type != wire::kLengthDelimited) return true;
+                if (e.number == 2) event_name = e.bytes;
+                if (e.number == 3) {
+                  absl::string_view key, value;
+                  ReadKeyValue(e.bytes, &key, &value);
+                  if (key == kExceptionType) {
+                    wire::ForEachField(value, [&](const wire::Field& v) {
+                      if (v.number == 1 && v.type == wire::kLengthDelimited) type = v.bytes;
+                      return true;
+                    });
+                  }
+                }
+                return true;
+              });
+              // The span's status may come later: keys are written after the scan.
+              if (event_name == kExceptionEvent) scratch.exception_types.push_back(type);
+            }
+            break;
+          case 15:
+            if (f.type == wire::kLengthDelimited) {
+              wire::ForEachField(f.bytes, [&](const wire::Field& st) {
+                if (st.number == 3 && st.type == wire::kVarint) status = st.varint;
+                return true;
+              });
+            }
+            break;
+          default:
+            break;
+        }
+        return true;
+      });
+      if (!ok) {
+        unreadable_spans_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (kind >= std::size(kSpanKinds)) kind = 0;
+      if (status >= std::size(kStatusCodes)) status = 0;
+      for (absl::string_view type : scratch.exception_types) {
+        Contribution::Entry& x = out->exceptions.emplace_back();
+        x.key_offset = static_cast<uint32_t>(out->keys.size());
+        PutString(origin != nullptr ? origin->service_name : "", &out->keys);
+        PutString(type, &out->keys);
+        out->keys.push_back(static_cast<char>(status));
+        x.key_size = static_cast<uint32_t>(out->keys.size() - x.key_offset);
+      }
+
+      Contribution::Entry& e = out->calls.emplace_back();
+      e.key_offset = static_cast<uint32_t>(out->keys.size());
+      PutString(origin != nullptr ? origin->service_name : "", &out->keys);
+      PutString(name, &out->keys);
+      out->keys.push_back(static_cast<char>(kind));
+      out->keys.push_back(static_cast<char>(status));
+      for (size_t d = 0; d < dims; ++d) {
+        if (read_attributes && scratch.span_found[d]) {
+          out->keys.push_back(1);
+          PutString(scratch.span_values[d], &out->keys);
+        } else if (scratch.resource_found[d]) {
+          out->keys.push_back(1);
+          PutString(scratch.resource_values[d], &out->keys);
+        } else if (options_.dimensions[d].default_value.has_value()) {
+          out->keys.push_back(1);
+          PutString(*options_.dimensions[d].default_value, &out->keys);
+        } else {
+          out->keys.push_back(0);
+        }
+      }
+      e.key_size = static_cast<uint32_t>(out->keys.size() - e.key_offset);
+      const int64_t nanos = std::max<int64_t>(0, span.end_unix_nanos - span.start_unix_nanos);
+      e.value = static_cast<double>(nanos) / nanos_per_unit_;
+    }
+  }
+}
+
+SpanMetrics::CallSeries* SpanMetrics::CallSeriesFor(absl::string_view key) {
+  auto it = calls_.find(key);
+  if (it != calls_.end()) return it->second.get();
+  if (static_cast<int64_t>(calls_.size()) >= options_.max_series) {
+    if (call_overflow_ == nullptr) {
+      call_overflow_ = std::make_unique<CallSeries>();
+      call_overflow_->buckets.assign(bounds_.size() + 1, 0);
+    }
+    return call_overflow_.get();
+  }
+  auto series = std::make_unique<CallSeries>();
+  series->buckets.assign(bounds_.size() + 1, 0);
+  absl::string_view in = key;
+  absl::string_view service, name;
+  GetString(&in, &service);
+  GetString(&in, &name);
+  const auto kind = in.size() >= 2 ? static_cast<uint8_t>(in[0]) : 0;
+  const auto status = in.size() >= 2 ? static_cast<uint8_t>(in[1]) : 0;
+  in.remove_prefix(std::min<size_t>(2, in.size()));
+  series->labels = {std::string(service), std::string(name), kSpanKinds[kind],
+                    kStatusCodes[status]};
+  for (size_t d = 0; d < options_.dimensions.size(); ++d) {
+    absl::string_view value;
+    const bool present = !in.empty() && in[0] == 1;
+    if (!in.empty()) in.remove_prefix(1);
+    if (present) GetString(&in, &value);
+    series->labels.emplace_back(value);
+  }
+  CallSeries* out = series.get();
+  calls_.emplace(std::string(key), std::move(series));
+  return out;
+}
+
+SpanMetrics::ExceptionSeries* SpanMetrics::ExceptionSeriesFor(absl::string_view key) {
+  auto it = exceptions_.find(key);
+  if (it != exceptions_.end()) return it->second.get();
+  if (static_cast<int64_t>(exceptions_.size()) >= options_.max_series) {
+    if (exception_overflow_ == nullptr) exception_overflow_ = std::make_unique<ExceptionSeries>();
+    return exception_overflow_.get();
+  }
+  auto series = std::make_unique<ExceptionSeries>();
+  absl::string_view in = key;
+  absl::string_view service, type;
+  GetString(&in, &service);
+  GetString(&in, &type);
+  const size_t status = in.empty() ? 0 : static_cast<uint8_t>(in[0]);
+  series->service = std::string(service);
+  series->type = std::string(type);
+  series->status = kStatusCodes[status < std::size(kStatusCodes) ? status : 0];
+  ExceptionSeries* out = series.get();
+  exceptions_.emplace(std::string(key), std::move(series));
+  return out;
+}
+
+void SpanMetrics::Add(const Contribution& c) {
+  if (c.calls.empty() && c.exceptions.empty()) return;
+  const absl::string_view keys = c.keys;
+  uint64_t overflow_spans = 0;
+  uint64_t overflow_exceptions = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CallSeries* series = nullptr;
+    absl::string_view last_key;
+    for (const Contribution::Entry& e : c.calls) {
+      const absl::string_view key = keys.substr(e.key_offset, e.key_size);
+      if (series == nullptr || key != last_key) {
+        series = CallSeriesFor(key);
+        last_key = key;
+      }
+      ++series->calls;
+      series->sum += e.value;
+      ++series->buckets[Bucket(e.value)];
+      if (series == call_overflow_.get()) ++overflow_spans;
+    }
+    for (const Contribution::Entry& e : c.exceptions) {
+      ExceptionSeries* s = ExceptionSeriesFor(keys.substr(e.key_offset, e.key_size));
+      ++s->count;
+      if (s == exception_overflow_.get()) ++overflow_exceptions;
+    }
+  }
+  if (overflow_spans > 0) overflow_spans_.fetch_add(overflow_spans, std::memory_order_relaxed);
+  if (overflow_exceptions > 0) {
+    overflow_exceptions_.fetch_add(overflow_exceptions, std::memory_order_relaxed);
+  }
+}
+
+int64_t SpanMetrics::series() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(calls_.size()) + (call_overflow_ != nullptr ? 1 : 0);
+}
+
+int64_t SpanMetrics::exception_series() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(exceptions_.size()) + (exception_overflow_ != nullptr ? 1 : 0);
+}
+
+void SpanMetrics::AppendExposition(std::string* out) const {
+  if (!options_.enabled) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  // Series in a stable order (by labels), the overflow series last.
+  std::vector<const CallSeries*> calls;
+  calls.reserve(calls_.size() + 1);
+  for (const auto& [key, s] : calls_) calls.push_back(s.get());
+  std::sort(calls.begin(), calls.end(),
+            [](const CallSeries* a, const CallSeries* b) { return a->labels < b->labels; });
+  if (call_overflow_ != nullptr) calls.push_back(call_overflow_.get());
+  const std::vector<std::string> no_labels;
+  auto labels_of = [&](const CallSeries* s, absl::string_view extra, std::string* o) {
+    if (s == call_overflow_.get()) {
+      AppendLabels(no_labels, no_labels,
+                   extra.empty() ? kOverflowLabel : absl::StrCat(kOverflowLabel, ",", extra), o);
+    } else {
+      AppendLabels(label_names_, s->labels, extra, o);
+    }
+  };
+
+  absl::StrAppend(out, "# HELP ", calls_name_,
+                  " Spans accepted (before sampling), by service, span name, kind and status.\n",
+                  "# TYPE ", calls_name_, " counter\n");
+  for (const CallSeries* s : calls) {
+    out->append(calls_name_);
+    labels_of(s, "", out);
+    absl::StrAppend(out, " ", s->calls, "\n");
+  }
+  absl::StrAppend(out, "# HELP ", duration_name_,
+                  " Durations of the spans accepted (before sampling).\n", "# TYPE ",
+                  duration_name_, " histogram\n");
+  std::string le;
+  for (const CallSeries* s : calls) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < s->buckets.size(); ++i) {
+      cumulative += s->buckets[i];
+      le.assign("le=\"");
+      le.append(i < bound_labels_.size() ? bound_labels_[i] : "+Inf");
+      le.push_back('"');
+      absl::StrAppend(out, duration_name_, "_bucket");
+      labels_of(s, le, out);
+      absl::StrAppend(out, " ", cumulative, "\n");
+    }
+    absl::StrAppend(out, duration_name_, "_sum");
+    labels_of(s, "", out);
+    out->push_back(' ');
+    AppendDouble(s->sum, out);
+    out->push_back('\n');
+    absl::StrAppend(out, duration_name_, "_count");
+    labels_of(s, "", out);
+    absl::StrAppend(out, " ", s->calls, "\n");
+  }
+
+  if (!options_.exceptions) return;
+  std::vector<const ExceptionSeries*> exceptions;
+  for (const auto& [key, s] : exceptions_) exceptions.push_back(s.get());
+  std::sort(
+      exceptions.begin(), exceptions.end(), [](const ExceptionSeries* a, const ExceptionSeries* b) {
+        return std::tie(a->service, a->type, a->status) < std::tie(b->service, b->type, b->status);
+      });
+  constexpr absl::string_view kName = "tracekeep_span_exceptions_total";
+  absl::StrAppend(out, "# HELP ", kName,
+                  " Exception span events of accepted spans (before sampling), by service, "
+                  "exception.type and the span's status (exceptions of OK spans are hidden "
+                  "errors).\n# TYPE ",
+                  kName, " counter\n");
+  static const std::vector<std::string> kNames = {"service_name", "exception_type", "status_code"};
+  for (const ExceptionSeries* s : exceptions) {
+    out->append(kName.data(), kName.size());
+    AppendLabels(kNames, {s->service, s->type, s->status}, "", out);
+    absl::StrAppend(out, " ", s->count, "\n");
+  }
+  if (exception_overflow_ != nullptr) {
+    absl::StrAppend(out, kName, "{", kOverflowLabel, "} ", exception_overflow_->count, "\n");
+  }
+}
+
+absl::Status SpanMetricsIntake::Offer(std::vector<TraceSpans>&& traces, int64_t span_count) {
+  thread_local Contribution contribution;
+  metrics_->Read(traces, &contribution);
+  absl::Status status = next_->Offer(std::move(traces), span_count);
+  if (status.ok()) metrics_->Add(contribution);
+  return status;
+}
+
+}  // namespace tracekeep::spanmetrics
