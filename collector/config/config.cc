@@ -471,6 +471,64 @@ void ReadKafka(MapReader* receivers, Problems* problems, KafkaReceiverConfig* k)
   }
 }
 
+// span_metrics: the keys of the OpenTelemetry spanmetrics connector that tracekeep implements.
+void ReadSpanMetrics(const YAML::Node& node, Problems* problems,
+                     spanmetrics::SpanMetricsOptions* o) {
+  MapReader r(node, "span_metrics", problems);
+  r.Bool("enabled", &o->enabled);
+  r.String("namespace", &o->metrics_namespace);
+  {
+    MapReader h(r.Get("histogram"), "span_metrics.histogram", problems);
+    h.String("unit", &o->unit);
+    MapReader e(h.Get("explicit"), "span_metrics.histogram.explicit", problems);
+    std::vector<std::string> buckets;
+    e.StringList("buckets", &buckets);
+    YAML::Node list = e.Get("buckets");
+    if (list && list.IsSequence()) {
+      o->buckets.clear();
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        absl::Duration d;
+        if (!absl::ParseDuration(buckets[i], &d)) {
+          problems->Add(
+              list[i], absl::StrCat("span_metrics.histogram.explicit.buckets[", i, "]"),
+              absl::StrCat("must be a duration like 2ms, 100us or 1.5s, got \"", buckets[i], "\""));
+        }
+        o->buckets.push_back(d);
+      }
+    }
+  }
+  YAML::Node dims = r.Get("dimensions");
+  if (dims && !dims.IsNull()) {
+    if (!dims.IsSequence()) {
+      problems->Add(dims, "span_metrics.dimensions", "must be a list of {name, default}");
+    } else {
+      o->dimensions.clear();
+      for (size_t i = 0; i < dims.size(); ++i) {
+        MapReader d(dims[i], absl::StrCat("span_metrics.dimensions[", i, "]"), problems);
+        spanmetrics::Dimension& x = o->dimensions.emplace_back();
+        d.String("name", &x.name);
+        YAML::Node def = d.Get("default");
+        if (def && !def.IsNull()) {
+          std::string v;
+          d.String("default", &v);
+          x.default_value = v;
+        }
+      }
+    }
+  }
+  r.Int("aggregation_cardinality_limit", &o->max_series, 0, int64_t{1} << 32);
+  {
+    MapReader x(r.Get("exceptions"), "span_metrics.exceptions", problems);
+    x.Bool("enabled", &o->exceptions);
+  }
+  if (node && node.IsMap()) {
+    for (const std::string& p : spanmetrics::ValidateOptions(*o, "span_metrics")) {
+      const size_t colon = p.find(": ");
+      problems->Add(node, p.substr(0, colon), p.substr(colon + 2));
+    }
+  }
+}
+
 void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   MapReader top(root, "", problems);
   top.String("data_dir", &c->data_dir);
@@ -650,6 +708,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     }
   }
   ReadOrders(top.Get("orders"), problems, &c->orders);
+  ReadSpanMetrics(top.Get("span_metrics"), problems, &c->span_metrics);
 }
 
 }  // namespace

@@ -43,6 +43,12 @@ void AppendDouble(double d, std::string* out) {
 // doubles in decimal, booleans true/false. False for arrays, maps, bytes and an empty value.
 // `scratch` holds the text when it is not a view of `any`.
 bool AnyValueText(absl::string_view any, std::string* scratch, absl::string_view* out) {
+  // The common case: a string_value alone, with a one-byte length.
+  if (any.size() >= 2 && any[0] == '\x0a' && static_cast<uint8_t>(any[1]) < 0x80 &&
+      static_cast<uint8_t>(any[1]) == any.size() - 2) {
+    *out = any.substr(2);
+    return true;
+  }
   bool found = false;
   wire::ForEachField(any, [&](const wire::Field& f) {
     switch (f.number) {
@@ -83,6 +89,17 @@ bool AnyValueText(absl::string_view any, std::string* scratch, absl::string_view
 
 // Splits a serialized KeyValue into its key and value.
 void ReadKeyValue(absl::string_view kv, absl::string_view* key, absl::string_view* value) {
+  // The common case: the key, then the value, each with a one-byte length.
+  if (kv.size() >= 4 && kv[0] == '\x0a') {
+    const auto n = static_cast<uint8_t>(kv[1]);
+    if (n < 0x80 && size_t{n} + 4 <= kv.size() && kv[2 + n] == '\x12' &&
+        static_cast<uint8_t>(kv[3 + n]) < 0x80 &&
+        static_cast<uint8_t>(kv[3 + n]) == kv.size() - 4 - n) {
+      *key = kv.substr(2, n);
+      *value = kv.substr(4 + n);
+      return;
+    }
+  }
   *key = {};
   *value = {};
   wire::ForEachField(kv, [&](const wire::Field& f) {
@@ -107,15 +124,26 @@ bool GetString(absl::string_view* in, absl::string_view* s) {
   return true;
 }
 
-// The per-thread buffers of Read: dimension values of the span being read and of the resource
-// of the last origin seen.
+// Dimension values taken from the resource of one origin.
+struct ResourceDims {
+  const SpanOrigin* origin = nullptr;
+  std::vector<std::string> values;
+  std::vector<uint8_t> found;
+};
+
+// Resources whose dimension values a Read keeps at a time: a request's spans alternate between
+// a few origins (a trace hops between services), each resource is read once.
+constexpr size_t kCachedOrigins = 16;
+
+// The per-thread buffers of Read: dimension values of the span being read, and of the resources
+// of the origins seen in this request.
 struct ReadScratch {
   std::vector<absl::string_view> span_values;
   std::vector<uint8_t> span_found;
   std::vector<std::string> span_text;
-  const SpanOrigin* origin = nullptr;
-  std::vector<std::string> resource_values;
-  std::vector<uint8_t> resource_found;
+  ResourceDims resources[kCachedOrigins];
+  size_t resources_used = 0;
+  size_t next_evicted = 0;
   std::string resource_text;
   std::vector<absl::string_view> exception_types;  // of the span being read
 
@@ -123,11 +151,53 @@ struct ReadScratch {
     span_values.assign(dims, {});
     span_found.assign(dims, 0);
     span_text.resize(dims);
-    origin = nullptr;
-    resource_values.resize(dims);
-    resource_found.assign(dims, 0);
+    resources_used = 0;
+    next_evicted = 0;
   }
 };
+
+// The key of a serialized KeyValue, when it is its first field with a one-byte length (what
+// every encoder writes); false otherwise.
+inline bool FastKey(absl::string_view kv, absl::string_view* key) {
+  if (kv.size() < 2 || kv[0] != '\x0a') return false;
+  const auto n = static_cast<uint8_t>(kv[1]);
+  if (n >= 0x80 || n > kv.size() - 2) return false;
+  *key = kv.substr(2, n);
+  return true;
+}
+
+// The dimension values of an origin's resource, read on first use within a Read.
+const ResourceDims* ResourceOf(const std::vector<Dimension>& dimensions, const SpanOrigin* origin,
+                               ReadScratch* scratch) {
+  for (size_t i = 0; i < scratch->resources_used; ++i) {
+    if (scratch->resources[i].origin == origin) return &scratch->resources[i];
+  }
+  ResourceDims* r;
+  if (scratch->resources_used < kCachedOrigins) {
+    r = &scratch->resources[scratch->resources_used++];
+  } else {
+    r = &scratch->resources[scratch->next_evicted];
+    scratch->next_evicted = (scratch->next_evicted + 1) % kCachedOrigins;
+  }
+  const size_t dims = dimensions.size();
+  r->origin = origin;
+  r->values.resize(dims);
+  r->found.assign(dims, 0);
+  if (origin == nullptr) return r;
+  wire::ForEachField(origin->resource, [&](const wire::Field& f) {
+    if (f.number != 1 || f.type != wire::kLengthDelimited) return true;
+    absl::string_view key, value, text;
+    ReadKeyValue(f.bytes, &key, &value);
+    for (size_t d = 0; d < dims; ++d) {
+      if (key == dimensions[d].name && AnyValueText(value, &scratch->resource_text, &text)) {
+        r->values[d].assign(text.data(), text.size());
+        r->found[d] = 1;
+      }
+    }
+    return true;
+  });
+  return r;
+}
 
 void AppendEscaped(absl::string_view value, std::string* out) {
   for (char c : value) {
@@ -211,13 +281,17 @@ std::vector<std::string> ValidateOptions(const SpanMetricsOptions& o, const std:
     problems.push_back(
         absl::StrCat(path, ".aggregation_cardinality_limit: must be >= 1, got ", o.max_series));
   }
+  if (o.dimensions.size() > kMaxDimensions) {
+    problems.push_back(absl::StrCat(path, ".dimensions: at most ", kMaxDimensions,
+                                    " dimensions, got ", o.dimensions.size()));
+  }
   std::set<std::string> labels = {"service_name", "span_name", "span_kind", "status_code",
                                   "otel_metric_overflow"};
   for (size_t i = 0; i < o.dimensions.size(); ++i) {
     const std::string& name = o.dimensions[i].name;
     const std::string where = absl::StrCat(path, ".dimensions[", i, "].name");
-    if (name.empty()) {
-      problems.push_back(absl::StrCat(where, ": must not be empty"));
+    if (name.empty() || name.size() >= 128) {
+      problems.push_back(absl::StrCat(where, ": must be 1 to 127 bytes long, got \"", name, "\""));
     } else if (!labels.insert(LabelName(name)).second) {
       problems.push_back(absl::StrCat(where, ": label ", LabelName(name),
                                       " is already used by another label, got \"", name, "\""));
@@ -238,9 +312,11 @@ SpanMetrics::SpanMetrics(const SpanMetricsOptions& options) : options_(options) 
   duration_name_ = absl::StrCat(MetricName(options_.metrics_namespace, "duration"),
                                 options_.unit == "s" ? "_seconds" : "_milliseconds");
   label_names_ = {"service_name", "span_name", "span_kind", "status_code"};
-  for (const Dimension& d : options_.dimensions) {
+  for (size_t i = 0; i < options_.dimensions.size(); ++i) {
+    const Dimension& d = options_.dimensions[i];
     label_names_.push_back(LabelName(d.name));
     dimension_key_bits_ |= KeyBit(d.name);
+    if (d.name.size() < kMaxKeyLength) dims_by_length_[d.name.size()] |= uint32_t{1} << i;
   }
   nanos_per_unit_ = options_.unit == "s" ? 1e9 : 1e6;
   for (absl::Duration b : options_.buckets) {
@@ -274,26 +350,8 @@ void SpanMetrics::Read(const std::vector<TraceSpans>& traces, Contribution* out)
       }
       // The dimensions' values from the resource, once per origin.
       const SpanOrigin* origin = span.origin.get();
-      if (dims > 0 && origin != scratch.origin) {
-        scratch.origin = origin;
-        std::fill(scratch.resource_found.begin(), scratch.resource_found.end(), 0);
-        if (origin != nullptr) {
-          wire::ForEachField(origin->resource, [&](const wire::Field& f) {
-            if (f.number != 1 || f.type != wire::kLengthDelimited) return true;
-            absl::string_view key, value, text;
-            ReadKeyValue(f.bytes, &key, &value);
-            for (size_t d = 0; d < dims; ++d) {
-              if (key == options_.dimensions[d].name &&
-                  AnyValueText(value, &scratch.resource_text, &text)) {
-                scratch.resource_values[d].assign(text.data(), text.size());
-                scratch.resource_found[d] = 1;
-              }
-            }
-            return true;
-          });
-        }
-      }
-
+      const ResourceDims* resource =
+          dims > 0 ? ResourceOf(options_.dimensions, origin, &scratch) : nullptr;
       absl::string_view name;
       uint64_t kind = 0;
       uint64_t status = 0;
@@ -312,10 +370,14 @@ void SpanMetrics::Read(const std::vector<TraceSpans>& traces, Contribution* out)
           case 9:
             if (read_attributes && f.type == wire::kLengthDelimited) {
               absl::string_view key, value, text;
-              ReadKeyValue(f.bytes, &key, &value);
-              for (size_t d = 0; d < dims; ++d) {
-                if (key == options_.dimensions[d].name &&
-                    AnyValueText(value, &scratch.span_text[d], &text)) {
+              const bool fast = FastKey(f.bytes, &key);
+              if (!fast) ReadKeyValue(f.bytes, &key, &value);
+              // Only the dimensions whose key has this length are compared.
+              uint32_t candidates = key.size() < kMaxKeyLength ? dims_by_length_[key.size()] : 0;
+              for (size_t d = 0; candidates != 0; ++d, candidates >>= 1) {
+                if ((candidates & 1) == 0 || key != options_.dimensions[d].name) continue;
+                if (fast) ReadKeyValue(f.bytes, &key, &value);
+                if (AnyValueText(value, &scratch.span_text[d], &text)) {
                   scratch.span_values[d] = text;
                   scratch.span_found[d] = 1;
                 }
@@ -382,9 +444,9 @@ void SpanMetrics::Read(const std::vector<TraceSpans>& traces, Contribution* out)
         if (read_attributes && scratch.span_found[d]) {
           out->keys.push_back(1);
           PutString(scratch.span_values[d], &out->keys);
-        } else if (scratch.resource_found[d]) {
+        } else if (resource->found[d]) {
           out->keys.push_back(1);
-          PutString(scratch.resource_values[d], &out->keys);
+          PutString(resource->values[d], &out->keys);
         } else if (options_.dimensions[d].default_value.has_value()) {
           out->keys.push_back(1);
           PutString(*options_.dimensions[d].default_value, &out->keys);

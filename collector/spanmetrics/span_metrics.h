@@ -42,6 +42,9 @@ struct Dimension {
 // The OpenTelemetry spanmetrics connector's default explicit buckets.
 std::vector<absl::Duration> DefaultBuckets();
 
+// Most dimensions a span metrics stage takes.
+inline constexpr size_t kMaxDimensions = 32;
+
 struct SpanMetricsOptions {
   // Whether the stage runs at all. Default: true.
   bool enabled = true;
@@ -54,7 +57,8 @@ struct SpanMetricsOptions {
   // Upper bounds of the duration histogram's buckets, ascending; +Inf is implied.
   // Default: DefaultBuckets() (2ms ... 15s).
   std::vector<absl::Duration> buckets = DefaultBuckets();
-  // Labels added to service_name, span_name, span_kind and status_code. Default: none.
+  // Labels added to service_name, span_name, span_kind and status_code, at most kMaxDimensions,
+  // keys shorter than 128 bytes. Default: none.
   std::vector<Dimension> dimensions;
   // Distinct label sets per metric (calls and duration share theirs). A span of a new label set
   // beyond it is counted in the overflow series {otel_metric_overflow="true"}.
@@ -145,7 +149,10 @@ class SpanMetrics final {
   std::vector<std::string> bound_labels_;  // their `le` values
   double nanos_per_unit_ = 1e6;
   uint64_t dimension_key_bits_ = 0;  // AttributeKeyBit of every dimension's key
-  uint64_t exception_key_bit_ = 0;   // AttributeKeyBit("exception.type")
+  // Bit d set in dims_by_length_[n]: dimension d's key is n bytes long.
+  static constexpr size_t kMaxKeyLength = 128;
+  uint32_t dims_by_length_[kMaxKeyLength] = {};
+  uint64_t exception_key_bit_ = 0;  // AttributeKeyBit("exception.type")
 
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<CallSeries>> calls_ ABSL_GUARDED_BY(mu_);

@@ -458,5 +458,57 @@ TEST(ConfigTest, KafkaReceiverProblemsAreListed) {
               HasSubstr("receivers.kafka.gateway: needs receivers.kafka.enabled: true"));
 }
 
+TEST(ConfigTest, SpanMetricsDefaultsAndOptions) {
+  const auto d = ParseConfig("").value().span_metrics;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.metrics_namespace, "traces.span.metrics");
+  EXPECT_EQ(d.unit, "ms");
+  EXPECT_EQ(d.buckets.size(), 16u);
+  EXPECT_EQ(d.max_series, 10000);
+  EXPECT_TRUE(d.dimensions.empty());
+
+  auto c = ParseConfig(R"(
+span_metrics:
+  namespace: span.metrics
+  histogram:
+    unit: s
+    explicit: {buckets: [100us, 1ms, 1.5s]}
+  dimensions:
+    - name: http.route
+    - name: db.system
+      default: none
+  aggregation_cardinality_limit: 50
+  exceptions: {enabled: false}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& o = c->span_metrics;
+  EXPECT_EQ(o.metrics_namespace, "span.metrics");
+  EXPECT_EQ(o.unit, "s");
+  EXPECT_THAT(o.buckets, ::testing::ElementsAre(absl::Microseconds(100), absl::Milliseconds(1),
+                                                absl::Milliseconds(1500)));
+  ASSERT_EQ(o.dimensions.size(), 2u);
+  EXPECT_EQ(o.dimensions[0].name, "http.route");
+  EXPECT_FALSE(o.dimensions[0].default_value.has_value());
+  EXPECT_EQ(o.dimensions[1].default_value, "none");
+  EXPECT_EQ(o.max_series, 50);
+  EXPECT_FALSE(o.exceptions);
+
+  auto bad = ParseConfig(R"(
+span_metrics:
+  histogram: {unit: us, explicit: {buckets: [5ms, 2ms, soon]}}
+  dimensions: [{name: service.name}]
+  aggregation_cardinality_limit: 0
+  dimensions_cache_size: 10
+)");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_THAT(m, HasSubstr("span_metrics.histogram.explicit.buckets[2]: must be a duration"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.histogram.unit: must be ms or s, got \"us\""));
+  EXPECT_THAT(m, HasSubstr("span_metrics.histogram.explicit.buckets[1]: must be > 0 and greater"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.dimensions[0].name: label service_name is already"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.aggregation_cardinality_limit: must be >= 1, got 0"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.dimensions_cache_size: unknown key"));
+}
+
 }  // namespace
 }  // namespace tracekeep::config
