@@ -1,0 +1,160 @@
+"""Request metrics from every span, before sampling, with real processes: the OpenTelemetry Python
+SDK sends many spans to the real tracekeep, which keeps 1 % of the traces; every
+traces_span_metrics_* series on /metrics equals what the test computes from what the SDK sent
+(calls exactly, each duration in its bucket), and so do the exception counts. The cardinality
+limit sends new label sets to the overflow series, and spans the journal replays after a kill -9
+are not counted again."""
+
+import bisect
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+
+import peers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT = os.path.join(HERE, "clients", "span_metrics_client.py")
+# The OpenTelemetry spanmetrics connector's default buckets, in ms.
+BOUNDS_MS = [2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000]
+SPANS = int(os.environ.get("SPAN_METRICS_SPANS", "100000"))
+ONE_PERCENT = "    - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 1}}"
+DIMENSIONS = """span_metrics:
+  dimensions:
+    - {name: http.route}
+    - {name: deployment.environment, default: none}
+"""
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def samples(text, name):
+    """{frozenset(labels): value} of the samples of metric `name` in an exposition."""
+    out = {}
+    for line in text.splitlines():
+        m = SAMPLE.match(line)
+        if m and m.group(1) == name:
+            out[frozenset(LABEL.findall(m.group(2) or ""))] = float(m.group(3))
+    return out
+
+
+def total(text, name):
+    return sum(samples(text, name).values())
+
+
+def send(tk, spans, **kw):
+    argv = [sys.executable, CLIENT, "--endpoint", f"http://{tk.grpc}", "--spans", str(spans)]
+    for k, v in kw.items():
+        argv += [f"--{k}", str(v)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return json.loads(r.stdout)
+
+
+def expected_series(sent, dimensions):
+    """What the spanmetrics connector would report for the spans sent."""
+    calls = collections.Counter()
+    buckets = collections.defaultdict(lambda: [0] * (len(BOUNDS_MS) + 1))
+    sums = collections.defaultdict(float)
+    exceptions = collections.Counter()
+    for service, name, kind, status, duration_ns, route, environment, types in sent:
+        labels = {"service_name": service, "span_name": name, "span_kind": kind,
+                  "status_code": status}
+        if dimensions:
+            if route:
+                labels["http_route"] = route
+            labels["deployment_environment"] = environment or "none"
+        key = frozenset(labels.items())
+        ms = duration_ns / 1e6
+        calls[key] += 1
+        buckets[key][bisect.bisect_left(BOUNDS_MS, ms)] += 1  # bounds are inclusive (le)
+        sums[key] += ms
+        for t in types:
+            exceptions[frozenset({"service_name": service, "exception_type": t,
+                                  "status_code": status}.items())] += 1
+    return calls, buckets, sums, exceptions
+
+
+def test_every_series_equals_what_was_sent_while_one_percent_is_kept(tmp_path):
+    with peers.Tracekeep(str(tmp_path / "tk"), ONE_PERCENT, decision_wait="1s",
+                         extra=DIMENSIONS) as tk:
+        out = send(tk, SPANS)
+        sent = out["spans"]
+        assert len(sent) == SPANS
+        calls, buckets, sums, exceptions = expected_series(sent, dimensions=True)
+        text = tk.metrics()
+
+        got_calls = samples(text, "traces_span_metrics_calls_total")
+        assert got_calls == {k: float(v) for k, v in calls.items()}
+        got_buckets = samples(text, "traces_span_metrics_duration_milliseconds_bucket")
+        got_counts = samples(text, "traces_span_metrics_duration_milliseconds_count")
+        got_sums = samples(text, "traces_span_metrics_duration_milliseconds_sum")
+        assert len(got_buckets) == len(calls) * (len(BOUNDS_MS) + 1)
+        for key, per_bucket in buckets.items():
+            cumulative = 0
+            for i, n in enumerate(per_bucket):
+                cumulative += n
+                le = "+Inf" if i == len(BOUNDS_MS) else str(BOUNDS_MS[i])
+                assert got_buckets[key | {("le", le)}] == cumulative, (sorted(key), le)
+            assert got_counts[key] == calls[key]
+            assert abs(got_sums[key] - sums[key]) <= 1e-9 * max(1.0, sums[key]), sorted(key)
+        assert samples(text, "tracekeep_span_exceptions_total") == \
+            {k: float(v) for k, v in exceptions.items()}
+        assert any(("status_code", "STATUS_CODE_OK") in k for k in exceptions), \
+            "the client sent exceptions on OK spans"
+        assert tk.metric("tracekeep_span_metrics_overflow_total", 'metric="calls"') == 0
+
+        # Meanwhile the sampler kept about 1 % of the traces: the metrics did not come from them.
+        def decided():
+            t = tk.metrics()
+            n = (total(t, "tracekeep_sampler_traces_sampled_total") +
+                 total(t, "tracekeep_sampler_traces_not_sampled_total"))
+            return t if n >= out["traces"] else None
+        t = peers.wait_for(decided, 120, "the sampler to decide every trace")
+        kept = total(t, "tracekeep_sampler_traces_sampled_total")
+        assert 0 < kept < 0.03 * out["traces"], (kept, out["traces"])
+        assert total(t, "tracekeep_storage_spans_stored_total") < 0.05 * SPANS
+
+
+def test_label_sets_beyond_the_limit_are_counted_in_the_overflow_series(tmp_path):
+    limit = 5
+    with peers.Tracekeep(str(tmp_path / "tk"), ONE_PERCENT,
+                         extra=f"span_metrics: {{aggregation_cardinality_limit: {limit}}}\n") as tk:
+        sent = send(tk, 3000, names=12, seed=7)["spans"]
+        calls, _, _, _ = expected_series(sent, dimensions=False)
+        assert len(calls) > 3 * limit
+        text = tk.metrics()
+        got = samples(text, "traces_span_metrics_calls_total")
+        overflow_key = frozenset({("otel_metric_overflow", "true")})
+        overflow = got.pop(overflow_key)
+        # `limit` label sets have series of their own, each exact; every other span is in the
+        # overflow series, and counted.
+        assert len(got) == limit
+        for key, value in got.items():
+            assert value == calls[key], sorted(key)
+        assert overflow == len(sent) - sum(got.values()) > 0
+        assert tk.metric("tracekeep_span_metrics_overflow_total", 'metric="calls"') == overflow
+        assert tk.metric("tracekeep_span_metrics_series", 'metric="calls"') == limit + 1
+        assert samples(text, "traces_span_metrics_duration_milliseconds_count")[overflow_key] == \
+            overflow
+
+
+def test_spans_replayed_from_the_journal_after_a_kill_are_not_counted_again(tmp_path):
+    workdir = str(tmp_path / "tk")
+    # A long decision wait: the spans are still pending, in the journal, when tracekeep dies.
+    with peers.Tracekeep(workdir, ONE_PERCENT, decision_wait="10m") as tk:
+        first = send(tk, 500, seed=3)["spans"]
+        assert total(tk.metrics(), "traces_span_metrics_calls_total") == len(first)
+        tk.proc.kill()
+        tk.proc.wait()
+    with peers.Tracekeep(workdir, ONE_PERCENT, decision_wait="10m") as tk:
+        text = tk.metrics()
+        assert total(text, "tracekeep_journal_batches_replayed_total") > 0, "nothing replayed"
+        assert total(text, "tracekeep_sampler_spans_pending") == len(first)
+        assert total(text, "traces_span_metrics_calls_total") == 0
+        second = send(tk, 200, seed=4)["spans"]
+        calls, _, _, _ = expected_series(second, dimensions=False)
+        assert samples(tk.metrics(), "traces_span_metrics_calls_total") == \
+            {k: float(v) for k, v in calls.items()}
