@@ -458,6 +458,59 @@ TEST(ConfigTest, KafkaReceiverProblemsAreListed) {
               HasSubstr("receivers.kafka.gateway: needs receivers.kafka.enabled: true"));
 }
 
+// Policies written for the OpenTelemetry Collector's tail_sampling, keys it has that tracekeep
+// did not read before included.
+constexpr char kCollectorPolicies[] = R"(
+- name: regex
+  type: string_attribute
+  string_attribute: {key: http.route, values: ["/api/.*"], enabled_regex_matching: true, cache_max_size: 500}
+- name: bytes
+  type: bytes_limiting
+  bytes_limiting: {bytes_per_second: 1048576, burst_capacity: 2097152}
+- name: exceptions
+  type: ottl_condition
+  ottl_condition:
+    error_mode: ignore
+    span:
+      - 'attributes["http.response.status_code"] >= 500 and kind == SPAN_KIND_SERVER'
+    spanevent:
+      - 'name == "exception" and IsMatch(attributes["exception.type"], "SQL")'
+- name: not-health
+  type: not
+  not:
+    not_sub_policy: {name: health, type: string_attribute, string_attribute: {key: http.route, values: [/healthz]}}
+)";
+
+TEST(ConfigTest, CollectorPolicyKeysLoadAndRoundTrip) {
+  auto p = ParsePolicies(kCollectorPolicies);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->size(), 4u);
+  EXPECT_EQ((*p)[0].string_attribute.cache_max_size, 500);
+  EXPECT_EQ((*p)[1].bytes_limiting.bytes_per_second, 1048576);
+  EXPECT_EQ((*p)[1].bytes_limiting.burst_capacity, 2097152);
+  EXPECT_EQ((*p)[2].ottl_condition.error_mode, "ignore");
+  EXPECT_EQ((*p)[2].ottl_condition.span.size(), 1u);
+  EXPECT_EQ((*p)[2].ottl_condition.spanevent[0],
+            R"(name == "exception" and IsMatch(attributes["exception.type"], "SQL"))");
+  ASSERT_EQ((*p)[3].sub_policies.size(), 1u);  // the Collector's single not_sub_policy
+  EXPECT_EQ((*p)[3].sub_policies[0].name, "health");
+
+  const std::string yaml = PoliciesToYaml(*p);
+  auto again = ParsePolicies(yaml);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << yaml;
+  EXPECT_EQ(PoliciesToYaml(*again), yaml);
+
+  auto bad = ParsePolicies(R"(
+- name: o
+  type: ottl_condition
+  ottl_condition: {span: ['attributes["a"] == Concat(["x"], "")']}
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("sampler.policies[0] (\"o\").ottl_condition.span[0]: column 20: "
+                        "unsupported converter Concat"));
+}
+
 TEST(ConfigTest, SpanMetricsDefaultsAndOptions) {
   const auto d = ParseConfig("").value().span_metrics;
   EXPECT_TRUE(d.enabled);
