@@ -146,10 +146,10 @@ absl::StatusOr<std::vector<Token>> Tokenize(std::string_view s) {
 // ---- Values -----------------------------------------------------------------------------------
 
 struct Value {
-  enum class Type { kNil, kString, kInt, kDouble, kBool, kDuration, kOther };
+  enum class Type { kNil, kString, kInt, kDouble, kBool, kDuration, kTime, kOther };
   Type type = Type::kNil;
   std::string_view s;
-  int64_t i = 0;  // kInt; kDuration in nanoseconds
+  int64_t i = 0;  // kInt; kDuration in nanoseconds; kTime in Unix nanoseconds
   double d = 0;
   bool b = false;
 };
@@ -220,6 +220,7 @@ bool Compare(const Value& a, const Value& b, Op op) {
       case T::kString:
         return Ordered(a.s, b.s, op);
       case T::kDuration:
+      case T::kTime:
         return Ordered(a.i, b.i, op);
       case T::kBool:
         equal = a.b == b.b;
@@ -247,7 +248,7 @@ enum class Source {
   kEndNanos,
   kDurationNanos,  // end_time_unix_nano - start_time_unix_nano: an int
   kDuration,       // end_time - start_time: a duration
-  kStartTime,      // only as an operand of kDuration
+  kStartTime,      // a time: compared with times, or end_time - start_time
   kEndTime,
 };
 
@@ -325,7 +326,9 @@ struct Condition::Tree {
         return v;
       case Source::kStartTime:
       case Source::kEndTime:
-        return v;  // never an operand of a comparison (refused when parsed)
+        v.type = Value::Type::kTime;
+        v.i = o.source == Source::kStartTime ? in.start_unix_nanos : in.end_unix_nanos;
+        return v;
     }
     return v;
   }
@@ -559,7 +562,6 @@ class Parser {
 
   // A value, or end_time - start_time.
   absl::StatusOr<Operand> ParseOperand() {
-    const int column = Peek().column;
     auto first = ParseValue();
     if (!first.ok()) return first;
     if (Peek().type == Tok::kArith) {
@@ -591,12 +593,6 @@ class Parser {
                                          second->description,
                                          " (only end_time - start_time and end_time_unix_nano - "
                                          "start_time_unix_nano)"));
-    }
-    if (first->source == Source::kStartTime || first->source == Source::kEndTime) {
-      return ErrorAt(column, absl::StrCat(first->description,
-                                          " is a time; compare end_time - start_time with "
-                                          "Duration(\"...\"), or use ",
-                                          first->description, "_unix_nano"));
     }
     return first;
   }

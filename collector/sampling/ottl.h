@@ -2,7 +2,8 @@
 // `ottl_condition` sampling policy accepts, on the `span` and `spanevent` contexts:
 //
 //   paths      name, kind, status.code, attributes["k"], resource.attributes["k"],
-//              start_time_unix_nano, end_time_unix_nano, end_time - start_time (a duration),
+//              start_time_unix_nano, end_time_unix_nano, start_time and end_time (times, ordered
+//              among themselves), end_time - start_time (a duration),
 //              end_time_unix_nano - start_time_unix_nano (nanoseconds); on spanevent, the
 //              event's name and attributes["k"], and span.<any span path> for its span
 //   literals   "strings", integers, floats, true, false, nil, STATUS_CODE_*, SPAN_KIND_*,
