@@ -76,6 +76,8 @@ def test_alert_rules_are_valid_and_pass_their_unit_tests():
     promtool = peers.require(peers.PROMTOOL_BIN, "promtool (Debian package prometheus)")
     deploy = os.path.join(HERE, "..", "..", "deploy")
     for argv in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"],
+                 ["check", "rules", "security/alerts.yml"],
+                 ["test", "rules", "security/alerts_test.yml"],
                  ["check", "config", "prometheus.yml"], ["check", "config", "prometheus-local.yml"]):
         r = subprocess.run([promtool] + argv, cwd=deploy, capture_output=True, text=True,
                            timeout=60)

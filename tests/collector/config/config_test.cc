@@ -1,5 +1,8 @@
 #include "collector/config/config.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -250,6 +253,18 @@ TEST(ConfigTest, DeployExamplesAreValid) {
     auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + file);
     EXPECT_TRUE(c.ok()) << file << ": " << c.status();
   }
+  // The security preset: a policy list for tracekeepctl policies set, and a config snippet.
+  std::ifstream in(std::string(TRACEKEEP_SOURCE_DIR) + "/deploy/security/policies.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto preset = ParsePolicies(text.str(), "deploy/security/policies.yaml");
+  ASSERT_TRUE(preset.ok()) << preset.status();
+  EXPECT_EQ(preset->size(), 8u);
+  auto metrics =
+      LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + "/deploy/security/span_metrics.yaml");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(metrics->span_metrics.dimensions.size(), 2u);
+
   auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + "/deploy/tracekeep.yaml");
   ASSERT_TRUE(c.ok());
   // The example documents the defaults; only the exporter endpoint differs.
