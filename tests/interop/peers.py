@@ -312,10 +312,20 @@ class JaegerQuery(Process):
     """Real Jaeger v2, read-only (deploy/jaeger-query.yaml's shape): query API and UI on a free
     port, trace storage = tracekeep's Jaeger remote storage API at `storage_endpoint`."""
 
-    def __init__(self, workdir, storage_endpoint):
+    def __init__(self, workdir, storage_endpoint, prometheus=""):
+        """`prometheus`: host:port of a Prometheus that the Monitor tab (/api/metrics/...)
+        reads span metrics from ("" = no metrics backend)."""
         require(JAEGER_BIN, "jaeger (scripts/setup.sh --peers)")
         os.makedirs(workdir, exist_ok=True)
         self.query = f"127.0.0.1:{free_port()}"
+        metrics_storage = "\n      metrics: prometheus" if prometheus else ""
+        metric_backends = f"""
+    metric_backends:
+      prometheus:
+        prometheus:
+          endpoint: "http://{prometheus}"
+          normalize_calls: true
+          normalize_duration: true""" if prometheus else ""
         config = f"""service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
@@ -335,7 +345,7 @@ extensions:
       endpoint: "127.0.0.1:{free_port()}"
   jaeger_query:
     storage:
-      traces: tracekeep
+      traces: tracekeep{metrics_storage}
     http:
       endpoint: "{self.query}"
     grpc:
@@ -346,7 +356,7 @@ extensions:
         grpc:
           endpoint: "{storage_endpoint}"
           tls:
-            insecure: true
+            insecure: true{metric_backends}
 receivers:
   nop:
 processors:

@@ -3,7 +3,8 @@ SDK sends many spans to the real tracekeep, which keeps 1 % of the traces; every
 traces_span_metrics_* series on /metrics equals what the test computes from what the SDK sent
 (calls exactly, each duration in its bucket), and so do the exception counts. The cardinality
 limit sends new label sets to the overflow series, and spans the journal replays after a kill -9
-are not counted again."""
+are not counted again. A real Prometheus scrapes them and a real Jaeger v2's Monitor tab shows
+them."""
 
 import bisect
 import collections
@@ -12,6 +13,9 @@ import os
 import re
 import subprocess
 import sys
+import time
+
+import pytest
 
 import peers
 
@@ -158,3 +162,70 @@ def test_spans_replayed_from_the_journal_after_a_kill_are_not_counted_again(tmp_
         calls, _, _, _ = expected_series(second, dimensions=False)
         assert samples(tk.metrics(), "traces_span_metrics_calls_total") == \
             {k: float(v) for k, v in calls.items()}
+
+
+def test_jaeger_monitor_tab_shows_tracekeeps_figures_through_prometheus(tmp_path):
+    """A real Prometheus scrapes tracekeep; a real Jaeger v2, whose Monitor tab reads that
+    Prometheus, answers /api/metrics/{calls,errors,latencies} with tracekeep's figures, for
+    traces tracekeep kept none of."""
+    nothing = "    - {name: nothing, type: probabilistic, probabilistic: {sampling_percentage: 0}}"
+    # [service, name, kind, status, duration_ns, count]
+    plan = [["shop-api", "GET /fast", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET", 5_000_000, 100],
+            ["shop-api", "POST /fail", "SPAN_KIND_SERVER", "STATUS_CODE_ERROR", 150_000_000, 100],
+            ["shop-api", "GET /mixed", "SPAN_KIND_SERVER", "STATUS_CODE_OK", 50_000_000, 75],
+            ["shop-api", "GET /mixed", "SPAN_KIND_SERVER", "STATUS_CODE_ERROR", 50_000_000, 25],
+            ["shop-api", "db", "SPAN_KIND_CLIENT", "STATUS_CODE_UNSET", 1_000_000, 100]]
+    # One span of each label set first: rate() counts increases after a series' first sample.
+    warm_up = [row[:5] + [1] for row in plan]
+
+    def send_plan(tk, p):
+        r = subprocess.run([sys.executable, CLIENT, "--endpoint", f"http://{tk.grpc}", "--plan",
+                            json.dumps(p)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-4000:]
+
+    with peers.Tracekeep(str(tmp_path / "tk"), nothing) as tk, \
+            peers.Prometheus(str(tmp_path / "prom"), [tk.telemetry]) as prom:
+        def in_prometheus(n):
+            result = prom.query("sum(traces_span_metrics_calls_total)")
+            return result and float(result[0]["value"][1]) == n
+        send_plan(tk, warm_up)
+        peers.wait_for(lambda: in_prometheus(len(plan)), 60, "the warm-up in Prometheus")
+        send_plan(tk, plan)
+        peers.wait_for(lambda: in_prometheus(len(plan) + sum(r[5] for r in plan)), 60,
+                       "every span in Prometheus")
+
+        with peers.JaegerQuery(str(tmp_path / "jaeger"), tk.jaeger_storage,
+                               prometheus=prom.addr) as jaeger:
+            def monitor(what, **extra):
+                status, body = jaeger.get(f"/api/metrics/{what}", service="shop-api",
+                                          endTs=int(time.time() * 1000), lookback=120000,
+                                          step=10000, ratePer=60000, spanKind="server",
+                                          groupByOperation="true", **extra)
+                assert status == 200, body
+                out = {}
+                for m in body["metrics"]:
+                    labels = {label["name"]: label["value"] for label in m["labels"]}
+                    assert labels["service_name"] == "shop-api", labels
+                    points = [p["gaugeValue"]["doubleValue"] for p in m["metricPoints"]
+                              if "doubleValue" in p.get("gaugeValue", {})]
+                    if points:
+                        out[labels["operation"]] = points[-1]
+                return out
+
+            calls = monitor("calls")
+            assert set(calls) == {"GET /fast", "POST /fail", "GET /mixed"}, calls  # no CLIENT
+            assert calls["GET /fast"] > 0 and calls["GET /fast"] == calls["POST /fail"], calls
+            assert abs(calls["GET /mixed"] / calls["GET /fast"] - 1) < 0.05, calls
+            errors = monitor("errors")
+            assert errors["POST /fail"] == 1, errors
+            # 25 of 100; Prometheus extrapolates each series' rate a little differently.
+            assert abs(errors["GET /mixed"] - 0.25) < 0.02, errors
+            assert errors.get("GET /fast", 0) == 0, errors
+            # Every span of an operation in one bucket: histogram_quantile interpolates exactly.
+            latencies = monitor("latencies", quantile=0.95)
+            assert latencies == pytest.approx({"GET /fast": 4 + 0.95 * 2,      # (4, 6] ms
+                                               "GET /mixed": 10 + 0.95 * 40,   # (10, 50] ms
+                                               "POST /fail": 100 + 0.95 * 100})  # (100, 200] ms
+            # ... while none of these traces was kept.
+            status, services = jaeger.get("/api/services")
+            assert status == 200 and "shop-api" not in (services.get("data") or []), services

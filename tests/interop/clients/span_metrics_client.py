@@ -2,6 +2,10 @@
 test can compute the request metrics tracekeep must report.
 
 Usage: span_metrics_client.py --endpoint URL --spans N [--seed S] [--names K] [--batch B]
+       span_metrics_client.py --endpoint URL --plan JSON
+With --plan, sends exactly the spans of the plan instead of random ones: a JSON list of
+[service, name, kind ("SPAN_KIND_SERVER", ...), status ("STATUS_CODE_OK", ...), duration_ns,
+count], each span a trace of its own.
 Prints one JSON object: {"spans": [[service, name, kind, status, duration_ns, route,
 environment, exceptions], ...], "traces": T}. `route` is the span's http.route ("" when absent),
 `environment` its resource's deployment.environment ("" when absent), `exceptions` the
@@ -37,7 +41,8 @@ START = 1_700_000_000_000_000_000
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--endpoint", required=True)
-    p.add_argument("--spans", type=int, required=True)
+    p.add_argument("--spans", type=int, default=0)
+    p.add_argument("--plan", default="")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--names", type=int, default=6, help="distinct span names")
     p.add_argument("--batch", type=int, default=2000, help="spans per export request")
@@ -55,6 +60,24 @@ def main():
         tracers.append(provider.get_tracer("tracekeep.spanmetrics", "1.0.0"))
 
     sent, traces, i = [], 0, 0
+    if a.plan:
+        kinds = {n: k for k, n in KINDS}
+        services = [s for s, _ in SERVICES]
+        for service, name, kind_name, status_name, duration, count in json.loads(a.plan):
+            for _ in range(count):
+                start = START + i * 1000
+                span = tracers[services.index(service)].start_span(
+                    name, kind=kinds[kind_name], start_time=start)
+                if status_name == "STATUS_CODE_OK":
+                    span.set_status(Status(StatusCode.OK))
+                elif status_name == "STATUS_CODE_ERROR":
+                    span.set_status(Status(StatusCode.ERROR, "failed"))
+                span.end(end_time=start + duration)
+                sent.append([service, name, kind_name, status_name, duration, "",
+                             dict(SERVICES)[service] or "", []])
+                traces += 1
+                i += 1
+        a.spans = i
     while i < a.spans:
         # A trace of 1-6 spans; its spans come from random services.
         traces += 1
