@@ -229,3 +229,80 @@ def test_jaeger_monitor_tab_shows_tracekeeps_figures_through_prometheus(tmp_path
             # ... while none of these traces was kept.
             status, services = jaeger.get("/api/services")
             assert status == 200 and "shop-api" not in (services.get("data") or []), services
+
+
+# Labels the Collector's Prometheus exporter adds from the resource and the scope: not span
+# metrics labels (Prometheus sets job and instance of the scrape target itself).
+EXPORTER_LABELS = {"job", "instance", "otel_scope_name", "otel_scope_version",
+                   "otel_scope_schema_url"}
+
+
+def without_exporter_labels(series):
+    out = collections.defaultdict(float)
+    for labels, value in series.items():
+        out[frozenset((k, v) for k, v in labels if k not in EXPORTER_LABELS)] += value
+    return dict(out)
+
+
+def test_series_equal_those_of_the_opentelemetry_spanmetrics_connector(tmp_path):
+    """The same spans sent to tracekeep and to the OpenTelemetry Collector's spanmetrics connector
+    (inside the real Jaeger v2 binary) with the same dimensions, exported by its prometheus
+    exporter: same metric names, label names and values, buckets and values."""
+    jaeger_bin = peers.require(peers.JAEGER_BIN, "jaeger (scripts/setup.sh --peers)")
+    otlp, metrics = peers.free_port(), peers.free_port()
+    config = f"""service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [spanmetrics]
+    metrics:
+      receivers: [spanmetrics]
+      exporters: [prometheus]
+  telemetry:
+    metrics: {{level: none}}
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{otlp}"}}
+connectors:
+  spanmetrics:
+    metrics_flush_interval: 100ms
+    dimensions:
+      - {{name: http.route}}
+      - {{name: deployment.environment, default: none}}
+exporters:
+  prometheus:
+    endpoint: "127.0.0.1:{metrics}"
+"""
+    (tmp_path / "collector.yaml").write_text(config)
+    spans = 3000
+    collector = peers.Process([jaeger_bin, "--config", str(tmp_path / "collector.yaml")],
+                              str(tmp_path / "collector.log"), cwd=str(tmp_path),
+                              env=dict(os.environ, OTEL_TRACES_EXPORTER="none"))
+    with collector, peers.Tracekeep(str(tmp_path / "tk"), ONE_PERCENT, extra=DIMENSIONS) as tk:
+        def ready():
+            assert collector.alive(), collector.log()[-4000:]
+            return "Everything is ready" in collector.log()
+        peers.wait_for(ready, 60, "the Collector")
+        r = subprocess.run([sys.executable, CLIENT, "--endpoint", f"http://127.0.0.1:{otlp}",
+                            "--spans", str(spans), "--seed", "11"], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-4000:]
+        send(tk, spans, seed=11)  # the same spans (same seed), other ids
+
+        def collector_text():
+            text = peers.http_get(f"http://127.0.0.1:{metrics}/metrics")[1].decode()
+            return text if total(text, "traces_span_metrics_calls_total") == spans else None
+        theirs = peers.wait_for(collector_text, 60, "the connector's metrics")
+        ours = tk.metrics()
+        for name in ("traces_span_metrics_calls_total",
+                     "traces_span_metrics_duration_milliseconds_bucket",
+                     "traces_span_metrics_duration_milliseconds_count"):
+            expected = without_exporter_labels(samples(theirs, name))
+            assert expected and samples(ours, name) == expected, name
+        expected = without_exporter_labels(
+            samples(theirs, "traces_span_metrics_duration_milliseconds_sum"))
+        got = samples(ours, "traces_span_metrics_duration_milliseconds_sum")
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, rel=1e-9), sorted(key)
