@@ -306,3 +306,22 @@ exporters:
         assert got.keys() == expected.keys()
         for key, value in expected.items():
             assert got[key] == pytest.approx(value, rel=1e-9), sorted(key)
+
+
+def test_promtool_finds_only_the_connectors_millisecond_unit(tmp_path):
+    """promtool's lint of the exposition with span metrics in it: the one finding is the unit of
+    the duration histogram, which is the connector's name (unit: s names it ..._seconds)."""
+    promtool = peers.require(peers.PROMTOOL_BIN, "promtool (Debian package prometheus)")
+    with peers.Tracekeep(str(tmp_path / "tk"), ONE_PERCENT, extra=DIMENSIONS) as tk:
+        send(tk, 500)
+        r = subprocess.run([promtool, "check", "metrics"], input=tk.metrics(),
+                           capture_output=True, text=True, timeout=60)
+        findings = [line.strip() for line in (r.stdout + r.stderr).splitlines() if line.strip()]
+        assert findings == ['traces_span_metrics_duration_milliseconds use base unit "seconds" '
+                            'instead of "milliseconds"'], findings
+    with peers.Tracekeep(str(tmp_path / "tk2"), ONE_PERCENT,
+                         extra="span_metrics: {histogram: {unit: s}}\n") as tk:
+        send(tk, 100)
+        r = subprocess.run([promtool, "check", "metrics"], input=tk.metrics(),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r.stdout + r.stderr
