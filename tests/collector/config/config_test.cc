@@ -271,6 +271,9 @@ TEST(ConfigTest, DeployExamplesAreValid) {
   EXPECT_EQ(c->exporter.endpoint, "localhost:14317");
   EXPECT_EQ(c->sampler.policies.size(), DefaultConfig().sampler.policies.size());
   EXPECT_EQ(c->sampler.decision_wait, DefaultConfig().sampler.decision_wait);
+  EXPECT_EQ(c->span_metrics.buckets, DefaultConfig().span_metrics.buckets);
+  EXPECT_EQ(c->span_metrics.max_series, DefaultConfig().span_metrics.max_series);
+  EXPECT_EQ(c->span_metrics.metrics_namespace, DefaultConfig().span_metrics.metrics_namespace);
 }
 
 constexpr char kAllPolicies[] = R"(
