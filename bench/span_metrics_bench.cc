@@ -17,6 +17,7 @@
 #include "benchmark/benchmark.h"
 #include "collector/pipeline/otlp_convert.h"
 #include "collector/spanmetrics/span_metrics.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace tracekeep::bench {
 namespace {
@@ -94,6 +95,46 @@ void BM_SplitWireRequest(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kSpansPerRequest);
 }
 BENCHMARK(BM_SplitWireRequest);
+
+// A scrape: the text exposition of `range(0)` label sets (span names), 17 buckets each. The
+// series' lock is held meanwhile, so this is how long receivers may wait once per scrape.
+void BM_Exposition(benchmark::State& state) {
+  const int series = static_cast<int>(state.range(0));
+  spanmetrics::SpanMetricsOptions o;
+  o.max_series = series;
+  auto metrics = spanmetrics::SpanMetrics::Create(o);
+  if (!metrics.ok()) std::abort();
+  OtlpRequest request;
+  auto* rs = request.add_resource_spans();
+  auto* kv = rs->mutable_resource()->add_attributes();
+  kv->set_key("service.name");
+  kv->mutable_value()->set_string_value("shop-api");
+  auto* ss = rs->add_scope_spans();
+  for (int i = 0; i < series; ++i) {
+    auto* span = ss->add_spans();
+    span->set_trace_id(std::string(15, '\x01') + static_cast<char>(1 + i % 200));
+    span->set_span_id(std::string(4, '\x02') + std::string(reinterpret_cast<char*>(&i), 4));
+    span->set_name("GET /api/v1/orders/" + std::to_string(i));
+    span->set_kind(opentelemetry::proto::trace::v1::Span::SPAN_KIND_SERVER);
+    span->set_start_time_unix_nano(1000);
+    span->set_end_time_unix_nano(1000 + 3000000ull * static_cast<uint64_t>(i % 7));
+  }
+  absl::StatusOr<SplitResult> split = SplitWireRequest(request.SerializeAsString());
+  if (!split.ok()) std::abort();
+  spanmetrics::Contribution contribution;
+  (*metrics)->Read(split->traces, &contribution);
+  (*metrics)->Add(contribution);
+  if ((*metrics)->series() != series) state.SkipWithError("series missing");
+  std::string text;
+  for (auto _ : state) {
+    text.clear();
+    (*metrics)->AppendExposition(&text);
+    benchmark::DoNotOptimize(text);
+  }
+  state.SetItemsProcessed(state.iterations() * series);
+  state.counters["bytes"] = static_cast<double>(text.size());
+}
+BENCHMARK(BM_Exposition)->Arg(1000)->Arg(10000)->ArgName("series")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tracekeep::bench

@@ -4,7 +4,6 @@
 #include <charconv>
 #include <cstring>
 #include <set>
-#include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -213,24 +212,19 @@ void AppendEscaped(absl::string_view value, std::string* out) {
   }
 }
 
-// Appends `{name="value",...}` for the non-empty values (`extra` appended last, raw).
-void AppendLabels(const std::vector<std::string>& names, const std::vector<std::string>& values,
-                  absl::string_view extra, std::string* out) {
-  out->push_back('{');
-  bool first = true;
+// The exposition text of labels, `name="value",...`, escaped; values from `optional_from` on are
+// left out when empty (dimensions without value nor default).
+std::string LabelText(const std::vector<std::string>& names,
+                      const std::vector<absl::string_view>& values, size_t optional_from) {
+  std::string out;
   for (size_t i = 0; i < names.size(); ++i) {
-    if (values[i].empty() && i >= 4) continue;  // a dimension without value nor default
-    if (!first) out->push_back(',');
-    first = false;
-    absl::StrAppend(out, names[i], "=\"");
-    AppendEscaped(values[i], out);
-    out->push_back('"');
+    if (values[i].empty() && i >= optional_from) continue;
+    if (!out.empty()) out.push_back(',');
+    absl::StrAppend(&out, names[i], "=\"");
+    AppendEscaped(values[i], &out);
+    out.push_back('"');
   }
-  if (!extra.empty()) {
-    if (!first) out->push_back(',');
-    out->append(extra.data(), extra.size());
-  }
-  out->push_back('}');
+  return out;
 }
 
 std::string MetricName(const std::string& ns, absl::string_view name) {
@@ -467,6 +461,7 @@ SpanMetrics::CallSeries* SpanMetrics::CallSeriesFor(absl::string_view key) {
   if (static_cast<int64_t>(calls_.size()) >= options_.max_series) {
     if (call_overflow_ == nullptr) {
       call_overflow_ = std::make_unique<CallSeries>();
+      call_overflow_->labels = std::string(kOverflowLabel);
       call_overflow_->buckets.assign(bounds_.size() + 1, 0);
     }
     return call_overflow_.get();
@@ -480,15 +475,15 @@ SpanMetrics::CallSeries* SpanMetrics::CallSeriesFor(absl::string_view key) {
   const auto kind = in.size() >= 2 ? static_cast<uint8_t>(in[0]) : 0;
   const auto status = in.size() >= 2 ? static_cast<uint8_t>(in[1]) : 0;
   in.remove_prefix(std::min<size_t>(2, in.size()));
-  series->labels = {std::string(service), std::string(name), kSpanKinds[kind],
-                    kStatusCodes[status]};
+  std::vector<absl::string_view> values = {service, name, kSpanKinds[kind], kStatusCodes[status]};
   for (size_t d = 0; d < options_.dimensions.size(); ++d) {
     absl::string_view value;
     const bool present = !in.empty() && in[0] == 1;
     if (!in.empty()) in.remove_prefix(1);
     if (present) GetString(&in, &value);
-    series->labels.emplace_back(value);
+    values.push_back(value);
   }
+  series->labels = LabelText(label_names_, values, /*optional_from=*/4);
   CallSeries* out = series.get();
   calls_.emplace(std::string(key), std::move(series));
   return out;
@@ -498,7 +493,10 @@ SpanMetrics::ExceptionSeries* SpanMetrics::ExceptionSeriesFor(absl::string_view 
   auto it = exceptions_.find(key);
   if (it != exceptions_.end()) return it->second.get();
   if (static_cast<int64_t>(exceptions_.size()) >= options_.max_series) {
-    if (exception_overflow_ == nullptr) exception_overflow_ = std::make_unique<ExceptionSeries>();
+    if (exception_overflow_ == nullptr) {
+      exception_overflow_ = std::make_unique<ExceptionSeries>();
+      exception_overflow_->labels = std::string(kOverflowLabel);
+    }
     return exception_overflow_.get();
   }
   auto series = std::make_unique<ExceptionSeries>();
@@ -507,9 +505,10 @@ SpanMetrics::ExceptionSeries* SpanMetrics::ExceptionSeriesFor(absl::string_view 
   GetString(&in, &service);
   GetString(&in, &type);
   const size_t status = in.empty() ? 0 : static_cast<uint8_t>(in[0]);
-  series->service = std::string(service);
-  series->type = std::string(type);
-  series->status = kStatusCodes[status < std::size(kStatusCodes) ? status : 0];
+  static const std::vector<std::string> kNames = {"service_name", "exception_type", "status_code"};
+  series->labels = LabelText(
+      kNames, {service, type, kStatusCodes[status < std::size(kStatusCodes) ? status : 0]},
+      /*optional_from=*/3);
   ExceptionSeries* out = series.get();
   exceptions_.emplace(std::string(key), std::move(series));
   return out;
@@ -559,78 +558,82 @@ int64_t SpanMetrics::exception_series() const {
 
 void SpanMetrics::AppendExposition(std::string* out) const {
   if (!options_.enabled) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  // Series in a stable order (by labels), the overflow series last.
-  std::vector<const CallSeries*> calls;
-  calls.reserve(calls_.size() + 1);
-  for (const auto& [key, s] : calls_) calls.push_back(s.get());
-  std::sort(calls.begin(), calls.end(),
-            [](const CallSeries* a, const CallSeries* b) { return a->labels < b->labels; });
-  if (call_overflow_ != nullptr) calls.push_back(call_overflow_.get());
-  const std::vector<std::string> no_labels;
-  auto labels_of = [&](const CallSeries* s, absl::string_view extra, std::string* o) {
-    if (s == call_overflow_.get()) {
-      AppendLabels(no_labels, no_labels,
-                   extra.empty() ? kOverflowLabel : absl::StrCat(kOverflowLabel, ",", extra), o);
-    } else {
-      AppendLabels(label_names_, s->labels, extra, o);
-    }
+  // A snapshot of the values under the lock; the text is written without it (series and their
+  // labels are never removed or changed once created).
+  struct CallValues {
+    const CallSeries* series;
+    uint64_t calls;
+    double sum;
+    size_t first_bucket;  // in `buckets`
   };
+  std::vector<CallValues> calls;
+  std::vector<uint64_t> buckets;
+  std::vector<std::pair<const ExceptionSeries*, uint64_t>> exceptions;
+  const CallSeries* call_overflow = nullptr;
+  const ExceptionSeries* exception_overflow = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls.reserve(calls_.size() + 1);
+    buckets.reserve((calls_.size() + 1) * (bounds_.size() + 1));
+    auto take = [&](const CallSeries* s) {
+      calls.push_back({s, s->calls, s->sum, buckets.size()});
+      buckets.insert(buckets.end(), s->buckets.begin(), s->buckets.end());
+    };
+    for (const auto& [key, s] : calls_) take(s.get());
+    call_overflow = call_overflow_.get();
+    if (call_overflow != nullptr) take(call_overflow);
+    exceptions.reserve(exceptions_.size() + 1);
+    for (const auto& [key, s] : exceptions_) exceptions.emplace_back(s.get(), s->count);
+    exception_overflow = exception_overflow_.get();
+    if (exception_overflow != nullptr)
+      exceptions.emplace_back(exception_overflow, exception_overflow->count);
+  }
+  // A stable order (by labels), the overflow series last.
+  std::sort(calls.begin(), calls.end(), [&](const CallValues& a, const CallValues& b) {
+    if ((a.series == call_overflow) != (b.series == call_overflow))
+      return b.series == call_overflow;
+    return a.series->labels < b.series->labels;
+  });
+  std::sort(exceptions.begin(), exceptions.end(), [&](const auto& a, const auto& b) {
+    if ((a.first == exception_overflow) != (b.first == exception_overflow)) {
+      return b.first == exception_overflow;
+    }
+    return a.first->labels < b.first->labels;
+  });
 
   absl::StrAppend(out, "# HELP ", calls_name_,
                   " Spans accepted (before sampling), by service, span name, kind and status.\n",
                   "# TYPE ", calls_name_, " counter\n");
-  for (const CallSeries* s : calls) {
-    out->append(calls_name_);
-    labels_of(s, "", out);
-    absl::StrAppend(out, " ", s->calls, "\n");
+  for (const CallValues& c : calls) {
+    absl::StrAppend(out, calls_name_, "{", c.series->labels, "} ", c.calls, "\n");
   }
   absl::StrAppend(out, "# HELP ", duration_name_,
                   " Durations of the spans accepted (before sampling).\n", "# TYPE ",
                   duration_name_, " histogram\n");
-  std::string le;
-  for (const CallSeries* s : calls) {
+  const std::string bucket_name = absl::StrCat(duration_name_, "_bucket{");
+  for (const CallValues& c : calls) {
+    const absl::string_view labels = c.series->labels;
     uint64_t cumulative = 0;
-    for (size_t i = 0; i < s->buckets.size(); ++i) {
-      cumulative += s->buckets[i];
-      le.assign("le=\"");
-      le.append(i < bound_labels_.size() ? bound_labels_[i] : "+Inf");
-      le.push_back('"');
-      absl::StrAppend(out, duration_name_, "_bucket");
-      labels_of(s, le, out);
-      absl::StrAppend(out, " ", cumulative, "\n");
+    for (size_t i = 0; i <= bounds_.size(); ++i) {
+      cumulative += buckets[c.first_bucket + i];
+      absl::StrAppend(out, bucket_name, labels, labels.empty() ? "" : ",", "le=\"",
+                      i < bound_labels_.size() ? absl::string_view(bound_labels_[i]) : "+Inf",
+                      "\"} ", cumulative, "\n");
     }
-    absl::StrAppend(out, duration_name_, "_sum");
-    labels_of(s, "", out);
-    out->push_back(' ');
-    AppendDouble(s->sum, out);
-    out->push_back('\n');
-    absl::StrAppend(out, duration_name_, "_count");
-    labels_of(s, "", out);
-    absl::StrAppend(out, " ", s->calls, "\n");
+    absl::StrAppend(out, duration_name_, "_sum{", labels, "} ");
+    AppendDouble(c.sum, out);
+    absl::StrAppend(out, "\n", duration_name_, "_count{", labels, "} ", c.calls, "\n");
   }
 
   if (!options_.exceptions) return;
-  std::vector<const ExceptionSeries*> exceptions;
-  for (const auto& [key, s] : exceptions_) exceptions.push_back(s.get());
-  std::sort(
-      exceptions.begin(), exceptions.end(), [](const ExceptionSeries* a, const ExceptionSeries* b) {
-        return std::tie(a->service, a->type, a->status) < std::tie(b->service, b->type, b->status);
-      });
   constexpr absl::string_view kName = "tracekeep_span_exceptions_total";
   absl::StrAppend(out, "# HELP ", kName,
                   " Exception span events of accepted spans (before sampling), by service, "
                   "exception.type and the span's status (exceptions of OK spans are hidden "
                   "errors).\n# TYPE ",
                   kName, " counter\n");
-  static const std::vector<std::string> kNames = {"service_name", "exception_type", "status_code"};
-  for (const ExceptionSeries* s : exceptions) {
-    out->append(kName.data(), kName.size());
-    AppendLabels(kNames, {s->service, s->type, s->status}, "", out);
-    absl::StrAppend(out, " ", s->count, "\n");
-  }
-  if (exception_overflow_ != nullptr) {
-    absl::StrAppend(out, kName, "{", kOverflowLabel, "} ", exception_overflow_->count, "\n");
+  for (const auto& [series, count] : exceptions) {
+    absl::StrAppend(out, kName, "{", series->labels, "} ", count, "\n");
   }
 }
 

@@ -126,14 +126,16 @@ class SpanMetrics final {
  private:
   explicit SpanMetrics(const SpanMetricsOptions& options);
 
+  // A series' labels are written once, when it is created, and never change: the exposition
+  // reads them outside the lock.
   struct CallSeries {
-    std::vector<std::string> labels;  // values of label_names_, in order; "" = label left out
+    std::string labels;  // exposition text: service_name="…",span_name="…",…
     uint64_t calls = 0;
     double sum = 0;
     std::vector<uint64_t> buckets;  // one per bound, then +Inf; not cumulative
   };
   struct ExceptionSeries {
-    std::string service, type, status;
+    std::string labels;  // service_name="…",exception_type="…",status_code="…"
     uint64_t count = 0;
   };
 
