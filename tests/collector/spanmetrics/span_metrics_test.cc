@@ -328,13 +328,14 @@ TEST(SpanMetricsTest, InvalidOptionsAreRefusedNamingTheField) {
   o.max_series = 0;
   o.dimensions = {{"service.name", std::nullopt}, {"", std::nullopt}};
   const auto problems = ValidateOptions(o, "span_metrics");
-  EXPECT_THAT(problems,
-              ::testing::ElementsAre(
-                  HasSubstr("span_metrics.histogram.unit: must be ms or s, got \"us\""),
-                  HasSubstr("span_metrics.histogram.explicit.buckets[1]: must be > 0 and greater"),
-                  HasSubstr("span_metrics.aggregation_cardinality_limit: must be >= 1, got 0"),
-                  HasSubstr("span_metrics.dimensions[0].name: label service_name is already used"),
-                  HasSubstr("span_metrics.dimensions[1].name: must be 1 to 127 bytes long, got \"\"")));
+  EXPECT_THAT(
+      problems,
+      ::testing::ElementsAre(
+          HasSubstr("span_metrics.histogram.unit: must be ms or s, got \"us\""),
+          HasSubstr("span_metrics.histogram.explicit.buckets[1]: must be > 0 and greater"),
+          HasSubstr("span_metrics.aggregation_cardinality_limit: must be >= 1, got 0"),
+          HasSubstr("span_metrics.dimensions[0].name: label service_name is already used"),
+          HasSubstr("span_metrics.dimensions[1].name: must be 1 to 127 bytes long, got \"\"")));
   EXPECT_FALSE(SpanMetrics::Create(o).ok());
   EXPECT_EQ(LabelName("http.route"), "http_route");
   EXPECT_EQ(LabelName("9lives"), "key_9lives");
