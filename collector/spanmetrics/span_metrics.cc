@@ -188,7 +188,9 @@ const ResourceDims* ResourceOf(const std::vector<Dimension>& dimensions, const S
     absl::string_view key, value, text;
     ReadKeyValue(f.bytes, &key, &value);
     for (size_t d = 0; d < dims; ++d) {
-      if (key == dimensions[d].name && AnyValueText(value, &scratch->resource_text, &text)) {
+      // The first occurrence of a key wins, as the Collector's attribute maps read it.
+      if (!r->found[d] && key == dimensions[d].name &&
+          AnyValueText(value, &scratch->resource_text, &text)) {
         r->values[d].assign(text.data(), text.size());
         r->found[d] = 1;
       }
@@ -369,7 +371,10 @@ void SpanMetrics::Read(const std::vector<TraceSpans>& traces, Contribution* out)
               // Only the dimensions whose key has this length are compared.
               uint32_t candidates = key.size() < kMaxKeyLength ? dims_by_length_[key.size()] : 0;
               for (size_t d = 0; candidates != 0; ++d, candidates >>= 1) {
-                if ((candidates & 1) == 0 || key != options_.dimensions[d].name) continue;
+                if ((candidates & 1) == 0 || scratch.span_found[d] ||
+                    key != options_.dimensions[d].name) {
+                  continue;
+                }
                 if (fast) ReadKeyValue(f.bytes, &key, &value);
                 if (AnyValueText(value, &scratch.span_text[d], &text)) {
                   scratch.span_values[d] = text;

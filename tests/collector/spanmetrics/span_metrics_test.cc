@@ -193,7 +193,8 @@ TEST(SpanMetricsTest, DimensionsComeFromTheSpanThenTheResourceThenTheDefault) {
   Span* s1 = b.Add("GET", Span::SPAN_KIND_SERVER, Status::STATUS_CODE_UNSET, 1);
   SetAttr(s1->mutable_attributes(), "http.route", "/orders/{id}");
   SetAttr(s1->mutable_attributes(), "deployment.environment", "canary");  // the span's wins
-  b.Add("GET", Span::SPAN_KIND_SERVER, Status::STATUS_CODE_UNSET, 1);     // resource's, no route
+  SetAttr(s1->mutable_attributes(), "http.route", "/duplicate");       // the first occurrence wins
+  b.Add("GET", Span::SPAN_KIND_SERVER, Status::STATUS_CODE_UNSET, 1);  // resource's, no route
   b.Service("crm-api");
   Span* s3 = b.Add("GET", Span::SPAN_KIND_SERVER, Status::STATUS_CODE_UNSET, 1);
   auto* kv = s3->add_attributes();
