@@ -96,6 +96,23 @@ void BM_SplitWireRequest(benchmark::State& state) {
 }
 BENCHMARK(BM_SplitWireRequest);
 
+// The split followed by the stage, as a receiver thread runs them: the span bytes the stage reads
+// were just written by the split (in cache). Minus BM_SplitWireRequest: the stage's cost in place.
+void BM_SplitThenSpanMetrics(benchmark::State& state) {
+  auto metrics = spanmetrics::SpanMetrics::Create(Options(state.range(0)));
+  if (!metrics.ok()) std::abort();
+  const std::string& bytes = Request();
+  spanmetrics::Contribution contribution;
+  for (auto _ : state) {
+    absl::StatusOr<SplitResult> split = SplitWireRequest(bytes);
+    (*metrics)->Read(split->traces, &contribution);
+    (*metrics)->Add(contribution);
+    benchmark::DoNotOptimize(split);
+  }
+  state.SetItemsProcessed(state.iterations() * kSpansPerRequest);
+}
+BENCHMARK(BM_SplitThenSpanMetrics)->Arg(0)->Arg(1)->ArgName("dimensions");
+
 // A scrape: the text exposition of `range(0)` label sets (span names), 17 buckets each. The
 // series' lock is held meanwhile, so this is how long receivers may wait once per scrape.
 void BM_Exposition(benchmark::State& state) {
