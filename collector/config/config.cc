@@ -289,6 +289,19 @@ void ReadPolicy(const YAML::Node& node, const std::string& path, Problems* probl
     a.StringList("values", &policy->string_attribute.values);
     a.Bool("enabled_regex_matching", &policy->string_attribute.enabled_regex_matching);
     a.Bool("invert_match", &policy->string_attribute.invert_match);
+    a.Int("cache_max_size", &policy->string_attribute.cache_max_size, 0, INT64_MAX / 2);
+  }
+  {
+    MapReader a(r.Get("bytes_limiting"), r.PathOf("bytes_limiting"), problems);
+    a.Int("bytes_per_second", &policy->bytes_limiting.bytes_per_second, INT64_MIN / 2,
+          INT64_MAX / 2);
+    a.Int("burst_capacity", &policy->bytes_limiting.burst_capacity, INT64_MIN / 2, INT64_MAX / 2);
+  }
+  {
+    MapReader a(r.Get("ottl_condition"), r.PathOf("ottl_condition"), problems);
+    a.String("error_mode", &policy->ottl_condition.error_mode);
+    a.StringList("span", &policy->ottl_condition.span);
+    a.StringList("spanevent", &policy->ottl_condition.spanevent);
   }
   {
     MapReader a(r.Get("numeric_attribute"), r.PathOf("numeric_attribute"), problems);
@@ -324,7 +337,14 @@ void ReadPolicy(const YAML::Node& node, const std::string& path, Problems* probl
     const std::string key = absl::StrCat(type, "_sub_policy");
     YAML::Node subs = a.Get(key);
     if (subs && !subs.IsNull() && policy->type == type) {
-      ReadPolicyList(subs, a.PathOf(key), problems, &policy->sub_policies);
+      // The Collector's not_sub_policy is one policy, not a list: both are read.
+      if (std::string(type) == "not" && subs.IsMap()) {
+        policy->sub_policies.clear();
+        ReadPolicy(subs, absl::StrCat(a.PathOf(key), "[0]"), problems,
+                   &policy->sub_policies.emplace_back());
+      } else {
+        ReadPolicyList(subs, a.PathOf(key), problems, &policy->sub_policies);
+      }
     }
   }
   {
@@ -468,6 +488,64 @@ void ReadKafka(MapReader* receivers, Problems* problems, KafkaReceiverConfig* k)
     problems->Add(r.Get("gateway"), r.PathOf("gateway"),
                   "needs receivers.kafka.enabled: true (the spans produced into the topic are "
                   "sampled by the members consuming it)");
+  }
+}
+
+// span_metrics: the keys of the OpenTelemetry spanmetrics connector that tracekeep implements.
+void ReadSpanMetrics(const YAML::Node& node, Problems* problems,
+                     spanmetrics::SpanMetricsOptions* o) {
+  MapReader r(node, "span_metrics", problems);
+  r.Bool("enabled", &o->enabled);
+  r.String("namespace", &o->metrics_namespace);
+  {
+    MapReader h(r.Get("histogram"), "span_metrics.histogram", problems);
+    h.String("unit", &o->unit);
+    MapReader e(h.Get("explicit"), "span_metrics.histogram.explicit", problems);
+    std::vector<std::string> buckets;
+    e.StringList("buckets", &buckets);
+    YAML::Node list = e.Get("buckets");
+    if (list && list.IsSequence()) {
+      o->buckets.clear();
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        absl::Duration d;
+        if (!absl::ParseDuration(buckets[i], &d)) {
+          problems->Add(
+              list[i], absl::StrCat("span_metrics.histogram.explicit.buckets[", i, "]"),
+              absl::StrCat("must be a duration like 2ms, 100us or 1.5s, got \"", buckets[i], "\""));
+        }
+        o->buckets.push_back(d);
+      }
+    }
+  }
+  YAML::Node dims = r.Get("dimensions");
+  if (dims && !dims.IsNull()) {
+    if (!dims.IsSequence()) {
+      problems->Add(dims, "span_metrics.dimensions", "must be a list of {name, default}");
+    } else {
+      o->dimensions.clear();
+      for (size_t i = 0; i < dims.size(); ++i) {
+        MapReader d(dims[i], absl::StrCat("span_metrics.dimensions[", i, "]"), problems);
+        spanmetrics::Dimension& x = o->dimensions.emplace_back();
+        d.String("name", &x.name);
+        YAML::Node def = d.Get("default");
+        if (def && !def.IsNull()) {
+          std::string v;
+          d.String("default", &v);
+          x.default_value = v;
+        }
+      }
+    }
+  }
+  r.Int("aggregation_cardinality_limit", &o->max_series, 0, int64_t{1} << 32);
+  {
+    MapReader x(r.Get("exceptions"), "span_metrics.exceptions", problems);
+    x.Bool("enabled", &o->exceptions);
+  }
+  if (node && node.IsMap()) {
+    for (const std::string& p : spanmetrics::ValidateOptions(*o, "span_metrics")) {
+      const size_t colon = p.find(": ");
+      problems->Add(node, p.substr(0, colon), p.substr(colon + 2));
+    }
   }
 }
 
@@ -650,6 +728,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     }
   }
   ReadOrders(top.Get("orders"), problems, &c->orders);
+  ReadSpanMetrics(top.Get("span_metrics"), problems, &c->span_metrics);
 }
 
 }  // namespace
@@ -741,6 +820,27 @@ void EmitPolicy(const sampling::PolicyConfig& p, YAML::Emitter* out) {
       << YAML::Flow << a.values;
     if (a.enabled_regex_matching) e << YAML::Key << "enabled_regex_matching" << YAML::Value << true;
     if (a.invert_match) e << YAML::Key << "invert_match" << YAML::Value << true;
+    if (a.cache_max_size != 0) {
+      e << YAML::Key << "cache_max_size" << YAML::Value << a.cache_max_size;
+    }
+  } else if (t == "bytes_limiting") {
+    e << YAML::Key << "bytes_per_second" << YAML::Value << p.bytes_limiting.bytes_per_second;
+    if (p.bytes_limiting.burst_capacity != 0) {
+      e << YAML::Key << "burst_capacity" << YAML::Value << p.bytes_limiting.burst_capacity;
+    }
+  } else if (t == "ottl_condition") {
+    const auto& o = p.ottl_condition;
+    e << YAML::Key << "error_mode" << YAML::Value << o.error_mode;
+    if (!o.span.empty()) {
+      e << YAML::Key << "span" << YAML::Value << YAML::BeginSeq;
+      for (const std::string& c : o.span) e << YAML::DoubleQuoted << c;
+      e << YAML::EndSeq;
+    }
+    if (!o.spanevent.empty()) {
+      e << YAML::Key << "spanevent" << YAML::Value << YAML::BeginSeq;
+      for (const std::string& c : o.spanevent) e << YAML::DoubleQuoted << c;
+      e << YAML::EndSeq;
+    }
   } else if (t == "numeric_attribute") {
     const auto& a = p.numeric_attribute;
     e << YAML::Key << "key" << YAML::Value << a.key;

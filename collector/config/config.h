@@ -13,6 +13,7 @@
 #include "collector/orders/order_config.h"
 #include "collector/sampling/sampler.h"
 #include "collector/security/access.h"
+#include "collector/spanmetrics/span_metrics.h"
 
 namespace tracekeep::config {
 
@@ -137,6 +138,8 @@ struct Config {
   // tracekeepctl order get prints it for every kept trace. "" = none.
   std::string ui_trace_url;
   orders::OrdersConfig orders;  // defaults to orders::DefaultOrdersConfig()
+  // span_metrics: request metrics from every accepted span, before sampling.
+  spanmetrics::SpanMetricsOptions span_metrics;
 };
 
 // The configuration with every default (what runs without a config file).

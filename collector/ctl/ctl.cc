@@ -182,6 +182,38 @@ void SetDeadline(const CtlOptions& options, grpc::ClientContext* context) {
   context->set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
   if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
 }
+
+// Every stored span of a trace (32 hex digits), its pages appended into `data`. A failed call is
+// the returned status; a daemon answer this tracekeepctl cannot use is described in `problem`.
+grpc::Status FetchTrace(const CtlOptions& options, const std::string& trace_id,
+                        otlp_trace::TracesData* data, std::string* problem) {
+  auto stub = NewStub(options);
+  pb::GetTraceRequest request;
+  request.set_trace_id(trace_id);
+  pb::GetTraceResponse response;
+  // A large trace comes in pages; appended, their resource spans are the trace.
+  for (;;) {
+    grpc::ClientContext context;
+    SetDeadline(options, &context);
+    response.Clear();
+    const grpc::Status status = stub->GetTrace(&context, request, &response);
+    if (!status.ok()) return status;
+    if (!data->MergeFromString(response.traces_data())) {
+      *problem = absl::StrCat("the daemon sent trace ", response.trace_id(),
+                              " in a form this tracekeepctl cannot decode (",
+                              response.traces_data().size(), " bytes)");
+      return grpc::Status::OK;
+    }
+    if (response.next_page_token().empty()) break;
+    if (response.next_page_token() == request.page_token()) {
+      *problem = absl::StrCat("the daemon answered the same page token twice; trace ",
+                              response.trace_id(), " stopped");
+      return grpc::Status::OK;
+    }
+    request.set_page_token(response.next_page_token());
+  }
+  return grpc::Status::OK;
+}
 }  // namespace internal
 
 using internal::NewStub;
@@ -405,39 +437,21 @@ int RunTraceGet(const CtlOptions& options, const std::string& trace_id, std::ost
     err << kProgram << ": invalid trace id: \"" << trace_id << "\" is all zero\n";
     return kExitUsage;
   }
-  auto stub = NewStub(options);
-  pb::GetTraceRequest request;
-  request.set_trace_id(trace_id);
-  pb::GetTraceResponse response;
-  // A large trace comes in pages; appended, their resource spans are the trace.
   otlp_trace::TracesData data;
-  for (;;) {
-    grpc::ClientContext context;
-    SetDeadline(options, &context);
-    response.Clear();
-    const grpc::Status status = stub->GetTrace(&context, request, &response);
-    if (!status.ok()) return ReportRpcError(status, options, err);
-    if (!data.MergeFromString(response.traces_data())) {
-      err << kProgram << ": the daemon sent trace " << response.trace_id()
-          << " in a form this tracekeepctl cannot decode (" << response.traces_data().size()
-          << " bytes)\n";
-      return kExitFailure;
-    }
-    if (response.next_page_token().empty()) break;
-    if (response.next_page_token() == request.page_token()) {
-      err << kProgram << ": the daemon answered the same page token twice; trace "
-          << response.trace_id() << " stopped\n";
-      return kExitFailure;
-    }
-    request.set_page_token(response.next_page_token());
+  std::string problem;
+  const grpc::Status status = internal::FetchTrace(options, ToHex(*id), &data, &problem);
+  if (!status.ok()) return ReportRpcError(status, options, err);
+  if (!problem.empty()) {
+    err << kProgram << ": " << problem << "\n";
+    return kExitFailure;
   }
   if (!options.json) {
-    out << FormatTrace(response.trace_id(), data);
+    out << FormatTrace(ToHex(*id), data);
     return kExitOk;
   }
   absl::StatusOr<std::string> json = receiver::ToOtlpJson(data);
   if (!json.ok()) {
-    err << kProgram << ": cannot print trace " << response.trace_id()
+    err << kProgram << ": cannot print trace " << ToHex(*id)
         << " as OTLP/JSON: " << json.status().message() << "\n";
     return kExitFailure;
   }

@@ -16,6 +16,7 @@
 #include "collector/common/ids.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
 #include "tracekeep/admin/v1/admin.grpc.pb.h"
 
 namespace tracekeep::ctl {
@@ -26,6 +27,8 @@ namespace internal {
 // Defined in ctl.cc: the admin stub (TLS per --tls-ca) and a call's deadline and token.
 std::unique_ptr<pb::AdminService::Stub> NewStub(const CtlOptions& options);
 void SetDeadline(const CtlOptions& options, grpc::ClientContext* context);
+grpc::Status FetchTrace(const CtlOptions& options, const std::string& trace_id,
+                        opentelemetry::proto::trace::v1::TracesData* data, std::string* problem);
 }  // namespace internal
 
 namespace {
@@ -39,6 +42,9 @@ std::unique_ptr<pb::AdminService::Stub> Stub(const CtlOptions& options) {
 void Deadline(const CtlOptions& options, grpc::ClientContext* context) {
   internal::SetDeadline(options, context);
 }
+
+// Traces `order get` reads to find the slowest span of each step, at most.
+constexpr size_t kMaxStepTraces = 64;
 
 // Orders asked per page: the daemon's maximum.
 constexpr size_t kListPageSize = 1000;
@@ -65,6 +71,12 @@ std::string Age(int64_t nanos) {
   if (s >= 3600) return absl::StrCat(s / 3600, "h ", s / 60 % 60, "m");
   if (s >= 60) return absl::StrCat(s / 60, "m ", s % 60, "s");
   return absl::StrCat(s, "s");
+}
+
+// A duration to the millisecond: "340ms", "1.25s", "3m12.5s"; negative ones (clock skew between
+// services) keep their sign.
+std::string StepDuration(int64_t nanos) {
+  return absl::FormatDuration(absl::Trunc(absl::Nanoseconds(nanos), absl::Milliseconds(1)));
 }
 
 const char* ResolutionText(ov1::Order::Resolution r) {
@@ -260,7 +272,33 @@ int RunList(const CtlOptions& options, pb::ListOrdersRequest request, size_t lim
 
 std::string OrderJson(const ov1::Order& order) { return ToJson(order); }
 
-std::string FormatOrder(const ov1::Order& o, int64_t now, const std::string& trace_url) {
+SlowestSpan FindSlowestSpan(const opentelemetry::proto::trace::v1::TracesData& data) {
+  SlowestSpan out;
+  for (const auto& rs : data.resource_spans()) {
+    std::string service;
+    for (const auto& kv : rs.resource().attributes()) {
+      if (kv.key() == "service.name") service = kv.value().string_value();
+    }
+    for (const auto& ss : rs.scope_spans()) {
+      for (const auto& span : ss.spans()) {
+        const int64_t d =
+            span.end_time_unix_nano() >= span.start_time_unix_nano()
+                ? static_cast<int64_t>(span.end_time_unix_nano() - span.start_time_unix_nano())
+                : 0;
+        if (!out.stored || d > out.duration_nanos) {
+          out.stored = true;
+          out.service = service;
+          out.name = span.name();
+          out.duration_nanos = d;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string FormatOrder(const ov1::Order& o, int64_t now, const std::string& trace_url,
+                        const std::map<std::string, SlowestSpan>* slowest) {
   std::string out = absl::StrCat("order ", o.order_id(), "  ", ResolutionText(o.resolution()));
   if (o.anomalies_size() > 0) absl::StrAppend(&out, " (", AnomalyTypes(o), ")");
   if (o.force_keep()) absl::StrAppend(&out, ", force-kept");
@@ -286,10 +324,36 @@ std::string FormatOrder(const ov1::Order& o, int64_t now, const std::string& tra
     return a->time_unix_nanos() < b->time_unix_nanos();
   });
   absl::StrAppend(&out, "\nTimeline (span time)\n");
-  std::vector<std::vector<std::string>> rows = {{"STATE", "TIME", "SERVICE", "TRACE"}};
-  for (const auto* e : states) {
-    rows.push_back({e->state(), Time(e->time_unix_nanos()),
-                    e->service().empty() ? "-" : e->service(), ToHex(e->trace_id())});
+  std::vector<std::vector<std::string>> rows;
+  if (slowest == nullptr) {
+    rows.push_back({"STATE", "TIME", "SERVICE", "TRACE"});
+  } else {
+    rows.push_back({"STATE", "TIME", "TOOK", "SERVICE", "TRACE", "SLOWEST SPAN"});
+  }
+  for (size_t i = 0; i < states.size(); ++i) {
+    const ov1::StateEvent* e = states[i];
+    std::vector<std::string> row = {e->state(), Time(e->time_unix_nanos())};
+    if (slowest != nullptr) {
+      // How long the step into this state took: since the previous state, by span time.
+      row.push_back(i == 0 ? "-"
+                           : StepDuration(e->time_unix_nanos() - states[i - 1]->time_unix_nanos()));
+    }
+    row.push_back(e->service().empty() ? "-" : e->service());
+    row.push_back(ToHex(e->trace_id()));
+    if (slowest != nullptr) {
+      auto it = slowest->find(e->trace_id());
+      if (it == slowest->end()) {
+        row.push_back("-");
+      } else if (!it->second.error.empty()) {
+        row.push_back(absl::StrCat("unreadable (", it->second.error, ")"));
+      } else if (!it->second.stored) {
+        row.push_back("trace not stored");
+      } else {
+        row.push_back(absl::StrCat(it->second.service.empty() ? "-" : it->second.service, "  ",
+                                   it->second.name, "  ", StepDuration(it->second.duration_nanos)));
+      }
+    }
+    rows.push_back(std::move(row));
   }
   absl::StrAppend(&out, states.empty() ? "  (no state recorded)\n" : Table(rows, "  "));
 
@@ -351,9 +415,28 @@ int RunOrderGet(const CtlOptions& options, const std::string& order_id, std::ost
   pb::GetOrderResponse response;
   const grpc::Status s = stub->GetOrder(&context, request, &response);
   if (!s.ok()) return Fail(s, options, err);
-  out << (options.json
-              ? OrderJson(response.order()) + "\n"
-              : FormatOrder(response.order(), response.now_unix_nanos(), response.trace_url()));
+  if (options.json) {
+    out << OrderJson(response.order()) << "\n";
+    return kExitOk;
+  }
+  // The slowest span of each step, from the stored traces that recorded the states.
+  std::map<std::string, SlowestSpan> slowest;
+  for (const ov1::StateEvent& e : response.order().states()) {
+    if (slowest.size() >= kMaxStepTraces || slowest.count(e.trace_id()) > 0) continue;
+    SlowestSpan& step = slowest[e.trace_id()];
+    opentelemetry::proto::trace::v1::TracesData data;
+    std::string problem;
+    const grpc::Status t = internal::FetchTrace(options, ToHex(e.trace_id()), &data, &problem);
+    if (t.error_code() == grpc::StatusCode::NOT_FOUND) continue;  // not stored
+    if (!t.ok()) {
+      step.error = t.error_message();
+    } else if (!problem.empty()) {
+      step.error = problem;
+    } else {
+      step = FindSlowestSpan(data);
+    }
+  }
+  out << FormatOrder(response.order(), response.now_unix_nanos(), response.trace_url(), &slowest);
   return kExitOk;
 }
 

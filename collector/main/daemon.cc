@@ -35,6 +35,7 @@
 #include "collector/receiver/http_receiver.h"
 #include "collector/receiver/receiver_stats.h"
 #include "collector/sampling/sampler.h"
+#include "collector/spanmetrics/span_metrics.h"
 #include "collector/telemetry/metrics.h"
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
@@ -212,6 +213,15 @@ class Daemon::Impl final : public admin::AdminBackend {
       TK_ASSIGN_OR_RETURN(disk_budget_, intake::DiskBudgetIntake::Create(budget_options, intake_));
       TK_RETURN_IF_ERROR(disk_budget_->Start());
       intake_ = disk_budget_.get();
+    }
+    // Request metrics from every span the intake takes, before sampling. In front of the journal:
+    // a span is counted when a client's request is accepted, and the replay above (straight into
+    // the sampler) does not count it again.
+    if (config_.span_metrics.enabled) {
+      TK_ASSIGN_OR_RETURN(span_metrics_, spanmetrics::SpanMetrics::Create(config_.span_metrics));
+      span_metrics_intake_ =
+          std::make_unique<spanmetrics::SpanMetricsIntake>(span_metrics_.get(), intake_);
+      intake_ = span_metrics_intake_.get();
     }
 
     RegisterMetrics();
@@ -820,8 +830,30 @@ class Daemon::Impl final : public admin::AdminBackend {
                });
   }
 
+  void RegisterSpanMetrics() {
+    telemetry::MetricsRegistry& m = metrics_;
+    const spanmetrics::SpanMetrics* sm = span_metrics_.get();
+    m.AddExposition([sm](std::string* out) { sm->AppendExposition(out); });
+    m.AddGauge("tracekeep_span_metrics_series",
+               "Label sets in use by the span metrics (the overflow series included), by metric.",
+               {{"metric", "calls"}}, [sm] { return static_cast<double>(sm->series()); });
+    m.AddGauge("tracekeep_span_metrics_series", "", {{"metric", "exceptions"}},
+               [sm] { return static_cast<double>(sm->exception_series()); });
+    m.AddCounter("tracekeep_span_metrics_overflow_total",
+                 "Spans (metric=calls) and exception events (metric=exceptions) counted in the "
+                 "overflow series because span_metrics.aggregation_cardinality_limit was reached.",
+                 {{"metric", "calls"}}, [sm] { return static_cast<double>(sm->overflow_spans()); });
+    m.AddCounter("tracekeep_span_metrics_overflow_total", "", {{"metric", "exceptions"}},
+                 [sm] { return static_cast<double>(sm->overflow_exceptions()); });
+    m.AddCounter("tracekeep_span_metrics_unreadable_spans_total",
+                 "Accepted spans left out of the span metrics because their bytes could not be "
+                 "read.",
+                 {}, [sm] { return static_cast<double>(sm->unreadable_spans()); });
+  }
+
   void RegisterMetrics() {
     if (orders_) RegisterOrderMetrics();
+    if (span_metrics_) RegisterSpanMetrics();
     telemetry::MetricsRegistry& m = metrics_;
     m.AddGauge("tracekeep_build_info", "Version of the running tracekeep.", {{"version", kVersion}},
                [] { return 1; });
@@ -1090,6 +1122,8 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<storage::Journal> journal_;
   std::unique_ptr<intake::JournaledIntake> journaled_intake_;
   std::unique_ptr<intake::DiskBudgetIntake> disk_budget_;
+  std::unique_ptr<spanmetrics::SpanMetrics> span_metrics_;
+  std::unique_ptr<spanmetrics::SpanMetricsIntake> span_metrics_intake_;
   storage::KvTablePtr decisions_table_;
   std::unique_ptr<intake::KvDecisionLog> decision_log_;
   std::unique_ptr<sampling::HandedSpans> handed_spans_;

@@ -1,5 +1,6 @@
 // The policies over what the receiver decodes anyway (status, times, span count, trace id) and
 // the rate limiter.
+#include <algorithm>
 #include <cmath>
 
 #include "absl/hash/hash.h"
@@ -112,6 +113,31 @@ class RateLimitingPolicy final : public Policy {
   double spent_ = 0;
 };
 
+// A token bucket of span bytes: refilled continuously at `rate` bytes/s up to `capacity`; a trace
+// is sampled when its bytes fit and takes them. The bucket starts full.
+class BytesLimitingPolicy final : public Policy {
+ public:
+  BytesLimitingPolicy(double rate, double capacity)
+      : rate_(rate), capacity_(capacity), tokens_(capacity) {}
+
+  Decision Evaluate(TraceView& trace, absl::Time now) override {
+    if (last_ != absl::InfinitePast() && now > last_) {
+      tokens_ = std::min(capacity_, tokens_ + absl::ToDoubleSeconds(now - last_) * rate_);
+    }
+    if (last_ == absl::InfinitePast() || now > last_) last_ = now;
+    const auto bytes = static_cast<double>(trace.trace().span_bytes);
+    if (bytes > tokens_) return Decision::kNotSampled;
+    tokens_ -= bytes;
+    return Decision::kSampled;
+  }
+
+ private:
+  double rate_;
+  double capacity_;
+  double tokens_;
+  absl::Time last_ = absl::InfinitePast();
+};
+
 class SpanCountPolicy final : public Policy {
  public:
   explicit SpanCountPolicy(const SpanCountConfig& c)
@@ -141,6 +167,9 @@ PolicyPtr NewProbabilisticPolicy(double percentage, const std::string& salt) {
 }
 PolicyPtr NewRateLimitingPolicy(double spans_per_second) {
   return std::make_unique<RateLimitingPolicy>(spans_per_second);
+}
+PolicyPtr NewBytesLimitingPolicy(double bytes_per_second, double burst) {
+  return std::make_unique<BytesLimitingPolicy>(bytes_per_second, burst);
 }
 PolicyPtr NewSpanCountPolicy(const SpanCountConfig& config) {
   return std::make_unique<SpanCountPolicy>(config);

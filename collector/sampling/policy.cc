@@ -62,8 +62,8 @@ namespace {
 
 constexpr const char* kTypes =
     "always_sample, status_code, latency, string_attribute, numeric_attribute, "
-    "boolean_attribute, probabilistic, rate_limiting, span_count, trace_state, and, not, drop, "
-    "composite";
+    "boolean_attribute, probabilistic, rate_limiting, bytes_limiting, span_count, trace_state, "
+    "ottl_condition, and, not, drop, composite";
 
 // The key under which a combinator lists its sub-policies in YAML.
 std::string SubPolicyKey(const std::string& type) { return absl::StrCat(type, "_sub_policy"); }
@@ -145,6 +145,26 @@ void Validate(const PolicyConfig& c, const std::string& path, bool top_level,
     if (c.spans_per_second <= 0) {
       add(absl::StrCat(block, ".spans_per_second: must be > 0, got ", c.spans_per_second));
     }
+  } else if (c.type == "bytes_limiting") {
+    if (c.bytes_limiting.bytes_per_second <= 0) {
+      add(absl::StrCat(block, ".bytes_per_second: must be > 0, got ",
+                       c.bytes_limiting.bytes_per_second));
+    }
+    if (c.bytes_limiting.burst_capacity < 0) {
+      add(absl::StrCat(block, ".burst_capacity: must be >= 0 (0 = 2 x bytes_per_second), got ",
+                       c.bytes_limiting.burst_capacity));
+    }
+  } else if (c.type == "ottl_condition") {
+    const OttlConditionConfig& o = c.ottl_condition;
+    if (o.error_mode != "propagate" && o.error_mode != "ignore" && o.error_mode != "silent") {
+      add(absl::StrCat(block, ".error_mode: must be propagate, ignore or silent, got \"",
+                       o.error_mode, "\""));
+    }
+    if (o.span.empty() && o.spanevent.empty()) {
+      add(absl::StrCat(block, ": list at least one condition under span or spanevent"));
+    }
+    auto p = NewOttlConditionPolicy(o);
+    if (!p.ok()) add(absl::StrCat(block, ".", p.status().message()));
   } else if (c.type == "span_count") {
     if (c.span_count.min_spans < 0) {
       add(absl::StrCat(block, ".min_spans: must be >= 0, got ", c.span_count.min_spans));
@@ -233,6 +253,14 @@ absl::StatusOr<PolicyPtr> Build(const PolicyConfig& c, const PolicySetOptions& o
   if (c.type == "probabilistic") return NewProbabilisticPolicy(c.sampling_percentage, c.hash_salt);
   if (c.type == "rate_limiting") return NewRateLimitingPolicy(c.spans_per_second / shards);
   if (c.type == "span_count") return NewSpanCountPolicy(c.span_count);
+  if (c.type == "bytes_limiting") {
+    const double rate = static_cast<double>(c.bytes_limiting.bytes_per_second);
+    const double burst = c.bytes_limiting.burst_capacity > 0
+                             ? static_cast<double>(c.bytes_limiting.burst_capacity)
+                             : 2 * rate;
+    return NewBytesLimitingPolicy(rate / shards, burst / shards);
+  }
+  if (c.type == "ottl_condition") return NewOttlConditionPolicy(c.ottl_condition);
   if (c.type == "trace_state") return NewTraceStatePolicy(c.trace_state);
   if (c.type == "and" || c.type == "drop") {
     TK_ASSIGN_OR_RETURN(auto subs, CreateAll(c.sub_policies, options));

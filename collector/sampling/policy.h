@@ -107,6 +107,10 @@ struct StringAttributeConfig {
   std::vector<std::string> values;
   bool enabled_regex_matching = false;  // values are RE2 patterns matching the whole value
   bool invert_match = false;            // sample when NO span or resource has a matching value
+  // The OpenTelemetry Collector's regex result cache size. Accepted and kept (so its configs
+  // load unchanged), but it changes nothing here: patterns are compiled RE2, matched without a
+  // cache. 0 = not set.
+  int64_t cache_max_size = 0;
 };
 struct NumericAttributeConfig {
   std::string key;
@@ -127,6 +131,23 @@ struct TraceStateConfig {
   std::string key;
   std::vector<std::string> values;
 };
+// bytes_limiting: a token bucket of span bytes, refilled at bytes_per_second, holding at most
+// burst_capacity (0 = 2 x bytes_per_second). A trace is sampled when its bytes fit in the bucket
+// (and are taken from it); a trace larger than burst_capacity never is.
+struct BytesLimitingConfig {
+  int64_t bytes_per_second = 0;
+  int64_t burst_capacity = 0;
+};
+// ottl_condition: sampled when any `span` condition holds for a span of the trace, or any
+// `spanevent` condition for an event of one of its spans (collector/sampling/ottl.h for the
+// supported subset). error_mode: what a span that cannot be decoded does: propagate (the
+// trace is not sampled by this policy; the default, as in the Collector), ignore or silent (that
+// span is skipped).
+struct OttlConditionConfig {
+  std::string error_mode = "propagate";
+  std::vector<std::string> span;
+  std::vector<std::string> spanevent;
+};
 struct RateAllocation {
   std::string policy;
   double percent = 0;
@@ -141,7 +162,8 @@ struct CompositeConfig {
 struct PolicyConfig {
   std::string name;
   // always_sample, status_code, latency, string_attribute, numeric_attribute, boolean_attribute,
-  // probabilistic, rate_limiting, span_count, trace_state, and, not, drop, composite.
+  // probabilistic, rate_limiting, bytes_limiting, span_count, trace_state, ottl_condition, and,
+  // not, drop, composite.
   std::string type;
   // status_code: sample when any span has one of these codes (ERROR, OK, UNSET).
   std::vector<std::string> status_codes;
@@ -157,6 +179,8 @@ struct PolicyConfig {
   SpanCountConfig span_count;
   TraceStateConfig trace_state;
   int64_t spans_per_second = 0;  // rate_limiting
+  BytesLimitingConfig bytes_limiting;
+  OttlConditionConfig ottl_condition;
   CompositeConfig composite;
   // and (and_sub_policy), drop (drop_sub_policy), not (not_sub_policy, exactly one) and composite
   // (composite_sub_policy).
@@ -247,6 +271,10 @@ PolicyPtr NewSpanCountPolicy(const SpanCountConfig& config);
 PolicyPtr NewNumericAttributePolicy(const NumericAttributeConfig& config);
 PolicyPtr NewBooleanAttributePolicy(const BooleanAttributeConfig& config);
 PolicyPtr NewTraceStatePolicy(const TraceStateConfig& config);
+// `bytes_per_second` and `burst` already divided among the shards.
+PolicyPtr NewBytesLimitingPolicy(double bytes_per_second, double burst);
+// Parses the conditions; the error names the condition ("span[1]: column 5: ...").
+[[nodiscard]] absl::StatusOr<PolicyPtr> NewOttlConditionPolicy(const OttlConditionConfig& config);
 PolicyPtr NewAndPolicy(std::vector<PolicyPtr> subs);
 PolicyPtr NewNotPolicy(PolicyPtr sub);
 // Ordered sub-policies; each has its own spans/s budget (`budgets[i]`), all share `total`.

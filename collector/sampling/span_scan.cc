@@ -184,6 +184,48 @@ bool ScanSpan(std::string_view span, SpanFields* out, std::vector<Attribute>* at
   return true;
 }
 
+bool ScanSpanKindAndEvents(std::string_view span, int* kind, std::vector<SpanEventFields>* events,
+                           std::vector<Attribute>* event_attributes) {
+  Reader r(span);
+  *kind = 0;
+  while (!r.done()) {
+    uint32_t field;
+    int wt;
+    if (!r.Tag(&field, &wt)) return false;
+    if (field == 6 && wt == kVarint) {
+      uint64_t v;
+      if (!r.Varint(&v)) return false;
+      *kind = static_cast<int>(v);
+      continue;
+    }
+    if (field != 11 || wt != kLengthDelimited) {
+      if (!r.Skip(wt)) return false;
+      continue;
+    }
+    std::string_view event;
+    if (!r.Bytes(&event)) return false;
+    SpanEventFields e;
+    e.attributes_begin = event_attributes->size();
+    Reader er(event);  // Span.Event{time_unix_nano = 1; name = 2; attributes = 3; ...}
+    while (!er.done()) {
+      uint32_t f;
+      int t;
+      if (!er.Tag(&f, &t)) return false;
+      std::string_view sub;
+      if (f == 2 && t == kLengthDelimited) {
+        if (!er.Bytes(&e.name)) return false;
+      } else if (f == 3 && t == kLengthDelimited) {
+        if (!er.Bytes(&sub) || !ScanKeyValue(sub, event_attributes)) return false;
+      } else if (!er.Skip(t)) {
+        return false;
+      }
+    }
+    e.attributes_end = event_attributes->size();
+    events->push_back(e);
+  }
+  return true;
+}
+
 bool ScanResourceAttributes(std::string_view resource, std::vector<Attribute>* out) {
   Reader r(resource);
   while (!r.done()) {

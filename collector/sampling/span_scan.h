@@ -44,6 +44,20 @@ struct SpanFields {
 [[nodiscard]] bool ScanSpan(std::string_view span, SpanFields* out,
                             std::vector<Attribute>* attributes);
 
+// An event of a span: its name and the range [attributes_begin, attributes_end) of its attributes
+// in the vector passed to ScanSpanKindAndEvents.
+struct SpanEventFields {
+  std::string_view name;
+  size_t attributes_begin = 0;
+  size_t attributes_end = 0;
+};
+
+// Reads the kind of a serialized Span and appends its events to `events` (their attributes to
+// `event_attributes`). What ottl_condition needs besides ScanSpan. False on malformed input.
+[[nodiscard]] bool ScanSpanKindAndEvents(std::string_view span, int* kind,
+                                         std::vector<SpanEventFields>* events,
+                                         std::vector<Attribute>* event_attributes);
+
 // Decodes the attributes of a serialized opentelemetry.proto.resource.v1.Resource.
 [[nodiscard]] bool ScanResourceAttributes(std::string_view resource, std::vector<Attribute>* out);
 

@@ -96,6 +96,11 @@ void MetricsRegistry::AddHistogram(const std::string& name, const std::string& h
                   std::move(value));
 }
 
+void MetricsRegistry::AddExposition(ExpositionFn fn) {
+  std::lock_guard<std::mutex> lock(expositions_mu_);
+  expositions_.push_back(std::move(fn));
+}
+
 prometheus::Registry& MetricsRegistry::registry() { return *registry_; }
 
 std::string MetricsRegistry::Serialize() const {
@@ -103,7 +108,10 @@ std::string MetricsRegistry::Serialize() const {
   for (auto& f : registry_->Collect()) families.push_back(std::move(f));
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
-  return out.str();
+  std::string text = out.str();
+  std::lock_guard<std::mutex> lock(expositions_mu_);
+  for (const ExpositionFn& fn : expositions_) fn(&text);
+  return text;
 }
 
 }  // namespace tracekeep::telemetry

@@ -27,6 +27,9 @@ struct HistogramValue {
   double sum = 0;
 };
 using HistogramFn = std::function<HistogramValue()>;
+// Appends whole families in the text exposition format (version 0.0.4), # HELP and # TYPE lines
+// included: for families whose series come and go, too many to register one by one.
+using ExpositionFn = std::function<void(std::string* out)>;
 
 class MetricsRegistry {
  public:
@@ -41,6 +44,10 @@ class MetricsRegistry {
   void AddHistogram(const std::string& name, const std::string& help, Labels labels,
                     HistogramFn value);
 
+  // Registers families written by `fn` at every scrape, after the others. Their names must not
+  // be registered otherwise.
+  void AddExposition(ExpositionFn fn);
+
   // Registry for push-style metrics (histograms) owned by components.
   prometheus::Registry& registry();
 
@@ -51,6 +58,8 @@ class MetricsRegistry {
   class CallbackCollectable;
   std::shared_ptr<CallbackCollectable> callbacks_;
   std::shared_ptr<prometheus::Registry> registry_;
+  mutable std::mutex expositions_mu_;
+  std::vector<ExpositionFn> expositions_;
 };
 
 }  // namespace tracekeep::telemetry

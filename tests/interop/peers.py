@@ -131,13 +131,13 @@ class Tracekeep(Process):
 
     def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra="",
                  http_tls="", jaeger_storage_extra="", retention="",
-                 jaeger_storage_endpoint="127.0.0.1:0", kafka=""):
+                 jaeger_storage_endpoint="127.0.0.1:0", kafka="", extra=""):
         """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
         Tracekeep on the same `workdir` is a restart (same data directory). `http_tls`: the
         YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext). `jaeger_storage_extra`:
         more entries of the jaeger_remote_storage flow map, after a comma. `retention`:
         storage.retention ("" = the default). `kafka`: the YAML flow map of receivers.kafka
-        ("" = no Kafka receiver)."""
+        ("" = no Kafka receiver). `extra`: more top-level YAML sections, appended."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
@@ -162,7 +162,7 @@ jaeger_remote_storage: {{endpoint: "{jaeger_storage_endpoint}"{jaeger_storage_ex
 # The clients' canonical trace carries an order id shared by every trace they send; order
 # tracking (tested on its own in tests/e2e) would rightly find those "orders" anomalous.
 orders: {{enabled: false}}
-"""
+{extra}"""
         config_path = os.path.join(workdir, "tracekeep.yaml")
         with open(config_path, "w") as f:
             f.write(config)
@@ -312,10 +312,20 @@ class JaegerQuery(Process):
     """Real Jaeger v2, read-only (deploy/jaeger-query.yaml's shape): query API and UI on a free
     port, trace storage = tracekeep's Jaeger remote storage API at `storage_endpoint`."""
 
-    def __init__(self, workdir, storage_endpoint):
+    def __init__(self, workdir, storage_endpoint, prometheus=""):
+        """`prometheus`: host:port of a Prometheus that the Monitor tab (/api/metrics/...)
+        reads span metrics from ("" = no metrics backend)."""
         require(JAEGER_BIN, "jaeger (scripts/setup.sh --peers)")
         os.makedirs(workdir, exist_ok=True)
         self.query = f"127.0.0.1:{free_port()}"
+        metrics_storage = "\n      metrics: prometheus" if prometheus else ""
+        metric_backends = f"""
+    metric_backends:
+      prometheus:
+        prometheus:
+          endpoint: "http://{prometheus}"
+          normalize_calls: true
+          normalize_duration: true""" if prometheus else ""
         config = f"""service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
@@ -335,7 +345,7 @@ extensions:
       endpoint: "127.0.0.1:{free_port()}"
   jaeger_query:
     storage:
-      traces: tracekeep
+      traces: tracekeep{metrics_storage}
     http:
       endpoint: "{self.query}"
     grpc:
@@ -346,7 +356,7 @@ extensions:
         grpc:
           endpoint: "{storage_endpoint}"
           tls:
-            insecure: true
+            insecure: true{metric_backends}
 receivers:
   nop:
 processors:

@@ -1,5 +1,8 @@
 #include "collector/config/config.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -250,12 +253,27 @@ TEST(ConfigTest, DeployExamplesAreValid) {
     auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + file);
     EXPECT_TRUE(c.ok()) << file << ": " << c.status();
   }
+  // The security preset: a policy list for tracekeepctl policies set, and a config snippet.
+  std::ifstream in(std::string(TRACEKEEP_SOURCE_DIR) + "/deploy/security/policies.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto preset = ParsePolicies(text.str(), "deploy/security/policies.yaml");
+  ASSERT_TRUE(preset.ok()) << preset.status();
+  EXPECT_EQ(preset->size(), 8u);
+  auto metrics =
+      LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + "/deploy/security/span_metrics.yaml");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(metrics->span_metrics.dimensions.size(), 2u);
+
   auto c = LoadConfigFile(std::string(TRACEKEEP_SOURCE_DIR) + "/deploy/tracekeep.yaml");
   ASSERT_TRUE(c.ok());
   // The example documents the defaults; only the exporter endpoint differs.
   EXPECT_EQ(c->exporter.endpoint, "localhost:14317");
   EXPECT_EQ(c->sampler.policies.size(), DefaultConfig().sampler.policies.size());
   EXPECT_EQ(c->sampler.decision_wait, DefaultConfig().sampler.decision_wait);
+  EXPECT_EQ(c->span_metrics.buckets, DefaultConfig().span_metrics.buckets);
+  EXPECT_EQ(c->span_metrics.max_series, DefaultConfig().span_metrics.max_series);
+  EXPECT_EQ(c->span_metrics.metrics_namespace, DefaultConfig().span_metrics.metrics_namespace);
 }
 
 constexpr char kAllPolicies[] = R"(
@@ -456,6 +474,111 @@ TEST(ConfigTest, KafkaReceiverProblemsAreListed) {
   ASSERT_FALSE(gateway_alone.ok());
   EXPECT_THAT(gateway_alone.status().message(),
               HasSubstr("receivers.kafka.gateway: needs receivers.kafka.enabled: true"));
+}
+
+// Policies written for the OpenTelemetry Collector's tail_sampling, keys it has that tracekeep
+// did not read before included.
+constexpr char kCollectorPolicies[] = R"(
+- name: regex
+  type: string_attribute
+  string_attribute: {key: http.route, values: ["/api/.*"], enabled_regex_matching: true, cache_max_size: 500}
+- name: bytes
+  type: bytes_limiting
+  bytes_limiting: {bytes_per_second: 1048576, burst_capacity: 2097152}
+- name: exceptions
+  type: ottl_condition
+  ottl_condition:
+    error_mode: ignore
+    span:
+      - 'attributes["http.response.status_code"] >= 500 and kind == SPAN_KIND_SERVER'
+    spanevent:
+      - 'name == "exception" and IsMatch(attributes["exception.type"], "SQL")'
+- name: not-health
+  type: not
+  not:
+    not_sub_policy: {name: health, type: string_attribute, string_attribute: {key: http.route, values: [/healthz]}}
+)";
+
+TEST(ConfigTest, CollectorPolicyKeysLoadAndRoundTrip) {
+  auto p = ParsePolicies(kCollectorPolicies);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->size(), 4u);
+  EXPECT_EQ((*p)[0].string_attribute.cache_max_size, 500);
+  EXPECT_EQ((*p)[1].bytes_limiting.bytes_per_second, 1048576);
+  EXPECT_EQ((*p)[1].bytes_limiting.burst_capacity, 2097152);
+  EXPECT_EQ((*p)[2].ottl_condition.error_mode, "ignore");
+  EXPECT_EQ((*p)[2].ottl_condition.span.size(), 1u);
+  EXPECT_EQ((*p)[2].ottl_condition.spanevent[0],
+            R"(name == "exception" and IsMatch(attributes["exception.type"], "SQL"))");
+  ASSERT_EQ((*p)[3].sub_policies.size(), 1u);  // the Collector's single not_sub_policy
+  EXPECT_EQ((*p)[3].sub_policies[0].name, "health");
+
+  const std::string yaml = PoliciesToYaml(*p);
+  auto again = ParsePolicies(yaml);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << yaml;
+  EXPECT_EQ(PoliciesToYaml(*again), yaml);
+
+  auto bad = ParsePolicies(R"(
+- name: o
+  type: ottl_condition
+  ottl_condition: {span: ['attributes["a"] == Concat(["x"], "")']}
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("sampler.policies[0] (\"o\").ottl_condition.span[0]: column 20: "
+                        "unsupported converter Concat"));
+}
+
+TEST(ConfigTest, SpanMetricsDefaultsAndOptions) {
+  const auto d = ParseConfig("").value().span_metrics;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.metrics_namespace, "traces.span.metrics");
+  EXPECT_EQ(d.unit, "ms");
+  EXPECT_EQ(d.buckets.size(), 16u);
+  EXPECT_EQ(d.max_series, 10000);
+  EXPECT_TRUE(d.dimensions.empty());
+
+  auto c = ParseConfig(R"(
+span_metrics:
+  namespace: span.metrics
+  histogram:
+    unit: s
+    explicit: {buckets: [100us, 1ms, 1.5s]}
+  dimensions:
+    - name: http.route
+    - name: db.system
+      default: none
+  aggregation_cardinality_limit: 50
+  exceptions: {enabled: false}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& o = c->span_metrics;
+  EXPECT_EQ(o.metrics_namespace, "span.metrics");
+  EXPECT_EQ(o.unit, "s");
+  EXPECT_THAT(o.buckets, ::testing::ElementsAre(absl::Microseconds(100), absl::Milliseconds(1),
+                                                absl::Milliseconds(1500)));
+  ASSERT_EQ(o.dimensions.size(), 2u);
+  EXPECT_EQ(o.dimensions[0].name, "http.route");
+  EXPECT_FALSE(o.dimensions[0].default_value.has_value());
+  EXPECT_EQ(o.dimensions[1].default_value, "none");
+  EXPECT_EQ(o.max_series, 50);
+  EXPECT_FALSE(o.exceptions);
+
+  auto bad = ParseConfig(R"(
+span_metrics:
+  histogram: {unit: us, explicit: {buckets: [5ms, 2ms, soon]}}
+  dimensions: [{name: service.name}]
+  aggregation_cardinality_limit: 0
+  dimensions_cache_size: 10
+)");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_THAT(m, HasSubstr("span_metrics.histogram.explicit.buckets[2]: must be a duration"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.histogram.unit: must be ms or s, got \"us\""));
+  EXPECT_THAT(m, HasSubstr("span_metrics.histogram.explicit.buckets[1]: must be > 0 and greater"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.dimensions[0].name: label service_name is already"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.aggregation_cardinality_limit: must be >= 1, got 0"));
+  EXPECT_THAT(m, HasSubstr("span_metrics.dimensions_cache_size: unknown key"));
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "opentelemetry/proto/resource/v1/resource.pb.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
 #include "tests/collector/admin/fake_admin_backend.h"
 #include "tracekeep/admin/v1/admin.pb.h"
 
@@ -57,10 +59,46 @@ orders::v1::Order StalledOrder() {
   return o;
 }
 
+// A kept span of trace `trace` (16 times that byte) in a resource of `service`.
+SpanRecord StoredSpan(char trace, char id, const std::string& service, const std::string& name,
+                      int64_t start, int64_t end) {
+  opentelemetry::proto::resource::v1::Resource resource;
+  auto* kv = resource.add_attributes();
+  kv->set_key("service.name");
+  kv->mutable_value()->set_string_value(service);
+  auto origin = std::make_shared<SpanOrigin>();
+  origin->resource = resource.SerializeAsString();
+  origin->service_name = service;
+  opentelemetry::proto::trace::v1::Span span;
+  span.set_trace_id(std::string(16, trace));
+  span.set_span_id(std::string(8, id));
+  span.set_name(name);
+  span.set_start_time_unix_nano(static_cast<uint64_t>(start));
+  span.set_end_time_unix_nano(static_cast<uint64_t>(end));
+  SpanRecord r;
+  r.origin = origin;
+  r.span = span.SerializeAsString();
+  r.span_id = span.span_id();
+  r.start_unix_nanos = start;
+  r.end_unix_nanos = end;
+  return r;
+}
+
 class OrdersBackend final : public admin::AdminBackend {
  public:
+  // Trace 01 (INITIATED) is stored: a 1.25 s database write is its slowest span; trace 02
+  // (SUBMITTED) is not.
+  OrdersBackend() {
+    KeptTraces kept(1);
+    kept[0].trace_id = std::string(16, '\x01');
+    kept[0].spans.push_back(StoredSpan('\x01', 1, "shop-api", "POST /orders", kT0, kT0 + kS));
+    kept[0].spans.push_back(
+        StoredSpan('\x01', 2, "db-api", "INSERT orders", kT0 + 1000, kT0 + 1000 + 1250000000));
+    kept[0].spans.push_back(StoredSpan('\x01', 3, "crm-api", "GET /customer", kT0, kT0 + 5000));
+    (void)store_.Consume(std::move(kept));
+  }
   void FillStatus(admin::v1::GetStatusResponse*) override {}
-  storage::SpanStore* store() override { return nullptr; }
+  storage::SpanStore* store() override { return &store_; }
   std::string GetPolicies() override { return "[]\n"; }
   absl::StatusOr<int> SetPolicies(const std::string&, bool) override { return 0; }
   // "ord-7" (StalledOrder) and "ord-8", the same with an ERROR found later.
@@ -97,6 +135,7 @@ class OrdersBackend final : public admin::AdminBackend {
  private:
   absl::Mutex mu_;
   admin::v1::ListOrdersRequest last_list_;
+  testing::InMemorySpanStore store_;
 };
 
 class NoOrdersBackend final : public admin::AdminBackend {
@@ -141,6 +180,43 @@ TEST_F(OrderCommandsTest, OrderGetShowsTimelineBySpanTimeInvariantsAnomaliesAndT
   EXPECT_THAT(r.out, HasSubstr("02020202020202020202020202020202  not kept"));
   EXPECT_THAT(r.out, HasSubstr("order.total_price  803.31  shop-api"));
   EXPECT_THAT(r.out, HasSubstr("STALLED  2023-11-14T23:13:20.000Z  in SUBMITTED since ..."));
+}
+
+TEST_F(OrderCommandsTest, OrderGetShowsPerStepHowLongItTookAndItsSlowestSpan) {
+  Result r = Run({"order", "get", "ord-7"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("STATE      TIME                      TOOK  SERVICE   TRACE"));
+  // The first step: its trace's slowest span is the database write.
+  EXPECT_THAT(r.out, HasSubstr("INITIATED  2023-11-14T22:13:20.000Z  -     shop-api  "
+                               "01010101010101010101010101010101  db-api  INSERT orders  1.25s"));
+  // SUBMITTED came 5 s later, in a trace that was not kept.
+  EXPECT_THAT(r.out, HasSubstr("SUBMITTED  2023-11-14T22:13:25.000Z  5s    shop-api  "
+                               "02020202020202020202020202020202  trace not stored"));
+}
+
+TEST_F(OrderCommandsTest, SlowestSpanIsTheLongestOfTheTrace) {
+  opentelemetry::proto::trace::v1::TracesData data;
+  EXPECT_FALSE(FindSlowestSpan(data).stored);
+  auto* rs = data.add_resource_spans();
+  auto* kv = rs->mutable_resource()->add_attributes();
+  kv->set_key("service.name");
+  kv->mutable_value()->set_string_value("mes-api");
+  auto* ss = rs->add_scope_spans();
+  auto add = [&](const char* name, uint64_t start, uint64_t end) {
+    auto* span = ss->add_spans();
+    span->set_name(name);
+    span->set_start_time_unix_nano(start);
+    span->set_end_time_unix_nano(end);
+  };
+  add("quick", 100, 200);
+  add("backwards", 900, 100);  // end before start: 0
+  add("slow", 100, 5000);
+  add("as slow", 200, 5100);  // equal: the first one stays
+  const SlowestSpan s = FindSlowestSpan(data);
+  EXPECT_TRUE(s.stored);
+  EXPECT_EQ(s.service, "mes-api");
+  EXPECT_EQ(s.name, "slow");
+  EXPECT_EQ(s.duration_nanos, 4900);
 }
 
 TEST_F(OrderCommandsTest, OrderGetShowsEveryAnomalyOfTheOrder) {

@@ -51,5 +51,20 @@ TEST(MetricsRegistryTest, HistogramsAreExposedWithCumulativeBuckets) {
   EXPECT_THAT(metrics.Serialize(), HasSubstr("tracekeep_sampler_late_span_age_seconds_count 9"));
 }
 
+TEST(MetricsRegistryTest, ExpositionsAreAppendedAtScrapeTime) {
+  MetricsRegistry metrics;
+  metrics.AddGauge("tracekeep_up", "Up.", {}, [] { return 1; });
+  int calls = 0;
+  metrics.AddExposition([&](std::string* out) {
+    ++calls;
+    out->append("# TYPE x_total counter\nx_total{a=\"b\"} ");
+    out->append(std::to_string(calls));
+    out->push_back('\n');
+  });
+  EXPECT_THAT(metrics.Serialize(),
+              HasSubstr("tracekeep_up 1\n# TYPE x_total counter\nx_total{a=\"b\"} 1\n"));
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("x_total{a=\"b\"} 2\n"));
+}
+
 }  // namespace
 }  // namespace tracekeep::telemetry
