@@ -67,8 +67,8 @@ std::string WireServiceName(absl::string_view resource) {
 // The span fields the pipeline reads, from a serialized Span; the last occurrence of a field
 // wins and status occurrences merge, as in protobuf. Valid input assumed.
 struct WireSpan {
-  absl::string_view trace_id, span_id, parent_span_id;
-  uint64_t start = 0, end = 0;
+  absl::string_view trace_id, span_id, parent_span_id, name;
+  uint64_t start = 0, end = 0, kind = 0, status_code = 0;
   bool error = false;
   uint64_t attribute_keys = 0;
   // The key attribute's string value (see WireSplitOptions); `key_unsure` when an occurrence
@@ -131,6 +131,12 @@ void ReadWireSpan(absl::string_view bytes, const WantedKey& wanted, WireSpan* ou
       case 4:
         if (f.type == wire::kLengthDelimited) out->parent_span_id = f.bytes;
         break;
+      case 5:
+        if (f.type == wire::kLengthDelimited) out->name = f.bytes;
+        break;
+      case 6:
+        if (f.type == wire::kVarint) out->kind = f.varint;
+        break;
       case 7:
         if (f.type == wire::kFixed64) out->start = f.varint;
         break;
@@ -162,6 +168,7 @@ void ReadWireSpan(absl::string_view bytes, const WantedKey& wanted, WireSpan* ou
           wire::ForEachField(f.bytes, [out](const wire::Field& st) {
             if (st.number == 3 && st.type == wire::kVarint) {
               out->error = static_cast<int32_t>(st.varint) == otlp_trace::Status::STATUS_CODE_ERROR;
+              out->status_code = st.varint;
             }
             return true;
           });
@@ -332,6 +339,15 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
         rec.is_error = span.error;
         rec.is_root = span.parent_span_id.empty();
         rec.attribute_keys = span.attribute_keys;
+        if (span.name.size() <= UINT16_MAX && span.kind <= UINT8_MAX &&
+            span.status_code <= UINT8_MAX) {
+          rec.name_offset =
+              span.name.empty() ? 0 : static_cast<uint32_t>(span.name.data() - spans[i].data());
+          rec.name_size = static_cast<uint16_t>(span.name.size());
+          rec.kind = static_cast<uint8_t>(span.kind);
+          rec.status_code = static_cast<uint8_t>(span.status_code);
+          rec.fields_known = true;
+        }
         if (!span.key_unsure && !span.key_value.empty()) {
           rec.key_offset = static_cast<uint32_t>(span.key_value.data() - spans[i].data());
           rec.key_size = static_cast<uint32_t>(span.key_value.size());

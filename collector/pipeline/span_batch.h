@@ -52,6 +52,9 @@ struct SpanRecord {
   uint64_t journal_segment = 0;
   uint64_t journal_offset = 0;
   uint32_t journal_size = 0;
+  // With `fields_known`: where the span's name is in `span` (name_offset, name_size), its kind
+  // (Span.SpanKind) and status code (Status.StatusCode), as the protobuf receivers read them.
+  uint32_t name_offset = 0;
   // A filter of the keys of the span's attributes and of its events' attributes, and of its
   // events' names: the bits AttributeKeyBit of each (others may be set too). A key or event name
   // whose bit is clear is not there. The receivers fill it; kAnyAttributeKey when unknown.
@@ -62,11 +65,18 @@ struct SpanRecord {
   uint32_t key_offset = 0;
   uint32_t key_size = 0;
   uint64_t key_hash = 0;
-  bool is_error = false;  // status.code == STATUS_CODE_ERROR
-  bool is_root = false;   // no parent span id
+  uint16_t name_size = 0;
+  uint8_t kind = 0;
+  uint8_t status_code = 0;
+  bool fields_known = false;  // name_offset, name_size, kind and status_code are filled
+  bool is_error = false;      // status.code == STATUS_CODE_ERROR
+  bool is_root = false;       // no parent span id
   // `span` was released to save memory while the span is pending: its bytes are only in the
   // journal (see SpanBytesReader).
   bool in_journal_only = false;
+
+  // The span's name when fields_known (a view into `span`).
+  absl::string_view name() const { return absl::string_view(span).substr(name_offset, name_size); }
 
   // Serialized size of the span, whether its bytes are in memory or only in the journal.
   size_t size() const { return in_journal_only ? journal_size : span.size(); }

@@ -322,7 +322,9 @@ SpanMetrics::SpanMetrics(const SpanMetricsOptions& options) : options_(options) 
     AppendDouble(v, &le);
     bound_labels_.push_back(std::move(le));
   }
-  exception_key_bit_ = KeyBit(kExceptionType) | KeyBit(kExceptionMessage);
+  // An exception event shows by its name (the receivers put event names in the filter too) or
+  // by its attributes' keys.
+  exception_key_bit_ = KeyBit(kExceptionType) | KeyBit(kExceptionMessage) | KeyBit(kExceptionEvent);
 }
 
 size_t SpanMetrics::Bucket(double value) const {
@@ -355,7 +357,15 @@ void SpanMetrics::Read(const std::vector<TraceSpans>& traces, Contribution* out)
       const bool read_events = want_exceptions && (span.attribute_keys & exception_key_bit_) != 0;
       if (read_attributes) std::fill(scratch.span_found.begin(), scratch.span_found.end(), 0);
       scratch.exception_types.clear();
-      const bool ok = wire::ForEachField(span.span, [&](const wire::Field& f) {
+      // The receivers noted name, kind and status: without a dimension or an exception event to
+      // look for, the span is not walked again.
+      const bool walk = !span.fields_known || read_attributes || read_events;
+      if (!walk) {
+        name = span.name();
+        kind = span.kind;
+        status = span.status_code;
+      }
+      const bool ok = !walk || wire::ForEachField(span.span, [&](const wire::Field& f) {
         switch (f.number) {
           case 5:
             if (f.type == wire::kLengthDelimited) name = f.bytes;

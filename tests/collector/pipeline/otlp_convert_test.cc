@@ -175,6 +175,34 @@ TEST(OtlpConvertTest, SplitsNoteTheAttributeKeysOfEachSpan) {
   EXPECT_EQ(SpanRecord().attribute_keys, kAnyAttributeKey);
 }
 
+// The protobuf receivers note each span's name (as a place in its bytes), kind and status code,
+// so that stages after them need not walk the span again.
+TEST(OtlpConvertWireTest, NotesNameKindAndStatus) {
+  OtlpRequest request;
+  auto* ss = request.add_resource_spans()->add_scope_spans();
+  otlp_trace::Span* full = AddSpan(ss, std::string(16, '\x01'), std::string(8, '\x01'));
+  full->set_name("GET /orders/{id}");
+  full->set_kind(otlp_trace::Span::SPAN_KIND_SERVER);
+  full->mutable_status()->set_code(otlp_trace::Status::STATUS_CODE_ERROR);
+  otlp_trace::Span* bare = AddSpan(ss, std::string(16, '\x02'), std::string(8, '\x02'));
+  bare->clear_name();
+  const std::string wire = request.SerializeAsString();
+  absl::StatusOr<SplitResult> split = SplitWireRequest(wire);
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_EQ(split->traces.size(), 2u);
+  const SpanRecord& a = split->traces[0].spans[0];
+  ASSERT_TRUE(a.fields_known);
+  EXPECT_EQ(a.name(), "GET /orders/{id}");
+  EXPECT_EQ(a.kind, otlp_trace::Span::SPAN_KIND_SERVER);
+  EXPECT_EQ(a.status_code, otlp_trace::Status::STATUS_CODE_ERROR);
+  const SpanRecord& b = split->traces[1].spans[0];
+  ASSERT_TRUE(b.fields_known);
+  EXPECT_EQ(b.name(), "");
+  EXPECT_EQ(b.kind, 0);
+  EXPECT_EQ(b.status_code, 0);
+  EXPECT_FALSE(SpanRecord().fields_known) << "a record made elsewhere knows nothing";
+}
+
 // With a key attribute to locate, each span's record points at that attribute's string value in
 // its bytes (for the order tracker), unless the value is in a form only a full decode reads.
 TEST(OtlpConvertWireTest, LocatesTheKeyAttributesStringValue) {
