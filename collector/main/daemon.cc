@@ -289,7 +289,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       o.endpoint = config_.grpc.endpoint;
       o.max_recv_msg_size_mib = config_.grpc.max_recv_msg_size_mib;
       o.tls = config_.grpc.tls;
-      if (config_.orders.enabled) o.split.key_attribute = config_.orders.id_attribute;
+      if (config_.orders.enabled) o.split = orders::SplitOptionsFor(config_.orders);
       TK_ASSIGN_OR_RETURN(
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.grpc.allowed_networks,
@@ -302,7 +302,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       o.endpoint = config_.http.endpoint;
       o.max_request_bytes = static_cast<size_t>(config_.http.max_request_body_size_mib) << 20;
       o.tls = config_.http.tls;
-      if (config_.orders.enabled) o.split.key_attribute = config_.orders.id_attribute;
+      if (config_.orders.enabled) o.split = orders::SplitOptionsFor(config_.orders);
       TK_ASSIGN_OR_RETURN(
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.http.allowed_networks,

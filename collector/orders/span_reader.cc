@@ -160,6 +160,16 @@ OrderFacts* FactsFor(absl::string_view order_id, std::vector<OrderFacts>* facts)
 
 }  // namespace
 
+WireSplitOptions SplitOptionsFor(const OrdersConfig& config) {
+  WireSplitOptions o;
+  o.key_attribute = config.id_attribute;
+  o.read_whole_keys.push_back(config.status_attribute);
+  for (const std::string& key : config.invariant_attributes) o.read_whole_keys.push_back(key);
+  o.read_whole_event_names.push_back("exception");
+  if (!config.status_event.empty()) o.read_whole_event_names.push_back(config.status_event);
+  return o;
+}
+
 SpanReader::SpanReader(const OrdersConfig& config)
     : config_(config),
       id_key_bit_(AttributeKeyBit(config.id_attribute.data(), config.id_attribute.size())) {
@@ -169,13 +179,7 @@ SpanReader::SpanReader(const OrdersConfig& config)
   add(config.id_attribute);
   add(config.status_attribute);
   for (const std::string& key : config.invariant_attributes) add(key);
-  auto other = [this](absl::string_view key) {
-    other_bits_ |= AttributeKeyBit(key.data(), key.size());
-  };
-  other(config.status_attribute);
-  for (const std::string& key : config.invariant_attributes) other(key);
-  other("exception");  // event names
-  if (!config.status_event.empty()) other(config.status_event);
+
   // Keys of 64 bytes and more are never skipped by length.
 }
 
@@ -191,7 +195,7 @@ bool SpanReader::Read(const SpanRecord& record, std::vector<OrderFacts>* out) co
   // without it (replayed from the journal) are searched for the key first.
   if ((record.attribute_keys & id_key_bit_) == 0) return false;
   if (record.attribute_keys == kAnyAttributeKey && !MayHaveKey(record.span)) return false;
-  if (record.key_size != 0 && !record.is_error && (record.attribute_keys & other_bits_) == 0 &&
+  if (record.key_size != 0 && !record.is_error &&
       record.key_offset + static_cast<size_t>(record.key_size) <= record.span.size()) {
     // The receiver located the order id and the span says nothing else about the order: its
     // bytes are not read (most spans of an order's trace), unless it names a new order.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "collector/orders/order_config.h"
+#include "collector/pipeline/otlp_convert.h"
 #include "collector/pipeline/span_batch.h"
 
 namespace tracekeep::orders {
@@ -31,6 +32,12 @@ struct OrderFacts {
   uint64_t key_hash = 0;  // KeyValueHash(order_id)
 };
 
+// How the receivers should split requests for this reader: the order id attribute located in
+// each span that says nothing else about an order (no status attribute, no invariant, no
+// "exception" or status event). With these options a span with SpanRecord::key_size != 0 and
+// without an ERROR status is not read.
+WireSplitOptions SplitOptionsFor(const OrdersConfig& config);
+
 class SpanReader {
  public:
   explicit SpanReader(const OrdersConfig& config);
@@ -46,9 +53,6 @@ class SpanReader {
 
   const OrdersConfig& config_;
   const uint64_t id_key_bit_;  // AttributeKeyBit of the order id attribute
-  // AttributeKeyBit of every other key and event name the reader looks for: a span whose
-  // filter has none of them, and whose order id the receiver located, is not read.
-  uint64_t other_bits_ = 0;
   // Bit n set: some attribute the reader looks for has a key of n bytes (n < 64).
   uint64_t key_lengths_ = 0;
 };

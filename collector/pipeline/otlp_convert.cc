@@ -1,5 +1,6 @@
 #include "collector/pipeline/otlp_convert.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "absl/container/flat_hash_map.h"
@@ -81,7 +82,27 @@ struct WireSpan {
 struct WantedKey {
   absl::string_view name;
   uint64_t bit = 0;
+  // WireSplitOptions::read_whole_keys / read_whole_event_names and the OR of their bits.
+  const std::vector<std::string>* whole_keys = nullptr;
+  const std::vector<std::string>* whole_events = nullptr;
+  uint64_t whole_key_bits = 0;
+  uint64_t whole_event_bits = 0;
 };
+
+// Whether `key_value` (a serialized KeyValue whose key's bit is among wanted.whole_key_bits) has
+// one of the keys that make its span be read whole; true too when its key is not first.
+bool IsWholeKey(absl::string_view key_value, const WantedKey& wanted) {
+  if (key_value.size() < 2 || key_value[0] != '\x0a' ||
+      static_cast<uint8_t>(key_value[1]) >= 0x80 ||
+      static_cast<size_t>(static_cast<uint8_t>(key_value[1])) > key_value.size() - 2) {
+    return true;
+  }
+  const absl::string_view key = key_value.substr(2, static_cast<uint8_t>(key_value[1]));
+  for (const std::string& k : *wanted.whole_keys) {
+    if (key == k) return true;
+  }
+  return false;
+}
 
 // Looks at an attribute (serialized KeyValue) whose key may be `wanted` (its key's bit is the
 // wanted key's): records its string value, or that it is in a form only a full decode reads.
@@ -149,15 +170,31 @@ void ReadWireSpan(absl::string_view bytes, const WantedKey& wanted, WireSpan* ou
           AddKeyBit(f.bytes, &bit);
           out->attribute_keys |= bit;
           if ((bit & wanted.bit) != 0) CaptureKey(f.bytes, wanted, out);
+          if ((bit & wanted.whole_key_bits) != 0 && IsWholeKey(f.bytes, wanted)) {
+            out->key_unsure = true;
+          }
         }
         break;
       case 11:  // events: their names (field 2) and their attributes' keys (field 3)
         if (f.type == wire::kLengthDelimited) {
-          wire::ForEachField(f.bytes, [out](const wire::Field& ev) {
+          wire::ForEachField(f.bytes, [out, &wanted](const wire::Field& ev) {
             if (ev.type != wire::kLengthDelimited) return true;
-            if (ev.number == 3) AddKeyBit(ev.bytes, &out->attribute_keys);
+            if (ev.number == 3) {
+              uint64_t bit = 0;
+              AddKeyBit(ev.bytes, &bit);
+              out->attribute_keys |= bit;
+              if ((bit & wanted.whole_key_bits) != 0 && IsWholeKey(ev.bytes, wanted)) {
+                out->key_unsure = true;
+              }
+            }
             if (ev.number == 2) {
-              out->attribute_keys |= AttributeKeyBit(ev.bytes.data(), ev.bytes.size());
+              const uint64_t bit = AttributeKeyBit(ev.bytes.data(), ev.bytes.size());
+              out->attribute_keys |= bit;
+              if ((bit & wanted.whole_event_bits) != 0 &&
+                  std::find(wanted.whole_events->begin(), wanted.whole_events->end(), ev.bytes) !=
+                      wanted.whole_events->end()) {
+                out->key_unsure = true;
+              }
             }
             return true;
           });
@@ -274,6 +311,14 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
   if (!options.key_attribute.empty() && options.key_attribute.size() < 0x80) {
     wanted.name = options.key_attribute;
     wanted.bit = AttributeKeyBit(wanted.name.data(), wanted.name.size());
+    wanted.whole_keys = &options.read_whole_keys;
+    wanted.whole_events = &options.read_whole_event_names;
+    for (const std::string& k : options.read_whole_keys) {
+      wanted.whole_key_bits |= AttributeKeyBit(k.data(), k.size());
+    }
+    for (const std::string& e : options.read_whole_event_names) {
+      wanted.whole_event_bits |= AttributeKeyBit(e.data(), e.size());
+    }
   }
   SplitResult result;
   absl::flat_hash_map<absl::string_view, size_t> index;  // trace id -> position in result.traces

@@ -44,9 +44,13 @@ SplitResult SplitRequest(const OtlpRequest& request);
 // the client's bytes of the resource and scope (several occurrences of the field concatenated,
 // which is how protobuf merges them).
 // With options.key_attribute set, each span's SpanRecord::key_offset/key_size/key_hash locate
-// the string value of that attribute (the order tracker reads it without walking the span).
+// the string value of that attribute (the order tracker reads it without walking the span),
+// unless the span (or one of its events) also has one of read_whole_keys, or an event named in
+// read_whole_event_names: such a span is to be read whole, and key_size stays 0.
 struct WireSplitOptions {
   std::string key_attribute;  // "" = none
+  std::vector<std::string> read_whole_keys;
+  std::vector<std::string> read_whole_event_names;
 };
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire,
                                              const WireSplitOptions& options = {});

@@ -2,6 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
 
 namespace tracekeep::orders {
@@ -136,9 +137,9 @@ TEST(SpanReaderTest, SpansWithoutAnOrderOrDamagedNameNone) {
   EXPECT_THAT(facts, IsEmpty());
 }
 
-// A span whose order id the receiver located (SpanRecord::key_*) and whose key filter shows
-// nothing else for the tracker is not read; spans that only repeat the order of the span before
-// add to its count. Anything else (a status, an exception event) is read in full.
+// A span whose order id the receiver located (SpanRecord::key_*, which the receivers report only
+// for spans with nothing else about an order: SplitOptionsFor) is not read; spans that only
+// repeat the order of the span before add to its count. An ERROR status is read in full.
 TEST(SpanReaderTest, LocatedOrderIdIsTakenWithoutReadingTheSpan) {
   const OrdersConfig config = DefaultOrdersConfig();
   const SpanReader reader(config);
@@ -162,16 +163,9 @@ TEST(SpanReaderTest, LocatedOrderIdIsTakenWithoutReadingTheSpan) {
   EXPECT_EQ(facts[1].spans, 1u);
   EXPECT_FALSE(facts[0].error);
 
-  // An ERROR status, an exception event's name or a status attribute in the filter: read.
   SpanRecord error = located("o-2", "\xfd");
   error.is_error = true;
-  EXPECT_FALSE(reader.Read(error, &facts));
-  SpanRecord exception = located("o-2", "\xfd");
-  exception.attribute_keys |= AttributeKeyBit("exception", 9);
-  EXPECT_FALSE(reader.Read(exception, &facts));
-  SpanRecord status = located("o-2", "\xfd");
-  status.attribute_keys |= AttributeKeyBit("order.status", 12);
-  EXPECT_FALSE(reader.Read(status, &facts));
+  EXPECT_FALSE(reader.Read(error, &facts));  // read whole: not a span
   EXPECT_EQ(facts.size(), 2u);
 
   // A real span read in full, then a located one of the same order: one entry.
@@ -185,6 +179,45 @@ TEST(SpanReaderTest, LocatedOrderIdIsTakenWithoutReadingTheSpan) {
   EXPECT_EQ(facts[0].spans, 2u);
   ASSERT_EQ(facts[0].states.size(), 1u);
   EXPECT_EQ(facts[0].states[0].state, "PAID");
+}
+
+// The receivers split with SplitOptionsFor: spans with a status, an invariant, an exception or a
+// status event (on the span or in an event) come with no located id, and read the same as before.
+TEST(SpanReaderTest, SplitOptionsLeaveSpansWithMoreToReadUnlocated) {
+  OrdersConfig config = DefaultOrdersConfig();
+  config.status_event = "order.status_changed";
+  const SpanReader reader(config);
+  namespace coll = opentelemetry::proto::collector::trace::v1;
+  coll::ExportTraceServiceRequest request;
+  auto* ss = request.add_resource_spans()->add_scope_spans();
+  auto span = [&](int n) {
+    tr::Span* s = ss->add_spans();
+    s->set_trace_id(std::string(16, static_cast<char>(n)));
+    s->set_span_id(std::string(8, static_cast<char>(n)));
+    Add(s->mutable_attributes(), "order.id")->mutable_value()->set_string_value("o-1");
+    return s;
+  };
+  span(1);  // the id only: located
+  Add(span(2)->mutable_attributes(), "order.status")->mutable_value()->set_string_value("PAID");
+  Add(span(3)->mutable_attributes(), config.invariant_attributes.at(0))
+      ->mutable_value()
+      ->set_string_value("9.99");
+  span(4)->add_events()->set_name("exception");
+  tr::Span::Event* ev = span(5)->add_events();
+  ev->set_name("order.status_changed");
+  Add(ev->mutable_attributes(), "order.status")->mutable_value()->set_string_value("SHIPPED");
+  absl::StatusOr<SplitResult> split =
+      SplitWireRequest(request.SerializeAsString(), SplitOptionsFor(config));
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_EQ(split->traces.size(), 5u);
+  EXPECT_NE(split->traces[0].spans[0].key_size, 0u);
+  for (int t = 1; t < 5; ++t) {
+    EXPECT_EQ(split->traces[t].spans[0].key_size, 0u) << "span " << t + 1;
+    std::vector<OrderFacts> facts;
+    ASSERT_TRUE(reader.Read(split->traces[t].spans[0], &facts)) << "span " << t + 1;
+    ASSERT_EQ(facts.size(), 1u);
+    EXPECT_EQ(facts[0].order_id, "o-1");
+  }
 }
 
 }  // namespace
