@@ -657,7 +657,8 @@ bool OrderTracker::Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const
     bool seen = false;  // the same span delivered twice (client retry) is one record
     const v1::StateEvent* prev = nullptr;
     for (const v1::StateEvent& x : o.states()) {
-      if (x.state() == s.state && x.trace_id() == spans.trace_id && x.span_id() == span.span_id) {
+      // Span ids first: 8 bytes, held inside the string (the others are on the heap).
+      if (x.span_id() == span.span_id && x.trace_id() == spans.trace_id && x.state() == s.state) {
         seen = true;
       }
       if (x.time_unix_nanos() <= s.time_unix_nanos &&
@@ -692,14 +693,22 @@ bool OrderTracker::Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const
     }
   }
   for (const auto& [key, value] : facts.invariants) {
-    const v1::InvariantValue* first = nullptr;
+    // Nearly always a value already recorded: values (short, inside their strings) first.
     bool known_value = false;
     for (const v1::InvariantValue& v : o.invariants()) {
-      if (v.key() != key) continue;
-      if (first == nullptr) first = &v;
-      if (v.value() == value) known_value = true;
+      if (v.value() == value && v.key() == key) {
+        known_value = true;
+        break;
+      }
     }
     if (known_value) continue;
+    const v1::InvariantValue* first = nullptr;
+    for (const v1::InvariantValue& v : o.invariants()) {
+      if (v.key() == key) {
+        first = &v;
+        break;
+      }
+    }
     if (o.invariants_size() >= kMaxEventsPerOrder) {
       stats_.events_over_limit.fetch_add(1, std::memory_order_relaxed);
       continue;
