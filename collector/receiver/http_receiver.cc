@@ -109,7 +109,7 @@ absl::Status Gunzip(absl::string_view compressed, size_t max_bytes, std::string*
 
 HttpReceiver::HttpReceiver(const HttpReceiverOptions& options, SpanIntake* intake,
                            ReceiverStats* stats)
-    : options_(options), handler_(intake, stats) {
+    : options_(options), handler_(intake, stats, options.auth) {
   handler_.set_split_options(options.split);
 }
 
@@ -173,6 +173,18 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
                                   ": use POST\n");
     return;
   }
+  std::string client;
+  if (handler_.requires_token()) {
+    absl::StatusOr<std::string> authenticated =
+        handler_.Authenticate(Transport::kHttp, request.Header("authorization"));
+    if (!authenticated.ok()) {
+      response->status = 401;
+      response->headers.emplace_back("WWW-Authenticate", "Bearer");
+      response->body = absl::StrCat(authenticated.status().message(), "\n");
+      return;
+    }
+    client = std::move(authenticated).value();
+  }
   const std::string media_type = MediaType(request.Header("content-type"));
   Encoding encoding = Encoding::kUnknown;
   if (media_type == kProtobufType) {
@@ -217,8 +229,10 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     // Validated and split straight from the wire bytes; span bytes are sliced out of the body.
     // Over capacity, refused before that.
     absl::StatusOr<SplitResult> split;
-    if (!handler_.RefuseEarly(Transport::kHttp, body, &outcome))
+    if (!handler_.RefuseOverLimit(Transport::kHttp, client, body, &outcome) &&
+        !handler_.RefuseEarly(Transport::kHttp, body, &outcome)) {
       split = SplitWireRequest(body, handler_.split_options());
+    }
     if (outcome.status.ok() && !split.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument,
@@ -240,7 +254,10 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument, status.message(), 0, response);
       return;
     }
-    outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
+    if (!handler_.RefuseOverLimit(Transport::kHttp, client, CountSpans(*export_request),
+                                  static_cast<int64_t>(body.size()), &outcome)) {
+      outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
+    }
   }
   if (!outcome.status.ok()) {
     int http_status = 500;

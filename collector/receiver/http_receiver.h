@@ -36,6 +36,9 @@ struct HttpReceiverOptions {
   security::TlsSettings tls;
   // How protobuf requests are split into spans (see GrpcReceiverOptions::split).
   WireSplitOptions split;
+  // Bearer tokens ("Authorization: Bearer <token>", 401 without a valid one) and per-client
+  // limits (429 + Retry-After beyond them). Default: none.
+  ClientAuthOptions auth;
 };
 
 class HttpReceiver final : public Component {
