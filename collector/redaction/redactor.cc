@@ -264,7 +264,18 @@ bool Redactor::RedactAttributes(
   return changed;
 }
 
+bool Redactor::MayMatch(absl::string_view bytes) const {
+  // With exact keys only, a key that is not a substring of the serialized message cannot be an
+  // attribute key anywhere in it: such messages are left without being parsed.
+  if (!compiled_->patterns.empty() || compiled_->blocked != nullptr) return true;
+  for (const auto& [key, action] : compiled_->by_key) {
+    if (bytes.find(key) != absl::string_view::npos) return true;
+  }
+  return false;
+}
+
 bool Redactor::RedactSpan(std::string* bytes) const {
+  if (!MayMatch(*bytes)) return false;
   google::protobuf::Arena arena;
   auto* span = google::protobuf::Arena::CreateMessage<otlp_trace::Span>(&arena);
   if (!span->ParseFromString(*bytes)) {
@@ -283,6 +294,7 @@ bool Redactor::RedactSpan(std::string* bytes) const {
 }
 
 bool Redactor::RedactResource(std::string* bytes) const {
+  if (!MayMatch(*bytes)) return false;
   opentelemetry::proto::resource::v1::Resource resource;
   if (!resource.ParseFromString(*bytes)) {
     stats_.undecodable.fetch_add(1, std::memory_order_relaxed);
@@ -295,6 +307,7 @@ bool Redactor::RedactResource(std::string* bytes) const {
 }
 
 bool Redactor::RedactScope(std::string* bytes) const {
+  if (!MayMatch(*bytes)) return false;
   otlp_common::InstrumentationScope scope;
   if (!scope.ParseFromString(*bytes)) {
     stats_.undecodable.fetch_add(1, std::memory_order_relaxed);

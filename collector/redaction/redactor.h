@@ -93,7 +93,9 @@ class Redactor {
   // Redacts a serialized opentelemetry.proto.trace.v1.Span in place (its attributes, events'
   // and links' attributes). Returns false when nothing changed (the bytes are untouched).
   // Bytes that do not parse are replaced by an empty string (and counted): a span that cannot
-  // be checked is not written.
+  // be checked is not written. With exact-key rules only, a span none of whose bytes spell one
+  // of the keys is not parsed at all (such bytes are not checked for validity either: they are
+  // passed on as the receiver accepted them).
   bool RedactSpan(std::string* span) const;
   // The same for a serialized Resource or InstrumentationScope.
   bool RedactResource(std::string* resource) const;
@@ -109,6 +111,8 @@ class Redactor {
  private:
   struct Compiled;
   explicit Redactor(std::unique_ptr<Compiled> compiled);
+  // False when no rule can apply to the serialized message `bytes` (checked without parsing it).
+  bool MayMatch(absl::string_view bytes) const;
   // The rule for `key`, or nullptr.
   const Action* RuleFor(absl::string_view key) const;
   bool BlockValues(opentelemetry::proto::common::v1::AnyValue* value) const;
