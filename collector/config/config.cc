@@ -708,6 +708,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       ReadTls(&h, "tls", problems, &c->http.tls);
       ReadNetworks(&h, "allowed_networks", problems, &c->http.allowed_networks);
       ReadReceiverAuth(&h, problems, &c->http.auth_token_file);
+      h.Duration("read_timeout", &c->http.read_timeout, absl::Milliseconds(1));
     }
     ReadClientLimits(&otlp, problems, &c->client_limits);
     ReadKafka(&receivers, problems, &c->kafka);

@@ -37,6 +37,8 @@ struct HttpReceiverConfig {
   std::vector<std::string> allowed_networks;
   security::TlsSettings tls;
   std::string auth_token_file;  // as GrpcReceiverConfig::auth_token_file
+  // Headers within this time in total, each body read within it; else the connection closes.
+  absl::Duration read_timeout = absl::Seconds(10);
 };
 
 // receivers.kafka: consumes OTLP spans from a Kafka topic (collector/kafka/kafka_receiver.h).

@@ -322,6 +322,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       o.tls = config_.http.tls;
       if (config_.orders.enabled) o.split.key_attribute = config_.orders.id_attribute;
       o.auth = access_->HttpAuth();
+      o.read_timeout = config_.http.read_timeout;
       TK_ASSIGN_OR_RETURN(
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.http.allowed_networks,

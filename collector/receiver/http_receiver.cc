@@ -136,6 +136,8 @@ absl::Status HttpReceiver::Start() {
   server_options.endpoint = options_.endpoint;
   server_options.max_body_bytes = options_.max_request_bytes;
   server_options.num_threads = options_.num_threads;
+  server_options.request_timeout_ms =
+      static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.read_timeout)));
   server_options.allowed_networks = options_.allowed_networks;
   server_options.tls = options_.tls;
   server_options.on_forbidden = [this](const http::HttpRequest&) {

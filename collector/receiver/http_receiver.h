@@ -30,6 +30,9 @@ struct HttpReceiverOptions {
   size_t max_request_bytes = 16 << 20;
   // Server threads; each serves one connection at a time. Default: 8.
   int num_threads = 8;
+  // A client must send a request's headers within this time (in total), and each read of its
+  // body waits at most this long, else its connection is closed (slowloris). Default: 10 s.
+  absl::Duration read_timeout = absl::Seconds(10);
   // Retry-After (seconds) sent with 429 and 503. Default: 5.
   int retry_after_seconds = 5;
   // HTTPS when cert_file is set (mutual TLS with client_ca_file). Default: off.

@@ -30,7 +30,7 @@ enum class RefuseReason {
   // request is counted: its body is not read.
   kForbidden,
   // The receiver requires a bearer token and the request had none, or an unknown one
-  // (UNAUTHENTICATED / 401). Only the request is counted: its body is not read.
+  // (UNAUTHENTICATED / 401). Only the request is counted: its body is not decoded.
   kUnauthenticated,
   // The authenticated client is over its own rate limit (RESOURCE_EXHAUSTED / 429 + Retry-After;
   // the client should retry). Its spans are counted.
