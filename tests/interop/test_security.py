@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -93,6 +94,7 @@ redaction:
             ctl_token_file=os.path.join(d, "bob.token")) as t:
         t.dir = d
         t.otlp_tokens = otlp_tokens
+        t.shop_token = SHOP_TOKEN  # changed by the rotation test
         yield t
 
 
@@ -231,9 +233,46 @@ def test_rotated_token_works_after_sighup_on_the_same_connection(tk):
         peers.wait_for(lambda: grpc_export(stub, ROTATED_TOKEN) == grpc.StatusCode.OK, 10,
                        "the rotated token to be accepted after SIGHUP")
         assert grpc_export(stub, SHOP_TOKEN) == grpc.StatusCode.UNAUTHENTICATED
+        tk.shop_token = ROTATED_TOKEN
         assert channel._channel.check_connectivity_state(False) == 2  # still READY
     assert tk.alive()
     assert tk.metric("tracekeep_token_file_reloads_total", 'kind="otlp"') >= 1
+
+
+def _proc_counts(pid):
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    with open(f"/proc/{pid}/status") as f:
+        threads = int(next(line for line in f if line.startswith("Threads:")).split()[1])
+    return fds, threads
+
+
+def test_ten_thousand_idle_connections_cost_no_fds_or_threads(tk):
+    """10,000 idle OTLP/HTTP connections: the daemon's file descriptors and threads stay
+    bounded (its HTTP threads and accept queue; the rest wait in the kernel's backlog), and it
+    serves again as soon as they close."""
+    import socket
+    host, port = tk.http.rsplit(":", 1)
+    fds_before, threads_before = _proc_counts(tk.proc.pid)
+    idle = []
+    try:
+        for _ in range(10000):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex((host, int(port)))
+            idle.append(s)
+        # Sample the daemon while the connections are open (bounded observation window).
+        samples = []
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            samples.append(_proc_counts(tk.proc.pid))
+        fds, threads = max(f for f, _ in samples), max(t for _, t in samples)
+        assert fds - fds_before <= 64, f"{fds - fds_before} more fds with 10k idle connections"
+        assert threads - threads_before <= 2, f"{threads - threads_before} more threads"
+    finally:
+        for s in idle:
+            s.close()
+    peers.wait_for(lambda: post(tk, f"Bearer {tk.shop_token}")[0] == 200, 30,
+                   "an OTLP/HTTP request to succeed after the idle connections closed")
 
 
 def test_no_file_under_the_data_directory_holds_a_raw_secret(tk):
