@@ -7,6 +7,7 @@
 #include "collector/redaction/redacting_intake.h"
 #include "collector/security/token_file.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
 #include "opentelemetry/proto/resource/v1/resource.pb.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
@@ -164,6 +165,24 @@ TEST(RedactorTest, TheOrderIdCannotBeDeletedOrMasked) {
   EXPECT_THAT(problems[1], HasSubstr("redaction.actions[1]: would mask the order id attribute"));
   EXPECT_THAT(problems[2], HasSubstr("redaction.actions[2].pattern: not a valid RE2"));
   EXPECT_FALSE(Redactor::Create(o).ok());
+}
+
+// Found by redaction_fuzz: proto3 refuses strings that are not UTF-8, and protobuf logged an
+// error for every such span. The span is dropped and counted, without a log line.
+TEST(RedactorTest, SpansWithInvalidUtf8AreDroppedAndCountedWithoutLogging) {
+  auto redactor = Make(ShopRules());
+  otlp_trace::Span span;
+  Add(span.mutable_attributes(), "user.email", "ann@example.com");
+  Add(span.mutable_attributes(), std::string("bad\xff\xfe") + "key", "v");
+  std::string bytes = span.SerializePartialAsString();
+  static int logged = 0;
+  google::protobuf::LogHandler* previous = google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) { ++logged; });
+  EXPECT_TRUE(redactor->RedactSpan(&bytes));
+  EXPECT_TRUE(bytes.empty());
+  EXPECT_EQ(redactor->stats().undecodable.load(), 1u);
+  google::protobuf::SetLogHandler(previous);
+  EXPECT_EQ(logged, 0);
 }
 
 TEST(RedactingIntakeTest, RedactsSpansAndSharedResourcesOnceBeforeTheNextStage) {
