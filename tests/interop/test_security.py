@@ -239,6 +239,25 @@ def test_rotated_token_works_after_sighup_on_the_same_connection(tk):
     assert tk.metric("tracekeep_token_file_reloads_total", 'kind="otlp"') >= 1
 
 
+def test_a_changed_token_file_is_picked_up_without_a_signal(tmp_path):
+    """security.token_reload_interval: the file is re-read when it changes, no SIGHUP needed."""
+    tokens = write(str(tmp_path / "otlp-tokens"), f"shop-api {SHOP_TOKEN}\n")
+    with peers.Tracekeep(str(tmp_path / "tk"), ALWAYS, auth_token_file=tokens,
+                         extra="security: {token_reload_interval: 100ms}\n") as t:
+        assert post(t, f"Bearer {SHOP_TOKEN}")[0] == 200
+        assert post(t, f"Bearer {ROTATED_TOKEN}")[0] == 401
+        write(tokens, f"shop-api {ROTATED_TOKEN}\n")
+        peers.wait_for(lambda: post(t, f"Bearer {ROTATED_TOKEN}")[0] == 200, 10,
+                       "the changed token file to be reloaded")
+        assert post(t, f"Bearer {SHOP_TOKEN}")[0] == 401
+        # A broken file keeps the tokens in force, and the failure is counted.
+        write(tokens, "shop-api\n")
+        peers.wait_for(lambda: t.metric("tracekeep_token_file_reload_failures_total",
+                                        'kind="otlp"') >= 1, 10, "the failed reload to be counted")
+        assert post(t, f"Bearer {ROTATED_TOKEN}")[0] == 200
+        assert ROTATED_TOKEN not in t.log()
+
+
 def _proc_counts(pid):
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     with open(f"/proc/{pid}/status") as f:
