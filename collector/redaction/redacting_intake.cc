@@ -16,8 +16,14 @@ int64_t RedactingIntake::Redact(std::vector<TraceSpans>* traces) const {
     size_t kept = 0;
     for (size_t i = 0; i < trace.spans.size(); ++i) {
       SpanRecord& span = trace.spans[i];
-      redactor_->RedactSpan(&span.span);
-      if (span.span.empty()) continue;  // undecodable: not written
+      if (redactor_->RedactSpan(&span.span)) {
+        if (span.span.empty()) continue;  // undecodable: not written
+        // Where the receiver located the order id in the original bytes no longer holds (and
+        // the id may be hashed now): readers take it from the redacted span instead.
+        span.key_offset = 0;
+        span.key_size = 0;
+        span.key_hash = 0;
+      }
       if (span.origin != nullptr) {
         auto [it, inserted] = origins.try_emplace(span.origin.get());
         if (inserted) {

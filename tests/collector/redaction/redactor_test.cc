@@ -108,6 +108,32 @@ TEST(RedactorTest, HashingIsConsistentSoOrdersStillGroup) {
   EXPECT_EQ(a, b);
 }
 
+TEST(RedactingIntakeTest, UnchangedSpansKeepTheLocatedOrderId) {
+  class Recorder final : public SpanIntake {
+   public:
+    absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t) override {
+      got = std::move(traces);
+      return absl::OkStatus();
+    }
+    std::vector<TraceSpans> got;
+  } next;
+  RedactorOptions o;
+  o.actions = {{"user.email", "", Action::kDelete}};
+  auto redactor = Make(o);
+  RedactingIntake intake(redactor.get(), &next);
+  otlp_trace::Span span;
+  Add(span.mutable_attributes(), "order.id", "o-42");
+  std::vector<TraceSpans> traces(1);
+  SpanRecord r;
+  r.span = span.SerializeAsString();
+  r.key_offset = static_cast<uint32_t>(r.span.find("o-42"));
+  r.key_size = 4;
+  traces[0].spans.push_back(r);
+  ASSERT_TRUE(intake.Offer(std::move(traces), 1).ok());
+  EXPECT_EQ(next.got[0].spans[0].key_size, 4u);
+  EXPECT_EQ(next.got[0].spans[0].key_offset, r.key_offset);
+}
+
 TEST(RedactorTest, LeavesSpansWithoutMatchesByteForByte) {
   auto redactor = Make(ShopRules());
   otlp_trace::Span span;
@@ -217,6 +243,10 @@ TEST(RedactingIntakeTest, RedactsSpansAndSharedResourcesOnceBeforeTheNextStage) 
     }
   }
   traces[1].spans[1].span = "\xff\xff not a span";
+  // Where the receiver located the order id: stale once the span is rewritten.
+  traces[0].spans[0].key_offset = 40;
+  traces[0].spans[0].key_size = 4;
+  traces[0].spans[0].key_hash = KeyValueHash("o-42");
   ASSERT_TRUE(intake.Offer(std::move(traces), 4).ok());
   EXPECT_EQ(next.spans, 3);  // the undecodable span is not written
   ASSERT_EQ(next.got.size(), 2u);
@@ -229,6 +259,8 @@ TEST(RedactingIntakeTest, RedactsSpansAndSharedResourcesOnceBeforeTheNextStage) 
   ASSERT_TRUE(out.ParseFromString(redacted->resource));
   EXPECT_EQ(AsMap(out.attributes()).at("host.name"), "****");
   EXPECT_THAT(next.got[0].spans[0].span, ::testing::Not(HasSubstr("ann@example.com")));
+  EXPECT_EQ(next.got[0].spans[0].key_size, 0u);
+  EXPECT_EQ(next.got[0].spans[0].key_offset, 0u);
 }
 
 }  // namespace
