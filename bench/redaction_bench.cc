@@ -12,8 +12,9 @@
 // On the shared 2-core bench VM (two runs, 512-span requests, 8 spans per trace), CPU per span:
 // copy alone 46-48 ns; rules matching no key 40-45 ns more (exact keys are looked for in the
 // bytes, the span is not parsed); key rules hitting every span 2.8-3.0 us more (parse, hash,
-// re-serialize); with two blocked_values patterns 3.1-3.2 us more. Redaction is for what must not be kept, not
-// free: with rules that hit most spans it costs more than the rest of the receive path.
+// re-serialize); with two blocked_values patterns 3.1-3.2 us more. Redaction is for what must not
+// be kept, not free: with rules that hit most spans it costs more than the rest of the receive
+// path.
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
