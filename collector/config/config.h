@@ -14,9 +14,9 @@
 #include "collector/redaction/redactor.h"
 #include "collector/sampling/sampler.h"
 #include "collector/security/access.h"
-#include "collector/spanmetrics/span_metrics.h"
 #include "collector/security/client_limits.h"
 #include "collector/security/token_file.h"
+#include "collector/spanmetrics/span_metrics.h"
 
 namespace tracekeep::config {
 
