@@ -18,7 +18,8 @@ log() { echo "[setup] $*"; }
 PKGS=(build-essential cmake ninja-build ccache pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libabsl-dev libbenchmark-dev libgtest-dev libgmock-dev libyaml-cpp-dev libre2-dev libjemalloc-dev
-  zlib1g-dev libcurl4-openssl-dev civetweb libcivetweb-dev librdkafka-dev curl ca-certificates openssl)
+  zlib1g-dev libcurl4-openssl-dev civetweb libcivetweb-dev librdkafka-dev curl ca-certificates openssl
+  clang libclang-rt-14-dev)  # clang + compiler-rt: the libFuzzer targets (scripts/fuzz.sh)
 BACKPORTS=(opentelemetry-cpp-dev libopentelemetry-proto-dev)
 
 missing=()

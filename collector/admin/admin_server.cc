@@ -161,6 +161,27 @@ absl::Status NoOrders() {
 
 }  // namespace
 
+security::Role RequiredRole(const std::string& method) {
+  static constexpr const char* kViewerMethods[] = {"GetStatus",        "GetTrace", "GetPolicies",
+                                                   "ValidatePolicies", "GetOrder", "ListOrders"};
+  for (const char* m : kViewerMethods) {
+    if (method == m) return security::Role::kViewer;
+  }
+  return security::Role::kOperator;
+}
+
+namespace {
+
+// Who is calling: resolved from the call's token or client certificate.
+struct Caller {
+  std::string name;
+  std::string via = "none";  // "token", "certificate", "anonymous", "none"
+  security::Role role = security::Role::kNone;
+  std::string peer;
+};
+
+}  // namespace
+
 absl::Status AdminBackend::Checkpoint(const std::string& /*dir*/,
                                       pb::CheckpointResponse* /*response*/) {
   return absl::FailedPreconditionError("this tracekeep has no database to checkpoint");
@@ -182,7 +203,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                       const pb::GetStatusRequest* /*request*/,
                                       pb::GetStatusResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!Authorize(context, reactor)) return reactor;
+    Caller caller;
+    if (!Authorize(context, reactor, "GetStatus", &caller)) return reactor;
     backend_->FillStatus(response);
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -192,7 +214,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                      const pb::GetTraceRequest* request,
                                      pb::GetTraceResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!Authorize(context, reactor)) return reactor;
+    Caller caller;
+    if (!Authorize(context, reactor, "GetTrace", &caller)) return reactor;
     const absl::Status status = ReadTrace(backend_->store(), *request, response);
     if (!status.ok() && !absl::IsNotFound(status) && !absl::IsInvalidArgument(status) &&
         !absl::IsFailedPrecondition(status)) {
@@ -206,7 +229,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                         const pb::GetPoliciesRequest* /*request*/,
                                         pb::GetPoliciesResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!Authorize(context, reactor)) return reactor;
+    Caller caller;
+    if (!Authorize(context, reactor, "GetPolicies", &caller)) return reactor;
     response->set_policies_yaml(backend_->GetPolicies());
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -216,9 +240,17 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                         const pb::SetPoliciesRequest* request,
                                         pb::SetPoliciesResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!Authorize(context, reactor)) return reactor;
+    Caller caller;
+    if (!Authorize(context, reactor, "SetPolicies", &caller)) return reactor;
+    const std::string before = options_->audit != nullptr ? backend_->GetPolicies() : "";
     absl::StatusOr<int> n = backend_->SetPolicies(request->policies_yaml(), false);
     if (n.ok()) response->set_policy_count(static_cast<uint32_t>(*n));
+    if (options_->audit != nullptr) {
+      AuditEvent event = EventOf(caller, "SetPolicies", n.status());
+      event.request.emplace_back("policies_bytes", absl::StrCat(request->policies_yaml().size()));
+      if (n.ok()) event.policy_diff = LineDiff(before, backend_->GetPolicies());
+      options_->audit->Record(event);
+    }
     reactor->Finish(ToGrpcStatus(n.status()));
     return reactor;
   }
@@ -227,7 +259,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                              const pb::ValidatePoliciesRequest* request,
                                              pb::ValidatePoliciesResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!Authorize(context, reactor)) return reactor;
+    Caller caller;
+    if (!Authorize(context, reactor, "ValidatePolicies", &caller)) return reactor;
     absl::StatusOr<int> n = backend_->SetPolicies(request->policies_yaml(), true);
     if (n.ok()) response->set_policy_count(static_cast<uint32_t>(*n));
     reactor->Finish(ToGrpcStatus(n.status()));
@@ -256,7 +289,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                        const pb::CheckpointRequest* request,
                                        pb::CheckpointResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!Authorize(context, reactor)) return reactor;
+    Caller caller;
+    if (!Authorize(context, reactor, "Checkpoint", &caller)) return reactor;
     absl::Status status;
     const std::string& dir = request->dir();
     if (dir.empty() || dir[0] != '/') {
@@ -269,6 +303,11 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
       TK_LOG(Info) << "admin: checkpoint written to \"" << dir << "\" for " << context->peer();
     } else if (!absl::IsInvalidArgument(status) && !absl::IsAlreadyExists(status)) {
       TK_LOG(Warning) << "admin Checkpoint(" << dir << "): " << status;
+    }
+    if (options_->audit != nullptr) {
+      AuditEvent event = EventOf(caller, "Checkpoint", status);
+      event.request.emplace_back("dir", dir);
+      options_->audit->Record(event);
     }
     reactor->Finish(ToGrpcStatus(status));
     return reactor;
@@ -287,25 +326,128 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                   const Request* request, Response* response,
                                   absl::Status (AdminBackend::*method)(const Request&, Response*)) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!Authorize(context, reactor)) return reactor;
+    Caller caller;
+    if (!Authorize(context, reactor, name, &caller)) return reactor;
     const absl::Status status = (backend_->*method)(*request, response);
     if (!status.ok() && !absl::IsNotFound(status) && !absl::IsInvalidArgument(status) &&
         !absl::IsFailedPrecondition(status)) {
       TK_LOG(Warning) << "admin " << name << ": " << status;
     }
+    if (options_->audit != nullptr && RequiredRole(name) == security::Role::kOperator) {
+      AuditEvent event = EventOf(caller, name, status);
+      AddRequestFields(*request, &event);
+      options_->audit->Record(event);
+    }
     reactor->Finish(ToGrpcStatus(status));
     return reactor;
   }
 
-  // Checks the caller's address and token; on refusal finishes the call and returns false.
-  bool Authorize(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
-    const absl::Status access =
-        security::CheckCall(*context, options_->allowed_networks, options_->auth_token);
-    if (access.ok()) return true;
-    TK_LOG(Warning) << "admin: refused " << context->peer() << ": " << access.message();
+  static void AddRequestFields(const pb::KeepOrderRequest& r, AuditEvent* e) {
+    e->request.emplace_back("order_id", r.order_id());
+  }
+  static void AddRequestFields(const pb::DrainRequest& r, AuditEvent* e) {
+    e->request.emplace_back("deadline_seconds", absl::StrCat(r.deadline_seconds()));
+  }
+  template <typename Request>
+  static void AddRequestFields(const Request&, AuditEvent*) {}
+
+  static AuditEvent EventOf(const Caller& caller, const std::string& method,
+                            const absl::Status& result) {
+    AuditEvent e;
+    e.time = absl::Now();
+    e.method = method;
+    e.caller = caller.name;
+    e.via = caller.via;
+    e.role = security::RoleName(caller.role);
+    e.peer = caller.peer;
+    e.result = result;
+    return e;
+  }
+
+  bool auth_configured() const {
+    return !options_->auth_token.empty() || options_->tokens != nullptr ||
+           !options_->certificate_roles.empty();
+  }
+
+  // Who is calling, from the call's token or certificate; kUnauthenticated when neither names a
+  // caller (and admin auth is configured).
+  absl::Status Identify(const grpc::CallbackServerContext& context, Caller* caller) {
+    if (!auth_configured()) {
+      caller->via = "anonymous";
+      caller->role = security::Role::kOperator;
+      return absl::OkStatus();
+    }
+    const std::string authorization = security::AuthorizationOf(context);
+    if (!authorization.empty()) {
+      if (!options_->auth_token.empty() &&
+          security::BearerTokenMatches(authorization, options_->auth_token)) {
+        caller->name = "admin";
+        caller->via = "token";
+        caller->role = security::Role::kOperator;
+        return absl::OkStatus();
+      }
+      if (options_->tokens != nullptr) {
+        absl::StatusOr<security::TokenHolder> holder =
+            options_->tokens->Authenticate(authorization);
+        if (holder.ok()) {
+          caller->name = holder->name;
+          caller->via = "token";
+          caller->role = holder->role;
+          return absl::OkStatus();
+        }
+      }
+      return absl::UnauthenticatedError(
+          "wrong admin token (send \"authorization: Bearer <token>\" with a token of the "
+          "daemon's admin.auth_token_file or admin.tokens_file)");
+    }
+    const std::string subject = security::PeerCertificateSubject(context);
+    if (!subject.empty()) {
+      auto it = options_->certificate_roles.find(subject);
+      if (it != options_->certificate_roles.end()) {
+        caller->name = subject;
+        caller->via = "certificate";
+        caller->role = it->second;
+        return absl::OkStatus();
+      }
+      return absl::UnauthenticatedError(
+          absl::StrCat("client certificate \"", subject,
+                       "\" has no role (admin.client_certificates) and the call has no token"));
+    }
+    return absl::UnauthenticatedError(
+        "missing admin token (send \"authorization: Bearer <token>\")");
+  }
+
+  // Checks the caller's address, identity and role for `method`; on refusal finishes the call
+  // (auditing it when `method` changes something) and returns false.
+  bool Authorize(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                 const std::string& method, Caller* caller) {
+    caller->peer = context->peer();
+    absl::Status access = security::CheckCall(*context, options_->allowed_networks, /*token=*/"");
+    if (access.ok()) access = Identify(*context, caller);
+    if (access.ok()) {
+      const security::Role needed = RequiredRole(method);
+      if (static_cast<int>(caller->role) >= static_cast<int>(needed)) return true;
+      access = absl::PermissionDeniedError(
+          absl::StrCat(method, " needs the ", security::RoleName(needed), " role; \"", caller->name,
+                       "\" has the ", security::RoleName(caller->role), " role"));
+      auth_stats_.permission_denied.fetch_add(1, std::memory_order_relaxed);
+    } else if (absl::IsUnauthenticated(access)) {
+      auth_stats_.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+    }
+    TK_LOG(Warning) << "admin: refused " << method << " from " << caller->peer << ": "
+                    << access.message();
+    if (options_->audit != nullptr && RequiredRole(method) == security::Role::kOperator) {
+      options_->audit->Record(EventOf(*caller, method, access));
+    }
     reactor->Finish(ToGrpcStatus(access));
     return false;
   }
+
+ public:
+  const AdminAuthStats& auth_stats() const { return auth_stats_; }
+
+ private:
+  AdminAuthStats auth_stats_;
 
   AdminBackend* const backend_;
   const AdminServerOptions* const options_;
@@ -346,6 +488,7 @@ class AdminServer::Impl {
 
   int port() const { return port_; }
   const std::string& host() const { return host_; }
+  const AdminAuthStats& auth_stats() const { return service_.auth_stats(); }
 
   void Shutdown(absl::Time deadline) {
     absl::MutexLock lock(&mu_);
@@ -387,5 +530,7 @@ int AdminServer::port() const { return impl_->port(); }
 std::string AdminServer::address() const { return absl::StrCat(impl_->host(), ":", impl_->port()); }
 
 void AdminServer::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }
+
+const AdminAuthStats& AdminServer::auth_stats() const { return impl_->auth_stats(); }
 
 }  // namespace tracekeep::admin

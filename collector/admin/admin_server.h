@@ -2,12 +2,17 @@
 #ifndef TRACEKEEP_COLLECTOR_ADMIN_ADMIN_SERVER_H_
 #define TRACEKEEP_COLLECTOR_ADMIN_ADMIN_SERVER_H_
 
+#include <atomic>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "collector/admin/audit_log.h"
 #include "collector/security/access.h"
+#include "collector/security/token_file.h"
 
 namespace tracekeep::admin::v1 {
 class GetStatusResponse;
@@ -70,9 +75,22 @@ struct AdminServerOptions {
   // Clients outside these networks get PERMISSION_DENIED. Default: empty (everyone who can reach
   // the endpoint).
   security::NetworkAllowList allowed_networks;
-  // When not empty, every call must carry "authorization: Bearer <auth_token>", else
-  // UNAUTHENTICATED. Default: empty (no token).
+  // Who may call, and with which role (viewer: read-only methods; operator: every method).
+  // When none of auth_token, tokens and certificate_roles is set, every caller who reaches the
+  // endpoint is an operator (the behaviour before roles). Otherwise a caller must present a token
+  // (checked first when the call carries one) or a client certificate with a role, else
+  // UNAUTHENTICATED; a role too low for the method gets PERMISSION_DENIED.
+  //
+  // A single token ("authorization: Bearer <auth_token>") whose holder is an operator named
+  // "admin". Default: empty.
   std::string auth_token;
+  // Tokens with names and roles (security::TokenFile with roles). Not owned. Default: none.
+  security::TokenFile* tokens = nullptr;
+  // The role of a verified client certificate, by its subject as gRPC gives it (RFC 2253,
+  // "CN=alice,O=ops"); needs tls.client_ca_file. Default: none.
+  std::map<std::string, security::Role> certificate_roles;
+  // Where calls that change something are recorded. Not owned. Default: none.
+  AuditLog* audit = nullptr;
   // TLS when tls.cert_file is set; client certificates required when tls.client_ca_file is.
   // Default: plaintext.
   security::TlsSettings tls;
@@ -88,6 +106,18 @@ struct AdminServerOptions {
 //  - Checkpoint: the backend's Checkpoint. INVALID_ARGUMENT for an empty or relative dir,
 //    ALREADY_EXISTS when it exists.
 //  - Drain: the backend's Drain.
+// Viewer methods: GetStatus, GetTrace, GetPolicies, ValidatePolicies, GetOrder, ListOrders.
+// Operator methods: SetPolicies, KeepOrder, Drain, Checkpoint (these are audited).
+
+// Counters of refused admin calls.
+struct AdminAuthStats {
+  std::atomic<uint64_t> unauthenticated{0};    // no or unknown credentials
+  std::atomic<uint64_t> permission_denied{0};  // a role too low for the method
+};
+
+// The role `method` needs ("GetStatus", "SetPolicies"...); kOperator for an unknown name.
+security::Role RequiredRole(const std::string& method);
+
 class AdminServer {
  public:
   // Binds `options.endpoint` and starts serving. `backend` must outlive the server.
@@ -106,6 +136,7 @@ class AdminServer {
   // Stops accepting calls, lets running calls finish until `deadline`, then cancels the rest.
   // Idempotent.
   void Shutdown(absl::Time deadline);
+  const AdminAuthStats& auth_stats() const;
 
  private:
   class Impl;

@@ -241,6 +241,74 @@ void ReadNetworks(MapReader* parent, const std::string& key, Problems* problems,
 void ReadPolicy(const YAML::Node& node, const std::string& path, Problems* problems,
                 sampling::PolicyConfig* policy);
 
+// A token file: must exist and parse (the error names the line, never the token).
+void ReadTokenFileKey(MapReader* parent, const std::string& key, bool with_roles,
+                      Problems* problems, std::string* path) {
+  parent->String(key, path);
+  if (path->empty()) return;
+  auto file = security::TokenFile::Load(*path, with_roles);
+  if (!file.ok())
+    problems->Add(parent->Get(key), parent->PathOf(key), std::string(file.status().message()));
+}
+
+void ReadReceiverAuth(MapReader* parent, Problems* problems, std::string* token_file) {
+  MapReader a(parent->Get("auth"), parent->PathOf("auth"), problems);
+  ReadTokenFileKey(&a, "token_file", /*with_roles=*/false, problems, token_file);
+}
+
+void ReadRateLimit(MapReader* r, security::RateLimit* limit) {
+  r->Double("spans_per_second", &limit->spans_per_second, 0, 1e12);
+  r->Double("bytes_per_second", &limit->bytes_per_second, 0, 1e15);
+}
+
+void ReadClientLimits(MapReader* otlp, Problems* problems, security::ClientLimitsOptions* out) {
+  MapReader l(otlp->Get("client_limits"), otlp->PathOf("client_limits"), problems);
+  {
+    MapReader d(l.Get("default"), l.PathOf("default"), problems);
+    ReadRateLimit(&d, &out->default_limit);
+  }
+  YAML::Node clients = l.Get("clients");
+  if (!clients || clients.IsNull()) return;
+  if (!clients.IsMap()) {
+    problems->Add(clients, l.PathOf("clients"), "must be a mapping of client names to limits");
+    return;
+  }
+  for (const auto& kv : clients) {
+    const std::string name = kv.first.Scalar();
+    MapReader c(kv.second, Child(l.PathOf("clients"), name), problems);
+    security::RateLimit limit = out->default_limit;
+    ReadRateLimit(&c, &limit);
+    out->clients[name] = limit;
+  }
+}
+
+void ReadCertificateRoles(MapReader* admin, Problems* problems,
+                          std::map<std::string, security::Role>* out) {
+  YAML::Node list = admin->Get("client_certificates");
+  if (!list || list.IsNull()) return;
+  const std::string path = admin->PathOf("client_certificates");
+  if (!list.IsSequence()) {
+    problems->Add(list, path, "must be a list of {subject, role}");
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = absl::StrCat(path, "[", i, "]");
+    MapReader e(list[i], at, problems);
+    std::string subject;
+    std::string role_name;
+    e.String("subject", &subject);
+    e.String("role", &role_name);
+    security::Role role;
+    if (subject.empty()) problems->Add(list[i], Child(at, "subject"), "must not be empty");
+    if (!security::ParseRole(role_name, &role)) {
+      problems->Add(list[i], Child(at, "role"),
+                    absl::StrCat("must be viewer or operator, got \"", role_name, "\""));
+      continue;
+    }
+    if (!subject.empty()) (*out)[subject] = role;
+  }
+}
+
 // Reads a YAML list of policies (the top-level list or a combinator's sub-policies).
 void ReadPolicyList(const YAML::Node& list, const std::string& path, Problems* problems,
                     std::vector<sampling::PolicyConfig>* out) {
@@ -549,6 +617,65 @@ void ReadSpanMetrics(const YAML::Node& node, Problems* problems,
   }
 }
 
+void ReadRedaction(MapReader* top, Problems* problems, Config* c) {
+  redaction::RedactorOptions& x = c->redaction;
+  YAML::Node node = top->Get("redaction");
+  MapReader r(node, "redaction", problems);
+  r.String("hash_salt", &x.hash_salt);
+  std::string salt_file;
+  r.String("hash_salt_file", &salt_file);
+  if (!salt_file.empty()) {
+    if (!x.hash_salt.empty()) {
+      problems->Add(r.Get("hash_salt_file"), "redaction.hash_salt_file",
+                    "set hash_salt or hash_salt_file, not both");
+    }
+    auto salt = security::ReadTokenFile(salt_file);
+    if (!salt.ok()) {
+      problems->Add(r.Get("hash_salt_file"), "redaction.hash_salt_file",
+                    std::string(salt.status().message()));
+    } else {
+      x.hash_salt = *salt;
+    }
+  }
+  YAML::Node actions = r.Get("actions");
+  if (actions && !actions.IsNull()) {
+    if (!actions.IsSequence()) {
+      problems->Add(actions, "redaction.actions", "must be a list of {key|pattern, action}");
+    } else {
+      for (size_t i = 0; i < actions.size(); ++i) {
+        const std::string at = absl::StrCat("redaction.actions[", i, "]");
+        MapReader a(actions[i], at, problems);
+        redaction::AttributeRule rule;
+        a.String("key", &rule.key);
+        a.String("pattern", &rule.pattern);
+        std::string action;
+        a.String("action", &action);
+        if (!redaction::ParseAction(action, &rule.action)) {
+          problems->Add(actions[i], Child(at, "action"),
+                        absl::StrCat("must be delete, hash or mask, got \"", action, "\""));
+          continue;
+        }
+        x.actions.push_back(std::move(rule));
+      }
+    }
+  }
+  r.StringList("blocked_values", &x.blocked_values);
+  std::string blocked_action = "mask";
+  r.String("blocked_values_action", &blocked_action);
+  if (blocked_action == "hash") {
+    x.blocked_values_action = redaction::Action::kHash;
+  } else if (blocked_action != "mask") {
+    problems->Add(r.Get("blocked_values_action"), "redaction.blocked_values_action",
+                  absl::StrCat("must be mask or hash, got \"", blocked_action, "\""));
+  }
+  r.StringList("ignored_keys", &x.ignored_keys);
+  if (c->orders.enabled) x.protected_key = c->orders.id_attribute;
+  for (const std::string& p : redaction::Validate(x, "redaction")) {
+    const size_t colon = p.find(": ");
+    problems->Add(node, p.substr(0, colon), p.substr(colon + 2));
+  }
+}
+
 void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   MapReader top(root, "", problems);
   top.String("data_dir", &c->data_dir);
@@ -571,6 +698,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       g.Int("max_recv_msg_size_mib", &c->grpc.max_recv_msg_size_mib, 1, 1024);
       ReadTls(&g, "tls", problems, &c->grpc.tls);
       ReadNetworks(&g, "allowed_networks", problems, &c->grpc.allowed_networks);
+      ReadReceiverAuth(&g, problems, &c->grpc.auth_token_file);
     }
     {
       MapReader h(protocols.Get("http"), "receivers.otlp.protocols.http", problems);
@@ -579,7 +707,10 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       h.Int("max_request_body_size_mib", &c->http.max_request_body_size_mib, 1, 1024);
       ReadTls(&h, "tls", problems, &c->http.tls);
       ReadNetworks(&h, "allowed_networks", problems, &c->http.allowed_networks);
+      ReadReceiverAuth(&h, problems, &c->http.auth_token_file);
+      h.Duration("read_timeout", &c->http.read_timeout, absl::Milliseconds(1));
     }
+    ReadClientLimits(&otlp, problems, &c->client_limits);
     ReadKafka(&receivers, problems, &c->kafka);
   }
   {
@@ -700,6 +831,18 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
                       std::string(token.status().message()));
       }
     }
+    ReadTokenFileKey(&a, "tokens_file", /*with_roles=*/true, problems, &c->admin.tokens_file);
+    ReadCertificateRoles(&a, problems, &c->admin.certificate_roles);
+    if (!c->admin.certificate_roles.empty() && c->admin.tls.client_ca_file.empty()) {
+      problems->Add(a.Get("client_certificates"), "admin.client_certificates",
+                    "needs admin.tls.client_ca_file (client certificates are only verified with "
+                    "mutual TLS)");
+    }
+    a.Bool("audit_log", &c->admin.audit_log);
+  }
+  {
+    MapReader s(top.Get("security"), "security", problems);
+    s.Duration("token_reload_interval", &c->token_reload_interval, absl::Milliseconds(10));
   }
   {
     MapReader j(top.Get("jaeger_remote_storage"), "jaeger_remote_storage", problems);
@@ -729,6 +872,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   }
   ReadOrders(top.Get("orders"), problems, &c->orders);
   ReadSpanMetrics(top.Get("span_metrics"), problems, &c->span_metrics);
+  ReadRedaction(&top, problems, c);
 }
 
 }  // namespace

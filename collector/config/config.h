@@ -11,8 +11,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "collector/orders/order_config.h"
+#include "collector/redaction/redactor.h"
 #include "collector/sampling/sampler.h"
 #include "collector/security/access.h"
+#include "collector/security/client_limits.h"
+#include "collector/security/token_file.h"
 #include "collector/spanmetrics/span_metrics.h"
 
 namespace tracekeep::config {
@@ -23,6 +26,8 @@ struct GrpcReceiverConfig {
   int max_recv_msg_size_mib = 16;
   security::TlsSettings tls;
   std::vector<std::string> allowed_networks;  // CIDRs; empty = everyone
+  // auth.token_file: "<client> <token>" lines; when set, requests need a bearer token of it.
+  std::string auth_token_file;
 };
 
 struct HttpReceiverConfig {
@@ -31,6 +36,9 @@ struct HttpReceiverConfig {
   int max_request_body_size_mib = 16;
   std::vector<std::string> allowed_networks;
   security::TlsSettings tls;
+  std::string auth_token_file;  // as GrpcReceiverConfig::auth_token_file
+  // Headers within this time in total, each body read within it; else the connection closes.
+  absl::Duration read_timeout = absl::Seconds(10);
 };
 
 // receivers.kafka: consumes OTLP spans from a Kafka topic (collector/kafka/kafka_receiver.h).
@@ -103,7 +111,13 @@ struct AdminConfig {
   std::string endpoint = "127.0.0.1:4320";
   security::TlsSettings tls;
   std::vector<std::string> allowed_networks = {"127.0.0.0/8", "::1/128"};
-  std::string auth_token_file;  // "" = no token required
+  std::string auth_token_file;  // "" = no token required; its holder is an operator
+  // "<name> <viewer|operator> <token>" lines. "" = none.
+  std::string tokens_file;
+  // client_certificates: [{subject: "CN=alice,O=ops", role: viewer}]
+  std::map<std::string, security::Role> certificate_roles;
+  // Record changing calls as JSON lines in <data_dir>/audit.log.
+  bool audit_log = true;
 };
 
 // The Jaeger remote storage API (collector/query/jaeger_storage_server.h).
@@ -140,6 +154,14 @@ struct Config {
   orders::OrdersConfig orders;  // defaults to orders::DefaultOrdersConfig()
   // span_metrics: request metrics from every accepted span, before sampling.
   spanmetrics::SpanMetricsOptions span_metrics;
+  // receivers.otlp.client_limits: per-client rates of authenticated OTLP clients.
+  security::ClientLimitsOptions client_limits;
+  // redaction: attribute rules applied before anything is written. protected_key is set from
+  // orders.id_attribute when order tracking is enabled. Default: no rules (the stage is not wired).
+  redaction::RedactorOptions redaction;
+  // security.token_reload_interval: how often token files are checked for changes (they are
+  // also reloaded on SIGHUP).
+  absl::Duration token_reload_interval = absl::Seconds(1);
 };
 
 // The configuration with every default (what runs without a config file).

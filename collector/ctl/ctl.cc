@@ -56,8 +56,17 @@ int ReportRpcError(const grpc::Status& status, const CtlOptions& options, std::o
     case grpc::StatusCode::INVALID_ARGUMENT:
       err << kProgram << ": " << status.error_message() << "\n";
       return kExitUsage;
-    case grpc::StatusCode::UNAUTHENTICATED:
     case grpc::StatusCode::PERMISSION_DENIED:
+      // A role too low for the command: the daemon's message names the role it needs.
+      if (absl::StrContains(status.error_message(), " role")) {
+        err << kProgram << ": tracekeep admin at " << options.addr
+            << " refused the command: " << status.error_message()
+            << " (use --token-file with a token of that role, from the daemon's "
+               "admin.tokens_file)\n";
+        return kExitUsage;
+      }
+      [[fallthrough]];
+    case grpc::StatusCode::UNAUTHENTICATED:
       err << kProgram << ": tracekeep admin at " << options.addr
           << " refused access: " << status.error_message()
           << " (see --token-file and the daemon's admin.allowed_networks)\n";

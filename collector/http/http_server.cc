@@ -205,6 +205,8 @@ class CivetHttpServer final : public HttpServer {
   absl::Status StartCivet(const std::string& listening) {
     const std::string threads = absl::StrCat(options_.num_threads > 0 ? options_.num_threads : 1);
     const std::string keep_alive_ms = absl::StrCat(options_.keep_alive_timeout_ms);
+    const std::string request_timeout_ms =
+        absl::StrCat(options_.request_timeout_ms > 0 ? options_.request_timeout_ms : 10000);
     const char* civet_options[] = {"listening_ports",
                                    listening.c_str(),
                                    "num_threads",
@@ -215,6 +217,8 @@ class CivetHttpServer final : public HttpServer {
                                    keep_alive_ms.c_str(),
                                    "tcp_nodelay",
                                    "1",
+                                   "request_timeout_ms",
+                                   request_timeout_ms.c_str(),
                                    nullptr};
     mg_callbacks callbacks;
     std::memset(&callbacks, 0, sizeof(callbacks));

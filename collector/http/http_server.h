@@ -46,6 +46,10 @@ struct HttpServerOptions {
   int num_threads = 4;
   // How long an idle keep-alive connection is held open, in milliseconds. Default: 1000.
   int keep_alive_timeout_ms = 1000;
+  // How long a client may take to send a request's headers, in total, and how long one read
+  // of its body may wait for data, in milliseconds; then the connection is closed. Bounds how
+  // long a slow or silent client (slowloris) holds one of the num_threads threads. Default: 10000.
+  int request_timeout_ms = 10000;
   // Called on a server thread whenever a request is answered 413 because its body exceeds
   // max_body_bytes (the request has no body). Lets a caller count refusals. Default: none.
   std::function<void(const HttpRequest&)> on_body_too_large;

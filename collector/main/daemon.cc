@@ -28,12 +28,14 @@
 #include "collector/intake/kv_decision_log.h"
 #include "collector/kafka/kafka_gateway.h"
 #include "collector/kafka/kafka_receiver.h"
+#include "collector/main/access_control.h"
 #include "collector/orders/order_admin.h"
 #include "collector/orders/order_tracker.h"
 #include "collector/query/jaeger_storage_server.h"
 #include "collector/receiver/grpc_receiver.h"
 #include "collector/receiver/http_receiver.h"
 #include "collector/receiver/receiver_stats.h"
+#include "collector/redaction/redacting_intake.h"
 #include "collector/sampling/sampler.h"
 #include "collector/spanmetrics/span_metrics.h"
 #include "collector/telemetry/metrics.h"
@@ -250,7 +252,9 @@ class Daemon::Impl final : public admin::AdminBackend {
                                 }
                               }}}));
 
+    TK_ASSIGN_OR_RETURN(access_, AccessControl::Create(config_, &metrics_));
     admin::AdminServerOptions admin_options;
+    access_->ConfigureAdmin(&admin_options);
     admin_options.endpoint = config_.admin.endpoint;
     admin_options.tls = config_.admin.tls;
     TK_ASSIGN_OR_RETURN(admin_options.allowed_networks,
@@ -261,6 +265,7 @@ class Daemon::Impl final : public admin::AdminBackend {
                           security::ReadTokenFile(config_.admin.auth_token_file));
     }
     TK_ASSIGN_OR_RETURN(admin_, admin::AdminServer::Start(admin_options, this));
+    access_->RegisterAdminMetrics(admin_.get());
 
     if (config_.jaeger_remote_storage.enabled) {
       const config::JaegerRemoteStorageConfig& j = config_.jaeger_remote_storage;
@@ -284,12 +289,25 @@ class Daemon::Impl final : public admin::AdminBackend {
       TK_RETURN_IF_ERROR(StartKafkaGateway());
       otlp_intake = kafka_gateway_.get();
     }
+    // Redaction: one stage in front of whatever the receivers feed, so that nothing unredacted is
+    // journaled, stored, queued for export or produced into Kafka. In gateway mode the topic
+    // holds redacted spans already: the Kafka receiver then feeds the intake directly.
+    kafka_intake_ = intake_;
+    if (config_.redaction.enabled()) {
+      TK_ASSIGN_OR_RETURN(redactor_, redaction::Redactor::Create(config_.redaction));
+      redacting_intake_ =
+          std::make_unique<redaction::RedactingIntake>(redactor_.get(), otlp_intake);
+      if (otlp_intake == intake_) kafka_intake_ = redacting_intake_.get();
+      otlp_intake = redacting_intake_.get();
+      RegisterRedactionMetrics();
+    }
     if (config_.grpc.enabled) {
       receiver::GrpcReceiverOptions o;
       o.endpoint = config_.grpc.endpoint;
       o.max_recv_msg_size_mib = config_.grpc.max_recv_msg_size_mib;
       o.tls = config_.grpc.tls;
       if (config_.orders.enabled) o.split = orders::SplitOptionsFor(config_.orders);
+      o.auth = access_->GrpcAuth();
       TK_ASSIGN_OR_RETURN(
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.grpc.allowed_networks,
@@ -303,6 +321,8 @@ class Daemon::Impl final : public admin::AdminBackend {
       o.max_request_bytes = static_cast<size_t>(config_.http.max_request_body_size_mib) << 20;
       o.tls = config_.http.tls;
       if (config_.orders.enabled) o.split = orders::SplitOptionsFor(config_.orders);
+      o.auth = access_->HttpAuth();
+      o.read_timeout = config_.http.read_timeout;
       TK_ASSIGN_OR_RETURN(
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.http.allowed_networks,
@@ -311,6 +331,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       TK_RETURN_IF_ERROR(http_->Start());
     }
     if (config_.kafka.enabled) TK_RETURN_IF_ERROR(StartKafka());
+    access_->StartReloading();
     ready_.store(true);
     return absl::OkStatus();
   }
@@ -331,6 +352,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (orders_) orders_->Shutdown(deadline);  // writes its records; held traces stay held
     if (exporter_) exporter_->Shutdown(deadline);
     if (admin_) admin_->Shutdown(deadline);
+    if (access_) access_->StopReloading();
     if (jaeger_storage_) jaeger_storage_->Shutdown(deadline);
     if (telemetry_) telemetry_->Stop();
     orders_.reset();
@@ -344,6 +366,10 @@ class Daemon::Impl final : public admin::AdminBackend {
     export_queue_.reset();
     store_ = nullptr;
     rocksdb_.reset();
+  }
+
+  void Reload() {
+    if (access_ && !shut_down_.load()) access_->ReloadAll();
   }
 
   std::map<std::string, std::string> endpoints() const {
@@ -727,7 +753,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     o.on_new_partition = [this](const std::string& topic, int32_t partition) {
       RegisterKafkaPartitionMetrics(topic, partition);
     };
-    TK_ASSIGN_OR_RETURN(kafka_, kafka::KafkaReceiver::Create(o, intake_));
+    TK_ASSIGN_OR_RETURN(kafka_, kafka::KafkaReceiver::Create(o, kafka_intake_));
     RegisterKafkaMetrics();
     return kafka_->Start();
   }
@@ -849,6 +875,31 @@ class Daemon::Impl final : public admin::AdminBackend {
                  "Accepted spans left out of the span metrics because their bytes could not be "
                  "read.",
                  {}, [sm] { return static_cast<double>(sm->unreadable_spans()); });
+  }
+
+  void RegisterRedactionMetrics() {
+    telemetry::MetricsRegistry& m = metrics_;
+    const redaction::RedactionStats* rs = &redactor_->stats();
+    m.AddCounter("tracekeep_redaction_spans_changed_total",
+                 "Spans whose attributes (or their events' and links') the redaction rules "
+                 "changed.",
+                 {}, [rs] { return static_cast<double>(rs->spans_changed.load()); });
+    const std::pair<const char*, const std::atomic<uint64_t>*> actions[] = {
+        {"delete", &rs->attributes_deleted},
+        {"hash", &rs->attributes_hashed},
+        {"mask", &rs->attributes_masked},
+        {"blocked_value", &rs->values_blocked}};
+    for (const auto& [action, counter] : actions) {
+      const std::atomic<uint64_t>* c = counter;
+      m.AddCounter("tracekeep_redaction_attributes_total",
+                   "Attributes redacted, by action (delete, hash, mask; blocked_value: a value "
+                   "changed by blocked_values).",
+                   {{"action", action}}, [c] { return static_cast<double>(c->load()); });
+    }
+    m.AddCounter("tracekeep_redaction_undecodable_total",
+                 "Spans, resources or scopes that could not be parsed for redaction (such spans "
+                 "are dropped, not written unchecked).",
+                 {}, [rs] { return static_cast<double>(rs->undecodable.load()); });
   }
 
   void RegisterMetrics() {
@@ -1128,9 +1179,13 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<intake::KvDecisionLog> decision_log_;
   std::unique_ptr<sampling::HandedSpans> handed_spans_;
   SpanIntake* intake_ = nullptr;  // what the receivers feed: the journal, or the sampler
+  std::unique_ptr<redaction::Redactor> redactor_;  // null without redaction rules
+  std::unique_ptr<redaction::RedactingIntake> redacting_intake_;
+  SpanIntake* kafka_intake_ = nullptr;  // what the Kafka receiver feeds
   std::mutex policy_metrics_mu_;
   std::set<std::string> policy_metrics_;  // policies whose counters are registered
   std::unique_ptr<http::HttpServer> telemetry_;
+  std::unique_ptr<AccessControl> access_;  // outlives the receivers and admin_ that use it
   admin::AdminServerPtr admin_;
   std::unique_ptr<query::JaegerStorageServer> jaeger_storage_;
   std::unique_ptr<receiver::GrpcReceiver> grpc_;
@@ -1157,5 +1212,6 @@ Daemon::~Daemon() { Shutdown(absl::Now() + absl::Seconds(30)); }
 
 std::map<std::string, std::string> Daemon::endpoints() const { return impl_->endpoints(); }
 void Daemon::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }
+void Daemon::Reload() { impl_->Reload(); }
 
 }  // namespace tracekeep

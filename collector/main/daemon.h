@@ -26,6 +26,9 @@ class Daemon {
   // store. Idempotent.
   void Shutdown(absl::Time deadline);
 
+  // Reloads what can change without a restart: the token files (SIGHUP). Connections stay open.
+  void Reload();
+
  private:
   class Impl;
   explicit Daemon(std::unique_ptr<Impl> impl);

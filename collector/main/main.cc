@@ -33,7 +33,8 @@ Options:
   --version               Print the version.
 
 Signals: SIGTERM or SIGINT stops intake, decides every pending trace, flushes the exporter
-(up to 30 s) and exits 0.
+(up to 30 s) and exits 0. SIGHUP reloads the token files (OTLP and admin) without dropping
+connections.
 )";
 
 int Fail(const std::string& message) {
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -121,7 +123,10 @@ int main(int argc, char** argv) {
                        : "; forwarding to " + config->exporter.endpoint);
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    TK_LOG(Info) << "received SIGHUP; reloading token files";
+    (*daemon)->Reload();
+  }
   TK_LOG(Info) << "received " << strsignal(signal_number) << "; shutting down";
   (*daemon)->Shutdown(absl::Now() + absl::Seconds(30));
   TK_LOG(Info) << "stopped";

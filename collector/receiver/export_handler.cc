@@ -21,6 +21,39 @@ void ExportHandler::CountRefusedRequest(Transport transport, RefuseReason reason
   s.requests_refused[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
 }
 
+absl::StatusOr<std::string> ExportHandler::Authenticate(Transport transport,
+                                                        absl::string_view authorization) {
+  if (auth_.tokens == nullptr) return std::string();
+  absl::StatusOr<security::TokenHolder> holder = auth_.tokens->Authenticate(authorization);
+  if (!holder.ok()) {
+    CountRefusedRequest(transport, RefuseReason::kUnauthenticated);
+    return holder.status();
+  }
+  return std::move(holder->name);
+}
+
+bool ExportHandler::RefuseOverLimit(Transport transport, absl::string_view client, int64_t spans,
+                                    int64_t bytes, ExportOutcome* outcome) {
+  if (auth_.limits == nullptr || client.empty()) return false;
+  absl::Status admitted = auth_.limits->Admit(client, spans, bytes);
+  if (admitted.ok()) return false;
+  TransportStats& s = stats_->of(transport);
+  s.requests.fetch_add(1, std::memory_order_relaxed);
+  s.spans_received.fetch_add(static_cast<uint64_t>(spans), std::memory_order_relaxed);
+  const int reason = static_cast<int>(RefuseReason::kRateLimited);
+  s.spans_refused[reason].fetch_add(static_cast<uint64_t>(spans), std::memory_order_relaxed);
+  s.requests_refused[reason].fetch_add(1, std::memory_order_relaxed);
+  outcome->status = std::move(admitted);
+  return true;
+}
+
+bool ExportHandler::RefuseOverLimit(Transport transport, absl::string_view client,
+                                    absl::string_view wire, ExportOutcome* outcome) {
+  if (auth_.limits == nullptr || client.empty()) return false;
+  return RefuseOverLimit(transport, client, CountWireSpans(wire), static_cast<int64_t>(wire.size()),
+                         outcome);
+}
+
 ExportOutcome ExportHandler::Export(Transport transport, const OtlpRequest& request,
                                     absl::string_view decode_notes) {
   return ExportSplit(transport, SplitRequest(request), decode_notes);

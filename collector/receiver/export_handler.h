@@ -12,6 +12,8 @@
 #include "collector/pipeline/consumer.h"
 #include "collector/pipeline/otlp_convert.h"
 #include "collector/receiver/receiver_stats.h"
+#include "collector/security/client_limits.h"
+#include "collector/security/token_file.h"
 
 namespace tracekeep::receiver {
 
@@ -26,11 +28,38 @@ struct ExportOutcome {
   std::string error_message;
 };
 
+// Who may send to a receiver. Neither pointer is owned; both must outlive the receiver.
+struct ClientAuthOptions {
+  // When set, every request must carry "authorization: Bearer <token>" with a token of this file
+  // (UNAUTHENTICATED / 401 otherwise); the token names the client. Default: none (anyone).
+  security::TokenFile* tokens = nullptr;
+  // When set (with `tokens`), each client's requests are counted and held to its rate limits
+  // (RESOURCE_EXHAUSTED / 429 + Retry-After beyond them). Default: none.
+  security::ClientLimits* limits = nullptr;
+};
+
 // Thread-safe; holds no lock on the data path.
 class ExportHandler {
  public:
   // Neither pointer is owned; both must outlive the handler.
-  ExportHandler(SpanIntake* intake, ReceiverStats* stats) : intake_(intake), stats_(stats) {}
+  ExportHandler(SpanIntake* intake, ReceiverStats* stats, ClientAuthOptions auth = {})
+      : intake_(intake), stats_(stats), auth_(auth) {}
+
+  // Whether requests must carry a bearer token.
+  bool requires_token() const { return auth_.tokens != nullptr; }
+  // Checks a request's "authorization" value and returns the client it names ("" when no token
+  // is required). A refusal (kUnauthenticated, the reason in its message, never the token) is
+  // counted under RefuseReason::kUnauthenticated.
+  [[nodiscard]] absl::StatusOr<std::string> Authenticate(Transport transport,
+                                                         absl::string_view authorization);
+  // Counts the request of `client` (a name from Authenticate; "" does nothing) of `spans` spans
+  // and `bytes` bytes, and refuses it when the client is over its rate limit: true when
+  // `outcome` holds the refusal (kResourceExhausted, counted under kRateLimited).
+  bool RefuseOverLimit(Transport transport, absl::string_view client, int64_t spans, int64_t bytes,
+                       ExportOutcome* outcome);
+  // The same for a protobuf request still in wire form (spans counted only when needed).
+  bool RefuseOverLimit(Transport transport, absl::string_view client, absl::string_view wire,
+                       ExportOutcome* outcome);
 
   // Splits `request` by trace, rejects spans with invalid ids (partial success) and offers the
   // rest to the intake, all or nothing. `decode_notes` (may be empty) describes problems found
@@ -59,6 +88,7 @@ class ExportHandler {
  private:
   SpanIntake* const intake_;
   ReceiverStats* const stats_;
+  const ClientAuthOptions auth_;
   WireSplitOptions split_options_;
 };
 

@@ -43,12 +43,24 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
           grpc::Status(grpc::StatusCode::PERMISSION_DENIED, std::string(access.message())));
       return reactor;
     }
-    reactor->Finish(Handle(request_bytes, response_bytes));
+    std::string client;
+    if (handler_->requires_token()) {
+      absl::StatusOr<std::string> authenticated =
+          handler_->Authenticate(Transport::kGrpc, security::AuthorizationOf(*context));
+      if (!authenticated.ok()) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                     std::string(authenticated.status().message())));
+        return reactor;
+      }
+      client = std::move(authenticated).value();
+    }
+    reactor->Finish(Handle(client, request_bytes, response_bytes));
     return reactor;
   }
 
  private:
-  grpc::Status Handle(const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
+  grpc::Status Handle(absl::string_view client, const grpc::ByteBuffer* request_bytes,
+                      grpc::ByteBuffer* response_bytes) {
     // One contiguous buffer (usually the message's only slice, else a copy): the request is
     // validated and split straight from its wire bytes, and span bytes are sliced out of it.
     std::vector<grpc::Slice> slices;
@@ -67,6 +79,9 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
       }
     }
     ExportOutcome outcome;
+    if (handler_->RefuseOverLimit(Transport::kGrpc, client, wire, &outcome)) {
+      return Refuse(outcome.status);
+    }
     if (handler_->RefuseEarly(Transport::kGrpc, wire, &outcome)) return Refuse(outcome.status);
     absl::StatusOr<SplitResult> split = SplitWireRequest(wire, handler_->split_options());
     if (!split.ok()) {
@@ -112,7 +127,7 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
 struct GrpcReceiver::Impl {
   Impl(const GrpcReceiverOptions& options, SpanIntake* intake, ReceiverStats* stats)
       : options(options),
-        handler(intake, stats),
+        handler(intake, stats, options.auth),
         service(&handler, options.retry_after_seconds, &this->options.allowed_networks) {
     handler.set_split_options(options.split);
   }

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/pipeline/otlp_convert.h"
+#include "collector/receiver/export_handler.h"
 #include "collector/receiver/receiver_stats.h"
 #include "collector/security/access.h"
 
@@ -33,9 +34,13 @@ struct GrpcReceiverOptions {
   // How requests are split into spans; split.key_attribute (the order id attribute) is located
   // in each span for the order tracker. Default: nothing located.
   WireSplitOptions split;
+  // Bearer tokens and per-client limits. Default: none (anyone may send, no per-client limit).
+  ClientAuthOptions auth;
 };
 
-// Answers: OK (with partial_success when spans had invalid ids); INVALID_ARGUMENT when the request
+// Answers: OK (with partial_success when spans had invalid ids); UNAUTHENTICATED without a valid
+// bearer token (when tokens are required); RESOURCE_EXHAUSTED + RetryInfo when the client is
+// over its rate limit; INVALID_ARGUMENT when the request
 // is not a valid ExportTraceServiceRequest; RESOURCE_EXHAUSTED + RetryInfo when the intake is
 // over capacity; UNAVAILABLE + RetryInfo when it is shutting down. gzip-compressed requests are
 // decompressed by gRPC.

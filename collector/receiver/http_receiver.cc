@@ -109,7 +109,7 @@ absl::Status Gunzip(absl::string_view compressed, size_t max_bytes, std::string*
 
 HttpReceiver::HttpReceiver(const HttpReceiverOptions& options, SpanIntake* intake,
                            ReceiverStats* stats)
-    : options_(options), handler_(intake, stats) {
+    : options_(options), handler_(intake, stats, options.auth) {
   handler_.set_split_options(options.split);
 }
 
@@ -136,6 +136,8 @@ absl::Status HttpReceiver::Start() {
   server_options.endpoint = options_.endpoint;
   server_options.max_body_bytes = options_.max_request_bytes;
   server_options.num_threads = options_.num_threads;
+  server_options.request_timeout_ms =
+      static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.read_timeout)));
   server_options.allowed_networks = options_.allowed_networks;
   server_options.tls = options_.tls;
   server_options.on_forbidden = [this](const http::HttpRequest&) {
@@ -172,6 +174,18 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     response->body = absl::StrCat("method ", request.method, " is not allowed on ", request.path,
                                   ": use POST\n");
     return;
+  }
+  std::string client;
+  if (handler_.requires_token()) {
+    absl::StatusOr<std::string> authenticated =
+        handler_.Authenticate(Transport::kHttp, request.Header("authorization"));
+    if (!authenticated.ok()) {
+      response->status = 401;
+      response->headers.emplace_back("WWW-Authenticate", "Bearer");
+      response->body = absl::StrCat(authenticated.status().message(), "\n");
+      return;
+    }
+    client = std::move(authenticated).value();
   }
   const std::string media_type = MediaType(request.Header("content-type"));
   Encoding encoding = Encoding::kUnknown;
@@ -217,8 +231,10 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     // Validated and split straight from the wire bytes; span bytes are sliced out of the body.
     // Over capacity, refused before that.
     absl::StatusOr<SplitResult> split;
-    if (!handler_.RefuseEarly(Transport::kHttp, body, &outcome))
+    if (!handler_.RefuseOverLimit(Transport::kHttp, client, body, &outcome) &&
+        !handler_.RefuseEarly(Transport::kHttp, body, &outcome)) {
       split = SplitWireRequest(body, handler_.split_options());
+    }
     if (outcome.status.ok() && !split.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument,
@@ -240,7 +256,10 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
       SetError(encoding, 400, absl::StatusCode::kInvalidArgument, status.message(), 0, response);
       return;
     }
-    outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
+    if (!handler_.RefuseOverLimit(Transport::kHttp, client, CountSpans(*export_request),
+                                  static_cast<int64_t>(body.size()), &outcome)) {
+      outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
+    }
   }
   if (!outcome.status.ok()) {
     int http_status = 500;

@@ -30,12 +30,18 @@ struct HttpReceiverOptions {
   size_t max_request_bytes = 16 << 20;
   // Server threads; each serves one connection at a time. Default: 8.
   int num_threads = 8;
+  // A client must send a request's headers within this time (in total), and each read of its
+  // body waits at most this long, else its connection is closed (slowloris). Default: 10 s.
+  absl::Duration read_timeout = absl::Seconds(10);
   // Retry-After (seconds) sent with 429 and 503. Default: 5.
   int retry_after_seconds = 5;
   // HTTPS when cert_file is set (mutual TLS with client_ca_file). Default: off.
   security::TlsSettings tls;
   // How protobuf requests are split into spans (see GrpcReceiverOptions::split).
   WireSplitOptions split;
+  // Bearer tokens ("Authorization: Bearer <token>", 401 without a valid one) and per-client
+  // limits (429 + Retry-After beyond them). Default: none.
+  ClientAuthOptions auth;
 };
 
 class HttpReceiver final : public Component {

@@ -30,6 +30,10 @@ const char* RefuseReasonName(RefuseReason reason) {
       return "internal";
     case RefuseReason::kForbidden:
       return "forbidden";
+    case RefuseReason::kUnauthenticated:
+      return "unauthenticated";
+    case RefuseReason::kRateLimited:
+      return "rate_limited";
   }
   return "unknown";
 }

@@ -29,13 +29,20 @@ enum class RefuseReason {
   // The client is not in the receiver's allowed_networks (PERMISSION_DENIED / 403). Only the
   // request is counted: its body is not read.
   kForbidden,
+  // The receiver requires a bearer token and the request had none, or an unknown one
+  // (UNAUTHENTICATED / 401). Only the request is counted: its body is not decoded.
+  kUnauthenticated,
+  // The authenticated client is over its own rate limit (RESOURCE_EXHAUSTED / 429 + Retry-After;
+  // the client should retry). Its spans are counted.
+  kRateLimited,
 };
-inline constexpr int kNumRefuseReasons = 8;
+inline constexpr int kNumRefuseReasons = 10;
 
 // "grpc", "http": the `transport` label value.
 const char* TransportName(Transport transport);
 // "invalid_trace_id", "invalid_span_id", "malformed", "too_large", "overloaded",
-// "shutting_down", "internal": the `reason` label value.
+// "shutting_down", "internal", "forbidden", "unauthenticated", "rate_limited": the `reason` label
+// value.
 const char* RefuseReasonName(RefuseReason reason);
 
 // Counters of one transport. Updated once per request (never per span), lock-free.

@@ -83,6 +83,22 @@ absl::Status CheckCall(const grpc::ServerContextBase& context, const NetworkAllo
   return absl::OkStatus();
 }
 
+std::string AuthorizationOf(const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+std::string PeerCertificateSubject(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> subjects =
+      auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
+  if (subjects.empty()) return "";
+  return std::string(subjects[0].data(), subjects[0].size());
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));

@@ -41,6 +41,13 @@ struct ClientTlsSettings {
 [[nodiscard]] absl::Status CheckCall(const grpc::ServerContextBase& context,
                                      const NetworkAllowList& allowed, const std::string& token);
 
+// The value of the call's "authorization" metadata, "" when absent.
+std::string AuthorizationOf(const grpc::ServerContextBase& context);
+
+// The subject of the client's verified TLS certificate in gRPC's form ("CN=alice,O=shop"), ""
+// when the call is not over mutual TLS.
+std::string PeerCertificateSubject(const grpc::ServerContextBase& context);
+
 // The gRPC status of `status` (absl and gRPC share the google.rpc.Code numbering).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 

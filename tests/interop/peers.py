@@ -131,13 +131,17 @@ class Tracekeep(Process):
 
     def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra="",
                  http_tls="", jaeger_storage_extra="", retention="",
-                 jaeger_storage_endpoint="127.0.0.1:0", kafka="", extra=""):
+                 jaeger_storage_endpoint="127.0.0.1:0", kafka="", auth_token_file="",
+                 otlp_extra="", admin_extra="", extra="", ctl_token_file=""):
         """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
         Tracekeep on the same `workdir` is a restart (same data directory). `http_tls`: the
         YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext). `jaeger_storage_extra`:
         more entries of the jaeger_remote_storage flow map, after a comma. `retention`:
         storage.retention ("" = the default). `kafka`: the YAML flow map of receivers.kafka
-        ("" = no Kafka receiver). `extra`: more top-level YAML sections, appended."""
+        ("" = no Kafka receiver). `auth_token_file`: the OTLP token file of both receivers
+        ("" = none). `otlp_extra`: more YAML lines of receivers.otlp, indented by four spaces.
+        `admin_extra`: more entries of the admin flow map, after a comma. `extra`: more top-level
+        YAML. `ctl_token_file`: the admin token tracekeepctl presents."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
@@ -145,19 +149,22 @@ class Tracekeep(Process):
                    f'{exporter_extra}') if forward_to else ""
         jaeger_storage_extra = ", " + jaeger_storage_extra if jaeger_storage_extra else ""
         storage = f"storage: {{retention: {retention}}}\n" if retention else ""
+        auth = f", auth: {{token_file: {auth_token_file}}}" if auth_token_file else ""
+        admin_extra = ", " + admin_extra if admin_extra else ""
+        self.ctl_token_file = ctl_token_file
         config = f"""data_dir: {workdir}/data
 {storage}receivers:
   otlp:
     protocols:
-      grpc: {{endpoint: "127.0.0.1:0"}}
-      http: {{endpoint: "127.0.0.1:0"{", tls: " + http_tls if http_tls else ""}}}
-{"  kafka: " + kafka if kafka else ""}
+      grpc: {{endpoint: "127.0.0.1:0"{auth}}}
+      http: {{endpoint: "127.0.0.1:0"{", tls: " + http_tls if http_tls else ""}{auth}}}
+{otlp_extra}{"  kafka: " + kafka if kafka else ""}
 sampler:
   decision_wait: {decision_wait}
   policies:
 {policies}
 {forward}telemetry: {{endpoint: "127.0.0.1:0"}}
-admin: {{endpoint: "127.0.0.1:0"}}
+admin: {{endpoint: "127.0.0.1:0"{admin_extra}}}
 jaeger_remote_storage: {{endpoint: "{jaeger_storage_endpoint}"{jaeger_storage_extra}}}
 # The clients' canonical trace carries an order id shared by every trace they send; order
 # tracking (tested on its own in tests/e2e) would rightly find those "orders" anomalous.
@@ -190,10 +197,17 @@ orders: {{enabled: false}}
             wait_for(lambda: http_get(f"http://{self.telemetry}/readyz")[0] == 200, 30,
                      "tracekeep /readyz")
 
+    def ctl(self, *args, token_file=None):
+        """Runs tracekeepctl against this daemon (with `token_file`, else ctl_token_file)."""
+        token_file = self.ctl_token_file if token_file is None else token_file
+        argv = [TRACEKEEPCTL_BIN, "--addr", self.admin]
+        if token_file:
+            argv += ["--token-file", token_file]
+        return subprocess.run(argv + list(args), capture_output=True, text=True, timeout=30)
+
     def trace_get(self, trace_id):
         """The stored trace as OTLP JSON (tracekeepctl trace get --json), or None if not found."""
-        r = subprocess.run([TRACEKEEPCTL_BIN, "--addr", self.admin, "--json", "trace", "get",
-                            trace_id], capture_output=True, text=True, timeout=30)
+        r = self.ctl("--json", "trace", "get", trace_id)
         if r.returncode == 1:
             return None
         assert r.returncode == 0, f"tracekeepctl failed ({r.returncode}): {r.stderr}"

@@ -1,8 +1,11 @@
 #include "collector/config/config.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -10,6 +13,7 @@ namespace tracekeep::config {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(ConfigTest, EmptyDocumentGivesTheDefaults) {
   auto c = ParseConfig("");
@@ -579,6 +583,128 @@ span_metrics:
   EXPECT_THAT(m, HasSubstr("span_metrics.dimensions[0].name: label service_name is already"));
   EXPECT_THAT(m, HasSubstr("span_metrics.aggregation_cardinality_limit: must be >= 1, got 0"));
   EXPECT_THAT(m, HasSubstr("span_metrics.dimensions_cache_size: unknown key"));
+}
+
+}  // namespace
+}  // namespace tracekeep::config
+
+namespace tracekeep::config {
+namespace {
+
+// A temporary file with `text`, removed at the end of the test.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    char pattern[] = "/tmp/config_test.XXXXXX";
+    const int fd = mkstemp(pattern);
+    path_ = pattern;
+    FILE* f = fdopen(fd, "w");
+    fputs(text.c_str(), f);
+    fclose(f);
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(SecurityConfigTest, ReadsTokensLimitsRolesAndRedaction) {
+  TempFile otlp("shop-api shop-token-0123456789\n");
+  TempFile admin("alice operator alice-token-0123456789\n");
+  TempFile salt("pepper-0123456789\n");
+  auto c = ParseConfig(absl::StrCat(R"(
+receivers:
+  otlp:
+    protocols:
+      grpc: {auth: {token_file: )",
+                                    otlp.path(), R"(}}
+      http: {auth: {token_file: )",
+                                    otlp.path(), R"(}}
+    client_limits:
+      default: {spans_per_second: 1000}
+      clients:
+        batch-job: {spans_per_second: 50, bytes_per_second: 100000}
+admin:
+  tokens_file: )",
+                                    admin.path(), R"(
+  tls: {cert_file: /dev/null, key_file: /dev/null, client_ca_file: /dev/null}
+  client_certificates:
+    - {subject: "CN=carol", role: viewer}
+  audit_log: false
+security: {token_reload_interval: 250ms}
+redaction:
+  hash_salt_file: )",
+                                    salt.path(), R"(
+  actions:
+    - {key: user.email, action: hash}
+    - {pattern: "^http\\.request\\.header\\.", action: delete}
+    - {key: order.id, action: hash}
+  blocked_values: ["\\b\\d{16}\\b"]
+  blocked_values_action: hash
+  ignored_keys: [support.contact]
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc.auth_token_file, otlp.path());
+  EXPECT_EQ(c->http.auth_token_file, otlp.path());
+  EXPECT_EQ(c->client_limits.default_limit.spans_per_second, 1000);
+  EXPECT_EQ(c->client_limits.clients.at("batch-job").spans_per_second, 50);
+  EXPECT_EQ(c->client_limits.clients.at("batch-job").bytes_per_second, 100000);
+  EXPECT_EQ(c->admin.tokens_file, admin.path());
+  EXPECT_EQ(c->admin.certificate_roles.at("CN=carol"), security::Role::kViewer);
+  EXPECT_FALSE(c->admin.audit_log);
+  EXPECT_EQ(c->token_reload_interval, absl::Milliseconds(250));
+  EXPECT_EQ(c->redaction.hash_salt, "pepper-0123456789");
+  ASSERT_EQ(c->redaction.actions.size(), 3u);
+  EXPECT_EQ(c->redaction.actions[1].pattern, "^http\\.request\\.header\\.");
+  EXPECT_EQ(c->redaction.actions[1].action, redaction::Action::kDelete);
+  EXPECT_EQ(c->redaction.blocked_values_action, redaction::Action::kHash);
+  EXPECT_EQ(c->redaction.protected_key, "order.id");
+}
+
+TEST(SecurityConfigTest, DefaultsRequireNothingAndRedactNothing) {
+  auto c = ParseConfig("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->grpc.auth_token_file, "");
+  EXPECT_TRUE(c->client_limits.default_limit.unlimited());
+  EXPECT_EQ(c->admin.tokens_file, "");
+  EXPECT_TRUE(c->admin.audit_log);
+  EXPECT_FALSE(c->redaction.enabled());
+}
+
+TEST(SecurityConfigTest, ProblemsAreListedWithoutSecrets) {
+  TempFile bad("shop-api\nsecret-value-0123456789 x y\n");
+  auto c = ParseConfig(absl::StrCat(R"(
+receivers:
+  otlp:
+    protocols:
+      grpc: {auth: {token_file: )",
+                                    bad.path(), R"(}}
+      http: {auth: {token_file: /nonexistent/tokens}}
+admin:
+  client_certificates: [{subject: "CN=x", role: root}, {subject: "CN=y", role: viewer}]
+redaction:
+  actions:
+    - {key: order.id, action: delete}
+    - {pattern: "order", action: mask}
+    - {key: a, action: scramble}
+  blocked_values: ["("]
+)"),
+                       "s.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.auth.token_file: "));
+  EXPECT_THAT(m, HasSubstr(":1: want \"<name> <token>\", got 1 fields"));
+  EXPECT_THAT(m, Not(HasSubstr("secret-value")));
+  EXPECT_THAT(m,
+              HasSubstr("receivers.otlp.protocols.http.auth.token_file: cannot read token file"));
+  EXPECT_THAT(m, HasSubstr("admin.client_certificates[0].role: must be viewer or operator"));
+  EXPECT_THAT(m, HasSubstr("admin.client_certificates: needs admin.tls.client_ca_file"));
+  EXPECT_THAT(m,
+              HasSubstr("redaction.actions[0]: would delete the order id attribute \"order.id\""));
+  EXPECT_THAT(m, HasSubstr("redaction.actions[1]: would mask the order id attribute"));
+  EXPECT_THAT(m, HasSubstr("redaction.actions[2].action: must be delete, hash or mask"));
+  EXPECT_THAT(m, HasSubstr("redaction.blocked_values[0]: not a valid RE2 expression"));
 }
 
 }  // namespace

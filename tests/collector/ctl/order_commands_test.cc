@@ -464,3 +464,27 @@ TEST_F(OrderPagingTest, FiftyThousandOrdersOfMoreThanFourMebibytesAreListed) {
 
 }  // namespace
 }  // namespace tracekeep::ctl
+
+namespace tracekeep::ctl {
+namespace {
+
+// A role too low for the command: the daemon's message names the role, and tracekeepctl says
+// which token to use.
+TEST(ReportAdminErrorTest, PermissionDeniedForARoleSaysWhichRoleIsNeeded) {
+  CtlOptions options;
+  options.addr = "127.0.0.1:4320";
+  std::ostringstream err;
+  const int code = ReportAdminError(
+      7, "KeepOrder needs the operator role; \"bob\" has the viewer role", options, err);
+  EXPECT_EQ(code, kExitUsage);
+  EXPECT_THAT(err.str(), HasSubstr("refused the command: KeepOrder needs the operator role"));
+  EXPECT_THAT(err.str(), HasSubstr("--token-file with a token of that role"));
+
+  std::ostringstream network;
+  ReportAdminError(7, "client ipv4:10.0.0.1:5 is not in the allowed networks", options, network);
+  EXPECT_THAT(network.str(), HasSubstr("refused access"));
+  EXPECT_THAT(network.str(), HasSubstr("admin.allowed_networks"));
+}
+
+}  // namespace
+}  // namespace tracekeep::ctl

@@ -1,0 +1,177 @@
+// Bearer tokens and per-client limits on both OTLP receivers.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "collector/common/clock.h"
+#include "collector/receiver/grpc_receiver.h"
+#include "collector/receiver/http_receiver.h"
+#include "collector/receiver/rpc_status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "tests/collector/http/raw_http_client.h"
+#include "tests/collector/receiver/fake_intake.h"
+
+namespace tracekeep::receiver {
+namespace {
+
+namespace otlp_collector = ::opentelemetry::proto::collector::trace::v1;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::tracekeep::testing::RawHttpResponse;
+using ::tracekeep::testing::SendRaw;
+
+constexpr char kShopToken[] = "shop-token-0123456789";
+constexpr char kBatchToken[] = "batch-token-0123456789";
+
+class ClientAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/client_auth_test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    token_path_ = dir_ + "/otlp-tokens";
+    std::ofstream(token_path_) << "shop-api " << kShopToken << "\nbatch-job " << kBatchToken
+                               << "\n";
+    auto tokens = security::TokenFile::Load(token_path_, false);
+    ASSERT_TRUE(tokens.ok()) << tokens.status();
+    tokens_ = std::move(tokens).value();
+    security::ClientLimitsOptions limits;
+    limits.clients["batch-job"].spans_per_second = 5;
+    limits_ = std::make_unique<security::ClientLimits>(limits, &clock_);
+    ClientAuthOptions auth{tokens_.get(), limits_.get()};
+
+    GrpcReceiverOptions grpc_options;
+    grpc_options.endpoint = "127.0.0.1:0";
+    grpc_options.retry_after_seconds = 2;
+    grpc_options.auth = auth;
+    auto grpc_receiver = GrpcReceiver::Create(grpc_options, &intake_, &stats_);
+    ASSERT_TRUE(grpc_receiver.ok());
+    grpc_ = std::move(grpc_receiver).value();
+    ASSERT_TRUE(grpc_->Start().ok());
+    stub_ = otlp_collector::TraceService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", grpc_->port()), grpc::InsecureChannelCredentials()));
+
+    HttpReceiverOptions http_options;
+    http_options.endpoint = "127.0.0.1:0";
+    http_options.retry_after_seconds = 2;
+    http_options.auth = auth;
+    auto http_receiver = HttpReceiver::Create(http_options, &intake_, &stats_);
+    ASSERT_TRUE(http_receiver.ok());
+    http_ = std::move(http_receiver).value();
+    ASSERT_TRUE(http_->Start().ok());
+  }
+  void TearDown() override {
+    grpc_->Shutdown(absl::Now() + absl::Seconds(5));
+    http_->Shutdown(absl::Now());
+    std::remove(token_path_.c_str());
+    std::remove(dir_.c_str());
+  }
+
+  grpc::Status ExportGrpc(const std::string& authorization, int spans) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+    otlp_collector::ExportTraceServiceResponse response;
+    return stub_->Export(&context, MakeRequest(spans), &response);
+  }
+
+  RawHttpResponse PostHttp(const std::string& authorization, int spans) {
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"Content-Type", "application/x-protobuf"}};
+    if (!authorization.empty()) headers.emplace_back("Authorization", authorization);
+    auto response = SendRaw(
+        http_->port(), tracekeep::testing::MakeRequest("POST", "/v1/traces", headers,
+                                                       MakeRequest(spans).SerializeAsString()));
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : RawHttpResponse{};
+  }
+
+  std::string dir_;
+  std::string token_path_;
+  FakeClock clock_;
+  std::unique_ptr<security::TokenFile> tokens_;
+  std::unique_ptr<security::ClientLimits> limits_;
+  FakeIntake intake_;
+  ReceiverStats stats_;
+  std::unique_ptr<GrpcReceiver> grpc_;
+  std::unique_ptr<HttpReceiver> http_;
+  std::unique_ptr<otlp_collector::TraceService::Stub> stub_;
+};
+
+TEST_F(ClientAuthTest, GrpcNeedsAKnownBearerToken) {
+  grpc::Status missing = ExportGrpc("", 2);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(missing.error_message(), HasSubstr("missing bearer token"));
+  grpc::Status unknown = ExportGrpc("Bearer not-a-token-of-the-file", 2);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(unknown.error_message(), Not(HasSubstr("not-a-token")));
+  EXPECT_EQ(intake_.spans(), 0);
+
+  grpc::Status ok = ExportGrpc(absl::StrCat("Bearer ", kShopToken), 2);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(intake_.spans(), 2);
+  EXPECT_EQ(stats_.requests_refused(Transport::kGrpc, RefuseReason::kUnauthenticated), 2u);
+  EXPECT_EQ(tokens_->failures(security::AuthFailure::kMissing), 1u);
+  EXPECT_EQ(tokens_->failures(security::AuthFailure::kUnknown), 1u);
+  EXPECT_EQ(limits_->CountersOf("shop-api")->spans.load(), 2u);
+}
+
+TEST_F(ClientAuthTest, HttpAnswers401WithoutAKnownToken) {
+  RawHttpResponse missing = PostHttp("", 2);
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(missing.Header("www-authenticate"), "Bearer");
+  RawHttpResponse basic = PostHttp("Basic dXNlcjpwYXNz", 2);
+  EXPECT_EQ(basic.status, 401);
+  EXPECT_EQ(tokens_->failures(security::AuthFailure::kMalformed), 1u);
+  EXPECT_EQ(intake_.spans(), 0);
+
+  RawHttpResponse ok = PostHttp(absl::StrCat("Bearer ", kShopToken), 3);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(intake_.spans(), 3);
+  EXPECT_EQ(stats_.requests_refused(Transport::kHttp, RefuseReason::kUnauthenticated), 2u);
+}
+
+TEST_F(ClientAuthTest, ANoisyClientIsRefusedRetryablyWhileOthersPass) {
+  const std::string batch = absl::StrCat("Bearer ", kBatchToken);
+  // batch-job may send 5 spans/s: the first request empties its bucket, the next is refused.
+  ASSERT_TRUE(ExportGrpc(batch, 6).ok());
+  grpc::Status refused = ExportGrpc(batch, 1);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("\"batch-job\" is over its limit"));
+  EXPECT_THAT(refused.error_details(), HasSubstr(kRetryInfoTypeUrl));
+  RawHttpResponse http_refused = PostHttp(batch, 1);
+  EXPECT_EQ(http_refused.status, 429);
+  EXPECT_EQ(http_refused.Header("retry-after"), "2");
+
+  // shop-api is unlimited and unaffected.
+  EXPECT_TRUE(ExportGrpc(absl::StrCat("Bearer ", kShopToken), 50).ok());
+  EXPECT_EQ(PostHttp(absl::StrCat("Bearer ", kShopToken), 50).status, 200);
+  EXPECT_EQ(intake_.spans(), 106);
+
+  // Refused spans are counted under rate_limited, per transport and per client.
+  EXPECT_EQ(stats_.spans_refused(Transport::kGrpc, RefuseReason::kRateLimited), 1u);
+  EXPECT_EQ(stats_.spans_refused(Transport::kHttp, RefuseReason::kRateLimited), 1u);
+  EXPECT_EQ(limits_->CountersOf("batch-job")->refused_requests.load(), 2u);
+
+  // Two seconds later the bucket is full again.
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_TRUE(ExportGrpc(batch, 1).ok());
+}
+
+TEST_F(ClientAuthTest, ARotatedTokenWorksAfterReloadOnTheSameConnection) {
+  ASSERT_TRUE(ExportGrpc(absl::StrCat("Bearer ", kShopToken), 1).ok());
+  std::ofstream(token_path_, std::ios::trunc) << "shop-api rotated-token-0123456789\n";
+  ASSERT_TRUE(tokens_->ReloadIfChanged());
+  EXPECT_EQ(ExportGrpc(absl::StrCat("Bearer ", kShopToken), 1).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(ExportGrpc("Bearer rotated-token-0123456789", 1).ok());
+}
+
+}  // namespace
+}  // namespace tracekeep::receiver
