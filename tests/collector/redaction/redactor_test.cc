@@ -247,6 +247,7 @@ TEST(RedactingIntakeTest, RedactsSpansAndSharedResourcesOnceBeforeTheNextStage) 
   traces[0].spans[0].key_offset = 40;
   traces[0].spans[0].key_size = 4;
   traces[0].spans[0].key_hash = KeyValueHash("o-42");
+  traces[0].spans[0].fields_known = true;  // and its name
   ASSERT_TRUE(intake.Offer(std::move(traces), 4).ok());
   EXPECT_EQ(next.spans, 3);  // the undecodable span is not written
   ASSERT_EQ(next.got.size(), 2u);
@@ -261,6 +262,7 @@ TEST(RedactingIntakeTest, RedactsSpansAndSharedResourcesOnceBeforeTheNextStage) 
   EXPECT_THAT(next.got[0].spans[0].span, ::testing::Not(HasSubstr("ann@example.com")));
   EXPECT_EQ(next.got[0].spans[0].key_size, 0u);
   EXPECT_EQ(next.got[0].spans[0].key_offset, 0u);
+  EXPECT_FALSE(next.got[0].spans[0].fields_known);
 }
 
 }  // namespace
