@@ -226,6 +226,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       it->second.high_watermark = -1;
     }
     if (is_new && options_.on_new_partition) options_.on_new_partition(tp.first, tp.second);
+    if (options_.on_assigned) options_.on_assigned(tp.first, tp.second);
   }
 
   void Revoked(const TopicPartitionKey& tp) {
@@ -236,9 +237,12 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       if (m->partition() != tp.second || m->topic_name() != tp.first) kept.push_back(std::move(m));
     }
     backlog_.swap(kept);
-    std::lock_guard<std::mutex> lock(status_mu_);
-    auto it = status_.find(tp);
-    if (it != status_.end()) it->second.assigned = false;
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      auto it = status_.find(tp);
+      if (it != status_.end()) it->second.assigned = false;
+    }
+    if (options_.on_revoked) options_.on_revoked(tp.first, tp.second);
   }
 
   absl::Time DurableBefore() const {

@@ -60,6 +60,12 @@ struct KafkaReceiverOptions {
   // Called on the consumer thread the first time a partition is assigned to this member (metrics
   // register the partition's series). Default: none.
   std::function<void(const std::string& topic, int32_t partition)> on_new_partition;
+  // Called on the consumer thread when a partition is assigned to this member, before any of
+  // its records is handed to the intake, and when it is revoked or lost, after its durable
+  // progress was committed and its fetched records dropped (its state may be released: the new
+  // owner replays from the committed offset). Default: none.
+  std::function<void(const std::string& topic, int32_t partition)> on_assigned;
+  std::function<void(const std::string& topic, int32_t partition)> on_revoked;
   // Further librdkafka properties, set last (tests: test.mock.num.brokers, timeouts).
   std::map<std::string, std::string> client_properties;
   // The clock durable_before's answers are compared with (when spans were taken). Not owned.
