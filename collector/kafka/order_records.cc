@@ -2,11 +2,16 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "collector/common/logging.h"
 
 namespace tracekeep::kafka {
@@ -25,6 +30,8 @@ class OrderRecordsView::Impl {
         {"client.id", "tracekeep-order-records"},
         {"enable.auto.commit", "false"},
         {"enable.partition.eof", "false"},
+        // Fresh high watermarks at least this often (WaitCaughtUp relies on it).
+        {"fetch.wait.max.ms", "100"},
     };
     for (const auto& [k, v] : options_.client_properties) props[k] = v;
     std::string error;
@@ -68,6 +75,16 @@ class OrderRecordsView::Impl {
     }
   }
 
+  bool WaitCaughtUp(absl::Time deadline) {
+    // Caught up with high watermarks fetched after this call: fetch responses come at least every
+    // fetch.wait.max.ms (100 ms here), so a view caught up a few of those later has read what
+    // the topic held when called.
+    const int64_t after = absl::ToUnixNanos(absl::Now() + absl::Milliseconds(300));
+    std::unique_lock<std::mutex> lock(mu_);
+    return progress_.wait_until(lock, absl::ToChronoTime(deadline),
+                                [&] { return caught_up_at_ >= after; });
+  }
+
   absl::StatusOr<std::optional<std::string>> Get(const std::string& order_id) {
     return options_.table->Get(order_id);
   }
@@ -93,12 +110,37 @@ class OrderRecordsView::Impl {
         batch.push_back(
             {*m->key(), std::string(static_cast<const char*>(m->payload()), m->len()), false});
       }
-      if (batch.empty()) continue;
-      absl::Status s = options_.table->Write(batch);
-      if (!s.ok() && stats_.write_errors.fetch_add(1, std::memory_order_relaxed) % 100 == 0) {
-        TK_LOG(Warning) << "order records: writing " << batch.size() << " records: " << s;
+      if (!batch.empty()) {
+        absl::Status s = options_.table->Write(batch);
+        if (!s.ok() && stats_.write_errors.fetch_add(1, std::memory_order_relaxed) % 100 == 0) {
+          TK_LOG(Warning) << "order records: writing " << batch.size() << " records: " << s;
+        }
+        batch.clear();
       }
-      batch.clear();
+      // Caught up when every partition's position (once its records are written) reached the
+      // high watermark of its last fetch response.
+      std::vector<RdKafka::TopicPartition*> positions;
+      for (int32_t p = 0; p < options_.partitions; ++p) {
+        positions.push_back(RdKafka::TopicPartition::create(options_.topic, p));
+      }
+      bool caught_up = consumer_->position(positions) == RdKafka::ERR_NO_ERROR;
+      for (RdKafka::TopicPartition* tp : positions) {
+        int64_t low = -1, high = -1;
+        if (!caught_up) break;
+        if (consumer_->get_watermark_offsets(options_.topic, tp->partition(), &low, &high) !=
+                RdKafka::ERR_NO_ERROR ||
+            high < 0) {
+          caught_up = false;  // nothing fetched for it yet
+        } else if (high > low && tp->offset() < high) {
+          caught_up = false;
+        }
+      }
+      RdKafka::TopicPartition::destroy(positions);
+      if (caught_up) {
+        std::lock_guard<std::mutex> lock(mu_);
+        caught_up_at_ = absl::ToUnixNanos(absl::Now());
+      }
+      progress_.notify_all();
     }
   }
 
@@ -109,6 +151,10 @@ class OrderRecordsView::Impl {
   std::atomic<bool> stop_{false};
   std::atomic<bool> shut_down_{false};
   RdKafka::ErrorCode last_error_ = RdKafka::ERR_NO_ERROR;  // consumer thread only
+  std::mutex mu_;
+  std::condition_variable progress_;
+  // When the table last held every record of the last fetched high watermarks (Unix nanos).
+  int64_t caught_up_at_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 absl::StatusOr<std::unique_ptr<OrderRecordsView>> OrderRecordsView::Create(
@@ -128,6 +174,7 @@ OrderRecordsView::OrderRecordsView(std::unique_ptr<Impl> impl) : impl_(std::move
 OrderRecordsView::~OrderRecordsView() = default;
 absl::Status OrderRecordsView::Start() { return impl_->Start(); }
 void OrderRecordsView::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }
+bool OrderRecordsView::WaitCaughtUp(absl::Time deadline) { return impl_->WaitCaughtUp(deadline); }
 absl::StatusOr<std::optional<std::string>> OrderRecordsView::Get(const std::string& order_id) {
   return impl_->Get(order_id);
 }

@@ -50,6 +50,11 @@ class OrderRecordsView final : public Component {
   absl::Status Start() override;
   void Shutdown(absl::Time deadline) override;
 
+  // Returns once every record the topic held when called has been read into the table, or
+  // false at `deadline`: an owner taking over a partition first reads the records its previous
+  // owner published.
+  bool WaitCaughtUp(absl::Time deadline);
+
   // The latest record of `order_id` read so far (serialized v1::Order); nullopt when none.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& order_id);
   const OrderRecordsViewStats& stats() const;

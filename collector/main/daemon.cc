@@ -444,7 +444,21 @@ class Daemon::Impl final : public admin::AdminBackend {
   absl::Status ListOrders(const admin::v1::ListOrdersRequest& request,
                           admin::v1::ListOrdersResponse* response) override {
     if (!orders_) return admin::AdminBackend::ListOrders(request, response);
-    return orders::ListOrders(orders_.get(), Clock::Real(), request, response);
+    if (order_records_ == nullptr) {
+      return orders::ListOrders(orders_.get(), Clock::Real(), request, response);
+    }
+    // In a cluster, every member lists every order once: the latest records of all owners, as
+    // read from the records topic (a scan: the view keeps no index).
+    TK_ASSIGN_OR_RETURN(const orders::OrderQuery q,
+                        orders::ListOrdersQuery(request, orders_->config().states));
+    const absl::Time now = absl::Now();
+    TK_ASSIGN_OR_RETURN(orders::OrderPage page,
+                        orders::ListOrderRecords(cluster_orders_table_.get(), q, now));
+    for (orders::v1::Order& o : page.orders) *response->add_orders() = std::move(o);
+    response->set_next_page_token(std::move(page.next_page_token));
+    response->set_total_size(static_cast<int64_t>(page.total_matched));
+    response->set_now_unix_nanos(absl::ToUnixNanos(now));
+    return absl::OkStatus();
   }
   absl::Status KeepOrder(const admin::v1::KeepOrderRequest& request,
                          admin::v1::KeepOrderResponse* response) override {
@@ -585,6 +599,8 @@ class Daemon::Impl final : public admin::AdminBackend {
       o.owns = [ownership](absl::string_view id) { return ownership->Owns(id); };
       kafka::KafkaGateway* records = records_producer_.get();
       std::atomic<uint64_t>* failed = &order_records_unpublished_;
+      kafka::OrderRecordsView* view = order_records_.get();
+      o.read_shared_record = [view](const std::string& id) { return view->Get(id); };
       o.on_records_written = [records, failed](const std::vector<storage::KvWrite>& written) {
         for (const storage::KvWrite& w : written) {
           // The next write of the record publishes it again; `order get` elsewhere lags meanwhile.
@@ -743,8 +759,9 @@ class Daemon::Impl final : public admin::AdminBackend {
   }
 
   // The Kafka receiver feeds the same intake as the OTLP receivers. Its offsets are committed up to
-  // records whose spans are durable: at once with the intake journal (written before Offer
-  // returns), else once the sampler decided them (kept ones are stored by then).
+  // records whose spans the sampler decided (kept ones are stored by then, order traces routed),
+  // with or without the intake journal: what a member journaled but did not decide is on its disk
+  // only, and when it dies for good the partition's new owner must replay it from Kafka.
   absl::Status StartKafka() {
     const config::KafkaReceiverConfig& k = config_.kafka;
     if (k.gateway) {
@@ -760,10 +777,8 @@ class Daemon::Impl final : public admin::AdminBackend {
     o.group_id = k.group_id;
     o.start_at_earliest = k.initial_offset == "earliest";
     o.session_timeout = k.session_timeout;
-    if (journaled_intake_ == nullptr) {
-      sampling::Sampler* sampler = sampler_.get();
-      o.durable_before = [sampler] { return sampler->LowWaterMark(); };
-    }
+    sampling::Sampler* sampler = sampler_.get();
+    o.durable_before = [sampler] { return sampler->LowWaterMark(); };
     o.rekey_topic = k.rekey_topic;
     o.on_new_partition = [this](const std::string& topic, int32_t partition) {
       RegisterKafkaPartitionMetrics(kafka_.get(), topic, partition);
@@ -849,7 +864,13 @@ class Daemon::Impl final : public admin::AdminBackend {
     o.durable_before = [tracker] { return tracker->OldestOpenArrival(); };
     kafka::OrderOwnership* ownership = order_ownership_.get();
     kafka::OrderAffinityStats* stats = &order_affinity_stats_;
-    o.on_assigned = [ownership](const std::string&, int32_t partition) {
+    kafka::OrderRecordsView* view = order_records_.get();
+    o.on_assigned = [ownership, view](const std::string& topic, int32_t partition) {
+      // The previous owner's last records first: an order it resolved stays resolved here.
+      if (!view->WaitCaughtUp(absl::Now() + absl::Seconds(10))) {
+        TK_LOG(Warning) << "order affinity: taking " << topic << "/" << partition
+                        << " before every published order record was read";
+      }
       ownership->Set(partition, true);
     };
     o.on_revoked = [ownership, tracker, stats](const std::string&, int32_t partition) {

@@ -498,14 +498,26 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
                                               bool create) {
   auto it = shard.orders.find(order_id);
   if (it != shard.orders.end()) return &it->second;
-  absl::StatusOr<std::optional<std::string>> stored = options_.orders_table->Get(order_id);
+  absl::StatusOr<std::optional<std::string>> stored = std::optional<std::string>();
+  bool shared = false;
+  if (options_.read_shared_record) {
+    stored = options_.read_shared_record(order_id);
+    shared = stored.ok() && stored->has_value();
+  }
+  if (!shared) stored = options_.orders_table->Get(order_id);
   if (!stored.ok()) stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
   if (stored.ok() && stored->has_value()) {
     v1::Order record;
     if (record.ParseFromString(**stored)) {
+      const absl::Time now = options_.clock->Now();
+      // Taken over from another tracker: its traces are replayed to this one from now on.
+      if (shared && record.resolution() == v1::Order::ACTIVE) {
+        record.set_first_arrival_unix_nanos(absl::ToUnixNanos(now));
+      }
       Entry& e = shard.orders[order_id];
       e.record = std::move(record);
-      Adopt(shard, &e, options_.clock->Now());
+      Adopt(shard, &e, now);
+      if (shared) MarkDirty(shard, &e);  // this tracker's table gets it too
       return &e;
     }
   }
@@ -1447,8 +1459,18 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
     std::lock_guard<std::mutex> lock(shard.mu);
     for (auto it = shard.orders.begin(); it != shard.orders.end();) {
       Entry& e = it->second;
-      if (e.record.resolution() != v1::Order::ACTIVE || !which(it->first)) {
+      if (!which(it->first)) {
         ++it;
+        continue;
+      }
+      if (e.record.resolution() != v1::Order::ACTIVE) {
+        // Written and idle: leaves memory; whoever judges it next reads the latest record.
+        if (!e.dirty && e.holds.empty() && e.scheduled == absl::InfiniteFuture()) {
+          if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+          shard.orders.erase(it++);
+        } else {
+          ++it;
+        }
         continue;
       }
       if (!e.holds.empty()) {

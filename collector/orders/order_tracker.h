@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,6 +71,13 @@ struct OrderTrackerOptions {
   // records were written, in the order they were written: in a cluster, they are published for
   // `order get` on every member. Must not block. Default: none.
   std::function<void(const std::vector<storage::KvWrite>& records)> on_records_written;
+  // Reads the latest record of an order published by whichever tracker judged it last (in a
+  // cluster, the records topic every member reads): an order this tracker takes over continues
+  // from it (a resolved verdict stands; an active order is rebuilt on top of it from the order
+  // topic) instead of starting afresh. Preferred to `orders_table` when it has the order.
+  // Called under a tracker shard's lock. Default: none.
+  std::function<absl::StatusOr<std::optional<std::string>>(const std::string& order_id)>
+      read_shared_record;
 };
 
 // Counters read by the metrics endpoint and the admin API.
@@ -150,7 +158,9 @@ class OrderTracker final : public sampling::TraceHook, public Component {
 
   // Forgets the active (unresolved) orders `which` selects, in memory and on disk, with their
   // held traces, unkept and uncounted: in a cluster, another member now judges them and rebuilds
-  // them from the order topic. Resolved records stay. Returns how many orders were forgotten.
+  // them from the order topic. Resolved records stay on disk; resolved orders already written
+  // leave memory (a later owner's record is then read again). Returns how many active orders
+  // were forgotten.
   size_t ForgetActive(const std::function<bool(const std::string& order_id)>& which);
 
   // Every span taken before this time concerns orders that are resolved and whose kept traces
