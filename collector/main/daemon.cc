@@ -500,6 +500,7 @@ class Daemon::Impl final : public admin::AdminBackend {
                  << ss.traces_pending.load() << " traces, " << ss.spans_pending.load() << " spans)";
     ready_.store(false);
     if (kafka_gateway_) kafka_gateway_->Shutdown(deadline);  // OTLP stops going into Kafka
+    if (order_router_) order_router_->Stop(deadline);        // routing retried until then
     sampler_->Shutdown(deadline);  // refuses from now on; decides and hands on what it holds
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // empties the journal
     bool flushed = true;
