@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -621,12 +622,17 @@ TEST_F(KafkaClusterTest, Kill9OfAMemberUnderLoadLosesNothingAndTheOthersTakeOver
   demos.push_back(StartDemo(members_[2], "k2-", 20, 22));
   ASSERT_TRUE(WaitFor([&] { return load.count() >= 40; }, absl::Seconds(30)));
   Kill(members_[1]);
+  const absl::Time killed_at = absl::Now();
+  // The survivors take its partitions of both topics (the group notices after session_timeout,
+  // 6 s here).
+  EXPECT_TRUE(WaitFor([&] { return Balanced(); }, absl::Seconds(40))) << Logs();
+  const absl::Duration takeover = absl::Now() - killed_at;
+  RecordProperty("takeover_seconds", absl::StrCat(absl::ToDoubleSeconds(takeover)));
+  std::cout << "partitions of the killed member owned again after " << takeover << "\n";
   std::vector<Struct> orders;
   for (DemoRun& d : demos) {
     for (Struct& o : FinishDemo(d)) orders.push_back(std::move(o));
   }
-  // The survivors take its partitions of both topics.
-  EXPECT_TRUE(WaitFor([&] { return Balanced(); }, absl::Seconds(40))) << Logs();
   const size_t before = load.count();
   ASSERT_TRUE(WaitFor([&] { return load.count() >= before + 40; }, absl::Seconds(30)));
   load.Stop();
