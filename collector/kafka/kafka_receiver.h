@@ -121,7 +121,9 @@ class KafkaReceiver final : public Component {
 
   // Subscribes to the topic and starts the consumer thread.
   absl::Status Start() override;
-  // Stops consuming, commits durable progress, leaves the group. Idempotent.
+  // Stops consuming, commits durable progress, leaves the group. Idempotent. Returns by
+  // `deadline` even when Kafka is unreachable: the client is then abandoned (it and this object
+  // are left to the process's exit, the last progress uncommitted).
   void Shutdown(absl::Time deadline) override;
 
   const KafkaReceiverStats& stats() const;
