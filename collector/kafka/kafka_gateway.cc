@@ -14,7 +14,6 @@
 #include "collector/common/ids.h"
 #include "collector/common/logging.h"
 #include "collector/pipeline/otlp_convert.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace tracekeep::kafka {
 
@@ -105,9 +104,8 @@ class KafkaGateway::Impl final : public RdKafka::DeliveryReportCb {
       std::vector<const SpanRecord*> spans;
       spans.reserve(t.spans.size());
       for (const SpanRecord& s : t.spans) spans.push_back(&s);
-      OtlpRequest request;
-      BuildRequest(spans, &request);
-      std::string value = request.SerializeAsString();
+      // Written from the bytes the receiver kept: no span is parsed again.
+      std::string value = SerializeWireRequest(spans);
       const std::string key = options_.key_by_linked_key && !t.linked_keys.empty()
                                   ? t.linked_keys.front()
                                   : ToHex(t.trace_id);
