@@ -76,13 +76,28 @@ class OrderRecordsView::Impl {
   }
 
   bool WaitCaughtUp(absl::Time deadline) {
-    // Caught up with high watermarks fetched after this call: fetch responses come at least every
-    // fetch.wait.max.ms (100 ms here), so a view caught up a few of those later has read what
-    // the topic held when called.
-    const int64_t after = absl::ToUnixNanos(absl::Now() + absl::Milliseconds(300));
+    // The high watermarks as fetched after this call (fetch responses come at least every
+    // fetch.wait.max.ms, 100 ms here), then until the table holds every record below them. Not
+    // "until nothing is left to read": owners keep publishing.
     std::unique_lock<std::mutex> lock(mu_);
-    return progress_.wait_until(lock, absl::ToChronoTime(deadline),
-                                [&] { return caught_up_at_ >= after; });
+    const absl::Time fetched = absl::Now() + absl::Milliseconds(300);
+    progress_.wait_until(lock, absl::ToChronoTime(std::min(fetched, deadline)),
+                         [&] { return stop_.load(); });
+    std::vector<int64_t> high(static_cast<size_t>(options_.partitions), -1);
+    for (int32_t p = 0; p < options_.partitions; ++p) {
+      int64_t low = -1;
+      if (consumer_->get_watermark_offsets(options_.topic, p, &low, &high[p]) !=
+              RdKafka::ERR_NO_ERROR ||
+          high[p] <= low) {
+        high[p] = -1;  // nothing fetched for it yet, or empty: nothing to wait for
+      }
+    }
+    return progress_.wait_until(lock, absl::ToChronoTime(deadline), [&] {
+      for (int32_t p = 0; p < options_.partitions; ++p) {
+        if (high[p] >= 0 && read_through_[p] < high[p]) return false;
+      }
+      return true;
+    });
   }
 
   absl::StatusOr<std::optional<std::string>> Get(const std::string& order_id) {
@@ -117,29 +132,18 @@ class OrderRecordsView::Impl {
         }
         batch.clear();
       }
-      // Caught up when every partition's position (once its records are written) reached the
-      // high watermark of its last fetch response.
+      // Where each partition's reading stands (the next offset), once its records are written.
       std::vector<RdKafka::TopicPartition*> positions;
       for (int32_t p = 0; p < options_.partitions; ++p) {
         positions.push_back(RdKafka::TopicPartition::create(options_.topic, p));
       }
-      bool caught_up = consumer_->position(positions) == RdKafka::ERR_NO_ERROR;
-      for (RdKafka::TopicPartition* tp : positions) {
-        int64_t low = -1, high = -1;
-        if (!caught_up) break;
-        if (consumer_->get_watermark_offsets(options_.topic, tp->partition(), &low, &high) !=
-                RdKafka::ERR_NO_ERROR ||
-            high < 0) {
-          caught_up = false;  // nothing fetched for it yet
-        } else if (high > low && tp->offset() < high) {
-          caught_up = false;
+      if (consumer_->position(positions) == RdKafka::ERR_NO_ERROR) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (RdKafka::TopicPartition* tp : positions) {
+          if (tp->offset() >= 0) read_through_[tp->partition()] = tp->offset();
         }
       }
       RdKafka::TopicPartition::destroy(positions);
-      if (caught_up) {
-        std::lock_guard<std::mutex> lock(mu_);
-        caught_up_at_ = absl::ToUnixNanos(absl::Now());
-      }
       progress_.notify_all();
     }
   }
@@ -153,8 +157,9 @@ class OrderRecordsView::Impl {
   RdKafka::ErrorCode last_error_ = RdKafka::ERR_NO_ERROR;  // consumer thread only
   std::mutex mu_;
   std::condition_variable progress_;
-  // When the table last held every record of the last fetched high watermarks (Unix nanos).
-  int64_t caught_up_at_ ABSL_GUARDED_BY(mu_) = 0;
+  // By partition: the offset after the last record written to the table.
+  std::vector<int64_t> read_through_ ABSL_GUARDED_BY(mu_) =
+      std::vector<int64_t>(static_cast<size_t>(options_.partitions), 0);
 };
 
 absl::StatusOr<std::unique_ptr<OrderRecordsView>> OrderRecordsView::Create(
