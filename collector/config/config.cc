@@ -550,6 +550,21 @@ void ReadKafka(MapReader* receivers, Problems* problems, KafkaReceiverConfig* k)
                   absl::StrCat("must differ from receivers.kafka.topic, got \"", k->rekey_topic,
                                "\" for both"));
   }
+  r.String("order_topic", &k->order_topic);
+  if (!k->order_topic.empty() && (k->order_topic == k->topic || k->order_topic == k->rekey_topic)) {
+    problems->Add(r.Get("order_topic"), r.PathOf("order_topic"),
+                  absl::StrCat("must differ from receivers.kafka.topic and rekey_topic, got \"",
+                               k->order_topic, "\""));
+  }
+  r.String("order_records_topic", &k->order_records_topic);
+  if (!k->order_records_topic.empty() &&
+      (k->order_records_topic == k->topic || k->order_records_topic == k->rekey_topic ||
+       k->order_records_topic == k->order_topic)) {
+    problems->Add(r.Get("order_records_topic"), r.PathOf("order_records_topic"),
+                  absl::StrCat("must differ from receivers.kafka.topic, rekey_topic and "
+                               "order_topic, got \"",
+                               k->order_records_topic, "\""));
+  }
   r.Duration("session_timeout", &k->session_timeout, absl::Seconds(1));
   r.Bool("gateway", &k->gateway);
   if (k->gateway && !k->enabled) {
@@ -873,6 +888,11 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   ReadOrders(top.Get("orders"), problems, &c->orders);
   ReadSpanMetrics(top.Get("span_metrics"), problems, &c->span_metrics);
   ReadRedaction(&top, problems, c);
+  if (c->kafka.enabled && !c->kafka.order_topic.empty() && !c->orders.enabled) {
+    problems->Add(YAML::Node(), "receivers.kafka.order_topic",
+                  "needs orders.enabled: true (the order topic carries traces to the member that "
+                  "judges their order)");
+  }
 }
 
 }  // namespace

@@ -58,6 +58,15 @@ struct KafkaReceiverConfig {
   // Gateway mode: the OTLP receivers produce what they accept into the topic (one record per
   // trace) and acknowledge once Kafka did; the sampler is fed from the topic only.
   bool gateway = false;
+  // Order affinity across members (collector/kafka/order_affinity.h): traces that name an order
+  // are routed, once decided, into this topic keyed by order id; the member assigned an order's
+  // partition (consumer group "<group_id>.orders") judges the order and keeps or releases its
+  // traces. Needs orders.enabled. "" = off: each member judges the orders it sees by itself.
+  std::string order_topic;
+  // With order_topic: where each order's owner publishes the order's record (keyed by order id;
+  // create it with cleanup.policy=compact) and every member reads them, so that `tracekeepctl
+  // order get` answers on any member. "" = "<order_topic>.records".
+  std::string order_records_topic;
 };
 
 struct StorageConfig {

@@ -10,10 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "collector/common/ids.h"
 #include "collector/common/logging.h"
 #include "collector/pipeline/otlp_convert.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace tracekeep::kafka {
 
@@ -104,10 +104,11 @@ class KafkaGateway::Impl final : public RdKafka::DeliveryReportCb {
       std::vector<const SpanRecord*> spans;
       spans.reserve(t.spans.size());
       for (const SpanRecord& s : t.spans) spans.push_back(&s);
-      OtlpRequest request;
-      BuildRequest(spans, &request);
-      std::string value = request.SerializeAsString();
-      const std::string key = ToHex(t.trace_id);
+      // Written from the bytes the receiver kept: no span is parsed again.
+      std::string value = SerializeWireRequest(spans);
+      const std::string key = options_.key_by_linked_key && !t.linked_keys.empty()
+                                  ? t.linked_keys.front()
+                                  : ToHex(t.trace_id);
       {
         std::lock_guard<std::mutex> lock(pending->mu);
         ++pending->waiting;
@@ -154,6 +155,19 @@ class KafkaGateway::Impl final : public RdKafka::DeliveryReportCb {
     return absl::OkStatus();
   }
 
+  absl::Status ProduceAsync(absl::string_view key, absl::string_view value) {
+    if (shut_down_.load()) return absl::UnavailableError("the kafka producer is shutting down");
+    const RdKafka::ErrorCode err = producer_->produce(
+        options_.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0, nullptr);
+    if (err == RdKafka::ERR_NO_ERROR) return absl::OkStatus();
+    stats_.produce_errors.fetch_add(1, std::memory_order_relaxed);
+    return err == RdKafka::ERR__QUEUE_FULL
+               ? absl::ResourceExhaustedError("the kafka producer's queue is full")
+               : absl::UnavailableError(absl::StrCat("kafka: producing to ", options_.topic, ": ",
+                                                     RdKafka::err2str(err)));
+  }
+
   // On the polling thread.
   void dr_cb(RdKafka::Message& message) override {
     std::unique_ptr<std::shared_ptr<PendingOffer>> opaque(
@@ -185,6 +199,55 @@ class KafkaGateway::Impl final : public RdKafka::DeliveryReportCb {
   std::atomic<bool> shut_down_{false};
 };
 
+absl::StatusOr<int32_t> TopicPartitionCount(
+    const std::vector<std::string>& brokers, const std::string& topic, absl::Duration timeout,
+    const std::map<std::string, std::string>& client_properties) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  std::map<std::string, std::string> props = {{"bootstrap.servers", absl::StrJoin(brokers, ",")},
+                                              {"client.id", "tracekeep-metadata"}};
+  for (const auto& [k, v] : client_properties) props[k] = v;
+  for (const auto& [k, v] : props) {
+    if (conf->set(k, v, error) != RdKafka::Conf::CONF_OK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kafka: client property ", k, "=\"", v, "\": ", error));
+    }
+  }
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  if (producer == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka: cannot create a client: ", error));
+  }
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(producer.get(), topic, nullptr, error));
+  if (t == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka: topic \"", topic, "\": ", error));
+  }
+  const absl::Time until = absl::Now() + timeout;
+  std::string last_error = "no answer";
+  // A topic created on first use may report no partitions (or an error) for a moment.
+  while (absl::Now() < until) {
+    RdKafka::Metadata* raw = nullptr;
+    const int ms = static_cast<int>(std::max<int64_t>(
+        100, std::min<int64_t>(5000, absl::ToInt64Milliseconds(until - absl::Now()))));
+    const RdKafka::ErrorCode err = producer->metadata(false, t.get(), &raw, ms);
+    std::unique_ptr<RdKafka::Metadata> metadata(raw);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      last_error = RdKafka::err2str(err);
+    } else {
+      for (const RdKafka::TopicMetadata* tm : *metadata->topics()) {
+        if (tm->topic() != topic) continue;
+        if (tm->err() == RdKafka::ERR_NO_ERROR && !tm->partitions()->empty()) {
+          return static_cast<int32_t>(tm->partitions()->size());
+        }
+        last_error = RdKafka::err2str(tm->err());
+      }
+    }
+    producer->poll(100);
+  }
+  return absl::UnavailableError(absl::StrCat("kafka: the partitions of topic \"", topic,
+                                             "\" not known after ", absl::FormatDuration(timeout),
+                                             ": ", last_error));
+}
+
 absl::StatusOr<std::unique_ptr<KafkaGateway>> KafkaGateway::Create(
     const KafkaGatewayOptions& options) {
   if (options.brokers.empty()) {
@@ -204,6 +267,9 @@ KafkaGateway::KafkaGateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 KafkaGateway::~KafkaGateway() = default;
 absl::Status KafkaGateway::Offer(std::vector<TraceSpans>&& traces, int64_t span_count) {
   return impl_->Offer(std::move(traces), span_count);
+}
+absl::Status KafkaGateway::ProduceAsync(absl::string_view key, absl::string_view value) {
+  return impl_->ProduceAsync(key, value);
 }
 absl::Status KafkaGateway::Start() { return impl_->Start(); }
 void KafkaGateway::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }

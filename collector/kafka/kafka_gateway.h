@@ -32,9 +32,18 @@ struct KafkaGatewayOptions {
   // Records the producer may hold unacknowledged; beyond that Offer refuses with
   // kResourceExhausted. Default: 100000.
   int max_in_flight_records = 100000;
+  // Key records by the first of the trace's linked_keys (an order id, for the order topic)
+  // instead of its hex trace id; a trace without one is keyed by its trace id. Default: false.
+  bool key_by_linked_key = false;
   // Further librdkafka properties, set last (tests).
   std::map<std::string, std::string> client_properties;
 };
+
+// The number of partitions of `topic` (asking the brokers creates it where they create topics on
+// first use). kUnavailable when the brokers do not answer within `timeout`.
+[[nodiscard]] absl::StatusOr<int32_t> TopicPartitionCount(
+    const std::vector<std::string>& brokers, const std::string& topic, absl::Duration timeout,
+    const std::map<std::string, std::string>& client_properties = {});
 
 struct KafkaGatewayStats {
   std::atomic<uint64_t> records_produced{0};  // acknowledged by Kafka
@@ -53,10 +62,16 @@ class KafkaGateway final : public SpanIntake, public Component {
       const KafkaGatewayOptions& options);
   ~KafkaGateway() override;
 
-  // Produces one record per trace and waits for Kafka's acknowledgement of all of them.
+  // Produces one record per trace and waits for Kafka's acknowledgement of all of them. Reads
+  // `traces` only: whatever the answer, the caller may offer the same vector again.
   // kResourceExhausted: the producer's queue is full; kUnavailable: Kafka did not acknowledge
   // within ack_timeout, or shutting down. Thread-safe.
   absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t span_count) override;
+
+  // Produces one record as it is, without waiting for Kafka's acknowledgement (it is counted in
+  // stats() when it comes). kResourceExhausted: the producer's queue is full; kUnavailable:
+  // shutting down. Thread-safe.
+  absl::Status ProduceAsync(absl::string_view key, absl::string_view value);
 
   absl::Status Start() override;
   // Refuses new Offers, waits for what is in flight until `deadline`. Idempotent; Offers racing

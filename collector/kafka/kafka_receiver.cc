@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -53,7 +54,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   Impl(const KafkaReceiverOptions& options, SpanIntake* intake)
       : options_(options), intake_(intake) {}
 
-  ~Impl() override { Shutdown(absl::InfinitePast()); }
+  ~Impl() override { Shutdown(absl::InfiniteFuture()); }
 
   absl::Status Init() {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
@@ -126,14 +127,33 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   void Shutdown(absl::Time deadline) {
     if (shut_down_.exchange(true)) return;
     stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-    if (consumer_ != nullptr) {
-      // Leaves the group: the revocation that close() delivers commits durable progress.
-      if (started_) consumer_->close();
-      consumer_.reset();
+    // The consumer thread's last commit and leaving the group (the revocation that close()
+    // delivers commits durable progress) talk to Kafka: with Kafka gone they wait for the
+    // client's own timeouts (session, socket: up to a minute). They run on a thread of their own,
+    // waited for until `deadline`; past it the client is abandoned to the process's exit, its
+    // last progress uncommitted (the partitions' next owner replays from the last commit).
+    auto closed = std::make_shared<std::promise<void>>();
+    std::future<void> done = closed->get_future();
+    std::thread closer([this, closed] {
+      if (thread_.joinable()) thread_.join();
+      if (consumer_ != nullptr && started_) consumer_->close();
+      closed->set_value();
+    });
+    if (done.wait_until(absl::ToChronoTime(deadline)) != std::future_status::ready) {
+      abandoned_.store(true);
+      closer.detach();
+      TK_LOG(Warning) << "kafka receiver: leaving group " << options_.group_id
+                      << " did not finish by the shutdown deadline (Kafka unreachable?); the "
+                         "last progress is not committed, the next owner replays it";
+      return;
     }
+    closer.join();
+    consumer_.reset();
     if (rekey_ != nullptr) rekey_->Shutdown(deadline);
   }
+
+  // Shutdown gave up waiting for the client: it may still call back into this object.
+  bool abandoned() const { return abandoned_.load(); }
 
   const KafkaReceiverStats& stats() const { return stats_; }
   std::string MemberId() const {
@@ -226,6 +246,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       it->second.high_watermark = -1;
     }
     if (is_new && options_.on_new_partition) options_.on_new_partition(tp.first, tp.second);
+    if (options_.on_assigned) options_.on_assigned(tp.first, tp.second);
   }
 
   void Revoked(const TopicPartitionKey& tp) {
@@ -236,9 +257,13 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       if (m->partition() != tp.second || m->topic_name() != tp.first) kept.push_back(std::move(m));
     }
     backlog_.swap(kept);
-    std::lock_guard<std::mutex> lock(status_mu_);
-    auto it = status_.find(tp);
-    if (it != status_.end()) it->second.assigned = false;
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      auto it = status_.find(tp);
+      if (it != status_.end()) it->second.assigned = false;
+    }
+    // After an abandoned shutdown the owner of the callback may be gone.
+    if (options_.on_revoked && !abandoned_.load()) options_.on_revoked(tp.first, tp.second);
   }
 
   absl::Time DurableBefore() const {
@@ -457,6 +482,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   KafkaReceiverStats stats_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> shut_down_{false};
+  std::atomic<bool> abandoned_{false};
   bool started_ = false;
   std::thread thread_;
   // Consumer thread only (the rebalance callback runs on it too).
@@ -495,7 +521,10 @@ absl::StatusOr<std::unique_ptr<KafkaReceiver>> KafkaReceiver::Create(
 }
 
 KafkaReceiver::KafkaReceiver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-KafkaReceiver::~KafkaReceiver() = default;
+KafkaReceiver::~KafkaReceiver() {
+  // Left to the process's exit: a thread of the abandoned client still uses it.
+  if (impl_->abandoned()) (void)impl_.release();
+}
 absl::Status KafkaReceiver::Start() { return impl_->Start(); }
 void KafkaReceiver::Shutdown(absl::Time deadline) { impl_->Shutdown(deadline); }
 const KafkaReceiverStats& KafkaReceiver::stats() const { return impl_->stats(); }

@@ -60,6 +60,12 @@ struct KafkaReceiverOptions {
   // Called on the consumer thread the first time a partition is assigned to this member (metrics
   // register the partition's series). Default: none.
   std::function<void(const std::string& topic, int32_t partition)> on_new_partition;
+  // Called on the consumer thread when a partition is assigned to this member, before any of
+  // its records is handed to the intake, and when it is revoked or lost, after its durable
+  // progress was committed and its fetched records dropped (its state may be released: the new
+  // owner replays from the committed offset). Default: none.
+  std::function<void(const std::string& topic, int32_t partition)> on_assigned;
+  std::function<void(const std::string& topic, int32_t partition)> on_revoked;
   // Further librdkafka properties, set last (tests: test.mock.num.brokers, timeouts).
   std::map<std::string, std::string> client_properties;
   // The clock durable_before's answers are compared with (when spans were taken). Not owned.
@@ -115,7 +121,9 @@ class KafkaReceiver final : public Component {
 
   // Subscribes to the topic and starts the consumer thread.
   absl::Status Start() override;
-  // Stops consuming, commits durable progress, leaves the group. Idempotent.
+  // Stops consuming, commits durable progress, leaves the group. Idempotent. Returns by
+  // `deadline` even when Kafka is unreachable: the client is then abandoned (it and this object
+  // are left to the process's exit, the last progress uncommitted).
   void Shutdown(absl::Time deadline) override;
 
   const KafkaReceiverStats& stats() const;

@@ -28,6 +28,8 @@
 #include "collector/intake/kv_decision_log.h"
 #include "collector/kafka/kafka_gateway.h"
 #include "collector/kafka/kafka_receiver.h"
+#include "collector/kafka/order_affinity.h"
+#include "collector/kafka/order_records.h"
 #include "collector/main/access_control.h"
 #include "collector/orders/order_admin.h"
 #include "collector/orders/order_tracker.h"
@@ -163,7 +165,10 @@ class Daemon::Impl final : public admin::AdminBackend {
     fanout_ = std::make_unique<FanOutConsumer>(sinks_);
 
     sampling::SamplerOptions sampler_options = config_.sampler;
-    if (config_.orders.enabled) {
+    if (config_.orders.enabled && OrderAffinity()) {
+      TK_RETURN_IF_ERROR(StartOrderAffinity());
+      sampler_options.hook = order_router_.get();
+    } else if (config_.orders.enabled) {
       TK_RETURN_IF_ERROR(StartOrders());
       sampler_options.hook = orders_.get();
     }
@@ -347,15 +352,27 @@ class Daemon::Impl final : public admin::AdminBackend {
     if (kafka_gateway_) kafka_gateway_->Shutdown(deadline);
     if (kafka_) kafka_->Shutdown(deadline);  // commits the offsets of durable records
     if (disk_budget_) disk_budget_->Shutdown(deadline);
+    // Routing decided traces to their orders' owners is retried until the deadline, no longer.
+    if (order_router_) order_router_->Stop(deadline);
     if (sampler_) sampler_->Shutdown(deadline);  // decides what is pending, hands it downstream
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // then empties the journal
+    // Stops judging the orders of the order topic; commits up to the oldest unresolved order.
+    if (order_receiver_) order_receiver_->Shutdown(deadline);
+    if (order_producer_) order_producer_->Shutdown(deadline);
+    if (order_records_) order_records_->Shutdown(deadline);
     if (orders_) orders_->Shutdown(deadline);  // writes its records; held traces stay held
     if (exporter_) exporter_->Shutdown(deadline);
     if (admin_) admin_->Shutdown(deadline);
     if (access_) access_->StopReloading();
     if (jaeger_storage_) jaeger_storage_->Shutdown(deadline);
     if (telemetry_) telemetry_->Stop();
+    order_receiver_.reset();  // feeds the tracker
+    order_intake_.reset();
     orders_.reset();
+    if (records_producer_) records_producer_->Shutdown(deadline);
+    records_producer_.reset();
+    order_records_.reset();
+    cluster_orders_table_.reset();
     order_tables_.clear();
     sampler_.reset();  // uses the decision log and the store
     handed_spans_.reset();
@@ -415,8 +432,15 @@ class Daemon::Impl final : public admin::AdminBackend {
       k->set_member_id(kafka_->MemberId());
       k->add_topics(config_.kafka.topic);
       if (!config_.kafka.rekey_topic.empty()) k->add_topics(config_.kafka.rekey_topic);
+      if (order_receiver_) k->add_topics(config_.kafka.order_topic);
       k->set_gateway(kafka_gateway_ != nullptr);
-      for (const kafka::PartitionStatus& p : kafka_->Partitions()) {
+      std::vector<kafka::PartitionStatus> partitions = kafka_->Partitions();
+      if (order_receiver_) {
+        for (kafka::PartitionStatus& p : order_receiver_->Partitions()) {
+          partitions.push_back(std::move(p));
+        }
+      }
+      for (const kafka::PartitionStatus& p : partitions) {
         if (!p.assigned) continue;
         admin::v1::KafkaPartition* kp = k->add_partitions();
         kp->set_topic(p.topic);
@@ -443,12 +467,36 @@ class Daemon::Impl final : public admin::AdminBackend {
                         admin::v1::GetOrderResponse* response) override {
     if (!orders_) return admin::AdminBackend::GetOrder(request, response);
     response->set_trace_url(config_.ui_trace_url);
+    // In a cluster, the record of an order another member owns is read from the records topic.
+    if (order_records_ && !request.order_id().empty() &&
+        !order_ownership_->Owns(request.order_id())) {
+      TK_ASSIGN_OR_RETURN(std::optional<std::string> record,
+                          order_records_->Get(request.order_id()));
+      if (record.has_value() && response->mutable_order()->ParseFromString(*record)) {
+        response->set_now_unix_nanos(absl::ToUnixNanos(absl::Now()));
+        return absl::OkStatus();
+      }
+    }
     return orders::GetOrder(orders_.get(), Clock::Real(), request, response);
   }
   absl::Status ListOrders(const admin::v1::ListOrdersRequest& request,
                           admin::v1::ListOrdersResponse* response) override {
     if (!orders_) return admin::AdminBackend::ListOrders(request, response);
-    return orders::ListOrders(orders_.get(), Clock::Real(), request, response);
+    if (order_records_ == nullptr) {
+      return orders::ListOrders(orders_.get(), Clock::Real(), request, response);
+    }
+    // In a cluster, every member lists every order once: the latest records of all owners, as
+    // read from the records topic (a scan: the view keeps no index).
+    TK_ASSIGN_OR_RETURN(const orders::OrderQuery q,
+                        orders::ListOrdersQuery(request, orders_->config().states));
+    const absl::Time now = absl::Now();
+    TK_ASSIGN_OR_RETURN(orders::OrderPage page,
+                        orders::ListOrderRecords(cluster_orders_table_.get(), q, now));
+    for (orders::v1::Order& o : page.orders) *response->add_orders() = std::move(o);
+    response->set_next_page_token(std::move(page.next_page_token));
+    response->set_total_size(static_cast<int64_t>(page.total_matched));
+    response->set_now_unix_nanos(absl::ToUnixNanos(now));
+    return absl::OkStatus();
   }
   absl::Status KeepOrder(const admin::v1::KeepOrderRequest& request,
                          admin::v1::KeepOrderResponse* response) override {
@@ -490,6 +538,7 @@ class Daemon::Impl final : public admin::AdminBackend {
                  << ss.traces_pending.load() << " traces, " << ss.spans_pending.load() << " spans)";
     ready_.store(false);
     if (kafka_gateway_) kafka_gateway_->Shutdown(deadline);  // OTLP stops going into Kafka
+    if (order_router_) order_router_->Stop(deadline);        // routing retried until then
     sampler_->Shutdown(deadline);  // refuses from now on; decides and hands on what it holds
     if (journaled_intake_) journaled_intake_->Shutdown(deadline);  // empties the journal
     bool flushed = true;
@@ -584,6 +633,20 @@ class Daemon::Impl final : public admin::AdminBackend {
     o.orders_table = orders_table.get();
     o.hold_table = hold_table.get();
     o.index_table = index_table.get();
+    if (order_ownership_ != nullptr) {
+      const kafka::OrderOwnership* ownership = order_ownership_.get();
+      o.owns = [ownership](absl::string_view id) { return ownership->Owns(id); };
+      kafka::KafkaGateway* records = records_producer_.get();
+      std::atomic<uint64_t>* failed = &order_records_unpublished_;
+      kafka::OrderRecordsView* view = order_records_.get();
+      o.read_shared_record = [view](const std::string& id) { return view->Get(id); };
+      o.on_records_written = [records, failed](const std::vector<storage::KvWrite>& written) {
+        for (const storage::KvWrite& w : written) {
+          // The next write of the record publishes it again; `order get` elsewhere lags meanwhile.
+          if (!records->ProduceAsync(w.key, w.value).ok()) failed->fetch_add(1);
+        }
+      };
+    }
     if (config_.journal.enabled) {
       // journal_ is opened after the tracker; holds that point into it start after that.
       o.read_journal = [this](
@@ -735,27 +798,186 @@ class Daemon::Impl final : public admin::AdminBackend {
   }
 
   // The Kafka receiver feeds the same intake as the OTLP receivers. Its offsets are committed up to
-  // records whose spans are durable: at once with the intake journal (written before Offer
-  // returns), else once the sampler decided them (kept ones are stored by then).
+  // records whose spans the sampler decided (kept ones are stored by then, order traces routed),
+  // with or without the intake journal: what a member journaled but did not decide is on its disk
+  // only, and when it dies for good the partition's new owner must replay it from Kafka.
   absl::Status StartKafka() {
     const config::KafkaReceiverConfig& k = config_.kafka;
+    if (k.gateway) {
+      // The members produce into the topic themselves: make sure it exists (where the brokers
+      // create topics on first use) before subscribing, or the group would wait for the client's
+      // next metadata refresh (minutes) to see it.
+      TK_RETURN_IF_ERROR(
+          kafka::TopicPartitionCount(k.brokers, k.topic, absl::Seconds(30)).status());
+    }
     kafka::KafkaReceiverOptions o;
     o.brokers = k.brokers;
     o.topic = k.topic;
     o.group_id = k.group_id;
     o.start_at_earliest = k.initial_offset == "earliest";
     o.session_timeout = k.session_timeout;
-    if (journaled_intake_ == nullptr) {
-      sampling::Sampler* sampler = sampler_.get();
-      o.durable_before = [sampler] { return sampler->LowWaterMark(); };
-    }
+    sampling::Sampler* sampler = sampler_.get();
+    o.durable_before = [sampler] { return sampler->LowWaterMark(); };
     o.rekey_topic = k.rekey_topic;
     o.on_new_partition = [this](const std::string& topic, int32_t partition) {
-      RegisterKafkaPartitionMetrics(topic, partition);
+      RegisterKafkaPartitionMetrics(kafka_.get(), topic, partition);
     };
     TK_ASSIGN_OR_RETURN(kafka_, kafka::KafkaReceiver::Create(o, kafka_intake_));
     RegisterKafkaMetrics();
-    return kafka_->Start();
+    TK_RETURN_IF_ERROR(kafka_->Start());
+    if (OrderAffinity()) TK_RETURN_IF_ERROR(StartOrderReceiver());
+    return absl::OkStatus();
+  }
+
+  bool OrderAffinity() const { return config_.kafka.enabled && !config_.kafka.order_topic.empty(); }
+
+  // Order affinity (collector/kafka/order_affinity.h): the tracker judges only the orders of the
+  // order topic's partitions this member is assigned; the sampler's hook routes order traces into
+  // that topic.
+  absl::Status StartOrderAffinity() {
+    const config::KafkaReceiverConfig& k = config_.kafka;
+    TK_ASSIGN_OR_RETURN(const int32_t partitions,
+                        kafka::TopicPartitionCount(k.brokers, k.order_topic, absl::Seconds(30)));
+    order_ownership_ = std::make_unique<kafka::OrderOwnership>(partitions);
+    // Every member reads every order's record; the owner publishes it each time it writes it.
+    const std::string records_topic =
+        k.order_records_topic.empty() ? k.order_topic + ".records" : k.order_records_topic;
+    TK_ASSIGN_OR_RETURN(const int32_t record_partitions,
+                        kafka::TopicPartitionCount(k.brokers, records_topic, absl::Seconds(30)));
+    kafka::KafkaGatewayOptions rp;
+    rp.brokers = k.brokers;
+    rp.topic = records_topic;
+    TK_ASSIGN_OR_RETURN(records_producer_, kafka::KafkaGateway::Create(rp));
+    TK_RETURN_IF_ERROR(records_producer_->Start());
+    TK_ASSIGN_OR_RETURN(cluster_orders_table_, rocksdb_->OpenTable("cluster_orders"));
+    kafka::OrderRecordsViewOptions vo;
+    vo.brokers = k.brokers;
+    vo.topic = records_topic;
+    vo.partitions = record_partitions;
+    vo.table = cluster_orders_table_.get();
+    TK_ASSIGN_OR_RETURN(order_records_, kafka::OrderRecordsView::Create(vo));
+    TK_RETURN_IF_ERROR(order_records_->Start());
+    TK_RETURN_IF_ERROR(StartOrders());
+    // Orders left unresolved by the last run are rebuilt by their owner (maybe this member) from
+    // the order topic, whose offsets were committed only up to the oldest of them.
+    const size_t forgotten = orders_->ForgetActive([](const std::string&) { return true; });
+    if (forgotten > 0) {
+      TK_LOG(Info) << "order affinity: " << forgotten
+                   << " unresolved orders of the last run left to their owners";
+    }
+    kafka::KafkaGatewayOptions g;
+    g.brokers = k.brokers;
+    g.topic = k.order_topic;
+    g.key_by_linked_key = true;
+    TK_ASSIGN_OR_RETURN(order_producer_, kafka::KafkaGateway::Create(g));
+    TK_RETURN_IF_ERROR(order_producer_->Start());
+    kafka::OrderRouter::Options r;
+    r.config = config_.orders;
+    r.producer = order_producer_.get();
+    r.partitions = partitions;
+    if (config_.journal.enabled) {
+      r.read_span_bytes = [this](std::vector<SpanRecord>* spans) -> absl::Status {
+        if (journal_ == nullptr) return absl::UnavailableError("the journal is not open");
+        return journal_->ReadSpanBytes(spans);
+      };
+    }
+    order_router_ = std::make_unique<kafka::OrderRouter>(r, &order_affinity_stats_);
+    TK_LOG(Info) << "order affinity: order traces go through topic " << k.order_topic << " ("
+                 << partitions << " partitions)";
+    return absl::OkStatus();
+  }
+
+  // The order topic's consumer: this member judges the orders of the partitions it is assigned.
+  absl::Status StartOrderReceiver() {
+    const config::KafkaReceiverConfig& k = config_.kafka;
+    order_intake_ = std::make_unique<kafka::OrderOwnerIntake>(orders_.get(), fanout_.get(),
+                                                              &order_affinity_stats_);
+    kafka::KafkaReceiverOptions o;
+    o.brokers = k.brokers;
+    o.topic = k.order_topic;
+    o.group_id = k.group_id + ".orders";
+    // Every routed trace must reach an owner, whenever the group first met.
+    o.start_at_earliest = true;
+    o.session_timeout = k.session_timeout;
+    orders::OrderTracker* tracker = orders_.get();
+    o.durable_before = [tracker] { return tracker->OldestOpenArrival(); };
+    kafka::OrderOwnership* ownership = order_ownership_.get();
+    kafka::OrderAffinityStats* stats = &order_affinity_stats_;
+    kafka::OrderRecordsView* view = order_records_.get();
+    o.on_assigned = [ownership, view](const std::string& topic, int32_t partition) {
+      // The previous owner's last records first: an order it resolved stays resolved here.
+      if (!view->WaitCaughtUp(absl::Now() + absl::Seconds(10))) {
+        TK_LOG(Warning) << "order affinity: taking " << topic << "/" << partition
+                        << " before every published order record was read";
+      }
+      ownership->Set(partition, true);
+    };
+    o.on_revoked = [ownership, tracker, stats](const std::string&, int32_t partition) {
+      ownership->Set(partition, false);
+      const size_t forgotten = tracker->ForgetActive([ownership, partition](const std::string& id) {
+        return ownership->PartitionOf(id) == partition;
+      });
+      stats->orders_forgotten.fetch_add(forgotten, std::memory_order_relaxed);
+      if (forgotten > 0) {
+        TK_LOG(Info) << "order affinity: " << forgotten << " unresolved orders of partition "
+                     << partition << " left to their new owner";
+      }
+    };
+    o.on_new_partition = [this](const std::string& topic, int32_t partition) {
+      RegisterKafkaPartitionMetrics(order_receiver_.get(), topic, partition);
+    };
+    TK_ASSIGN_OR_RETURN(order_receiver_, kafka::KafkaReceiver::Create(o, order_intake_.get()));
+    RegisterOrderAffinityMetrics();
+    return order_receiver_->Start();
+  }
+
+  void RegisterOrderAffinityMetrics() {
+    telemetry::MetricsRegistry& m = metrics_;
+    const kafka::OrderAffinityStats* s = &order_affinity_stats_;
+    const telemetry::Labels topic{{"topic", config_.kafka.order_topic}};
+    m.AddCounter("tracekeep_kafka_order_traces_routed_total",
+                 "Decided traces that name an order, produced into the order topic (one record "
+                 "per order partition) and acknowledged by Kafka.",
+                 topic, [s] { return s->traces_routed.load(); });
+    m.AddCounter("tracekeep_kafka_order_spans_routed_total", "The spans of those records.", topic,
+                 [s] { return s->spans_routed.load(); });
+    m.AddCounter("tracekeep_kafka_order_route_retries_total",
+                 "Decision batches produced into the order topic again after Kafka refused them.",
+                 topic, [s] { return s->route_retries.load(); });
+    m.AddCounter("tracekeep_kafka_order_spans_route_dropped_total",
+                 "Spans of decided order traces that could not be routed to their order's owner "
+                 "(Kafka unavailable until the shutdown deadline, or span bytes unreadable).",
+                 topic, [s] { return s->spans_route_dropped.load(); });
+    m.AddCounter("tracekeep_kafka_order_traces_received_total",
+                 "Routed traces this member took as the owner of their order.", topic,
+                 [s] { return s->traces_received.load(); });
+    m.AddCounter("tracekeep_kafka_order_spans_received_total", "The spans of those traces.", topic,
+                 [s] { return s->spans_received.load(); });
+    m.AddCounter("tracekeep_kafka_order_traces_kept_total",
+                 "Routed traces kept at once because their order keeps its traces.", topic,
+                 [s] { return s->traces_kept.load(); });
+    m.AddCounter("tracekeep_kafka_order_traces_held_total",
+                 "Routed traces held until their order is resolved.", topic,
+                 [s] { return s->traces_held.load(); });
+    m.AddCounter("tracekeep_kafka_order_traces_released_total",
+                 "Routed traces not kept by the owner: their order is resolved healthy or not "
+                 "tracked (their trace owner applied the sampling policies).",
+                 topic, [s] { return s->traces_released.load(); });
+    m.AddCounter("tracekeep_kafka_order_spans_released_total", "The spans of those traces.", topic,
+                 [s] { return s->spans_released.load(); });
+    kafka::OrderRecordsView* view = order_records_.get();
+    m.AddCounter("tracekeep_kafka_order_records_read_total",
+                 "Order records read from the records topic (every member reads every owner's).",
+                 {}, [view] { return view->stats().records_read.load(); });
+    const std::atomic<uint64_t>* unpublished = &order_records_unpublished_;
+    m.AddCounter("tracekeep_kafka_order_records_unpublished_total",
+                 "Order records this member (their owner) could not hand to Kafka; published "
+                 "again at their next change.",
+                 {}, [unpublished] { return unpublished->load(); });
+    m.AddCounter("tracekeep_kafka_order_orders_forgotten_total",
+                 "Unresolved orders this member stopped judging because their partition of the "
+                 "order topic moved to another member (it rebuilds them from the topic).",
+                 topic, [s] { return s->orders_forgotten.load(); });
   }
 
   // Gateway mode: the OTLP receivers' spans go into the topic; acknowledged once Kafka did.
@@ -835,9 +1057,9 @@ class Daemon::Impl final : public admin::AdminBackend {
   }
 
   // Called on the Kafka consumer thread the first time this member owns `partition`.
-  void RegisterKafkaPartitionMetrics(const std::string& topic, int32_t partition) {
+  void RegisterKafkaPartitionMetrics(const kafka::KafkaReceiver* k, const std::string& topic,
+                                     int32_t partition) {
     telemetry::MetricsRegistry& m = metrics_;
-    const kafka::KafkaReceiver* k = kafka_.get();
     const telemetry::Labels labels{{"topic", topic}, {"partition", std::to_string(partition)}};
     m.AddGauge("tracekeep_kafka_consumer_lag",
                "Records of the partition not yet read by this member (high watermark - position); "
@@ -1169,6 +1391,17 @@ class Daemon::Impl final : public admin::AdminBackend {
   std::unique_ptr<FanOutConsumer> fanout_;
   std::vector<storage::KvTablePtr> order_tables_;
   std::unique_ptr<orders::OrderTracker> orders_;
+  // Order affinity across members (receivers.kafka.order_topic); null when off.
+  kafka::OrderAffinityStats order_affinity_stats_;
+  std::unique_ptr<kafka::OrderOwnership> order_ownership_;
+  std::unique_ptr<kafka::KafkaGateway> order_producer_;
+  std::unique_ptr<kafka::OrderRouter> order_router_;
+  std::unique_ptr<kafka::OrderOwnerIntake> order_intake_;
+  std::unique_ptr<kafka::KafkaReceiver> order_receiver_;
+  std::unique_ptr<kafka::KafkaGateway> records_producer_;  // the owner's records, published
+  storage::KvTablePtr cluster_orders_table_;               // every order's record, as read
+  std::unique_ptr<kafka::OrderRecordsView> order_records_;
+  std::atomic<uint64_t> order_records_unpublished_{0};
   std::unique_ptr<sampling::Sampler> sampler_;
   std::unique_ptr<storage::Journal> journal_;
   std::unique_ptr<intake::JournaledIntake> journaled_intake_;

@@ -530,14 +530,26 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
                                               bool create) {
   auto it = shard.orders.find(order_id);
   if (it != shard.orders.end()) return &it->second;
-  absl::StatusOr<std::optional<std::string>> stored = options_.orders_table->Get(order_id);
+  absl::StatusOr<std::optional<std::string>> stored = std::optional<std::string>();
+  bool shared = false;
+  if (options_.read_shared_record) {
+    stored = options_.read_shared_record(order_id);
+    shared = stored.ok() && stored->has_value();
+  }
+  if (!shared) stored = options_.orders_table->Get(order_id);
   if (!stored.ok()) stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
   if (stored.ok() && stored->has_value()) {
     v1::Order record;
     if (record.ParseFromString(**stored)) {
+      const absl::Time now = options_.clock->Now();
+      // Taken over from another tracker: its traces are replayed to this one from now on.
+      if (shared && record.resolution() == v1::Order::ACTIVE) {
+        record.set_first_arrival_unix_nanos(absl::ToUnixNanos(now));
+      }
       Entry& e = shard.orders[order_id];
       e.record = std::move(record);
-      Adopt(shard, &e, options_.clock->Now());
+      Adopt(shard, &e, now);
+      if (shared) MarkDirty(shard, &e);  // this tracker's table gets it too
       return &e;
     }
   }
@@ -603,6 +615,10 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
   for (size_t i = 0; i < facts.size(); ++i) {
     if (done[i]) continue;
     const std::string& order_id = facts[i].order_id;
+    if (options_.owns && !options_.owns(order_id)) {
+      for (size_t j = i; j < facts.size(); ++j) done[j] = done[j] || facts[j].order_id == order_id;
+      continue;
+    }
     Shard& shard = ShardOf(order_id);
     std::lock_guard<std::mutex> lock(shard.mu);
     ArrivalContext context(&shard, defer_writes_ ? spans.arrival_unix_nanos : 0);
@@ -1137,6 +1153,7 @@ void OrderTracker::FlushHolds() {
 
 void OrderTracker::Check() {
   const absl::Time now = options_.clock->Now();
+  check_started_.store(absl::ToUnixNanos(now));
   const OrdersConfig& c = lifecycle_.config();
   const size_t limit = c.max_resolved_in_memory;
   KeptTraces kept;
@@ -1209,6 +1226,7 @@ void OrderTracker::Check() {
   }
   PurgeResolved(now);
   if (!kept.empty()) Consume(std::move(kept));
+  check_started_.store(INT64_MAX);
 }
 
 struct OrderTracker::Spill {
@@ -1398,6 +1416,8 @@ absl::Status OrderTracker::WriteFlush(const Flush& f) {
   if (!s.ok()) {
     stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
     TK_LOG(Warning) << "order tracker: writing " << f.writes.size() << " records: " << s;
+  } else if (options_.on_records_written) {
+    options_.on_records_written(f.writes);
   }
   return s;
 }
@@ -1527,6 +1547,95 @@ absl::Status OrderTracker::ForceKeep(const std::string& order_id) {
   FlushHolds();
   if (!kept.empty()) Consume(std::move(kept));
   return absl::OkStatus();
+}
+
+size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>& which) {
+  size_t forgotten = 0;
+  std::vector<storage::KvWrite> deletes;
+  std::vector<storage::KvWrite> index_deletes;
+  for (auto& shard_ptr : shards_) {
+    Shard& shard = *shard_ptr;
+    std::lock_guard<std::mutex> flushing(shard.flush_mu);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (auto it = shard.orders.begin(); it != shard.orders.end();) {
+      Entry& e = it->second;
+      if (!which(it->first)) {
+        ++it;
+        continue;
+      }
+      if (e.record.resolution() != v1::Order::ACTIVE) {
+        // Written and idle: leaves memory; whoever judges it next reads the latest record.
+        if (!e.dirty && e.holds.empty() && e.scheduled == absl::InfiniteFuture()) {
+          if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+          shard.orders.erase(it++);
+        } else {
+          ++it;
+        }
+        continue;
+      }
+      if (!e.holds.empty()) {
+        const std::string prefix = HoldPrefix(it->first);
+        std::lock_guard<std::mutex> holds_lock(holds_mu_);
+        pending_holds_.erase(
+            std::remove_if(pending_holds_.begin(), pending_holds_.end(),
+                           [&](const PendingHold& h) { return absl::StartsWith(h.key, prefix); }),
+            pending_holds_.end());
+        for (const HeldRef& h : e.holds) {
+          if (h.in_journal) {
+            Unpin(shard, h.arrival);
+          } else {
+            pending_hold_deletes_.push_back({h.key, "", true});
+          }
+        }
+        total_held_traces_ -= static_cast<int64_t>(e.holds.size());
+        total_held_bytes_ -= static_cast<int64_t>(e.held_bytes);
+      }
+      if (e.counted_state >= 0) {
+        stats_.in_state[e.counted_state].fetch_sub(1, std::memory_order_relaxed);
+        if (e.counted_overdue) {
+          stats_.overdue[e.counted_state].fetch_sub(1, std::memory_order_relaxed);
+        }
+      }
+      if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+      stats_.orders_tracked.fetch_sub(1, std::memory_order_relaxed);
+      deletes.push_back({it->first, "", true});
+      if (options_.index_table != nullptr) {
+        for (storage::KvWrite& w : OrderIndexWrites(e.indexed, OrderIndexEntries())) {
+          index_deletes.push_back(std::move(w));
+        }
+      }
+      // Stale entries of the id in `dirty`, `due` and `resolved` find no order and are skipped.
+      shard.orders.erase(it++);
+      ++forgotten;
+    }
+  }
+  stats_.traces_held = static_cast<uint64_t>(std::max<int64_t>(0, total_held_traces_.load()));
+  stats_.held_bytes = static_cast<uint64_t>(std::max<int64_t>(0, total_held_bytes_.load()));
+  FlushHolds();
+  if (!deletes.empty()) {
+    absl::Status s = index_deletes.empty() ? options_.orders_table->Write(deletes)
+                                           : options_.orders_table->WriteWith(
+                                                 deletes, options_.index_table, index_deletes);
+    if (!s.ok()) {
+      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+      TK_LOG(Warning) << "order tracker: deleting " << deletes.size()
+                      << " forgotten records: " << s;
+    }
+  }
+  return forgotten;
+}
+
+absl::Time OrderTracker::OldestOpenArrival() {
+  int64_t oldest = check_started_.load();
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    for (const auto& [id, e] : shard->orders) {
+      if (e.record.resolution() == v1::Order::ACTIVE) {
+        oldest = std::min(oldest, e.record.first_arrival_unix_nanos());
+      }
+    }
+  }
+  return oldest == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(oldest);
 }
 
 absl::Status OrderTracker::Start() {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,6 +63,21 @@ struct OrderTrackerOptions {
   // Reads back span bytes the sampler released to the journal (SpanRecord::in_journal_only),
   // for a trace held by copy. Default: none (nothing is released).
   std::function<absl::Status(std::vector<SpanRecord>*)> read_span_bytes;
+  // The orders this tracker judges. Facts naming any other order are ignored (in a cluster, the
+  // orders whose partition of the order topic another member owns: they are judged there).
+  // Called under a tracker shard's lock: must be thread-safe and cheap. Default: every order.
+  std::function<bool(absl::string_view order_id)> owns;
+  // Called with the records (key: order id, value: serialized v1::Order) each time changed
+  // records were written, in the order they were written: in a cluster, they are published for
+  // `order get` on every member. Must not block. Default: none.
+  std::function<void(const std::vector<storage::KvWrite>& records)> on_records_written;
+  // Reads the latest record of an order published by whichever tracker judged it last (in a
+  // cluster, the records topic every member reads): an order this tracker takes over continues
+  // from it (a resolved verdict stands; an active order is rebuilt on top of it from the order
+  // topic) instead of starting afresh. Preferred to `orders_table` when it has the order.
+  // Called under a tracker shard's lock. Default: none.
+  std::function<absl::StatusOr<std::optional<std::string>>(const std::string& order_id)>
+      read_shared_record;
 };
 
 // Counters read by the metrics endpoint and the admin API.
@@ -139,6 +155,19 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   [[nodiscard]] absl::StatusOr<OrderPage> ListOrders(const OrderQuery& query);
   // Keeps every trace of the order, held, pending and future. NotFound when unknown.
   [[nodiscard]] absl::Status ForceKeep(const std::string& order_id);
+
+  // Forgets the active (unresolved) orders `which` selects, in memory and on disk, with their
+  // held traces, unkept and uncounted: in a cluster, another member now judges them and rebuilds
+  // them from the order topic. Resolved records stay on disk; resolved orders already written
+  // leave memory (a later owner's record is then read again). Returns how many active orders
+  // were forgotten.
+  size_t ForgetActive(const std::function<bool(const std::string& order_id)>& which);
+
+  // Every span taken before this time concerns orders that are resolved and whose kept traces
+  // were handed on, or that were forgotten: what an order topic's offsets may be committed up to.
+  // The earliest first arrival of an active order, or of a check handing traces on right now;
+  // InfiniteFuture when none. Walks every order in memory.
+  absl::Time OldestOpenArrival();
 
   const OrderStats& stats() const { return stats_; }
   const OrdersConfig& config() const { return lifecycle_.config(); }
@@ -239,6 +268,9 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   std::atomic<int64_t> resolved_in_memory_{0};
   std::atomic<int64_t> held_in_journal_{0};       // resolved orders in memory, all shards
   absl::Time next_purge_ = absl::InfinitePast();  // Check() thread only
+  // When the running Check() started, in Unix nanos (INT64_MAX when none runs): it may be
+  // handing kept traces on.
+  std::atomic<int64_t> check_started_{INT64_MAX};
   std::mutex run_mu_;
   std::condition_variable run_cv_;
   bool stop_ ABSL_GUARDED_BY(run_mu_) = false;

@@ -434,6 +434,91 @@ void BuildRequest(const std::vector<const SpanRecord*>& spans, OtlpRequest* out)
   }
 }
 
+namespace {
+
+size_t LengthDelimitedSize(size_t len) { return 1 + wire::VarintSize(len) + len; }
+
+void PutLengthDelimited(uint32_t field, size_t len, std::string* out) {
+  wire::PutVarint((field << 3) | 2, out);
+  wire::PutVarint(len, out);
+}
+
+}  // namespace
+
+std::string SerializeWireRequest(const std::vector<const SpanRecord*>& spans) {
+  // Grouped as BuildRequest groups them: one ScopeSpans per origin pointer, one ResourceSpans per
+  // resource (bytes and schema url), each in order of first appearance.
+  struct Scope {
+    const SpanOrigin* origin;
+    std::vector<const std::string*> spans;
+    size_t size = 0;  // of the ScopeSpans message
+  };
+  struct Resource {
+    const SpanOrigin* origin;  // its resource and schema url
+    std::vector<size_t> scopes;
+    size_t size = 0;  // of the ResourceSpans message
+  };
+  std::vector<Scope> scopes;
+  std::vector<Resource> resources;
+  std::unordered_map<const SpanOrigin*, size_t> scope_of;
+  std::unordered_map<std::string, size_t> resource_of;
+  for (const SpanRecord* rec : spans) {
+    auto [it, inserted] = scope_of.try_emplace(rec->origin.get(), scopes.size());
+    if (inserted) {
+      scopes.push_back(Scope{rec->origin.get(), {}});
+      const std::string key =
+          absl::StrCat(rec->origin->resource, "\x00", rec->origin->resource_schema_url);
+      auto [r, new_resource] = resource_of.try_emplace(key, resources.size());
+      if (new_resource) resources.push_back(Resource{rec->origin.get(), {}});
+      resources[r->second].scopes.push_back(it->second);
+    }
+    scopes[it->second].spans.push_back(&rec->span);
+  }
+  size_t total = 0;
+  for (Resource& r : resources) {
+    r.size = LengthDelimitedSize(r.origin->resource.size());
+    if (!r.origin->resource_schema_url.empty()) {
+      r.size += LengthDelimitedSize(r.origin->resource_schema_url.size());
+    }
+    for (size_t i : r.scopes) {
+      Scope& sc = scopes[i];
+      sc.size = LengthDelimitedSize(sc.origin->scope.size());
+      for (const std::string* span : sc.spans) sc.size += LengthDelimitedSize(span->size());
+      if (!sc.origin->scope_schema_url.empty()) {
+        sc.size += LengthDelimitedSize(sc.origin->scope_schema_url.size());
+      }
+      r.size += LengthDelimitedSize(sc.size);
+    }
+    total += LengthDelimitedSize(r.size);
+  }
+  std::string out;
+  out.reserve(total);
+  for (const Resource& r : resources) {
+    PutLengthDelimited(1, r.size, &out);  // ExportTraceServiceRequest.resource_spans
+    PutLengthDelimited(1, r.origin->resource.size(), &out);  // ResourceSpans.resource
+    out.append(r.origin->resource);
+    for (size_t i : r.scopes) {
+      const Scope& sc = scopes[i];
+      PutLengthDelimited(2, sc.size, &out);                  // ResourceSpans.scope_spans
+      PutLengthDelimited(1, sc.origin->scope.size(), &out);  // ScopeSpans.scope
+      out.append(sc.origin->scope);
+      for (const std::string* span : sc.spans) {
+        PutLengthDelimited(2, span->size(), &out);  // ScopeSpans.spans
+        out.append(*span);
+      }
+      if (!sc.origin->scope_schema_url.empty()) {
+        PutLengthDelimited(3, sc.origin->scope_schema_url.size(), &out);
+        out.append(sc.origin->scope_schema_url);
+      }
+    }
+    if (!r.origin->resource_schema_url.empty()) {
+      PutLengthDelimited(3, r.origin->resource_schema_url.size(), &out);
+      out.append(r.origin->resource_schema_url);
+    }
+  }
+  return out;
+}
+
 void BuildRequest(const KeptTraces& traces, OtlpRequest* out) {
   std::vector<const SpanRecord*> spans;
   for (const KeptTrace& t : traces) {

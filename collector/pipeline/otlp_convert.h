@@ -63,6 +63,9 @@ int64_t CountWireSpans(absl::string_view wire);
 void BuildRequest(const std::vector<const SpanRecord*>& spans, OtlpRequest* out);
 // The same, for whole traces.
 void BuildRequest(const KeptTraces& traces, OtlpRequest* out);
+// The serialized request BuildRequest would build, written straight from the bytes of the spans,
+// resources and scopes (nothing is parsed): what a Kafka record holds.
+std::string SerializeWireRequest(const std::vector<const SpanRecord*>& spans);
 
 }  // namespace tracekeep
 

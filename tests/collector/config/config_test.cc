@@ -707,5 +707,35 @@ redaction:
   EXPECT_THAT(m, HasSubstr("redaction.blocked_values[0]: not a valid RE2 expression"));
 }
 
+TEST(ConfigTest, KafkaOrderTopicsForOrderAffinity) {
+  auto c = ParseConfig(R"(receivers:
+  kafka:
+    enabled: true
+    brokers: ["kafka-1:9092"]
+    order_topic: tk_orders
+    order_records_topic: tk_order_records
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->kafka.order_topic, "tk_orders");
+  EXPECT_EQ(c->kafka.order_records_topic, "tk_order_records");
+  EXPECT_EQ(DefaultConfig().kafka.order_topic, "");  // off: each member judges what it sees
+
+  auto same = ParseConfig(R"(receivers:
+  kafka:
+    enabled: true
+    brokers: ["kafka-1:9092"]
+    order_topic: otlp_spans
+    order_records_topic: otlp_spans
+orders: {enabled: false}
+)");
+  ASSERT_FALSE(same.ok());
+  const std::string m(same.status().message());
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.order_topic: must differ from receivers.kafka.topic "
+                           "and rekey_topic, got \"otlp_spans\""));
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.order_records_topic: must differ from "
+                           "receivers.kafka.topic, rekey_topic and order_topic"));
+  EXPECT_THAT(m, HasSubstr("receivers.kafka.order_topic: needs orders.enabled: true"));
+}
+
 }  // namespace
 }  // namespace tracekeep::config

@@ -4,6 +4,7 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -179,6 +180,26 @@ TEST(KafkaReceiverOptionsTest, RefusesMissingBrokers) {
   auto r = KafkaReceiver::Create(o, &intake);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "kafka receiver: brokers must list at least one host:port");
+}
+
+TEST_F(KafkaReceiverTest, ShutdownWithKafkaGoneReturnsByItsDeadline) {
+  cluster_.Produce(0, Record(2));
+  std::atomic<bool> durable{false};
+  KafkaReceiverOptions o = Options();
+  o.durable_before = [&durable] {
+    return durable.load() ? absl::InfiniteFuture() : absl::InfinitePast();
+  };
+  auto r = Start(o);
+  ASSERT_TRUE(WaitFor([&] { return intake_.spans() == 2; }, absl::Seconds(30)));
+  // Kafka goes away with progress still to commit: the final commit and leaving the group cannot
+  // complete, and a daemon stopping must not wait for the client's own timeouts.
+  cluster_.SetBrokerUp(false);
+  durable.store(true);
+  const absl::Time start = absl::Now();
+  r->Shutdown(start + absl::Seconds(2));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(4));
+  r.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(4));
 }
 
 }  // namespace

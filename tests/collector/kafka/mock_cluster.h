@@ -45,6 +45,11 @@ class MockCluster {
     EXPECT_EQ(rd_kafka_mock_topic_create(cluster_, kRekeyTopic, 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
   }
 
+  void CreateTopic(const std::string& topic, int partitions) {
+    EXPECT_EQ(rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
   // Takes the broker down (connections refused) or up again.
   void SetBrokerUp(bool up) {
     if (up) {

@@ -76,6 +76,9 @@ class OrderTrackerTest : public ::testing::Test {
     t.hold_table = hold_table_.get();
     t.index_table = index_table_.get();
     t.read_journal = read_journal_;
+    t.owns = owns_;
+    t.read_shared_record = read_shared_record_;
+    t.on_records_written = on_records_written_;
     auto tracker = OrderTracker::Create(t);
     ASSERT_TRUE(tracker.ok()) << tracker.status();
     tracker_ = std::move(*tracker);
@@ -135,6 +138,10 @@ class OrderTrackerTest : public ::testing::Test {
   std::map<uint64_t, std::vector<TraceSpans>> journal_;
   std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&, absl::string_view)>
       read_journal_;
+  // In a cluster: the orders this tracker owns, the records others published, what it writes.
+  std::function<bool(absl::string_view)> owns_;
+  std::function<absl::StatusOr<std::optional<std::string>>(const std::string&)> read_shared_record_;
+  std::function<void(const std::vector<storage::KvWrite>&)> on_records_written_;
 };
 
 // The small bookkeeping entries of held traces in order_hold (under 0xFF).
@@ -802,6 +809,94 @@ TEST_F(OrderTrackerTest, SamplerHookHoldsAndKeeps) {
   tracker_->Check();
   EXPECT_THAT(consumer_.trace_ids(), ElementsAre(OrderTraceId(1)));
   (*sampler)->Shutdown(absl::InfiniteFuture());
+}
+
+// --- In a cluster (collector/kafka/order_affinity.h) ------------------------------------------
+
+TEST_F(OrderTrackerTest, FactsOfOrdersOwnedElsewhereAreIgnored) {
+  owns_ = [](absl::string_view id) { return id != "o2"; };
+  Close();
+  Open();
+  EXPECT_EQ(Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}, {"shop-api", "o2", "INITIATED", T(0)}})
+                .action,
+            sampling::HookVerdict::kHold);
+  EXPECT_EQ(Get("o1").trace_ids_size(), 1);
+  EXPECT_TRUE(absl::IsNotFound(tracker_->GetOrder("o2").status()));
+  // A trace naming only an order owned elsewhere is not this tracker's business.
+  EXPECT_EQ(Feed(2, {{"shop-api", "o2", "SUBMITTED", T(1), "", /*error=*/true}}).action,
+            sampling::HookVerdict::kPolicy);
+  EXPECT_TRUE(absl::IsNotFound(tracker_->GetOrder("o2").status()));
+}
+
+TEST_F(OrderTrackerTest, ForgetActiveDropsUnresolvedOrdersWithTheirHoldsAndKeepsVerdicts) {
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}});
+  Feed(3, {{"crm-api", "o2", "SUBMITTED", T(1), "", /*error=*/true}});
+  ASSERT_EQ(Get("o2").resolution(), v1::Order::ANOMALOUS);
+  const size_t kept_before = consumer_.kept().size();
+  ASSERT_EQ(tracker_->stats().traces_held.load(), 1u);
+  tracker_->Check();  // records written
+
+  EXPECT_EQ(tracker_->ForgetActive([](const std::string&) { return true; }), 1u);
+  EXPECT_TRUE(absl::IsNotFound(tracker_->GetOrder("o1").status()));  // not on disk either
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
+  EXPECT_EQ(tracker_->stats().orders_tracked.load(), 0u);
+  EXPECT_EQ(Rows(hold_table_.get()), 0u);
+  // Its held trace is neither kept nor counted as released: the new owner replays it.
+  EXPECT_EQ(consumer_.kept().size(), kept_before);
+  EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 0u);
+  EXPECT_EQ(Get("o2").resolution(), v1::Order::ANOMALOUS);
+  // Replayed to this tracker again, the order starts over.
+  EXPECT_EQ(Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}).action, sampling::HookVerdict::kHold);
+  EXPECT_EQ(Get("o1").trace_ids_size(), 1);
+}
+
+TEST_F(OrderTrackerTest, OldestOpenArrivalFollowsTheOldestUnresolvedOrder) {
+  EXPECT_EQ(tracker_->OldestOpenArrival(), absl::InfiniteFuture());
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  clock_.Advance(absl::Seconds(5));
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(5)}});
+  Feed(3, {{"shop-api", "o1", "SUBMITTED", T(6)}});  // a later arrival of o1 changes nothing
+  EXPECT_EQ(tracker_->OldestOpenArrival(), t0_);
+  Feed(4, {{"crm-api", "o1", "PRICE_CALCULATED", T(7), "", /*error=*/true}});  // resolved
+  EXPECT_EQ(tracker_->OldestOpenArrival(), t0_ + absl::Seconds(5));
+  tracker_->ForgetActive([](const std::string& id) { return id == "o2"; });
+  EXPECT_EQ(tracker_->OldestOpenArrival(), absl::InfiniteFuture());
+}
+
+TEST_F(OrderTrackerTest, AnOrderTakenOverContinuesFromItsPublishedRecord) {
+  v1::Order published;
+  published.set_order_id("o9");
+  published.set_resolution(v1::Order::ANOMALOUS);
+  published.set_first_arrival_unix_nanos(absl::ToUnixNanos(T(-60)));
+  published.set_last_arrival_unix_nanos(absl::ToUnixNanos(T(-50)));
+  published.add_trace_ids(OrderTraceId(90));
+  v1::Anomaly* a = published.add_anomalies();
+  a->set_type("ERROR");
+  a->set_detail("payment failed");
+  std::vector<storage::KvWrite> written;
+  read_shared_record_ = [&](const std::string& id) -> absl::StatusOr<std::optional<std::string>> {
+    if (id != "o9") return std::optional<std::string>();
+    return std::optional<std::string>(published.SerializeAsString());
+  };
+  on_records_written_ = [&](const std::vector<storage::KvWrite>& w) {
+    written.insert(written.end(), w.begin(), w.end());
+  };
+  Close();
+  Open();
+  // The verdict of the previous owner stands: a later trace of the order is kept at once.
+  const sampling::HookVerdict v = Feed(91, {{"mes-api", "o9", "MANUFACTURING_STARTED", T(1)}});
+  EXPECT_EQ(v.action, sampling::HookVerdict::kKeep);
+  const v1::Order o = Get("o9");
+  EXPECT_EQ(o.resolution(), v1::Order::ANOMALOUS);
+  EXPECT_THAT(o.trace_ids(), UnorderedElementsAre(OrderTraceId(90), OrderTraceId(91)));
+  // The record as this tracker writes it is handed on to be published.
+  tracker_->Check();
+  ASSERT_FALSE(written.empty());
+  v1::Order last;
+  ASSERT_TRUE(last.ParseFromString(written.back().value));
+  EXPECT_EQ(written.back().key, "o9");
+  EXPECT_EQ(last.trace_ids_size(), 2);
 }
 
 }  // namespace

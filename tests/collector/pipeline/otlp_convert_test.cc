@@ -249,5 +249,44 @@ TEST(OtlpConvertWireTest, LocatesTheKeyAttributesStringValue) {
   EXPECT_EQ(without->traces[0].spans[0].key_size, 0u) << "nothing to locate by default";
 }
 
+// The Kafka record of a trace is written from the span, resource and scope bytes as they are:
+// the same request BuildRequest builds, with several resources and scopes, schema urls set or
+// not.
+TEST(OtlpConvertWireTest, SerializeWireRequestWritesWhatBuildRequestBuilds) {
+  OtlpRequest request;
+  for (int r = 0; r < 2; ++r) {
+    auto* rs = request.add_resource_spans();
+    if (r == 0) rs->set_schema_url("https://opentelemetry.io/schemas/1.21.0");
+    auto* attr = rs->mutable_resource()->add_attributes();
+    attr->set_key("service.name");
+    attr->mutable_value()->set_string_value(r == 0 ? "shop-api" : "mes-api");
+    for (int sc = 0; sc < 2; ++sc) {
+      auto* ss = rs->add_scope_spans();
+      if (sc == 1) {
+        ss->mutable_scope()->set_name("lib");
+        ss->set_schema_url("https://example.com/scope");
+      }
+      for (int i = 0; i < 3; ++i) {
+        AddSpan(ss, std::string(16, static_cast<char>(i % 2 + 1)),
+                std::string(7, '\x05') + static_cast<char>(r * 16 + sc * 4 + i + 1));
+      }
+    }
+  }
+  absl::StatusOr<SplitResult> split = SplitWireRequest(request.SerializeAsString());
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_EQ(split->traces.size(), 2u);
+  for (const TraceSpans& t : split->traces) {
+    std::vector<const SpanRecord*> spans;
+    for (const SpanRecord& s : t.spans) spans.push_back(&s);
+    OtlpRequest built;
+    BuildRequest(spans, &built);
+    OtlpRequest written;
+    ASSERT_TRUE(written.ParseFromString(SerializeWireRequest(spans)));
+    EXPECT_EQ(written.SerializeAsString(), built.SerializeAsString());
+    EXPECT_EQ(written.resource_spans_size(), 2);
+  }
+  EXPECT_TRUE(SerializeWireRequest({}).empty());
+}
+
 }  // namespace
 }  // namespace tracekeep
