@@ -30,6 +30,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "tests/e2e/json_struct.h"
 #include "tests/e2e/kafka_broker.h"
 #include "tests/e2e/process.h"
 
@@ -77,38 +78,6 @@ class Backend final : public collector::TraceService::Service {
   std::mutex mu_;
   std::map<std::string, std::map<std::string, std::string>> spans_;
 };
-
-Struct ParseJson(const std::string& json) {
-  Struct s;
-  const size_t brace = json.find('{');
-  EXPECT_TRUE(brace != std::string::npos &&
-              google::protobuf::util::JsonStringToMessage(json.substr(brace), &s).ok())
-      << json;
-  return s;
-}
-
-std::string Str(const Struct& s, const std::string& key) {
-  auto it = s.fields().find(key);
-  return it == s.fields().end() ? "" : it->second.string_value();
-}
-
-std::vector<std::string> Strings(const Struct& s, const std::string& key) {
-  std::vector<std::string> out;
-  auto it = s.fields().find(key);
-  if (it == s.fields().end()) return out;
-  for (const Value& v : it->second.list_value().values()) out.push_back(v.string_value());
-  return out;
-}
-
-std::vector<std::string> AnomalyTypes(const Struct& order) {
-  std::vector<std::string> out;
-  auto it = order.fields().find("anomalies");
-  if (it == order.fields().end()) return out;
-  for (const Value& v : it->second.list_value().values()) {
-    out.push_back(Str(v.struct_value(), "type"));
-  }
-  return out;
-}
 
 struct Member {
   std::unique_ptr<ChildProcess> process;

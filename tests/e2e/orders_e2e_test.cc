@@ -16,6 +16,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "tests/e2e/json_struct.h"
 #include "tests/e2e/process.h"
 
 namespace tracekeep::e2e {
@@ -62,35 +63,6 @@ std::string JsonValue(const std::string& json, const std::string& key) {
   if (at == std::string::npos) return "";
   const size_t start = at + needle.size();
   return json.substr(start, json.find('"', start) - start);
-}
-
-Struct ParseJson(const std::string& json) {
-  Struct s;
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &s).ok()) << json;
-  return s;
-}
-
-std::string Str(const Struct& s, const std::string& key) {
-  auto it = s.fields().find(key);
-  return it == s.fields().end() ? "" : it->second.string_value();
-}
-
-std::vector<std::string> Strings(const Struct& s, const std::string& key) {
-  std::vector<std::string> out;
-  auto it = s.fields().find(key);
-  if (it == s.fields().end()) return out;
-  for (const Value& v : it->second.list_value().values()) out.push_back(v.string_value());
-  return out;
-}
-
-std::vector<std::string> AnomalyTypes(const Struct& order) {
-  std::vector<std::string> out;
-  auto it = order.fields().find("anomalies");
-  if (it == order.fields().end()) return out;
-  for (const Value& v : it->second.list_value().values()) {
-    out.push_back(Str(v.struct_value(), "type"));
-  }
-  return out;
 }
 
 TEST(OrdersEndToEndTest, EveryTraceOfEveryFaultyOrderIsStoredAndForwarded) {
