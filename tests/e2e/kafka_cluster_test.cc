@@ -33,6 +33,7 @@
 #include "tests/e2e/json_struct.h"
 #include "tests/e2e/kafka_broker.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/recording_backend.h"
 
 namespace tracekeep::e2e {
 namespace {
@@ -42,42 +43,6 @@ using google::protobuf::Struct;
 using google::protobuf::Value;
 
 constexpr int kPartitions = 6;
-
-// The OTLP/gRPC server every member forwards to: span ids by trace id (hex), and the value of
-// tracekeep.order.anomaly on them.
-class Backend final : public collector::TraceService::Service {
- public:
-  grpc::Status Export(grpc::ServerContext*, const collector::ExportTraceServiceRequest* request,
-                      collector::ExportTraceServiceResponse*) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& rs : request->resource_spans()) {
-      for (const auto& ss : rs.scope_spans()) {
-        for (const auto& span : ss.spans()) {
-          std::string anomaly;
-          for (const auto& kv : span.attributes()) {
-            if (kv.key() == "tracekeep.order.anomaly") anomaly = kv.value().string_value();
-          }
-          spans_[ToHex(span.trace_id())][ToHex(span.span_id())] = anomaly;
-        }
-      }
-    }
-    return grpc::Status::OK;
-  }
-  size_t Spans(const std::string& trace_id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = spans_.find(trace_id);
-    return it == spans_.end() ? 0 : it->second.size();
-  }
-  bool Has(const std::string& trace_id, const std::string& span_id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = spans_.find(trace_id);
-    return it != spans_.end() && it->second.count(span_id) > 0;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, std::map<std::string, std::string>> spans_;
-};
 
 struct Member {
   std::unique_ptr<ChildProcess> process;
@@ -494,13 +459,13 @@ orders:
     WaitFor(
         [&] {
           for (const auto& [t, what] : anomalous_traces) {
-            if (backend_.Spans(t) < 3) return false;
+            if (backend_.Spans(t).size() < 3) return false;
           }
           return true;
         },
         absl::Seconds(20));
     for (const auto& [t, what] : anomalous_traces) {
-      EXPECT_GE(backend_.Spans(t), 3u)
+      EXPECT_GE(backend_.Spans(t).size(), 3u)
           << "trace " << t << " of anomalous order " << what << " not kept whole";
     }
     EXPECT_GE(anomalous, 3);
@@ -545,7 +510,7 @@ orders:
   static KafkaBroker* broker_;
   static absl::Status* started_;
   TempDir test_dir_;
-  Backend backend_;
+  AnomalyRecordingBackend backend_;
   int backend_port_ = 0;
   std::unique_ptr<grpc::Server> backend_server_;
   std::string name_;

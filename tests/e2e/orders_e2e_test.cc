@@ -18,6 +18,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "tests/e2e/json_struct.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/recording_backend.h"
 
 namespace tracekeep::e2e {
 namespace {
@@ -25,37 +26,6 @@ namespace {
 namespace collector = ::opentelemetry::proto::collector::trace::v1;
 using google::protobuf::Struct;
 using google::protobuf::Value;
-
-// The OTLP/gRPC server tracekeep forwards to: per trace id (hex), the forwarded spans' anomaly
-// attribute values ("" when absent).
-class RecordingTraceService final : public collector::TraceService::Service {
- public:
-  grpc::Status Export(grpc::ServerContext*, const collector::ExportTraceServiceRequest* request,
-                      collector::ExportTraceServiceResponse*) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& rs : request->resource_spans()) {
-      for (const auto& ss : rs.scope_spans()) {
-        for (const auto& span : ss.spans()) {
-          std::string anomaly;
-          for (const auto& kv : span.attributes()) {
-            if (kv.key() == "tracekeep.order.anomaly") anomaly = kv.value().string_value();
-          }
-          spans_[ToHex(span.trace_id())][ToHex(span.span_id())] = anomaly;
-        }
-      }
-    }
-    return grpc::Status::OK;
-  }
-  std::map<std::string, std::string> Spans(const std::string& trace_id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = spans_.find(trace_id);
-    return it == spans_.end() ? std::map<std::string, std::string>() : it->second;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, std::map<std::string, std::string>> spans_;
-};
 
 std::string JsonValue(const std::string& json, const std::string& key) {
   const std::string needle = "\"" + key + "\": \"";
@@ -67,7 +37,7 @@ std::string JsonValue(const std::string& json, const std::string& key) {
 
 TEST(OrdersEndToEndTest, EveryTraceOfEveryFaultyOrderIsStoredAndForwarded) {
   TempDir dir;
-  RecordingTraceService backend;
+  AnomalyRecordingBackend backend;
   int backend_port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &backend_port);
