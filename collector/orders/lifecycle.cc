@@ -42,6 +42,19 @@ Lifecycle::Lifecycle(const OrdersConfig& config) : config_(config) {
     }
   }
   terminal_.insert(config_.terminal_states.begin(), config_.terminal_states.end());
+  const size_t n = config_.states.size();
+  allowed_ids_.assign(n * n, 0);
+  reachable_ids_.assign(n * n, 0);
+  terminal_ids_.assign(n, 0);
+  deadline_ids_.assign(n, absl::ZeroDuration());
+  for (size_t a = 0; a < n; ++a) {
+    terminal_ids_[a] = Terminal(config_.states[a]);
+    deadline_ids_[a] = Deadline(config_.states[a]);
+    for (size_t b = 0; b < n; ++b) {
+      allowed_ids_[a * n + b] = Allowed(config_.states[a], config_.states[b]);
+      reachable_ids_[a * n + b] = Reachable(config_.states[a], config_.states[b]);
+    }
+  }
 }
 
 bool Lifecycle::Allowed(const std::string& from, const std::string& to) const {
@@ -58,90 +71,101 @@ absl::Duration Lifecycle::Deadline(const std::string& state) const {
   return it == deadline_.end() ? absl::ZeroDuration() : it->second;
 }
 
-bool Lifecycle::AddAnomaly(v1::Order* order, const std::string& type, const std::string& detail,
+bool Lifecycle::AddAnomaly(OrderRecord* order, const std::string& type, const std::string& detail,
                            absl::Time now) {
-  for (const v1::Anomaly& a : order->anomalies()) {
-    if (a.type() == type) return false;
-  }
-  v1::Anomaly* a = order->add_anomalies();
-  a->set_type(type);
-  a->set_detail(detail);
-  a->set_detected_unix_nanos(absl::ToUnixNanos(now));
+  if (order->HasAnomaly(type)) return false;
+  order->anomalies.push_back(OrderRecord::Anomaly{type, detail, absl::ToUnixNanos(now)});
   return true;
 }
 
 bool Lifecycle::Evaluate(v1::Order* order, absl::Time now) const {
+  NameTable names(config_.states);
+  OrderRecord r = OrderRecord::FromProto(*order, &names);
+  const bool added = Evaluate(&r, names, now);
+  r.ToProto(names, order);
+  return added;
+}
+
+bool Lifecycle::Evaluate(OrderRecord* order, const NameTable& names, absl::Time now) const {
+  using State = OrderRecord::State;
   bool added = false;
   const bool settled =
-      now >= absl::FromUnixNanos(order->last_arrival_unix_nanos()) + config_.grace_period;
+      now >= absl::FromUnixNanos(order->last_arrival_unix_nanos) + config_.grace_period;
   // States by span time; ties by arrival.
-  absl::InlinedVector<const v1::StateEvent*, 16> events;
-  for (const v1::StateEvent& e : order->states()) events.push_back(&e);
-  std::stable_sort(events.begin(), events.end(), [](const auto* a, const auto* b) {
-    return a->time_unix_nanos() < b->time_unix_nanos();
+  absl::InlinedVector<const State*, 16> events;
+  for (const State& e : order->states) events.push_back(&e);
+  std::stable_sort(events.begin(), events.end(), [](const State* a, const State* b) {
+    return a->time_unix_nanos < b->time_unix_nanos;
   });
+  auto name = [&names](NameId id) -> const std::string& { return names.Name(id); };
 
   // Immediate: unknown states and states recorded by more than one span. (An order is judged
   // at every check and every new state: details are built only for an anomaly not recorded yet.)
-  auto recorded = [order](const std::string& type) {
-    for (const v1::Anomaly& a : order->anomalies()) {
-      if (a.type() == type) return true;
-    }
-    return false;
-  };
   bool seen_initial = false;
-  for (const v1::StateEvent* e : events) {
-    seen_initial |= e->state() == initial_state();
-    if (!Known(e->state()) && !recorded(kIllegalTransition)) {
-      added |=
-          AddAnomaly(order, kIllegalTransition,
-                     absl::StrCat("unknown state \"", e->state(), "\" from ", e->service()), now);
+  for (const State* e : events) {
+    seen_initial |= e->state == 0;  // the initial state is config.states[0]
+    if (!KnownId(e->state) && !order->HasAnomaly(kIllegalTransition)) {
+      added |= AddAnomaly(
+          order, kIllegalTransition,
+          absl::StrCat("unknown state \"", name(e->state), "\" from ", name(e->service)), now);
     }
   }
-  if (!recorded(kDuplicateState)) {
-    // By state name (stable: each state's events stay in time order), the first repeated one.
-    absl::InlinedVector<const v1::StateEvent*, 16> by_state = events;
-    std::stable_sort(by_state.begin(), by_state.end(),
-                     [](const auto* a, const auto* b) { return a->state() < b->state(); });
-    for (size_t i = 0; i < by_state.size();) {
-      size_t j = i + 1;
-      while (j < by_state.size() && by_state[j]->state() == by_state[i]->state()) ++j;
-      if (j - i >= 2) {
-        std::vector<std::string> where;
-        for (size_t k = i; k < j; ++k) {
-          const v1::StateEvent* e = by_state[k];
-          where.push_back(absl::StrCat(e->service(), " trace ", ToHex(e->trace_id()), " at ",
-                                       FormatNanos(e->time_unix_nanos())));
+  if (!order->HasAnomaly(kDuplicateState)) {
+    bool repeated = false;
+    for (size_t i = 0; i < events.size() && !repeated; ++i) {
+      for (size_t j = i + 1; j < events.size(); ++j) {
+        if (events[i]->state == events[j]->state) {
+          repeated = true;
+          break;
         }
-        added |= AddAnomaly(order, kDuplicateState,
-                            absl::StrCat(by_state[i]->state(), " recorded ", j - i,
-                                         " times: ", absl::StrJoin(where, "; ")),
-                            now);
-        break;  // one anomaly per type
       }
-      i = j;
+    }
+    if (repeated) {
+      // By state name (stable: each state's events stay in time order), the first repeated one.
+      absl::InlinedVector<const State*, 16> by_state = events;
+      std::stable_sort(by_state.begin(), by_state.end(), [&](const State* a, const State* b) {
+        return name(a->state) < name(b->state);
+      });
+      for (size_t i = 0; i < by_state.size();) {
+        size_t j = i + 1;
+        while (j < by_state.size() && by_state[j]->state == by_state[i]->state) ++j;
+        if (j - i >= 2) {
+          std::vector<std::string> where;
+          for (size_t k = i; k < j; ++k) {
+            const State* e = by_state[k];
+            where.push_back(absl::StrCat(name(e->service), " trace ", ToHex(e->trace_id.view()),
+                                         " at ", FormatNanos(e->time_unix_nanos)));
+          }
+          added |= AddAnomaly(order, kDuplicateState,
+                              absl::StrCat(name(by_state[i]->state), " recorded ", j - i,
+                                           " times: ", absl::StrJoin(where, "; ")),
+                              now);
+          break;  // one anomaly per type
+        }
+        i = j;
+      }
     }
   }
 
   // Current state and its deadline.
   if (events.empty()) {
-    order->clear_current_state();
-    order->set_current_state_unix_nanos(0);
+    order->current_state = kNoName;
+    order->current_state_unix_nanos = 0;
   }
-  order->set_deadline_unix_nanos(0);
+  order->deadline_unix_nanos = 0;
   if (!events.empty()) {
-    const v1::StateEvent* last = events.back();
-    if (order->current_state() != last->state()) order->set_current_state(last->state());
-    order->set_current_state_unix_nanos(last->time_unix_nanos());
-    const absl::Duration d = Deadline(last->state());
-    if (d > absl::ZeroDuration() && !Terminal(last->state())) {
-      const absl::Time due = absl::FromUnixNanos(last->time_unix_nanos()) + d;
-      order->set_deadline_unix_nanos(absl::ToUnixNanos(due));
-      if (now >= due + config_.grace_period && !recorded(kStalled)) {
+    const State* last = events.back();
+    order->current_state = last->state;
+    order->current_state_unix_nanos = last->time_unix_nanos;
+    const absl::Duration d = DeadlineId(last->state);
+    if (d > absl::ZeroDuration() && !TerminalId(last->state)) {
+      const absl::Time due = absl::FromUnixNanos(last->time_unix_nanos) + d;
+      order->deadline_unix_nanos = absl::ToUnixNanos(due);
+      if (now >= due + config_.grace_period && !order->HasAnomaly(kStalled)) {
         added |= AddAnomaly(
             order, kStalled,
-            absl::StrCat("in ", last->state(), " since ", FormatNanos(last->time_unix_nanos()),
-                         " (", last->service(), "); deadline ", absl::FormatDuration(d),
+            absl::StrCat("in ", name(last->state), " since ", FormatNanos(last->time_unix_nanos),
+                         " (", name(last->service), "); deadline ", absl::FormatDuration(d),
                          " passed at ", FormatNanos(absl::ToUnixNanos(due))),
             now);
       }
@@ -149,25 +173,26 @@ bool Lifecycle::Evaluate(v1::Order* order, absl::Time now) const {
   }
 
   // ORPHAN: states without the initial one, past the orphan window.
-  if (!events.empty() && !seen_initial && !recorded(kOrphan) &&
-      now >= absl::FromUnixNanos(order->first_arrival_unix_nanos()) + config_.orphan_window) {
-    added |= AddAnomaly(order, kOrphan,
-                        absl::StrCat(events.front()->state(), " from ", events.front()->service(),
-                                     " but ", initial_state(), " never seen within ",
-                                     absl::FormatDuration(config_.orphan_window)),
-                        now);
+  if (!events.empty() && !seen_initial && !order->HasAnomaly(kOrphan) &&
+      now >= absl::FromUnixNanos(order->first_arrival_unix_nanos) + config_.orphan_window) {
+    added |=
+        AddAnomaly(order, kOrphan,
+                   absl::StrCat(name(events.front()->state), " from ",
+                                name(events.front()->service), " but ", initial_state(),
+                                " never seen within ", absl::FormatDuration(config_.orphan_window)),
+                   now);
   }
 
   // Transitions, once late spans had their chance to fill gaps.
   if (settled) {
-    const v1::StateEvent* prev = nullptr;
-    for (const v1::StateEvent* e : events) {
-      if (!Known(e->state())) continue;
-      if (prev != nullptr && prev->state() != e->state() && !Allowed(prev->state(), e->state())) {
-        const bool skipped = Reachable(prev->state(), e->state());
+    const State* prev = nullptr;
+    for (const State* e : events) {
+      if (!KnownId(e->state)) continue;
+      if (prev != nullptr && prev->state != e->state && !AllowedId(prev->state, e->state)) {
+        const bool skipped = ReachableId(prev->state, e->state);
         added |= AddAnomaly(order, skipped ? kSkipped : kIllegalTransition,
-                            absl::StrCat(prev->state(), " (", prev->service(), ") -> ", e->state(),
-                                         " (", e->service(), ")",
+                            absl::StrCat(name(prev->state), " (", name(prev->service), ") -> ",
+                                         name(e->state), " (", name(e->service), ")",
                                          skipped ? ": required states in between never seen"
                                                  : ": not an allowed transition"),
                             now);

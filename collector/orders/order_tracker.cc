@@ -7,6 +7,7 @@
 #include <queue>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -67,7 +68,7 @@ bool ParseHoldMeta(absl::string_view v, int64_t* held_unix_nanos, uint32_t* span
   return true;
 }
 
-bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, absl::string_view x) {
+bool Contains(const std::vector<TraceIdBytes>& list, const TraceIdBytes& x) {
   return std::find(list.begin(), list.end(), x) != list.end();
 }
 
@@ -229,42 +230,55 @@ bool PeekHeldTrace(absl::string_view value, int64_t* held_unix_nanos, uint32_t* 
   });
 }
 
-bool KeepsTraces(const v1::Order& o) {
-  return o.resolution() == v1::Order::ANOMALOUS || o.resolution() == v1::Order::HEALTHY_KEPT ||
-         o.force_keep();
+bool KeepsTraces(const OrderRecord& o) {
+  return o.resolution == v1::Order::ANOMALOUS || o.resolution == v1::Order::HEALTHY_KEPT ||
+         o.force_keep;
 }
 
-bool Open(const v1::Order& o) {
-  return o.resolution() == v1::Order::ACTIVE || o.resolution() == v1::Order::ANOMALOUS;
+bool Open(const OrderRecord& o) {
+  return o.resolution == v1::Order::ACTIVE || o.resolution == v1::Order::ANOMALOUS;
 }
 
 }  // namespace
 
 // One held trace of an order: its key in `order_hold`, its size and when it was held.
+// Its key in order_hold is HoldKey(order id, trace_id, seq), made when needed (~80 bytes a hold,
+// nothing on the heap for the usual one journal entry).
 struct HeldRef {
-  std::string key;
-  uint32_t spans = 0;
-  uint32_t bytes = 0;
   // In the intake journal (not in order_hold): the records of its parts, and the arrival of the
   // first one (the journal keeps them while a hold needs them; see LowWaterMark()).
-  bool in_journal = false;
-  std::vector<JournalRef> refs;
+  absl::InlinedVector<JournalRef, 1> refs;
   int64_t arrival = 0;
+  uint64_t seq = 0;
+  uint32_t spans = 0;
+  uint32_t bytes = 0;
+  TraceIdBytes trace_id;
+  bool in_journal = false;
+
+  std::string Key(absl::string_view order_id) const {
+    return HoldKey(order_id, trace_id.view(), seq);
+  }
 };
 
 namespace {
 
-// The trace id inside a hold key (order id, NUL, trace id, sequence).
-absl::string_view TraceIdOfHoldKey(absl::string_view key) {
-  const size_t nul = key.find('\0');
-  if (nul == absl::string_view::npos || key.size() < nul + 1 + 16) return {};
-  return key.substr(nul + 1, 16);
+// The trace id and sequence of a hold key of `order_id` (HoldKey's layout). False otherwise.
+bool ParseHoldKey(absl::string_view key, absl::string_view order_id, TraceIdBytes* trace_id,
+                  uint64_t* seq) {
+  if (key.size() != order_id.size() + 1 + 16 + 8 || !absl::StartsWith(key, order_id) ||
+      key[order_id.size()] != '\0') {
+    return false;
+  }
+  *trace_id = TraceIdBytes::Of(key.substr(order_id.size() + 1, 16));
+  *seq = 0;
+  for (unsigned char c : key.substr(key.size() - 8)) *seq = (*seq << 8) | c;
+  return true;
 }
 
 }  // namespace
 
 struct OrderTracker::Entry {
-  v1::Order record;
+  OrderRecord record;
   // Changed since last written. A dirty entry is either queued (in its shard's `dirty`, written
   // by the next flush) or deferred: an active order changed only by spans that the intake
   // journal keeps from `pinned_arrival` on (a restart replays them and rebuilds the change), so
@@ -277,10 +291,12 @@ struct OrderTracker::Entry {
   // The time of this order's live entry in its shard's deadline queue; InfiniteFuture = none.
   absl::Time scheduled = absl::InfiniteFuture();
   std::vector<HeldRef> holds;
+  // In its shard's journal_queue (once, however many of its holds are in the journal).
+  bool spill_queued = false;
   size_t held_bytes = 0;
   absl::Time oldest_hold = absl::InfiniteFuture();
   // Linked trace ids, beside record.trace_ids once there are many.
-  std::unique_ptr<absl::flat_hash_set<std::string>> trace_set;
+  std::unique_ptr<absl::flat_hash_set<TraceIdBytes>> trace_set;
   // What the per-state gauges count this order as: a state index or -1, and overdue or not.
   int counted_state = -1;
   bool counted_overdue = false;
@@ -306,6 +322,7 @@ struct OrderTracker::PendingHold {
 };
 
 struct OrderTracker::Shard {
+  explicit Shard(const std::vector<std::string>& states) : names(states) {}
   // Held while this shard's records are written (taken before `mu`): the write itself happens
   // without `mu`, so spans of its orders are not kept waiting by the disk, and two flushes of
   // one shard never race each other to disk.
@@ -317,6 +334,8 @@ struct OrderTracker::Shard {
   };
   std::mutex mu;
   absl::node_hash_map<std::string, Entry> orders ABSL_GUARDED_BY(mu);
+  // The names the records of `orders` refer to by number.
+  NameTable names ABSL_GUARDED_BY(mu);
   // Min-heap of next checks. An entry is live when it equals its order's `scheduled`; an order
   // is pushed again only when its next check moves earlier, so the heap stays near one entry per
   // order however many spans arrive.
@@ -383,9 +402,10 @@ OrderTracker::OrderTracker(const OrderTrackerOptions& options)
   for (size_t i = 0; i < n; ++i) {
     stats_.in_state[i] = 0;
     stats_.overdue[i] = 0;
-    state_index_[lifecycle_.config().states[i]] = static_cast<int>(i);
   }
-  for (int i = 0; i < options.shards; ++i) shards_.push_back(std::make_unique<Shard>());
+  for (int i = 0; i < options.shards; ++i) {
+    shards_.push_back(std::make_unique<Shard>(lifecycle_.config().states));
+  }
 }
 
 OrderTracker::~OrderTracker() { Shutdown(absl::InfiniteFuture()); }
@@ -409,16 +429,17 @@ absl::Status OrderTracker::Load() {
         const bool active = o.resolution() == v1::Order::ACTIVE;
         const absl::Time retain =
             absl::FromUnixNanos(o.resolved_unix_nanos()) + lifecycle_.config().resolved_retention;
+        Shard& shard = ShardOf(o.order_id());
+        std::lock_guard<std::mutex> lock(shard.mu);
+        OrderRecord record = OrderRecord::FromProto(o, &shard.names);
         // Resolved orders past their time in memory, unless more anomalies may still show.
         if (!active && retain <= now &&
             !(o.resolution() == v1::Order::ANOMALOUS &&
-              NextCheckOf(o, now) != absl::InfiniteFuture())) {
+              NextCheckOf(record, now) != absl::InfiniteFuture())) {
           return true;
         }
-        Shard& shard = ShardOf(o.order_id());
-        std::lock_guard<std::mutex> lock(shard.mu);
         Entry& e = shard.orders[o.order_id()];
-        e.record = std::move(o);
+        e.record = std::move(record);
         Adopt(shard, &e, now);
         ++loaded;
         return true;
@@ -434,9 +455,12 @@ absl::Status OrderTracker::Load() {
     Shard& shard = ShardOf(id);
     std::lock_guard<std::mutex> lock(shard.mu);
     Entry* e = FindOrLoad(shard, id, /*create=*/false);
-    if (e == nullptr) return false;
+    TraceIdBytes trace_id;
+    uint64_t seq = 0;
+    if (e == nullptr || !ParseHoldKey(key, id, &trace_id, &seq)) return false;
     HeldRef& h = e->holds.emplace_back();
-    h.key = std::string(key);
+    h.trace_id = trace_id;
+    h.seq = seq;
     h.spans = spans;
     h.bytes = bytes;
     e->held_bytes += bytes;
@@ -485,7 +509,7 @@ absl::Status OrderTracker::Load() {
   for (auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
     for (auto& [id, e] : shard->orders) {
-      if (!e.holds.empty() && e.record.resolution() != v1::Order::ACTIVE) {
+      if (!e.holds.empty() && e.record.resolution != v1::Order::ACTIVE) {
         ReleaseHeld(*shard, &e, KeepsTraces(e.record), ReleaseCause::kVerdict);
       }
       Schedule(*shard, &e, now);
@@ -498,24 +522,24 @@ absl::Status OrderTracker::Load() {
 }
 
 void OrderTracker::Adopt(Shard& shard, Entry* e, absl::Time now) {
-  if (options_.index_table != nullptr) e->indexed = OrderIndexEntriesOf(e->record);
-  if (e->record.resolution() == v1::Order::ACTIVE) {
+  if (options_.index_table != nullptr) {
+    e->indexed = OrderIndexEntriesOf(e->record.ToProto(shard.names));
+  }
+  if (e->record.resolution == v1::Order::ACTIVE) {
     stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
   } else {
     e->retain_until = now + lifecycle_.config().resolved_retention;
     CountResolved(shard, e);
   }
-  for (int i = 0; i < e->record.trace_ids_size() && e->record.trace_ids_size() > kTraceSetThreshold;
-       ++i) {
-    if (e->trace_set == nullptr)
-      e->trace_set = std::make_unique<absl::flat_hash_set<std::string>>();
-    e->trace_set->insert(e->record.trace_ids(i));
+  if (e->record.trace_ids.size() > kTraceSetThreshold) {
+    e->trace_set = std::make_unique<absl::flat_hash_set<TraceIdBytes>>(e->record.trace_ids.begin(),
+                                                                       e->record.trace_ids.end());
   }
   Recount(e, now);
   // Judged again at the next check: deadlines may have passed while it was on disk.
   if (Open(e->record) || !e->holds.empty()) {
     e->scheduled = now;
-    shard.due.push(Shard::Due{now, e->record.order_id()});
+    shard.due.push(Shard::Due{now, e->record.order_id});
   }
 }
 
@@ -523,7 +547,7 @@ void OrderTracker::CountResolved(Shard& shard, Entry* e) {
   if (e->counted_resolved) return;
   e->counted_resolved = true;
   resolved_in_memory_.fetch_add(1, std::memory_order_relaxed);
-  shard.resolved.emplace_back(e->retain_until, e->record.order_id());
+  shard.resolved.emplace_back(e->retain_until, e->record.order_id);
 }
 
 OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& order_id,
@@ -547,7 +571,7 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
         record.set_first_arrival_unix_nanos(absl::ToUnixNanos(now));
       }
       Entry& e = shard.orders[order_id];
-      e.record = std::move(record);
+      e.record = OrderRecord::FromProto(record, &shard.names);
       Adopt(shard, &e, now);
       if (shared) MarkDirty(shard, &e);  // this tracker's table gets it too
       return &e;
@@ -555,7 +579,7 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
   }
   if (!create) return nullptr;
   Entry& e = shard.orders[order_id];
-  e.record.set_order_id(order_id);
+  e.record.order_id = order_id;
   MarkDirty(shard, &e);
   stats_.orders_started.fetch_add(1, std::memory_order_relaxed);
   stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
@@ -565,16 +589,16 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
 void OrderTracker::MarkDirty(Shard& shard, Entry* e) {
   e->dirty = true;
   if (e->queued) return;
-  if (shard.arrival_context != 0 && e->record.resolution() == v1::Order::ACTIVE) {
+  if (shard.arrival_context != 0 && e->record.resolution == v1::Order::ACTIVE) {
     if (e->pinned_arrival == 0) {
       e->pinned_arrival = shard.arrival_context;
       shard.journal_arrivals[e->pinned_arrival]++;
-      shard.deferred.emplace_back(e->pinned_arrival, e->record.order_id());
+      shard.deferred.emplace_back(e->pinned_arrival, e->record.order_id);
     }
     return;
   }
   e->queued = true;
-  shard.dirty.push_back(e->record.order_id());
+  shard.dirty.push_back(e->record.order_id);
 }
 
 void OrderTracker::ReleasePin(Shard& shard, int64_t arrival) {
@@ -582,18 +606,18 @@ void OrderTracker::ReleasePin(Shard& shard, int64_t arrival) {
   if (it != shard.journal_arrivals.end() && --it->second <= 0) shard.journal_arrivals.erase(it);
 }
 
-bool OrderTracker::Linked(const Entry& e, const std::string& trace_id) const {
+bool OrderTracker::Linked(const Entry& e, const TraceIdBytes& trace_id) const {
   if (e.trace_set != nullptr) return e.trace_set->contains(trace_id);
-  return Contains(e.record.trace_ids(), trace_id);
+  return Contains(e.record.trace_ids, trace_id);
 }
 
-void OrderTracker::Link(Entry* e, const std::string& trace_id) {
-  e->record.add_trace_ids(trace_id);
+void OrderTracker::Link(Entry* e, const TraceIdBytes& trace_id) {
+  e->record.trace_ids.push_back(trace_id);
   if (e->trace_set != nullptr) {
     e->trace_set->insert(trace_id);
-  } else if (e->record.trace_ids_size() > kTraceSetThreshold) {
-    e->trace_set = std::make_unique<absl::flat_hash_set<std::string>>(e->record.trace_ids().begin(),
-                                                                      e->record.trace_ids().end());
+  } else if (e->record.trace_ids.size() > kTraceSetThreshold) {
+    e->trace_set = std::make_unique<absl::flat_hash_set<TraceIdBytes>>(e->record.trace_ids.begin(),
+                                                                       e->record.trace_ids.end());
   }
 }
 
@@ -611,6 +635,7 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
   stats_.spans_with_order.fetch_add(with_order, std::memory_order_relaxed);
   const absl::Time now = options_.clock->Now();
   std::vector<bool> done(facts.size(), false);
+  const TraceIdBytes trace_id = TraceIdBytes::Of(spans.trace_id);
   KeptTraces kept;
   for (size_t i = 0; i < facts.size(); ++i) {
     if (done[i]) continue;
@@ -623,9 +648,8 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
     std::lock_guard<std::mutex> lock(shard.mu);
     ArrivalContext context(&shard, defer_writes_ ? spans.arrival_unix_nanos : 0);
     Entry* e = FindOrLoad(shard, order_id, /*create=*/true);
-    const bool linked = Linked(*e, spans.trace_id);
-    if (!linked &&
-        static_cast<size_t>(e->record.trace_ids_size()) >= options_.config.max_traces_per_order) {
+    const bool linked = Linked(*e, trace_id);
+    if (!linked && e->record.trace_ids.size() >= options_.config.max_traces_per_order) {
       size_t n = 0;
       for (size_t j = i; j < facts.size(); ++j) {
         if (!done[j] && facts[j].order_id == order_id) {
@@ -634,13 +658,13 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
         }
       }
       if (stats_.spans_over_trace_limit.fetch_add(n, std::memory_order_relaxed) % 10000 < n) {
-        TK_LOG(Warning) << "order " << order_id << " links " << e->record.trace_ids_size()
+        TK_LOG(Warning) << "order " << order_id << " links " << e->record.trace_ids.size()
                         << " traces (orders.max_traces_per_order): spans of further traces "
                            "naming it are not tracked";
       }
       continue;
     }
-    if (!linked) Link(e, spans.trace_id);
+    if (!linked) Link(e, trace_id);
     bool changed = false;
     for (size_t j = i; j < facts.size(); ++j) {
       if (done[j] || facts[j].order_id != order_id) continue;
@@ -663,133 +687,136 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
 
 bool OrderTracker::Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const TraceSpans& spans,
                           const SpanRecord& span, absl::Time now) {
-  v1::Order& o = e->record;
+  OrderRecord& o = e->record;
   bool changed = false;
   const int64_t now_nanos = absl::ToUnixNanos(now);
-  if (o.first_arrival_unix_nanos() == 0) o.set_first_arrival_unix_nanos(now_nanos);
-  o.set_last_arrival_unix_nanos(now_nanos);
+  if (o.first_arrival_unix_nanos == 0) o.first_arrival_unix_nanos = now_nanos;
+  o.last_arrival_unix_nanos = now_nanos;
+  if (facts.states.empty() && facts.invariants.empty() && !facts.error) return false;
   const std::string& service = span.origin != nullptr ? span.origin->service_name : "";
+  NameId service_id = kNoName;  // interned when first needed
+  auto service_number = [&] {
+    if (service_id == kNoName) service_id = shard.names.Intern(service);
+    return service_id;
+  };
+  const TraceIdBytes trace_id = TraceIdBytes::Of(spans.trace_id);
+  const SpanIdBytes span_id = SpanIdBytes::Of(span.span_id);
   for (const OrderFacts::State& s : facts.states) {
+    const NameId state = shard.names.Intern(s.state);
     bool seen = false;  // the same span delivered twice (client retry) is one record
-    const v1::StateEvent* prev = nullptr;
-    for (const v1::StateEvent& x : o.states()) {
-      // Span ids first: 8 bytes, held inside the string (the others are on the heap).
-      if (x.span_id() == span.span_id && x.trace_id() == spans.trace_id && x.state() == s.state) {
-        seen = true;
-      }
-      if (x.time_unix_nanos() <= s.time_unix_nanos &&
-          (prev == nullptr || x.time_unix_nanos() >= prev->time_unix_nanos())) {
+    const OrderRecord::State* prev = nullptr;
+    for (const OrderRecord::State& x : o.states) {
+      if (x.span_id == span_id && x.state == state && x.trace_id == trace_id) seen = true;
+      if (x.time_unix_nanos <= s.time_unix_nanos &&
+          (prev == nullptr || x.time_unix_nanos >= prev->time_unix_nanos)) {
         prev = &x;
       }
     }
     if (seen) continue;
-    if (o.states_size() >= kMaxEventsPerOrder) {
+    if (o.states.size() >= kMaxEventsPerOrder) {
       stats_.events_over_limit.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    if (prev != nullptr && options_.on_transition && prev->state() != s.state &&
-        lifecycle_.Allowed(prev->state(), s.state)) {
-      options_.on_transition(
-          prev->state(), s.state,
-          static_cast<double>(s.time_unix_nanos - prev->time_unix_nanos()) / 1e9);
+    if (prev != nullptr && options_.on_transition && prev->state != state &&
+        lifecycle_.AllowedId(prev->state, state)) {
+      options_.on_transition(shard.names.Name(prev->state), s.state,
+                             static_cast<double>(s.time_unix_nanos - prev->time_unix_nanos) / 1e9);
     }
-    v1::StateEvent* ev = o.add_states();
-    ev->set_state(s.state);
-    ev->set_time_unix_nanos(s.time_unix_nanos);
-    ev->set_service(service);
-    ev->set_trace_id(spans.trace_id);
-    ev->set_span_id(span.span_id);
-    ev->set_arrival_unix_nanos(now_nanos);
+    OrderRecord::State& ev = o.states.emplace_back();
+    ev.state = state;
+    ev.time_unix_nanos = s.time_unix_nanos;
+    ev.service = service_number();
+    ev.trace_id = trace_id;
+    ev.span_id = span_id;
+    ev.arrival_unix_nanos = now_nanos;
     changed = true;
-    if (o.resolution() == v1::Order::READ_ONLY) {  // read before its lifecycle showed: track it
-      o.set_resolution(v1::Order::ACTIVE);
-      o.set_resolved_unix_nanos(0);
+    if (o.resolution == v1::Order::READ_ONLY) {  // read before its lifecycle showed: track it
+      o.resolution = v1::Order::ACTIVE;
+      o.resolved_unix_nanos = 0;
       e->retain_until = absl::InfiniteFuture();
       stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  for (const auto& [key, value] : facts.invariants) {
-    // Nearly always a value already recorded: values (short, inside their strings) first.
+  for (const auto& [key_name, value] : facts.invariants) {
+    const NameId key = shard.names.Intern(key_name);
+    // Nearly always a value already recorded.
     bool known_value = false;
-    for (const v1::InvariantValue& v : o.invariants()) {
-      if (v.value() == value && v.key() == key) {
+    const OrderRecord::Invariant* first = nullptr;
+    for (const OrderRecord::Invariant& v : o.invariants) {
+      if (v.key != key) continue;
+      if (first == nullptr) first = &v;
+      if (v.value == value) {
         known_value = true;
         break;
       }
     }
     if (known_value) continue;
-    const v1::InvariantValue* first = nullptr;
-    for (const v1::InvariantValue& v : o.invariants()) {
-      if (v.key() == key) {
-        first = &v;
-        break;
-      }
-    }
-    if (o.invariants_size() >= kMaxEventsPerOrder) {
+    if (o.invariants.size() >= kMaxEventsPerOrder) {
       stats_.events_over_limit.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     std::string detail;
     if (first != nullptr) {
-      detail = absl::StrCat(key, " was \"", first->value(), "\" (", first->service(), "), now \"",
-                            value, "\" (", service, ")");
+      detail =
+          absl::StrCat(key_name, " was \"", first->value, "\" (", shard.names.Name(first->service),
+                       "), now \"", value, "\" (", service, ")");
     }
-    v1::InvariantValue* v = o.add_invariants();
-    v->set_key(key);
-    v->set_value(value);
-    v->set_service(service);
-    v->set_time_unix_nanos(span.start_unix_nanos);
-    v->set_trace_id(spans.trace_id);
+    OrderRecord::Invariant& v = o.invariants.emplace_back();
+    v.key = key;
+    v.value = value;
+    v.service = service_number();
+    v.time_unix_nanos = span.start_unix_nanos;
+    v.trace_id = trace_id;
     changed = true;
     if (!detail.empty() && Lifecycle::AddAnomaly(&o, kContentChanged, detail, now)) {
       stats_.anomalies[4].fetch_add(1, std::memory_order_relaxed);
     }
   }
-  if (facts.error && Lifecycle::AddAnomaly(&o, kError,
-                                           absl::StrCat(facts.error_detail, " (", service,
-                                                        ", trace ", ToHex(spans.trace_id), ")"),
-                                           now)) {
+  if (facts.error && !o.HasAnomaly(kError) &&
+      Lifecycle::AddAnomaly(
+          &o, kError,
+          absl::StrCat(facts.error_detail, " (", service, ", trace ", ToHex(spans.trace_id), ")"),
+          now)) {
     stats_.anomalies[5].fetch_add(1, std::memory_order_relaxed);
     changed = true;
   }
-  (void)shard;
   return changed;
 }
 
 void OrderTracker::Judge(Shard& shard, Entry* e, absl::Time now) {
-  v1::Order& o = e->record;
-  const int before = o.anomalies_size();
-  const int64_t state_at = o.current_state_unix_nanos();
-  const int64_t deadline = o.deadline_unix_nanos();
-  const std::string state = o.current_state();
-  lifecycle_.Evaluate(&o, now);  // also for anomalous orders: every anomaly type is recorded
-  for (int i = before; i < o.anomalies_size(); ++i) {
+  OrderRecord& o = e->record;
+  const size_t before = o.anomalies.size();
+  const int64_t state_at = o.current_state_unix_nanos;
+  const int64_t deadline = o.deadline_unix_nanos;
+  const NameId state = o.current_state;
+  lifecycle_.Evaluate(&o, shard.names, now);  // also for anomalous orders: every type is recorded
+  for (size_t i = before; i < o.anomalies.size(); ++i) {
     for (size_t t = 0; t < kNumAnomalyTypes; ++t) {
-      if (o.anomalies(i).type() == kAnomalyTypes[t]) {
+      if (o.anomalies[i].type == kAnomalyTypes[t]) {
         stats_.anomalies[t].fetch_add(1, std::memory_order_relaxed);
       }
     }
   }
   // Written again only when the judgement changed it (Resolve marks it too).
-  if (o.anomalies_size() != before || o.current_state_unix_nanos() != state_at ||
-      o.deadline_unix_nanos() != deadline || o.current_state() != state) {
+  if (o.anomalies.size() != before || o.current_state_unix_nanos != state_at ||
+      o.deadline_unix_nanos != deadline || o.current_state != state) {
     MarkDirty(shard, e);
   }
-  if (o.anomalies_size() > 0) {
-    if (o.resolution() != v1::Order::ANOMALOUS) Resolve(shard, e, v1::Order::ANOMALOUS, now);
+  if (!o.anomalies.empty()) {
+    if (o.resolution != v1::Order::ANOMALOUS) Resolve(shard, e, v1::Order::ANOMALOUS, now);
     Recount(e, now);
     return;
   }
-  if (o.resolution() == v1::Order::ACTIVE) {
+  if (o.resolution == v1::Order::ACTIVE) {
     const OrdersConfig& c = lifecycle_.config();
-    const absl::Time last = absl::FromUnixNanos(o.last_arrival_unix_nanos());
-    if (now >= last + c.grace_period && lifecycle_.Terminal(o.current_state())) {
-      const bool keep = o.force_keep() || BaselineKeeps(o.order_id());
+    const absl::Time last = absl::FromUnixNanos(o.last_arrival_unix_nanos);
+    if (now >= last + c.grace_period && lifecycle_.TerminalId(o.current_state)) {
+      const bool keep = o.force_keep || BaselineKeeps(o.order_id);
       Resolve(shard, e, keep ? v1::Order::HEALTHY_KEPT : v1::Order::HEALTHY_RELEASED, now);
     } else if (now >= last + c.max_order_age) {
       stats_.orders_expired.fetch_add(1, std::memory_order_relaxed);
       Resolve(shard, e, v1::Order::EXPIRED, now);
-    } else if (o.states_size() == 0 && now >= last + c.read_only_hold_time) {
+    } else if (o.states.empty() && now >= last + c.read_only_hold_time) {
       stats_.orders_read_only.fetch_add(1, std::memory_order_relaxed);
       Resolve(shard, e, v1::Order::READ_ONLY, now);
     }
@@ -799,10 +826,10 @@ void OrderTracker::Judge(Shard& shard, Entry* e, absl::Time now) {
 
 void OrderTracker::Resolve(Shard& shard, Entry* e, v1::Order::Resolution resolution,
                            absl::Time now) {
-  v1::Order& o = e->record;
-  const bool was_active = o.resolution() == v1::Order::ACTIVE;
-  o.set_resolution(resolution);
-  o.set_resolved_unix_nanos(absl::ToUnixNanos(now));
+  OrderRecord& o = e->record;
+  const bool was_active = o.resolution == v1::Order::ACTIVE;
+  o.resolution = resolution;
+  o.resolved_unix_nanos = absl::ToUnixNanos(now);
   MarkDirty(shard, e);
   e->retain_until = now + lifecycle_.config().resolved_retention;
   if (was_active) {
@@ -813,30 +840,30 @@ void OrderTracker::Resolve(Shard& shard, Entry* e, v1::Order::Resolution resolut
   if (!e->holds.empty()) ReleaseHeld(shard, e, KeepsTraces(o), ReleaseCause::kVerdict);
 }
 
-absl::Time OrderTracker::NextCheckOf(const v1::Order& o, absl::Time now) const {
+absl::Time OrderTracker::NextCheckOf(const OrderRecord& o, absl::Time now) const {
   const OrdersConfig& c = lifecycle_.config();
   absl::Time next = absl::InfiniteFuture();
   auto consider = [&](absl::Time t) {
     if (t > now && t < next) next = t;
   };
   if (Open(o)) {
-    const absl::Time last = absl::FromUnixNanos(o.last_arrival_unix_nanos());
+    const absl::Time last = absl::FromUnixNanos(o.last_arrival_unix_nanos);
     consider(last + c.grace_period);  // transitions judged, terminal orders resolved
-    if (o.deadline_unix_nanos() != 0) {
-      const absl::Time deadline = absl::FromUnixNanos(o.deadline_unix_nanos());
+    if (o.deadline_unix_nanos != 0) {
+      const absl::Time deadline = absl::FromUnixNanos(o.deadline_unix_nanos);
       consider(deadline);                   // overdue
       consider(deadline + c.grace_period);  // STALLED
     }
-    if (o.states_size() > 0) {
+    if (!o.states.empty()) {
       bool initial = false;
-      for (const v1::StateEvent& s : o.states()) initial |= s.state() == lifecycle_.initial_state();
+      for (const OrderRecord::State& s : o.states) initial |= s.state == 0;  // config.states[0]
       if (!initial) {
-        consider(absl::FromUnixNanos(o.first_arrival_unix_nanos()) + c.orphan_window);
+        consider(absl::FromUnixNanos(o.first_arrival_unix_nanos) + c.orphan_window);
       }
     }
-    if (o.resolution() == v1::Order::ACTIVE) {
+    if (o.resolution == v1::Order::ACTIVE) {
       consider(last + c.max_order_age);
-      if (o.states_size() == 0) consider(last + c.read_only_hold_time);
+      if (o.states.empty()) consider(last + c.read_only_hold_time);
     }
   }
   return next;
@@ -851,18 +878,17 @@ void OrderTracker::Schedule(Shard& shard, Entry* e, absl::Time now) {
   }
   if (next == absl::InfiniteFuture() || next >= e->scheduled) return;
   e->scheduled = next;
-  shard.due.push(Shard::Due{next, e->record.order_id()});
+  shard.due.push(Shard::Due{next, e->record.order_id});
 }
 
 void OrderTracker::Recount(Entry* e, absl::Time now) {
-  const v1::Order& o = e->record;
+  const OrderRecord& o = e->record;
   int state = -1;
-  if (o.resolution() == v1::Order::ACTIVE) {
-    auto it = state_index_.find(o.current_state());
-    if (it != state_index_.end()) state = it->second;
+  if (o.resolution == v1::Order::ACTIVE && lifecycle_.KnownId(o.current_state)) {
+    state = o.current_state;  // configured states are numbered as in config.states
   }
-  const bool overdue = state >= 0 && o.deadline_unix_nanos() != 0 &&
-                       absl::ToUnixNanos(now) > o.deadline_unix_nanos();
+  const bool overdue =
+      state >= 0 && o.deadline_unix_nanos != 0 && absl::ToUnixNanos(now) > o.deadline_unix_nanos;
   if (state == e->counted_state && overdue == e->counted_overdue) return;
   if (e->counted_state >= 0) {
     stats_.in_state[e->counted_state].fetch_sub(1, std::memory_order_relaxed);
@@ -884,7 +910,7 @@ bool OrderTracker::BaselineKeeps(const std::string& order_id) const {
 
 std::string OrderTracker::Reason(const Entry& e) const {
   std::vector<std::string> types;
-  for (const v1::Anomaly& a : e.record.anomalies()) types.push_back(a.type());
+  for (const OrderRecord::Anomaly& a : e.record.anomalies) types.push_back(a.type);
   return absl::StrJoin(types, ",");
 }
 
@@ -894,11 +920,12 @@ void OrderTracker::Annotate(const Entry& e, std::vector<SpanRecord>* spans) cons
   for (SpanRecord& s : *spans) sampling::AppendStringAttribute(kAnomalyAttribute, reason, &s.span);
 }
 
-void OrderTracker::RecordKept(Shard& shard, Entry* e, const std::string& trace_id) {
-  v1::Order& o = e->record;
-  if (static_cast<size_t>(o.kept_trace_ids_size()) < options_.config.max_traces_per_order &&
-      !Contains(o.kept_trace_ids(), trace_id)) {
-    o.add_kept_trace_ids(trace_id);
+void OrderTracker::RecordKept(Shard& shard, Entry* e, absl::string_view trace_id) {
+  OrderRecord& o = e->record;
+  const TraceIdBytes id = TraceIdBytes::Of(trace_id);
+  if (o.kept_trace_ids.size() < options_.config.max_traces_per_order &&
+      !Contains(o.kept_trace_ids, id)) {
+    o.kept_trace_ids.push_back(id);
     MarkDirty(shard, e);
   }
 }
@@ -910,7 +937,7 @@ void OrderTracker::Unpin(Shard& shard, int64_t arrival) {
 }
 
 bool OrderTracker::ReadFromJournal(const HeldRef& h, TraceSpans* out) {
-  const absl::string_view trace_id = TraceIdOfHoldKey(h.key);
+  const absl::string_view trace_id = h.trace_id.view();
   out->trace_id = std::string(trace_id);
   for (const JournalRef& ref : h.refs) {
     absl::StatusOr<std::vector<TraceSpans>> read = options_.read_journal(ref, trace_id);
@@ -930,8 +957,8 @@ bool OrderTracker::ReadFromJournal(const HeldRef& h, TraceSpans* out) {
 
 void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause) {
   if (e->holds.empty()) return;
-  v1::Order& o = e->record;
-  const std::string prefix = HoldPrefix(o.order_id());
+  const OrderRecord& o = e->record;
+  const std::string prefix = HoldPrefix(o.order_id);
   std::vector<std::string> values;  // of held traces not written yet, when kept
   bool any_on_disk = false;
   {
@@ -945,13 +972,13 @@ void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause c
     for (HeldRef& h : e->holds) {
       if (h.in_journal) continue;
       any_on_disk = true;
-      pending_hold_deletes_.push_back({h.key, "", true});
+      pending_hold_deletes_.push_back({h.Key(o.order_id), "", true});
     }
   }
   size_t spans = 0;
   for (const HeldRef& h : e->holds) spans += h.spans;
   if (keep) {
-    const char* policy = o.resolution() == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
+    const char* policy = o.resolution == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
     auto deliver = [&](KeptTrace&& k) {
       k.policy = policy;
       Annotate(*e, &k.spans);
@@ -967,7 +994,7 @@ void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause c
           });
       if (!s.ok()) {
         stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-        TK_LOG(Warning) << "order " << o.order_id() << ": reading held traces: " << s;
+        TK_LOG(Warning) << "order " << o.order_id << ": reading held traces: " << s;
       }
     }
     for (const std::string& v : values) {
@@ -1026,11 +1053,10 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
       RecordKept(shard, &e, trace.trace_id);
       stats_.traces_kept.fetch_add(1, std::memory_order_relaxed);
       verdict.action = sampling::HookVerdict::kKeep;
-      verdict.reason =
-          e.record.resolution() == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
+      verdict.reason = e.record.resolution == v1::Order::ANOMALOUS ? "order_anomaly" : "order_kept";
       return verdict;
     }
-    if (e.record.resolution() == v1::Order::ACTIVE && active_id == nullptr) {
+    if (e.record.resolution == v1::Order::ACTIVE && active_id == nullptr) {
       // One order (nearly always): held under the lock already taken.
       if (trace.linked_keys.size() == 1) return Hold(shard, &e, id, trace, sampled);
       active_id = &id;
@@ -1040,7 +1066,7 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
   Shard& shard = ShardOf(*active_id);
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.orders.find(*active_id);
-  if (it == shard.orders.end() || it->second.record.resolution() != v1::Order::ACTIVE) {
+  if (it == shard.orders.end() || it->second.record.resolution != v1::Order::ACTIVE) {
     return verdict;  // resolved meanwhile, healthy (an anomaly would have kept it above)
   }
   return Hold(shard, &it->second, *active_id, trace, sampled);
@@ -1055,19 +1081,24 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
     return verdict;
   }
   const absl::Time now = options_.clock->Now();
-  std::string key = HoldKey(*active_id, trace.trace_id, ++hold_sequence_);
+  const uint64_t seq = ++hold_sequence_;
   if (options_.read_journal && lifecycle_.config().hold_in_journal > absl::ZeroDuration() &&
       trace.all_journaled && !trace.journal_refs.empty()) {
     // The journal has every span of it already: hold a reference, write nothing.
     HeldRef h;
-    h.key = std::move(key);
+    h.trace_id = TraceIdBytes::Of(trace.trace_id);
+    h.seq = seq;
     h.spans = static_cast<uint32_t>(trace.spans.size());
     h.bytes = static_cast<uint32_t>(trace.span_bytes);
     h.in_journal = true;
-    h.refs = std::move(trace.journal_refs);
+    h.refs.assign(trace.journal_refs.begin(), trace.journal_refs.end());
     h.arrival = absl::ToUnixNanos(trace.first_arrival);
     shard.journal_arrivals[h.arrival]++;
-    shard.journal_queue.emplace_back(h.arrival, *active_id);
+    // One entry in the spill queue per order: CollectSpills queues it again for later holds.
+    if (!e->spill_queued) {
+      e->spill_queued = true;
+      shard.journal_queue.emplace_back(h.arrival, *active_id);
+    }
     e->held_bytes += h.bytes;
     total_held_traces_ += 1;
     total_held_bytes_ += h.bytes;
@@ -1100,7 +1131,9 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
   std::string value = EncodeHeldTrace(as_spans, now);
   trace.spans = std::move(as_spans.spans);
   HeldRef& held = e->holds.emplace_back();
-  held.key = key;
+  held.trace_id = TraceIdBytes::Of(trace.trace_id);
+  held.seq = seq;
+  std::string key = held.Key(*active_id);
   held.spans = static_cast<uint32_t>(trace.spans.size());
   held.bytes = static_cast<uint32_t>(value.size());
   e->held_bytes += value.size();
@@ -1198,7 +1231,7 @@ void OrderTracker::Check() {
       auto it = shard.orders.find(id);
       if (it == shard.orders.end() || !it->second.counted_resolved) continue;
       Entry& e = it->second;
-      if (e.record.resolution() == v1::Order::ACTIVE) {  // active again
+      if (e.record.resolution == v1::Order::ACTIVE) {  // active again
         e.counted_resolved = false;
         resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
         continue;
@@ -1232,24 +1265,46 @@ void OrderTracker::Check() {
 struct OrderTracker::Spill {
   Shard* shard;
   std::string order_id;
-  std::string key;  // the hold's
+  uint64_t seq;  // the hold's
   std::vector<JournalRef> refs;
   int64_t arrival;
   uint32_t spans;
+  TraceIdBytes trace_id;
   std::string value;  // EncodeHeldTrace's, once read
 };
 
 void OrderTracker::CollectSpills(Shard& shard, absl::Time now, std::vector<Spill>* spills) {
   const int64_t cutoff = absl::ToUnixNanos(now - lifecycle_.config().hold_in_journal);
+  std::vector<std::pair<int64_t, std::string>> again;  // orders with later holds in the journal
   while (!shard.journal_queue.empty() && shard.journal_queue.front().first <= cutoff) {
     std::string id = std::move(shard.journal_queue.front().second);
     shard.journal_queue.pop_front();
     auto it = shard.orders.find(id);
-    if (it == shard.orders.end()) continue;
-    for (const HeldRef& h : it->second.holds) {
-      if (!h.in_journal || h.arrival > cutoff || h.refs.empty()) continue;
-      spills->push_back(Spill{&shard, id, h.key, h.refs, h.arrival, h.spans, {}});
+    if (it == shard.orders.end() || !it->second.spill_queued) continue;
+    Entry& e = it->second;
+    e.spill_queued = false;
+    int64_t later = INT64_MAX;
+    for (const HeldRef& h : e.holds) {
+      if (!h.in_journal || h.refs.empty()) continue;
+      if (h.arrival > cutoff) {
+        later = std::min(later, h.arrival);
+        continue;
+      }
+      spills->push_back(Spill{
+          &shard, id, h.seq, {h.refs.begin(), h.refs.end()}, h.arrival, h.spans, h.trace_id, {}});
     }
+    if (later != INT64_MAX) {
+      e.spill_queued = true;
+      again.emplace_back(later, std::move(id));
+    }
+  }
+  // Queued again by their next hold's arrival: the queue stays in arrival order.
+  std::sort(again.begin(), again.end());
+  for (auto& a : again) {
+    auto pos = std::upper_bound(
+        shard.journal_queue.begin(), shard.journal_queue.end(), a.first,
+        [](int64_t t, const std::pair<int64_t, std::string>& q) { return t < q.first; });
+    shard.journal_queue.insert(pos, std::move(a));
   }
 }
 
@@ -1287,7 +1342,7 @@ void OrderTracker::SpillCollected(std::vector<Spill>* spills, absl::Time now,
     return r;
   };
   for (Spill& sp : *spills) {
-    const absl::string_view trace_id = TraceIdOfHoldKey(sp.key);
+    const absl::string_view trace_id = sp.trace_id.view();
     TraceSpans t;
     t.trace_id = std::string(trace_id);
     bool ok = true;
@@ -1312,10 +1367,11 @@ void OrderTracker::SpillCollected(std::vector<Spill>* spills, absl::Time now,
     auto it = shard.orders.find(sp.order_id);
     if (it == shard.orders.end()) continue;  // released meanwhile
     for (HeldRef& h : it->second.holds) {
-      if (h.key != sp.key || !h.in_journal) continue;
+      if (h.seq != sp.seq || !h.in_journal) continue;
       {
         std::lock_guard<std::mutex> holds_lock(holds_mu_);
-        pending_holds_.push_back(PendingHold{h.key, std::move(sp.value), h.arrival, h.spans});
+        pending_holds_.push_back(
+            PendingHold{h.Key(sp.order_id), std::move(sp.value), h.arrival, h.spans});
       }
       h.in_journal = false;
       h.refs.clear();
@@ -1389,13 +1445,14 @@ void OrderTracker::PrepareFlush(Shard& shard, int64_t deferred_cutoff, Flush* f)
     auto it = shard.orders.find(id);
     if (it == shard.orders.end() || !it->second.dirty) continue;
     Entry& e = it->second;
-    f->writes.push_back({id, e.record.SerializeAsString(), false});
+    const v1::Order record = e.record.ToProto(shard.names);
+    f->writes.push_back({id, record.SerializeAsString(), false});
     if (e.pinned_arrival != 0) {
       f->pins.emplace_back(id, e.pinned_arrival);
       e.pinned_arrival = 0;
     }
     if (options_.index_table != nullptr) {
-      OrderIndexEntries after = OrderIndexEntriesOf(e.record);
+      OrderIndexEntries after = OrderIndexEntriesOf(record);
       for (storage::KvWrite& w : OrderIndexWrites(e.indexed, after)) {
         f->index_writes.push_back(std::move(w));
       }
@@ -1482,7 +1539,7 @@ void OrderTracker::PurgeResolved(absl::Time now) {
         auto it = shard.orders.find(o.order_id());
         if (it != shard.orders.end()) {
           Entry& e = it->second;
-          if (!e.holds.empty() || e.dirty || e.record.resolution() == v1::Order::ACTIVE) {
+          if (!e.holds.empty() || e.dirty || e.record.resolution == v1::Order::ACTIVE) {
             return true;  // still in use
           }
           if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
@@ -1521,7 +1578,7 @@ absl::StatusOr<v1::Order> OrderTracker::GetOrder(const std::string& order_id) {
   std::lock_guard<std::mutex> lock(shard.mu);
   Entry* e = FindOrLoad(shard, order_id, /*create=*/false);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("order \"", order_id, "\" not seen"));
-  return e->record;
+  return e->record.ToProto(shard.names);
 }
 
 absl::StatusOr<OrderPage> OrderTracker::ListOrders(const OrderQuery& q) {
@@ -1536,7 +1593,7 @@ absl::Status OrderTracker::ForceKeep(const std::string& order_id) {
     std::lock_guard<std::mutex> lock(shard.mu);
     Entry* e = FindOrLoad(shard, order_id, /*create=*/false);
     if (e == nullptr) return absl::NotFoundError(absl::StrCat("order \"", order_id, "\" not seen"));
-    e->record.set_force_keep(true);
+    e->record.force_keep = true;
     MarkDirty(shard, e);
     e->retain_until =
         std::max(e->retain_until, options_.clock->Now() + lifecycle_.config().resolved_retention);
@@ -1563,7 +1620,7 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
         ++it;
         continue;
       }
-      if (e.record.resolution() != v1::Order::ACTIVE) {
+      if (e.record.resolution != v1::Order::ACTIVE) {
         // Written and idle: leaves memory; whoever judges it next reads the latest record.
         if (!e.dirty && e.holds.empty() && e.scheduled == absl::InfiniteFuture()) {
           if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
@@ -1584,7 +1641,7 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
           if (h.in_journal) {
             Unpin(shard, h.arrival);
           } else {
-            pending_hold_deletes_.push_back({h.key, "", true});
+            pending_hold_deletes_.push_back({h.Key(it->first), "", true});
           }
         }
         total_held_traces_ -= static_cast<int64_t>(e.holds.size());
@@ -1630,8 +1687,8 @@ absl::Time OrderTracker::OldestOpenArrival() {
   for (auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
     for (const auto& [id, e] : shard->orders) {
-      if (e.record.resolution() == v1::Order::ACTIVE) {
-        oldest = std::min(oldest, e.record.first_arrival_unix_nanos());
+      if (e.record.resolution == v1::Order::ACTIVE) {
+        oldest = std::min(oldest, e.record.first_arrival_unix_nanos);
       }
     }
   }

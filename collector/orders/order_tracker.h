@@ -25,6 +25,7 @@
 #include "collector/orders/lifecycle.h"
 #include "collector/orders/order_config.h"
 #include "collector/orders/order_list.h"
+#include "collector/orders/order_record.h"
 #include "collector/orders/span_reader.h"
 #include "collector/pipeline/consumer.h"
 #include "collector/sampling/trace_hook.h"
@@ -186,8 +187,8 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   // Takes an entry loaded from disk into the shard's bookkeeping.
   void Adopt(Shard& shard, Entry* e, absl::Time now);
   void CountResolved(Shard& shard, Entry* e);
-  bool Linked(const Entry& e, const std::string& trace_id) const;
-  void Link(Entry* e, const std::string& trace_id);
+  bool Linked(const Entry& e, const TraceIdBytes& trace_id) const;
+  void Link(Entry* e, const TraceIdBytes& trace_id);
   // Records what one span says about the order. True when a state, invariant value or anomaly
   // was added (the order must be judged again).
   bool Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const TraceSpans& spans,
@@ -200,7 +201,7 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   void Resolve(Shard& shard, Entry* e, v1::Order::Resolution resolution, absl::Time now);
   // Keeps (into the shard's to_deliver) or drops every held trace of the order.
   void ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause);
-  void RecordKept(Shard& shard, Entry* e, const std::string& trace_id);
+  void RecordKept(Shard& shard, Entry* e, absl::string_view trace_id);
   // The journal no longer needs to keep the entry of a hold that arrived at `arrival`.
   void Unpin(Shard& shard, int64_t arrival);
   // The spans of a hold kept in the journal. False (counted) when they cannot be read.
@@ -216,7 +217,7 @@ class OrderTracker final : public sampling::TraceHook, public Component {
                       std::vector<std::pair<Shard*, int64_t>>* spilled);
   // When something may change for the order without new spans (a grace period ends, a deadline
   // passes...); InfiniteFuture when never.
-  absl::Time NextCheckOf(const v1::Order& o, absl::Time now) const;
+  absl::Time NextCheckOf(const OrderRecord& o, absl::Time now) const;
   void Schedule(Shard& shard, Entry* e, absl::Time now);
   // Records that the entry changed: queued for the next flush, or deferred when the change came
   // with spans the journal keeps (see ArrivalContext).
@@ -255,7 +256,6 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   // Records changed by spans the journal keeps wait (see Entry): journal on, hold_in_journal > 0.
   const bool defer_writes_;
   OrderStats stats_;
-  absl::flat_hash_map<std::string, int> state_index_;  // configured states by name
   std::vector<std::unique_ptr<Shard>> shards_;
   // Held traces serialized since the last OnDecisionsDone, written together; the lock is held
   // while they are written, so a release never misses a trace on its way to disk.

@@ -604,6 +604,42 @@ TEST_F(OrderTrackerTest, HoldsOfOneJournalEntryAreCopiedWithOneRead) {
   EXPECT_EQ(SpanAttribute(consumer_.kept()[0].spans[0].span, "order.id"), "o7");
 }
 
+// An order's holds arrive at different times: each is copied into order_hold when its own
+// hold_in_journal has passed, not earlier with the first and not forgotten after it.
+TEST_F(OrderTrackerTest, LaterHoldsOfAnOrderAreCopiedWhenTheirOwnTimeComes) {
+  read_journal_ = [this](const JournalRef& r,
+                         absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
+    auto it = journal_.find(r.offset);
+    if (it == journal_.end()) return absl::NotFoundError("no entry");
+    return it->second;
+  };
+  Close();
+  Open();
+  const absl::Time first = clock_.Now();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true);
+  clock_.Advance(absl::Seconds(10));
+  Feed(2, {{"shop-api", "o1", "SUBMITTED", T(1)}}, false, true);
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 2u);
+  EXPECT_EQ(tracker_->LowWaterMark(), first);
+
+  clock_.Advance(config_.hold_in_journal - absl::Seconds(9));  // the first one's time only
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_spilled.load(), 1u);
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 1u);
+  EXPECT_EQ(tracker_->LowWaterMark(), first + absl::Seconds(10)) << "the second hold's entry";
+
+  clock_.Advance(absl::Seconds(10));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_spilled.load(), 2u);
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 0u);
+  EXPECT_EQ(Rows(hold_table_.get()), 2u);
+  journal_.clear();  // truncated: both come back from order_hold
+  ASSERT_TRUE(tracker_->ForceKeep("o1").ok());
+  std::vector<std::string> kept;
+  for (const KeptTrace& k : consumer_.kept()) kept.push_back(k.trace_id);
+  EXPECT_THAT(kept, UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2)));
+}
+
 // With the intake journal, a held trace is a reference to the journal's entries: nothing is
 // written, the journal is told to keep them (LowWaterMark) until the order is resolved, and a
 // kept order's traces are read back from it.
