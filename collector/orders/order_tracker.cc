@@ -6,6 +6,7 @@
 #include <map>
 #include <queue>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
@@ -352,7 +353,7 @@ struct OrderTracker::Shard {
   KeptTraces to_deliver ABSL_GUARDED_BY(mu);
   // Holds in the journal: how many by their first arrival (the journal keeps every entry from
   // the oldest on), and in order of arrival with their order, for spilling to order_hold.
-  std::map<int64_t, int> journal_arrivals ABSL_GUARDED_BY(mu);
+  absl::btree_map<int64_t, int> journal_arrivals ABSL_GUARDED_BY(mu);
   std::deque<std::pair<int64_t, std::string>> journal_queue ABSL_GUARDED_BY(mu);
 };
 
