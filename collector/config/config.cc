@@ -251,9 +251,22 @@ void ReadTokenFileKey(MapReader* parent, const std::string& key, bool with_roles
     problems->Add(parent->Get(key), parent->PathOf(key), std::string(file.status().message()));
 }
 
-void ReadReceiverAuth(MapReader* parent, Problems* problems, std::string* token_file) {
+void ReadReceiverAuth(MapReader* parent, Problems* problems, std::string* token_file,
+                      std::string* client_attribute) {
   MapReader a(parent->Get("auth"), parent->PathOf("auth"), problems);
   ReadTokenFileKey(&a, "token_file", /*with_roles=*/false, problems, token_file);
+  a.String("client_attribute", client_attribute);
+  if (client_attribute->empty()) return;
+  if (token_file->empty()) {
+    problems->Add(a.Get("client_attribute"), a.PathOf("client_attribute"),
+                  absl::StrCat("needs ", a.PathOf("token_file"),
+                               " (without tokens there is no client name to put in \"",
+                               *client_attribute, "\")"));
+  }
+  if (client_attribute->size() > 255) {
+    problems->Add(a.Get("client_attribute"), a.PathOf("client_attribute"),
+                  absl::StrCat("must be at most 255 bytes, got ", client_attribute->size()));
+  }
 }
 
 void ReadRateLimit(MapReader* r, security::RateLimit* limit) {
@@ -713,7 +726,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       g.Int("max_recv_msg_size_mib", &c->grpc.max_recv_msg_size_mib, 1, 1024);
       ReadTls(&g, "tls", problems, &c->grpc.tls);
       ReadNetworks(&g, "allowed_networks", problems, &c->grpc.allowed_networks);
-      ReadReceiverAuth(&g, problems, &c->grpc.auth_token_file);
+      ReadReceiverAuth(&g, problems, &c->grpc.auth_token_file, &c->grpc.auth_client_attribute);
     }
     {
       MapReader h(protocols.Get("http"), "receivers.otlp.protocols.http", problems);
@@ -722,7 +735,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       h.Int("max_request_body_size_mib", &c->http.max_request_body_size_mib, 1, 1024);
       ReadTls(&h, "tls", problems, &c->http.tls);
       ReadNetworks(&h, "allowed_networks", problems, &c->http.allowed_networks);
-      ReadReceiverAuth(&h, problems, &c->http.auth_token_file);
+      ReadReceiverAuth(&h, problems, &c->http.auth_token_file, &c->http.auth_client_attribute);
       h.Duration("read_timeout", &c->http.read_timeout, absl::Milliseconds(1));
     }
     ReadClientLimits(&otlp, problems, &c->client_limits);
@@ -888,6 +901,16 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   ReadOrders(top.Get("orders"), problems, &c->orders);
   ReadSpanMetrics(top.Get("span_metrics"), problems, &c->span_metrics);
   ReadRedaction(&top, problems, c);
+  for (const auto& [protocol, attribute] :
+       {std::pair<const char*, const std::string&>{"grpc", c->grpc.auth_client_attribute},
+        std::pair<const char*, const std::string&>{"http", c->http.auth_client_attribute}}) {
+    if (c->orders.enabled && !attribute.empty() && attribute == c->orders.id_attribute) {
+      problems->Add(YAML::Node(),
+                    absl::StrCat("receivers.otlp.protocols.", protocol, ".auth.client_attribute"),
+                    absl::StrCat("must not be orders.id_attribute \"", attribute,
+                                 "\" (the client's own values of it are removed from its spans)"));
+    }
+  }
   if (c->kafka.enabled && !c->kafka.order_topic.empty() && !c->orders.enabled) {
     problems->Add(YAML::Node(), "receivers.kafka.order_topic",
                   "needs orders.enabled: true (the order topic carries traces to the member that "

@@ -28,6 +28,9 @@ struct GrpcReceiverConfig {
   std::vector<std::string> allowed_networks;  // CIDRs; empty = everyone
   // auth.token_file: "<client> <token>" lines; when set, requests need a bearer token of it.
   std::string auth_token_file;
+  // auth.client_attribute: resource attribute set to the authenticated client's name on every
+  // span (needs auth.token_file); "" = none.
+  std::string auth_client_attribute;
 };
 
 struct HttpReceiverConfig {
@@ -36,7 +39,8 @@ struct HttpReceiverConfig {
   int max_request_body_size_mib = 16;
   std::vector<std::string> allowed_networks;
   security::TlsSettings tls;
-  std::string auth_token_file;  // as GrpcReceiverConfig::auth_token_file
+  std::string auth_token_file;        // as GrpcReceiverConfig::auth_token_file
+  std::string auth_client_attribute;  // as GrpcReceiverConfig::auth_client_attribute
   // Headers within this time in total, each body read within it; else the connection closes.
   absl::Duration read_timeout = absl::Seconds(10);
 };

@@ -121,11 +121,13 @@ void AccessControl::RegisterClients() {
 }
 
 receiver::ClientAuthOptions AccessControl::GrpcAuth() const {
-  return {grpc_tokens_, grpc_tokens_ != nullptr ? client_limits_.get() : nullptr};
+  return {grpc_tokens_, grpc_tokens_ != nullptr ? client_limits_.get() : nullptr,
+          config_.grpc.auth_client_attribute};
 }
 
 receiver::ClientAuthOptions AccessControl::HttpAuth() const {
-  return {http_tokens_, http_tokens_ != nullptr ? client_limits_.get() : nullptr};
+  return {http_tokens_, http_tokens_ != nullptr ? client_limits_.get() : nullptr,
+          config_.http.auth_client_attribute};
 }
 
 void AccessControl::ConfigureAdmin(admin::AdminServerOptions* options) const {

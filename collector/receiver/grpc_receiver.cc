@@ -83,7 +83,8 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
       return Refuse(outcome.status);
     }
     if (handler_->RefuseEarly(Transport::kGrpc, wire, &outcome)) return Refuse(outcome.status);
-    absl::StatusOr<SplitResult> split = SplitWireRequest(wire, handler_->split_options());
+    absl::StatusOr<SplitResult> split =
+        SplitWireRequest(wire, handler_->split_options(), handler_->ClientAttributeOf(client));
     if (!split.ok()) {
       handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kMalformed);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -160,6 +161,11 @@ absl::StatusOr<std::unique_ptr<GrpcReceiver>> GrpcReceiver::Create(
   if (options.retry_after_seconds < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "otlp grpc receiver: retry_after_seconds must be >= 0, got ", options.retry_after_seconds));
+  }
+  if (!options.auth.client_attribute.empty() && options.auth.tokens == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("otlp grpc receiver: auth.client_attribute \"", options.auth.client_attribute,
+                     "\" needs auth.tokens (there is no client name without them)"));
   }
   return std::unique_ptr<GrpcReceiver>(
       new GrpcReceiver(std::make_unique<Impl>(options, intake, stats)));

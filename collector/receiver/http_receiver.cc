@@ -127,6 +127,11 @@ absl::StatusOr<std::unique_ptr<HttpReceiver>> HttpReceiver::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "otlp http receiver: retry_after_seconds must be >= 0, got ", options.retry_after_seconds));
   }
+  if (!options.auth.client_attribute.empty() && options.auth.tokens == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("otlp http receiver: auth.client_attribute \"", options.auth.client_attribute,
+                     "\" needs auth.tokens (there is no client name without them)"));
+  }
   return std::unique_ptr<HttpReceiver>(new HttpReceiver(options, intake, stats));
 }
 
@@ -233,7 +238,7 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     absl::StatusOr<SplitResult> split;
     if (!handler_.RefuseOverLimit(Transport::kHttp, client, body, &outcome) &&
         !handler_.RefuseEarly(Transport::kHttp, body, &outcome)) {
-      split = SplitWireRequest(body, handler_.split_options());
+      split = SplitWireRequest(body, handler_.split_options(), handler_.ClientAttributeOf(client));
     }
     if (outcome.status.ok() && !split.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
@@ -258,7 +263,7 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     }
     if (!handler_.RefuseOverLimit(Transport::kHttp, client, CountSpans(*export_request),
                                   static_cast<int64_t>(body.size()), &outcome)) {
-      outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
+      outcome = handler_.Export(Transport::kHttp, *export_request, id_errors, client);
     }
   }
   if (!outcome.status.ok()) {

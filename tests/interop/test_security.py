@@ -259,6 +259,59 @@ def test_a_changed_token_file_is_picked_up_without_a_signal(tmp_path):
         assert ROTATED_TOKEN not in t.log()
 
 
+def sdk_send_as(exporter, resource, span_name, span_attributes=None):
+    """Sends one span with `resource` through the Python SDK; returns its trace id."""
+    provider = TracerProvider(resource=Resource.create(resource))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("security-test").start_as_current_span(span_name) as span:
+        for key, value in (span_attributes or {}).items():
+            span.set_attribute(key, value)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    return trace_id
+
+
+def resource_values(stored, key):
+    """Every string value of resource attribute `key` in a stored trace (OTLP JSON)."""
+    return [kv["value"].get("stringValue") for rs in stored["resourceSpans"]
+            for kv in rs.get("resource", {}).get("attributes", []) if kv["key"] == key]
+
+
+def test_policies_see_the_authenticated_client_not_what_it_claims(tmp_path):
+    """auth.client_attribute: the receivers put the client's name from its token on the
+    resource; a string_attribute policy on it keeps one client's traces only, even when another
+    client claims that name in its own resource and span attributes."""
+    tokens = write(str(tmp_path / "otlp-tokens"),
+                   f"shop-api {SHOP_TOKEN}\nbatch-job {BATCH_TOKEN}\n")
+    policy = ("    - {name: shop-only, type: string_attribute,\n"
+              "       string_attribute: {key: tracekeep.client, values: [shop-api]}}")
+    with peers.Tracekeep(str(tmp_path / "tk"), policy, decision_wait="200ms",
+                         auth_token_file=tokens, client_attribute="tracekeep.client") as t:
+        def grpc_exporter(token):
+            return GrpcExporter(endpoint=t.grpc, insecure=True,
+                                headers={"authorization": f"Bearer {token}"})
+
+        def http_exporter(token):
+            return HttpExporter(endpoint=f"http://{t.http}/v1/traces",
+                                headers={"Authorization": f"Bearer {token}"})
+
+        shop = [sdk_send_as(grpc_exporter(SHOP_TOKEN), {"service.name": "shop-api"}, "grpc"),
+                sdk_send_as(http_exporter(SHOP_TOKEN), {"service.name": "shop-api"}, "http")]
+        claims = {"tracekeep.client": "shop-api"}
+        batch = [sdk_send_as(grpc_exporter(BATCH_TOKEN), {"service.name": "batch-job", **claims},
+                             "grpc", claims),
+                 sdk_send_as(http_exporter(BATCH_TOKEN), {"service.name": "batch-job", **claims},
+                             "http", claims)]
+        for trace_id in shop:
+            assert resource_values(t.wait_trace(trace_id, 1), "tracekeep.client") == ["shop-api"]
+        peers.wait_for(lambda: t.metric("tracekeep_sampler_traces_not_sampled_total") >= 2, 30,
+                       "batch-job's two traces to be decided")
+        for trace_id in batch:
+            assert t.trace_get(trace_id) is None, f"batch-job's trace {trace_id} was kept"
+        assert t.metric("tracekeep_sampler_traces_sampled_total", 'policy="shop-only"') == 2
+        assert t.metric("tracekeep_sampler_traces_not_sampled_total") == 2
+
+
 def _proc_counts(pid):
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     with open(f"/proc/{pid}/status") as f:

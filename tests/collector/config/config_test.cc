@@ -618,7 +618,7 @@ receivers:
   otlp:
     protocols:
       grpc: {auth: {token_file: )",
-                                    otlp.path(), R"(}}
+                                    otlp.path(), R"(, client_attribute: tracekeep.client}}
       http: {auth: {token_file: )",
                                     otlp.path(), R"(}}
     client_limits:
@@ -647,6 +647,8 @@ redaction:
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->grpc.auth_token_file, otlp.path());
   EXPECT_EQ(c->http.auth_token_file, otlp.path());
+  EXPECT_EQ(c->grpc.auth_client_attribute, "tracekeep.client");
+  EXPECT_EQ(c->http.auth_client_attribute, "");
   EXPECT_EQ(c->client_limits.default_limit.spans_per_second, 1000);
   EXPECT_EQ(c->client_limits.clients.at("batch-job").spans_per_second, 50);
   EXPECT_EQ(c->client_limits.clients.at("batch-job").bytes_per_second, 100000);
@@ -705,6 +707,26 @@ redaction:
   EXPECT_THAT(m, HasSubstr("redaction.actions[1]: would mask the order id attribute"));
   EXPECT_THAT(m, HasSubstr("redaction.actions[2].action: must be delete, hash or mask"));
   EXPECT_THAT(m, HasSubstr("redaction.blocked_values[0]: not a valid RE2 expression"));
+}
+
+TEST(SecurityConfigTest, AClientAttributeNeedsTokensAndMustNotBeTheOrderId) {
+  TempFile otlp("shop-api shop-token-0123456789\n");
+  auto c = ParseConfig(absl::StrCat(R"(
+receivers:
+  otlp:
+    protocols:
+      grpc: {auth: {token_file: )",
+                                    otlp.path(), R"(, client_attribute: order.id}}
+      http: {auth: {client_attribute: tracekeep.client}}
+)"),
+                       "c.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.http.auth.client_attribute: needs "
+                           "receivers.otlp.protocols.http.auth.token_file (without tokens there "
+                           "is no client name to put in \"tracekeep.client\")"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.auth.client_attribute: must not be "
+                           "orders.id_attribute \"order.id\""));
 }
 
 TEST(ConfigTest, KafkaOrderTopicsForOrderAffinity) {

@@ -44,7 +44,7 @@ class ClientAuthTest : public ::testing::Test {
     security::ClientLimitsOptions limits;
     limits.clients["batch-job"].spans_per_second = 5;
     limits_ = std::make_unique<security::ClientLimits>(limits, &clock_);
-    ClientAuthOptions auth{tokens_.get(), limits_.get()};
+    ClientAuthOptions auth{tokens_.get(), limits_.get(), "tracekeep.client"};
 
     GrpcReceiverOptions grpc_options;
     grpc_options.endpoint = "127.0.0.1:0";
@@ -82,12 +82,15 @@ class ClientAuthTest : public ::testing::Test {
   }
 
   RawHttpResponse PostHttp(const std::string& authorization, int spans) {
-    std::vector<std::pair<std::string, std::string>> headers = {
-        {"Content-Type", "application/x-protobuf"}};
+    return PostHttpBody(authorization, "application/x-protobuf",
+                        MakeRequest(spans).SerializeAsString());
+  }
+  RawHttpResponse PostHttpBody(const std::string& authorization, const std::string& content_type,
+                               const std::string& body) {
+    std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", content_type}};
     if (!authorization.empty()) headers.emplace_back("Authorization", authorization);
-    auto response = SendRaw(
-        http_->port(), tracekeep::testing::MakeRequest("POST", "/v1/traces", headers,
-                                                       MakeRequest(spans).SerializeAsString()));
+    auto response = SendRaw(http_->port(),
+                            tracekeep::testing::MakeRequest("POST", "/v1/traces", headers, body));
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : RawHttpResponse{};
   }
@@ -171,6 +174,66 @@ TEST_F(ClientAuthTest, ARotatedTokenWorksAfterReloadOnTheSameConnection) {
   EXPECT_EQ(ExportGrpc(absl::StrCat("Bearer ", kShopToken), 1).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(ExportGrpc("Bearer rotated-token-0123456789", 1).ok());
+}
+
+// The client's name from its token is on the resource of every span it sends, whatever the
+// client put under that key itself (here: another client's name, on the resource and a span).
+TEST_F(ClientAuthTest, TheAuthenticatedClientsNameIsPutOnEverySpan) {
+  OtlpRequest forged = MakeRequest(2);
+  for (auto* attrs : {forged.mutable_resource_spans(0)->mutable_resource()->mutable_attributes(),
+                      forged.mutable_resource_spans(0)
+                          ->mutable_scope_spans(0)
+                          ->mutable_spans(0)
+                          ->mutable_attributes()}) {
+    auto* kv = attrs->Add();
+    kv->set_key("tracekeep.client");
+    kv->mutable_value()->set_string_value("shop-api");
+  }
+  const std::string batch = absl::StrCat("Bearer ", kBatchToken);
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", batch);
+    otlp_collector::ExportTraceServiceResponse response;
+    ASSERT_TRUE(stub_->Export(&context, forged, &response).ok());
+  }
+  EXPECT_EQ(PostHttpBody(batch, "application/x-protobuf", forged.SerializeAsString()).status, 200);
+  const std::string json = R"({"resourceSpans":[{"resource":{"attributes":[
+      {"key":"tracekeep.client","value":{"stringValue":"shop-api"}}]},"scopeSpans":[{"spans":[
+      {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"j",
+       "attributes":[{"key":"tracekeep.client","value":{"stringValue":"shop-api"}}]}]}]}]})";
+  EXPECT_EQ(PostHttpBody(batch, "application/json", json).status, 200);
+  EXPECT_EQ(PostHttp(absl::StrCat("Bearer ", kShopToken), 1).status, 200);
+
+  std::vector<std::string> clients;  // per span: its resource's tracekeep.client values
+  for (const TraceSpans& t : intake_.traces()) {
+    for (const SpanRecord& span : t.spans) {
+      opentelemetry::proto::resource::v1::Resource resource;
+      ASSERT_TRUE(resource.ParseFromString(span.origin->resource));
+      std::string values;
+      for (const auto& kv : resource.attributes()) {
+        if (kv.key() == "tracekeep.client")
+          absl::StrAppend(&values, kv.value().string_value(), ";");
+      }
+      clients.push_back(values);
+      EXPECT_THAT(span.span, Not(HasSubstr("tracekeep.client")));
+    }
+  }
+  EXPECT_THAT(clients, ::testing::UnorderedElementsAre("batch-job;", "batch-job;", "batch-job;",
+                                                       "batch-job;", "batch-job;", "shop-api;"));
+}
+
+TEST(ClientAttributeOptionTest, NeedsTokens) {
+  FakeIntake intake;
+  ReceiverStats stats;
+  GrpcReceiverOptions grpc_options;
+  grpc_options.auth.client_attribute = "tracekeep.client";
+  auto grpc_receiver = GrpcReceiver::Create(grpc_options, &intake, &stats);
+  EXPECT_THAT(grpc_receiver.status().message(),
+              HasSubstr("auth.client_attribute \"tracekeep.client\" needs auth.tokens"));
+  HttpReceiverOptions http_options;
+  http_options.auth.client_attribute = "tracekeep.client";
+  auto http_receiver = HttpReceiver::Create(http_options, &intake, &stats);
+  EXPECT_THAT(http_receiver.status().message(), HasSubstr("needs auth.tokens"));
 }
 
 }  // namespace
