@@ -151,6 +151,22 @@ absl::Status HttpReceiver::Start() {
   server_options.on_body_too_large = [this](const http::HttpRequest&) {
     handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kTooLarge);
   };
+  if (handler_.requires_token()) {
+    // The token is checked on the headers: a request without a valid one is answered 401 before
+    // its body is read (a large body is never read: its connection is closed).
+    server_options.before_body = [this](http::HttpRequest* request, http::HttpResponse* response) {
+      absl::StatusOr<std::string> client =
+          handler_.Authenticate(Transport::kHttp, request->Header("authorization"));
+      if (client.ok()) {
+        request->principal = std::move(client).value();
+        return false;
+      }
+      response->status = 401;
+      response->headers.emplace_back("WWW-Authenticate", "Bearer");
+      response->body = absl::StrCat(client.status().message(), "\n");
+      return true;
+    };
+  }
   std::vector<std::pair<std::string, http::HttpHandler>> routes;
   routes.emplace_back(kOtlpHttpTracesPath,
                       [this](const http::HttpRequest& request, http::HttpResponse* response) {
@@ -180,18 +196,8 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
                                   ": use POST\n");
     return;
   }
-  std::string client;
-  if (handler_.requires_token()) {
-    absl::StatusOr<std::string> authenticated =
-        handler_.Authenticate(Transport::kHttp, request.Header("authorization"));
-    if (!authenticated.ok()) {
-      response->status = 401;
-      response->headers.emplace_back("WWW-Authenticate", "Bearer");
-      response->body = absl::StrCat(authenticated.status().message(), "\n");
-      return;
-    }
-    client = std::move(authenticated).value();
-  }
+  // With tokens required, the server's before_body authenticated the request (see Start).
+  const std::string& client = request.principal;
   const std::string media_type = MediaType(request.Header("content-type"));
   Encoding encoding = Encoding::kUnknown;
   if (media_type == kProtobufType) {
