@@ -727,6 +727,17 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       ReadTls(&g, "tls", problems, &c->grpc.tls);
       ReadNetworks(&g, "allowed_networks", problems, &c->grpc.allowed_networks);
       ReadReceiverAuth(&g, problems, &c->grpc.auth_token_file, &c->grpc.auth_client_attribute);
+      g.Int("max_concurrent_streams", &c->grpc.max_concurrent_streams, 1, 1 << 20);
+      g.Duration("handshake_timeout", &c->grpc.handshake_timeout, absl::Milliseconds(1));
+      g.Int("max_memory_mib", &c->grpc.max_memory_mib, 0, 1 << 20);
+      MapReader k(g.Get("keepalive"), g.PathOf("keepalive"), problems);
+      MapReader sp(k.Get("server_parameters"), k.PathOf("server_parameters"), problems);
+      sp.Duration("max_connection_idle", &c->grpc.max_connection_idle, absl::ZeroDuration());
+      sp.Duration("max_connection_age", &c->grpc.max_connection_age, absl::ZeroDuration());
+      sp.Duration("max_connection_age_grace", &c->grpc.max_connection_age_grace,
+                  absl::Milliseconds(1));
+      sp.Duration("time", &c->grpc.keepalive_time, absl::Milliseconds(1));
+      sp.Duration("timeout", &c->grpc.keepalive_timeout, absl::Milliseconds(1));
     }
     {
       MapReader h(protocols.Get("http"), "receivers.otlp.protocols.http", problems);

@@ -31,6 +31,15 @@ struct GrpcReceiverConfig {
   // auth.client_attribute: resource attribute set to the authenticated client's name on every
   // span (needs auth.token_file); "" = none.
   std::string auth_client_attribute;
+  // Bounds against hostile clients (receiver::GrpcReceiverOptions); durations of 0 = never.
+  int max_concurrent_streams = 100;
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  absl::Duration max_connection_idle = absl::Minutes(5);        // keepalive.server_parameters
+  absl::Duration max_connection_age = absl::Hours(1);           // keepalive.server_parameters
+  absl::Duration max_connection_age_grace = absl::Seconds(30);  // keepalive.server_parameters
+  absl::Duration keepalive_time = absl::Hours(2);               // keepalive.server_parameters.time
+  absl::Duration keepalive_timeout = absl::Seconds(20);         // ...server_parameters.timeout
+  int max_memory_mib = 1024;
 };
 
 struct HttpReceiverConfig {

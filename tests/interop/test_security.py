@@ -353,6 +353,76 @@ def test_ten_thousand_idle_connections_cost_no_fds_or_threads(tk):
                    "an OTLP/HTTP request to succeed after the idle connections closed")
 
 
+def test_hostile_grpc_clients_hold_no_threads_and_are_cut_off(tmp_path):
+    """OTLP/gRPC bounds (short ones for the test): 1,000 TCP connections that never speak, and
+    calls that open their stream and never send their message. Meanwhile another client is
+    served and the daemon's threads do not grow; the silent connections are closed after
+    handshake_timeout (their file descriptors come back), the silent calls end at
+    max_connection_age + grace."""
+    import socket
+    import threading
+    bounds = ("max_concurrent_streams: 4, handshake_timeout: 1s, keepalive: {server_parameters: "
+              "{max_connection_idle: 30s, max_connection_age: 3s, max_connection_age_grace: 1s}}")
+    with peers.Tracekeep(str(tmp_path / "tk"), ALWAYS, grpc_extra=bounds) as t:
+        host, port = t.grpc.rsplit(":", 1)
+        with grpc.insecure_channel(t.grpc) as channel:  # a warm, honest client
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            assert grpc_export(stub, "") == grpc.StatusCode.OK
+            fds_before, threads_before = _proc_counts(t.proc.pid)
+            silent = []
+            try:
+                for _ in range(1000):
+                    s = socket.socket()
+                    s.setblocking(False)
+                    s.connect_ex((host, int(port)))
+                    silent.append(s)
+                # While they are open, the honest client is served.
+                for _ in range(5):
+                    assert grpc_export(stub, "") == grpc.StatusCode.OK
+                peak_fds, peak_threads = _proc_counts(t.proc.pid)
+                assert peak_threads - threads_before <= 2, \
+                    f"{peak_threads - threads_before} more threads with 1,000 silent connections"
+                # handshake_timeout closes them: the daemon's descriptors come back.
+                peers.wait_for(lambda: _proc_counts(t.proc.pid)[0] <= fds_before + 8, 30,
+                               "the silent connections' descriptors to be released")
+                assert peak_fds > fds_before + 100, "the silent connections never reached it"
+            finally:
+                for s in silent:
+                    s.close()
+
+            # Calls that open their stream and never send their message.
+            stop = threading.Event()
+
+            def never_sends():
+                stop.wait()
+                return
+                yield  # a generator that yields nothing
+
+            hung_channel = grpc.insecure_channel(t.grpc)
+            export = hung_channel.stream_unary(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                request_serializer=trace_service_pb2.ExportTraceServiceRequest.SerializeToString,
+                response_deserializer=trace_service_pb2.ExportTraceServiceResponse.FromString)
+            try:
+                started = time.monotonic()
+                hung = [export.future(never_sends()) for _ in range(8)]
+                for _ in range(5):
+                    assert grpc_export(stub, "") == grpc.StatusCode.OK
+                assert _proc_counts(t.proc.pid)[1] - threads_before <= 2
+                # max_connection_age (3 s) + grace (1 s) ends them; allow for a loaded machine.
+                for call in hung:
+                    assert call.exception(timeout=30) is not None
+                    assert call.code() in (grpc.StatusCode.UNAVAILABLE,
+                                           grpc.StatusCode.CANCELLED,
+                                           grpc.StatusCode.INTERNAL), call.code()
+                assert time.monotonic() - started >= 3.0
+            finally:
+                stop.set()
+                hung_channel.close()
+            assert grpc_export(stub, "") == grpc.StatusCode.OK
+        assert t.alive()
+
+
 def test_no_file_under_the_data_directory_holds_a_raw_secret(tk):
     # Runs last in this module. kill -9: the files stay as they were while it ran (journal and
     # RocksDB write-ahead log included), nothing is cleaned up by a graceful stop first.

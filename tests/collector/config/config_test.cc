@@ -729,6 +729,53 @@ receivers:
                            "orders.id_attribute \"order.id\""));
 }
 
+TEST(ConfigTest, GrpcBoundsAgainstHostileClients) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->grpc.max_concurrent_streams, 100);
+  EXPECT_EQ(defaults->grpc.handshake_timeout, absl::Seconds(10));
+  EXPECT_EQ(defaults->grpc.max_connection_idle, absl::Minutes(5));
+  EXPECT_EQ(defaults->grpc.max_connection_age, absl::Hours(1));
+  EXPECT_EQ(defaults->grpc.max_memory_mib, 1024);
+  auto c = ParseConfig(R"(receivers:
+  otlp:
+    protocols:
+      grpc:
+        max_concurrent_streams: 8
+        handshake_timeout: 2s
+        max_memory_mib: 64
+        keepalive:
+          server_parameters:
+            max_connection_idle: 0s
+            max_connection_age: 10m
+            max_connection_age_grace: 5s
+            time: 1m
+            timeout: 3s
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc.max_concurrent_streams, 8);
+  EXPECT_EQ(c->grpc.handshake_timeout, absl::Seconds(2));
+  EXPECT_EQ(c->grpc.max_memory_mib, 64);
+  EXPECT_EQ(c->grpc.max_connection_idle, absl::ZeroDuration());  // never
+  EXPECT_EQ(c->grpc.max_connection_age, absl::Minutes(10));
+  EXPECT_EQ(c->grpc.max_connection_age_grace, absl::Seconds(5));
+  EXPECT_EQ(c->grpc.keepalive_time, absl::Minutes(1));
+  EXPECT_EQ(c->grpc.keepalive_timeout, absl::Seconds(3));
+  auto bad = ParseConfig(R"(receivers:
+  otlp:
+    protocols:
+      grpc:
+        max_concurrent_streams: 0
+        keepalive: {server_parameters: {max_connection_age: -1s, idle: 1s}}
+)");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.max_concurrent_streams"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.keepalive.server_parameters."
+                           "max_connection_age"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.keepalive.server_parameters.idle"));
+}
+
 TEST(ConfigTest, KafkaOrderTopicsForOrderAffinity) {
   auto c = ParseConfig(R"(receivers:
   kafka:
