@@ -878,6 +878,8 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
                     "mutual TLS)");
     }
     a.Bool("audit_log", &c->admin.audit_log);
+    a.Int("audit_log_max_size_mib", &c->admin.audit_log_max_size_mib, 0, 1 << 20);
+    a.Int("audit_log_max_files", &c->admin.audit_log_max_files, 1, 1000);
   }
   {
     MapReader s(top.Get("security"), "security", problems);

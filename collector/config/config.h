@@ -140,6 +140,10 @@ struct AdminConfig {
   std::map<std::string, security::Role> certificate_roles;
   // Record changing calls as JSON lines in <data_dir>/audit.log.
   bool audit_log = true;
+  // Rotate audit.log once it would pass this size (MiB; 0 = never), keeping this many rotated
+  // files (audit.log.1 ... audit.log.<n>).
+  int audit_log_max_size_mib = 100;
+  int audit_log_max_files = 10;
 };
 
 // The Jaeger remote storage API (collector/query/jaeger_storage_server.h).

@@ -776,6 +776,21 @@ TEST(ConfigTest, GrpcBoundsAgainstHostileClients) {
   EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.keepalive.server_parameters.idle"));
 }
 
+TEST(SecurityConfigTest, AuditLogRotation) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->admin.audit_log_max_size_mib, 100);
+  EXPECT_EQ(defaults->admin.audit_log_max_files, 10);
+  auto c = ParseConfig("admin: {audit_log_max_size_mib: 5, audit_log_max_files: 3}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->admin.audit_log_max_size_mib, 5);
+  EXPECT_EQ(c->admin.audit_log_max_files, 3);
+  auto bad = ParseConfig("admin: {audit_log_max_size_mib: -1, audit_log_max_files: 0}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("admin.audit_log_max_size_mib"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("admin.audit_log_max_files"));
+}
+
 TEST(ConfigTest, KafkaOrderTopicsForOrderAffinity) {
   auto c = ParseConfig(R"(receivers:
   kafka:
