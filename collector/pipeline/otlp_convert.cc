@@ -68,6 +68,18 @@ std::string WireServiceName(absl::string_view resource) {
 
 // The key of a serialized KeyValue: its last field 1, as protobuf merges occurrences.
 absl::string_view KeyOf(absl::string_view key_value) {
+  // The form every encoder seen writes: the key (0x0a, length), then possibly the value (0x12,
+  // length) and nothing else, both lengths under 128. Then the first field is the only key.
+  if (key_value.size() >= 2 && key_value[0] == '\x0a' &&
+      static_cast<uint8_t>(key_value[1]) < 0x80) {
+    const size_t n = static_cast<uint8_t>(key_value[1]);
+    if (n + 2 == key_value.size()) return key_value.substr(2, n);
+    if (n + 4 <= key_value.size() && key_value[n + 2] == '\x12' &&
+        static_cast<uint8_t>(key_value[n + 3]) < 0x80 &&
+        n + 4 + static_cast<uint8_t>(key_value[n + 3]) == key_value.size()) {
+      return key_value.substr(2, n);
+    }
+  }
   absl::string_view key;
   wire::ForEachField(key_value, [&key](const wire::Field& f) {
     if (f.number == 1 && f.type == wire::kLengthDelimited) key = f.bytes;
@@ -93,6 +105,7 @@ struct WireSpan {
   // was not in the plain form (then the span must be read).
   absl::string_view key_value;
   bool key_unsure = false;
+  bool has_client_key = false;  // an attribute's key is WantedKey::client_key
 };
 
 // The wanted key attribute of ReadWireSpan: its name and AttributeKeyBit.
@@ -104,6 +117,9 @@ struct WantedKey {
   const std::vector<std::string>* whole_events = nullptr;
   uint64_t whole_key_bits = 0;
   uint64_t whole_event_bits = 0;
+  // ClientAttribute::key; client_bit != 0 when there is one.
+  absl::string_view client_key;
+  uint64_t client_bit = 0;
 };
 
 // Whether `key_value` (a serialized KeyValue whose key's bit is among wanted.whole_key_bits) has
@@ -187,6 +203,10 @@ void ReadWireSpan(absl::string_view bytes, const WantedKey& wanted, WireSpan* ou
           AddKeyBit(f.bytes, &bit);
           out->attribute_keys |= bit;
           if ((bit & wanted.bit) != 0) CaptureKey(f.bytes, wanted, out);
+          // Not by the bit: it is the first key field's, and a later one would be the key.
+          if (wanted.client_bit != 0 && KeyOf(f.bytes) == wanted.client_key) {
+            out->has_client_key = true;
+          }
           if ((bit & wanted.whole_key_bits) != 0 && IsWholeKey(f.bytes, wanted)) {
             out->key_unsure = true;
           }
@@ -392,9 +412,11 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
       wanted.whole_event_bits |= AttributeKeyBit(e.data(), e.size());
     }
   }
-  // Spans whose attribute keys may include the client attribute's are looked at; 0 = none is.
-  const uint64_t client_key_bit =
-      client.key.empty() ? 0 : AttributeKeyBit(client.key.data(), client.key.size());
+  if (!client.key.empty()) {
+    // ReadWireSpan notes the spans that have the client attribute.
+    wanted.client_key = client.key;
+    wanted.client_bit = AttributeKeyBit(client.key.data(), client.key.size());
+  }
   std::deque<std::string> stripped_spans;  // spans rewritten without the client attribute
   SplitResult result;
   absl::flat_hash_map<absl::string_view, size_t> index;  // trace id -> position in result.traces
@@ -434,7 +456,7 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
         WireSpan span;
         ReadWireSpan(bytes, wanted, &span);
         std::string stripped;  // the span without the client's own client attribute
-        if ((span.attribute_keys & client_key_bit) != 0 &&
+        if (span.has_client_key &&
             CopyWithoutAttribute(bytes, /*Span.attributes=*/9, client.key, &stripped)) {
           // `index` keeps views of trace ids: the bytes must live as long as it does.
           bytes = stripped_spans.emplace_back(std::move(stripped));

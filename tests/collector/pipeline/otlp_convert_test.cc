@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "collector/pipeline/otlp_wire.h"
 #include "gtest/gtest.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
@@ -335,6 +336,40 @@ TEST(OtlpConvertWireTest, PutsTheClientsNameOnEveryResourceAndRemovesForgedValue
             request.resource_spans(0).resource().SerializeAsString());
   EXPECT_EQ(plain->traces[0].spans[0].span,
             request.resource_spans(0).scope_spans(0).spans(0).SerializeAsString());
+}
+
+// A forged attribute in a form no SDK writes is removed too: the value before the key, and a
+// KeyValue whose key field occurs twice (the last one is the key, as protobuf reads it).
+TEST(OtlpConvertWireTest, RemovesForgedValuesInUnusualForms) {
+  auto field = [](uint32_t number, const std::string& bytes) {
+    std::string out;
+    wire::PutVarint((uint64_t{number} << 3) | wire::kLengthDelimited, &out);
+    wire::PutVarint(bytes.size(), &out);
+    return out + bytes;
+  };
+  const std::string value = field(2, field(1, "shop-api"));  // KeyValue.value{string_value}
+  otlp_trace::Span span;
+  span.set_trace_id(std::string(16, '\x01'));
+  span.set_span_id(std::string(8, '\x01'));
+  span.set_name("op");
+  const std::string base = span.SerializeAsString();
+  const std::string value_first = base + field(9, value + field(1, "tracekeep.client"));
+  const std::string twice = base + field(9, field(1, "x") + value + field(1, "tracekeep.client"));
+  const std::string not_it = base + field(9, field(1, "tracekeep.client") + value + field(1, "y"));
+  const std::string forms[] = {value_first, twice, not_it};
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const std::string request = field(1, field(2, field(2, forms[i])));
+    absl::StatusOr<SplitResult> split =
+        SplitWireRequest(request, {}, {"tracekeep.client", "batch-job"});
+    ASSERT_TRUE(split.ok()) << split.status();
+    ASSERT_EQ(split->traces.size(), 1u);
+    otlp_trace::Span parsed;
+    ASSERT_TRUE(parsed.ParseFromString(split->traces[0].spans[0].span));
+    EXPECT_EQ(ValueOf(parsed, "tracekeep.client").second, 0);
+    // The last key field names the attribute: "y" here, which stays.
+    EXPECT_EQ(ValueOf(parsed, "y").second, i == 2 ? 1 : 0);
+  }
 }
 
 TEST(OtlpConvertTest, PutsTheClientsNameOnEveryResourceAndRemovesForgedValues) {
