@@ -1,6 +1,7 @@
 #include "collector/admin/audit_log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,16 +59,74 @@ std::vector<std::string> LineDiff(const std::string& before, const std::string& 
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+namespace {
+
+int OpenForAppend(const std::string& path) {
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+// fsyncs the directory holding `path`, so that renames and creations in it are durable.
+void SyncDirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
+                                                         const AuditLogOptions& options) {
+  if (options.max_files < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("audit log \"", path, "\": max_files must be >= 1, got ", options.max_files));
+  }
+  const int fd = OpenForAppend(path);
   if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot open audit log \"", path, "\": ", std::strerror(errno)));
   }
-  return std::unique_ptr<AuditLog>(new AuditLog(path, fd));
+  struct stat st;
+  const uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  return std::unique_ptr<AuditLog>(new AuditLog(path, options, fd, size));
 }
 
-AuditLog::~AuditLog() { ::close(fd_); }
+AuditLog::~AuditLog() {
+  absl::MutexLock lock(&mu_);
+  ::close(fd_);
+}
+
+absl::Status AuditLog::RotateLocked() {
+  auto numbered = [this](int i) { return absl::StrCat(path_, ".", i); };
+  if (::unlink(numbered(options_.max_files).c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError(absl::StrCat("cannot delete \"", numbered(options_.max_files),
+                                            "\": ", std::strerror(errno)));
+  }
+  for (int i = options_.max_files - 1; i >= 1; --i) {
+    if (::rename(numbered(i).c_str(), numbered(i + 1).c_str()) != 0 && errno != ENOENT) {
+      return absl::InternalError(absl::StrCat("cannot rename \"", numbered(i), "\" to \"",
+                                              numbered(i + 1), "\": ", std::strerror(errno)));
+    }
+  }
+  if (::rename(path_.c_str(), numbered(1).c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename \"", path_, "\" to \"", numbered(1),
+                                            "\": ", std::strerror(errno)));
+  }
+  // Until the new file is open, lines still go to the renamed one (fd_ follows it).
+  const int fd = OpenForAppend(path_);
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot create \"", path_, "\": ", std::strerror(errno)));
+  }
+  ::close(fd_);
+  fd_ = fd;
+  size_ = 0;
+  SyncDirectoryOf(path_);
+  rotations_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
 
 std::string AuditLog::ToJson(const AuditEvent& e) {
   std::string out = "{\"time\":";
@@ -116,6 +175,12 @@ void AuditLog::Record(const AuditEvent& event) {
   }
   const std::string line = ToJson(event) + "\n";
   absl::MutexLock lock(&mu_);
+  if (options_.max_bytes > 0 && size_ > 0 && size_ + line.size() > options_.max_bytes) {
+    if (absl::Status rotated = RotateLocked(); !rotated.ok()) {
+      TK_LOG(Error) << "audit log \"" << path_
+                    << "\": cannot rotate (writing on): " << rotated.message();
+    }
+  }
   size_t written = 0;
   while (written < line.size()) {
     const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
@@ -123,6 +188,7 @@ void AuditLog::Record(const AuditEvent& event) {
     if (n <= 0) break;
     written += static_cast<size_t>(n);
   }
+  size_ += written;
   if (written != line.size() || ::fdatasync(fd_) != 0) {
     write_errors_.fetch_add(1, std::memory_order_relaxed);
     TK_LOG(Error) << "audit log \"" << path_ << "\": cannot write: " << std::strerror(errno);

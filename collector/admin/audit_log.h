@@ -54,12 +54,23 @@ inline constexpr int kNumAuditedMethods = 4;
 // (a longest-common-subsequence diff; policy sets are small).
 std::vector<std::string> LineDiff(const std::string& before, const std::string& after);
 
-// Appends JSON lines to a file (flushed and fdatasync'ed per event: admin calls are rare).
-// Thread-safe.
+struct AuditLogOptions {
+  // Size-based rotation: before a line would take the file past this many bytes, the file is
+  // renamed <path>.1 (an older <path>.1 becomes <path>.2, and so on) and a new one is started.
+  // A line longer than this gets a file of its own. 0 = never rotated. Default: 0.
+  uint64_t max_bytes = 0;
+  // Rotated files kept (<path>.1 ... <path>.<max_files>); the oldest beyond are deleted. At
+  // least 1. Default: 10.
+  int max_files = 10;
+};
+
+// Appends JSON lines to a file (flushed and fdatasync'ed per event: admin calls are rare),
+// rotated by size (AuditLogOptions). Every file is mode 0600. Thread-safe.
 class AuditLog {
  public:
   // Opens (creates, mode 0600) `path` for appending.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const std::string& path);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<AuditLog>> Open(
+      const std::string& path, const AuditLogOptions& options = {});
   ~AuditLog();
 
   // Writes `event` and counts it. A write error is counted and logged, never returned: the call
@@ -71,17 +82,25 @@ class AuditLog {
     return events_[method_index][static_cast<int>(result)].load(std::memory_order_relaxed);
   }
   uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
+  uint64_t rotations() const { return rotations_.load(std::memory_order_relaxed); }
 
   // The JSON line of `event` (without the newline).
   static std::string ToJson(const AuditEvent& event);
 
  private:
-  AuditLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  AuditLog(std::string path, const AuditLogOptions& options, int fd, uint64_t size)
+      : path_(std::move(path)), options_(options), fd_(fd), size_(size) {}
+  // Renames the files one step older and starts a new one at path_.
+  absl::Status RotateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const std::string path_;
+  const AuditLogOptions options_;
   absl::Mutex mu_;
-  const int fd_;
+  int fd_ ABSL_GUARDED_BY(mu_);
+  uint64_t size_ ABSL_GUARDED_BY(mu_);  // bytes in the current file
   std::atomic<uint64_t> events_[kNumAuditedMethods][kNumAuditResults] = {};
   std::atomic<uint64_t> write_errors_{0};
+  std::atomic<uint64_t> rotations_{0};
 };
 
 }  // namespace tracekeep::admin

@@ -251,9 +251,22 @@ void ReadTokenFileKey(MapReader* parent, const std::string& key, bool with_roles
     problems->Add(parent->Get(key), parent->PathOf(key), std::string(file.status().message()));
 }
 
-void ReadReceiverAuth(MapReader* parent, Problems* problems, std::string* token_file) {
+void ReadReceiverAuth(MapReader* parent, Problems* problems, std::string* token_file,
+                      std::string* client_attribute) {
   MapReader a(parent->Get("auth"), parent->PathOf("auth"), problems);
   ReadTokenFileKey(&a, "token_file", /*with_roles=*/false, problems, token_file);
+  a.String("client_attribute", client_attribute);
+  if (client_attribute->empty()) return;
+  if (token_file->empty()) {
+    problems->Add(a.Get("client_attribute"), a.PathOf("client_attribute"),
+                  absl::StrCat("needs ", a.PathOf("token_file"),
+                               " (without tokens there is no client name to put in \"",
+                               *client_attribute, "\")"));
+  }
+  if (client_attribute->size() > 255) {
+    problems->Add(a.Get("client_attribute"), a.PathOf("client_attribute"),
+                  absl::StrCat("must be at most 255 bytes, got ", client_attribute->size()));
+  }
 }
 
 void ReadRateLimit(MapReader* r, security::RateLimit* limit) {
@@ -713,7 +726,18 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       g.Int("max_recv_msg_size_mib", &c->grpc.max_recv_msg_size_mib, 1, 1024);
       ReadTls(&g, "tls", problems, &c->grpc.tls);
       ReadNetworks(&g, "allowed_networks", problems, &c->grpc.allowed_networks);
-      ReadReceiverAuth(&g, problems, &c->grpc.auth_token_file);
+      ReadReceiverAuth(&g, problems, &c->grpc.auth_token_file, &c->grpc.auth_client_attribute);
+      g.Int("max_concurrent_streams", &c->grpc.max_concurrent_streams, 1, 1 << 20);
+      g.Duration("handshake_timeout", &c->grpc.handshake_timeout, absl::Milliseconds(1));
+      g.Int("max_memory_mib", &c->grpc.max_memory_mib, 0, 1 << 20);
+      MapReader k(g.Get("keepalive"), g.PathOf("keepalive"), problems);
+      MapReader sp(k.Get("server_parameters"), k.PathOf("server_parameters"), problems);
+      sp.Duration("max_connection_idle", &c->grpc.max_connection_idle, absl::ZeroDuration());
+      sp.Duration("max_connection_age", &c->grpc.max_connection_age, absl::ZeroDuration());
+      sp.Duration("max_connection_age_grace", &c->grpc.max_connection_age_grace,
+                  absl::Milliseconds(1));
+      sp.Duration("time", &c->grpc.keepalive_time, absl::Milliseconds(1));
+      sp.Duration("timeout", &c->grpc.keepalive_timeout, absl::Milliseconds(1));
     }
     {
       MapReader h(protocols.Get("http"), "receivers.otlp.protocols.http", problems);
@@ -722,7 +746,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
       h.Int("max_request_body_size_mib", &c->http.max_request_body_size_mib, 1, 1024);
       ReadTls(&h, "tls", problems, &c->http.tls);
       ReadNetworks(&h, "allowed_networks", problems, &c->http.allowed_networks);
-      ReadReceiverAuth(&h, problems, &c->http.auth_token_file);
+      ReadReceiverAuth(&h, problems, &c->http.auth_token_file, &c->http.auth_client_attribute);
       h.Duration("read_timeout", &c->http.read_timeout, absl::Milliseconds(1));
     }
     ReadClientLimits(&otlp, problems, &c->client_limits);
@@ -854,6 +878,8 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
                     "mutual TLS)");
     }
     a.Bool("audit_log", &c->admin.audit_log);
+    a.Int("audit_log_max_size_mib", &c->admin.audit_log_max_size_mib, 0, 1 << 20);
+    a.Int("audit_log_max_files", &c->admin.audit_log_max_files, 1, 1000);
   }
   {
     MapReader s(top.Get("security"), "security", problems);
@@ -888,6 +914,16 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
   ReadOrders(top.Get("orders"), problems, &c->orders);
   ReadSpanMetrics(top.Get("span_metrics"), problems, &c->span_metrics);
   ReadRedaction(&top, problems, c);
+  for (const auto& [protocol, attribute] :
+       {std::pair<const char*, const std::string&>{"grpc", c->grpc.auth_client_attribute},
+        std::pair<const char*, const std::string&>{"http", c->http.auth_client_attribute}}) {
+    if (c->orders.enabled && !attribute.empty() && attribute == c->orders.id_attribute) {
+      problems->Add(YAML::Node(),
+                    absl::StrCat("receivers.otlp.protocols.", protocol, ".auth.client_attribute"),
+                    absl::StrCat("must not be orders.id_attribute \"", attribute,
+                                 "\" (the client's own values of it are removed from its spans)"));
+    }
+  }
   if (c->kafka.enabled && !c->kafka.order_topic.empty() && !c->orders.enabled) {
     problems->Add(YAML::Node(), "receivers.kafka.order_topic",
                   "needs orders.enabled: true (the order topic carries traces to the member that "

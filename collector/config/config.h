@@ -28,6 +28,18 @@ struct GrpcReceiverConfig {
   std::vector<std::string> allowed_networks;  // CIDRs; empty = everyone
   // auth.token_file: "<client> <token>" lines; when set, requests need a bearer token of it.
   std::string auth_token_file;
+  // auth.client_attribute: resource attribute set to the authenticated client's name on every
+  // span (needs auth.token_file); "" = none.
+  std::string auth_client_attribute;
+  // Bounds against hostile clients (receiver::GrpcReceiverOptions); durations of 0 = never.
+  int max_concurrent_streams = 100;
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  absl::Duration max_connection_idle = absl::Minutes(5);        // keepalive.server_parameters
+  absl::Duration max_connection_age = absl::Hours(1);           // keepalive.server_parameters
+  absl::Duration max_connection_age_grace = absl::Seconds(30);  // keepalive.server_parameters
+  absl::Duration keepalive_time = absl::Hours(2);               // keepalive.server_parameters.time
+  absl::Duration keepalive_timeout = absl::Seconds(20);         // ...server_parameters.timeout
+  int max_memory_mib = 1024;
 };
 
 struct HttpReceiverConfig {
@@ -36,7 +48,8 @@ struct HttpReceiverConfig {
   int max_request_body_size_mib = 16;
   std::vector<std::string> allowed_networks;
   security::TlsSettings tls;
-  std::string auth_token_file;  // as GrpcReceiverConfig::auth_token_file
+  std::string auth_token_file;        // as GrpcReceiverConfig::auth_token_file
+  std::string auth_client_attribute;  // as GrpcReceiverConfig::auth_client_attribute
   // Headers within this time in total, each body read within it; else the connection closes.
   absl::Duration read_timeout = absl::Seconds(10);
 };
@@ -127,6 +140,10 @@ struct AdminConfig {
   std::map<std::string, security::Role> certificate_roles;
   // Record changing calls as JSON lines in <data_dir>/audit.log.
   bool audit_log = true;
+  // Rotate audit.log once it would pass this size (MiB; 0 = never), keeping this many rotated
+  // files (audit.log.1 ... audit.log.<n>).
+  int audit_log_max_size_mib = 100;
+  int audit_log_max_files = 10;
 };
 
 // The Jaeger remote storage API (collector/query/jaeger_storage_server.h).

@@ -275,6 +275,16 @@ class CivetHttpServer final : public HttpServer {
     }
 
     const long long content_length = info->content_length;  // -1: chunked or not given
+    if (options_.before_body && options_.before_body(&request, &response)) {
+      // Refused on its headers. civetweb reads and drops what is left of a body once the handler
+      // returns, unless the connection is to be closed: a small body is read (the client sees the
+      // answer and may go on), any other is not read at all.
+      const bool close =
+          content_length < 0 || static_cast<unsigned long long>(content_length) >
+                                    static_cast<unsigned long long>(kMaxDrainedBodyBytes);
+      if (close) mg_disable_connection_keep_alive(conn);
+      return Reply(conn, request, response, close);
+    }
     if (content_length > 0 && static_cast<unsigned long long>(content_length) >
                                   static_cast<unsigned long long>(options_.max_body_bytes)) {
       return TooLarge(conn, request, content_length);

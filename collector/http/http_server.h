@@ -22,6 +22,8 @@ struct HttpRequest {
   absl::flat_hash_map<std::string, std::string> headers;  // keys lowercased
   std::string body;                                       // raw, as received (not decompressed)
   std::string remote_address;
+  // Who sent the request, as HttpServerOptions::before_body established it ("" = nobody).
+  std::string principal;
   // The header's value, or "" when absent. `name` must be lowercase.
   std::string Header(const std::string& name) const;
 };
@@ -61,7 +63,19 @@ struct HttpServerOptions {
   std::function<void(const HttpRequest&)> on_forbidden;
   // HTTPS (mutual TLS with client_ca_file) on `endpoint` when cert_file is set. Default: off.
   security::TlsSettings tls;
+  // Called on a server thread for a request to a routed path once its headers are in, before
+  // its body is read (e.g. to check credentials). It may set request->principal for the
+  // handler. Returning true refuses the request with `response`, sent at once: the body is not
+  // read first. A body announced at most kMaxDrainedBodyBytes long (Content-Length) is then
+  // read and dropped, so that a client that sent it whole sees the answer and may reuse the
+  // connection; any other body (larger, chunked) is never read and the connection is closed
+  // after the answer. Default: none (every request is read and handled).
+  std::function<bool(HttpRequest* request, HttpResponse* response)> before_body;
 };
+
+// The largest body a request refused by before_body may have for its connection to be kept
+// (the body is read and dropped after the answer); larger ones close the connection.
+inline constexpr size_t kMaxDrainedBodyBytes = 64 << 10;
 
 class HttpServer {
  public:

@@ -40,7 +40,10 @@ absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(
                         security::TokenFile::Load(config.admin.tokens_file, /*with_roles=*/true));
   }
   if (config.admin.audit_log) {
-    TK_ASSIGN_OR_RETURN(ac->audit_, admin::AuditLog::Open(config.data_dir + "/audit.log"));
+    admin::AuditLogOptions audit;
+    audit.max_bytes = static_cast<uint64_t>(config.admin.audit_log_max_size_mib) << 20;
+    audit.max_files = config.admin.audit_log_max_files;
+    TK_ASSIGN_OR_RETURN(ac->audit_, admin::AuditLog::Open(config.data_dir + "/audit.log", audit));
   }
 
   telemetry::MetricsRegistry& m = *metrics;
@@ -85,6 +88,9 @@ absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(
     m.AddCounter("tracekeep_admin_audit_write_errors_total",
                  "Audit log lines that could not be written.", {},
                  [audit] { return static_cast<double>(audit->write_errors()); });
+    m.AddCounter("tracekeep_admin_audit_log_rotations_total",
+                 "Times audit.log reached admin.audit_log_max_size_mib and was rotated.", {},
+                 [audit] { return static_cast<double>(audit->rotations()); });
   }
   ac->RegisterClients();
   return ac;
@@ -121,11 +127,13 @@ void AccessControl::RegisterClients() {
 }
 
 receiver::ClientAuthOptions AccessControl::GrpcAuth() const {
-  return {grpc_tokens_, grpc_tokens_ != nullptr ? client_limits_.get() : nullptr};
+  return {grpc_tokens_, grpc_tokens_ != nullptr ? client_limits_.get() : nullptr,
+          config_.grpc.auth_client_attribute};
 }
 
 receiver::ClientAuthOptions AccessControl::HttpAuth() const {
-  return {http_tokens_, http_tokens_ != nullptr ? client_limits_.get() : nullptr};
+  return {http_tokens_, http_tokens_ != nullptr ? client_limits_.get() : nullptr,
+          config_.http.auth_client_attribute};
 }
 
 void AccessControl::ConfigureAdmin(admin::AdminServerOptions* options) const {

@@ -313,6 +313,17 @@ class Daemon::Impl final : public admin::AdminBackend {
       o.tls = config_.grpc.tls;
       if (config_.orders.enabled) o.split = orders::SplitOptionsFor(config_.orders);
       o.auth = access_->GrpcAuth();
+      auto never_if_zero = [](absl::Duration d) {
+        return d == absl::ZeroDuration() ? absl::InfiniteDuration() : d;
+      };
+      o.max_concurrent_streams = config_.grpc.max_concurrent_streams;
+      o.handshake_timeout = config_.grpc.handshake_timeout;
+      o.max_connection_idle = never_if_zero(config_.grpc.max_connection_idle);
+      o.max_connection_age = never_if_zero(config_.grpc.max_connection_age);
+      o.max_connection_age_grace = config_.grpc.max_connection_age_grace;
+      o.keepalive_time = config_.grpc.keepalive_time;
+      o.keepalive_timeout = config_.grpc.keepalive_timeout;
+      o.max_memory_mib = config_.grpc.max_memory_mib;
       TK_ASSIGN_OR_RETURN(
           o.allowed_networks,
           security::NetworkAllowList::Parse(config_.grpc.allowed_networks,

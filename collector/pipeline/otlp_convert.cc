@@ -1,6 +1,7 @@
 #include "collector/pipeline/otlp_convert.h"
 
 #include <algorithm>
+#include <deque>
 #include <unordered_map>
 
 #include "absl/container/flat_hash_map.h"
@@ -65,6 +66,34 @@ std::string WireServiceName(absl::string_view resource) {
   return name;
 }
 
+// The key of a serialized KeyValue: its last field 1, as protobuf merges occurrences.
+absl::string_view KeyOf(absl::string_view key_value) {
+  // The form every encoder seen writes: the key (0x0a, length), then possibly the value (0x12,
+  // length) and nothing else, both lengths under 128. Then the first field is the only key.
+  if (key_value.size() >= 2 && key_value[0] == '\x0a' &&
+      static_cast<uint8_t>(key_value[1]) < 0x80) {
+    const size_t n = static_cast<uint8_t>(key_value[1]);
+    if (n + 2 == key_value.size()) return key_value.substr(2, n);
+    if (n + 4 <= key_value.size() && key_value[n + 2] == '\x12' &&
+        static_cast<uint8_t>(key_value[n + 3]) < 0x80 &&
+        n + 4 + static_cast<uint8_t>(key_value[n + 3]) == key_value.size()) {
+      return key_value.substr(2, n);
+    }
+  }
+  absl::string_view key;
+  wire::ForEachField(key_value, [&key](const wire::Field& f) {
+    if (f.number == 1 && f.type == wire::kLengthDelimited) key = f.bytes;
+    return true;
+  });
+  return key;
+}
+
+// Appends field `number` holding the length-delimited `size` bytes that follow (tag and length).
+void PutLengthPrefix(uint32_t number, size_t size, std::string* out) {
+  wire::PutVarint((uint64_t{number} << 3) | wire::kLengthDelimited, out);
+  wire::PutVarint(size, out);
+}
+
 // The span fields the pipeline reads, from a serialized Span; the last occurrence of a field
 // wins and status occurrences merge, as in protobuf. Valid input assumed.
 struct WireSpan {
@@ -76,6 +105,7 @@ struct WireSpan {
   // was not in the plain form (then the span must be read).
   absl::string_view key_value;
   bool key_unsure = false;
+  bool has_client_key = false;  // an attribute's key is WantedKey::client_key
 };
 
 // The wanted key attribute of ReadWireSpan: its name and AttributeKeyBit.
@@ -87,6 +117,9 @@ struct WantedKey {
   const std::vector<std::string>* whole_events = nullptr;
   uint64_t whole_key_bits = 0;
   uint64_t whole_event_bits = 0;
+  // ClientAttribute::key; client_bit != 0 when there is one.
+  absl::string_view client_key;
+  uint64_t client_bit = 0;
 };
 
 // Whether `key_value` (a serialized KeyValue whose key's bit is among wanted.whole_key_bits) has
@@ -170,6 +203,10 @@ void ReadWireSpan(absl::string_view bytes, const WantedKey& wanted, WireSpan* ou
           AddKeyBit(f.bytes, &bit);
           out->attribute_keys |= bit;
           if ((bit & wanted.bit) != 0) CaptureKey(f.bytes, wanted, out);
+          // Not by the bit: it is the first key field's, and a later one would be the key.
+          if (wanted.client_bit != 0 && KeyOf(f.bytes) == wanted.client_key) {
+            out->has_client_key = true;
+          }
           if ((bit & wanted.whole_key_bits) != 0 && IsWholeKey(f.bytes, wanted)) {
             out->key_unsure = true;
           }
@@ -220,13 +257,61 @@ void ReadWireSpan(absl::string_view bytes, const WantedKey& wanted, WireSpan* ou
 
 }  // namespace
 
-SplitResult SplitRequest(const OtlpRequest& request) {
+bool CopyWithoutAttribute(absl::string_view message, uint32_t attributes_field,
+                          absl::string_view key, std::string* out) {
+  // First look: most messages do not have the key, and are not copied.
+  bool found = false;
+  wire::ForEachField(message, [&](const wire::Field& f) {
+    found =
+        f.number == attributes_field && f.type == wire::kLengthDelimited && KeyOf(f.bytes) == key;
+    return !found;
+  });
+  if (!found) return false;
+  out->reserve(out->size() + message.size());
+  absl::string_view in = message;
+  wire::Field f;
+  while (!in.empty()) {
+    const char* begin = in.data();
+    if (!wire::NextField(&in, &f)) break;
+    if (f.number == attributes_field && f.type == wire::kLengthDelimited && KeyOf(f.bytes) == key) {
+      continue;
+    }
+    out->append(begin, static_cast<size_t>(in.data() - begin));
+  }
+  return true;
+}
+
+std::string StampClientAttribute(absl::string_view resource, ClientAttribute client) {
+  std::string out;
+  if (!CopyWithoutAttribute(resource, /*Resource.attributes=*/1, client.key, &out)) {
+    out.assign(resource.data(), resource.size());
+  }
+  // KeyValue{key: client.key, value: AnyValue{string_value: client.value}}.
+  const size_t any_value = 1 + wire::VarintSize(client.value.size()) + client.value.size();
+  const size_t key_value = 1 + wire::VarintSize(client.key.size()) + client.key.size() + 1 +
+                           wire::VarintSize(any_value) + any_value;
+  PutLengthPrefix(1, key_value, &out);
+  PutLengthPrefix(1, client.key.size(), &out);
+  out.append(client.key.data(), client.key.size());
+  PutLengthPrefix(2, any_value, &out);
+  PutLengthPrefix(1, client.value.size(), &out);
+  out.append(client.value.data(), client.value.size());
+  return out;
+}
+
+SplitResult SplitRequest(const OtlpRequest& request, ClientAttribute client) {
   SplitResult result;
   absl::flat_hash_map<std::string, size_t> index;  // trace id -> position in result.traces
   for (int r = 0; r < request.resource_spans_size(); ++r) {
     const auto& rs = request.resource_spans(r);
-    const std::string resource = rs.resource().SerializeAsString();
-    const std::string service = ServiceName(rs.resource());
+    std::string resource = rs.resource().SerializeAsString();
+    std::string service;
+    if (client.key.empty()) {
+      service = ServiceName(rs.resource());
+    } else {
+      resource = StampClientAttribute(resource, client);
+      service = WireServiceName(resource);
+    }
     for (int s = 0; s < rs.scope_spans_size(); ++s) {
       const auto& ss = rs.scope_spans(s);
       auto origin = std::make_shared<SpanOrigin>();
@@ -261,6 +346,12 @@ SplitResult SplitRequest(const OtlpRequest& request) {
         SpanRecord& rec = result.traces[it->second].spans.emplace_back();
         rec.origin = shared_origin;
         span.SerializeToString(&rec.span);
+        if (!client.key.empty()) {
+          std::string stripped;
+          if (CopyWithoutAttribute(rec.span, /*Span.attributes=*/9, client.key, &stripped)) {
+            rec.span = std::move(stripped);
+          }
+        }
         rec.span_id = span.span_id();
         rec.start_unix_nanos = static_cast<int64_t>(span.start_time_unix_nano());
         rec.end_unix_nanos = static_cast<int64_t>(span.end_time_unix_nano());
@@ -305,7 +396,8 @@ int64_t CountWireSpans(absl::string_view wire) {
 }
 
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
-                                             const WireSplitOptions& options) {
+                                             const WireSplitOptions& options,
+                                             ClientAttribute client) {
   if (absl::Status valid = wire::CheckExportTraceRequest(wire_bytes); !valid.ok()) return valid;
   WantedKey wanted;
   if (!options.key_attribute.empty() && options.key_attribute.size() < 0x80) {
@@ -320,6 +412,12 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
       wanted.whole_event_bits |= AttributeKeyBit(e.data(), e.size());
     }
   }
+  if (!client.key.empty()) {
+    // ReadWireSpan notes the spans that have the client attribute.
+    wanted.client_key = client.key;
+    wanted.client_bit = AttributeKeyBit(client.key.data(), client.key.size());
+  }
+  std::deque<std::string> stripped_spans;  // spans rewritten without the client attribute
   SplitResult result;
   absl::flat_hash_map<absl::string_view, size_t> index;  // trace id -> position in result.traces
   int r = -1;
@@ -337,6 +435,7 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
       if (f.number == 3) resource_schema_url = f.bytes;
       return true;
     });
+    if (!client.key.empty()) resource = StampClientAttribute(resource, client);
     const std::string service = WireServiceName(resource);
     for (int s = 0; s < static_cast<int>(scope_spans.size()); ++s) {
       auto origin = std::make_shared<SpanOrigin>();
@@ -353,8 +452,17 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
       origin->service_name = service;
       const SpanOriginPtr shared_origin = std::move(origin);
       for (int i = 0; i < static_cast<int>(spans.size()); ++i) {
+        absl::string_view bytes = spans[i];
         WireSpan span;
-        ReadWireSpan(spans[i], wanted, &span);
+        ReadWireSpan(bytes, wanted, &span);
+        std::string stripped;  // the span without the client's own client attribute
+        if (span.has_client_key &&
+            CopyWithoutAttribute(bytes, /*Span.attributes=*/9, client.key, &stripped)) {
+          // `index` keeps views of trace ids: the bytes must live as long as it does.
+          bytes = stripped_spans.emplace_back(std::move(stripped));
+          span = WireSpan();
+          ReadWireSpan(bytes, wanted, &span);
+        }
         if (!IsValidId(span.trace_id, kTraceIdSize)) {
           Describe(&result, &result.rejected_invalid_trace_id,
                    absl::StrCat("invalid trace_id \"", ToHex(span.trace_id), "\" (",
@@ -377,7 +485,7 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
         }
         SpanRecord& rec = result.traces[it->second].spans.emplace_back();
         rec.origin = shared_origin;
-        rec.span.assign(spans[i].data(), spans[i].size());
+        rec.span.assign(bytes.data(), bytes.size());
         rec.span_id = std::string(span.span_id);
         rec.start_unix_nanos = static_cast<int64_t>(span.start);
         rec.end_unix_nanos = static_cast<int64_t>(span.end);
@@ -387,14 +495,14 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
         if (span.name.size() <= UINT16_MAX && span.kind <= UINT8_MAX &&
             span.status_code <= UINT8_MAX) {
           rec.name_offset =
-              span.name.empty() ? 0 : static_cast<uint32_t>(span.name.data() - spans[i].data());
+              span.name.empty() ? 0 : static_cast<uint32_t>(span.name.data() - bytes.data());
           rec.name_size = static_cast<uint16_t>(span.name.size());
           rec.kind = static_cast<uint8_t>(span.kind);
           rec.status_code = static_cast<uint8_t>(span.status_code);
           rec.fields_known = true;
         }
         if (!span.key_unsure && !span.key_value.empty()) {
-          rec.key_offset = static_cast<uint32_t>(span.key_value.data() - spans[i].data());
+          rec.key_offset = static_cast<uint32_t>(span.key_value.data() - bytes.data());
           rec.key_size = static_cast<uint32_t>(span.key_value.size());
           rec.key_hash = KeyValueHash(span.key_value);
         }

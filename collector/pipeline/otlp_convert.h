@@ -32,10 +32,19 @@ struct SplitResult {
   int64_t rejected() const { return rejected_invalid_trace_id + rejected_invalid_span_id; }
 };
 
+// The authenticated client of a request, as policies see it: every resource of the request gets
+// the string attribute `key` = `value` (the client's name), and any attribute `key` the client
+// sent itself, on the resource or on a span, is removed first, so that a client cannot pass for
+// another. key "" = nothing is changed.
+struct ClientAttribute {
+  absl::string_view key;
+  absl::string_view value;
+};
+
 // Splits a request into per-trace groups of span records (each span serialized again). Spans
 // whose trace id or span id is invalid (wrong length or all zero) are counted and described,
 // never returned. For OTLP/JSON, which has no protobuf bytes to slice.
-SplitResult SplitRequest(const OtlpRequest& request);
+SplitResult SplitRequest(const OtlpRequest& request, ClientAttribute client = {});
 
 // The same from the serialized request alone, read straight from the wire format (no protobuf
 // message is built; the protobuf receivers' path): each span's bytes are the client's own,
@@ -52,8 +61,20 @@ struct WireSplitOptions {
   std::vector<std::string> read_whole_keys;
   std::vector<std::string> read_whole_event_names;
 };
+// With client.key set, resources and spans are changed as ClientAttribute says (a span's bytes
+// are then the client's minus that attribute; spans without it keep their bytes).
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire,
-                                             const WireSplitOptions& options = {});
+                                             const WireSplitOptions& options = {},
+                                             ClientAttribute client = {});
+
+// A serialized message without its attributes (repeated KeyValue field `attributes_field`) whose
+// key is `key`, appended to `out`; false (and `out` unchanged) when it has none. Valid input
+// assumed (the request was checked).
+bool CopyWithoutAttribute(absl::string_view message, uint32_t attributes_field,
+                          absl::string_view key, std::string* out);
+// `resource` (a serialized Resource) with client.key set to client.value, as ClientAttribute
+// says.
+std::string StampClientAttribute(absl::string_view resource, ClientAttribute client);
 
 // The number of spans of a serialized ExportTraceServiceRequest, from its framing only (no
 // validation: a damaged request counts what could be framed).

@@ -55,8 +55,8 @@ bool ExportHandler::RefuseOverLimit(Transport transport, absl::string_view clien
 }
 
 ExportOutcome ExportHandler::Export(Transport transport, const OtlpRequest& request,
-                                    absl::string_view decode_notes) {
-  return ExportSplit(transport, SplitRequest(request), decode_notes);
+                                    absl::string_view decode_notes, absl::string_view client) {
+  return ExportSplit(transport, SplitRequest(request, ClientAttributeOf(client)), decode_notes);
 }
 
 namespace {

@@ -36,6 +36,10 @@ struct ClientAuthOptions {
   // When set (with `tokens`), each client's requests are counted and held to its rate limits
   // (RESOURCE_EXHAUSTED / 429 + Retry-After beyond them). Default: none.
   security::ClientLimits* limits = nullptr;
+  // With `tokens`: the resource attribute that carries the authenticated client's name on every
+  // span the receiver accepts, for sampling policies to match (ClientAttribute: what the client
+  // sent under this key is replaced). Default: "" (none).
+  std::string client_attribute;
 };
 
 // Thread-safe; holds no lock on the data path.
@@ -65,8 +69,9 @@ class ExportHandler {
   // rest to the intake, all or nothing. `decode_notes` (may be empty) describes problems found
   // while decoding, such as ids that were not hex in OTLP/JSON; it is put before the partial
   // success message.
+  // `client` is Authenticate's answer.
   ExportOutcome Export(Transport transport, const OtlpRequest& request,
-                       absl::string_view decode_notes = {});
+                       absl::string_view decode_notes = {}, absl::string_view client = {});
   // The same for a request already split (SplitWireRequest: the protobuf receivers' path).
   ExportOutcome ExportSplit(Transport transport, SplitResult&& split,
                             absl::string_view decode_notes = {});
@@ -80,6 +85,13 @@ class ExportHandler {
   void CountRefusedRequest(Transport transport, RefuseReason reason);
 
   ReceiverStats* stats() const { return stats_; }
+
+  // What splitting a request of `client` (Authenticate's answer) puts on its spans: key "" when
+  // there is no client attribute or no client.
+  ClientAttribute ClientAttributeOf(absl::string_view client) const {
+    if (client.empty()) return {};
+    return ClientAttribute{auth_.client_attribute, client};
+  }
 
   // How the protobuf receivers split requests (SplitWireRequest). Set before they start.
   void set_split_options(WireSplitOptions options) { split_options_ = std::move(options); }

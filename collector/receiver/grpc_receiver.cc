@@ -1,8 +1,12 @@
 #include "collector/receiver/grpc_receiver.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
+#include <algorithm>
+#include <climits>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -83,7 +87,8 @@ class TraceServiceImpl final : public otlp_collector::TraceService::WithRawCallb
       return Refuse(outcome.status);
     }
     if (handler_->RefuseEarly(Transport::kGrpc, wire, &outcome)) return Refuse(outcome.status);
-    absl::StatusOr<SplitResult> split = SplitWireRequest(wire, handler_->split_options());
+    absl::StatusOr<SplitResult> split =
+        SplitWireRequest(wire, handler_->split_options(), handler_->ClientAttributeOf(client));
     if (!split.ok()) {
       handler_->CountRefusedRequest(Transport::kGrpc, RefuseReason::kMalformed);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -161,6 +166,32 @@ absl::StatusOr<std::unique_ptr<GrpcReceiver>> GrpcReceiver::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "otlp grpc receiver: retry_after_seconds must be >= 0, got ", options.retry_after_seconds));
   }
+  if (options.max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("otlp grpc receiver: max_concurrent_streams must be >= 1, got ",
+                     options.max_concurrent_streams));
+  }
+  for (const auto& [name, d] :
+       {std::pair<const char*, absl::Duration>{"handshake_timeout", options.handshake_timeout},
+        {"max_connection_idle", options.max_connection_idle},
+        {"max_connection_age", options.max_connection_age},
+        {"max_connection_age_grace", options.max_connection_age_grace},
+        {"keepalive_time", options.keepalive_time},
+        {"keepalive_timeout", options.keepalive_timeout}}) {
+    if (d <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "otlp grpc receiver: ", name, " must be > 0, got ", absl::FormatDuration(d)));
+    }
+  }
+  if (options.max_memory_mib < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "otlp grpc receiver: max_memory_mib must be >= 0, got ", options.max_memory_mib));
+  }
+  if (!options.auth.client_attribute.empty() && options.auth.tokens == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("otlp grpc receiver: auth.client_attribute \"", options.auth.client_attribute,
+                     "\" needs auth.tokens (there is no client name without them)"));
+  }
   return std::unique_ptr<GrpcReceiver>(
       new GrpcReceiver(std::make_unique<Impl>(options, intake, stats)));
 }
@@ -175,6 +206,23 @@ absl::Status GrpcReceiver::Start() {
   TK_ASSIGN_OR_RETURN(auto credentials, security::MakeServerCredentials(impl_->options.tls));
   builder.AddListeningPort(impl_->options.endpoint, credentials, &selected_port);
   builder.SetMaxReceiveMessageSize(impl_->options.max_recv_msg_size_mib << 20);
+  const GrpcReceiverOptions& o = impl_->options;
+  // Milliseconds as a channel argument: InfiniteDuration() (and anything longer) is INT_MAX.
+  auto ms = [](absl::Duration d) {
+    return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT_MAX));
+  };
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, ms(o.handshake_timeout));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(o.max_connection_idle));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(o.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, ms(o.max_connection_age_grace));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(o.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(o.keepalive_timeout));
+  if (o.max_memory_mib > 0) {
+    grpc::ResourceQuota quota("otlp-grpc-receiver");
+    quota.Resize(static_cast<size_t>(o.max_memory_mib) << 20);
+    builder.SetResourceQuota(quota);
+  }
   builder.RegisterService(&impl_->service);
   impl_->server = builder.BuildAndStart();
   if (impl_->server == nullptr || selected_port == 0) {

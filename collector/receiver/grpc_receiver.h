@@ -36,6 +36,30 @@ struct GrpcReceiverOptions {
   WireSplitOptions split;
   // Bearer tokens and per-client limits. Default: none (anyone may send, no per-client limit).
   ClientAuthOptions auth;
+
+  // Bounds against hostile or broken clients (gRPC channel arguments and resource quota).
+  // HTTP/2 streams (calls) one connection may have open at once; a client's further calls wait
+  // on its side. Default: 100.
+  int max_concurrent_streams = 100;
+  // A connection must finish its TLS and HTTP/2 handshake within this time, else it is closed
+  // (a TCP connection that never speaks costs a file descriptor only this long). Default: 10 s.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // A connection without a call for this long is sent GOAWAY and closed. InfiniteDuration():
+  // never. Default: 5 min.
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  // A connection this old is sent GOAWAY (its client reconnects for new calls), and closed
+  // max_connection_age_grace later, cancelling calls still open: bounds how long a call whose
+  // client never sends its message holds a stream. InfiniteDuration(): never. Default: 1 h, 30 s.
+  absl::Duration max_connection_age = absl::Hours(1);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // After this long without activity on a connection the server pings the client, and closes
+  // the connection when the ping is not answered within keepalive_timeout (dead peers).
+  // Default: 2 h, 20 s (gRPC's).
+  absl::Duration keepalive_time = absl::Hours(2);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Memory gRPC may use for this server's connections and calls, in MiB (its grpc::ResourceQuota);
+  // under pressure gRPC shrinks its buffers and closes connections. 0 = no quota. Default: 1024.
+  int max_memory_mib = 1024;
 };
 
 // Answers: OK (with partial_success when spans had invalid ids); UNAUTHENTICATED without a valid

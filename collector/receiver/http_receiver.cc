@@ -127,6 +127,11 @@ absl::StatusOr<std::unique_ptr<HttpReceiver>> HttpReceiver::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "otlp http receiver: retry_after_seconds must be >= 0, got ", options.retry_after_seconds));
   }
+  if (!options.auth.client_attribute.empty() && options.auth.tokens == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("otlp http receiver: auth.client_attribute \"", options.auth.client_attribute,
+                     "\" needs auth.tokens (there is no client name without them)"));
+  }
   return std::unique_ptr<HttpReceiver>(new HttpReceiver(options, intake, stats));
 }
 
@@ -146,6 +151,22 @@ absl::Status HttpReceiver::Start() {
   server_options.on_body_too_large = [this](const http::HttpRequest&) {
     handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kTooLarge);
   };
+  if (handler_.requires_token()) {
+    // The token is checked on the headers: a request without a valid one is answered 401 before
+    // its body is read (a large body is never read: its connection is closed).
+    server_options.before_body = [this](http::HttpRequest* request, http::HttpResponse* response) {
+      absl::StatusOr<std::string> client =
+          handler_.Authenticate(Transport::kHttp, request->Header("authorization"));
+      if (client.ok()) {
+        request->principal = std::move(client).value();
+        return false;
+      }
+      response->status = 401;
+      response->headers.emplace_back("WWW-Authenticate", "Bearer");
+      response->body = absl::StrCat(client.status().message(), "\n");
+      return true;
+    };
+  }
   std::vector<std::pair<std::string, http::HttpHandler>> routes;
   routes.emplace_back(kOtlpHttpTracesPath,
                       [this](const http::HttpRequest& request, http::HttpResponse* response) {
@@ -175,18 +196,8 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
                                   ": use POST\n");
     return;
   }
-  std::string client;
-  if (handler_.requires_token()) {
-    absl::StatusOr<std::string> authenticated =
-        handler_.Authenticate(Transport::kHttp, request.Header("authorization"));
-    if (!authenticated.ok()) {
-      response->status = 401;
-      response->headers.emplace_back("WWW-Authenticate", "Bearer");
-      response->body = absl::StrCat(authenticated.status().message(), "\n");
-      return;
-    }
-    client = std::move(authenticated).value();
-  }
+  // With tokens required, the server's before_body authenticated the request (see Start).
+  const std::string& client = request.principal;
   const std::string media_type = MediaType(request.Header("content-type"));
   Encoding encoding = Encoding::kUnknown;
   if (media_type == kProtobufType) {
@@ -233,7 +244,7 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     absl::StatusOr<SplitResult> split;
     if (!handler_.RefuseOverLimit(Transport::kHttp, client, body, &outcome) &&
         !handler_.RefuseEarly(Transport::kHttp, body, &outcome)) {
-      split = SplitWireRequest(body, handler_.split_options());
+      split = SplitWireRequest(body, handler_.split_options(), handler_.ClientAttributeOf(client));
     }
     if (outcome.status.ok() && !split.ok()) {
       handler_.CountRefusedRequest(Transport::kHttp, RefuseReason::kMalformed);
@@ -258,7 +269,7 @@ void HttpReceiver::Handle(const http::HttpRequest& request, http::HttpResponse* 
     }
     if (!handler_.RefuseOverLimit(Transport::kHttp, client, CountSpans(*export_request),
                                   static_cast<int64_t>(body.size()), &outcome)) {
-      outcome = handler_.Export(Transport::kHttp, *export_request, id_errors);
+      outcome = handler_.Export(Transport::kHttp, *export_request, id_errors, client);
     }
   }
   if (!outcome.status.ok()) {

@@ -132,7 +132,8 @@ class Tracekeep(Process):
     def __init__(self, workdir, policies, forward_to="", decision_wait="300ms", exporter_extra="",
                  http_tls="", jaeger_storage_extra="", retention="",
                  jaeger_storage_endpoint="127.0.0.1:0", kafka="", auth_token_file="",
-                 otlp_extra="", admin_extra="", extra="", ctl_token_file=""):
+                 otlp_extra="", admin_extra="", extra="", ctl_token_file="",
+                 client_attribute="", grpc_extra=""):
         """`exporter_extra`: more YAML lines of exporters.otlp, indented by four spaces. A second
         Tracekeep on the same `workdir` is a restart (same data directory). `http_tls`: the
         YAML flow map of receivers.otlp.protocols.http.tls ("" = plaintext). `jaeger_storage_extra`:
@@ -141,7 +142,9 @@ class Tracekeep(Process):
         ("" = no Kafka receiver). `auth_token_file`: the OTLP token file of both receivers
         ("" = none). `otlp_extra`: more YAML lines of receivers.otlp, indented by four spaces.
         `admin_extra`: more entries of the admin flow map, after a comma. `extra`: more top-level
-        YAML. `ctl_token_file`: the admin token tracekeepctl presents."""
+        YAML. `ctl_token_file`: the admin token tracekeepctl presents. `client_attribute`: the
+        receivers' auth.client_attribute (with `auth_token_file`). `grpc_extra`: more entries of
+        the receivers.otlp.protocols.grpc flow map, after a comma."""
         require(TRACEKEEP_BIN, "tracekeep (build it: scripts/build.sh)")
         os.makedirs(workdir, exist_ok=True)
         forward = (f'exporters:\n  otlp:\n    endpoint: "{forward_to}"\n'
@@ -149,14 +152,16 @@ class Tracekeep(Process):
                    f'{exporter_extra}') if forward_to else ""
         jaeger_storage_extra = ", " + jaeger_storage_extra if jaeger_storage_extra else ""
         storage = f"storage: {{retention: {retention}}}\n" if retention else ""
-        auth = f", auth: {{token_file: {auth_token_file}}}" if auth_token_file else ""
+        client_attribute = f", client_attribute: {client_attribute}" if client_attribute else ""
+        auth = (f", auth: {{token_file: {auth_token_file}{client_attribute}}}"
+                if auth_token_file else "")
         admin_extra = ", " + admin_extra if admin_extra else ""
         self.ctl_token_file = ctl_token_file
         config = f"""data_dir: {workdir}/data
 {storage}receivers:
   otlp:
     protocols:
-      grpc: {{endpoint: "127.0.0.1:0"{auth}}}
+      grpc: {{endpoint: "127.0.0.1:0"{auth}{", " + grpc_extra if grpc_extra else ""}}}
       http: {{endpoint: "127.0.0.1:0"{", tls: " + http_tls if http_tls else ""}{auth}}}
 {otlp_extra}{"  kafka: " + kafka if kafka else ""}
 sampler:

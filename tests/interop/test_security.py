@@ -259,6 +259,59 @@ def test_a_changed_token_file_is_picked_up_without_a_signal(tmp_path):
         assert ROTATED_TOKEN not in t.log()
 
 
+def sdk_send_as(exporter, resource, span_name, span_attributes=None):
+    """Sends one span with `resource` through the Python SDK; returns its trace id."""
+    provider = TracerProvider(resource=Resource.create(resource))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("security-test").start_as_current_span(span_name) as span:
+        for key, value in (span_attributes or {}).items():
+            span.set_attribute(key, value)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    return trace_id
+
+
+def resource_values(stored, key):
+    """Every string value of resource attribute `key` in a stored trace (OTLP JSON)."""
+    return [kv["value"].get("stringValue") for rs in stored["resourceSpans"]
+            for kv in rs.get("resource", {}).get("attributes", []) if kv["key"] == key]
+
+
+def test_policies_see_the_authenticated_client_not_what_it_claims(tmp_path):
+    """auth.client_attribute: the receivers put the client's name from its token on the
+    resource; a string_attribute policy on it keeps one client's traces only, even when another
+    client claims that name in its own resource and span attributes."""
+    tokens = write(str(tmp_path / "otlp-tokens"),
+                   f"shop-api {SHOP_TOKEN}\nbatch-job {BATCH_TOKEN}\n")
+    policy = ("    - {name: shop-only, type: string_attribute,\n"
+              "       string_attribute: {key: tracekeep.client, values: [shop-api]}}")
+    with peers.Tracekeep(str(tmp_path / "tk"), policy, decision_wait="200ms",
+                         auth_token_file=tokens, client_attribute="tracekeep.client") as t:
+        def grpc_exporter(token):
+            return GrpcExporter(endpoint=t.grpc, insecure=True,
+                                headers={"authorization": f"Bearer {token}"})
+
+        def http_exporter(token):
+            return HttpExporter(endpoint=f"http://{t.http}/v1/traces",
+                                headers={"Authorization": f"Bearer {token}"})
+
+        shop = [sdk_send_as(grpc_exporter(SHOP_TOKEN), {"service.name": "shop-api"}, "grpc"),
+                sdk_send_as(http_exporter(SHOP_TOKEN), {"service.name": "shop-api"}, "http")]
+        claims = {"tracekeep.client": "shop-api"}
+        batch = [sdk_send_as(grpc_exporter(BATCH_TOKEN), {"service.name": "batch-job", **claims},
+                             "grpc", claims),
+                 sdk_send_as(http_exporter(BATCH_TOKEN), {"service.name": "batch-job", **claims},
+                             "http", claims)]
+        for trace_id in shop:
+            assert resource_values(t.wait_trace(trace_id, 1), "tracekeep.client") == ["shop-api"]
+        peers.wait_for(lambda: t.metric("tracekeep_sampler_traces_not_sampled_total") >= 2, 30,
+                       "batch-job's two traces to be decided")
+        for trace_id in batch:
+            assert t.trace_get(trace_id) is None, f"batch-job's trace {trace_id} was kept"
+        assert t.metric("tracekeep_sampler_traces_sampled_total", 'policy="shop-only"') == 2
+        assert t.metric("tracekeep_sampler_traces_not_sampled_total") == 2
+
+
 def _proc_counts(pid):
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     with open(f"/proc/{pid}/status") as f:
@@ -298,6 +351,86 @@ def test_ten_thousand_idle_connections_cost_no_fds_or_threads(tk):
     # ...): the bound allows for that on a loaded machine.
     peers.wait_for(lambda: post(tk, f"Bearer {tk.shop_token}")[0] == 200, 90,
                    "an OTLP/HTTP request to succeed after the idle connections closed")
+
+
+def test_hostile_grpc_clients_hold_no_threads_and_are_cut_off(tmp_path):
+    """OTLP/gRPC bounds (short ones for the test): 1,000 TCP connections that never speak, and
+    40 calls (10 connections x max_concurrent_streams) that open their stream and never send
+    their message. Meanwhile another client is served, and the daemon gains no thread per
+    connection or call (gRPC's pool may add a few when its queue backs up on a loaded machine);
+    the silent connections are closed after handshake_timeout (their file descriptors come back),
+    the silent calls end at max_connection_age + grace."""
+    import socket
+    import threading
+    bounds = ("max_concurrent_streams: 4, handshake_timeout: 1s, keepalive: {server_parameters: "
+              "{max_connection_idle: 30s, max_connection_age: 3s, max_connection_age_grace: 1s}}")
+    with peers.Tracekeep(str(tmp_path / "tk"), ALWAYS, grpc_extra=bounds) as t:
+        host, port = t.grpc.rsplit(":", 1)
+        with grpc.insecure_channel(t.grpc) as channel:  # a warm, honest client
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            assert grpc_export(stub, "") == grpc.StatusCode.OK
+            fds_before, threads_before = _proc_counts(t.proc.pid)
+            silent = []
+            try:
+                for _ in range(1000):
+                    s = socket.socket()
+                    s.setblocking(False)
+                    s.connect_ex((host, int(port)))
+                    silent.append(s)
+                # While they are open, the honest client is served.
+                for _ in range(5):
+                    assert grpc_export(stub, "") == grpc.StatusCode.OK
+                peak_fds, peak_threads = _proc_counts(t.proc.pid)
+                assert peak_threads - threads_before <= 8, \
+                    f"{peak_threads - threads_before} more threads with 1,000 silent connections"
+                # handshake_timeout closes them: the daemon's descriptors come back.
+                peers.wait_for(lambda: _proc_counts(t.proc.pid)[0] <= fds_before + 8, 30,
+                               "the silent connections' descriptors to be released")
+                assert peak_fds > fds_before + 100, "the silent connections never reached it"
+            finally:
+                for s in silent:
+                    s.close()
+
+            # Calls that open their stream and never send their message.
+            stop = threading.Event()
+
+            def never_sends():
+                stop.wait()
+                return
+                yield  # a generator that yields nothing
+
+            # Distinct channel arguments: one connection each, not a shared subchannel.
+            hung_channels = [grpc.insecure_channel(t.grpc, options=[("test.channel", i)])
+                             for i in range(10)]
+            try:
+                started = time.monotonic()
+                hung = []
+                for channel_ in hung_channels:
+                    export = channel_.stream_unary(
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                        request_serializer=(
+                            trace_service_pb2.ExportTraceServiceRequest.SerializeToString),
+                        response_deserializer=(
+                            trace_service_pb2.ExportTraceServiceResponse.FromString))
+                    hung += [export.future(never_sends()) for _ in range(4)]
+                for _ in range(5):
+                    assert grpc_export(stub, "") == grpc.StatusCode.OK
+                threads = _proc_counts(t.proc.pid)[1]
+                assert threads - threads_before <= 8, \
+                    f"{threads - threads_before} more threads with 40 silent calls"
+                # max_connection_age (3 s) + grace (1 s) ends them; allow for a loaded machine.
+                for call in hung:
+                    assert call.exception(timeout=30) is not None
+                    assert call.code() in (grpc.StatusCode.UNAVAILABLE,
+                                           grpc.StatusCode.CANCELLED,
+                                           grpc.StatusCode.INTERNAL), call.code()
+                assert time.monotonic() - started >= 3.0
+            finally:
+                stop.set()
+                for channel_ in hung_channels:
+                    channel_.close()
+            assert grpc_export(stub, "") == grpc.StatusCode.OK
+        assert t.alive()
 
 
 def test_no_file_under_the_data_directory_holds_a_raw_secret(tk):

@@ -1,5 +1,7 @@
 // Admin roles (viewer, operator) from tokens and client certificates, and the audit log.
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "collector/admin/admin_server.h"
@@ -174,6 +177,70 @@ TEST_F(AdminRolesTest, ChangingCallsAreAuditedWithWhoWhatResultAndPolicyDiff) {
   ASSERT_TRUE(stub_->Checkpoint(&context, request, &response).ok());
   EXPECT_THAT(AuditLines().back(),
               HasSubstr("\"request\":{\"dir\":\"/tmp/some-checkpoint\"},\"result\":\"OK\""));
+}
+
+// Size-based rotation: audit.log never passes max_bytes (a line is never split), older lines move
+// to audit.log.1, .2, ... up to max_files, the oldest beyond are deleted; every file stays 0600
+// and every line whole, in order across the files.
+TEST(AuditLogRotationTest, RotatesBySizeKeepingMaxFiles) {
+  char pattern[] = "/tmp/audit_rotation_test.XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  const std::string path = dir + "/audit.log";
+  AuditEvent event;
+  event.method = "Drain";
+  event.caller = "a1000";  // every caller below has 5 characters: every line the same size
+  event.result = absl::OkStatus();
+  const size_t line_size = AuditLog::ToJson(event).size() + 1;
+  AuditLogOptions options;
+  options.max_bytes = 3 * line_size + line_size / 2;  // three lines a file
+  options.max_files = 2;
+  {
+    auto log = AuditLog::Open(path, options);
+    ASSERT_TRUE(log.ok()) << log.status();
+    for (int i = 0; i < 10; ++i) {
+      event.caller = absl::StrCat("a", 1000 + i);
+      (*log)->Record(event);
+    }
+    EXPECT_EQ((*log)->rotations(), 3u);  // files of 3, 3, 3 lines and the current one of 1
+    EXPECT_EQ((*log)->write_errors(), 0u);
+  }
+  auto callers = [](const std::string& file) {
+    std::vector<std::string> out;
+    for (absl::string_view line : absl::StrSplit(ReadAll(file), '\n', absl::SkipEmpty())) {
+      const size_t at = line.find("\"caller\":\"");
+      EXPECT_NE(at, absl::string_view::npos) << line;
+      EXPECT_TRUE(absl::EndsWith(line, "}")) << line;
+      out.emplace_back(line.substr(at + 10, 5));
+    }
+    return out;
+  };
+  EXPECT_THAT(callers(path + ".2"), ElementsAre("a1003", "a1004", "a1005"));
+  EXPECT_THAT(callers(path + ".1"), ElementsAre("a1006", "a1007", "a1008"));
+  EXPECT_THAT(callers(path), ElementsAre("a1009"));
+  EXPECT_NE(access((path + ".3").c_str(), F_OK), 0) << "beyond max_files: deleted";
+  for (const std::string& file : {path, path + ".1", path + ".2"}) {
+    struct stat st;
+    ASSERT_EQ(stat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+    EXPECT_LE(static_cast<uint64_t>(st.st_size), options.max_bytes) << file;
+  }
+
+  // Reopened, the log continues the current file where it was and rotates on its size.
+  {
+    auto log = AuditLog::Open(path, options);
+    ASSERT_TRUE(log.ok());
+    for (int i = 10; i < 13; ++i) {
+      event.caller = absl::StrCat("a", 1000 + i);
+      (*log)->Record(event);
+    }
+    EXPECT_EQ((*log)->rotations(), 1u);
+  }
+  EXPECT_THAT(callers(path + ".1"), ElementsAre("a1009", "a1010", "a1011"));
+  EXPECT_THAT(callers(path), ElementsAre("a1012"));
+  EXPECT_THAT(AuditLog::Open(path, AuditLogOptions{1, 0}).status().message(),
+              HasSubstr("max_files must be >= 1, got 0"));
+  ASSERT_EQ(std::system(absl::StrCat("rm -rf ", dir).c_str()), 0);
 }
 
 TEST(LineDiffTest, ListsRemovedAndAddedLinesInOrder) {

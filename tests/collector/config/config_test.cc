@@ -618,7 +618,7 @@ receivers:
   otlp:
     protocols:
       grpc: {auth: {token_file: )",
-                                    otlp.path(), R"(}}
+                                    otlp.path(), R"(, client_attribute: tracekeep.client}}
       http: {auth: {token_file: )",
                                     otlp.path(), R"(}}
     client_limits:
@@ -647,6 +647,8 @@ redaction:
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->grpc.auth_token_file, otlp.path());
   EXPECT_EQ(c->http.auth_token_file, otlp.path());
+  EXPECT_EQ(c->grpc.auth_client_attribute, "tracekeep.client");
+  EXPECT_EQ(c->http.auth_client_attribute, "");
   EXPECT_EQ(c->client_limits.default_limit.spans_per_second, 1000);
   EXPECT_EQ(c->client_limits.clients.at("batch-job").spans_per_second, 50);
   EXPECT_EQ(c->client_limits.clients.at("batch-job").bytes_per_second, 100000);
@@ -705,6 +707,88 @@ redaction:
   EXPECT_THAT(m, HasSubstr("redaction.actions[1]: would mask the order id attribute"));
   EXPECT_THAT(m, HasSubstr("redaction.actions[2].action: must be delete, hash or mask"));
   EXPECT_THAT(m, HasSubstr("redaction.blocked_values[0]: not a valid RE2 expression"));
+}
+
+TEST(SecurityConfigTest, AClientAttributeNeedsTokensAndMustNotBeTheOrderId) {
+  TempFile otlp("shop-api shop-token-0123456789\n");
+  auto c = ParseConfig(absl::StrCat(R"(
+receivers:
+  otlp:
+    protocols:
+      grpc: {auth: {token_file: )",
+                                    otlp.path(), R"(, client_attribute: order.id}}
+      http: {auth: {client_attribute: tracekeep.client}}
+)"),
+                       "c.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.http.auth.client_attribute: needs "
+                           "receivers.otlp.protocols.http.auth.token_file (without tokens there "
+                           "is no client name to put in \"tracekeep.client\")"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.auth.client_attribute: must not be "
+                           "orders.id_attribute \"order.id\""));
+}
+
+TEST(ConfigTest, GrpcBoundsAgainstHostileClients) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->grpc.max_concurrent_streams, 100);
+  EXPECT_EQ(defaults->grpc.handshake_timeout, absl::Seconds(10));
+  EXPECT_EQ(defaults->grpc.max_connection_idle, absl::Minutes(5));
+  EXPECT_EQ(defaults->grpc.max_connection_age, absl::Hours(1));
+  EXPECT_EQ(defaults->grpc.max_memory_mib, 1024);
+  auto c = ParseConfig(R"(receivers:
+  otlp:
+    protocols:
+      grpc:
+        max_concurrent_streams: 8
+        handshake_timeout: 2s
+        max_memory_mib: 64
+        keepalive:
+          server_parameters:
+            max_connection_idle: 0s
+            max_connection_age: 10m
+            max_connection_age_grace: 5s
+            time: 1m
+            timeout: 3s
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc.max_concurrent_streams, 8);
+  EXPECT_EQ(c->grpc.handshake_timeout, absl::Seconds(2));
+  EXPECT_EQ(c->grpc.max_memory_mib, 64);
+  EXPECT_EQ(c->grpc.max_connection_idle, absl::ZeroDuration());  // never
+  EXPECT_EQ(c->grpc.max_connection_age, absl::Minutes(10));
+  EXPECT_EQ(c->grpc.max_connection_age_grace, absl::Seconds(5));
+  EXPECT_EQ(c->grpc.keepalive_time, absl::Minutes(1));
+  EXPECT_EQ(c->grpc.keepalive_timeout, absl::Seconds(3));
+  auto bad = ParseConfig(R"(receivers:
+  otlp:
+    protocols:
+      grpc:
+        max_concurrent_streams: 0
+        keepalive: {server_parameters: {max_connection_age: -1s, idle: 1s}}
+)");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.max_concurrent_streams"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.keepalive.server_parameters."
+                           "max_connection_age"));
+  EXPECT_THAT(m, HasSubstr("receivers.otlp.protocols.grpc.keepalive.server_parameters.idle"));
+}
+
+TEST(SecurityConfigTest, AuditLogRotation) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->admin.audit_log_max_size_mib, 100);
+  EXPECT_EQ(defaults->admin.audit_log_max_files, 10);
+  auto c = ParseConfig("admin: {audit_log_max_size_mib: 5, audit_log_max_files: 3}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->admin.audit_log_max_size_mib, 5);
+  EXPECT_EQ(c->admin.audit_log_max_files, 3);
+  auto bad = ParseConfig("admin: {audit_log_max_size_mib: -1, audit_log_max_files: 0}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("admin.audit_log_max_size_mib"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("admin.audit_log_max_files"));
 }
 
 TEST(ConfigTest, KafkaOrderTopicsForOrderAffinity) {

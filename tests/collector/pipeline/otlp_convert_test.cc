@@ -1,5 +1,9 @@
 #include "collector/pipeline/otlp_convert.h"
 
+#include <string>
+#include <utility>
+
+#include "collector/pipeline/otlp_wire.h"
 #include "gtest/gtest.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
@@ -247,6 +251,142 @@ TEST(OtlpConvertWireTest, LocatesTheKeyAttributesStringValue) {
   absl::StatusOr<SplitResult> without = SplitWireRequest(wire);
   ASSERT_TRUE(without.ok());
   EXPECT_EQ(without->traces[0].spans[0].key_size, 0u) << "nothing to locate by default";
+}
+
+// The authenticated client's name goes on every resource of its request, replacing any value the
+// client put under that key itself, on the resource or on a span: a client cannot pass for
+// another. Spans without the key keep their bytes; a stripped span's fields are read again.
+OtlpRequest ForgedRequest() {
+  OtlpRequest request;
+  auto* rs = request.add_resource_spans();
+  auto add = [](auto* message, const std::string& key, const std::string& value) {
+    auto* kv = message->add_attributes();
+    kv->set_key(key);
+    kv->mutable_value()->set_string_value(value);
+  };
+  add(rs->mutable_resource(), "service.name", "batch");
+  add(rs->mutable_resource(), "tracekeep.client", "shop-api");  // forged
+  auto* ss = rs->add_scope_spans();
+  otlp_trace::Span* forged = AddSpan(ss, std::string(16, '\x01'), std::string(8, '\x01'));
+  add(forged, "order.id", "o-1");
+  add(forged, "tracekeep.client", "shop-api");  // forged on the span too
+  add(forged, "http.route", "/pay");
+  forged->set_name("forged-op");
+  otlp_trace::Span* honest = AddSpan(ss, std::string(16, '\x01'), std::string(8, '\x02'));
+  add(honest, "order.id", "o-1");
+  // A second resource without any client attribute of its own.
+  AddSpan(request.add_resource_spans()->add_scope_spans(), std::string(16, '\x02'),
+          std::string(8, '\x03'));
+  return request;
+}
+
+// The (last) string value of `key` among the attributes of a message, "<none>" when absent, and
+// how many attributes have the key.
+template <typename Message>
+std::pair<std::string, int> ValueOf(const Message& m, const std::string& key) {
+  std::pair<std::string, int> found{"<none>", 0};
+  for (const auto& kv : m.attributes()) {
+    if (kv.key() != key) continue;
+    found.first = kv.value().string_value();
+    ++found.second;
+  }
+  return found;
+}
+
+void ExpectStamped(const SplitResult& split, const OtlpRequest& request) {
+  ASSERT_EQ(split.traces.size(), 2u);
+  ASSERT_EQ(split.traces[0].spans.size(), 2u);
+  for (const auto* rec : {&split.traces[0].spans[0], &split.traces[1].spans[0]}) {
+    opentelemetry::proto::resource::v1::Resource resource;
+    ASSERT_TRUE(resource.ParseFromString(rec->origin->resource));
+    EXPECT_EQ(ValueOf(resource, "tracekeep.client"), std::make_pair(std::string("batch-job"), 1));
+  }
+  EXPECT_EQ(split.traces[0].spans[0].origin->service_name, "batch");
+  const SpanRecord& forged = split.traces[0].spans[0];
+  otlp_trace::Span span;
+  ASSERT_TRUE(span.ParseFromString(forged.span));
+  EXPECT_EQ(ValueOf(span, "tracekeep.client").second, 0) << "the forged span attribute is gone";
+  EXPECT_EQ(ValueOf(span, "order.id").first, "o-1");
+  EXPECT_EQ(ValueOf(span, "http.route").first, "/pay");
+  EXPECT_EQ(span.name(), "forged-op");
+  const SpanRecord& honest = split.traces[0].spans[1];
+  EXPECT_EQ(honest.span, request.resource_spans(0).scope_spans(0).spans(1).SerializeAsString())
+      << "a span without the key keeps its bytes";
+}
+
+TEST(OtlpConvertWireTest, PutsTheClientsNameOnEveryResourceAndRemovesForgedValues) {
+  const OtlpRequest request = ForgedRequest();
+  WireSplitOptions options;
+  options.key_attribute = "order.id";
+  absl::StatusOr<SplitResult> split =
+      SplitWireRequest(request.SerializeAsString(), options, {"tracekeep.client", "batch-job"});
+  ASSERT_TRUE(split.ok()) << split.status();
+  ExpectStamped(*split, request);
+  // The stripped span's fields point into its new bytes.
+  const SpanRecord& forged = split->traces[0].spans[0];
+  ASSERT_TRUE(forged.fields_known);
+  EXPECT_EQ(forged.name(), "forged-op");
+  ASSERT_EQ(forged.key_size, 3u);
+  EXPECT_EQ(forged.span.substr(forged.key_offset, forged.key_size), "o-1");
+
+  // Without a client attribute nothing changes.
+  absl::StatusOr<SplitResult> plain = SplitWireRequest(request.SerializeAsString(), options);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->traces[0].spans[0].origin->resource,
+            request.resource_spans(0).resource().SerializeAsString());
+  EXPECT_EQ(plain->traces[0].spans[0].span,
+            request.resource_spans(0).scope_spans(0).spans(0).SerializeAsString());
+}
+
+// A forged attribute in a form no SDK writes is removed too: the value before the key, and a
+// KeyValue whose key field occurs twice (the last one is the key, as protobuf reads it).
+TEST(OtlpConvertWireTest, RemovesForgedValuesInUnusualForms) {
+  auto field = [](uint32_t number, const std::string& bytes) {
+    std::string out;
+    wire::PutVarint((uint64_t{number} << 3) | wire::kLengthDelimited, &out);
+    wire::PutVarint(bytes.size(), &out);
+    return out + bytes;
+  };
+  const std::string value = field(2, field(1, "shop-api"));  // KeyValue.value{string_value}
+  otlp_trace::Span span;
+  span.set_trace_id(std::string(16, '\x01'));
+  span.set_span_id(std::string(8, '\x01'));
+  span.set_name("op");
+  const std::string base = span.SerializeAsString();
+  const std::string value_first = base + field(9, value + field(1, "tracekeep.client"));
+  const std::string twice = base + field(9, field(1, "x") + value + field(1, "tracekeep.client"));
+  const std::string not_it = base + field(9, field(1, "tracekeep.client") + value + field(1, "y"));
+  const std::string forms[] = {value_first, twice, not_it};
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const std::string request = field(1, field(2, field(2, forms[i])));
+    absl::StatusOr<SplitResult> split =
+        SplitWireRequest(request, {}, {"tracekeep.client", "batch-job"});
+    ASSERT_TRUE(split.ok()) << split.status();
+    ASSERT_EQ(split->traces.size(), 1u);
+    otlp_trace::Span parsed;
+    ASSERT_TRUE(parsed.ParseFromString(split->traces[0].spans[0].span));
+    EXPECT_EQ(ValueOf(parsed, "tracekeep.client").second, 0);
+    // The last key field names the attribute: "y" here, which stays.
+    EXPECT_EQ(ValueOf(parsed, "y").second, i == 2 ? 1 : 0);
+  }
+}
+
+TEST(OtlpConvertTest, PutsTheClientsNameOnEveryResourceAndRemovesForgedValues) {
+  const OtlpRequest request = ForgedRequest();
+  ExpectStamped(SplitRequest(request, {"tracekeep.client", "batch-job"}), request);
+}
+
+// The client's name may even be the service name: service_name follows the stamped resource.
+TEST(OtlpConvertWireTest, AClientAttributeOfServiceNameSetsTheService) {
+  const OtlpRequest request = ForgedRequest();
+  absl::StatusOr<SplitResult> split =
+      SplitWireRequest(request.SerializeAsString(), {}, {"service.name", "batch-job"});
+  ASSERT_TRUE(split.ok());
+  EXPECT_EQ(split->traces[0].spans[0].origin->service_name, "batch-job");
+  EXPECT_EQ(
+      SplitRequest(request, {"service.name", "batch-job"}).traces[0].spans[0].origin->service_name,
+      "batch-job");
 }
 
 // The Kafka record of a trace is written from the span, resource and scope bytes as they are:

@@ -1,12 +1,20 @@
 // Bearer tokens and per-client limits on both OTLP receivers.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "collector/common/clock.h"
 #include "collector/receiver/grpc_receiver.h"
 #include "collector/receiver/http_receiver.h"
@@ -27,6 +35,49 @@ using ::tracekeep::testing::RawHttpResponse;
 using ::tracekeep::testing::SendRaw;
 
 constexpr char kShopToken[] = "shop-token-0123456789";
+
+// A connected TCP socket to 127.0.0.1:port.
+int Connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
+// Reads from `fd` until `done(bytes read so far)` or the server closes the connection (then
+// *closed is set), for at most `timeout`.
+std::string ReadUntil(int fd, absl::Duration timeout, bool* closed,
+                      const std::function<bool(const std::string&)>& done) {
+  std::string in;
+  *closed = false;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done(in)) {
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) break;
+    char buf[4096];
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      *closed = true;
+      break;
+    }
+    in.append(buf, static_cast<size_t>(n));
+  }
+  return in;
+}
+
+// Whether `in` holds one whole response (headers and the body its Content-Length announces).
+bool WholeResponse(const std::string& in) {
+  const size_t end = in.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  const std::string head = absl::AsciiStrToLower(in.substr(0, end));
+  const size_t at = head.find("content-length: ");
+  if (at == std::string::npos) return true;
+  return in.size() >= end + 4 + std::stoul(head.substr(at + 16));
+}
 constexpr char kBatchToken[] = "batch-token-0123456789";
 
 class ClientAuthTest : public ::testing::Test {
@@ -44,7 +95,7 @@ class ClientAuthTest : public ::testing::Test {
     security::ClientLimitsOptions limits;
     limits.clients["batch-job"].spans_per_second = 5;
     limits_ = std::make_unique<security::ClientLimits>(limits, &clock_);
-    ClientAuthOptions auth{tokens_.get(), limits_.get()};
+    ClientAuthOptions auth{tokens_.get(), limits_.get(), "tracekeep.client"};
 
     GrpcReceiverOptions grpc_options;
     grpc_options.endpoint = "127.0.0.1:0";
@@ -82,12 +133,15 @@ class ClientAuthTest : public ::testing::Test {
   }
 
   RawHttpResponse PostHttp(const std::string& authorization, int spans) {
-    std::vector<std::pair<std::string, std::string>> headers = {
-        {"Content-Type", "application/x-protobuf"}};
+    return PostHttpBody(authorization, "application/x-protobuf",
+                        MakeRequest(spans).SerializeAsString());
+  }
+  RawHttpResponse PostHttpBody(const std::string& authorization, const std::string& content_type,
+                               const std::string& body) {
+    std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", content_type}};
     if (!authorization.empty()) headers.emplace_back("Authorization", authorization);
-    auto response = SendRaw(
-        http_->port(), tracekeep::testing::MakeRequest("POST", "/v1/traces", headers,
-                                                       MakeRequest(spans).SerializeAsString()));
+    auto response = SendRaw(http_->port(),
+                            tracekeep::testing::MakeRequest("POST", "/v1/traces", headers, body));
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : RawHttpResponse{};
   }
@@ -137,6 +191,57 @@ TEST_F(ClientAuthTest, HttpAnswers401WithoutAKnownToken) {
   EXPECT_EQ(stats_.requests_refused(Transport::kHttp, RefuseReason::kUnauthenticated), 2u);
 }
 
+// The token is checked on the headers: a request with a bad one and a large body announced but
+// never sent is answered 401 at once and its connection closed, without waiting for the body
+// (the read timeout is 10 s; the test allows 5).
+TEST_F(ClientAuthTest, HttpRefusesABadTokenBeforeReadingTheBody) {
+  const int fd = Connect(http_->port());
+  const std::string head =
+      "POST /v1/traces HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-protobuf\r\n"
+      "Authorization: Bearer not-a-token-of-the-file\r\nContent-Length: 10000000\r\n\r\n";
+  ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  bool closed = false;
+  const std::string reply =
+      ReadUntil(fd, absl::Seconds(5), &closed, [](const std::string&) { return false; });
+  close(fd);
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 401 "));
+  EXPECT_THAT(reply, HasSubstr("WWW-Authenticate: Bearer\r\n"));
+  EXPECT_THAT(reply, HasSubstr("Connection: close\r\n"));
+  EXPECT_TRUE(closed) << "the connection stayed open, waiting for the body";
+  EXPECT_EQ(tokens_->failures(security::AuthFailure::kUnknown), 1u);
+  EXPECT_EQ(stats_.requests_refused(Transport::kHttp, RefuseReason::kUnauthenticated), 1u);
+  // The server threads are free: a valid request is served at once.
+  EXPECT_EQ(PostHttp(absl::StrCat("Bearer ", kShopToken), 2).status, 200);
+  EXPECT_EQ(intake_.spans(), 2);
+}
+
+// A refused request whose small body was sent whole keeps its connection: the body is read and
+// dropped after the 401, and the next request on the connection is served.
+TEST_F(ClientAuthTest, HttpKeepsTheConnectionAfterRefusingASmallBody) {
+  const std::string body = MakeRequest(3).SerializeAsString();
+  auto request = [&body](const std::string& token) {
+    return absl::StrCat(
+        "POST /v1/traces HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-protobuf\r\n"
+        "Authorization: Bearer ",
+        token, "\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
+  };
+  const int fd = Connect(http_->port());
+  const std::string refused = request("not-a-token-of-the-file");
+  ASSERT_EQ(send(fd, refused.data(), refused.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(refused.size()));
+  bool closed = false;
+  std::string reply = ReadUntil(fd, absl::Seconds(10), &closed, WholeResponse);
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 401 "));
+  ASSERT_FALSE(closed);
+  const std::string accepted = request(kShopToken);
+  ASSERT_EQ(send(fd, accepted.data(), accepted.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(accepted.size()));
+  reply = ReadUntil(fd, absl::Seconds(10), &closed, WholeResponse);
+  close(fd);
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 200 "));
+  EXPECT_EQ(intake_.spans(), 3);
+}
+
 TEST_F(ClientAuthTest, ANoisyClientIsRefusedRetryablyWhileOthersPass) {
   const std::string batch = absl::StrCat("Bearer ", kBatchToken);
   // batch-job may send 5 spans/s: the first request empties its bucket, the next is refused.
@@ -171,6 +276,66 @@ TEST_F(ClientAuthTest, ARotatedTokenWorksAfterReloadOnTheSameConnection) {
   EXPECT_EQ(ExportGrpc(absl::StrCat("Bearer ", kShopToken), 1).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(ExportGrpc("Bearer rotated-token-0123456789", 1).ok());
+}
+
+// The client's name from its token is on the resource of every span it sends, whatever the
+// client put under that key itself (here: another client's name, on the resource and a span).
+TEST_F(ClientAuthTest, TheAuthenticatedClientsNameIsPutOnEverySpan) {
+  OtlpRequest forged = MakeRequest(2);
+  for (auto* attrs : {forged.mutable_resource_spans(0)->mutable_resource()->mutable_attributes(),
+                      forged.mutable_resource_spans(0)
+                          ->mutable_scope_spans(0)
+                          ->mutable_spans(0)
+                          ->mutable_attributes()}) {
+    auto* kv = attrs->Add();
+    kv->set_key("tracekeep.client");
+    kv->mutable_value()->set_string_value("shop-api");
+  }
+  const std::string batch = absl::StrCat("Bearer ", kBatchToken);
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", batch);
+    otlp_collector::ExportTraceServiceResponse response;
+    ASSERT_TRUE(stub_->Export(&context, forged, &response).ok());
+  }
+  EXPECT_EQ(PostHttpBody(batch, "application/x-protobuf", forged.SerializeAsString()).status, 200);
+  const std::string json = R"({"resourceSpans":[{"resource":{"attributes":[
+      {"key":"tracekeep.client","value":{"stringValue":"shop-api"}}]},"scopeSpans":[{"spans":[
+      {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"j",
+       "attributes":[{"key":"tracekeep.client","value":{"stringValue":"shop-api"}}]}]}]}]})";
+  EXPECT_EQ(PostHttpBody(batch, "application/json", json).status, 200);
+  EXPECT_EQ(PostHttp(absl::StrCat("Bearer ", kShopToken), 1).status, 200);
+
+  std::vector<std::string> clients;  // per span: its resource's tracekeep.client values
+  for (const TraceSpans& t : intake_.traces()) {
+    for (const SpanRecord& span : t.spans) {
+      opentelemetry::proto::resource::v1::Resource resource;
+      ASSERT_TRUE(resource.ParseFromString(span.origin->resource));
+      std::string values;
+      for (const auto& kv : resource.attributes()) {
+        if (kv.key() == "tracekeep.client")
+          absl::StrAppend(&values, kv.value().string_value(), ";");
+      }
+      clients.push_back(values);
+      EXPECT_THAT(span.span, Not(HasSubstr("tracekeep.client")));
+    }
+  }
+  EXPECT_THAT(clients, ::testing::UnorderedElementsAre("batch-job;", "batch-job;", "batch-job;",
+                                                       "batch-job;", "batch-job;", "shop-api;"));
+}
+
+TEST(ClientAttributeOptionTest, NeedsTokens) {
+  FakeIntake intake;
+  ReceiverStats stats;
+  GrpcReceiverOptions grpc_options;
+  grpc_options.auth.client_attribute = "tracekeep.client";
+  auto grpc_receiver = GrpcReceiver::Create(grpc_options, &intake, &stats);
+  EXPECT_THAT(grpc_receiver.status().message(),
+              HasSubstr("auth.client_attribute \"tracekeep.client\" needs auth.tokens"));
+  HttpReceiverOptions http_options;
+  http_options.auth.client_attribute = "tracekeep.client";
+  auto http_receiver = HttpReceiver::Create(http_options, &intake, &stats);
+  EXPECT_THAT(http_receiver.status().message(), HasSubstr("needs auth.tokens"));
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 #include <cstring>
 #include <random>
 
+#include "collector/pipeline/otlp_convert.h"
 #include "gtest/gtest.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "tests/collector/sampling/span_builder.h"
 #include "tests/collector/sampling/test_util.h"
 
@@ -118,6 +120,36 @@ TEST(PolicyTest, StringAttributeExactMatchesSpanAndResourceAttributes) {
   const PendingTrace crm = TraceBuilder().Resource(resource).Plain().Build();
   EXPECT_EQ(Eval(StringAttr("service.name", {"crm-api"}), crm), kYes);
   EXPECT_EQ(Eval(StringAttr("service.name", {"shop-api"}), crm), kNo);
+}
+
+// The receivers put the authenticated client's name on the resource (auth.client_attribute) and
+// remove what the client sent under that key: string_attribute and ottl_condition then match
+// the client, and a client that names another in its own attributes is not taken for it.
+TEST(PolicyTest, PoliciesMatchTheAuthenticatedClientNotWhatItClaims) {
+  otlp::collector::trace::v1::ExportTraceServiceRequest request;
+  auto* rs = request.add_resource_spans();
+  SetAttr(rs->mutable_resource()->mutable_attributes(), "tracekeep.client",
+          std::string("shop-api"));
+  otlp::trace::v1::Span* span = rs->add_scope_spans()->add_spans();
+  span->set_trace_id(TestTraceId(1));
+  span->set_span_id(std::string(8, '\x01'));
+  SetAttr(span->mutable_attributes(), "tracekeep.client", std::string("shop-api"));
+  absl::StatusOr<SplitResult> split =
+      SplitWireRequest(request.SerializeAsString(), {}, {"tracekeep.client", "batch-job"});
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_EQ(split->traces.size(), 1u);
+  PendingTrace trace;
+  trace.trace_id = split->traces[0].trace_id;
+  trace.spans = split->traces[0].spans;
+
+  EXPECT_EQ(Eval(StringAttr("tracekeep.client", {"batch-job"}), trace), kYes);
+  EXPECT_EQ(Eval(StringAttr("tracekeep.client", {"shop-api"}), trace), kNo);
+  PolicyConfig ottl = Named("o", "ottl_condition");
+  ottl.ottl_condition.span = {R"(resource.attributes["tracekeep.client"] == "batch-job")"};
+  EXPECT_EQ(Eval(ottl, trace), kYes);
+  ottl.ottl_condition.span = {R"(resource.attributes["tracekeep.client"] == "shop-api")",
+                              R"(attributes["tracekeep.client"] == "shop-api")"};
+  EXPECT_EQ(Eval(ottl, trace), kNo);
 }
 
 TEST(PolicyTest, StringAttributeRegexMatchesTheWholeValue) {
