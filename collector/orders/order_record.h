@@ -6,45 +6,20 @@
 #ifndef TRACEKEEP_COLLECTOR_ORDERS_ORDER_RECORD_H_
 #define TRACEKEEP_COLLECTOR_ORDERS_ORDER_RECORD_H_
 
-#include <array>
 #include <cstdint>
-#include <cstring>
 #include <deque>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "collector/common/ids.h"
 #include "tracekeep/orders/v1/order.pb.h"
 
 namespace tracekeep::orders {
 
-// A trace (N = 16) or span (N = 8) id kept inline. Ids of another length keep their first N bytes
-// and their length (the receivers accept only 16- and 8-byte ids).
-template <size_t N>
-struct InlineId {
-  std::array<char, N> bytes{};
-  uint8_t size = 0;
-
-  static InlineId Of(absl::string_view s) {
-    InlineId id;
-    id.size = static_cast<uint8_t>(s.size() < N ? s.size() : N);
-    if (id.size > 0) std::memcpy(id.bytes.data(), s.data(), id.size);
-    return id;
-  }
-  absl::string_view view() const { return absl::string_view(bytes.data(), size); }
-  bool operator==(const InlineId& o) const {
-    return size == o.size && std::memcmp(bytes.data(), o.bytes.data(), N) == 0;
-  }
-  bool operator!=(const InlineId& o) const { return !(*this == o); }
-  bool operator==(absl::string_view s) const { return view() == s; }
-  template <typename H>
-  friend H AbslHashValue(H h, const InlineId& id) {
-    return H::combine(std::move(h), id.view());
-  }
-};
-using TraceIdBytes = InlineId<16>;
-using SpanIdBytes = InlineId<8>;
+using ::tracekeep::SpanIdBytes;
+using ::tracekeep::TraceIdBytes;
 
 using NameId = uint16_t;
 inline constexpr NameId kNoName = 0xffff;

@@ -21,7 +21,7 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     t.trace_id = spans.trace_id;
     t.hash = spans.hash;
     t.first_arrival = now;
-    births_.push_back(Timer{now, t.trace_id});
+    births_.push_back(Timer{now, TraceIdBytes::Of(t.trace_id)});
   }
   PendingTrace& t = it->second;
   t.last_arrival = std::max(t.last_arrival, now);
@@ -61,7 +61,7 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
   const absl::Time due = DueTime(t);
   if (due != t.due) {
     t.due = due;
-    timers_.push(Timer{due, t.trace_id});
+    timers_.push(Timer{due, TraceIdBytes::Of(t.trace_id)});
   }
   // May evict the trace just added, when it alone is over the bound.
   while (options_.max_bytes != 0 && span_bytes_ > options_.max_bytes && EvictOne(now, evicted)) {
@@ -70,10 +70,10 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
 
 bool TraceBuffer::EvictOne(absl::Time now, std::vector<PendingTrace>* out) {
   if (!SkipStaleTimers()) return false;
-  const std::string id = timers_.top().trace_id;
+  const TraceIdBytes id = timers_.top().trace_id;
   timers_.pop();
-  traces_.find(id)->second.due = now;  // decided now, ahead of its time
-  Take(id, out);
+  traces_.find(id.view())->second.due = now;  // decided now, ahead of its time
+  Take(id.view(), out);
   ++evictions_;
   return true;
 }
@@ -81,14 +81,14 @@ bool TraceBuffer::EvictOne(absl::Time now, std::vector<PendingTrace>* out) {
 bool TraceBuffer::SkipStaleTimers() {
   while (!timers_.empty()) {
     const Timer& top = timers_.top();
-    auto it = traces_.find(top.trace_id);
+    auto it = traces_.find(top.trace_id.view());
     if (it != traces_.end() && it->second.due == top.deadline) return true;
     timers_.pop();
   }
   return false;
 }
 
-void TraceBuffer::Take(const std::string& trace_id, std::vector<PendingTrace>* out) {
+void TraceBuffer::Take(absl::string_view trace_id, std::vector<PendingTrace>* out) {
   auto it = traces_.find(trace_id);
   span_count_ -= it->second.spans.size();
   span_bytes_ -= it->second.span_bytes;
@@ -98,9 +98,9 @@ void TraceBuffer::Take(const std::string& trace_id, std::vector<PendingTrace>* o
 
 void TraceBuffer::TakeExpired(absl::Time now, std::vector<PendingTrace>* out) {
   while (SkipStaleTimers() && timers_.top().deadline <= now) {
-    const std::string id = timers_.top().trace_id;
+    const TraceIdBytes id = timers_.top().trace_id;
     timers_.pop();
-    Take(id, out);
+    Take(id.view(), out);
   }
 }
 
@@ -115,7 +115,7 @@ void TraceBuffer::TakeAll(std::vector<PendingTrace>* out) {
 
 absl::Time TraceBuffer::OldestArrival() {
   while (!births_.empty()) {
-    auto it = traces_.find(births_.front().trace_id);
+    auto it = traces_.find(births_.front().trace_id.view());
     if (it != traces_.end() && it->second.first_arrival == births_.front().deadline) {
       return births_.front().deadline;
     }

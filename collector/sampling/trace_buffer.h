@@ -11,6 +11,7 @@
 
 #include "absl/container/node_hash_map.h"
 #include "absl/time/time.h"
+#include "collector/common/ids.h"
 #include "collector/pipeline/span_batch.h"
 #include "collector/sampling/policy.h"
 
@@ -68,13 +69,13 @@ class TraceBuffer {
  private:
   struct Timer {
     absl::Time deadline;
-    std::string trace_id;
+    TraceIdBytes trace_id;  // inline: a timer costs no allocation
     bool operator>(const Timer& o) const { return deadline > o.deadline; }
   };
   absl::Time DueTime(const PendingTrace& t) const;
   // Pops stale timers at the top; returns false when no live timer is left.
   bool SkipStaleTimers();
-  void Take(const std::string& trace_id, std::vector<PendingTrace>* out);
+  void Take(absl::string_view trace_id, std::vector<PendingTrace>* out);
   // Evicts the live trace due soonest; false when nothing is pending.
   bool EvictOne(absl::Time now, std::vector<PendingTrace>* out);
 
