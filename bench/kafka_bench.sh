@@ -543,9 +543,13 @@ if "lag_start" in r and os.path.exists(samples_path):
         pre_max = max((lag(s) for s in last_min), default=0)
         threshold = max(1000, 2 * pre_max) if threshold_flag == "auto" else int(threshold_flag)
         owned = next((s for s in after if s[3] >= partitions), None)
-        rec = None
+        # A partition just taken over reads lag 0 until its first record is handled: recovered
+        # is the first sample under the threshold after the highest lag seen from the takeover.
+        rec = peak_at = None
         if owned:
-            rec = next((s for s in after if s[0] >= owned[0] and s[1] < threshold), None)
+            since = [s for s in after if s[0] >= owned[0]]
+            peak_at = max(since, key=lambda s: s[1])
+            rec = next((s for s in since if s[0] >= peak_at[0] and s[1] < threshold), None)
         peak = max((s[1] for s in after), default=0)
         print(f"  recovery after kill -9 of member 1 (session_timeout {session_s} s, 1 s samples): "
               + (f"survivor owns all {partitions} partitions after {owned[0] - killed:.1f} s"
@@ -554,7 +558,9 @@ if "lag_start" in r and os.path.exists(samples_path):
               + (f", lag under {threshold:,} records after {rec[0] - killed:.1f} s "
                  f"(catch-up {rec[0] - owned[0]:.1f} s after the takeover)" if rec else
                  f", lag not under {threshold:,} records before the load ended")
-              + f"; peak lag after the kill {peak:,.0f} records; load average {r.get('recovery_load')}")
+              + f"; peak lag after the kill {peak:,.0f} records"
+              + (f" ({peak_at[0] - killed:.1f} s after it)" if peak_at else "")
+              + f"; load average {r.get('recovery_load')}")
         tail = [s for s in after if s[0] >= after[-1][0] - 30] if after else []
         if tail:
             print(f"  lag over the last {tail[-1][0] - tail[0][0]:.0f} s of load (survivor alone): "
