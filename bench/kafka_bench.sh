@@ -4,7 +4,8 @@
 #   fill:     a gateway-mode member takes tracekeep-loadgen traffic (unpaced) for --fill and
 #             produces it into topic bench_spans (one record per trace); the span count is noted.
 #   drain-1:  a fresh member (initial_offset: earliest, its own group) drains that topic; timed
-#             from its first span taken to the last: spans/s, CPU s per million spans.
+#             from its first span taken until every record is read (lag 0): spans/s, CPU s per
+#             million spans (of the spans taken in that window).
 #   drain-2:  two fresh members in one new group drain the same topic together.
 #   otlp:     a fresh member takes the same loadgen traffic over OTLP/gRPC (no Kafka), unpaced,
 #             for as long as drain-1 took: spans/s, CPU s per million spans.
