@@ -10,6 +10,7 @@
 #include "bench/otlp_gen.h"
 #include "benchmark/benchmark.h"
 #include "collector/common/clock.h"
+#include "collector/kafka/order_affinity.h"
 #include "collector/orders/order_tracker.h"
 #include "collector/pipeline/otlp_convert.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -337,6 +338,64 @@ void BM_TrackerOrderTraces(benchmark::State& state) {
   state.counters["resolved"] = static_cast<double>(f.tracker->stats().orders_resolved.load());
 }
 BENCHMARK(BM_TrackerOrderTraces)->Arg(4000);
+
+// The order owner's path in a cluster (collector/kafka/order_affinity.h): routed traces, one
+// Kafka record each, through OrderOwnerIntake, the intake's Flush (the holds' RocksDB write and
+// the kept traces' hand-off) after every `range(0)` records, as the Kafka receiver flushes once
+// per poll (range 1: one write per record, how the owner worked before). Each trace is 10 spans
+// (~3.3 KB) of a new order's first state: held, its bytes written to `order_hold`. Per trace.
+void BM_OrderOwnerRecords(benchmark::State& state) {
+  const int per_flush = static_cast<int>(state.range(0));
+  Fixture f(orders::DefaultOrdersConfig());
+  kafka::OrderAffinityStats stats;
+  kafka::OrderOwnerIntake owner(f.tracker.get(), &f.consumer, &stats);
+  constexpr int kSpansPerTrace = 10;
+  const TraceSpans proto = [] {
+    TraceSpans t;
+    t.trace_id = std::string(16, '\3');
+    const std::string id = "ord-0000000000000000";
+    t.spans.push_back(OrderSpan(id, "INITIATED"));
+    // The other nine name the order only (order.id appended to a plain span).
+    common::KeyValue kv;
+    kv.set_key("order.id");
+    kv.mutable_value()->set_string_value(id);
+    std::string field;
+    field.push_back(static_cast<char>(9 << 3 | 2));
+    field.push_back(static_cast<char>(kv.ByteSizeLong()));
+    field += kv.SerializeAsString();
+    for (int j = 1; j < kSpansPerTrace; ++j) {
+      SpanRecord r = PlainSpan();
+      r.span += field;
+      r.span_id = std::string(8, static_cast<char>(j));
+      r.attribute_keys = KeyFilterOf(r.span);
+      t.spans.push_back(std::move(r));
+    }
+    return t;
+  }();
+  uint64_t n = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<TraceSpans> record(1, proto);
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(n));
+    for (SpanRecord& r : record[0].spans) {
+      r.span.replace(r.span.find("ord-") + 4, 16, hex);
+      r.start_unix_nanos = absl::ToUnixNanos(f.clock.Now()) - 1000000;
+    }
+    std::memcpy(&record[0].trace_id[8], &n, sizeof(n));
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(owner.Offer(std::move(record), kSpansPerTrace));
+    if (++n % static_cast<uint64_t>(per_flush) == 0) benchmark::DoNotOptimize(owner.Flush());
+    f.clock.Advance(absl::Microseconds(20));
+    if (n % 5000 == 0) f.tracker->Check();
+  }
+  benchmark::DoNotOptimize(owner.Flush());
+  state.SetItemsProcessed(state.iterations());
+  state.counters["held"] = static_cast<double>(stats.traces_held.load());
+  state.counters["released"] = static_cast<double>(stats.traces_released.load());
+  state.counters["kept"] = static_cast<double>(stats.traces_kept.load());
+}
+BENCHMARK(BM_OrderOwnerRecords)->Arg(1)->Arg(50)->Arg(500);
 
 // Memory of active orders: heap in use after `range(0)` orders each recorded 4 states from 2
 // services with 2 invariants, divided by the number of orders.

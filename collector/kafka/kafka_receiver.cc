@@ -251,6 +251,11 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
 
   void Revoked(const TopicPartitionKey& tp) {
     progress_.erase(tp);
+    // Handled but not flushed: never counted as done here (the new owner replays them), and
+    // never applied to a later assignment of the partition.
+    unflushed_.erase(std::remove_if(unflushed_.begin(), unflushed_.end(),
+                                    [&tp](const HandledRecord& r) { return r.partition == tp; }),
+                     unflushed_.end());
     // Records already fetched for it are the new owner's to handle.
     std::deque<std::unique_ptr<RdKafka::Message>> kept;
     for (auto& m : backlog_) {
@@ -286,6 +291,8 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
       if (offset >= 0) {
         offsets.list.push_back(RdKafka::TopicPartition::create(key.first, key.second, offset));
       }
+      std::lock_guard<std::mutex> lock(status_mu_);
+      status_[key].oldest_uncommitted = progress.oldest_waiting();
     }
     if (offsets.list.empty()) return;
     const RdKafka::ErrorCode err = consumer_->commitSync(offsets.list);
@@ -315,6 +322,12 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     if (progress.position() >= 0 && m.offset() < progress.position()) {
       return Handled::kDone;  // fetched again after a pause: handled already
     }
+    for (auto r = unflushed_.rbegin(); r != unflushed_.rend(); ++r) {
+      if (r->partition.second == m.partition() && r->partition.first == m.topic_name()) {
+        if (m.offset() <= r->offset) return Handled::kDone;  // handled, not flushed yet
+        break;
+      }
+    }
     const absl::string_view payload(static_cast<const char*>(m.payload()), m.len());
     const int64_t spans = CountWireSpans(payload);
     const absl::Status precheck = intake_->Precheck(spans);
@@ -324,7 +337,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     if (!split.ok()) {
       stats_.records_consumed.fetch_add(1, std::memory_order_relaxed);
       Skip(m, SkipReason::kMalformed, split.status().message());
-      progress.Done(m.offset(), absl::InfinitePast());
+      MarkHandled(m, absl::InfinitePast(), /*offered=*/false);
       return Handled::kDone;
     }
     absl::Time accepted_at = absl::InfinitePast();
@@ -342,7 +355,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
         stats_.records_rekeyed.fetch_add(1, std::memory_order_relaxed);
         stats_.spans_rekeyed.fetch_add(static_cast<uint64_t>(valid), std::memory_order_relaxed);
       }
-      progress.Done(m.offset(), absl::InfinitePast());
+      MarkHandled(m, absl::InfinitePast(), /*offered=*/false);
       return Handled::kDone;
     }
     if (valid > 0) {
@@ -353,7 +366,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
         stats_.spans_received.fetch_add(static_cast<uint64_t>(valid + split->rejected()),
                                         std::memory_order_relaxed);
         Skip(m, SkipReason::kRefused, offered.message());
-        progress.Done(m.offset(), absl::InfinitePast());
+        MarkHandled(m, absl::InfinitePast(), /*offered=*/false);
         return Handled::kDone;
       }
       if (options_.durable_before) accepted_at = options_.clock->Now();
@@ -369,8 +382,45 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
                       << m.offset() << ": " << split->rejected()
                       << " spans skipped: " << split->error_message;
     }
-    progress.Done(m.offset(), accepted_at);
+    MarkHandled(m, accepted_at, /*offered=*/valid > 0);
     return Handled::kDone;
+  }
+
+  // Record `m` was handled; it counts as done once the intake flushed (FlushHandled).
+  void MarkHandled(const RdKafka::Message& m, absl::Time accepted_at, bool offered) {
+    const RdKafka::MessageTimestamp ts = m.timestamp();
+    unflushed_.push_back({{m.topic_name(), m.partition()},
+                          m.offset(),
+                          accepted_at,
+                          ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE
+                              ? absl::FromUnixMillis(ts.timestamp)
+                              : absl::InfinitePast(),
+                          offered});
+  }
+
+  // Asks the intake to make the effects of the records handled since the last call durable, then
+  // counts them as done (their offsets may be committed). False: the intake cannot now (they stay
+  // pending; call again later).
+  bool FlushHandled() {
+    if (unflushed_.empty()) return true;
+    const absl::Status flushed = intake_->Flush();
+    if (IsRetryable(flushed)) return false;
+    if (!flushed.ok()) {
+      // As when an Offer is refused for good: the records are skipped, counted.
+      uint64_t lost = 0;
+      for (const HandledRecord& r : unflushed_) lost += r.offered ? 1 : 0;
+      stats_.records_skipped[static_cast<int>(SkipReason::kRefused)].fetch_add(
+          lost, std::memory_order_relaxed);
+      TK_LOG(Warning) << "kafka receiver: " << lost << " records of " << options_.topic
+                      << " skipped, their effects could not be made durable: " << flushed;
+    }
+    for (const HandledRecord& r : unflushed_) {
+      auto it = progress_.find(r.partition);
+      if (it == progress_.end()) continue;
+      it->second.Done(r.offset, flushed.ok() ? r.accepted_at : absl::InfinitePast(), r.record_time);
+    }
+    unflushed_.clear();
+    return true;
   }
 
   // A record of the source topic that is not one trace keyed by its hex id: its traces may be
@@ -407,23 +457,30 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     paused_ = paused;
   }
 
-  // Takes what one poll returns: a record goes to the backlog, an error is counted.
+  // Takes what the client has, waiting up to `timeout` for the first record: records go to the
+  // backlog (up to max_poll_records), errors are counted.
   void Poll(absl::Duration timeout) {
-    std::unique_ptr<RdKafka::Message> m(consumer_->consume(ToMillis(timeout)));
-    if (m == nullptr) return;
-    switch (m->err()) {
-      case RdKafka::ERR_NO_ERROR:
-        backlog_.push_back(std::move(m));
-        return;
-      case RdKafka::ERR__TIMED_OUT:
-      case RdKafka::ERR__PARTITION_EOF:
-        return;
-      default:
-        stats_.consume_errors.fetch_add(1, std::memory_order_relaxed);
-        if (m->err() != last_error_) {
-          TK_LOG(Warning) << "kafka receiver: consuming " << options_.topic << ": " << m->errstr();
-        }
-        last_error_ = m->err();
+    int wait_ms = ToMillis(timeout);
+    for (int i = 0; i < std::max(1, options_.max_poll_records); ++i) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(wait_ms));
+      if (m == nullptr) return;
+      switch (m->err()) {
+        case RdKafka::ERR_NO_ERROR:
+          backlog_.push_back(std::move(m));
+          wait_ms = 0;  // then only what the client already fetched
+          continue;
+        case RdKafka::ERR__TIMED_OUT:
+        case RdKafka::ERR__PARTITION_EOF:
+          return;
+        default:
+          stats_.consume_errors.fetch_add(1, std::memory_order_relaxed);
+          if (m->err() != last_error_) {
+            TK_LOG(Warning) << "kafka receiver: consuming " << options_.topic << ": "
+                            << m->errstr();
+          }
+          last_error_ = m->err();
+          return;
+      }
     }
   }
 
@@ -448,22 +505,30 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
     // (each refusal is counted by the intake too), up to a second.
     absl::Duration retry_wait = options_.poll_timeout;
     while (!stop_.load()) {
-      if (backlog_.empty()) {
+      if (backlog_.empty() && unflushed_.empty()) {
         SetPaused(false);
         Poll(options_.poll_timeout);
       }
+      bool refused = false;
       while (!backlog_.empty() && !stop_.load()) {
         if (Handle(*backlog_.front()) == Handled::kRetry) {
-          // Over capacity: stop fetching, keep serving the group, and offer the record again
-          // after a wait.
-          stats_.intake_waits.fetch_add(1, std::memory_order_relaxed);
-          SetPaused(true);
-          Poll(retry_wait);
-          retry_wait = std::min(retry_wait * 2, std::max(options_.poll_timeout, absl::Seconds(1)));
+          refused = true;
           break;
         }
-        retry_wait = options_.poll_timeout;
         backlog_.pop_front();
+      }
+      // What was handled becomes durable (one write for the whole poll) before it counts as
+      // done, and before the next poll (whose rebalance callbacks may commit).
+      if (!FlushHandled()) refused = true;
+      if (refused) {
+        // Over capacity: stop fetching, keep serving the group, and offer the record (or the
+        // flush) again after a wait.
+        stats_.intake_waits.fetch_add(1, std::memory_order_relaxed);
+        SetPaused(true);
+        Poll(retry_wait);
+        retry_wait = std::min(retry_wait * 2, std::max(options_.poll_timeout, absl::Seconds(1)));
+      } else {
+        retry_wait = options_.poll_timeout;
       }
       UpdateWatermarks();
       const absl::Time now = absl::Now();
@@ -472,6 +537,7 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
         next_commit = now + options_.commit_interval;
       }
     }
+    FlushHandled();
     Commit(nullptr);
   }
 
@@ -488,6 +554,15 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   // Consumer thread only (the rebalance callback runs on it too).
   std::map<TopicPartitionKey, PartitionProgress> progress_;
   std::deque<std::unique_ptr<RdKafka::Message>> backlog_;
+  // Records handled since the intake's last Flush, in the order they were handled.
+  struct HandledRecord {
+    TopicPartitionKey partition;
+    int64_t offset;
+    absl::Time accepted_at;
+    absl::Time record_time;
+    bool offered;  // its spans went to the intake
+  };
+  std::vector<HandledRecord> unflushed_;
   bool paused_ = false;
   RdKafka::ErrorCode last_error_ = RdKafka::ERR_NO_ERROR;
 

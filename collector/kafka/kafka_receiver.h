@@ -46,6 +46,10 @@ struct KafkaReceiverOptions {
   // A member silent this long is dropped from the group and its partitions move to the others
   // (the broker bounds it: group.min/max.session.timeout.ms). Default: 45s (the Kafka default).
   absl::Duration session_timeout = absl::Seconds(45);
+  // Records taken from the client in one go and handed to the intake one by one before it is
+  // asked to make their effects durable (SpanIntake::Flush, one disk write for all of them) and
+  // their offsets may be committed. Default: 500.
+  int max_poll_records = 500;
   // How often durable progress is committed. Default: 1s.
   absl::Duration commit_interval = absl::Seconds(1);
   // How long one poll of the client waits for records; also the first pause before a record the
@@ -104,6 +108,10 @@ struct PartitionStatus {
   int64_t committed = -1;       // last offset committed (the next record to read after a restart)
   int64_t position = -1;        // the offset after the last record handled
   int64_t high_watermark = -1;  // the offset after the partition's last record, as last fetched
+  // The timestamp (Kafka's, else when it was handled) of the oldest record handled but held back
+  // from the commit because its effects are not durable yet (for the order topic: a record of an
+  // unresolved order); absl::InfiniteFuture() when none. Updated at every commit.
+  absl::Time oldest_uncommitted = absl::InfiniteFuture();
   int64_t lag() const {
     return assigned && high_watermark >= 0 && position >= 0 && high_watermark > position
                ? high_watermark - position

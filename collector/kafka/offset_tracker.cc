@@ -2,7 +2,7 @@
 
 namespace tracekeep::kafka {
 
-void PartitionProgress::Done(int64_t offset, absl::Time accepted_at) {
+void PartitionProgress::Done(int64_t offset, absl::Time accepted_at, absl::Time record_time) {
   position_ = offset + 1;
   if (waiting_.empty() && accepted_at == absl::InfinitePast()) {
     durable_through_ = offset + 1;  // nothing before it waits: durable at once
@@ -13,7 +13,8 @@ void PartitionProgress::Done(int64_t offset, absl::Time accepted_at) {
     waiting_.back().next_offset = offset + 1;
     return;
   }
-  waiting_.push_back({offset + 1, accepted_at});
+  waiting_.push_back(
+      {offset + 1, accepted_at, record_time == absl::InfinitePast() ? accepted_at : record_time});
 }
 
 int64_t PartitionProgress::Committable(absl::Time durable_before) {

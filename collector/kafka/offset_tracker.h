@@ -27,8 +27,9 @@ class PartitionProgress {
 
   // Record `offset` was handled: its spans were taken by the intake at `accepted_at`
   // (absl::InfinitePast() when nothing needs to become durable: a skipped record, or spans that
-  // were durable when taken).
-  void Done(int64_t offset, absl::Time accepted_at);
+  // were durable when taken). `record_time`: the record's timestamp (InfinitePast: unknown, then
+  // `accepted_at` stands for it).
+  void Done(int64_t offset, absl::Time accepted_at, absl::Time record_time = absl::InfinitePast());
 
   // The offset to commit now, given that every record accepted before `durable_before` is durable;
   // -1 when nothing new may be committed (the last committed offset still holds).
@@ -44,11 +45,17 @@ class PartitionProgress {
   int64_t position() const { return position_; }
   // Records done but not committable yet.
   size_t waiting() const { return waiting_.size(); }
+  // The timestamp of the oldest record that was not committable at the last Committable call;
+  // absl::InfiniteFuture() when none.
+  absl::Time oldest_waiting() const {
+    return waiting_.empty() ? absl::InfiniteFuture() : waiting_.front().first_record_time;
+  }
 
  private:
   struct Waiting {
     int64_t next_offset;
     absl::Time accepted_at;
+    absl::Time first_record_time;  // of the entry's first (oldest) record
   };
   int64_t committed_;
   int64_t position_ = -1;

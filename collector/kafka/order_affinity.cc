@@ -116,7 +116,8 @@ OrderOwnerIntake::OrderOwnerIntake(orders::OrderTracker* tracker, TraceConsumer*
 
 absl::Status OrderOwnerIntake::Offer(std::vector<TraceSpans>&& traces, int64_t span_count) {
   (void)span_count;
-  KeptTraces kept;
+  std::lock_guard<std::mutex> lock(mu_);
+  KeptTraces& kept = kept_;
   const absl::Time now = absl::Now();
   for (TraceSpans& t : traces) {
     const uint64_t spans = t.spans.size();
@@ -164,10 +165,19 @@ absl::Status OrderOwnerIntake::Offer(std::vector<TraceSpans>&& traces, int64_t s
         break;
     }
   }
-  // Holds are durable before the record counts as handled.
+  return absl::OkStatus();
+}
+
+absl::Status OrderOwnerIntake::Flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Holds are durable before the records count as handled: one write for all of them.
   tracker_->OnDecisionsDone();
-  if (kept.empty()) return absl::OkStatus();
-  return consumer_->Consume(std::move(kept));
+  if (kept_.empty()) return absl::OkStatus();
+  absl::Status s = consumer_->Consume(std::move(kept_));
+  // kUnavailable: the consumer took nothing and left the batch as it was (offered again at the
+  // next Flush); otherwise it is taken (or lost, counted by the caller).
+  if (s.code() != absl::StatusCode::kUnavailable) kept_.clear();
+  return s;
 }
 
 OrderOwnership::OrderOwnership(int32_t partitions)

@@ -96,19 +96,25 @@ class OrderRouter final : public sampling::TraceHook {
 
 // On every member: the intake of the order topic's consumer. Each routed trace goes through the
 // order tracker as the sampler would hand it (buffered, then decided as not sampled): kept at
-// once, held, or released; kept traces go to `consumer` (the store and the exporter) before
-// Offer returns.
+// once, held, or released. Offer defers the durable part: Flush writes the holds of every trace
+// offered since the last Flush in one batch and hands the kept ones to `consumer` (the store
+// and the exporter) in one call. The Kafka receiver calls Flush once per poll, before it counts
+// the records as done.
 class OrderOwnerIntake final : public SpanIntake {
  public:
   // Neither is owned; both must outlive the intake.
   OrderOwnerIntake(orders::OrderTracker* tracker, TraceConsumer* consumer,
                    OrderAffinityStats* stats);
   absl::Status Offer(std::vector<TraceSpans>&& traces, int64_t span_count) override;
+  // kUnavailable when `consumer` took nothing (the kept traces stay, for the next Flush).
+  absl::Status Flush() override;
 
  private:
   orders::OrderTracker* const tracker_;
   TraceConsumer* const consumer_;
   OrderAffinityStats* const stats_;
+  std::mutex mu_;
+  KeptTraces kept_ ABSL_GUARDED_BY(mu_);  // kept since the last Flush
 };
 
 // Which partitions of the order topic this member is assigned, for OrderTrackerOptions::owns.

@@ -30,6 +30,7 @@
 #include "collector/kafka/kafka_receiver.h"
 #include "collector/kafka/order_affinity.h"
 #include "collector/kafka/order_records.h"
+#include "collector/kafka/topic_config.h"
 #include "collector/main/access_control.h"
 #include "collector/orders/order_admin.h"
 #include "collector/orders/order_tracker.h"
@@ -850,6 +851,7 @@ class Daemon::Impl final : public admin::AdminBackend {
     TK_ASSIGN_OR_RETURN(const int32_t partitions,
                         kafka::TopicPartitionCount(k.brokers, k.order_topic, absl::Seconds(30)));
     order_ownership_ = std::make_unique<kafka::OrderOwnership>(partitions);
+    CheckOrderTopicRetention();
     // Every member reads every order's record; the owner publishes it each time it writes it.
     const std::string records_topic =
         k.order_records_topic.empty() ? k.order_topic + ".records" : k.order_records_topic;
@@ -896,6 +898,31 @@ class Daemon::Impl final : public admin::AdminBackend {
     TK_LOG(Info) << "order affinity: order traces go through topic " << k.order_topic << " ("
                  << partitions << " partitions)";
     return absl::OkStatus();
+  }
+
+  // The order topic's offsets wait for the oldest unresolved order: Kafka must keep its records
+  // at least as long as a trace may be held. Warns (does not refuse to start) when it does not,
+  // or when the brokers do not say.
+  void CheckOrderTopicRetention() {
+    const config::KafkaReceiverConfig& k = config_.kafka;
+    const absl::Duration hold = config_.orders.max_hold_time;
+    absl::StatusOr<kafka::TopicRetention> retention =
+        kafka::DescribeTopicRetention(k.brokers, k.order_topic, absl::Seconds(10));
+    if (!retention.ok()) {
+      TK_LOG(Warning) << "order affinity: cannot check the retention of order topic "
+                      << k.order_topic << " (" << retention.status()
+                      << "); make sure its retention.ms is at least orders.max_hold_time ("
+                      << absl::FormatDuration(hold) << ")";
+      return;
+    }
+    const std::string problem = kafka::OrderTopicRetentionProblem(k.order_topic, *retention, hold);
+    if (!problem.empty()) {
+      TK_LOG(Warning) << "order affinity: " << problem;
+      return;
+    }
+    TK_LOG(Info) << "order affinity: order topic " << k.order_topic
+                 << " retention.ms=" << retention->retention_ms << " covers orders.max_hold_time ("
+                 << absl::FormatDuration(hold) << ")";
   }
 
   // The order topic's consumer: this member judges the orders of the partitions it is assigned.
@@ -1086,6 +1113,15 @@ class Daemon::Impl final : public admin::AdminBackend {
                "The partition's last offset committed by this member (-1: none yet).", labels,
                [k, topic, partition] {
                  return static_cast<double>(k->Partition(topic, partition).committed);
+               });
+    m.AddGauge("tracekeep_kafka_oldest_uncommitted_age_seconds",
+               "Age (by its Kafka timestamp) of the oldest record of the partition this member "
+               "handled but may not commit yet because its effects are not durable (order topic: "
+               "a trace of an unresolved order); 0 when none. Kafka must keep records longer.",
+               labels, [k, topic, partition] {
+                 const kafka::PartitionStatus p = k->Partition(topic, partition);
+                 if (!p.assigned || p.oldest_uncommitted == absl::InfiniteFuture()) return 0.0;
+                 return std::max(0.0, absl::ToDoubleSeconds(absl::Now() - p.oldest_uncommitted));
                });
   }
 

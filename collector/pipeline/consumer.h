@@ -48,6 +48,13 @@ class SpanIntake {
     (void)span_count;
     return absl::OkStatus();
   }
+  // Makes the effects of every Offer taken since the last Flush durable. An intake may defer
+  // them (one disk write for many Offers) only for callers that call Flush before they count
+  // what they offered as done (the Kafka receiver: before it may commit the records' offsets).
+  // kUnavailable / kResourceExhausted: nothing flushed, call again later; the deferred effects
+  // stay. Another error: what could not be flushed is lost (the caller counts it). Default: OK
+  // (Offer's effects are durable when it returns).
+  [[nodiscard]] virtual absl::Status Flush() { return absl::OkStatus(); }
 };
 
 // Hands one batch to several consumers. Every consumer gets a copy but the last, which gets the

@@ -526,6 +526,14 @@ TEST_F(KafkaClusterTest, ThreeMembersJudgeEveryOrderOnceWhereverItsTracesWere) {
   Configure("stable", absl::Seconds(30), absl::Seconds(2));
   for (int i = 0; i < 3; ++i) StartMember();
   ASSERT_TRUE(WaitFor([&] { return Balanced() && EveryoneOwns(); }, absl::Seconds(60))) << Logs();
+  // The broker keeps records a week (Kafka's default), less than a trace may be held (14 days
+  // by default): every member read that from the broker and said so at start-up.
+  for (const Member& m : members_) {
+    EXPECT_THAT(ReadFile(m.log),
+                ::testing::HasSubstr("order topic \"stable_orders\" keeps records for "
+                                     "retention.ms=604800000 ms (168h), less than "
+                                     "orders.max_hold_time (336h)"));
+  }
   // Order flows into every member: each order's traces and its owner are spread over all three.
   std::vector<DemoRun> demos;
   for (int i = 0; i < 3; ++i) {

@@ -100,6 +100,18 @@ class MockCluster {
     ASSERT_EQ(producer_->flush(10000), RdKafka::ERR_NO_ERROR);
   }
 
+  // Produces `values` to `partition` together (one batch, as a busy producer writes) and waits
+  // for their delivery.
+  void ProduceBatch(int32_t partition, const std::vector<std::string>& values) {
+    for (const std::string& value : values) {
+      const RdKafka::ErrorCode err =
+          producer_->produce(kTopic, partition, RdKafka::Producer::RK_MSG_COPY,
+                             const_cast<char*>(value.data()), value.size(), nullptr, 0, 0, nullptr);
+      ASSERT_EQ(err, RdKafka::ERR_NO_ERROR) << RdKafka::err2str(err);
+    }
+    ASSERT_EQ(producer_->flush(10000), RdKafka::ERR_NO_ERROR);
+  }
+
   // The group's committed offset of `partition` as the broker has it (-1001: none).
   int64_t Committed(const std::string& group, int32_t partition,
                     const std::string& topic = kTopic) {

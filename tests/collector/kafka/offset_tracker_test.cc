@@ -34,6 +34,23 @@ TEST(PartitionProgressTest, ARecordNotDurableYetHoldsBackEveryLaterOne) {
   EXPECT_EQ(p.waiting(), 0u);
 }
 
+TEST(PartitionProgressTest, RemembersTheTimestampOfTheOldestRecordHeldBack) {
+  PartitionProgress p;
+  EXPECT_EQ(p.oldest_waiting(), absl::InfiniteFuture());
+  p.Done(0, absl::InfinitePast(), kT0 - absl::Hours(2));  // durable at once: not held back
+  p.Done(1, kT0, kT0 - absl::Hours(1));                   // its order is open
+  p.Done(2, kT0 + absl::Seconds(1), kT0 - absl::Minutes(1));
+  p.Done(3, kT0 + absl::Seconds(2));  // no Kafka timestamp: when it was taken
+  EXPECT_EQ(p.Committable(kT0), 1);
+  EXPECT_EQ(p.oldest_waiting(), kT0 - absl::Hours(1));
+  EXPECT_EQ(p.Committable(kT0 + absl::Milliseconds(1)), 2);  // record 1's order resolved
+  EXPECT_EQ(p.oldest_waiting(), kT0 - absl::Minutes(1));
+  EXPECT_EQ(p.Committable(kT0 + absl::Seconds(1) + absl::Milliseconds(1)), 3);
+  EXPECT_EQ(p.oldest_waiting(), kT0 + absl::Seconds(2));
+  EXPECT_EQ(p.Committable(absl::InfiniteFuture()), 4);
+  EXPECT_EQ(p.oldest_waiting(), absl::InfiniteFuture());
+}
+
 TEST(PartitionProgressTest, CommittedNeverGoesBack) {
   PartitionProgress p(50);
   p.Done(50, absl::InfinitePast());

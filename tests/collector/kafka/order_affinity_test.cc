@@ -91,6 +91,7 @@ class OrderAffinityTest : public ::testing::Test {
   void Deliver() {
     OrderOwnerIntake owner(tracker_.get(), &owner_kept_, &stats_);
     ASSERT_TRUE(owner.Offer(std::move(topic_.records), 0).ok());
+    ASSERT_TRUE(owner.Flush().ok());
     topic_.records.clear();
   }
 
@@ -163,6 +164,48 @@ TEST_F(OrderAffinityTest, TheOwnerKeepsEveryTraceOfAnAnomalousOrderEarlierOnesIn
   Deliver();
   EXPECT_EQ(stats_.traces_kept.load(), 2u);  // trace 3 and trace 4, as they came
   EXPECT_EQ(owner_kept_.kept.back().trace_id, orders::OrderTraceId(4));
+}
+
+// A store that refuses (kUnavailable, taking nothing) the first `refusals` batches.
+class Flaky final : public TraceConsumer {
+ public:
+  absl::Status Consume(KeptTraces&& traces) override {
+    if (refusals > 0) {
+      --refusals;
+      return absl::UnavailableError("disk full");
+    }
+    for (KeptTrace& t : traces) kept.push_back(std::move(t));
+    return absl::OkStatus();
+  }
+  int refusals = 0;
+  KeptTraces kept;
+};
+
+TEST_F(OrderAffinityTest, TheOwnerHandsKeptTracesOnAtFlushOnceForManyRecords) {
+  Route(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false);
+  Route(2, {{"crm-api", "o1", "PRICE_CALCULATED", T(1), "", /*error=*/true}}, true);
+  Route(3, {{"mes-api", "o1", "SUBMITTED", T(2)}}, false);
+  Flaky store;
+  store.refusals = 1;
+  OrderOwnerIntake owner(tracker_.get(), &store, &stats_);
+  // One record at a time, as the consumer hands them: nothing reaches the store before Flush.
+  for (TraceSpans& t : topic_.records) {
+    std::vector<TraceSpans> one;
+    one.push_back(std::move(t));
+    ASSERT_TRUE(owner.Offer(std::move(one), 1).ok());
+  }
+  topic_.records.clear();
+  EXPECT_EQ(stats_.traces_kept.load(), 2u);  // traces 2 and 3: the order is anomalous
+  EXPECT_TRUE(store.kept.empty());
+  // The store takes nothing: the kept traces wait for the next Flush.
+  EXPECT_EQ(owner.Flush().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(store.kept.empty());
+  ASSERT_TRUE(owner.Flush().ok());
+  std::set<std::string> kept;
+  for (const KeptTrace& k : store.kept) kept.insert(k.trace_id);
+  EXPECT_EQ(kept, (std::set<std::string>{orders::OrderTraceId(2), orders::OrderTraceId(3)}));
+  ASSERT_TRUE(owner.Flush().ok());  // nothing left to hand on
+  EXPECT_EQ(store.kept.size(), 2u);
 }
 
 TEST_F(OrderAffinityTest, RoutingRetriesWhileKafkaRefusesAndCountsWhatShutdownGivesUp) {

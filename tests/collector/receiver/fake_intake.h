@@ -40,6 +40,26 @@ class FakeIntake final : public SpanIntake {
     std::lock_guard<std::mutex> lock(mu_);
     return prechecked_spans_;
   }
+  absl::Status Flush() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!flush_refusal_.ok()) return flush_refusal_;
+    ++flushes_;
+    flushed_spans_ = spans_;
+    return absl::OkStatus();
+  }
+  void RefuseFlushWith(absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    flush_refusal_ = std::move(status);
+  }
+  // Successful flushes, and the spans offered before the last of them.
+  int flushes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return flushes_;
+  }
+  int64_t flushed_spans() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return flushed_spans_;
+  }
   void RefuseWith(absl::Status status) {
     std::lock_guard<std::mutex> lock(mu_);
     refusal_ = std::move(status);
@@ -61,6 +81,9 @@ class FakeIntake final : public SpanIntake {
   std::mutex mu_;
   absl::Status refusal_;
   absl::Status precheck_refusal_;
+  absl::Status flush_refusal_;
+  int flushes_ = 0;
+  int64_t flushed_spans_ = 0;
   int64_t prechecked_spans_ = 0;
   std::vector<TraceSpans> traces_;
   int64_t spans_ = 0;
