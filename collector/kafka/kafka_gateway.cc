@@ -13,6 +13,8 @@
 #include "absl/time/clock.h"
 #include "collector/common/ids.h"
 #include "collector/common/logging.h"
+#include "collector/common/status_macros.h"
+#include "collector/kafka/client_conf.h"
 #include "collector/pipeline/otlp_convert.h"
 
 namespace tracekeep::kafka {
@@ -40,27 +42,24 @@ class KafkaGateway::Impl final : public RdKafka::DeliveryReportCb {
   }
 
   absl::Status Init() {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::map<std::string, std::string> props = {
-        {"bootstrap.servers", absl::StrJoin(options_.brokers, ",")},
-        {"client.id", "tracekeep-gateway"},
-        // No loss, no reordering, no duplicates from the producer's own retries.
-        {"enable.idempotence", "true"},
-        {"acks", "all"},
-        // The partitioner of OpenTelemetry's kafka exporter (Sarama's FNV-1a hash of the key).
-        {"partitioner", "fnv1a"},
-        {"linger.ms", "5"},
-        {"queue.buffering.max.messages", std::to_string(options_.max_in_flight_records)},
-        {"message.timeout.ms", std::to_string(absl::ToInt64Milliseconds(options_.ack_timeout))},
-    };
-    for (const auto& [k, v] : options_.client_properties) props[k] = v;
+    absl::StatusOr<std::unique_ptr<RdKafka::Conf>> made = ClientConf(
+        "kafka gateway",
+        {
+            {"bootstrap.servers", absl::StrJoin(options_.brokers, ",")},
+            {"client.id", "tracekeep-gateway"},
+            // No loss, no reordering, no duplicates from the producer's own retries.
+            {"enable.idempotence", "true"},
+            {"acks", "all"},
+            // The partitioner of OpenTelemetry's kafka exporter (Sarama's FNV-1a hash of the key).
+            {"partitioner", "fnv1a"},
+            {"linger.ms", "5"},
+            {"queue.buffering.max.messages", std::to_string(options_.max_in_flight_records)},
+            {"message.timeout.ms", std::to_string(absl::ToInt64Milliseconds(options_.ack_timeout))},
+        },
+        options_.client_properties);
+    if (!made.ok()) return made.status();
+    std::unique_ptr<RdKafka::Conf> conf = std::move(*made);
     std::string error;
-    for (const auto& [k, v] : props) {
-      if (conf->set(k, v, error) != RdKafka::Conf::CONF_OK) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("kafka gateway: client property ", k, "=\"", v, "\": ", error));
-      }
-    }
     if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(this), error) !=
         RdKafka::Conf::CONF_OK) {
       return absl::InternalError(absl::StrCat("kafka gateway: dr_cb: ", error));
@@ -202,17 +201,12 @@ class KafkaGateway::Impl final : public RdKafka::DeliveryReportCb {
 absl::StatusOr<int32_t> TopicPartitionCount(
     const std::vector<std::string>& brokers, const std::string& topic, absl::Duration timeout,
     const std::map<std::string, std::string>& client_properties) {
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  TK_ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf,
+                      ClientConf("kafka",
+                                 {{"bootstrap.servers", absl::StrJoin(brokers, ",")},
+                                  {"client.id", "tracekeep-metadata"}},
+                                 client_properties));
   std::string error;
-  std::map<std::string, std::string> props = {{"bootstrap.servers", absl::StrJoin(brokers, ",")},
-                                              {"client.id", "tracekeep-metadata"}};
-  for (const auto& [k, v] : client_properties) props[k] = v;
-  for (const auto& [k, v] : props) {
-    if (conf->set(k, v, error) != RdKafka::Conf::CONF_OK) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kafka: client property ", k, "=\"", v, "\": ", error));
-    }
-  }
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   if (producer == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("kafka: cannot create a client: ", error));

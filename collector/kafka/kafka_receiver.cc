@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "collector/common/ids.h"
 #include "collector/common/logging.h"
+#include "collector/kafka/client_conf.h"
 #include "collector/kafka/kafka_gateway.h"
 #include "collector/kafka/offset_tracker.h"
 #include "collector/pipeline/otlp_convert.h"
@@ -57,30 +58,28 @@ class KafkaReceiver::Impl final : public RdKafka::RebalanceCb {
   ~Impl() override { Shutdown(absl::InfiniteFuture()); }
 
   absl::Status Init() {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::map<std::string, std::string> props = {
-        {"bootstrap.servers", absl::StrJoin(options_.brokers, ",")},
-        {"group.id", options_.group_id},
-        {"client.id", "tracekeep"},
-        {"partition.assignment.strategy", "cooperative-sticky"},
-        // Offsets are committed by hand, only up to records whose spans are durable.
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", options_.start_at_earliest ? "earliest" : "latest"},
-        {"enable.partition.eof", "false"},
-        {"session.timeout.ms", std::to_string(absl::ToInt64Milliseconds(options_.session_timeout))},
-        {"heartbeat.interval.ms",
-         std::to_string(
-             std::max<int64_t>(100, absl::ToInt64Milliseconds(options_.session_timeout) / 10))},
-    };
-    for (const auto& [k, v] : options_.client_properties) props[k] = v;
+    absl::StatusOr<std::unique_ptr<RdKafka::Conf>> made =
+        ClientConf("kafka receiver",
+                   {
+                       {"bootstrap.servers", absl::StrJoin(options_.brokers, ",")},
+                       {"group.id", options_.group_id},
+                       {"client.id", "tracekeep"},
+                       {"partition.assignment.strategy", "cooperative-sticky"},
+                       // Offsets are committed by hand, only up to records whose spans are durable.
+                       {"enable.auto.commit", "false"},
+                       {"enable.auto.offset.store", "false"},
+                       {"auto.offset.reset", options_.start_at_earliest ? "earliest" : "latest"},
+                       {"enable.partition.eof", "false"},
+                       {"session.timeout.ms",
+                        std::to_string(absl::ToInt64Milliseconds(options_.session_timeout))},
+                       {"heartbeat.interval.ms",
+                        std::to_string(std::max<int64_t>(
+                            100, absl::ToInt64Milliseconds(options_.session_timeout) / 10))},
+                   },
+                   options_.client_properties);
+    if (!made.ok()) return made.status();
+    std::unique_ptr<RdKafka::Conf> conf = std::move(*made);
     std::string error;
-    for (const auto& [k, v] : props) {
-      if (conf->set(k, v, error) != RdKafka::Conf::CONF_OK) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("kafka receiver: client property ", k, "=\"", v, "\": ", error));
-      }
-    }
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), error) !=
         RdKafka::Conf::CONF_OK) {
       return absl::InternalError(absl::StrCat("kafka receiver: rebalance_cb: ", error));

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "collector/common/logging.h"
+#include "collector/kafka/client_conf.h"
 
 namespace tracekeep::kafka {
 
@@ -22,25 +23,22 @@ class OrderRecordsView::Impl {
   ~Impl() { Shutdown(absl::InfinitePast()); }
 
   absl::Status Init() {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::map<std::string, std::string> props = {
-        {"bootstrap.servers", absl::StrJoin(options_.brokers, ",")},
-        // Required by the client; partitions are assigned by hand, the group is never joined.
-        {"group.id", "tracekeep-order-records"},
-        {"client.id", "tracekeep-order-records"},
-        {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "false"},
-        // Fresh high watermarks at least this often (WaitCaughtUp relies on it).
-        {"fetch.wait.max.ms", "100"},
-    };
-    for (const auto& [k, v] : options_.client_properties) props[k] = v;
+    absl::StatusOr<std::unique_ptr<RdKafka::Conf>> made = ClientConf(
+        "order records",
+        {
+            {"bootstrap.servers", absl::StrJoin(options_.brokers, ",")},
+            // Required by the client; partitions are assigned by hand, the group is never joined.
+            {"group.id", "tracekeep-order-records"},
+            {"client.id", "tracekeep-order-records"},
+            {"enable.auto.commit", "false"},
+            {"enable.partition.eof", "false"},
+            // Fresh high watermarks at least this often (WaitCaughtUp relies on it).
+            {"fetch.wait.max.ms", "100"},
+        },
+        options_.client_properties);
+    if (!made.ok()) return made.status();
+    std::unique_ptr<RdKafka::Conf> conf = std::move(*made);
     std::string error;
-    for (const auto& [k, v] : props) {
-      if (conf->set(k, v, error) != RdKafka::Conf::CONF_OK) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("order records: client property ", k, "=\"", v, "\": ", error));
-      }
-    }
     consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
     if (consumer_ == nullptr) {
       return absl::InvalidArgumentError(

@@ -10,6 +10,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "collector/common/status_macros.h"
+#include "collector/kafka/client_conf.h"
 
 namespace tracekeep::kafka {
 
@@ -38,17 +40,12 @@ std::string Describe(int64_t ms) {
 absl::StatusOr<TopicRetention> DescribeTopicRetention(
     const std::vector<std::string>& brokers, const std::string& topic, absl::Duration timeout,
     const std::map<std::string, std::string>& client_properties) {
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  TK_ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf,
+                      ClientConf("kafka",
+                                 {{"bootstrap.servers", absl::StrJoin(brokers, ",")},
+                                  {"client.id", "tracekeep-admin"}},
+                                 client_properties));
   std::string error;
-  std::map<std::string, std::string> props = {{"bootstrap.servers", absl::StrJoin(brokers, ",")},
-                                              {"client.id", "tracekeep-admin"}};
-  for (const auto& [k, v] : client_properties) props[k] = v;
-  for (const auto& [k, v] : props) {
-    if (conf->set(k, v, error) != RdKafka::Conf::CONF_OK) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kafka: client property ", k, "=\"", v, "\": ", error));
-    }
-  }
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   if (producer == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("kafka: cannot create a client: ", error));
