@@ -49,16 +49,9 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 
 # "300s", "5m", "1m30s", "500ms" or a number of seconds -> whole seconds (exit 1 if bad).
 to_s() {
-  python3 - "$1" <<'PY'
-import re, sys
-s = sys.argv[1].strip()
-if re.fullmatch(r"\d+(\.\d+)?", s):
-    s += "s"
-parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", s)
-if not parts or "".join(a + b for a, b in parts) != s:
-    sys.exit(1)
-print(round(sum(float(a) * {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}[b] for a, b in parts)))
-PY
+  local ms
+  ms="$(python3 "$ROOT/bench/duration.py" "$1")" || return 1
+  echo $(((ms + 500) / 1000))
 }
 
 fill=40s rate=50000 lag_duration=90s recovery=90s session_timeout=10s partitions=6

@@ -34,18 +34,7 @@ note() { echo "# $*" >&2; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 # "300s", "5m", "1m30s", "500ms", "2h" or a number of seconds -> milliseconds (exit 1 if bad).
-to_ms() {
-  python3 - "$1" <<'PY'
-import re, sys
-s = sys.argv[1].strip()
-if re.fullmatch(r"\d+(\.\d+)?", s):
-    s += "s"
-parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", s)
-if not parts or "".join(a + b for a, b in parts) != s:
-    sys.exit(1)
-print(round(sum(float(a) * {"ms": 1, "s": 1e3, "m": 6e4, "h": 3.6e6}[b] for a, b in parts)))
-PY
-}
+to_ms() { python3 "$ROOT/bench/duration.py" "$1"; }
 
 duration=300s rate=0 order_share=1.0 burst=20s decision_wait=5s only=""
 loadgen_extra=()
