@@ -4,10 +4,13 @@
 #ifndef TRACEKEEP_TESTS_E2E_KAFKA_BROKER_H_
 #define TRACEKEEP_TESTS_E2E_KAFKA_BROKER_H_
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
 #include "tests/e2e/process.h"
 
 namespace tracekeep::e2e {
@@ -44,6 +47,33 @@ class KafkaBroker {
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int PickFreePort();
+
+// A test suite sharing one broker (it takes ~10 s to start) whose topics have `kPartitions`
+// partitions by default; each test uses topics and a group of its own. Without the broker's
+// jars the suite is skipped, except under CI (CI set), where that fails. A suite deriving its own
+// SetUp calls this one first and returns when IsSkipped() or HasFatalFailure().
+template <int kPartitions>
+class KafkaBrokerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    broker_ = new KafkaBroker();
+    *started_ = broker_->Start(KafkaBroker::LibsDir(TRACEKEEP_SOURCE_DIR), dir_->path(),
+                               kPartitions, absl::Seconds(90));
+  }
+  static void TearDownTestSuite() {
+    delete broker_;
+    delete dir_;
+  }
+  void SetUp() override {
+    if (absl::IsNotFound(*started_) && getenv("CI") == nullptr) GTEST_SKIP() << *started_;
+    ASSERT_TRUE(started_->ok()) << *started_;
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline KafkaBroker* broker_ = nullptr;
+  static inline absl::Status* started_ = new absl::Status();
+};
 
 }  // namespace tracekeep::e2e
 

@@ -165,22 +165,11 @@ struct DemoRun {
   std::string log;
 };
 
-// One broker for the suite; each test uses topics and a group of its own.
-class KafkaClusterTest : public ::testing::Test {
+class KafkaClusterTest : public KafkaBrokerSuite<kPartitions> {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    broker_ = new KafkaBroker();
-    *started_ = broker_->Start(KafkaBroker::LibsDir(TRACEKEEP_SOURCE_DIR), dir_->path(),
-                               kPartitions, absl::Seconds(90));
-  }
-  static void TearDownTestSuite() {
-    delete broker_;
-    delete dir_;
-  }
   void SetUp() override {
-    if (absl::IsNotFound(*started_) && getenv("CI") == nullptr) GTEST_SKIP() << *started_;
-    ASSERT_TRUE(started_->ok()) << *started_;
+    KafkaBrokerSuite::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &backend_port_);
     builder.RegisterService(&backend_);
@@ -506,9 +495,6 @@ orders:
     }
   }
 
-  static TempDir* dir_;
-  static KafkaBroker* broker_;
-  static absl::Status* started_;
   TempDir test_dir_;
   AnomalyRecordingBackend backend_;
   int backend_port_ = 0;
@@ -518,9 +504,6 @@ orders:
   absl::Duration grace_ = absl::Seconds(2);
   std::vector<Member> members_;
 };
-TempDir* KafkaClusterTest::dir_ = nullptr;
-KafkaBroker* KafkaClusterTest::broker_ = nullptr;
-absl::Status* KafkaClusterTest::started_ = new absl::Status();
 
 TEST_F(KafkaClusterTest, ThreeMembersJudgeEveryOrderOnceWhereverItsTracesWere) {
   Configure("stable", absl::Seconds(30), absl::Seconds(2));

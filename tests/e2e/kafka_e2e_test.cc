@@ -199,31 +199,7 @@ double Metric(const Tracekeep& t, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 2));
 }
 
-// One broker for the suite (it takes ~10 s to start); each test uses its own topic and group.
-class KafkaE2eTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    broker_ = new KafkaBroker();
-    *started_ = broker_->Start(KafkaBroker::LibsDir(TRACEKEEP_SOURCE_DIR), dir_->path(),
-                               kPartitions, absl::Seconds(90));
-  }
-  static void TearDownTestSuite() {
-    delete broker_;
-    delete dir_;
-  }
-  void SetUp() override {
-    if (absl::IsNotFound(*started_) && getenv("CI") == nullptr) GTEST_SKIP() << *started_;
-    ASSERT_TRUE(started_->ok()) << *started_;
-  }
-
-  static TempDir* dir_;
-  static KafkaBroker* broker_;
-  static absl::Status* started_;
-};
-TempDir* KafkaE2eTest::dir_ = nullptr;
-KafkaBroker* KafkaE2eTest::broker_ = nullptr;
-absl::Status* KafkaE2eTest::started_ = new absl::Status();
+using KafkaE2eTest = KafkaBrokerSuite<kPartitions>;
 
 TEST_F(KafkaE2eTest, KeepsErrorTracesFromTheTopicCommitsAndSurvivesKill9) {
   TempDir dir;
