@@ -48,9 +48,11 @@ note() { echo "# $(date +%T) $*" >&2; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 # "300s", "5m", "1m30s", "500ms" or a number of seconds -> whole seconds (exit 1 if bad).
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 to_s() {
   local ms
-  ms="$(python3 "$ROOT/bench/duration.py" "$1")" || return 1
+  ms="$(to_ms "$1")" || return 1
   echo $(((ms + 500) / 1000))
 }
 
@@ -100,17 +102,7 @@ case "$only" in
 esac
 
 # ---- binaries ---------------------------------------------------------------------------------
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  note "building tracekeep and tracekeep-loadgen (Release) in $BUILD_DIR"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DTRACEKEEP_BUILD_TESTS=OFF >/dev/null || die "cmake failed for $BUILD_DIR"
-  ninja -C "$BUILD_DIR" -j2 tracekeep tracekeep-loadgen >/dev/null ||
-    die "building tracekeep / tracekeep-loadgen in $BUILD_DIR failed"
-fi
-TRACEKEEP="$BUILD_DIR/bin/tracekeep"
-LOADGEN="$BUILD_DIR/bin/tracekeep-loadgen"
-[[ -x "$TRACEKEEP" ]] || die "tracekeep not found at $TRACEKEEP"
-[[ -x "$LOADGEN" ]] || die "tracekeep-loadgen not found at $LOADGEN"
+build_release_binaries
 [[ -d "$KAFKA_LIBS" ]] || die "no Kafka broker jars in $KAFKA_LIBS: run scripts/setup.sh --peers"
 JAVA="$(command -v java || true)"
 [[ -x "$JAVA" ]] || die "java is needed for the Kafka broker (scripts/setup.sh --peers)"

@@ -33,8 +33,8 @@ die() {
 note() { echo "# $*" >&2; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
-# "300s", "5m", "1m30s", "500ms", "2h" or a number of seconds -> milliseconds (exit 1 if bad).
-to_ms() { python3 "$ROOT/bench/duration.py" "$1"; }
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
 duration=300s rate=0 order_share=1.0 burst=20s decision_wait=5s only=""
 loadgen_extra=()
@@ -92,17 +92,7 @@ case "$only" in
 esac
 
 # ---- binaries ---------------------------------------------------------------------------------
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  note "building tracekeep and tracekeep-loadgen (Release) in $BUILD_DIR"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DTRACEKEEP_BUILD_TESTS=OFF >/dev/null || die "cmake failed for $BUILD_DIR"
-  ninja -C "$BUILD_DIR" -j2 tracekeep tracekeep-loadgen >/dev/null ||
-    die "building tracekeep / tracekeep-loadgen in $BUILD_DIR failed"
-fi
-TRACEKEEP="$BUILD_DIR/bin/tracekeep"
-LOADGEN="$BUILD_DIR/bin/tracekeep-loadgen"
-[[ -x "$TRACEKEEP" ]] || die "tracekeep not found at $TRACEKEEP (bench/load_bench.sh builds it)"
-[[ -x "$LOADGEN" ]] || die "tracekeep-loadgen not found at $LOADGEN"
+build_release_binaries
 if [[ " ${targets[*]} " == *" jaeger "* && ! -x "$JAEGER_BIN" ]]; then
   die "Jaeger v2 not found at $JAEGER_BIN: run scripts/setup.sh --peers (or --only tracekeep)"
 fi

@@ -34,6 +34,7 @@
 #include "tests/e2e/kafka_broker.h"
 #include "tests/e2e/process.h"
 #include "tests/e2e/recording_backend.h"
+#include "tests/e2e/shop_traces.h"
 
 namespace tracekeep::e2e {
 namespace {
@@ -73,31 +74,7 @@ double MetricSum(const Member& m, const std::string& metric,
 // must be kept. Returns its hex trace id; `span_ids` gets the hex span ids.
 collector::ExportTraceServiceRequest ErrorTrace(uint32_t n, std::string* trace_id_hex,
                                                 std::vector<std::string>* span_ids) {
-  collector::ExportTraceServiceRequest request;
-  auto* rs = request.add_resource_spans();
-  auto* attr = rs->mutable_resource()->add_attributes();
-  attr->set_key("service.name");
-  attr->mutable_value()->set_string_value("shop-api");
-  auto* ss = rs->add_scope_spans();
-  std::string trace_id(16, '\x6b');
-  for (int i = 0; i < 4; ++i) trace_id[12 + i] = static_cast<char>(n >> (8 * i));
-  const uint64_t now = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-  for (int s = 0; s < 3; ++s) {
-    auto* span = ss->add_spans();
-    span->set_trace_id(trace_id);
-    std::string span_id(8, '\x03');
-    span_id[7] = static_cast<char>(s + 1);
-    span->set_span_id(span_id);
-    span->set_name(absl::StrCat("load-", s));
-    span->set_start_time_unix_nano(now + s);
-    span->set_end_time_unix_nano(now + 1000000 + s);
-    if (s == 2) {
-      span->mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
-    }
-    span_ids->push_back(ToHex(span_id));
-  }
-  *trace_id_hex = ToHex(trace_id);
-  return request;
+  return ShopTrace(n, {'\x6b', '\x03', "load-", /*error=*/true}, trace_id_hex, span_ids);
 }
 
 // Sends error traces to the members' OTLP/gRPC receivers in turn until stopped, each one again

@@ -20,6 +20,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "tests/e2e/kafka_broker.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/shop_traces.h"
 
 namespace tracekeep::e2e {
 namespace {
@@ -31,29 +32,7 @@ constexpr int kPartitions = 3;
 
 // Trace `n`: three spans of "shop-api"; every third trace has an error span.
 collector::ExportTraceServiceRequest TraceRequest(uint32_t n, std::string* hex_trace_id) {
-  collector::ExportTraceServiceRequest request;
-  auto* rs = request.add_resource_spans();
-  auto* attr = rs->mutable_resource()->add_attributes();
-  attr->set_key("service.name");
-  attr->mutable_value()->set_string_value("shop-api");
-  auto* ss = rs->add_scope_spans();
-  std::string trace_id(16, '\x5a');
-  for (int i = 0; i < 4; ++i) trace_id[12 + i] = static_cast<char>(n >> (8 * i));
-  // Recent spans: old ones would be dropped by the store's retention (7 days by default).
-  const uint64_t now = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-  for (int s = 0; s < 3; ++s) {
-    auto* span = ss->add_spans();
-    span->set_trace_id(trace_id);
-    span->set_span_id(std::string(7, '\x02') + static_cast<char>(s + 1));
-    span->set_name(absl::StrCat("op-", s));
-    span->set_start_time_unix_nano(now + s);
-    span->set_end_time_unix_nano(now + 1000000 + s);
-    if (s == 2 && n % 3 == 0) {
-      span->mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
-    }
-  }
-  *hex_trace_id = ToHex(trace_id);
-  return request;
+  return ShopTrace(n, {'\x5a', '\x02', "op-", /*error=*/n % 3 == 0}, hex_trace_id);
 }
 std::string TraceRecord(uint32_t n, std::string* hex_trace_id) {
   return TraceRequest(n, hex_trace_id).SerializeAsString();
