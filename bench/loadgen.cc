@@ -209,10 +209,12 @@ struct Shared {
   std::atomic<bool> reached{false};  // the endpoint answered at least once
 };
 
-grpc::ByteBuffer RenderRequest(const RequestPool& pool, uint64_t n) {
+// Request `n`, its spans dated as if they had just ended (see RequestPool::RenderTo).
+grpc::ByteBuffer RenderRequest(const RequestPool& pool, uint64_t n, absl::Time now) {
   const size_t size = pool.RequestBytes(n);
   grpc_slice raw = grpc_slice_malloc(size);
-  pool.RenderTo(n, reinterpret_cast<char*>(GRPC_SLICE_START_PTR(raw)));
+  pool.RenderTo(n, reinterpret_cast<char*>(GRPC_SLICE_START_PTR(raw)),
+                absl::ToUnixNanos(now) - pool.base_unix_nanos());
   grpc::Slice slice(raw, grpc::Slice::STEAL_REF);
   return grpc::ByteBuffer(&slice, 1);
 }
@@ -234,7 +236,7 @@ void Worker(Shared* shared, const std::shared_ptr<grpc::Channel>& channel, Tally
     const absl::Time now = absl::Now();
     if (now >= shared->end) break;
 
-    grpc::ByteBuffer request = RenderRequest(*shared->pool, n);
+    grpc::ByteBuffer request = RenderRequest(*shared->pool, n, now);
     const int64_t spans = shared->pool->RequestSpans(n);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(now + options.timeout));

@@ -246,6 +246,69 @@ bool FindTraceIds(const std::string& buf, std::vector<uint32_t>* offsets) {
   });
 }
 
+// Visits every fixed64 field `field` of the message in [base, end): `fn(offset)`. Returns false
+// on malformed input.
+template <typename Fn>
+bool ForEachFixed64Field(const std::string& buf, size_t base, size_t end, uint32_t field, Fn fn) {
+  size_t pos = base;
+  while (pos < end) {
+    uint64_t tag = 0;
+    int shift = 0;
+    for (;; shift += 7) {
+      if (pos >= end || shift >= 64) return false;
+      const uint8_t b = static_cast<uint8_t>(buf[pos++]);
+      tag |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) break;
+    }
+    switch (tag & 7) {
+      case 0:
+        while (pos < end && (static_cast<uint8_t>(buf[pos]) & 0x80) != 0) ++pos;
+        ++pos;
+        break;
+      case 1:
+        if (pos + 8 > end) return false;
+        if ((tag >> 3) == field) fn(pos);
+        pos += 8;
+        break;
+      case 5:
+        pos += 4;
+        break;
+      case 2: {
+        uint64_t len = 0;
+        for (int s = 0;; s += 7) {
+          if (pos >= end || s >= 64) return false;
+          const uint8_t b = static_cast<uint8_t>(buf[pos++]);
+          len |= static_cast<uint64_t>(b & 0x7f) << s;
+          if ((b & 0x80) == 0) break;
+        }
+        if (pos + len > end) return false;
+        pos += len;
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return pos == end;
+}
+
+// Offsets of every timestamp of every span: Span.start_time_unix_nano (7),
+// Span.end_time_unix_nano (8) and Span.events (11) -> Event.time_unix_nano (1).
+bool FindTimes(const std::string& buf, std::vector<uint32_t>* offsets) {
+  auto add = [offsets](size_t at) { offsets->push_back(static_cast<uint32_t>(at)); };
+  return ForEachLenField(buf, 0, buf.size(), 1, [&](size_t rb, size_t re) {
+    return ForEachLenField(buf, rb, re, 2, [&](size_t sb, size_t se) {
+      return ForEachLenField(buf, sb, se, 2, [&](size_t pb, size_t pe) {
+        return ForEachFixed64Field(buf, pb, pe, 7, add) &&
+               ForEachFixed64Field(buf, pb, pe, 8, add) &&
+               ForEachLenField(buf, pb, pe, 11, [&](size_t eb, size_t ee) {
+                 return ForEachFixed64Field(buf, eb, ee, 1, add);
+               });
+      });
+    });
+  });
+}
+
 }  // namespace
 
 absl::Status RequestShape::Validate() const {
@@ -293,6 +356,7 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
   const int groups = (min_requests + spread - 1) / spread;
   const int64_t group_spans = static_cast<int64_t>(shape.spans_per_request) * spread;
   const int64_t base_nanos = absl::ToUnixNanos(absl::Now());
+  pool->base_unix_nanos_ = base_nanos;
   uint64_t trace_counter = 0;
   // Whole lifecycles only: an order trace every `order_every` traces, up to `order_traces`.
   const int64_t expected_traces =
@@ -409,6 +473,9 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
       if (!FindTraceIds(entry.bytes, &entry.trace_id_at)) {
         return absl::InternalError("request pool: cannot locate trace ids in a generated request");
       }
+      if (!FindTimes(entry.bytes, &entry.time_at)) {
+        return absl::InternalError("request pool: cannot locate timestamps in a generated request");
+      }
       entry.spans = static_cast<int>(entry.trace_id_at.size());
       const size_t prefix = std::strlen(kOrderPrefix);
       for (size_t at = entry.bytes.find(kOrderPrefix); at != std::string::npos;
@@ -422,9 +489,17 @@ absl::StatusOr<std::unique_ptr<RequestPool>> RequestPool::Create(const RequestSh
   return pool;
 }
 
-void RequestPool::RenderTo(uint64_t n, char* dst) const {
+void RequestPool::RenderTo(uint64_t n, char* dst, int64_t shift_nanos) const {
   const PoolEntry& entry = EntryFor(n);
   std::memcpy(dst, entry.bytes.data(), entry.bytes.size());
+  if (shift_nanos != 0) {
+    for (uint32_t at : entry.time_at) {
+      uint64_t t;
+      std::memcpy(&t, dst + at, sizeof(t));  // fixed64 is little-endian, as this machine
+      t += static_cast<uint64_t>(shift_nanos);
+      std::memcpy(dst + at, &t, sizeof(t));
+    }
+  }
   // Every trace of round n / spread gets the same rewrite of both halves, distinct for every
   // round. Both halves change because receivers may key on one alone: the OpenTelemetry
   // Collector's tail-sampling decision caches key on the low (right) half, so with only the high
@@ -455,9 +530,9 @@ void RequestPool::RenderTo(uint64_t n, char* dst) const {
   }
 }
 
-std::string RequestPool::Render(uint64_t n) const {
+std::string RequestPool::Render(uint64_t n, int64_t shift_nanos) const {
   std::string out(RequestBytes(n), '\0');
-  RenderTo(n, out.data());
+  RenderTo(n, out.data(), shift_nanos);
   return out;
 }
 

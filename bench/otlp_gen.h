@@ -72,9 +72,15 @@ class RequestPool final {
   static constexpr int kOrderSteps = 8;
   int64_t traces() const { return traces_; }
 
-  // Writes request `n` of the stream (RequestBytes(n) bytes) to `dst`.
-  void RenderTo(uint64_t n, char* dst) const;
-  std::string Render(uint64_t n) const;
+  // Writes request `n` of the stream (RequestBytes(n) bytes) to `dst`, with every timestamp
+  // (span start and end, event times) moved by `shift_nanos`: a load generator passes the time
+  // elapsed since base_unix_nanos(), so that spans carry the time they are sent, as a live
+  // service's do (their start times then advance, and the index keys a store writes arrive in
+  // time order as they do in production, instead of the same two seconds replayed on every pass).
+  void RenderTo(uint64_t n, char* dst, int64_t shift_nanos = 0) const;
+  std::string Render(uint64_t n, int64_t shift_nanos = 0) const;
+  // When the pool was generated: its traces start within the two seconds before.
+  int64_t base_unix_nanos() const { return base_unix_nanos_; }
 
   // Pool entry `i` as generated, before any trace id rewrite.
   const std::string& entry(size_t i) const { return entries_[i].bytes; }
@@ -83,6 +89,7 @@ class RequestPool final {
   struct PoolEntry {
     std::string bytes;                  // serialized ExportTraceServiceRequest
     std::vector<uint32_t> trace_id_at;  // offset of every span's 16-byte trace id in `bytes`
+    std::vector<uint32_t> time_at;      // offset of every span and event timestamp (fixed64)
     // Offset of every order id's 16 hex digits, with its lane and step: step << 48 | lane.
     std::vector<std::pair<uint32_t, uint64_t>> order_id_at;
     int spans = 0;
@@ -96,6 +103,7 @@ class RequestPool final {
   int64_t error_traces_ = 0;
   int64_t traces_ = 0;
   int64_t order_lanes_ = 0;
+  int64_t base_unix_nanos_ = 0;
 };
 
 }  // namespace tracekeep::bench

@@ -128,6 +128,49 @@ TEST(RequestPoolTest, BothHalvesOfEveryTraceIdAreFreshEveryRound) {
   }
 }
 
+// A load generator dates each request as it sends it: every span start and end and every event
+// time moves by the shift, and nothing else of the request changes.
+TEST(RequestPoolTest, RenderMovesEveryTimestampByTheShiftAndNothingElse) {
+  RequestShape shape;
+  shape.error_share = 0.3;  // error spans carry an exception event
+  auto pool = RequestPool::Create(shape, 4, 11);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  constexpr int64_t kShift = int64_t{3600} * 1000000000 + 12345;
+  int events = 0;
+  for (uint64_t n = 0; n < (*pool)->size(); ++n) {
+    otlp_collector::ExportTraceServiceRequest as_generated, shifted;
+    ASSERT_TRUE(as_generated.ParseFromString((*pool)->Render(n)));
+    ASSERT_TRUE(shifted.ParseFromString((*pool)->Render(n, kShift)));
+    ASSERT_EQ(shifted.resource_spans_size(), as_generated.resource_spans_size());
+    for (int r = 0; r < shifted.resource_spans_size(); ++r) {
+      for (int s = 0; s < shifted.resource_spans(r).scope_spans_size(); ++s) {
+        auto* spans = shifted.mutable_resource_spans(r)->mutable_scope_spans(s)->mutable_spans();
+        const auto& before = as_generated.resource_spans(r).scope_spans(s).spans();
+        ASSERT_EQ(spans->size(), before.size());
+        for (int i = 0; i < spans->size(); ++i) {
+          auto* span = spans->Mutable(i);
+          const auto& old_span = before.Get(i);
+          ASSERT_GT(old_span.start_time_unix_nano(), 0u);
+          EXPECT_EQ(span->start_time_unix_nano(), old_span.start_time_unix_nano() + kShift);
+          EXPECT_EQ(span->end_time_unix_nano(), old_span.end_time_unix_nano() + kShift);
+          ASSERT_EQ(span->events_size(), old_span.events_size());
+          for (int e = 0; e < span->events_size(); ++e) {
+            ++events;
+            EXPECT_EQ(span->events(e).time_unix_nano(),
+                      old_span.events(e).time_unix_nano() + kShift);
+            span->mutable_events(e)->set_time_unix_nano(old_span.events(e).time_unix_nano());
+          }
+          span->set_start_time_unix_nano(old_span.start_time_unix_nano());
+          span->set_end_time_unix_nano(old_span.end_time_unix_nano());
+        }
+      }
+    }
+    // With the times put back, the request is the one generated.
+    EXPECT_EQ(shifted.SerializeAsString(), as_generated.SerializeAsString()) << "request " << n;
+  }
+  EXPECT_GT(events, 0);
+}
+
 TEST(RequestPoolTest, OrderShareZeroMeansNoOrderAttributesAndBadSharesAreRefused) {
   RequestShape shape;
   shape.order_share = 0;
