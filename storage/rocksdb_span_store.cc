@@ -144,19 +144,24 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const RocksDbOptions& options,
   return cf;
 }
 
-// The options of table `name` (OpenTable): `base`, and for `order_hold` its values in blob files.
-// Held traces (kilobytes each) are written once and deleted when their order is resolved, often
-// within minutes: in blob files, compactions move only their small keys, and a blob file whose
-// traces were all released is dropped whole, instead of every trace being rewritten level by
-// level.
-rocksdb::ColumnFamilyOptions TableOptions(const rocksdb::ColumnFamilyOptions& base,
+// The options of table `name` (OpenTable): `small` (the memtables of the index column family)
+// for every table but `order_hold`, which has `hold`, with its values in blob files. Held traces
+// (kilobytes each) are written once and deleted when their order is resolved, often within
+// minutes: a memtable of write_buffer_mib lets a hold written and deleted within it never reach a
+// file, and in blob files compactions move only their small keys, and a blob file whose traces
+// were all released is dropped whole, instead of every trace being rewritten level by level. The
+// other tables (order records, their index, decisions) are written about once per key, so a
+// bigger memtable saves no work and only holds memory (at 100 k order spans/s the orders
+// memtable alone was ~40 MB, 80 B per pending span).
+rocksdb::ColumnFamilyOptions TableOptions(const rocksdb::ColumnFamilyOptions& small,
+                                          const rocksdb::ColumnFamilyOptions& hold,
                                           const std::string& name) {
-  rocksdb::ColumnFamilyOptions cf = base;
+  rocksdb::ColumnFamilyOptions cf = name == "order_hold" ? hold : small;
   if (name == "order_hold") {
     cf.enable_blob_files = true;
     cf.min_blob_size = 256;
     cf.blob_file_size = 64 * kMiB;
-    cf.blob_compression_type = base.compression;
+    cf.blob_compression_type = hold.compression;
     cf.enable_blob_garbage_collection = true;
     cf.blob_garbage_collection_age_cutoff = 0.25;  // relocates what the oldest files still hold
   }
@@ -245,7 +250,7 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   // Service index reads are range scans: no filter.
   rocksdb::ColumnFamilyOptions indexes_cf =
       FamilyOptions(options, cache, small_buffer, Filter::kNone);
-  // Resources are point lookups; the same resource is rewritten by many batches.
+  // Resources are point lookups, written once per store opening (Impl::resources_written).
   rocksdb::ColumnFamilyOptions resources_cf =
       FamilyOptions(options, cache, small_buffer, Filter::kWholeKey);
 
@@ -255,16 +260,17 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
 
   auto impl = std::make_unique<Impl>();
   impl->block_cache = cache;
-  // Tables (OpenTable) are sized like the spans: the order tracker holds every order trace in
-  // `order_hold` and deletes it when the order is resolved. With RocksDB's defaults (4 MiB
-  // memtables then, Snappy, 256 MiB level base) their flushes and compactions took a quarter of
-  // the daemon's CPU under load; a memtable of write_buffer_mib lets a hold written and deleted
-  // within it never reach a file. Point lookups by key: whole-key bloom filter.
-  impl->table_cf = FamilyOptions(options, cache, spans_buffer, Filter::kWholeKey);
-  // A lookup of a key that is not there (a new order's id, mostly) asks a bloom filter of the
-  // memtable instead of searching its skip list.
-  impl->table_cf.memtable_whole_key_filtering = true;
-  impl->table_cf.memtable_prefix_bloom_size_ratio = 0.02;
+  // Tables (OpenTable; see TableOptions). With RocksDB's defaults (4 MiB memtables then, Snappy,
+  // 256 MiB level base) their flushes and compactions took a quarter of the daemon's CPU under
+  // load. Point lookups by key: whole-key bloom filter.
+  for (auto [cf, buffer] : {std::make_pair(&impl->table_cf, small_buffer),
+                            std::make_pair(&impl->hold_table_cf, spans_buffer)}) {
+    *cf = FamilyOptions(options, cache, buffer, Filter::kWholeKey);
+    // A lookup of a key that is not there (a new order's id, mostly) asks a bloom filter of the
+    // memtable instead of searching its skip list.
+    cf->memtable_whole_key_filtering = true;
+    cf->memtable_prefix_bloom_size_ratio = 0.02;
+  }
   if (options.retention > absl::ZeroDuration()) {
     const Clock* clock = options.clock != nullptr ? options.clock : Clock::Real();
     impl->spans_filter = std::make_unique<RetentionFilter>(RetentionFilter::Family::kSpans,
@@ -294,7 +300,9 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
     for (const std::string& name : existing) {
       const bool known = std::any_of(descriptors.begin(), descriptors.end(),
                                      [&](const auto& d) { return d.name == name; });
-      if (!known) descriptors.emplace_back(name, TableOptions(impl->table_cf, name));
+      if (!known) {
+        descriptors.emplace_back(name, TableOptions(impl->table_cf, impl->hold_table_cf, name));
+      }
     }
   }
 
@@ -373,9 +381,14 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
   rocksdb::WriteBatch batch(payload_bytes + 1024);
   TraceIndexBuilder index_builder(impl.indexed_attributes, impl.options.query_indexes,
                                   impl.index_state.get());
-  // Resource reference per origin object, and the resources already put in this batch.
+  // Resource reference per origin object, and the resources put in this batch or known written.
   absl::flat_hash_map<const SpanOrigin*, uint64_t> ref_by_origin;
   absl::flat_hash_set<uint64_t> resources_put;
+  std::vector<uint64_t> resources_new;
+  auto already_written = [&impl](uint64_t ref) {
+    std::lock_guard<std::mutex> lock(impl.resources_mu);
+    return impl.resources_written.contains(ref);
+  };
   std::string key;
   std::string value;
   rocksdb::Status s;
@@ -391,7 +404,8 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
       auto [it, inserted] = ref_by_origin.try_emplace(&origin, 0);
       if (inserted) {
         it->second = keys::ResourceHash(origin.resource, origin.resource_schema_url);
-        if (resources_put.insert(it->second).second) {
+        if (resources_put.insert(it->second).second && !already_written(it->second)) {
+          resources_new.push_back(it->second);
           codec::EncodeResourceValue(origin, &value);
           s = batch.Put(impl.resources, keys::ResourceKey(it->second), value);
           if (!s.ok()) break;
@@ -423,6 +437,13 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
     }
     impl.stats.spans_failed.fetch_add(span_count, std::memory_order_relaxed);
     return written;
+  }
+  if (!resources_new.empty()) {
+    std::lock_guard<std::mutex> lock(impl.resources_mu);
+    if (impl.resources_written.size() + resources_new.size() > Impl::kMaxResourcesRemembered) {
+      impl.resources_written.clear();
+    }
+    impl.resources_written.insert(resources_new.begin(), resources_new.end());
   }
   impl.stats.traces_stored.fetch_add(trace_count, std::memory_order_relaxed);
   impl.stats.spans_stored.fetch_add(span_count, std::memory_order_relaxed);
@@ -888,8 +909,8 @@ absl::StatusOr<KvTablePtr> RocksDbSpanStore::OpenTable(const std::string& name) 
     if (h->GetName() == name) family = h;
   }
   if (family == nullptr) {
-    rocksdb::Status s =
-        impl.db->CreateColumnFamily(TableOptions(impl.table_cf, name), name, &family);
+    rocksdb::Status s = impl.db->CreateColumnFamily(
+        TableOptions(impl.table_cf, impl.hold_table_cf, name), name, &family);
     if (!s.ok()) {
       return FromRocksDbStatus(s, absl::StrCat("creating column family \"", name, "\""));
     }
