@@ -395,6 +395,9 @@ int64_t CountWireSpans(absl::string_view wire) {
   return n;
 }
 
+// Records reserved for a trace when its first span of a request is read.
+constexpr size_t kFirstSpansPerTrace = 8;
+
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
                                              const WireSplitOptions& options,
                                              ClientAttribute client) {
@@ -482,6 +485,10 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
           TraceSpans& t = result.traces.emplace_back();
           t.trace_id = std::string(span.trace_id);
           t.hash = TraceIdHash(t.trace_id);
+          // A request usually brings several spans of a trace: growing from 1 moved a 10-span
+          // trace's records 15 times in 4 reallocations (2 % of the daemon's CPU unpaced).
+          // The vector lives only until the sampler moves the records into its buffer.
+          t.spans.reserve(kFirstSpansPerTrace);
         }
         SpanRecord& rec = result.traces[it->second].spans.emplace_back();
         rec.origin = shared_origin;
