@@ -234,8 +234,35 @@ bool Check(absl::string_view in, const Schema& schema, int depth, std::string* e
 // with kKeyValue (`any_value` false: 1 key, 2 value) or kAnyValue (1 string_value, 5 array_value,
 // 6 kvlist_value), written out for them, without building an error. On false, Check() runs
 // again on the message to describe the defect.
+// The KeyValue of nearly every attribute, as protobuf writes it: a key shorter than 128 bytes,
+// then a value shorter than 128 bytes holding one short string, a one-byte int or bool, or a
+// double. Checks it as AttributeOk would, without the general loop: 1 valid, 0 invalid, -1 in
+// another form (AttributeOk reads it).
+int ShortKeyValueOk(absl::string_view in) {
+  const auto* p = reinterpret_cast<const uint8_t*>(in.data());
+  const size_t n = in.size();
+  if (n < 4 || p[0] != 0x0a || p[1] >= 0x80) return -1;
+  const size_t key_size = p[1];
+  if (key_size + 4 > n || p[2 + key_size] != 0x12 || p[3 + key_size] >= 0x80) return -1;
+  const size_t value_size = p[3 + key_size];
+  if (key_size + 4 + value_size != n) return -1;
+  const uint8_t* v = p + 4 + key_size;
+  const absl::string_view key = in.substr(2, key_size);
+  if (value_size >= 2 && v[0] == 0x0a && v[1] < 0x80 && size_t{v[1]} + 2 == value_size) {
+    return IsValidUtf8(key) && IsValidUtf8(in.substr(n - v[1]));  // string_value
+  }
+  if ((value_size == 2 && (v[0] == 0x10 || v[0] == 0x18) && v[1] < 0x80) ||  // bool, int
+      (value_size == 9 && v[0] == 0x21)) {                                   // double
+    return IsValidUtf8(key);
+  }
+  return -1;
+}
+
 bool AttributeOk(absl::string_view in, int depth, bool any_value) {
   if (depth > kMaxDepth) return false;
+  if (!any_value) {
+    if (const int ok = ShortKeyValueOk(in); ok >= 0) return ok == 1;
+  }
   Field f;
   while (!in.empty()) {
     if (!NextField(&in, &f)) return false;

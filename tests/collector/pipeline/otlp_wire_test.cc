@@ -281,6 +281,58 @@ TEST(OtlpWireTest, UnknownFieldsAndGroupsAreKeptNotRefused) {
   ExpectSameAsProtobuf(bytes + std::string("\x9c\x06", 2));
 }
 
+// The forms of KeyValue the validator checks without its general loop (a short key, then a
+// short string, a one-byte bool or int, or a double), with good and bad UTF-8, and the same with
+// a field more: each accepted or refused as protobuf does.
+TEST(OtlpWireTest, ShortAttributesAgreeWithProtobuf) {
+  google::protobuf::LogSilencer quiet;
+  auto request_with = [](const std::string& key_value) {
+    OtlpRequest request;
+    auto* span = request.add_resource_spans()->add_scope_spans()->add_spans();
+    span->set_trace_id(std::string(16, '\x01'));
+    span->set_span_id(std::string(8, '\x02'));
+    std::string bytes = request.SerializeAsString();
+    // The span is the innermost message: append attributes (field 9) to it and fix the three
+    // lengths around it, all one byte here.
+    const std::string field =
+        std::string(1, '\x4a') + std::string(1, static_cast<char>(key_value.size())) + key_value;
+    bytes += field;
+    for (size_t at : {size_t{1}, size_t{3}, size_t{5}}) {
+      bytes[at] = static_cast<char>(static_cast<uint8_t>(bytes[at]) + field.size());
+    }
+    return bytes;
+  };
+  const std::string good_key = std::string("\x0a\x08order.id", 10);
+  const std::string bad_key = std::string("\x0a\x03\xC3\x28x", 5);
+  const std::vector<std::string> values = {
+      std::string("\x12\x06\x0a\x04ORD1", 8),                           // string
+      std::string("\x12\x06\x0a\x04\xC3\x28zz", 8),                     // string, bad UTF-8
+      std::string("\x12\x02\x0a\x00", 4),                               // empty string
+      std::string("\x12\x02\x10\x01", 4),                               // bool
+      std::string("\x12\x02\x18\x7f", 4),                               // int
+      std::string("\x12\x09\x21\x00\x00\x00\x00\x00\x00\xf0\x3f", 11),  // double
+      std::string("\x12\x03\x18\x80\x01", 5),  // int of two bytes: the general loop
+      std::string("\x12\x02\x18\x80", 4),      // int cut short
+  };
+  // A field more: another key, valid or not (protobuf keeps the last, and checks each).
+  const std::vector<std::string> more = {std::string(), std::string("\x0a\x01k", 3),
+                                         std::string("\x0a\x01\xff", 3)};
+  int accepted = 0;
+  for (const std::string& key : {good_key, bad_key}) {
+    for (const std::string& value : values) {
+      for (const std::string& extra : more) {
+        const std::string bytes = request_with(key + value + extra);
+        SCOPED_TRACE(HexDump(bytes));
+        ExpectSameAsProtobuf(bytes);
+        if (HasFatalFailure()) return;
+        accepted += SplitWireRequest(bytes).ok() ? 1 : 0;
+      }
+    }
+  }
+  // The good key with the six well-formed values, alone or with a valid key more.
+  EXPECT_EQ(accepted, 12);
+}
+
 TEST(OtlpWireTest, Utf8Validation) {
   EXPECT_TRUE(wire::IsValidUtf8(""));
   EXPECT_TRUE(wire::IsValidUtf8("plain ascii that is longer than eight bytes"));
