@@ -103,12 +103,20 @@ class MockCluster {
   // Produces `values` to `partition` together (one batch, as a busy producer writes) and waits
   // for their delivery.
   void ProduceBatch(int32_t partition, const std::vector<std::string>& values) {
-    for (const std::string& value : values) {
-      const RdKafka::ErrorCode err =
-          producer_->produce(kTopic, partition, RdKafka::Producer::RK_MSG_COPY,
-                             const_cast<char*>(value.data()), value.size(), nullptr, 0, 0, nullptr);
-      ASSERT_EQ(err, RdKafka::ERR_NO_ERROR) << RdKafka::err2str(err);
+    // rd_kafka_produce_batch() puts all of them on the partition's queue at once, so the
+    // producer's thread cannot send the first alone (as produce() one by one can, on a busy
+    // machine, after linger.ms): they reach the log as one message set, fetched together.
+    rd_kafka_topic_t* topic = rd_kafka_topic_new(producer_->c_ptr(), kTopic, nullptr);
+    ASSERT_NE(topic, nullptr);
+    std::vector<rd_kafka_message_t> messages(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      messages[i].payload = const_cast<char*>(values[i].data());
+      messages[i].len = values[i].size();
     }
+    const int queued = rd_kafka_produce_batch(topic, partition, RD_KAFKA_MSG_F_COPY,
+                                              messages.data(), static_cast<int>(messages.size()));
+    rd_kafka_topic_destroy(topic);
+    ASSERT_EQ(queued, static_cast<int>(values.size()));
     ASSERT_EQ(producer_->flush(10000), RdKafka::ERR_NO_ERROR);
   }
 
