@@ -37,8 +37,7 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
       t.linked_keys.push_back(std::move(key));
     }
   }
-  t.spans.reserve(t.spans.size() + spans.spans.size());
-  for (SpanRecord& rec : spans.spans) {
+  for (const SpanRecord& rec : spans.spans) {
     t.has_error |= rec.is_error;
     if (rec.is_root && !t.has_root) {
       t.has_root = true;
@@ -48,7 +47,15 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     t.max_end_unix_nanos = std::max(t.max_end_unix_nanos, rec.end_unix_nanos);
     t.span_bytes += rec.size();
     span_bytes_ += rec.size();
-    t.spans.push_back(std::move(rec));
+  }
+  const size_t slack = spans.spans.capacity() - spans.spans.size();
+  if (t.spans.empty() && slack <= spans.spans.size() / 4) {
+    // The trace's first spans, in a vector with little unused room (as the receivers' split
+    // makes them): taken whole instead of moved record by record into a new one.
+    t.spans = std::move(spans.spans);
+  } else {
+    t.spans.reserve(t.spans.size() + spans.spans.size());
+    for (SpanRecord& rec : spans.spans) t.spans.push_back(std::move(rec));
   }
   if ((options_.max_spans_per_trace != 0 && t.spans.size() >= options_.max_spans_per_trace) ||
       (options_.max_bytes_per_trace != 0 && t.span_bytes >= options_.max_bytes_per_trace)) {
