@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -322,6 +323,40 @@ struct OrderTracker::PendingHold {
   uint32_t spans = 0;
 };
 
+namespace {
+
+// An order id as the key of a shard's map, held inline up to 40 bytes (an id such as "ORD-" and
+// 16 hex digits, or a UUID): a lookup compares it in the map's node instead of following a
+// pointer to the heap, one cache miss fewer for each trace of an order. With order traffic the
+// map's lookups were ~5 % of the daemon's CPU, most of it waiting for memory.
+class OrderKey {
+ public:
+  explicit OrderKey(absl::string_view id) : chars_(id.begin(), id.end()) {}
+  absl::string_view view() const { return absl::string_view(chars_.data(), chars_.size()); }
+  std::string str() const { return std::string(view()); }
+
+ private:
+  absl::InlinedVector<char, 40> chars_;
+};
+
+// Hash and equality that also take a string_view, so lookups build no key.
+struct OrderKeyHash {
+  using is_transparent = void;
+  size_t operator()(absl::string_view id) const { return absl::Hash<absl::string_view>{}(id); }
+  size_t operator()(const OrderKey& key) const { return (*this)(key.view()); }
+};
+struct OrderKeyEq {
+  using is_transparent = void;
+  static absl::string_view View(absl::string_view id) { return id; }
+  static absl::string_view View(const OrderKey& key) { return key.view(); }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return View(a) == View(b);
+  }
+};
+
+}  // namespace
+
 struct OrderTracker::Shard {
   explicit Shard(const std::vector<std::string>& states) : names(states) {}
   // Held while this shard's records are written (taken before `mu`): the write itself happens
@@ -334,7 +369,7 @@ struct OrderTracker::Shard {
     bool operator>(const Due& o) const { return at > o.at; }
   };
   std::mutex mu;
-  absl::node_hash_map<std::string, Entry> orders ABSL_GUARDED_BY(mu);
+  absl::node_hash_map<OrderKey, Entry, OrderKeyHash, OrderKeyEq> orders ABSL_GUARDED_BY(mu);
   // The names the records of `orders` refer to by number.
   NameTable names ABSL_GUARDED_BY(mu);
   // Min-heap of next checks. An entry is live when it equals its order's `scheduled`; an order
@@ -439,7 +474,7 @@ absl::Status OrderTracker::Load() {
               NextCheckOf(record, now) != absl::InfiniteFuture())) {
           return true;
         }
-        Entry& e = shard.orders[o.order_id()];
+        Entry& e = shard.orders[absl::string_view(o.order_id())];
         e.record = std::move(record);
         Adopt(shard, &e, now);
         ++loaded;
@@ -571,7 +606,7 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
       if (shared && record.resolution() == v1::Order::ACTIVE) {
         record.set_first_arrival_unix_nanos(absl::ToUnixNanos(now));
       }
-      Entry& e = shard.orders[order_id];
+      Entry& e = shard.orders[absl::string_view(order_id)];
       e.record = OrderRecord::FromProto(record, &shard.names);
       Adopt(shard, &e, now);
       if (shared) MarkDirty(shard, &e);  // this tracker's table gets it too
@@ -579,7 +614,7 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
     }
   }
   if (!create) return nullptr;
-  Entry& e = shard.orders[order_id];
+  Entry& e = shard.orders[absl::string_view(order_id)];
   e.record.order_id = order_id;
   MarkDirty(shard, &e);
   stats_.orders_started.fetch_add(1, std::memory_order_relaxed);
@@ -1407,7 +1442,7 @@ void OrderTracker::EnforceHoldSpace(KeptTraces* kept) {
   for (auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
     for (const auto& [id, e] : shard->orders) {
-      if (!e.holds.empty()) oldest.emplace_back(e.oldest_hold, id);
+      if (!e.holds.empty()) oldest.emplace_back(e.oldest_hold, id.str());
     }
   }
   std::sort(oldest.begin(), oldest.end());
@@ -1617,7 +1652,7 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
     std::lock_guard<std::mutex> lock(shard.mu);
     for (auto it = shard.orders.begin(); it != shard.orders.end();) {
       Entry& e = it->second;
-      if (!which(it->first)) {
+      if (!which(it->first.str())) {
         ++it;
         continue;
       }
@@ -1632,7 +1667,7 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
         continue;
       }
       if (!e.holds.empty()) {
-        const std::string prefix = HoldPrefix(it->first);
+        const std::string prefix = HoldPrefix(it->first.view());
         std::lock_guard<std::mutex> holds_lock(holds_mu_);
         pending_holds_.erase(
             std::remove_if(pending_holds_.begin(), pending_holds_.end(),
@@ -1642,7 +1677,7 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
           if (h.in_journal) {
             Unpin(shard, h.arrival);
           } else {
-            pending_hold_deletes_.push_back({h.Key(it->first), "", true});
+            pending_hold_deletes_.push_back({h.Key(it->first.view()), "", true});
           }
         }
         total_held_traces_ -= static_cast<int64_t>(e.holds.size());
@@ -1656,7 +1691,7 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
       }
       if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
       stats_.orders_tracked.fetch_sub(1, std::memory_order_relaxed);
-      deletes.push_back({it->first, "", true});
+      deletes.push_back({it->first.str(), "", true});
       if (options_.index_table != nullptr) {
         for (storage::KvWrite& w : OrderIndexWrites(e.indexed, OrderIndexEntries())) {
           index_deletes.push_back(std::move(w));
