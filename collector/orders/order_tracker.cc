@@ -365,7 +365,7 @@ struct OrderTracker::Shard {
   std::mutex flush_mu;
   struct Due {
     absl::Time at;
-    std::string order_id;
+    OrderKey order_id;  // inline: pushing a check allocates nothing
     bool operator>(const Due& o) const { return at > o.at; }
   };
   std::mutex mu;
@@ -575,7 +575,7 @@ void OrderTracker::Adopt(Shard& shard, Entry* e, absl::Time now) {
   // Judged again at the next check: deadlines may have passed while it was on disk.
   if (Open(e->record) || !e->holds.empty()) {
     e->scheduled = now;
-    shard.due.push(Shard::Due{now, e->record.order_id});
+    shard.due.push(Shard::Due{now, OrderKey(e->record.order_id)});
   }
 }
 
@@ -659,7 +659,7 @@ void OrderTracker::Link(Entry* e, const TraceIdBytes& trace_id) {
 
 void OrderTracker::OnBuffered(TraceSpans& spans) {
   std::vector<OrderFacts> facts;
-  std::vector<size_t> span_of_fact;
+  absl::InlinedVector<size_t, 4> span_of_fact;
   uint64_t with_order = 0;
   const size_t n = spans.spans.size();
   for (size_t i = 0; i < n; ++i) {
@@ -670,7 +670,7 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
   if (facts.empty()) return;
   stats_.spans_with_order.fetch_add(with_order, std::memory_order_relaxed);
   const absl::Time now = options_.clock->Now();
-  std::vector<bool> done(facts.size(), false);
+  absl::InlinedVector<bool, 4> done(facts.size(), false);
   const TraceIdBytes trace_id = TraceIdBytes::Of(spans.trace_id);
   KeptTraces kept;
   for (size_t i = 0; i < facts.size(); ++i) {
@@ -914,7 +914,7 @@ void OrderTracker::Schedule(Shard& shard, Entry* e, absl::Time now) {
   }
   if (next == absl::InfiniteFuture() || next >= e->scheduled) return;
   e->scheduled = next;
-  shard.due.push(Shard::Due{next, e->record.order_id});
+  shard.due.push(Shard::Due{next, OrderKey(e->record.order_id)});
 }
 
 void OrderTracker::Recount(Entry* e, absl::Time now) {
