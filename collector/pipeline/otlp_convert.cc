@@ -399,6 +399,8 @@ int64_t CountWireSpans(absl::string_view wire) {
 constexpr size_t kFirstSpansPerTrace = 8;
 // At most this many (a request of one huge trace and then small ones reserves no more).
 constexpr size_t kMaxSpansReserved = 64;
+// A trace's records fill jemalloc's size classes well at this size (see SpanRecord::key_size).
+static_assert(sizeof(SpanRecord) <= 152, "SpanRecord grew");
 
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
                                              const WireSplitOptions& options,
@@ -515,9 +517,9 @@ absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
           rec.status_code = static_cast<uint8_t>(span.status_code);
           rec.fields_known = true;
         }
-        if (!span.key_unsure && !span.key_value.empty()) {
+        if (!span.key_unsure && !span.key_value.empty() && span.key_value.size() <= UINT16_MAX) {
           rec.key_offset = static_cast<uint32_t>(span.key_value.data() - bytes.data());
-          rec.key_size = static_cast<uint32_t>(span.key_value.size());
+          rec.key_size = static_cast<uint16_t>(span.key_value.size());
           rec.key_hash = KeyValueHash(span.key_value);
         }
         ++result.accepted_spans;

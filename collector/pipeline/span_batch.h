@@ -61,10 +61,13 @@ struct SpanRecord {
   uint64_t attribute_keys = kAnyAttributeKey;
   // The value of the span's key attribute (WireSplitOptions::key_attribute, e.g. order.id), when
   // the receiver found it only as a string value: its place in `span` and KeyValueHash of it.
-  // key_size == 0: not looked for, not there, or in another form (read the span).
-  uint32_t key_offset = 0;
-  uint32_t key_size = 0;
+  // key_size == 0: not looked for, not there, longer than 65535 bytes, or in another form (read
+  // the span).
   uint64_t key_hash = 0;
+  uint32_t key_offset = 0;
+  // 16 bits, beside name_size: the record is 152 bytes, and a 10-span trace's records take one
+  // 1,536-byte allocation (jemalloc's class) instead of 1,792 for 160-byte records.
+  uint16_t key_size = 0;
   uint16_t name_size = 0;
   uint8_t kind = 0;
   uint8_t status_code = 0;

@@ -147,7 +147,7 @@ TEST(SpanReaderTest, LocatedOrderIdIsTakenWithoutReadingTheSpan) {
     SpanRecord r;
     r.span = filler + id + filler;  // not a span: a read would find nothing
     r.key_offset = static_cast<uint32_t>(filler.size());
-    r.key_size = static_cast<uint32_t>(id.size());
+    r.key_size = static_cast<uint16_t>(id.size());
     r.key_hash = KeyValueHash(id);
     r.attribute_keys = AttributeKeyBit("order.id", 8) | AttributeKeyBit("http.url", 8);
     return r;
@@ -206,17 +206,23 @@ TEST(SpanReaderTest, SplitOptionsLeaveSpansWithMoreToReadUnlocated) {
   tr::Span::Event* ev = span(5)->add_events();
   ev->set_name("order.status_changed");
   Add(ev->mutable_attributes(), "order.status")->mutable_value()->set_string_value("SHIPPED");
+  // An id too long for a record's 16-bit key_size is not located either.
+  const std::string long_id(70000, 'L');
+  tr::Span* long_span = ss->add_spans();
+  long_span->set_trace_id(std::string(16, '\x06'));
+  long_span->set_span_id(std::string(8, '\x06'));
+  Add(long_span->mutable_attributes(), "order.id")->mutable_value()->set_string_value(long_id);
   absl::StatusOr<SplitResult> split =
       SplitWireRequest(request.SerializeAsString(), SplitOptionsFor(config));
   ASSERT_TRUE(split.ok()) << split.status();
-  ASSERT_EQ(split->traces.size(), 5u);
+  ASSERT_EQ(split->traces.size(), 6u);
   EXPECT_NE(split->traces[0].spans[0].key_size, 0u);
-  for (int t = 1; t < 5; ++t) {
+  for (int t = 1; t < 6; ++t) {
     EXPECT_EQ(split->traces[t].spans[0].key_size, 0u) << "span " << t + 1;
     std::vector<OrderFacts> facts;
     ASSERT_TRUE(reader.Read(split->traces[t].spans[0], &facts)) << "span " << t + 1;
     ASSERT_EQ(facts.size(), 1u);
-    EXPECT_EQ(facts[0].order_id, "o-1");
+    EXPECT_EQ(facts[0].order_id, t < 5 ? "o-1" : long_id) << "span " << t + 1;
   }
 }
 

@@ -230,13 +230,16 @@ TEST(OtlpConvertWireTest, LocatesTheKeyAttributesStringValue) {
   otlp_trace::Span* mixed = AddSpan(ss, std::string(16, '\x05'), std::string(8, '\x05'));
   add(mixed, "order.id")->set_string_value("o-5");
   add(mixed, "order.id")->set_bool_value(true);
+  // Longer than a record's 16-bit key_size: not located, so the tracker reads the span whole.
+  otlp_trace::Span* huge = AddSpan(ss, std::string(16, '\x06'), std::string(8, '\x06'));
+  add(huge, "order.id")->set_string_value(std::string(70000, 'h'));
   const std::string wire = request.SerializeAsString();
 
   WireSplitOptions options;
   options.key_attribute = "order.id";
   absl::StatusOr<SplitResult> split = SplitWireRequest(wire, options);
   ASSERT_TRUE(split.ok()) << split.status();
-  ASSERT_EQ(split->traces.size(), 5u);
+  ASSERT_EQ(split->traces.size(), 6u);
   auto located = [&](int t) -> std::string {
     const SpanRecord& r = split->traces[t].spans[0];
     if (r.key_size == 0) return "<none>";
@@ -248,6 +251,7 @@ TEST(OtlpConvertWireTest, LocatesTheKeyAttributesStringValue) {
   EXPECT_EQ(located(2), "<none>");  // not a string: the tracker reads the span
   EXPECT_EQ(located(3), "<none>");
   EXPECT_EQ(located(4), "<none>");  // a later occurrence is not a string
+  EXPECT_EQ(located(5), "<none>");
   absl::StatusOr<SplitResult> without = SplitWireRequest(wire);
   ASSERT_TRUE(without.ok());
   EXPECT_EQ(without->traces[0].spans[0].key_size, 0u) << "nothing to locate by default";
