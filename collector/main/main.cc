@@ -47,7 +47,7 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   // Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC takes several per call)
-  // keeps a graph of lock orders to detect deadlocks: ~1 % of the daemon's CPU in a profile of a
+  // keeps a graph of lock orders to detect deadlocks: 0.5 % of the daemon's profile samples in a
   // burst of order traffic. That is a debugging aid; the daemon runs without it (unit tests keep
   // it).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
