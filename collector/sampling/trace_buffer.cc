@@ -12,16 +12,17 @@ absl::Time TraceBuffer::DueTime(const PendingTrace& t) const {
 }
 
 void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted) {
-  auto it = traces_.find(spans.trace_id);
+  const TraceIdBytes key = TraceIdBytes::Of(spans.trace_id);
+  auto it = traces_.find(key);
   if (it == traces_.end()) {
     while (traces_.size() >= options_.max_traces && EvictOne(now, evicted)) {
     }
-    it = traces_.emplace(spans.trace_id, PendingTrace()).first;
+    it = traces_.emplace(key, PendingTrace()).first;
     PendingTrace& t = it->second;
-    t.trace_id = spans.trace_id;
+    t.trace_id = std::move(spans.trace_id);
     t.hash = spans.hash;
     t.first_arrival = now;
-    births_.push_back(Timer{now, TraceIdBytes::Of(t.trace_id)});
+    births_.push_back(Timer{now, key});
   }
   PendingTrace& t = it->second;
   t.last_arrival = std::max(t.last_arrival, now);
@@ -61,14 +62,13 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
       (options_.max_bytes_per_trace != 0 && t.span_bytes >= options_.max_bytes_per_trace)) {
     t.due = now;
     ++trace_limit_hits_;
-    const std::string id = t.trace_id;
-    Take(id, evicted);  // its timers turn stale
+    Take(key, evicted);  // its timers turn stale
     return;
   }
   const absl::Time due = DueTime(t);
   if (due != t.due) {
     t.due = due;
-    timers_.push(Timer{due, TraceIdBytes::Of(t.trace_id)});
+    timers_.push(Timer{due, key});
   }
   // May evict the trace just added, when it alone is over the bound.
   while (options_.max_bytes != 0 && span_bytes_ > options_.max_bytes && EvictOne(now, evicted)) {
@@ -79,8 +79,8 @@ bool TraceBuffer::EvictOne(absl::Time now, std::vector<PendingTrace>* out) {
   if (!SkipStaleTimers()) return false;
   const TraceIdBytes id = timers_.top().trace_id;
   timers_.pop();
-  traces_.find(id.view())->second.due = now;  // decided now, ahead of its time
-  Take(id.view(), out);
+  traces_.find(id)->second.due = now;  // decided now, ahead of its time
+  Take(id, out);
   ++evictions_;
   return true;
 }
@@ -88,14 +88,14 @@ bool TraceBuffer::EvictOne(absl::Time now, std::vector<PendingTrace>* out) {
 bool TraceBuffer::SkipStaleTimers() {
   while (!timers_.empty()) {
     const Timer& top = timers_.top();
-    auto it = traces_.find(top.trace_id.view());
+    auto it = traces_.find(top.trace_id);
     if (it != traces_.end() && it->second.due == top.deadline) return true;
     timers_.pop();
   }
   return false;
 }
 
-void TraceBuffer::Take(absl::string_view trace_id, std::vector<PendingTrace>* out) {
+void TraceBuffer::Take(const TraceIdBytes& trace_id, std::vector<PendingTrace>* out) {
   auto it = traces_.find(trace_id);
   span_count_ -= it->second.spans.size();
   span_bytes_ -= it->second.span_bytes;
@@ -107,7 +107,7 @@ void TraceBuffer::TakeExpired(absl::Time now, std::vector<PendingTrace>* out) {
   while (SkipStaleTimers() && timers_.top().deadline <= now) {
     const TraceIdBytes id = timers_.top().trace_id;
     timers_.pop();
-    Take(id.view(), out);
+    Take(id, out);
   }
 }
 
@@ -122,7 +122,7 @@ void TraceBuffer::TakeAll(std::vector<PendingTrace>* out) {
 
 absl::Time TraceBuffer::OldestArrival() {
   while (!births_.empty()) {
-    auto it = traces_.find(births_.front().trace_id.view());
+    auto it = traces_.find(births_.front().trace_id);
     if (it != traces_.end() && it->second.first_arrival == births_.front().deadline) {
       return births_.front().deadline;
     }

@@ -75,12 +75,14 @@ class TraceBuffer {
   absl::Time DueTime(const PendingTrace& t) const;
   // Pops stale timers at the top; returns false when no live timer is left.
   bool SkipStaleTimers();
-  void Take(absl::string_view trace_id, std::vector<PendingTrace>* out);
+  void Take(const TraceIdBytes& trace_id, std::vector<PendingTrace>* out);
   // Evicts the live trace due soonest; false when nothing is pending.
   bool EvictOne(absl::Time now, std::vector<PendingTrace>* out);
 
   TraceBufferOptions options_;
-  absl::node_hash_map<std::string, PendingTrace> traces_;
+  // Keyed by the id inline (a 16-byte std::string key is on the heap: an allocation per trace and
+  // a pointer to follow at every lookup). The receivers accept only 16-byte trace ids.
+  absl::node_hash_map<TraceIdBytes, PendingTrace> traces_;
   // Min-heap of decision times. An entry is live when its deadline equals its trace's current
   // `due`; every change of `due` pushes a new entry and leaves the older one stale.
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
