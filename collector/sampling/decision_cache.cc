@@ -4,7 +4,8 @@ namespace tracekeep::sampling {
 
 void DecisionCache::Insert(const std::string& trace_id, CachedDecision decision) {
   if (capacity_ == 0) return;
-  auto it = index_.find(trace_id);
+  const TraceIdBytes id = TraceIdBytes::Of(trace_id);
+  auto it = index_.find(id);
   if (it != index_.end()) {
     it->second->second = std::move(decision);
     lru_.splice(lru_.begin(), lru_, it->second);
@@ -14,12 +15,12 @@ void DecisionCache::Insert(const std::string& trace_id, CachedDecision decision)
     index_.erase(lru_.back().first);
     lru_.pop_back();
   }
-  lru_.emplace_front(trace_id, std::move(decision));
-  index_.emplace(trace_id, lru_.begin());
+  lru_.emplace_front(id, std::move(decision));
+  index_.emplace(id, lru_.begin());
 }
 
 const CachedDecision* DecisionCache::Lookup(const std::string& trace_id) {
-  auto it = index_.find(trace_id);
+  auto it = index_.find(TraceIdBytes::Of(trace_id));
   if (it == index_.end()) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second);
   return &it->second->second;

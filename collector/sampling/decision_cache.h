@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "collector/common/ids.h"
 
 namespace tracekeep::sampling {
 
@@ -30,10 +31,11 @@ class DecisionCache {
   size_t size() const { return index_.size(); }
 
  private:
-  using Entry = std::pair<std::string, CachedDecision>;
+  // Ids inline: a 16-byte std::string lives on the heap, and the cache held two per trace.
+  using Entry = std::pair<TraceIdBytes, CachedDecision>;
   size_t capacity_;
   std::list<Entry> lru_;  // most recently used first
-  absl::flat_hash_map<std::string, std::list<Entry>::iterator> index_;
+  absl::flat_hash_map<TraceIdBytes, std::list<Entry>::iterator> index_;
 };
 
 }  // namespace tracekeep::sampling
