@@ -188,10 +188,11 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
 
 // ---------------------------------------------------------------------------------------------
 // File format. A segment is a file "segment-<number, 16 decimal digits>.tkj" in the journal's
-// directory: the 8-byte magic "TKJRNL01", then records. A record is a 25-byte header and a
+// directory: the 8-byte magic "TKJRNL02", then records. A record is a 25-byte header and a
 // payload:
 //   payload length (4, little-endian) · CRC-32C (4, little-endian; over the 17 bytes from the
-//   type on and the payload) · type (1) · key (16: arrival, sequence; see Key()).
+//   type on and the payload, XOR SegmentMix(segment number)) · type (1) · key (16: arrival,
+//   sequence; see Key()).
 // Types: 1 = entry (payload: EncodeJournalRecord's bytes), 2 = erase (payload: the 16-byte key
 // of the erased entry), 3 = truncate (no payload; every entry that arrived before the key's
 // time and has a smaller sequence number is truncated).
@@ -199,11 +200,18 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
 // one), and are deleted oldest first, so an erase or truncate record is never deleted before
 // the entries it refers to. The latest truncate record is repeated at the start of every new
 // segment.
+// A segment whose entries are all truncated may be renamed "free-<its number>.tkj" and later
+// renamed into a new segment and overwritten from its start: past the new records the file still
+// holds its earlier records, whose checksums were mixed with another segment number, so they fail
+// the check and end the segment as a torn write does (new segments are numbered above every
+// segment and free file in the directory). Segments of tracekeep 0.2 and earlier
+// ("TKJRNL01") have unmixed checksums and are read as before.
 // ---------------------------------------------------------------------------------------------
 
 namespace {
 
-constexpr char kMagic[8] = {'T', 'K', 'J', 'R', 'N', 'L', '0', '1'};
+constexpr char kMagic[8] = {'T', 'K', 'J', 'R', 'N', 'L', '0', '2'};
+constexpr char kMagicUnmixed[8] = {'T', 'K', 'J', 'R', 'N', 'L', '0', '1'};
 constexpr size_t kHeaderBytes = kRecordHeaderBytes;
 constexpr uint8_t kEntry = 1;
 constexpr uint8_t kErase = 2;
@@ -281,19 +289,34 @@ void SealRecord(std::string* record) {
   PutFixed32LE(Checksum(record->data() + 8, record->size() - 8), &(*record)[4]);
 }
 
-std::string SegmentName(uint64_t number) { return absl::StrFormat("segment-%016d.tkj", number); }
+// What a record's checksum is XORed with in segment `number`: records left in a reused file by
+// its earlier life do not check as records of its new life.
+uint32_t SegmentMix(uint64_t number) {
+  uint64_t z = number + 0x9e3779b97f4a7c15ull;  // splitmix64's finalizer
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return static_cast<uint32_t>(z ^ (z >> 31));
+}
 
-bool ParseSegmentName(absl::string_view name, uint64_t* number) {
-  if (name.size() != 28 || !absl::StartsWith(name, "segment-") || !absl::EndsWith(name, ".tkj")) {
+std::string SegmentName(uint64_t number) { return absl::StrFormat("segment-%016d.tkj", number); }
+std::string FreeName(uint64_t number) { return absl::StrFormat("free-%016d.tkj", number); }
+
+bool ParseNumberedName(absl::string_view name, absl::string_view prefix, uint64_t* number) {
+  if (name.size() != prefix.size() + 20 || !absl::StartsWith(name, prefix) ||
+      !absl::EndsWith(name, ".tkj")) {
     return false;
   }
   uint64_t n = 0;
-  for (char c : name.substr(8, 16)) {
+  for (char c : name.substr(prefix.size(), 16)) {
     if (c < '0' || c > '9') return false;
     n = n * 10 + static_cast<uint64_t>(c - '0');
   }
   *number = n;
   return true;
+}
+
+bool ParseSegmentName(absl::string_view name, uint64_t* number) {
+  return ParseNumberedName(name, "segment-", number);
 }
 
 std::string ErrnoMessage(int err) { return std::strerror(err); }
@@ -343,6 +366,7 @@ struct Segment {
   uint64_t size = 0;                 // bytes of whole records (and the magic)
   uint64_t entries = 0;              // entry records
   int64_t max_arrival = kNoArrival;  // newest entry's arrival, unix nanos
+  uint32_t mix = 0;                  // XORed into checksums (0: a "TKJRNL01" segment)
   ~Segment() {
     if (fd >= 0) ::close(fd);
   }
@@ -367,6 +391,11 @@ struct Journal::Impl {
   int64_t truncated_before = kNoArrival;
   uint64_t truncated_sequence = 0;
   absl::flat_hash_set<std::string> erased;
+  // Files of truncated segments kept for reuse (JournalOptions::recycle_segments): path and size.
+  // Named by the number the segment had: new segments are numbered above, so that no record a
+  // reused file still holds checks as one of its new segment.
+  std::vector<std::pair<std::string, uint64_t>> free_files;
+  JournalStats* stats = nullptr;  // set once the Journal exists
 
   // Rewrites the entries of a RocksDB journal (tracekeep 0.1) in `options.path` as records of a
   // new segment, then removes every file of the directory that is not a segment.
@@ -394,8 +423,30 @@ struct Journal::Impl {
     auto segment = std::make_shared<Segment>();
     segment->number = next_number;
     segment->path = absl::StrCat(options.path, "/", SegmentName(segment->number));
-    // Read and write: released span bytes are read back from it (ReadSpanBytes).
-    segment->fd = ::open(segment->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    segment->mix = SegmentMix(segment->number);
+    // A free file is renamed into the new segment and overwritten from its start.
+    while (segment->fd < 0 && !free_files.empty()) {
+      const std::string free_path = std::move(free_files.back().first);
+      free_files.pop_back();
+      if (::rename(free_path.c_str(), segment->path.c_str()) != 0) {
+        TK_LOG(Warning) << Describe() << ": cannot reuse " << free_path << ": "
+                        << ErrnoMessage(errno);
+        ::unlink(free_path.c_str());
+        continue;
+      }
+      // Read and write: released span bytes are read back from it (ReadSpanBytes).
+      segment->fd = ::open(segment->path.c_str(), O_RDWR | O_CLOEXEC);
+      if (segment->fd < 0) {
+        TK_LOG(Warning) << Describe() << ": cannot reuse " << free_path << ": "
+                        << ErrnoMessage(errno);
+        ::unlink(segment->path.c_str());
+      } else if (stats != nullptr) {
+        stats->segments_recycled.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (segment->fd < 0) {
+      segment->fd = ::open(segment->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    }
     if (segment->fd < 0) {
       return IoError(errno, absl::StrCat(Describe(), ": creating ", segment->path));
     }
@@ -426,17 +477,41 @@ struct Journal::Impl {
       BeginRecord(kTruncate, Key(absl::FromUnixNanos(truncated_before), truncated_sequence),
                   &record);
       SealRecord(&record);
-      TK_RETURN_IF_ERROR(WriteLocked(record, kTruncate, kNoArrival));
+      TK_RETURN_IF_ERROR(WriteLocked(&record, kTruncate, kNoArrival));
     }
     return absl::OkStatus();
   }
 
-  // Writes one sealed record at the end of the active segment; mu held. On failure nothing of
-  // it stays: the file is cut back (or, if that fails too, abandoned for a new segment).
-  absl::Status WriteLocked(const std::string& record, uint8_t type, int64_t arrival) {
+  // Keeps the files of `doomed` segments nobody else holds for reuse, up to
+  // recycle_segments; returns the others, to be deleted. mu held.
+  std::vector<SegmentPtr> KeepFreeLocked(std::vector<SegmentPtr> doomed) {
+    std::vector<SegmentPtr> rest;
+    for (SegmentPtr& segment : doomed) {
+      // A reader (ReadSpanBytes) or a group-commit sync still using it keeps it as it is.
+      if (static_cast<int>(free_files.size()) < options.recycle_segments &&
+          segment.use_count() == 1) {
+        const std::string free_path = absl::StrCat(options.path, "/", FreeName(segment->number));
+        struct stat st;
+        if (::fstat(segment->fd, &st) == 0 &&
+            ::rename(segment->path.c_str(), free_path.c_str()) == 0) {
+          free_files.emplace_back(free_path, static_cast<uint64_t>(st.st_size));
+          continue;
+        }
+      }
+      rest.push_back(std::move(segment));
+    }
+    return rest;
+  }
+
+  // Writes one sealed record at the end of the active segment, its checksum mixed with the
+  // segment's number; mu held. On failure nothing of it stays: the file is cut back (or, if that
+  // fails too, abandoned for a new segment).
+  absl::Status WriteLocked(std::string* sealed, uint8_t type, int64_t arrival) {
     if (active == nullptr || active->size >= options.segment_bytes) {
       TK_RETURN_IF_ERROR(RollLocked());
     }
+    const std::string& record = *sealed;
+    PutFixed32LE(GetFixed32LE(&record[4]) ^ active->mix, &(*sealed)[4]);
     int err = 0;
     if (!WriteAll(active->fd, record.data(), record.size(), &err)) {
       if (::ftruncate(active->fd, static_cast<off_t>(active->size)) != 0 ||
@@ -455,7 +530,7 @@ struct Journal::Impl {
   }
 
   // Appends one record; with `sync`, returns once it is on stable storage.
-  absl::Status Write(const std::string& record, uint8_t type, int64_t arrival,
+  absl::Status Write(std::string* record, uint8_t type, int64_t arrival,
                      JournalRef* where = nullptr) {
     std::pair<uint64_t, uint64_t> position;
     {
@@ -468,8 +543,8 @@ struct Journal::Impl {
       }
       position = {active->number, active->size};
       if (where != nullptr) {
-        *where = JournalRef{active->number, active->size - record.size(),
-                            static_cast<uint32_t>(record.size())};
+        *where = JournalRef{active->number, active->size - record->size(),
+                            static_cast<uint32_t>(record->size())};
       }
     }
     writable.store(true, std::memory_order_relaxed);
@@ -521,8 +596,11 @@ absl::Status ScanSegment(const std::string& path, uint64_t number,
   if (::fstat(segment->fd, &st) != 0) return IoError(errno, absl::StrCat("journal: ", path));
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   char magic[sizeof(kMagic)];
-  if (file_size < sizeof(kMagic) || !ReadAll(segment->fd, 0, sizeof(magic), magic) ||
-      std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
+  const bool has_magic =
+      file_size >= sizeof(kMagic) && ReadAll(segment->fd, 0, sizeof(magic), magic);
+  if (has_magic && std::memcmp(magic, kMagic, sizeof(kMagic)) == 0) {
+    segment->mix = SegmentMix(number);
+  } else if (!has_magic || std::memcmp(magic, kMagicUnmixed, sizeof(kMagic)) != 0) {
     if (file_size == 0) {  // created by a crash before its magic was written
       segment->size = 0;
       out->segment = std::move(segment);
@@ -547,7 +625,7 @@ absl::Status ScanSegment(const std::string& path, uint64_t number,
       small.assign(header + 8, kHeaderBytes - 8);
       small.resize(kHeaderBytes - 8 + length);
       if (!ReadAll(segment->fd, offset + kHeaderBytes, length, &small[kHeaderBytes - 8]) ||
-          Checksum(small.data(), small.size()) != GetFixed32LE(header + 4)) {
+          (Checksum(small.data(), small.size()) ^ segment->mix) != GetFixed32LE(header + 4)) {
         break;
       }
       if (type == kErase && length == 16) {
@@ -567,8 +645,8 @@ absl::Status ScanSegment(const std::string& path, uint64_t number,
   }
   if (offset != file_size) {
     TK_LOG(Warning) << "journal: " << path << ": " << (file_size - offset)
-                    << " bytes after the last complete record (a write cut short by a crash) "
-                       "are ignored";
+                    << " bytes after the last complete record (a write cut short by a crash, or "
+                       "what a reused file held before) are ignored";
   }
   segment->size = offset;
   out->segment = std::move(segment);
@@ -602,7 +680,7 @@ absl::Status Journal::Impl::ConvertRocksDb() {
       BeginRecord(kEntry, key, &record);
       record.append(it->value().data(), it->value().size());
       SealRecord(&record);
-      TK_RETURN_IF_ERROR(impl->WriteLocked(record, kEntry, absl::ToUnixNanos(KeyTime(key))));
+      TK_RETURN_IF_ERROR(impl->WriteLocked(&record, kEntry, absl::ToUnixNanos(KeyTime(key))));
       impl->sequence = std::max<uint64_t>(impl->sequence, GetFixed64BE(key.substr(8)) + 1);
       ++converted;
     }
@@ -620,7 +698,10 @@ absl::Status Journal::Impl::ConvertRocksDb() {
   }
   for (const std::string& name : names) {
     uint64_t number = 0;
-    if (name == "." || name == ".." || ParseSegmentName(name, &number)) continue;
+    if (name == "." || name == ".." || ParseSegmentName(name, &number) ||
+        ParseNumberedName(name, "free-", &number)) {
+      continue;
+    }
     std::remove(absl::StrCat(path, "/", name).c_str());
   }
   TK_LOG(Info) << impl->Describe() << ": converted " << converted
@@ -633,6 +714,10 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
   if (options.segment_bytes == 0) {
     return absl::InvalidArgumentError("journal: segment_bytes must be positive");
   }
+  if (options.recycle_segments < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "journal: recycle_segments must be 0 or more, got ", options.recycle_segments));
+  }
   if (::mkdir(options.path.c_str(), 0755) != 0 && errno != EEXIST) {
     return IoError(errno, absl::StrCat("journal: creating directory \"", options.path, "\""));
   }
@@ -641,6 +726,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
     return IoError(errno, absl::StrCat("journal: opening directory \"", options.path, "\""));
   }
   std::vector<uint64_t> numbers;
+  std::vector<uint64_t> free_numbers;
   bool rocksdb_journal = false;
   while (struct dirent* e = ::readdir(dir)) {
     const absl::string_view name(e->d_name);
@@ -648,6 +734,8 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
     uint64_t number = 0;
     if (ParseSegmentName(name, &number)) {
       numbers.push_back(number);
+    } else if (ParseNumberedName(name, "free-", &number)) {
+      free_numbers.push_back(number);
     } else if (name == "CURRENT") {
       rocksdb_journal = true;
     }
@@ -657,6 +745,19 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  // Free files of the last run are reused (as many as recycle_segments), the rest deleted.
+  std::sort(free_numbers.begin(), free_numbers.end());
+  for (uint64_t number : free_numbers) {
+    const std::string free_path = absl::StrCat(options.path, "/", FreeName(number));
+    struct stat st;
+    if (static_cast<int>(impl->free_files.size()) < options.recycle_segments &&
+        ::stat(free_path.c_str(), &st) == 0) {
+      impl->free_files.emplace_back(free_path, static_cast<uint64_t>(st.st_size));
+    } else {
+      ::unlink(free_path.c_str());
+    }
+    impl->next_number = number + 1;
+  }
   uint64_t max_sequence = 0;
   bool any = false;
   for (uint64_t number : numbers) {
@@ -667,7 +768,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
     impl->sealed.push_back(std::move(scanned.segment));
     if (scanned.any) max_sequence = std::max(max_sequence, scanned.max_sequence);
     any = any || scanned.any;
-    impl->next_number = number + 1;
+    impl->next_number = std::max(impl->next_number, number + 1);
   }
   // Continue sequence numbers after the largest one on disk, so that replayed and new entries
   // with the same arrival time stay distinct.
@@ -676,7 +777,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
-Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->stats = &stats_; }
 Journal::~Journal() = default;
 
 absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& traces,
@@ -710,7 +811,7 @@ absl::StatusOr<std::string> Journal::AppendRecord(const std::vector<TraceSpans>&
   BeginRecord(kEntry, key, &record);
   EncodeJournalRecord(traces, &record, span_offsets);
   SealRecord(&record);
-  if (absl::Status s = impl_->Write(record, kEntry, absl::ToUnixNanos(arrival), where); !s.ok()) {
+  if (absl::Status s = impl_->Write(&record, kEntry, absl::ToUnixNanos(arrival), where); !s.ok()) {
     stats_.append_errors.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
@@ -776,7 +877,7 @@ absl::Status Journal::Erase(const std::string& key) {
   BeginRecord(kErase, key, &record);
   record.append(key);
   SealRecord(&record);
-  TK_RETURN_IF_ERROR(impl_->Write(record, kErase, kNoArrival));
+  TK_RETURN_IF_ERROR(impl_->Write(&record, kErase, kNoArrival));
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->erased.insert(key);
   return absl::OkStatus();
@@ -815,11 +916,12 @@ absl::Status Journal::TruncateBefore(absl::Time time) {
       std::string record;
       BeginRecord(kTruncate, Key(time, sequence), &record);
       SealRecord(&record);
-      written = j.WriteLocked(record, kTruncate, kNoArrival);
+      written = j.WriteLocked(&record, kTruncate, kNoArrival);
     }
     if (doomed.size() > 0 && j.sealed.empty() && (j.active == nullptr || j.active->entries == 0)) {
       j.erased.clear();  // every entry they could refer to is gone
     }
+    doomed = j.KeepFreeLocked(std::move(doomed));
   }
   for (const SegmentPtr& segment : doomed) {
     if (::unlink(segment->path.c_str()) != 0 && errno != ENOENT) {
@@ -847,6 +949,10 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
     return absl::InvalidArgumentError("journal: not a journal record reference");
   }
   const std::string path = absl::StrCat(impl_->options.path, "/", SegmentName(where.segment));
+  const SegmentPtr segment = impl_->Find(where.segment);
+  if (segment == nullptr) {
+    return absl::NotFoundError(absl::StrCat("journal: record in ", path, ": the segment is gone"));
+  }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return absl::NotFoundError(
@@ -857,7 +963,7 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
   ::close(fd);
   const char* header = data.data();
   if (!read || GetFixed32LE(header) + kHeaderBytes != where.size ||
-      Checksum(header + 8, where.size - 8) != GetFixed32LE(header + 4) ||
+      (Checksum(header + 8, where.size - 8) ^ segment->mix) != GetFixed32LE(header + 4) ||
       static_cast<uint8_t>(header[8]) != kEntry) {
     return absl::DataLossError(
         absl::StrCat("journal: no intact entry at offset ", where.offset, " of ", path));
@@ -898,9 +1004,12 @@ absl::Status Journal::ReplayWithRefs(
       const char* header = data.data() + offset;
       const uint32_t length = GetFixed32LE(header);
       if (offset + kHeaderBytes + length > data.size() ||
-          Checksum(header + 8, kHeaderBytes - 8 + length) != GetFixed32LE(header + 4)) {
-        TK_LOG(Error) << "journal: " << segment->path << ": corrupt record at offset " << offset
-                      << "; the rest of this segment is skipped";
+          (Checksum(header + 8, kHeaderBytes - 8 + length) ^ segment->mix) !=
+              GetFixed32LE(header + 4)) {
+        // The end of a reused file's new records (its earlier ones follow) or a torn write.
+        TK_LOG(Warning) << "journal: " << segment->path << ": no intact record at offset " << offset
+                        << " (a write cut short by a crash, or what a reused file held before); "
+                           "the rest of this segment is skipped";
         break;
       }
       const absl::string_view key(header + 9, 16);
@@ -945,6 +1054,7 @@ uint64_t Journal::ApproximateDiskBytes() {
   uint64_t n = 0;
   for (const SegmentPtr& s : impl_->sealed) n += s->size;
   if (impl_->active != nullptr) n += impl_->active->size;
+  for (const auto& [path, size] : impl_->free_files) n += size;
   return n;
 }
 

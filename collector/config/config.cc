@@ -802,6 +802,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     j.String("path", &c->journal.path);
     j.Bool("sync", &c->journal.sync);
     j.Bool("pending_bytes_in_memory", &c->journal.pending_bytes_in_memory);
+    j.Int("recycle_segments", &c->journal.recycle_segments, 0, 1 << 20);
   }
   {
     MapReader exporters(top.Get("exporters"), "exporters", problems);

@@ -101,6 +101,8 @@ struct JournalConfig {
   // journal, read back when a decision needs them (false: a pending span then costs ~1/3 of the
   // memory).
   bool pending_bytes_in_memory = false;
+  // Truncated segment files kept for reuse by the next segments (see JournalOptions).
+  int recycle_segments = 8;
 };
 
 struct ExporterConfig {

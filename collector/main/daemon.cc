@@ -197,6 +197,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       storage::JournalOptions journal_options;
       journal_options.path = journal_path;
       journal_options.sync = config_.journal.sync;
+      journal_options.recycle_segments = config_.journal.recycle_segments;
       TK_ASSIGN_OR_RETURN(journal_, storage::Journal::Open(journal_options));
       // Pending spans' bytes stay in the journal only (before the replay: replayed spans too).
       if (!config_.journal.pending_bytes_in_memory) sampler_->SetSpanBytesReader(journal_.get());
@@ -1314,7 +1315,12 @@ class Daemon::Impl final : public admin::AdminBackend {
           "Every journal entry that arrived before this time has been removed: its traces "
           "are decided and what was kept is stored and queued for export.",
           {}, [ji] { return absl::ToDoubleSeconds(ji->truncated_through() - absl::UnixEpoch()); });
-      m.AddGauge("tracekeep_journal_disk_bytes", "Approximate size of the journal.", {},
+      m.AddCounter("tracekeep_journal_segments_recycled_total",
+                   "Journal segments written into the file of a truncated segment instead of a "
+                   "new file (journal.recycle_segments).",
+                   {}, [js] { return js->segments_recycled.load(); });
+      m.AddGauge("tracekeep_journal_disk_bytes",
+                 "Approximate size of the journal, with the files kept for reuse.", {},
                  [journal] { return static_cast<double>(journal->ApproximateDiskBytes()); });
     }
 

@@ -190,6 +190,13 @@ std::vector<std::string> SegmentFiles(const std::string& path) {
   return names;
 }
 
+// The files of `path` whose names start with `prefix`.
+size_t FilesNamed(const std::string& path, const std::string& prefix) {
+  size_t n = 0;
+  for (const std::string& name : SegmentFiles(path)) n += name.rfind(prefix, 0) == 0 ? 1 : 0;
+  return n;
+}
+
 std::vector<std::string> ReplayedTraceIds(Journal* journal) {
   std::vector<std::string> ids;
   absl::Status s = journal->Replay([&](std::vector<TraceSpans>&& traces, absl::Time) {
@@ -206,6 +213,7 @@ TEST(JournalTest, TruncationDeletesWholeOldSegmentsAndReplaysSkipTruncatedEntrie
   JournalOptions options;
   options.path = TempPath();
   options.segment_bytes = 1024;  // a few entries per segment
+  options.recycle_segments = 0;  // deleted, not kept for reuse
   const absl::Time t0 = absl::FromUnixSeconds(1700000000);
   {
     auto journal = Journal::Open(options);
@@ -236,6 +244,80 @@ TEST(JournalTest, TruncationDeletesWholeOldSegmentsAndReplaysSkipTruncatedEntrie
   EXPECT_EQ(SegmentFiles(options.path).size(), 1u);
   EXPECT_EQ((*journal)->ApproximateEntries(), 0u);
   EXPECT_TRUE(ReplayedTraceIds(journal->get()).empty());
+}
+
+// Truncated segments are kept as free files (at most recycle_segments, the others deleted) and
+// reused by the next segments; what the reused files held before never replays.
+TEST(JournalTest, TruncatedSegmentsAreReusedUpToTheLimit) {
+  JournalOptions options;
+  options.path = TempPath();
+  options.segment_bytes = 1024;
+  options.recycle_segments = 2;
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  auto journal = Journal::Open(options);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE((*journal)->Append(Batch(i, 1, 3), t0 + absl::Seconds(i)).ok());
+  }
+  const size_t segments = FilesNamed(options.path, "segment-");
+  ASSERT_GE(segments, 4u);
+  ASSERT_TRUE((*journal)->TruncateBefore(t0 + absl::Seconds(100)).ok());
+  EXPECT_EQ(FilesNamed(options.path, "segment-"), 1u) << "a fresh active segment";
+  EXPECT_EQ(FilesNamed(options.path, "free-"), 2u) << "recycle_segments of them kept";
+  EXPECT_EQ((*journal)->stats().segments_recycled.load(), 0u);
+
+  // New entries fill the fresh segment, then two reused files, then a new file.
+  for (int i = 40; i < 40 + 4 * static_cast<int>(segments); ++i) {
+    ASSERT_TRUE((*journal)->Append(Batch(i, 1, 3), t0 + absl::Seconds(200 + i)).ok());
+  }
+  EXPECT_EQ((*journal)->stats().segments_recycled.load(), 2u);
+  EXPECT_EQ(FilesNamed(options.path, "free-"), 0u);
+  const std::vector<std::string> live = ReplayedTraceIds(journal->get());
+  ASSERT_EQ(live.size(), 4 * segments);
+  EXPECT_EQ(live.front(), std::string(16, 41));
+  journal->reset();
+
+  // After a restart (a crash: nothing more was written), the same entries and nothing else.
+  auto reopened = Journal::Open(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(ReplayedTraceIds(reopened->get()), live);
+}
+
+// A reused file holds its earlier records after its new ones. Here the new records end exactly
+// where an earlier truncate record starts, whose mark (read as the journal's) would hide the new
+// entries: its checksum, mixed with the file's earlier segment number, keeps it out.
+TEST(JournalTest, AReusedFilesEarlierRecordsAreNotReadAsItsOwn) {
+  JournalOptions options;
+  options.path = TempPath();
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  {
+    auto journal = Journal::Open(options);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    ASSERT_TRUE((*journal)->Append(Batch(0, 1, 2), t0 + absl::Seconds(1)).ok());
+    ASSERT_TRUE((*journal)->Append(Batch(1, 1, 2), t0 + absl::Seconds(3)).ok());
+    // A mark after both entries: the segment now ends with a truncate record.
+    ASSERT_TRUE((*journal)->Append(Batch(2, 1, 2), t0 + absl::Seconds(9)).ok());
+    ASSERT_TRUE((*journal)->TruncateBefore(t0 + absl::Seconds(5)).ok());
+  }
+  // As truncation leaves it once the segment's entries are all decided: a free file.
+  ASSERT_EQ(FilesNamed(options.path, "segment-"), 1u);
+  std::filesystem::rename(options.path + "/segment-0000000000000001.tkj",
+                          options.path + "/free-0000000000000001.tkj");
+  {
+    auto journal = Journal::Open(options);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    // Same sizes as the three entries before, so the truncate record follows them intact.
+    ASSERT_TRUE((*journal)->Append(Batch(10, 1, 2), t0 + absl::Seconds(1)).ok());
+    ASSERT_TRUE((*journal)->Append(Batch(11, 1, 2), t0 + absl::Seconds(2)).ok());
+    ASSERT_TRUE((*journal)->Append(Batch(12, 1, 2), t0 + absl::Seconds(3)).ok());
+    EXPECT_EQ((*journal)->stats().segments_recycled.load(), 1u);
+    EXPECT_EQ(FilesNamed(options.path, "free-"), 0u);
+  }
+  auto journal = Journal::Open(options);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  EXPECT_EQ(
+      ReplayedTraceIds(journal->get()),
+      (std::vector<std::string>{std::string(16, 11), std::string(16, 12), std::string(16, 13)}));
 }
 
 // The clock steps back across a restart (NTP): entries written after the truncation, with

@@ -54,6 +54,19 @@ exporters:
   EXPECT_THAT(m, HasSubstr("exporters.otlp.sending_queue.storage.size: unknown key"));
 }
 
+TEST(ConfigTest, JournalRecycleSegmentsDefaultsToEightAndIsChecked) {
+  auto defaults = ParseConfig("", "d.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->journal.recycle_segments, 8);
+  auto off = ParseConfig("journal: {recycle_segments: 0}", "d.yaml");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->journal.recycle_segments, 0);
+  auto bad = ParseConfig("journal: {recycle_segments: -2}", "d.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("journal.recycle_segments"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("-2"));
+}
+
 TEST(ConfigTest, ReadsEverySection) {
   auto c = ParseConfig(R"(
 data_dir: /var/lib/tracekeep
