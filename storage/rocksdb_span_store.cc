@@ -233,6 +233,11 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
   // Bounds the WAL (and so recovery time) by forcing flushes of the column families it pins.
   db_options.max_total_wal_size = uint64_t{4} * options.write_buffer_mib * kMiB *
                                   static_cast<uint64_t>(options.max_write_buffers);
+  // Write-ahead log files whose memtables are flushed are reused (RocksDB's recyclable record
+  // format tells their old records apart): writing into pages the page cache already holds costs
+  // the kernel about half of writing into fresh ones on these VMs (see the journal's
+  // recycle_segments). Compatible with the default point-in-time WAL recovery.
+  db_options.recycle_log_file_num = 4;
 
   const size_t spans_buffer = options.write_buffer_mib * kMiB;
   const size_t small_buffer = std::max<size_t>(spans_buffer / 4, 4 * kMiB);
