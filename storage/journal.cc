@@ -66,7 +66,8 @@ absl::Time KeyTime(absl::string_view key) {
 // (length-prefixed), varint span count, per span: varint origin index, span id, span bytes
 // (length-prefixed), start and end (varint of the zigzag-free uint64 cast), flags byte.
 void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out,
-                         std::vector<uint64_t>* span_offsets) {
+                         std::vector<uint64_t>* span_offsets, std::vector<uint32_t>* trace_offsets,
+                         uint32_t* origins_end) {
   std::unordered_map<const SpanOrigin*, uint64_t> origin_index;
   std::vector<const SpanOrigin*> origins;
   for (const TraceSpans& t : traces) {
@@ -87,8 +88,10 @@ void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out
     codec::PutLengthPrefixed(origin.scope_schema_url, out);
     codec::PutLengthPrefixed(origin.service_name, out);
   }
+  if (origins_end != nullptr) *origins_end = static_cast<uint32_t>(out->size());
   codec::PutVarint64(traces.size(), out);
   for (const TraceSpans& t : traces) {
+    if (trace_offsets != nullptr) trace_offsets->push_back(static_cast<uint32_t>(out->size()));
     codec::PutLengthPrefixed(t.trace_id, out);
     codec::PutVarint64(t.spans.size(), out);
     for (const SpanRecord& s : t.spans) {
@@ -104,19 +107,22 @@ void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out
   }
 }
 
-absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpans>* out,
-                                 absl::string_view only_trace, const JournalRef* place) {
-  const char* const payload = record.data();
-  auto corrupt = [](const char* what) {
-    return absl::DataLossError(absl::StrCat("journal record: truncated or corrupt ", what));
-  };
+namespace {
+
+absl::Status Corrupt(const char* what) {
+  return absl::DataLossError(absl::StrCat("journal record: truncated or corrupt ", what));
+}
+
+// The version byte and the resources and scopes at the start of a record's payload.
+absl::Status DecodeOrigins(absl::string_view* in, std::vector<SpanOriginPtr>* origins) {
+  absl::string_view& record = *in;
+  auto corrupt = Corrupt;
   if (record.empty() || static_cast<uint8_t>(record[0]) != kRecordVersion) {
     return absl::DataLossError("journal record: unknown format version");
   }
   record.remove_prefix(1);
   uint64_t n_origins = 0;
   if (!codec::GetVarint64(&record, &n_origins)) return corrupt("origin count");
-  std::vector<SpanOriginPtr> origins;
   for (uint64_t i = 0; i < n_origins; ++i) {
     auto origin = std::make_shared<SpanOrigin>();
     absl::string_view parts[5];
@@ -128,10 +134,19 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
     origin->scope = std::string(parts[2]);
     origin->scope_schema_url = std::string(parts[3]);
     origin->service_name = std::string(parts[4]);
-    origins.push_back(std::move(origin));
+    origins->push_back(std::move(origin));
   }
-  uint64_t n_traces = 0;
-  if (!codec::GetVarint64(&record, &n_traces)) return corrupt("trace count");
+  return absl::OkStatus();
+}
+
+// `n_traces` trace entries from `in`; see DecodeJournalRecord. `payload`: where the record's
+// payload starts (for the spans' places).
+absl::Status DecodeTraces(absl::string_view* in, uint64_t n_traces,
+                          const std::vector<SpanOriginPtr>& origins, absl::string_view only_trace,
+                          const JournalRef* place, const char* payload,
+                          std::vector<TraceSpans>* out) {
+  absl::string_view& record = *in;
+  auto corrupt = Corrupt;
   for (uint64_t t = 0; t < n_traces; ++t) {
     absl::string_view trace_id;
     uint64_t n_spans = 0;
@@ -182,7 +197,30 @@ absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpan
       record.remove_prefix(1);
     }
   }
-  if (!record.empty()) return corrupt("trailer");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DecodeJournalRecord(absl::string_view record, std::vector<TraceSpans>* out,
+                                 absl::string_view only_trace, const JournalRef* place) {
+  const char* const payload = record.data();
+  std::vector<SpanOriginPtr> origins;
+  TK_RETURN_IF_ERROR(DecodeOrigins(&record, &origins));
+  uint64_t n_traces = 0;
+  if (!codec::GetVarint64(&record, &n_traces)) return Corrupt("trace count");
+  TK_RETURN_IF_ERROR(DecodeTraces(&record, n_traces, origins, only_trace, place, payload, out));
+  if (!record.empty()) return Corrupt("trailer");
+  return absl::OkStatus();
+}
+
+absl::Status DecodeJournalTrace(absl::string_view head, absl::string_view trace,
+                                absl::string_view only_trace, std::vector<TraceSpans>* out) {
+  std::vector<SpanOriginPtr> origins;
+  TK_RETURN_IF_ERROR(DecodeOrigins(&head, &origins));
+  if (!head.empty()) return Corrupt("origins");
+  TK_RETURN_IF_ERROR(DecodeTraces(&trace, 1, origins, only_trace, nullptr, nullptr, out));
+  if (!trace.empty()) return Corrupt("trace part");
   return absl::OkStatus();
 }
 
@@ -788,12 +826,20 @@ absl::StatusOr<std::string> Journal::Append(const std::vector<TraceSpans>& trace
 absl::StatusOr<std::string> Journal::AppendAndLocate(std::vector<TraceSpans>* traces,
                                                      absl::Time arrival) {
   std::vector<uint64_t> offsets;
+  std::vector<uint32_t> trace_offsets;
+  uint32_t origins_end = 0;
   JournalRef where;
-  absl::StatusOr<std::string> key = AppendRecord(*traces, arrival, &where, &offsets);
+  absl::StatusOr<std::string> key =
+      AppendRecord(*traces, arrival, &where, &offsets, &trace_offsets, &origins_end);
   if (!key.ok()) return key;
   size_t i = 0;
-  for (TraceSpans& t : *traces) {
+  for (size_t k = 0; k < traces->size(); ++k) {
+    TraceSpans& t = (*traces)[k];
     t.journal_ref = where;
+    t.journal_ref.origins_end = origins_end;
+    t.journal_ref.trace_offset = trace_offsets[k];
+    t.journal_ref.trace_size =
+        (k + 1 < trace_offsets.size() ? trace_offsets[k + 1] : where.size) - trace_offsets[k];
     for (SpanRecord& span : t.spans) {
       span.journal_segment = where.segment;
       span.journal_offset = where.offset + offsets[i++];
@@ -805,11 +851,13 @@ absl::StatusOr<std::string> Journal::AppendAndLocate(std::vector<TraceSpans>* tr
 
 absl::StatusOr<std::string> Journal::AppendRecord(const std::vector<TraceSpans>& traces,
                                                   absl::Time arrival, JournalRef* where,
-                                                  std::vector<uint64_t>* span_offsets) {
+                                                  std::vector<uint64_t>* span_offsets,
+                                                  std::vector<uint32_t>* trace_offsets,
+                                                  uint32_t* origins_end) {
   const std::string key = Key(arrival, impl_->sequence.fetch_add(1));
   std::string record;
   BeginRecord(kEntry, key, &record);
-  EncodeJournalRecord(traces, &record, span_offsets);
+  EncodeJournalRecord(traces, &record, span_offsets, trace_offsets, origins_end);
   SealRecord(&record);
   if (absl::Status s = impl_->Write(&record, kEntry, absl::ToUnixNanos(arrival), where); !s.ok()) {
     stats_.append_errors.fetch_add(1, std::memory_order_relaxed);
@@ -952,6 +1000,40 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
   const SegmentPtr segment = impl_->Find(where.segment);
   if (segment == nullptr) {
     return absl::NotFoundError(absl::StrCat("journal: record in ", path, ": the segment is gone"));
+  }
+  if (!only_trace.empty() && where.trace_size != 0 && where.origins_end > kHeaderBytes &&
+      where.trace_offset >= where.origins_end &&
+      uint64_t{where.trace_offset} + where.trace_size <= where.size) {
+    // The header, resources and scopes, and the trace's part; one read when they are close.
+    constexpr uint32_t kMaxGap = 16 << 10;
+    std::string head(where.origins_end, '\0');
+    std::string part;
+    bool read;
+    if (where.trace_offset - where.origins_end <= kMaxGap) {
+      head.resize(where.trace_offset + where.trace_size);
+      read = ReadAll(segment->fd, where.offset, head.size(), head.data());
+    } else {
+      part.resize(where.trace_size);
+      read = ReadAll(segment->fd, where.offset, head.size(), head.data()) &&
+             ReadAll(segment->fd, where.offset + where.trace_offset, part.size(), part.data());
+    }
+    const absl::string_view all(head);
+    const absl::string_view trace =
+        part.empty() ? all.substr(where.trace_offset, where.trace_size) : absl::string_view(part);
+    if (!read || GetFixed32LE(all.data()) + kHeaderBytes != where.size ||
+        static_cast<uint8_t>(all[8]) != kEntry) {
+      return absl::DataLossError(
+          absl::StrCat("journal: no intact entry at offset ", where.offset, " of ", path));
+    }
+    std::vector<TraceSpans> traces;
+    TK_RETURN_IF_ERROR(DecodeJournalTrace(
+        all.substr(kHeaderBytes, where.origins_end - kHeaderBytes), trace, only_trace, &traces));
+    if (traces.empty()) {
+      return absl::DataLossError(absl::StrCat("journal: the entry at offset ", where.offset, " of ",
+                                              path, " has no trace ", ToHex(only_trace),
+                                              " at offset ", where.trace_offset));
+    }
+    return traces;
   }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

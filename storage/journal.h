@@ -79,7 +79,11 @@ class Journal final : public SpanBytesReader {
   // Reads back the spans of one entry by its place. The entry must not be truncated yet (the
   // caller holds the truncation mark before it). kNotFound / kDataLoss when it is gone or
   // damaged. Thread-safe.
-  // With `only_trace`, only the spans of that trace id are decoded (the others are skipped).
+  // With `only_trace`, only the spans of that trace id are decoded (the others are skipped); when
+  // `where` also has the trace's place in the record (AppendAndLocate), only the record's header,
+  // resources and scopes and that trace's part are read: a few KB, not the whole request. Such a
+  // read checks the record's framing and the trace's id, not the record's checksum (the record
+  // was written by this process; records of an earlier run are read whole).
   [[nodiscard]] absl::StatusOr<std::vector<TraceSpans>> ReadAt(const JournalRef& where,
                                                                absl::string_view only_trace = {});
   // Removes one entry (a batch the pipeline refused after all). Thread-safe.
@@ -110,21 +114,33 @@ class Journal final : public SpanBytesReader {
   explicit Journal(std::unique_ptr<Impl> impl);
   absl::StatusOr<std::string> AppendRecord(const std::vector<TraceSpans>& traces,
                                            absl::Time arrival, JournalRef* where,
-                                           std::vector<uint64_t>* span_offsets);
+                                           std::vector<uint64_t>* span_offsets,
+                                           std::vector<uint32_t>* trace_offsets = nullptr,
+                                           uint32_t* origins_end = nullptr);
   std::unique_ptr<Impl> impl_;
   JournalStats stats_;
 };
 
 // The journal's record encoding of a batch of traces (exposed for tests).
-// `span_offsets` (optional) receives, span by span in order, the offset of its bytes in `out`.
+// `span_offsets` (optional) receives, span by span in order, the offset of its bytes in `out`;
+// `trace_offsets`, trace by trace, the offset in `out` where its entry starts, and
+// `origins_end` the offset where the resources and scopes end (see DecodeJournalTrace).
 void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out,
-                         std::vector<uint64_t>* span_offsets = nullptr);
+                         std::vector<uint64_t>* span_offsets = nullptr,
+                         std::vector<uint32_t>* trace_offsets = nullptr,
+                         uint32_t* origins_end = nullptr);
 // With `only_trace`, only the traces with that id are appended to `out`. With `place` (the
 // record's place in the journal, `record` being its payload), every span gets its location.
 [[nodiscard]] absl::Status DecodeJournalRecord(absl::string_view record,
                                                std::vector<TraceSpans>* out,
                                                absl::string_view only_trace = {},
                                                const JournalRef* place = nullptr);
+// Decodes one trace of a record from two of its parts: `head`, the payload up to the end of its
+// resources and scopes, and `trace`, the trace's entry (as EncodeJournalRecord placed them).
+// Appended to `out` only when its id is `only_trace`.
+[[nodiscard]] absl::Status DecodeJournalTrace(absl::string_view head, absl::string_view trace,
+                                              absl::string_view only_trace,
+                                              std::vector<TraceSpans>* out);
 // The checksum of journal records: CRC-32C (exposed for tests).
 uint32_t JournalChecksum(absl::string_view data);
 

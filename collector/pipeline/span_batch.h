@@ -116,6 +116,13 @@ struct JournalRef {
   uint64_t segment = 0;
   uint64_t offset = 0;
   uint32_t size = 0;
+  // For one trace of the record (0: unknown, the whole record is read): where its spans are in
+  // the record, and where the record's resources and scopes end (offsets from the record's
+  // start), so that reading the trace back reads those two parts, not the whole request.
+  uint32_t origins_end = 0;
+  uint32_t trace_offset = 0;
+  uint32_t trace_size = 0;
+  // The same record (whichever trace of it).
   bool operator==(const JournalRef& o) const {
     return segment == o.segment && offset == o.offset && size == o.size;
   }

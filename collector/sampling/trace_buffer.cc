@@ -29,9 +29,11 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
   span_count_ += spans.spans.size();
   if (spans.journal_ref.size == 0) {
     t.all_journaled = false;
-  } else if (std::find(t.journal_refs.begin(), t.journal_refs.end(), spans.journal_ref) ==
-             t.journal_refs.end()) {
+  } else if (auto ref = std::find(t.journal_refs.begin(), t.journal_refs.end(), spans.journal_ref);
+             ref == t.journal_refs.end()) {
     t.journal_refs.push_back(spans.journal_ref);
+  } else if (ref->trace_offset != spans.journal_ref.trace_offset) {
+    ref->trace_size = 0;  // two parts of the trace in one record: read the record whole
   }
   for (std::string& key : spans.linked_keys) {
     if (std::find(t.linked_keys.begin(), t.linked_keys.end(), key) == t.linked_keys.end()) {

@@ -459,6 +459,56 @@ TEST(JournalTest, ConvertsTheRocksDbJournalOfVersion01) {
 
 // An entry is read back by the place Append gave; replays give the same places, also after a
 // reopen; a place that holds no intact entry is an error, not garbage.
+// AppendAndLocate gives each trace its part of the record: reading it back reads the record's
+// resources and scopes and that part only (in one read when they are close, in two when another
+// trace's spans lie between), and gives the same spans as reading the whole record.
+TEST(JournalTest, ATraceIsReadBackFromItsPartOfTheRecord) {
+  const std::string path = TempPath();
+  auto journal = Journal::Open({path, false});
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  std::vector<TraceSpans> traces = Batch(0, 3, 2);
+  auto other = std::make_shared<SpanOrigin>();
+  other->resource = "crm-resource";
+  other->service_name = "crm-api";
+  traces[1].spans[1].origin = other;
+  traces[0].spans[0].span = std::string(40000, 'x');  // trace 2's part is far from the head
+  ASSERT_TRUE((*journal)->AppendAndLocate(&traces, absl::FromUnixSeconds(1700000000)).ok());
+  auto whole = (*journal)->ReadAt(traces[0].journal_ref);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  ASSERT_EQ(whole->size(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    const JournalRef& ref = traces[k].journal_ref;
+    ASSERT_GT(ref.trace_size, 0u) << k;
+    ASSERT_GT(ref.trace_offset, ref.origins_end) << k;
+    auto one = (*journal)->ReadAt(ref, traces[k].trace_id);
+    ASSERT_TRUE(one.ok()) << k << ": " << one.status();
+    ASSERT_EQ(one->size(), 1u) << k;
+    const TraceSpans& got = (*one)[0];
+    const TraceSpans& want = (*whole)[k];
+    EXPECT_EQ(got.trace_id, traces[k].trace_id);
+    EXPECT_EQ(got.hash, want.hash);
+    ASSERT_EQ(got.spans.size(), want.spans.size()) << k;
+    for (size_t s = 0; s < got.spans.size(); ++s) {
+      EXPECT_EQ(got.spans[s].span, want.spans[s].span);
+      EXPECT_EQ(got.spans[s].span_id, want.spans[s].span_id);
+      EXPECT_EQ(got.spans[s].start_unix_nanos, want.spans[s].start_unix_nanos);
+      EXPECT_EQ(got.spans[s].end_unix_nanos, want.spans[s].end_unix_nanos);
+      EXPECT_EQ(got.spans[s].is_error, want.spans[s].is_error);
+      EXPECT_EQ(got.spans[s].is_root, want.spans[s].is_root);
+      EXPECT_EQ(got.spans[s].origin->resource, want.spans[s].origin->resource);
+      EXPECT_EQ(got.spans[s].origin->service_name, want.spans[s].origin->service_name);
+    }
+  }
+  EXPECT_EQ((*whole)[1].spans[1].origin->service_name, "crm-api");
+  // A part that holds another trace, or a place that is off, is an error, not an empty read.
+  auto wrong = (*journal)->ReadAt(traces[0].journal_ref, traces[1].trace_id);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kDataLoss) << wrong.status();
+  JournalRef off = traces[1].journal_ref;
+  off.trace_offset += 1;
+  off.trace_size -= 1;
+  EXPECT_FALSE((*journal)->ReadAt(off, traces[1].trace_id).ok());
+}
+
 TEST(JournalTest, EntriesAreReadBackByTheirPlace) {
   const std::string path = TempPath();
   const absl::Time t0 = absl::FromUnixSeconds(1700000000);
