@@ -198,6 +198,15 @@ class Daemon::Impl final : public admin::AdminBackend {
       journal_options.path = journal_path;
       journal_options.sync = config_.journal.sync;
       journal_options.recycle_segments = config_.journal.recycle_segments;
+      // Under a disk budget, decided segments are deleted: files kept for reuse would count
+      // against it (and hold the disk) while nothing is pending.
+      if (config_.storage.max_disk_bytes != 0 || config_.storage.min_free_disk_bytes != 0) {
+        if (journal_options.recycle_segments != 0) {
+          TK_LOG(Info) << "journal: recycle_segments is 0 under storage.max_disk_bytes / "
+                          "min_free_disk_bytes (decided segments are deleted)";
+        }
+        journal_options.recycle_segments = 0;
+      }
       TK_ASSIGN_OR_RETURN(journal_, storage::Journal::Open(journal_options));
       // Pending spans' bytes stay in the journal only (before the replay: replayed spans too).
       if (!config_.journal.pending_bytes_in_memory) sampler_->SetSpanBytesReader(journal_.get());
