@@ -176,13 +176,13 @@ absl::Status DecodeTraces(absl::string_view* in, uint64_t n_traces,
       uint64_t origin = 0, start = 0, end = 0;
       absl::string_view span_id, bytes;
       if (!codec::GetVarint64(&record, &origin) || origin >= origins.size() ||
-          !codec::GetLengthPrefixed(&record, &span_id) ||
+          !codec::GetLengthPrefixed(&record, &span_id) || span_id.size() > SpanIdField::kMaxSize ||
           !codec::GetLengthPrefixed(&record, &bytes) || !codec::GetVarint64(&record, &start) ||
           !codec::GetVarint64(&record, &end) || record.empty()) {
         return corrupt("span");
       }
       span.origin = origins[origin];
-      span.span_id = std::string(span_id);
+      span.span_id = span_id;
       span.span = std::string(bytes);
       if (place != nullptr) {
         span.journal_segment = place->segment;

@@ -278,6 +278,10 @@ absl::Status DecodeSpanBatch(absl::string_view value, SpanBatchValue* out) {
     if (!GetLengthPrefixed(&in, &span_id)) {
       return Truncated(kWhat, absl::StrCat("span id of span ", i), offset(), value.size());
     }
+    if (span_id.size() > SpanIdField::kMaxSize) {
+      return absl::DataLossError(absl::StrCat(kWhat, " value is corrupt: span ", i, " has a ",
+                                              span_id.size(), "-byte span id"));
+    }
     if (!GetLengthPrefixed(&in, &span_value)) {
       return Truncated(kWhat, absl::StrCat("value of span ", i), offset(), value.size());
     }
@@ -299,7 +303,7 @@ absl::Status DecodeSpanBatch(absl::string_view value, SpanBatchValue* out) {
     SpanRecord& record = out->spans.emplace_back();
     record.origin = origin;
     record.span = std::string(decoded.span);
-    record.span_id = std::string(span_id);
+    record.span_id = span_id;
     record.start_unix_nanos = decoded.start_unix_nanos;
     record.end_unix_nanos = decoded.end_unix_nanos;
     record.is_error = decoded.is_error;

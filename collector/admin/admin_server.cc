@@ -44,7 +44,7 @@ std::string TraceToken(const std::string& trace_id, const SpanRecord& last) {
   raw.append(trace_id);
   const uint64_t start = static_cast<uint64_t>(last.start_unix_nanos);
   for (int shift = 56; shift >= 0; shift -= 8) raw.push_back(static_cast<char>(start >> shift));
-  raw.append(last.span_id);
+  raw.append(last.span_id.data(), last.span_id.size());
   return absl::WebSafeBase64Escape(raw);
 }
 

@@ -405,7 +405,7 @@ constexpr size_t kMaxSpansReserved = 64;
 // request (a gateway's batch) has only part of them when the next trace starts.
 thread_local size_t last_spans_per_trace = kFirstSpansPerTrace;
 // A trace's records fill jemalloc's size classes well at this size (see SpanRecord::key_size).
-static_assert(sizeof(SpanRecord) <= 152, "SpanRecord grew");
+static_assert(sizeof(SpanRecord) <= 128, "SpanRecord grew");
 
 absl::StatusOr<SplitResult> SplitWireRequest(absl::string_view wire_bytes,
                                              const WireSplitOptions& options,

@@ -544,7 +544,7 @@ std::vector<std::string> IdsOf(const std::vector<KeptTraces>& batches) {
   std::vector<std::string> ids;
   for (const KeptTraces& traces : batches) {
     for (const KeptTrace& t : traces) {
-      for (const SpanRecord& s : t.spans) ids.push_back(s.span_id);
+      for (const SpanRecord& s : t.spans) ids.push_back(std::string(s.span_id));
     }
   }
   return ids;

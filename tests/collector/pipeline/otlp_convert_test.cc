@@ -1,5 +1,6 @@
 #include "collector/pipeline/otlp_convert.h"
 
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -396,6 +397,27 @@ TEST(OtlpConvertWireTest, AClientAttributeOfServiceNameSetsTheService) {
 // The Kafka record of a trace is written from the span, resource and scope bytes as they are:
 // the same request BuildRequest builds, with several resources and scopes, schema urls set or
 // not.
+// A record keeps its span id inline: 8 bytes, compared and ordered as bytes, printed as hex.
+TEST(SpanIdFieldTest, KeepsEightBytesInline) {
+  static_assert(sizeof(SpanRecord) == 128, "a 10-span trace's records fill jemalloc's 1,280 class");
+  const std::string id("\x00\x01\xfe\xff\x10\x20\x30\x40", 8);
+  SpanRecord r;
+  EXPECT_TRUE(r.span_id.empty());
+  r.span_id = id;
+  EXPECT_EQ(r.span_id.size(), 8u);
+  EXPECT_EQ(r.span_id.view(), id);
+  EXPECT_EQ(std::string(r.span_id), id);
+  EXPECT_EQ(r.span_id, SpanIdField(id));
+  EXPECT_LT(SpanIdField(std::string(8, '\x01')), SpanIdField(std::string(8, '\x02')));
+  std::ostringstream hex;
+  hex << r.span_id;
+  EXPECT_EQ(hex.str(), "0001feff10203040");
+  r.span_id = "abc";  // another length keeps it (the store refuses it by its size)
+  EXPECT_EQ(r.span_id.size(), 3u);
+  r.span_id = std::string(12, 'z');  // longer: the first 8 bytes (decoders refuse such values)
+  EXPECT_EQ(r.span_id.view(), std::string(8, 'z'));
+}
+
 TEST(OtlpConvertWireTest, SerializeWireRequestWritesWhatBuildRequestBuilds) {
   OtlpRequest request;
   for (int r = 0; r < 2; ++r) {

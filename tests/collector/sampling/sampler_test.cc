@@ -455,7 +455,7 @@ class MemoryDecisionLog final : public DecisionLog {
 class SetOfHandedSpans final : public HandedSpans {
  public:
   absl::StatusOr<bool> Contains(const std::string& trace_id, const SpanRecord& span) override {
-    return handed.count(trace_id + span.span_id) > 0;
+    return handed.count(trace_id + std::string(span.span_id)) > 0;
   }
   std::set<std::string> handed;
 };
@@ -483,7 +483,7 @@ TEST(SamplerTest, DecisionsSurviveARestartThroughTheDecisionLog) {
     (*sampler)->PollForTesting();
     ASSERT_EQ(consumer.kept().size(), 1u);
     for (const SpanRecord& s : consumer.kept()[0].spans)
-      handed.handed.insert(TestTraceId(1) + s.span_id);
+      handed.handed.insert(TestTraceId(1) + std::string(s.span_id));
   }
   const std::vector<DecisionRecord> records = log.records();
   ASSERT_EQ(records.size(), 2u);
