@@ -1290,7 +1290,7 @@ void OrderTracker::Check() {
     shard.to_deliver.clear();
   }
   SpillCollected(&spills, now, &spilled);
-  EnforceHoldSpace(&kept);
+  EnforceHoldSpace(now, &kept);
   FlushHolds();
   // The spilled holds are in order_hold now: the journal may forget their entries.
   for (const auto& [shard, arrival] : spilled) {
@@ -1434,37 +1434,58 @@ absl::Time OrderTracker::LowWaterMark() {
   return mark == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(mark);
 }
 
-void OrderTracker::EnforceHoldSpace(KeptTraces* kept) {
+void OrderTracker::EnforceHoldSpace(absl::Time now, KeptTraces* kept) {
   const OrdersConfig& c = lifecycle_.config();
   auto over = [&] {
     return total_held_traces_.load() > static_cast<int64_t>(c.max_held_traces) ||
            total_held_bytes_.load() > static_cast<int64_t>(c.max_held_mib << 20);
   };
-  if (!over()) return;
-  // Rare (the hold space is full): find the oldest holds across every shard.
-  std::vector<std::pair<absl::Time, std::string>> oldest;
-  for (auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mu);
-    for (const auto& [id, e] : shard->orders) {
-      if (!e.holds.empty()) oldest.emplace_back(e.oldest_hold, id.str());
-    }
+  if (!over()) {
+    release_candidates_.clear();
+    next_release_candidate_ = 0;
+    return;
   }
-  std::sort(oldest.begin(), oldest.end());
   uint64_t released = 0;
-  for (const auto& [at, id] : oldest) {
-    if (!over()) break;
+  bool walked = false;
+  while (over()) {
+    if (next_release_candidate_ == release_candidates_.size()) {
+      if (walked) break;  // every order holding at the walk is released
+      walked = true;
+      release_candidates_.clear();
+      next_release_candidate_ = 0;
+      for (auto& shard : shards_) {
+        std::lock_guard<std::mutex> lock(shard->mu);
+        for (const auto& [id, e] : shard->orders) {
+          if (!e.holds.empty()) release_candidates_.emplace_back(e.oldest_hold, id.str());
+        }
+      }
+      std::sort(release_candidates_.begin(), release_candidates_.end());
+      continue;
+    }
+    const auto& [at, id] = release_candidates_[next_release_candidate_++];
     Shard& shard = ShardOf(id);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.orders.find(id);
-    if (it == shard.orders.end()) continue;
+    // Released since (by its verdict or its hold time), or released and holding anew: its
+    // holds are younger than the rest of the list, the next walk places them.
+    if (it == shard.orders.end() || it->second.holds.empty() || it->second.oldest_hold != at) {
+      continue;
+    }
     released += it->second.holds.size();
     ReleaseHeld(shard, &it->second, /*keep=*/false, ReleaseCause::kNoSpace);
     for (KeptTrace& k : shard.to_deliver) kept->push_back(std::move(k));
     shard.to_deliver.clear();
   }
-  TK_LOG(Warning) << "order tracker: hold space full (orders.max_held_traces " << c.max_held_traces
-                  << ", orders.max_held_mib " << c.max_held_mib << "): " << released
-                  << " held traces of unresolved orders released unkept";
+  // A full hold space lasts while its load does: one line a minute, with the count since.
+  released_since_log_ += released;
+  if (released_since_log_ > 0 && now >= next_space_log_) {
+    TK_LOG(Warning) << "order tracker: hold space full (orders.max_held_traces "
+                    << c.max_held_traces << ", orders.max_held_mib " << c.max_held_mib
+                    << "): " << released_since_log_
+                    << " held traces of unresolved orders released unkept since the last report";
+    released_since_log_ = 0;
+    next_space_log_ = now + absl::Minutes(1);
+  }
 }
 
 void OrderTracker::PrepareFlush(Shard& shard, int64_t deferred_cutoff, Flush* f) {

@@ -242,8 +242,9 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   void UndoFlush(Shard& shard, Flush* f);
   void FlushShard(Shard& shard);
   void FlushHolds();
-  // Releases the oldest holds until the hold space bounds are met.
-  void EnforceHoldSpace(KeptTraces* kept);
+  // Releases the oldest holds until the hold space bounds are met. Takes its orders from
+  // release_candidates_, walking every shard for them only when that list runs out.
+  void EnforceHoldSpace(absl::Time now, KeptTraces* kept);
   // Deletes records resolved more than record_retention ago (at most hourly).
   void PurgeResolved(absl::Time now);
   // Hands kept traces to the consumer (never under a lock).
@@ -268,6 +269,14 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   std::atomic<int64_t> resolved_in_memory_{0};
   std::atomic<int64_t> held_in_journal_{0};       // resolved orders in memory, all shards
   absl::Time next_purge_ = absl::InfinitePast();  // Check() thread only
+  // While the hold space is full (Check() thread only): the orders that had holds at the last
+  // walk, oldest hold first, and the next one to release. An order holding later has its first
+  // hold after that walk, so taking them in this order still releases the oldest holds first;
+  // the walk (every order, under each shard's lock) runs once per list instead of every check.
+  std::vector<std::pair<absl::Time, std::string>> release_candidates_;
+  size_t next_release_candidate_ = 0;
+  uint64_t released_since_log_ = 0;
+  absl::Time next_space_log_ = absl::InfinitePast();
   // When the running Check() started, in Unix nanos (INT64_MAX when none runs): it may be
   // handing kept traces on.
   std::atomic<int64_t> check_started_{INT64_MAX};

@@ -417,6 +417,30 @@ TEST_F(OrderTrackerTest, HoldLimitReleasesOldestHoldsAndCountsThem) {
   EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 1u);
 }
 
+// While the hold space stays full, each check releases the oldest holds of all, including those
+// of orders that started holding after the previous check.
+TEST_F(OrderTrackerTest, AFullHoldSpaceReleasesTheOldestHoldsCheckAfterCheck) {
+  config_.max_held_traces = 2;
+  Close();
+  Open();
+  for (int i = 1; i <= 4; ++i) {
+    Feed(i, {{"shop-api", absl::StrCat("o", i), "INITIATED", T(i)}});
+    clock_.Advance(absl::Seconds(1));
+  }
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 2u);
+  EXPECT_EQ(tracker_->stats().traces_released_no_space.load(), 2u);
+  Feed(5, {{"shop-api", "o5", "INITIATED", T(5)}});
+  clock_.Advance(absl::Seconds(1));
+  Feed(6, {{"shop-api", "o6", "INITIATED", T(6)}});
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 2u);
+  EXPECT_EQ(tracker_->stats().traces_released_no_space.load(), 4u);
+  // o3 and o4 went; o5 and o6 still hold theirs.
+  for (const char* id : {"o3", "o4", "o5", "o6"}) ASSERT_TRUE(tracker_->ForceKeep(id).ok());
+  EXPECT_THAT(consumer_.trace_ids(), ElementsAre(OrderTraceId(5), OrderTraceId(6)));
+}
+
 // An id named by too many traces (a test order, a misconfigured attribute) stops growing: spans
 // of further traces are not tracked (nor held), and counted; traces already linked still are.
 TEST_F(OrderTrackerTest, TracesPerOrderAreBounded) {
