@@ -1035,14 +1035,9 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
     }
     return traces;
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::NotFoundError(
-        absl::StrCat("journal: record in ", path, ": ", ErrnoMessage(errno)));
-  }
+  // The segment's own descriptor (Find() holds it open): no open() and close() per record.
   std::string data(where.size, '\0');
-  const bool read = ReadAll(fd, where.offset, where.size, data.data());
-  ::close(fd);
+  const bool read = ReadAll(segment->fd, where.offset, where.size, data.data());
   const char* header = data.data();
   if (!read || GetFixed32LE(header) + kHeaderBytes != where.size ||
       (Checksum(header + 8, where.size - 8) ^ segment->mix) != GetFixed32LE(header + 4) ||
@@ -1074,7 +1069,7 @@ absl::Status Journal::ReplayWithRefs(
   std::string data;
   for (const auto& [segment, size] : segments) {
     if (size <= sizeof(kMagic)) continue;
-    // Sealed segments of a previous run are open read-only; segments of this run write-only.
+    // Read through a descriptor of its own: one sequential read of the whole file.
     const int fd = ::open(segment->path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return IoError(errno, absl::StrCat("journal: opening ", segment->path));
     data.resize(size);
