@@ -498,21 +498,27 @@ void BM_ActiveOrders(benchmark::State& state) {
 }
 BENCHMARK(BM_ActiveOrders)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond);
 
-// range(0) held traces in order_hold (one order each, one ~330 B span: the per-trace costs) and a
-// restart, which reads every held trace's record to rebuild its order's bookkeeping.
+// range(0) held traces in order_hold, range(1) of them per order (one ~330 B span each: the
+// per-trace costs), and a restart, which reads every held trace's bookkeeping entry to rebuild its
+// order's holds. RSS_B/held_trace: the process's growth while holding them (the orders' records in
+// memory included), per held trace.
 void BM_HeldTracesRestart(benchmark::State& state) {
   const int64_t num_traces = state.range(0);
+  const int64_t per_order = state.range(1);
   for (auto _ : state) {
     state.PauseTiming();
     orders::OrdersConfig config = orders::DefaultOrdersConfig();
     config.max_held_traces = static_cast<size_t>(num_traces) * 2;
+    config.max_held_mib = std::max<size_t>(config.max_held_mib, (num_traces * 2000) >> 20);
     auto f = std::make_unique<Fixture>(config);
+    const size_t rss_before = RssBytes();
     state.ResumeTiming();
     for (int64_t o = 0; o < num_traces; ++o) {
       TraceSpans spans;
       spans.trace_id = std::string(16, '\4');
       std::memcpy(&spans.trace_id[0], &o, sizeof(o));
-      spans.spans.push_back(OrderSpan(absl::StrCat("ord-", o), "INITIATED"));
+      spans.spans.push_back(OrderSpan(absl::StrCat("ord-", o / per_order),
+                                      o % per_order == 0 ? "INITIATED" : ""));
       f->tracker->OnBuffered(spans);
       sampling::PendingTrace p;
       p.trace_id = spans.trace_id;
@@ -525,6 +531,9 @@ void BM_HeldTracesRestart(benchmark::State& state) {
     f->tracker->OnDecisionsDone();
     f->tracker->Check();
     state.PauseTiming();
+    state.counters["RSS_B/held_trace"] =
+        static_cast<double>(RssBytes() - rss_before) / static_cast<double>(num_traces);
+    state.counters["orders"] = static_cast<double>((num_traces + per_order - 1) / per_order);
     for (const auto& [name, bytes] : f->store->DiskBytesPerColumnFamily()) {
       if (name == "order_hold") {
         state.counters["disk_B/held_span"] = static_cast<double>(bytes) / num_traces;
@@ -543,7 +552,11 @@ void BM_HeldTracesRestart(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * num_traces);
 }
-BENCHMARK(BM_HeldTracesRestart)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_HeldTracesRestart)
+    ->Args({1000000, 1})
+    ->Args({10000000, 10})  // a million orders, ten held traces each
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tracekeep::bench
