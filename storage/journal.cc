@@ -70,16 +70,37 @@ void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out
                          uint32_t* origins_end) {
   std::unordered_map<const SpanOrigin*, uint64_t> origin_index;
   std::vector<const SpanOrigin*> origins;
+  // A span's origin is nearly always the one of the span before it: looked up once per run.
+  const SpanOrigin* last_origin = nullptr;
+  uint64_t last_index = 0;
+  auto index_of = [&](const SpanOrigin* o) {
+    if (o != last_origin || origins.empty()) {
+      last_index = origin_index.emplace(o, origins.size()).first->second;
+      if (last_index == origins.size()) origins.push_back(o);
+      last_origin = o;
+    }
+    return last_index;
+  };
+  // Room for the whole record at once (a request's record is ~190 KB; grown by doubling, it was
+  // reallocated and copied ~18 times): every field's largest encoding.
+  constexpr size_t kVarint = 10;
+  size_t bound = 1 + 2 * kVarint;
   for (const TraceSpans& t : traces) {
+    bound += 2 * kVarint + t.trace_id.size();
     for (const SpanRecord& s : t.spans) {
-      if (origin_index.emplace(s.origin.get(), origins.size()).second) {
-        origins.push_back(s.origin.get());
-      }
+      index_of(s.origin.get());
+      bound += 5 * kVarint + 1 + s.span_id.size() + s.span.size();
     }
   }
+  static const SpanOrigin kEmpty;
+  for (const SpanOrigin* o : origins) {
+    const SpanOrigin& origin = o == nullptr ? kEmpty : *o;
+    bound += 5 * kVarint + origin.resource.size() + origin.resource_schema_url.size() +
+             origin.scope.size() + origin.scope_schema_url.size() + origin.service_name.size();
+  }
+  out->reserve(out->size() + bound);
   out->push_back(static_cast<char>(kRecordVersion));
   codec::PutVarint64(origins.size(), out);
-  static const SpanOrigin kEmpty;
   for (const SpanOrigin* o : origins) {
     const SpanOrigin& origin = o == nullptr ? kEmpty : *o;
     codec::PutLengthPrefixed(origin.resource, out);
@@ -95,7 +116,7 @@ void EncodeJournalRecord(const std::vector<TraceSpans>& traces, std::string* out
     codec::PutLengthPrefixed(t.trace_id, out);
     codec::PutVarint64(t.spans.size(), out);
     for (const SpanRecord& s : t.spans) {
-      codec::PutVarint64(origin_index[s.origin.get()], out);
+      codec::PutVarint64(index_of(s.origin.get()), out);
       codec::PutLengthPrefixed(s.span_id, out);
       codec::PutVarint64(s.span.size(), out);
       if (span_offsets != nullptr) span_offsets->push_back(out->size());

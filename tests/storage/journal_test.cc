@@ -46,6 +46,34 @@ std::vector<TraceSpans> Batch(int first_trace, int traces, int spans) {
   return out;
 }
 
+// Spans of one request switch between resources and scopes (A, B, A) and may have none: each
+// span comes back with its own, and each origin is stored once.
+TEST(JournalRecordTest, InterleavedOriginsComeBackWithTheirSpans) {
+  std::vector<TraceSpans> in = Batch(0, 2, 4);
+  auto other = std::make_shared<SpanOrigin>();
+  other->resource = "other-resource";
+  other->service_name = "crm-api";
+  in[0].spans[1].origin = other;
+  in[1].spans[0].origin = other;
+  in[1].spans[3].origin = nullptr;
+  std::string record;
+  EncodeJournalRecord(in, &record);
+  std::vector<TraceSpans> out;
+  ASSERT_TRUE(DecodeJournalRecord(record, &out).ok());
+  ASSERT_EQ(out.size(), 2u);
+  std::vector<std::string> services;
+  for (const TraceSpans& t : out) {
+    for (const SpanRecord& r : t.spans) {
+      services.push_back(r.origin == nullptr ? "-" : r.origin->service_name);
+    }
+  }
+  EXPECT_THAT(services, testing::ElementsAre("shop-api", "crm-api", "shop-api", "shop-api",
+                                             "crm-api", "shop-api", "shop-api", ""));
+  EXPECT_EQ(out[0].spans[0].origin, out[1].spans[2].origin);
+  EXPECT_EQ(out[0].spans[1].origin, out[1].spans[0].origin);
+  EXPECT_NE(out[0].spans[0].origin, out[0].spans[1].origin);
+}
+
 TEST(JournalRecordTest, RoundTripsEveryField) {
   std::vector<TraceSpans> in = Batch(0, 2, 3);
   std::string record;
