@@ -517,8 +517,8 @@ void BM_HeldTracesRestart(benchmark::State& state) {
       TraceSpans spans;
       spans.trace_id = std::string(16, '\4');
       std::memcpy(&spans.trace_id[0], &o, sizeof(o));
-      spans.spans.push_back(OrderSpan(absl::StrCat("ord-", o / per_order),
-                                      o % per_order == 0 ? "INITIATED" : ""));
+      spans.spans.push_back(
+          OrderSpan(absl::StrCat("ord-", o / per_order), o % per_order == 0 ? "INITIATED" : ""));
       f->tracker->OnBuffered(spans);
       sampling::PendingTrace p;
       p.trace_id = spans.trace_id;
