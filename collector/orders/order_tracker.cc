@@ -1441,7 +1441,7 @@ void OrderTracker::EnforceHoldSpace(absl::Time now, KeptTraces* kept) {
            total_held_bytes_.load() > static_cast<int64_t>(c.max_held_mib << 20);
   };
   if (!over()) {
-    release_candidates_.clear();
+    std::vector<std::pair<absl::Time, std::string>>().swap(release_candidates_);  // its memory too
     next_release_candidate_ = 0;
     return;
   }
