@@ -426,6 +426,7 @@ struct Segment {
   uint64_t entries = 0;              // entry records
   int64_t max_arrival = kNoArrival;  // newest entry's arrival, unix nanos
   uint32_t mix = 0;                  // XORed into checksums (0: a "TKJRNL01" segment)
+  bool uncached = false;             // dropped from the page cache (DropCacheBefore); mu
   ~Segment() {
     if (fd >= 0) ::close(fd);
   }
@@ -1004,6 +1005,35 @@ absl::Status Journal::TruncateBefore(absl::Time time) {
   }
   stats_.truncations.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+int Journal::DropCacheBefore(absl::Time time) {
+  if (!impl_->options.drop_cache) return 0;
+  const int64_t before = absl::ToUnixNanos(time);
+  std::vector<SegmentPtr> due;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (const SegmentPtr& segment : impl_->sealed) {
+      if (segment->max_arrival >= before) break;
+      if (!segment->uncached) {
+        segment->uncached = true;
+        due.push_back(segment);
+      }
+    }
+  }
+  // Pages still dirty are not dropped: write them back first (the segment is closed, nothing
+  // writes into it any more).
+  for (const SegmentPtr& segment : due) {
+    if (::sync_file_range(segment->fd, 0, 0,
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                              SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
+        ::posix_fadvise(segment->fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
+      TK_LOG(Warning) << impl_->Describe() << ": cannot drop " << segment->path
+                      << " from the page cache: " << ErrnoMessage(errno);
+    }
+  }
+  stats_.segments_uncached.fetch_add(due.size(), std::memory_order_relaxed);
+  return static_cast<int>(due.size());
 }
 
 absl::Status Journal::Replay(

@@ -803,6 +803,7 @@ void ReadConfig(const YAML::Node& root, Problems* problems, Config* c) {
     j.Bool("sync", &c->journal.sync);
     j.Bool("pending_bytes_in_memory", &c->journal.pending_bytes_in_memory);
     j.Int("recycle_segments", &c->journal.recycle_segments, 0, 1 << 20);
+    j.Bool("drop_held_cache", &c->journal.drop_held_cache);
   }
   {
     MapReader exporters(top.Get("exporters"), "exporters", problems);

@@ -103,6 +103,9 @@ struct JournalConfig {
   bool pending_bytes_in_memory = false;
   // Truncated segment files kept for reuse by the next segments (see JournalOptions).
   int recycle_segments = 8;
+  // Closed segments that only held order traces keep are written back and dropped from the
+  // page cache once the sampler has decided them (see JournalOptions::drop_cache).
+  bool drop_held_cache = true;
 };
 
 struct ExporterConfig {

@@ -93,6 +93,7 @@ absl::Time JournaledIntake::TruncateOnce() {
     }
   }
   mark = std::min(mark, sampler_->LowWaterMark());
+  const absl::Time decided = mark;
   if (options_.holds_low_water_mark) mark = std::min(mark, options_.holds_low_water_mark());
   absl::Status s = journal_->TruncateBefore(mark);
   if (!s.ok()) {
@@ -100,6 +101,8 @@ absl::Time JournaledIntake::TruncateOnce() {
   } else if (mark != absl::InfiniteFuture()) {
     truncated_through_.store(absl::ToUnixNanos(mark));
   }
+  // What only held order traces keep: written back and out of the page cache.
+  if (decided > mark) journal_->DropCacheBefore(decided);
   return mark;
 }
 

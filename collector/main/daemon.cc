@@ -198,6 +198,7 @@ class Daemon::Impl final : public admin::AdminBackend {
       journal_options.path = journal_path;
       journal_options.sync = config_.journal.sync;
       journal_options.recycle_segments = config_.journal.recycle_segments;
+      journal_options.drop_cache = config_.journal.drop_held_cache;
       // Under a disk budget, decided segments are deleted: files kept for reuse would count
       // against it (and hold the disk) while nothing is pending.
       if (config_.storage.max_disk_bytes != 0 || config_.storage.min_free_disk_bytes != 0) {
@@ -1328,6 +1329,10 @@ class Daemon::Impl final : public admin::AdminBackend {
                    "Journal segments written into the file of a truncated segment instead of a "
                    "new file (journal.recycle_segments).",
                    {}, [js] { return js->segments_recycled.load(); });
+      m.AddCounter("tracekeep_journal_segments_uncached_total",
+                   "Closed journal segments kept only for held order traces, written back and "
+                   "dropped from the page cache (journal.drop_held_cache).",
+                   {}, [js] { return js->segments_uncached.load(); });
       m.AddGauge("tracekeep_journal_disk_bytes",
                  "Approximate size of the journal, with the files kept for reuse.", {},
                  [journal] { return static_cast<double>(journal->ApproximateDiskBytes()); });

@@ -1,5 +1,10 @@
 #include "storage/journal.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -309,6 +314,82 @@ TEST(JournalTest, TruncatedSegmentsAreReusedUpToTheLimit) {
   auto reopened = Journal::Open(options);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ(ReplayedTraceIds(reopened->get()), live);
+}
+
+// Pages of `file` in the page cache; -1 when that cannot be told (a file system such as tmpfs,
+// whose pages are the file itself and are never dropped).
+long ResidentPages(const std::string& file) {
+  struct statfs fs;
+  if (::statfs(file.c_str(), &fs) != 0 || fs.f_type == 0x01021994 /* TMPFS_MAGIC */) return -1;
+  const int fd = ::open(file.c_str(), O_RDONLY);
+  if (fd < 0) return -1;
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return -1;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> in_core((size + page - 1) / page);
+  long resident = -1;
+  if (::mincore(map, size, in_core.data()) == 0) {
+    resident = std::count_if(in_core.begin(), in_core.end(), [](unsigned char c) { return c & 1; });
+  }
+  ::munmap(map, size);
+  return resident;
+}
+
+// Segments that only held traces keep (all their entries decided) leave the page cache once,
+// and what they hold is still read back and replayed; the active segment and segments with
+// undecided entries stay.
+TEST(JournalTest, DecidedSegmentsLeaveThePageCacheAndStayReadable) {
+  JournalOptions options;
+  options.path = TempPath();
+  options.segment_bytes = 64 << 10;
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  auto journal = Journal::Open(options);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  std::vector<JournalRef> refs(40);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE((*journal)->Append(Batch(i, 10, 30), t0 + absl::Seconds(i), &refs[i]).ok());
+  }
+  ASSERT_GE(refs.back().segment, 4u);
+  const uint64_t undecided = refs[30].segment;  // the segment of the entry of t0 + 30 s
+  ASSERT_GT(undecided, refs[0].segment + 1);
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(options.path)) {
+    files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files.size(), refs.back().segment);
+  const long before = ResidentPages(files[0]);
+
+  // Everything before t0 + 30 s is decided: the closed segments before the one of that entry.
+  EXPECT_EQ((*journal)->DropCacheBefore(t0 + absl::Seconds(30)), undecided - 1);
+  EXPECT_EQ((*journal)->stats().segments_uncached.load(), undecided - 1);
+  EXPECT_EQ((*journal)->DropCacheBefore(t0 + absl::Seconds(30)), 0) << "each segment once";
+  if (before > 0) {
+    EXPECT_EQ(ResidentPages(files[0]), 0);
+    EXPECT_GT(ResidentPages(files[undecided - 1]), 0) << "entries not decided stay cached";
+  }
+  for (int i : {0, 5, 29, 39}) {
+    auto read = (*journal)->ReadAt(refs[i], std::string(16, static_cast<char>(i + 3)));
+    ASSERT_TRUE(read.ok()) << read.status();
+    ASSERT_EQ(read->size(), 1u) << i;
+    EXPECT_EQ((*read)[0].spans.size(), 30u);
+    EXPECT_EQ((*read)[0].spans[29].span, "span-29");
+  }
+  EXPECT_EQ(ReplayedTraceIds(journal->get()).size(), 400u);
+
+  // Decided through the end: the active segment is written into and stays.
+  EXPECT_EQ((*journal)->DropCacheBefore(t0 + absl::Seconds(1000)), refs.back().segment - undecided);
+
+  options.path = TempPath();
+  options.drop_cache = false;
+  auto kept = Journal::Open(options);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE((*kept)->Append(Batch(i, 10, 30), t0 + absl::Seconds(i)).ok());
+  }
+  EXPECT_EQ((*kept)->DropCacheBefore(t0 + absl::Seconds(1000)), 0);
 }
 
 // A reused file holds its earlier records after its new ones. Here the new records end exactly

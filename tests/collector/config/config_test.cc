@@ -67,6 +67,19 @@ TEST(ConfigTest, JournalRecycleSegmentsDefaultsToEightAndIsChecked) {
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("-2"));
 }
 
+TEST(ConfigTest, JournalDropHeldCacheDefaultsToOnAndIsChecked) {
+  auto defaults = ParseConfig("", "d.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_TRUE(defaults->journal.drop_held_cache);
+  auto off = ParseConfig("journal: {drop_held_cache: false}", "d.yaml");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->journal.drop_held_cache);
+  auto bad = ParseConfig("journal: {drop_held_cache: sometimes}", "d.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("journal.drop_held_cache: must be true or false, got \"sometimes\""));
+}
+
 TEST(ConfigTest, ReadsEverySection) {
   auto c = ParseConfig(R"(
 data_dir: /var/lib/tracekeep
