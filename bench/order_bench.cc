@@ -196,6 +196,44 @@ struct Fixture {
   }
 };
 
+// Writing one order's record: a whole lifecycle (8 states, 10 traces, one anomaly) serialized as
+// v1::Order. Arg 0: through the message (ToProto + SerializeAsString, as before), 1: directly
+// (AppendSerialized, what the tracker writes with).
+void BM_SerializeOrderRecord(benchmark::State& state) {
+  orders::NameTable names({"INITIATED", "SUBMITTED", "PAID", "PACKED", "SHIPPED", "DELIVERED",
+                           "COMPLETED", "CANCELLED"});
+  orders::OrderRecord r;
+  r.order_id = "ORD-00000000deadbeef";
+  for (int i = 0; i < 8; ++i) {
+    orders::OrderRecord::State& s = r.states.emplace_back();
+    s.state = static_cast<orders::NameId>(i);
+    s.service = names.Intern(i % 2 ? "crm-api" : "shop-api");
+    s.time_unix_nanos = 1700000000000000000 + i * 1000000;
+    s.arrival_unix_nanos = s.time_unix_nanos + 500;
+    s.trace_id = TraceIdBytes::Of(std::string(16, static_cast<char>('a' + i)));
+    s.span_id = SpanIdBytes::Of(std::string(8, static_cast<char>('0' + i)));
+  }
+  for (int i = 0; i < 10; ++i) {
+    r.trace_ids.push_back(TraceIdBytes::Of(std::string(16, static_cast<char>('a' + i))));
+  }
+  r.anomalies.push_back({"ERROR", "span \"charge\" has status ERROR", 1700000000009000000});
+  r.first_arrival_unix_nanos = 1700000000000000500;
+  r.last_arrival_unix_nanos = 1700000000007000500;
+  r.current_state = 6;
+  r.current_state_unix_nanos = 1700000000007000000;
+  const bool direct = state.range(0) == 1;
+  for (auto _ : state) {
+    std::string value;
+    if (direct) {
+      r.AppendSerialized(names, &value);
+    } else {
+      value = r.ToProto(names).SerializeAsString();
+    }
+    benchmark::DoNotOptimize(value);
+  }
+}
+BENCHMARK(BM_SerializeOrderRecord)->Arg(0)->Arg(1);
+
 // Order events through the tracker (OnBuffered): each trace carries one state change of one of
 // `range(0)` orders cycling through the 8 states of the lifecycle, records flushed by Check()
 // every 10000 events, as the tracker's thread does every check_interval.

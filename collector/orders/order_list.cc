@@ -300,20 +300,30 @@ absl::StatusOr<OrderPage> ListOrderRecords(storage::KvTable* orders, storage::Kv
 }
 
 OrderIndexEntries OrderIndexEntriesOf(const v1::Order& order) {
-  OrderIndexEntries entries;
-  if (order.anomalies_size() == 0) return entries;
-  const int64_t activity = Activity(order);
-  int64_t latest = std::numeric_limits<int64_t>::min();
-  std::map<std::string, int64_t> by_type;  // latest detection per type
+  std::vector<IndexedAnomaly> anomalies;
+  anomalies.reserve(order.anomalies_size());
   for (const v1::Anomaly& a : order.anomalies()) {
-    latest = std::max(latest, a.detected_unix_nanos());
-    auto [it, added] = by_type.emplace(a.type(), a.detected_unix_nanos());
-    if (!added) it->second = std::max(it->second, a.detected_unix_nanos());
+    anomalies.push_back({a.type(), a.detected_unix_nanos()});
   }
-  entries.push_back({IndexKey(kAnyPrefix, activity, order.order_id()), BigEndian(latest)});
+  return OrderIndexEntriesOf(order.order_id(), order.last_arrival_unix_nanos(), anomalies);
+}
+
+OrderIndexEntries OrderIndexEntriesOf(absl::string_view order_id, int64_t last_arrival_unix_nanos,
+                                      const std::vector<IndexedAnomaly>& anomalies) {
+  OrderIndexEntries entries;
+  if (anomalies.empty()) return entries;
+  int64_t activity = last_arrival_unix_nanos;  // as Activity() reads a record
+  int64_t latest = std::numeric_limits<int64_t>::min();
+  std::map<absl::string_view, int64_t> by_type;  // latest detection per type
+  for (const IndexedAnomaly& a : anomalies) {
+    activity = std::max(activity, a.detected_unix_nanos);
+    latest = std::max(latest, a.detected_unix_nanos);
+    auto [it, added] = by_type.emplace(a.type, a.detected_unix_nanos);
+    if (!added) it->second = std::max(it->second, a.detected_unix_nanos);
+  }
+  entries.push_back({IndexKey(kAnyPrefix, activity, order_id), BigEndian(latest)});
   for (const auto& [type, detected] : by_type) {
-    entries.push_back(
-        {IndexKey(TypePrefix(type), activity, order.order_id()), BigEndian(detected)});
+    entries.push_back({IndexKey(TypePrefix(type), activity, order_id), BigEndian(detected)});
   }
   std::sort(entries.begin(), entries.end(),
             [](const storage::KvWrite& a, const storage::KvWrite& b) { return a.key < b.key; });

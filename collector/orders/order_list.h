@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "storage/kv_table.h"
 #include "tracekeep/orders/v1/order.pb.h"
@@ -80,6 +81,15 @@ struct OrderPage {
 // An order's entries: puts, in key order. Empty for an order without anomalies.
 using OrderIndexEntries = std::vector<storage::KvWrite>;
 [[nodiscard]] OrderIndexEntries OrderIndexEntriesOf(const v1::Order& order);
+// The same from the parts the index reads: the order's id, its last arrival and its anomalies'
+// types and detection times (what the tracker has in memory, without building a v1::Order).
+struct IndexedAnomaly {
+  absl::string_view type;
+  int64_t detected_unix_nanos = 0;
+};
+[[nodiscard]] OrderIndexEntries OrderIndexEntriesOf(absl::string_view order_id,
+                                                    int64_t last_arrival_unix_nanos,
+                                                    const std::vector<IndexedAnomaly>& anomalies);
 
 // The writes that replace the entries `before` (what the index holds for the order: the entries
 // of the record last written) by `after` (of the record now written): deletes of the keys gone,

@@ -1,5 +1,7 @@
 #include "collector/orders/order_record.h"
 
+#include "collector/pipeline/otlp_wire.h"
+
 namespace tracekeep::orders {
 
 NameTable::NameTable(const std::vector<std::string>& first) {
@@ -70,6 +72,82 @@ void OrderRecord::ToProto(const NameTable& names, v1::Order* out) const {
   if (current_state != kNoName) out->set_current_state(names.Name(current_state));
   out->set_current_state_unix_nanos(current_state_unix_nanos);
   out->set_deadline_unix_nanos(deadline_unix_nanos);
+}
+
+namespace {
+
+// proto3 encoding, as protobuf's serializer writes it: fields in number order, scalars and
+// singular strings only when not zero or empty, every element of a repeated field.
+constexpr uint32_t kLengthDelimited = 2;
+
+void PutTag(uint32_t number, uint32_t wire_type, std::string* out) {
+  wire::PutVarint((uint64_t{number} << 3) | wire_type, out);
+}
+void PutBytes(uint32_t number, absl::string_view value, std::string* out) {
+  PutTag(number, kLengthDelimited, out);
+  wire::PutVarint(value.size(), out);
+  out->append(value.data(), value.size());
+}
+void PutString(uint32_t number, absl::string_view value, std::string* out) {
+  if (!value.empty()) PutBytes(number, value, out);
+}
+void PutInt(uint32_t number, int64_t value, std::string* out) {
+  if (value == 0) return;
+  PutTag(number, 0, out);
+  wire::PutVarint(static_cast<uint64_t>(value), out);
+}
+// A sub-message: `body` is encoded into `scratch`, then appended with its length.
+template <typename Body>
+void PutMessage(uint32_t number, std::string* scratch, std::string* out, Body body) {
+  scratch->clear();
+  body(scratch);
+  PutBytes(number, *scratch, out);
+}
+
+}  // namespace
+
+void OrderRecord::AppendSerialized(const NameTable& names, std::string* out) const {
+  std::string scratch;
+  scratch.reserve(128);
+  out->reserve(out->size() + 96 + order_id.size() + 80 * (states.size() + invariants.size()) +
+               18 * (trace_ids.size() + kept_trace_ids.size()) + 96 * anomalies.size());
+  PutString(1, order_id, out);
+  for (const State& s : states) {
+    PutMessage(2, &scratch, out, [&](std::string* m) {
+      PutString(1, names.Name(s.state), m);
+      PutInt(2, s.time_unix_nanos, m);
+      PutString(3, names.Name(s.service), m);
+      PutString(4, s.trace_id.view(), m);
+      PutString(5, s.span_id.view(), m);
+      PutInt(6, s.arrival_unix_nanos, m);
+    });
+  }
+  for (const Invariant& i : invariants) {
+    PutMessage(3, &scratch, out, [&](std::string* m) {
+      PutString(1, names.Name(i.key), m);
+      PutString(2, i.value, m);
+      PutString(3, names.Name(i.service), m);
+      PutInt(4, i.time_unix_nanos, m);
+      PutString(5, i.trace_id.view(), m);
+    });
+  }
+  for (const TraceIdBytes& t : trace_ids) PutBytes(4, t.view(), out);
+  for (const Anomaly& a : anomalies) {
+    PutMessage(5, &scratch, out, [&](std::string* m) {
+      PutString(1, a.type, m);
+      PutString(2, a.detail, m);
+      PutInt(3, a.detected_unix_nanos, m);
+    });
+  }
+  PutInt(6, first_arrival_unix_nanos, out);
+  PutInt(7, last_arrival_unix_nanos, out);
+  PutInt(8, resolution, out);
+  PutInt(9, resolved_unix_nanos, out);
+  for (const TraceIdBytes& t : kept_trace_ids) PutBytes(10, t.view(), out);
+  PutInt(11, force_keep ? 1 : 0, out);
+  if (current_state != kNoName) PutString(12, names.Name(current_state), out);
+  PutInt(13, current_state_unix_nanos, out);
+  PutInt(14, deadline_unix_nanos, out);
 }
 
 OrderRecord OrderRecord::FromProto(const v1::Order& o, NameTable* names) {

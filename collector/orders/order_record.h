@@ -98,6 +98,10 @@ struct OrderRecord {
   }
 
   void ToProto(const NameTable& names, v1::Order* out) const;
+  // Appends what ToProto(names).SerializeAsString() gives, byte for byte, without building the
+  // message (the tracker writes thousands of records a second; the message's strings and
+  // sub-messages were most of the cost of writing one).
+  void AppendSerialized(const NameTable& names, std::string* out) const;
   v1::Order ToProto(const NameTable& names) const {
     v1::Order o;
     ToProto(names, &o);

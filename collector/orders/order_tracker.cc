@@ -237,6 +237,16 @@ bool KeepsTraces(const OrderRecord& o) {
          o.force_keep;
 }
 
+// The order_index entries of a record (OrderIndexEntriesOf without building its v1::Order).
+OrderIndexEntries IndexEntriesOf(const OrderRecord& o) {
+  std::vector<IndexedAnomaly> anomalies;
+  anomalies.reserve(o.anomalies.size());
+  for (const OrderRecord::Anomaly& a : o.anomalies) {
+    anomalies.push_back({a.type, a.detected_unix_nanos});
+  }
+  return OrderIndexEntriesOf(o.order_id, o.last_arrival_unix_nanos, anomalies);
+}
+
 bool Open(const OrderRecord& o) {
   return o.resolution == v1::Order::ACTIVE || o.resolution == v1::Order::ANOMALOUS;
 }
@@ -563,7 +573,7 @@ absl::Status OrderTracker::Load() {
 
 void OrderTracker::Adopt(Shard& shard, Entry* e, absl::Time now) {
   if (options_.index_table != nullptr) {
-    e->indexed = OrderIndexEntriesOf(e->record.ToProto(shard.names));
+    e->indexed = IndexEntriesOf(e->record);
   }
   if (e->record.resolution == v1::Order::ACTIVE) {
     stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
@@ -1506,14 +1516,15 @@ void OrderTracker::PrepareFlush(Shard& shard, int64_t deferred_cutoff, Flush* f)
     auto it = shard.orders.find(id);
     if (it == shard.orders.end() || !it->second.dirty) continue;
     Entry& e = it->second;
-    const v1::Order record = e.record.ToProto(shard.names);
-    f->writes.push_back({id, record.SerializeAsString(), false});
+    storage::KvWrite& write = f->writes.emplace_back();
+    write.key = id;
+    e.record.AppendSerialized(shard.names, &write.value);
     if (e.pinned_arrival != 0) {
       f->pins.emplace_back(id, e.pinned_arrival);
       e.pinned_arrival = 0;
     }
     if (options_.index_table != nullptr) {
-      OrderIndexEntries after = OrderIndexEntriesOf(record);
+      OrderIndexEntries after = IndexEntriesOf(e.record);
       for (storage::KvWrite& w : OrderIndexWrites(e.indexed, after)) {
         f->index_writes.push_back(std::move(w));
       }

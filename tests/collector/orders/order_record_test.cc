@@ -1,5 +1,7 @@
 #include "collector/orders/order_record.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -56,6 +58,38 @@ TEST(OrderRecordTest, ConvertsToAndFromTheProtoWithoutLoss) {
       << "in:\n"
       << in.DebugString() << "out:\n"
       << out.DebugString();
+}
+
+// The record is written with AppendSerialized: byte for byte what the message gives, for a full
+// record, one with negative times and empty fields, and an empty one.
+TEST(OrderRecordTest, SerializesExactlyAsItsProto) {
+  NameTable names({"INITIATED", "SUBMITTED"});
+  std::vector<v1::Order> cases = {FullRecord(), v1::Order()};
+  v1::Order odd = FullRecord();
+  odd.mutable_states(0)->set_time_unix_nanos(-5);  // ten-byte varints
+  odd.mutable_states(1)->set_service("");
+  odd.mutable_states(1)->set_span_id("");
+  odd.mutable_invariants(0)->set_value("");
+  odd.add_trace_ids("");  // a repeated element is written even when empty
+  odd.mutable_anomalies(0)->set_detail("");
+  odd.set_first_arrival_unix_nanos(std::numeric_limits<int64_t>::min());
+  odd.set_resolution(v1::Order::READ_ONLY);
+  odd.set_force_keep(false);
+  odd.clear_current_state();
+  odd.set_deadline_unix_nanos(std::numeric_limits<int64_t>::max());
+  cases.push_back(odd);
+  for (const v1::Order& in : cases) {
+    const OrderRecord r = OrderRecord::FromProto(in, &names);
+    std::string direct = "prefix";
+    r.AppendSerialized(names, &direct);
+    EXPECT_EQ(direct, "prefix" + r.ToProto(names).SerializeAsString()) << in.DebugString();
+    v1::Order back;
+    ASSERT_TRUE(back.ParseFromString(direct.substr(6)));
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(in, back))
+        << "in:\n"
+        << in.DebugString() << "back:\n"
+        << back.DebugString();
+  }
 }
 
 TEST(OrderRecordTest, StateEventsAreSmallAndInline) {
