@@ -1024,12 +1024,21 @@ int Journal::DropCacheBefore(absl::Time time) {
   // Pages still dirty are not dropped: write them back first (the segment is closed, nothing
   // writes into it any more).
   for (const SegmentPtr& segment : due) {
+    int err = 0;
     if (::sync_file_range(segment->fd, 0, 0,
                           SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                              SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
-        ::posix_fadvise(segment->fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
-      TK_LOG(Warning) << impl_->Describe() << ": cannot drop " << segment->path
-                      << " from the page cache: " << ErrnoMessage(errno);
+                              SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      err = errno;
+    } else {
+      err = ::posix_fadvise(segment->fd, 0, 0, POSIX_FADV_DONTNEED);  // returns the error
+    }
+    if (err != 0) {
+      // Once: a file system that cannot do it fails for every segment alike.
+      static std::atomic<bool> warned{false};
+      if (!warned.exchange(true)) {
+        TK_LOG(Warning) << impl_->Describe() << ": cannot drop " << segment->path
+                        << " from the page cache (not logged again): " << ErrnoMessage(err);
+      }
     }
   }
   stats_.segments_uncached.fetch_add(due.size(), std::memory_order_relaxed);
