@@ -1023,6 +1023,7 @@ int Journal::DropCacheBefore(absl::Time time) {
   }
   // Pages still dirty are not dropped: write them back first (the segment is closed, nothing
   // writes into it any more).
+  int dropped = 0;
   for (const SegmentPtr& segment : due) {
     int err = 0;
     if (::sync_file_range(segment->fd, 0, 0,
@@ -1039,10 +1040,12 @@ int Journal::DropCacheBefore(absl::Time time) {
         TK_LOG(Warning) << impl_->Describe() << ": cannot drop " << segment->path
                         << " from the page cache (not logged again): " << ErrnoMessage(err);
       }
+    } else {
+      ++dropped;
     }
   }
-  stats_.segments_uncached.fetch_add(due.size(), std::memory_order_relaxed);
-  return static_cast<int>(due.size());
+  stats_.segments_uncached.fetch_add(dropped, std::memory_order_relaxed);
+  return dropped;
 }
 
 absl::Status Journal::Replay(

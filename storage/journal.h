@@ -104,7 +104,8 @@ class Journal final : public SpanBytesReader {
   // is still read of them (held traces of orders kept, holds copied to order_hold) is rare, and
   // the next segments are written into the freed pages instead of fresh ones, which on a VM
   // cost the kernel two to three times as much (see JournalOptions::drop_cache). Returns the
-  // segments dropped. Thread-safe; waits for the disk (call it off the write path).
+  // segments dropped (a segment whose drop failed is not tried again, nor counted). Thread-safe;
+  // waits for the disk (call it off the write path).
   int DropCacheBefore(absl::Time time);
   // Calls `fn` for every entry not erased or truncated, in the order they were appended, with
   // its spans and arrival time. A record that fails its checksum (a write torn by a crash of the
