@@ -362,7 +362,7 @@ def test_hostile_grpc_clients_hold_no_threads_and_are_cut_off(tmp_path):
     the silent calls end at max_connection_age + grace."""
     import socket
     import threading
-    bounds = ("max_concurrent_streams: 4, handshake_timeout: 1s, keepalive: {server_parameters: "
+    bounds = ("max_concurrent_streams: 4, handshake_timeout: 2s, keepalive: {server_parameters: "
               "{max_connection_idle: 30s, max_connection_age: 3s, max_connection_age_grace: 1s}}")
     with peers.Tracekeep(str(tmp_path / "tk"), ALWAYS, grpc_extra=bounds) as t:
         host, port = t.grpc.rsplit(":", 1)
@@ -377,16 +377,26 @@ def test_hostile_grpc_clients_hold_no_threads_and_are_cut_off(tmp_path):
                     s.setblocking(False)
                     s.connect_ex((host, int(port)))
                     silent.append(s)
+                # The daemon accepts them at its own pace (slowly on a loaded machine): wait until
+                # it holds a good part of them, and watch its threads meanwhile.
+                peak_threads = 0
+
+                def holds_them():
+                    nonlocal peak_threads
+                    fds, threads = _proc_counts(t.proc.pid)
+                    peak_threads = max(peak_threads, threads)
+                    return fds > fds_before + 100
+
+                peers.wait_for(holds_them, 10, "the daemon to accept the silent connections")
                 # While they are open, the honest client is served.
                 for _ in range(5):
                     assert grpc_export(stub, "") == grpc.StatusCode.OK
-                peak_fds, peak_threads = _proc_counts(t.proc.pid)
+                peak_threads = max(peak_threads, _proc_counts(t.proc.pid)[1])
                 assert peak_threads - threads_before <= 8, \
                     f"{peak_threads - threads_before} more threads with 1,000 silent connections"
                 # handshake_timeout closes them: the daemon's descriptors come back.
                 peers.wait_for(lambda: _proc_counts(t.proc.pid)[0] <= fds_before + 8, 30,
                                "the silent connections' descriptors to be released")
-                assert peak_fds > fds_before + 100, "the silent connections never reached it"
             finally:
                 for s in silent:
                     s.close()
