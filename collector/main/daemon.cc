@@ -14,6 +14,7 @@
 #include <system_error>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "collector/admin/admin_server.h"
@@ -687,14 +688,17 @@ class Daemon::Impl final : public admin::AdminBackend {
     // map that never changes, not a label set built and hashed under the family's lock.
     static const prometheus::Histogram::BucketBoundaries kBuckets = {
         1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400, 7 * 86400};
-    auto series =
-        std::make_shared<std::map<std::pair<std::string, std::string>, prometheus::Histogram*>>();
+    // By `from`, then `to`: looked up by the tracker's strings as they are, nothing copied.
+    using ByTarget = absl::flat_hash_map<std::string, prometheus::Histogram*>;
+    auto series = std::make_shared<absl::flat_hash_map<std::string, ByTarget>>();
     for (const orders::TransitionConfig& t : config_.orders.transitions) {
-      (*series)[{t.from, t.to}] = &transitions.Add({{"from", t.from}, {"to", t.to}}, kBuckets);
+      (*series)[t.from][t.to] = &transitions.Add({{"from", t.from}, {"to", t.to}}, kBuckets);
     }
     o.on_transition = [series](const std::string& from, const std::string& to, double seconds) {
-      auto it = series->find({from, to});
-      if (it != series->end()) it->second->Observe(seconds);
+      auto by_from = series->find(from);
+      if (by_from == series->end()) return;
+      auto it = by_from->second.find(to);
+      if (it != by_from->second.end()) it->second->Observe(seconds);
     };
     order_tables_.push_back(std::move(orders_table));
     order_tables_.push_back(std::move(hold_table));

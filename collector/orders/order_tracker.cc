@@ -71,7 +71,16 @@ bool ParseHoldMeta(absl::string_view v, int64_t* held_unix_nanos, uint32_t* span
 }
 
 bool Contains(const std::vector<TraceIdBytes>& list, const TraceIdBytes& x) {
-  return std::find(list.begin(), list.end(), x) != list.end();
+  // Newest first: a trace's later parts and its decision come soon after it was linked.
+  return std::find(list.rbegin(), list.rend(), x) != list.rend();
+}
+
+// The key under which a shard counts journal entries its holds and deferred records pin: the
+// arrival rounded down to the millisecond. The journal keeps a millisecond more at most, and at
+// 25 k held traces/s the map has ~1,000 entries a second instead of one per hold.
+int64_t PinKey(int64_t arrival_unix_nanos) {
+  constexpr int64_t kGranularity = 1000 * 1000;
+  return arrival_unix_nanos - arrival_unix_nanos % kGranularity;
 }
 
 // FNV-1a: stable across processes and restarts, unlike absl::Hash.
@@ -398,8 +407,8 @@ struct OrderTracker::Shard {
   // Resolved orders in memory, in the order they may leave it (retain_until).
   std::deque<std::pair<absl::Time, std::string>> resolved ABSL_GUARDED_BY(mu);
   KeptTraces to_deliver ABSL_GUARDED_BY(mu);
-  // Holds in the journal: how many by their first arrival (the journal keeps every entry from
-  // the oldest on), and in order of arrival with their order, for spilling to order_hold.
+  // Holds in the journal: how many by their first arrival (PinKey; the journal keeps every entry
+  // from the oldest on), and in order of arrival with their order, for spilling to order_hold.
   absl::btree_map<int64_t, int> journal_arrivals ABSL_GUARDED_BY(mu);
   std::deque<std::pair<int64_t, std::string>> journal_queue ABSL_GUARDED_BY(mu);
 };
@@ -642,7 +651,7 @@ void OrderTracker::MarkDirty(Shard& shard, Entry* e) {
   if (shard.arrival_context != 0 && e->record.resolution == v1::Order::ACTIVE) {
     if (e->pinned_arrival == 0) {
       e->pinned_arrival = shard.arrival_context;
-      shard.journal_arrivals[e->pinned_arrival]++;
+      shard.journal_arrivals[PinKey(e->pinned_arrival)]++;
       shard.deferred.emplace_back(e->pinned_arrival, e->record.order_id);
     }
     return;
@@ -652,7 +661,7 @@ void OrderTracker::MarkDirty(Shard& shard, Entry* e) {
 }
 
 void OrderTracker::ReleasePin(Shard& shard, int64_t arrival) {
-  auto it = shard.journal_arrivals.find(arrival);
+  auto it = shard.journal_arrivals.find(PinKey(arrival));
   if (it != shard.journal_arrivals.end() && --it->second <= 0) shard.journal_arrivals.erase(it);
 }
 
@@ -1143,7 +1152,7 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
     h.in_journal = true;
     h.refs.assign(trace.journal_refs.begin(), trace.journal_refs.end());
     h.arrival = absl::ToUnixNanos(trace.first_arrival);
-    shard.journal_arrivals[h.arrival]++;
+    shard.journal_arrivals[PinKey(h.arrival)]++;
     // One entry in the spill queue per order: CollectSpills queues it again for later holds.
     if (!e->spill_queued) {
       e->spill_queued = true;
