@@ -9,11 +9,14 @@
 #      ORDERS = on (default) | off: orders.enabled (the order tracker).
 #      TRACEKEEP_BIN: another tracekeep binary to measure (an older build, for an A/B run on
 #      the same machine); default $BUILD_DIR/bin/tracekeep.
+#      SKIP_BUILD=1: do not (re)build tracekeep and tracekeep-loadgen in BUILD_DIR.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-${ROOT}/build-bench}"
-cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTRACEKEEP_BUILD_TESTS=OFF >/dev/null
-ninja -C "$BUILD_DIR" -j2 tracekeep tracekeep-loadgen >/dev/null
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTRACEKEEP_BUILD_TESTS=OFF >/dev/null
+  ninja -C "$BUILD_DIR" -j2 tracekeep tracekeep-loadgen >/dev/null
+fi
 
 work="$(mktemp -d /tmp/tracekeep-load-XXXXXX)"
 trap 'kill -9 "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -103,6 +103,7 @@ void BM_StoreKeptOrderTraces(benchmark::State& state) {
     const std::string dir = dir_template;
     storage::RocksDbOptions options;
     options.path = dir + "/db";
+    options.write_buffer_mib = static_cast<size_t>(state.range(1));
     auto store = storage::RocksDbSpanStore::Create(options);
     if (!store.ok()) {
       state.SkipWithError(store.status().ToString().c_str());
@@ -155,8 +156,11 @@ void BM_StoreKeptOrderTraces(benchmark::State& state) {
   state.counters["store_cpu_us_per_span"] =
       (process - generating) * 1e6 / static_cast<double>(std::max<int64_t>(stored, 1));
 }
+// Args: spans, storage.write_buffer_mib.
 BENCHMARK(BM_StoreKeptOrderTraces)
-    ->Arg(2000000)
+    ->Args({2000000, 16})
+    ->Args({2000000, 32})
+    ->Args({2000000, 64})
     ->Iterations(1)
     ->MeasureProcessCPUTime()
     ->UseRealTime()

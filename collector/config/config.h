@@ -86,7 +86,7 @@ struct StorageConfig {
   std::string path;  // "" = <data_dir>/rocksdb
   bool sync = false;
   int block_cache_mib = 64;
-  int write_buffer_mib = 64;
+  int write_buffer_mib = 32;
   absl::Duration retention = absl::Hours(24 * 7);  // 0 = forever
   // Disk budget of the intake (see collector/intake/disk_budget.h); 0 = no bound.
   size_t max_disk_bytes = 0;
