@@ -664,6 +664,44 @@ TEST_F(OrderTrackerTest, LaterHoldsOfAnOrderAreCopiedWhenTheirOwnTimeComes) {
   EXPECT_THAT(kept, UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2)));
 }
 
+// The journal is told to keep entries by the millisecond of their holds: never later than a
+// hold's own arrival, and holds of one millisecond release it only when the last of them goes.
+TEST_F(OrderTrackerTest, HoldsOfOneMillisecondPinItUntilTheLastIsCopied) {
+  read_journal_ = [this](const JournalRef& r,
+                         absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
+    auto it = journal_.find(r.offset);
+    if (it == journal_.end()) return absl::NotFoundError("no entry");
+    return it->second;
+  };
+  Close();
+  Open();
+  const absl::Time start = clock_.Now();  // a whole millisecond
+  clock_.Advance(absl::Microseconds(300));
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true);
+  clock_.Advance(absl::Microseconds(400));  // start + 0.7 ms: the same millisecond
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}}, false, true);
+  clock_.Advance(absl::Microseconds(600));  // start + 1.3 ms: the next one
+  Feed(3, {{"shop-api", "o3", "INITIATED", T(0)}}, false, true);
+  ASSERT_EQ(tracker_->stats().traces_held_in_journal.load(), 3u);
+  EXPECT_EQ(tracker_->LowWaterMark(), start);
+
+  // hold_in_journal has passed for the first hold only (cutoff start + 0.5 ms).
+  clock_.Advance(config_.hold_in_journal - absl::Microseconds(800));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_spilled.load(), 1u);
+  EXPECT_EQ(tracker_->LowWaterMark(), start) << "the second hold is of the same millisecond";
+
+  clock_.Advance(absl::Microseconds(400));  // cutoff start + 0.9 ms: the second one too
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_spilled.load(), 2u);
+  EXPECT_EQ(tracker_->LowWaterMark(), start + absl::Milliseconds(1)) << "the third hold's";
+
+  clock_.Advance(absl::Milliseconds(1));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_spilled.load(), 3u);
+  EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
+}
+
 // With the intake journal, a held trace is a reference to the journal's entries: nothing is
 // written, the journal is told to keep them (LowWaterMark) until the order is resolved, and a
 // kept order's traces are read back from it.
