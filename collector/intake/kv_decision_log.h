@@ -1,8 +1,11 @@
 // The sampler's decision log in a table of the span store's database (column family
-// `decisions`): key = decision time (unix nanos, big-endian, offset so that order is time order)
-// · trace id; value = kept flag · policy name. Bounded by count: once more than `capacity`
-// records were written after a second's worth of them, that second is erased with one range
-// delete, so the table holds between `capacity` and about `capacity` + one second of decisions.
+// `decisions`): one key per group of decisions made at the same time (a shard's poll): key =
+// decision time (unix nanos, big-endian, offset so that order is time order) · 8-byte sequence;
+// value = 'G' · per decision: kept flag ('k' / 'd'), trace id and policy name, each
+// length-prefixed (varint). Keys of the first format (time · trace id -> kept flag · policy, one
+// per decision) are still read. Bounded by count: once more than `capacity` records were written
+// after a second's worth of them, that second is erased with one range delete, so the table holds
+// between `capacity` and about `capacity` + one second of decisions.
 #ifndef TRACEKEEP_COLLECTOR_INTAKE_KV_DECISION_LOG_H_
 #define TRACEKEEP_COLLECTOR_INTAKE_KV_DECISION_LOG_H_
 
@@ -43,6 +46,7 @@ class KvDecisionLog final : public sampling::DecisionLog {
   const size_t capacity_;
   DecisionLogStats stats_;
   std::mutex mu_;
+  std::atomic<uint64_t> sequence_{0};                            // tells apart groups of one time
   std::map<int64_t, uint64_t> per_second_ ABSL_GUARDED_BY(mu_);  // unix second -> records
   uint64_t total_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -97,5 +97,62 @@ TEST_F(KvDecisionLogTest, PrunesTheOldestSecondsBeyondTheCapacity) {
   EXPECT_EQ(got.front().decided_at, t0 + absl::Seconds(10 - static_cast<int>(got.size()) / 5));
 }
 
+// A shard's poll decides at one time: its decisions are one write, one key, and come back
+// with their own ids, flags and policies.
+TEST_F(KvDecisionLogTest, DecisionsOfOneTimeAreOneKey) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  KvDecisionLog log(table_.get(), 0);
+  std::vector<DecisionRecord> poll;
+  for (int i = 0; i < 300; ++i) {
+    poll.push_back({Id(i), t0, i % 3 == 0, i % 3 == 0 ? "errors" : ""});
+  }
+  ASSERT_TRUE(log.Append(poll).ok());
+  ASSERT_TRUE(log.Append({{Id(300), t0 + absl::Milliseconds(1), true, "order:stalled"}}).ok());
+  int keys = 0;
+  ASSERT_TRUE(table_
+                  ->Scan("",
+                         [&](absl::string_view, absl::string_view) {
+                           ++keys;
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(keys, 2);
+  const std::vector<DecisionRecord> got = LoadAll(&log);
+  ASSERT_EQ(got.size(), 301u);
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_EQ(got[i].trace_id, Id(i));
+    EXPECT_EQ(got[i].kept, i % 3 == 0);
+    EXPECT_EQ(got[i].policy, i % 3 == 0 ? "errors" : "");
+    EXPECT_EQ(got[i].decided_at, t0);
+  }
+  EXPECT_EQ(got[300].policy, "order:stalled");
+  EXPECT_EQ(log.stats().records_written.load(), 301u);
+}
+
+// A data directory written before decisions were grouped (one key per decision) still loads,
+// in time order with the groups written after it.
+TEST_F(KvDecisionLogTest, DecisionsOfTheFormerFormatStillLoad) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  auto time_key = [](absl::Time t) {
+    const uint64_t v = static_cast<uint64_t>(absl::ToUnixNanos(t)) ^ (uint64_t{1} << 63);
+    std::string key;
+    for (int b = 7; b >= 0; --b) key.push_back(static_cast<char>(v >> (8 * b)));
+    return key;
+  };
+  ASSERT_TRUE(table_->Write({{time_key(t0) + Id(1), "kerrors"}, {time_key(t0) + Id(2), "d"}}).ok());
+  KvDecisionLog log(table_.get(), 100);
+  ASSERT_TRUE(log.Append({{Id(3), t0 + absl::Seconds(1), true, "baseline"}}).ok());
+  const std::vector<DecisionRecord> got = LoadAll(&log);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].trace_id, Id(1));
+  EXPECT_TRUE(got[0].kept);
+  EXPECT_EQ(got[0].policy, "errors");
+  EXPECT_EQ(got[0].decided_at, t0);
+  EXPECT_EQ(got[1].trace_id, Id(2));
+  EXPECT_FALSE(got[1].kept);
+  EXPECT_EQ(got[2].trace_id, Id(3));
+  EXPECT_EQ(got[2].policy, "baseline");
+}
+
 }  // namespace
 }  // namespace tracekeep::intake
