@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "collector/common/logging.h"
+#include "collector/pipeline/otlp_wire.h"
 
 namespace tracekeep::intake {
 namespace {
@@ -30,28 +31,9 @@ int64_t Second(int64_t unix_nanos) {
 // A group's value starts with this byte; a record of the first format's starts with 'k' or 'd'.
 constexpr char kGroupMarker = 'G';
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-bool GetVarint(absl::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const uint8_t b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if (b < 0x80) return true;
-  }
-  return false;
-}
-
 bool GetBytes(absl::string_view* in, absl::string_view* out) {
   uint64_t n = 0;
-  if (!GetVarint(in, &n) || n > in->size()) return false;
+  if (!wire::ReadVarint(in, &n) || n > in->size()) return false;
   *out = in->substr(0, n);
   in->remove_prefix(n);
   return true;
@@ -77,9 +59,9 @@ absl::Status KvDecisionLog::Append(const std::vector<sampling::DecisionRecord>& 
     for (; i < records.size() && absl::ToUnixNanos(records[i].decided_at) == nanos; ++i) {
       const sampling::DecisionRecord& r = records[i];
       w.value.push_back(r.kept ? 'k' : 'd');
-      PutVarint(r.trace_id.size(), &w.value);
+      wire::PutVarint(r.trace_id.size(), &w.value);
       w.value += r.trace_id;
-      PutVarint(r.policy.size(), &w.value);
+      wire::PutVarint(r.policy.size(), &w.value);
       w.value += r.policy;
     }
   }
