@@ -93,6 +93,20 @@ class OrderTrackerTest : public ::testing::Test {
     store_.reset();
   }
 
+  // Reopens the tracker with a journal reader that reads the fake journal (journal_), counting
+  // its reads in journal_reads_.
+  void ReopenReadingTheFakeJournal() {
+    read_journal_ = [this](const JournalRef& r,
+                           absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
+      ++journal_reads_;
+      auto it = journal_.find(r.offset);
+      if (it == journal_.end()) return absl::NotFoundError("no entry");
+      return it->second;
+    };
+    Close();
+    Open();
+  }
+
   // Feeds one trace through the hook as the sampler would, not sampled by the policies. With
   // `journaled`, its spans are in the fake journal (journal_) like the intake journal has them.
   sampling::HookVerdict Feed(int trace_n, const std::vector<TestSpan>& spans, bool sampled = false,
@@ -136,6 +150,7 @@ class OrderTrackerTest : public ::testing::Test {
   std::unique_ptr<OrderTracker> tracker_;
   // A stand-in for the intake journal's ReadAt: entries by offset.
   std::map<uint64_t, std::vector<TraceSpans>> journal_;
+  int journal_reads_ = 0;  // reads of journal_ by ReopenReadingTheFakeJournal's reader
   std::function<absl::StatusOr<std::vector<TraceSpans>>(const JournalRef&, absl::string_view)>
       read_journal_;
   // In a cluster: the orders this tracker owns, the records others published, what it writes.
@@ -584,16 +599,7 @@ TEST_F(OrderTrackerTest, HeldTraceComesBackWithItsResourceAndScope) {
 // Many orders' traces arrive in one request: when their holds outlive hold_in_journal, the
 // request's journal entry is read once for all of them, without holding any shard's lock.
 TEST_F(OrderTrackerTest, HoldsOfOneJournalEntryAreCopiedWithOneRead) {
-  int reads = 0;
-  read_journal_ = [&](const JournalRef& r,
-                      absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
-    ++reads;
-    auto it = journal_.find(r.offset);
-    if (it == journal_.end()) return absl::NotFoundError("no entry");
-    return it->second;
-  };
-  Close();
-  Open();
+  ReopenReadingTheFakeJournal();
   constexpr int kOrders = 40;  // spread over the tracker's shards
   const JournalRef ref{1, 100, 5000};
   std::vector<TraceSpans> request;
@@ -616,7 +622,7 @@ TEST_F(OrderTrackerTest, HoldsOfOneJournalEntryAreCopiedWithOneRead) {
   EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), static_cast<uint64_t>(kOrders));
   clock_.Advance(config_.hold_in_journal + absl::Seconds(1));
   tracker_->Check();
-  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(journal_reads_, 1);
   EXPECT_EQ(tracker_->stats().traces_spilled.load(), static_cast<uint64_t>(kOrders));
   EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 0u);
   EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
@@ -631,14 +637,7 @@ TEST_F(OrderTrackerTest, HoldsOfOneJournalEntryAreCopiedWithOneRead) {
 // An order's holds arrive at different times: each is copied into order_hold when its own
 // hold_in_journal has passed, not earlier with the first and not forgotten after it.
 TEST_F(OrderTrackerTest, LaterHoldsOfAnOrderAreCopiedWhenTheirOwnTimeComes) {
-  read_journal_ = [this](const JournalRef& r,
-                         absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
-    auto it = journal_.find(r.offset);
-    if (it == journal_.end()) return absl::NotFoundError("no entry");
-    return it->second;
-  };
-  Close();
-  Open();
+  ReopenReadingTheFakeJournal();
   const absl::Time first = clock_.Now();
   Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true);
   clock_.Advance(absl::Seconds(10));
@@ -667,14 +666,7 @@ TEST_F(OrderTrackerTest, LaterHoldsOfAnOrderAreCopiedWhenTheirOwnTimeComes) {
 // The journal is told to keep entries by the millisecond of their holds: never later than a
 // hold's own arrival, and holds of one millisecond release it only when the last of them goes.
 TEST_F(OrderTrackerTest, HoldsOfOneMillisecondPinItUntilTheLastIsCopied) {
-  read_journal_ = [this](const JournalRef& r,
-                         absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
-    auto it = journal_.find(r.offset);
-    if (it == journal_.end()) return absl::NotFoundError("no entry");
-    return it->second;
-  };
-  Close();
-  Open();
+  ReopenReadingTheFakeJournal();
   const absl::Time start = clock_.Now();  // a whole millisecond
   clock_.Advance(absl::Microseconds(300));
   Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true);
@@ -706,14 +698,7 @@ TEST_F(OrderTrackerTest, HoldsOfOneMillisecondPinItUntilTheLastIsCopied) {
 // written, the journal is told to keep them (LowWaterMark) until the order is resolved, and a
 // kept order's traces are read back from it.
 TEST_F(OrderTrackerTest, HoldsInTheJournalWriteNothingAndPinItUntilReleased) {
-  read_journal_ = [this](const JournalRef& r,
-                         absl::string_view) -> absl::StatusOr<std::vector<TraceSpans>> {
-    auto it = journal_.find(r.offset);
-    if (it == journal_.end()) return absl::NotFoundError("no entry");
-    return it->second;
-  };
-  Close();
-  Open();
+  ReopenReadingTheFakeJournal();
   const absl::Time first = clock_.Now();
   EXPECT_EQ(Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true).action,
             sampling::HookVerdict::kHold);
