@@ -663,32 +663,32 @@ TEST_F(OrderTrackerTest, LaterHoldsOfAnOrderAreCopiedWhenTheirOwnTimeComes) {
   EXPECT_THAT(kept, UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2)));
 }
 
-// The journal is told to keep entries by the millisecond of their holds: never later than a
-// hold's own arrival, and holds of one millisecond release it only when the last of them goes.
-TEST_F(OrderTrackerTest, HoldsOfOneMillisecondPinItUntilTheLastIsCopied) {
+// The journal is told to keep entries by the tenth of a second of their holds: never later than
+// a hold's own arrival, and holds of one tenth release it only when the last of them goes.
+TEST_F(OrderTrackerTest, HoldsOfOneTenthOfASecondPinItUntilTheLastIsCopied) {
   ReopenReadingTheFakeJournal();
-  const absl::Time start = clock_.Now();  // a whole millisecond
-  clock_.Advance(absl::Microseconds(300));
+  const absl::Time start = clock_.Now();  // a whole second
+  clock_.Advance(absl::Milliseconds(30));
   Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}}, false, true);
-  clock_.Advance(absl::Microseconds(400));  // start + 0.7 ms: the same millisecond
+  clock_.Advance(absl::Milliseconds(40));  // start + 70 ms: the same tenth
   Feed(2, {{"shop-api", "o2", "INITIATED", T(0)}}, false, true);
-  clock_.Advance(absl::Microseconds(600));  // start + 1.3 ms: the next one
+  clock_.Advance(absl::Milliseconds(60));  // start + 130 ms: the next one
   Feed(3, {{"shop-api", "o3", "INITIATED", T(0)}}, false, true);
   ASSERT_EQ(tracker_->stats().traces_held_in_journal.load(), 3u);
   EXPECT_EQ(tracker_->LowWaterMark(), start);
 
-  // hold_in_journal has passed for the first hold only (cutoff start + 0.5 ms).
-  clock_.Advance(config_.hold_in_journal - absl::Microseconds(800));
+  // hold_in_journal has passed for the first hold only (cutoff start + 50 ms).
+  clock_.Advance(config_.hold_in_journal - absl::Milliseconds(80));
   tracker_->Check();
   EXPECT_EQ(tracker_->stats().traces_spilled.load(), 1u);
-  EXPECT_EQ(tracker_->LowWaterMark(), start) << "the second hold is of the same millisecond";
+  EXPECT_EQ(tracker_->LowWaterMark(), start) << "the second hold is of the same tenth";
 
-  clock_.Advance(absl::Microseconds(400));  // cutoff start + 0.9 ms: the second one too
+  clock_.Advance(absl::Milliseconds(40));  // cutoff start + 90 ms: the second one too
   tracker_->Check();
   EXPECT_EQ(tracker_->stats().traces_spilled.load(), 2u);
-  EXPECT_EQ(tracker_->LowWaterMark(), start + absl::Milliseconds(1)) << "the third hold's";
+  EXPECT_EQ(tracker_->LowWaterMark(), start + absl::Milliseconds(100)) << "the third hold's";
 
-  clock_.Advance(absl::Milliseconds(1));
+  clock_.Advance(absl::Milliseconds(100));
   tracker_->Check();
   EXPECT_EQ(tracker_->stats().traces_spilled.load(), 3u);
   EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture());
