@@ -46,11 +46,19 @@ std::string BigEndian(int64_t v) {
   return out;
 }
 
-// The latest of the last span's arrival and the last anomaly's detection.
-int64_t Activity(const v1::Order& o) {
-  int64_t t = o.last_arrival_unix_nanos();
-  for (const v1::Anomaly& a : o.anomalies()) t = std::max(t, a.detected_unix_nanos());
+// An order's activity, by which listings sort it: the latest of its last span's arrival and its
+// anomalies' detections (`detected` reads one anomaly's). The one rule for records and for the
+// tracker's flat ones.
+template <typename Anomalies, typename Detected>
+int64_t ActivityOf(int64_t last_arrival_unix_nanos, const Anomalies& anomalies, Detected detected) {
+  int64_t t = last_arrival_unix_nanos;
+  for (const auto& a : anomalies) t = std::max(t, detected(a));
   return t;
+}
+
+int64_t Activity(const v1::Order& o) {
+  return ActivityOf(o.last_arrival_unix_nanos(), o.anomalies(),
+                    [](const v1::Anomaly& a) { return a.detected_unix_nanos(); });
 }
 
 // Whether the order at (a_activity, a_id) is listed before the one at (b_activity, b_id).
@@ -312,11 +320,12 @@ OrderIndexEntries OrderIndexEntriesOf(absl::string_view order_id, int64_t last_a
                                       const std::vector<IndexedAnomaly>& anomalies) {
   OrderIndexEntries entries;
   if (anomalies.empty()) return entries;
-  int64_t activity = last_arrival_unix_nanos;  // as Activity() reads a record
+  const int64_t activity =
+      ActivityOf(last_arrival_unix_nanos, anomalies,
+                 [](const IndexedAnomaly& a) { return a.detected_unix_nanos; });
   int64_t latest = std::numeric_limits<int64_t>::min();
   std::map<absl::string_view, int64_t> by_type;  // latest detection per type
   for (const IndexedAnomaly& a : anomalies) {
-    activity = std::max(activity, a.detected_unix_nanos);
     latest = std::max(latest, a.detected_unix_nanos);
     auto [it, added] = by_type.emplace(a.type, a.detected_unix_nanos);
     if (!added) it->second = std::max(it->second, a.detected_unix_nanos);
