@@ -7,6 +7,8 @@
 #      JOURNAL = on (default) | sync (fsync every batch, group-committed) | off.
 #      DECISIONS = on (default) | off: sampler.persist_decisions.
 #      ORDERS = on (default) | off: orders.enabled (the order tracker).
+#      GRACE_PERIOD: orders.grace_period (default: the configuration's, 30s), e.g. 5s to see
+#      what the wait of order traces costs in memory.
 #      TRACEKEEP_BIN: another tracekeep binary to measure (an older build, for an A/B run on
 #      the same machine); default $BUILD_DIR/bin/tracekeep.
 #      SKIP_BUILD=1: do not (re)build tracekeep and tracekeep-loadgen in BUILD_DIR.
@@ -34,7 +36,7 @@ sampler:
 telemetry: {endpoint: "127.0.0.1:0"}
 admin: {endpoint: "127.0.0.1:0"}
 jaeger_remote_storage: {endpoint: "127.0.0.1:0"}
-orders: {enabled: $([ "${ORDERS:-on}" = off ] && echo false || echo true)}
+orders: {enabled: $([ "${ORDERS:-on}" = off ] && echo false || echo true)${GRACE_PERIOD:+, grace_period: ${GRACE_PERIOD}}}
 journal: {enabled: $([ "${JOURNAL:-on}" = off ] && echo false || echo true), sync: $([ "${JOURNAL:-on}" = sync ] && echo true || echo false)}
 YAML
 ${PRELOAD:+env LD_PRELOAD=$PRELOAD} "${TRACEKEEP_BIN:-$BUILD_DIR/bin/tracekeep}" --config "$work/tk.yaml" --write-endpoints "$work/ep.json" \
