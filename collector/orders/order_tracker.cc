@@ -471,10 +471,20 @@ OrderTracker::OrderTracker(const OrderTrackerOptions& options)
 
 OrderTracker::~OrderTracker() { Shutdown(absl::InfiniteFuture()); }
 
+size_t OrderTracker::IdHash(absl::string_view order_id) {
+  // The hash of the shards' maps (OrderKeyHash): computed once, it picks the shard and finds the
+  // order in the shard's map. Shards live in memory only: the process's own hash (a few times
+  // cheaper than StableHash).
+  return absl::Hash<absl::string_view>{}(order_id);
+}
+
+OrderTracker::Shard& OrderTracker::ShardOfHash(size_t hash) {
+  // The high bits, which the shard's map does not use to place the id.
+  return *shards_[(hash >> 40) % shards_.size()];
+}
+
 OrderTracker::Shard& OrderTracker::ShardOf(absl::string_view order_id) {
-  // Shards live in memory only: the process's own hash (a few times cheaper than StableHash),
-  // its high bits, which the shard's map does not use to place the id.
-  return *shards_[(absl::HashOf(order_id) >> 40) % shards_.size()];
+  return ShardOfHash(IdHash(order_id));
 }
 
 absl::Status OrderTracker::Load() {
@@ -615,7 +625,12 @@ void OrderTracker::CountResolved(Shard& shard, Entry* e) {
 
 OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& order_id,
                                               bool create) {
-  auto it = shard.orders.find(order_id);
+  return FindOrLoad(shard, order_id, IdHash(order_id), create);
+}
+
+OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& order_id,
+                                              size_t hash, bool create) {
+  auto it = shard.orders.find(order_id, hash);
   if (it != shard.orders.end()) return &it->second;
   absl::StatusOr<std::optional<std::string>> stored = std::optional<std::string>();
   bool shared = false;
@@ -707,10 +722,11 @@ void OrderTracker::OnBuffered(TraceSpans& spans) {
       for (size_t j = i; j < facts.size(); ++j) done[j] = done[j] || facts[j].order_id == order_id;
       continue;
     }
-    Shard& shard = ShardOf(order_id);
+    const size_t hash = IdHash(order_id);
+    Shard& shard = ShardOfHash(hash);
     std::lock_guard<std::mutex> lock(shard.mu);
     ArrivalContext context(&shard, defer_writes_ ? spans.arrival_unix_nanos : 0);
-    Entry* e = FindOrLoad(shard, order_id, /*create=*/true);
+    Entry* e = FindOrLoad(shard, order_id, hash, /*create=*/true);
     const bool linked = Linked(*e, trace_id);
     if (!linked && e->record.trace_ids.size() >= options_.config.max_traces_per_order) {
       size_t n = 0;
@@ -1104,9 +1120,10 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
   // order. Each order is looked at under its own shard's lock, one at a time.
   const std::string* active_id = nullptr;
   for (const std::string& id : trace.linked_keys) {
-    Shard& shard = ShardOf(id);
+    const size_t hash = IdHash(id);
+    Shard& shard = ShardOfHash(hash);
     std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.orders.find(id);
+    auto it = shard.orders.find(id, hash);
     if (it == shard.orders.end()) continue;
     Entry& e = it->second;
     if (KeepsTraces(e.record)) {

@@ -181,9 +181,13 @@ class OrderTracker final : public sampling::TraceHook, public Component {
 
   explicit OrderTracker(const OrderTrackerOptions& options);
   [[nodiscard]] absl::Status Load();
+  static size_t IdHash(absl::string_view order_id);
+  Shard& ShardOfHash(size_t hash);
   Shard& ShardOf(absl::string_view order_id);
   // The entry of an order: in memory, else loaded from disk, else (with `create`) a new one.
+  // `hash` is IdHash(order_id).
   Entry* FindOrLoad(Shard& shard, const std::string& order_id, bool create);
+  Entry* FindOrLoad(Shard& shard, const std::string& order_id, size_t hash, bool create);
   // Takes an entry loaded from disk into the shard's bookkeeping.
   void Adopt(Shard& shard, Entry* e, absl::Time now);
   void CountResolved(Shard& shard, Entry* e);
