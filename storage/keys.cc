@@ -34,11 +34,18 @@ std::string SpanKey(absl::string_view trace_id, int64_t start_unix_nanos,
   return key;
 }
 
+void AppendSpanGroupKey(absl::string_view trace_id, int64_t start_unix_nanos,
+                        absl::string_view span_id, uint64_t sequence, std::string* out) {
+  AppendSpanKey(trace_id, start_unix_nanos, span_id, out);
+  AppendBigEndian64(sequence, out);
+}
+
 bool ParseSpanKey(absl::string_view key, SpanKeyParts* parts) {
-  if (key.size() != kSpanKeySize) return false;
+  if (key.size() != kSpanKeySize && key.size() != kSpanGroupKeySize) return false;
   parts->trace_id = key.substr(0, kTraceIdSize);
   parts->start_unix_nanos = static_cast<int64_t>(SpanKeyStartTime(key));
-  parts->span_id = key.substr(kTraceIdSize + kTimeSize);
+  parts->span_id = key.substr(kTraceIdSize + kTimeSize, kSpanIdSize);
+  parts->group = key.size() == kSpanGroupKeySize;
   return true;
 }
 

@@ -3,6 +3,8 @@
 //
 //   column family  key                                                        value
 //   spans          trace_id(16) · start_unix_nanos(8) · span_id(8)            span value (codec.h)
+//                  trace_id(16) · start_unix_nanos(8) · span_id(8) · sequence(8)
+//                                                                             span group value
 //   indexes        's' · service_name · 0x00 · start_unix_nanos(8) · trace_id(16)   summary
 //                  'a' · service_name · 0x00 · key · 0x00 · value · 0x00 · start(8) · trace_id(16)
 //                                                                             empty
@@ -24,8 +26,11 @@
 // that started in one minute. Index writes are memtable inserts at random places, the costly part
 // of a store write: per trace there is one per service and indexed attribute value, per write one
 // per new operation-hour and per minute.
-// A prefix scan over a trace id returns its spans ordered by start time, then span id. A service
-// index scan over [start, end) returns trace ids in time order (read backwards for newest first).
+// Spans of a trace written together are one span group value, keyed by its first span and a
+// sequence number unique to the write (two writes whose first span is the same never overwrite
+// each other); a span written alone has a key of its own. A prefix scan over a trace id returns
+// its values; the store orders their spans by start time, then span id. A service index scan
+// over [start, end) returns trace ids in time order (read backwards for newest first).
 //
 // Retention: every spans and indexes key carries a time at a fixed offset from one of its ends
 // (SpanKeyStartTime, IndexKeyStartTime: every index key ends with start · trace_id), so time-based
@@ -45,6 +50,7 @@ inline constexpr size_t kTraceIdSize = 16;
 inline constexpr size_t kSpanIdSize = 8;
 inline constexpr size_t kTimeSize = 8;
 inline constexpr size_t kSpanKeySize = kTraceIdSize + kTimeSize + kSpanIdSize;  // 32
+inline constexpr size_t kSpanGroupKeySize = kSpanKeySize + 8;                   // 40
 inline constexpr char kServiceIndexTag = 's';
 inline constexpr size_t kResourceKeySize = 8;
 
@@ -65,19 +71,25 @@ void AppendSpanKey(absl::string_view trace_id, int64_t start_unix_nanos, absl::s
 std::string SpanKey(absl::string_view trace_id, int64_t start_unix_nanos,
                     absl::string_view span_id);
 
+// Appends the key of a span group whose first span is the one given.
+void AppendSpanGroupKey(absl::string_view trace_id, int64_t start_unix_nanos,
+                        absl::string_view span_id, uint64_t sequence, std::string* out);
+
 struct SpanKeyParts {
   absl::string_view trace_id;
   int64_t start_unix_nanos = 0;
-  absl::string_view span_id;
+  absl::string_view span_id;  // of the group's first span, for a group key
+  bool group = false;         // a span group key (kSpanGroupKeySize)
 };
-// False when `key` is not a spans key (wrong size).
+// False when `key` is neither a span key nor a span group key (wrong size).
 [[nodiscard]] bool ParseSpanKey(absl::string_view key, SpanKeyParts* parts);
 // The trace id prefix of a spans key: what a prefix scan (and the prefix bloom filter) uses.
 // Requires key.size() >= 16.
 inline absl::string_view SpanKeyTraceId(absl::string_view key) {
   return key.substr(0, kTraceIdSize);
 }
-// The start time of a spans key, read without parsing the rest. Requires a spans key.
+// The start time of a spans key (of either kind), read without parsing the rest. Requires a
+// spans key.
 uint64_t SpanKeyStartTime(absl::string_view key);
 
 // ---- indexes: service ----

@@ -41,6 +41,9 @@ constexpr char kIndexesFamily[] = "indexes";
 constexpr char kResourcesFamily[] = "resources";
 constexpr char kExportQueueFamily[] = "export_queue";
 constexpr size_t kMiB = size_t{1} << 20;
+// Spans of one kept trace part in one span group value at most (codec.h): ~15 KB of the load
+// generator's order spans, about one 16 KiB block.
+constexpr size_t kMaxGroupSpans = 32;
 
 struct CompressionName {
   const char* name;
@@ -88,7 +91,7 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
     const absl::string_view k = ToView(key);
     uint64_t key_time = 0;
     if (family_ == Family::kSpans) {
-      if (k.size() != keys::kSpanKeySize) return false;
+      if (k.size() != keys::kSpanKeySize && k.size() != keys::kSpanGroupKeySize) return false;
       key_time = keys::SpanKeyStartTime(k);
     } else {
       if (!keys::IsTimedIndexKey(k)) return false;
@@ -109,6 +112,31 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
 };
 
 enum class Filter { kNone, kTraceIdPrefix, kWholeKey };
+
+// Orders `records` (with their `slot_of_span`) by start time, then span id, keeping the first of
+// spans with both equal.
+void SortAndDeduplicate(std::vector<SpanRecord>* records, std::vector<size_t>* slot_of_span) {
+  std::vector<size_t> order(records->size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto key = [&](size_t i) {
+    const SpanRecord& r = (*records)[i];
+    return std::make_pair(keys::KeyTime(r.start_unix_nanos), r.span_id.view());
+  };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) < key(b); });
+  std::vector<bool> duplicate(order.size(), false);
+  for (size_t k = 1; k < order.size(); ++k) duplicate[k] = key(order[k]) == key(order[k - 1]);
+  std::vector<SpanRecord> sorted;
+  std::vector<size_t> slots;
+  sorted.reserve(order.size());
+  slots.reserve(order.size());
+  for (size_t k = 0; k < order.size(); ++k) {
+    if (duplicate[k]) continue;
+    sorted.push_back(std::move((*records)[order[k]]));
+    slots.push_back((*slot_of_span)[order[k]]);
+  }
+  *records = std::move(sorted);
+  *slot_of_span = std::move(slots);
+}
 
 rocksdb::ColumnFamilyOptions FamilyOptions(const RocksDbOptions& options,
                                            const std::shared_ptr<rocksdb::Cache>& cache,
@@ -281,6 +309,7 @@ absl::StatusOr<std::unique_ptr<RocksDbSpanStore>> RocksDbSpanStore::Create(
       FamilyOptions(options, cache, small_buffer, Filter::kNone);
 
   auto impl = std::make_unique<Impl>();
+  impl->group_sequence = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
   impl->block_cache = cache;
   // Tables (OpenTable; see TableOptions). With RocksDB's defaults (4 MiB memtables then, Snappy,
   // 256 MiB level base) their flushes and compactions took a quarter of the daemon's CPU under
@@ -413,6 +442,7 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
   };
   std::string key;
   std::string value;
+  std::string group;
   rocksdb::Status s;
   auto put_index = [&](absl::string_view index_key, absl::string_view index_value) {
     if (!s.ok()) return;
@@ -421,7 +451,9 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
   };
   for (const KeptTrace& trace : traces) {
     if (trace.spans.empty()) continue;
-    for (const SpanRecord& span : trace.spans) {
+    const size_t n = trace.spans.size();
+    for (size_t i = 0; i < n && s.ok(); ++i) {
+      const SpanRecord& span = trace.spans[i];
       const SpanOrigin& origin = span.origin ? *span.origin : EmptyOrigin();
       auto [it, inserted] = ref_by_origin.try_emplace(&origin, 0);
       if (inserted) {
@@ -433,11 +465,24 @@ absl::Status RocksDbSpanStore::Consume(KeptTraces&& traces) {
           if (!s.ok()) break;
         }
       }
-      key.clear();
-      keys::AppendSpanKey(trace.trace_id, span.start_unix_nanos, span.span_id, &key);
-      codec::EncodeSpanValue(span, it->second, &value);
-      s = batch.Put(impl.spans, key, value);
-      if (!s.ok()) break;
+      if (n == 1) {  // a span of its own
+        key.clear();
+        keys::AppendSpanKey(trace.trace_id, span.start_unix_nanos, span.span_id, &key);
+        codec::EncodeSpanValue(span, it->second, &value);
+        s = batch.Put(impl.spans, key, value);
+        break;
+      }
+      // Spans of the trace in groups of kMaxGroupSpans, each keyed by its first span.
+      if (i % kMaxGroupSpans == 0) {
+        key.clear();
+        keys::AppendSpanGroupKey(trace.trace_id, span.start_unix_nanos, span.span_id,
+                                 impl.group_sequence.fetch_add(1, std::memory_order_relaxed), &key);
+        codec::StartSpanGroup(std::min(kMaxGroupSpans, n - i), &group);
+      }
+      codec::AppendToSpanGroup(span, it->second, &value, &group);
+      if (i % kMaxGroupSpans == kMaxGroupSpans - 1 || i == n - 1) {
+        s = batch.Put(impl.spans, key, group);
+      }
     }
     if (!s.ok()) break;
     index_builder.Build(trace, put_index);
@@ -498,6 +543,7 @@ absl::StatusOr<std::vector<SpanRecord>> RocksDbSpanStore::GetTrace(absl::string_
   std::vector<SpanRecord> records;
   std::string slot_key;
 
+  bool any_group = false;
   std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(read_options, impl.spans));
   for (it->Seek(rocksdb::Slice(trace_id.data(), trace_id.size())); it->Valid(); it->Next()) {
     const absl::string_view key = ToView(it->key());
@@ -506,31 +552,36 @@ absl::StatusOr<std::vector<SpanRecord>> RocksDbSpanStore::GetTrace(absl::string_
     if (!keys::ParseSpanKey(key, &parts)) {
       return absl::DataLossError(absl::StrCat("trace ", trace_hex, ": spans key ", ToHex(key),
                                               " has ", key.size(), " bytes, want ",
-                                              keys::kSpanKeySize));
+                                              keys::kSpanKeySize, " or ", keys::kSpanGroupKeySize));
     }
-    codec::SpanValue decoded;
-    if (absl::Status s = codec::DecodeSpanValue(ToView(it->value()), &decoded); !s.ok()) {
-      return absl::DataLossError(
-          absl::StrCat("trace ", trace_hex, " span ", ToHex(parts.span_id), ": ", s.message()));
-    }
-    SpanRecord& record = records.emplace_back();
-    record.span.assign(decoded.span.data(), decoded.span.size());
-    record.span_id.assign(parts.span_id.data(), parts.span_id.size());
-    record.start_unix_nanos = decoded.start_unix_nanos;
-    record.end_unix_nanos = decoded.end_unix_nanos;
-    record.is_error = decoded.is_error;
-    record.is_root = decoded.is_root;
+    any_group |= parts.group;
+    absl::Status decoded_all = codec::ForEachStoredSpan(
+        ToView(it->value()), parts.span_id,
+        [&](absl::string_view span_id, const codec::SpanValue& decoded) {
+          SpanRecord& record = records.emplace_back();
+          record.span.assign(decoded.span.data(), decoded.span.size());
+          record.span_id.assign(span_id.data(), span_id.size());
+          record.start_unix_nanos = decoded.start_unix_nanos;
+          record.end_unix_nanos = decoded.end_unix_nanos;
+          record.is_error = decoded.is_error;
+          record.is_root = decoded.is_root;
 
-    slot_key.clear();
-    keys::AppendBigEndian64(decoded.resource_ref, &slot_key);
-    codec::PutLengthPrefixed(decoded.scope, &slot_key);
-    codec::PutLengthPrefixed(decoded.scope_schema_url, &slot_key);
-    auto [slot, inserted] = slot_by_key.try_emplace(slot_key, slots.size());
-    if (inserted) {
-      slots.push_back(OriginSlot{decoded.resource_ref, std::string(decoded.scope),
-                                 std::string(decoded.scope_schema_url)});
+          slot_key.clear();
+          keys::AppendBigEndian64(decoded.resource_ref, &slot_key);
+          codec::PutLengthPrefixed(decoded.scope, &slot_key);
+          codec::PutLengthPrefixed(decoded.scope_schema_url, &slot_key);
+          auto [slot, inserted] = slot_by_key.try_emplace(slot_key, slots.size());
+          if (inserted) {
+            slots.push_back(OriginSlot{decoded.resource_ref, std::string(decoded.scope),
+                                       std::string(decoded.scope_schema_url)});
+          }
+          slot_of_span.push_back(slot->second);
+        });
+    if (!decoded_all.ok()) {
+      return absl::DataLossError(absl::StrCat("trace ", trace_hex, " span ", ToHex(parts.span_id),
+                                              parts.group ? " (first of a group)" : "", ": ",
+                                              decoded_all.message()));
     }
-    slot_of_span.push_back(slot->second);
   }
   if (!it->status().ok()) {
     return FromRocksDbStatus(
@@ -539,6 +590,9 @@ absl::StatusOr<std::vector<SpanRecord>> RocksDbSpanStore::GetTrace(absl::string_
   }
   it.reset();
   if (records.empty()) return absl::NotFoundError(absl::StrCat("trace ", trace_hex, " not found"));
+  // Groups hold spans of any time: ordered by start time and span id like single spans' keys, a
+  // span written twice (a kept part handed on again after a restart) once.
+  if (any_group) SortAndDeduplicate(&records, &slot_of_span);
 
   // Fetch each referenced resource once.
   std::vector<uint64_t> refs;
@@ -692,16 +746,38 @@ absl::Status RocksDbSpanStore::Checkpoint(const std::string& dir) {
       s, absl::StrCat("checkpoint of rocksdb at \"", impl_->options.path, "\" into \"", dir, "\""));
 }
 
-absl::StatusOr<bool> RocksDbSpanStore::ContainsSpan(absl::string_view trace_id,
-                                                    int64_t start_unix_nanos,
-                                                    absl::string_view span_id) {
-  std::string value;
-  const std::string key = keys::SpanKey(trace_id, start_unix_nanos, span_id);
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->spans, key, &value);
-  if (s.IsNotFound()) return false;
+absl::StatusOr<std::vector<bool>> RocksDbSpanStore::ContainsSpans(
+    absl::string_view trace_id, const std::vector<SpanRecord>& spans) {
+  Impl& impl = *impl_;
+  std::vector<bool> stored(spans.size(), false);
+  if (spans.empty() || trace_id.size() != keys::kTraceIdSize) return stored;
+  // (start time, span id) of every span of the trace, single or in a group.
+  absl::flat_hash_set<std::pair<int64_t, std::string>> there;
+  rocksdb::ReadOptions read_options;
+  read_options.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(read_options, impl.spans));
+  for (it->Seek(rocksdb::Slice(trace_id.data(), trace_id.size())); it->Valid(); it->Next()) {
+    const absl::string_view key = ToView(it->key());
+    if (!absl::StartsWith(key, trace_id)) break;
+    keys::SpanKeyParts parts;
+    if (!keys::ParseSpanKey(key, &parts)) continue;
+    if (!parts.group) {  // its key says it all
+      there.emplace(parts.start_unix_nanos, std::string(parts.span_id));
+      continue;
+    }
+    TK_RETURN_IF_ERROR(
+        codec::ForEachStoredSpan(ToView(it->value()), parts.span_id,
+                                 [&](absl::string_view span_id, const codec::SpanValue& decoded) {
+                                   there.emplace(decoded.start_unix_nanos, std::string(span_id));
+                                 }));
+  }
   TK_RETURN_IF_ERROR(FromRocksDbStatus(
-      s, absl::StrCat("reading span ", ToHex(span_id), " of trace ", ToHex(trace_id))));
-  return true;
+      it->status(), absl::StrCat("reading the spans of trace ", ToHex(trace_id))));
+  for (size_t i = 0; i < spans.size(); ++i) {
+    stored[i] = there.contains(
+        std::make_pair(spans[i].start_unix_nanos, std::string(spans[i].span_id.view())));
+  }
+  return stored;
 }
 
 bool RocksDbSpanStore::writable() const { return !impl_->guard->failed(); }

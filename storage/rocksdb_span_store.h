@@ -136,10 +136,10 @@ class RocksDbSpanStore final : public SpanStore, public TraceIndex {
   // False after a failed write (disk full, IO error) until the database resumed: writes are
   // refused with kResourceExhausted meanwhile (storage/write_guard.h). Writes refused so far.
   bool writable() const;
-  // Whether this span (by its key: trace id, start time, span id) is stored.
-  [[nodiscard]] absl::StatusOr<bool> ContainsSpan(absl::string_view trace_id,
-                                                  int64_t start_unix_nanos,
-                                                  absl::string_view span_id);
+  // Whether each of `spans` of the trace (by start time and span id) is stored: one read of the
+  // trace's values for all of them.
+  [[nodiscard]] absl::StatusOr<std::vector<bool>> ContainsSpans(
+      absl::string_view trace_id, const std::vector<SpanRecord>& spans);
   uint64_t write_refusals() const;
 
   // Live SST bytes per column family, in the order spans, indexes, resources, then any other

@@ -4,6 +4,7 @@
 #ifndef TRACEKEEP_STORAGE_ROCKSDB_SPAN_STORE_IMPL_H_
 #define TRACEKEEP_STORAGE_ROCKSDB_SPAN_STORE_IMPL_H_
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -54,6 +55,9 @@ struct RocksDbSpanStore::Impl {
   std::mutex resources_mu;
   absl::flat_hash_set<uint64_t> resources_written ABSL_GUARDED_BY(resources_mu);
   static constexpr size_t kMaxResourcesRemembered = size_t{1} << 16;
+  // The sequence of the next span group key: starts at the wall clock's Unix nanoseconds when the
+  // store opens, so that keys written after a restart differ from those written before it.
+  std::atomic<uint64_t> group_sequence{0};
 
   ~Impl() {
     if (db == nullptr) return;

@@ -135,6 +135,55 @@ absl::Status DecodeSpanValue(absl::string_view value, SpanValue* out) {
   return absl::OkStatus();
 }
 
+void StartSpanGroup(size_t spans, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(kSpanGroupFormatVersion));
+  PutVarint64(spans, out);
+}
+
+void AppendToSpanGroup(const SpanRecord& span, uint64_t resource_ref, std::string* scratch,
+                       std::string* out) {
+  PutLengthPrefixed(span.span_id, out);
+  EncodeSpanValue(span, resource_ref, scratch);
+  PutLengthPrefixed(*scratch, out);
+}
+
+absl::Status ForEachStoredSpan(
+    absl::string_view value, absl::string_view key_span_id,
+    absl::FunctionRef<void(absl::string_view span_id, const SpanValue& span)> fn) {
+  SpanValue decoded;
+  if (value.empty() || static_cast<uint8_t>(value[0]) != kSpanGroupFormatVersion) {
+    if (absl::Status s = DecodeSpanValue(value, &decoded); !s.ok()) return s;
+    fn(key_span_id, decoded);
+    return absl::OkStatus();
+  }
+  constexpr absl::string_view kWhat = "span group";
+  absl::string_view in = value.substr(1);
+  auto offset = [&] { return value.size() - in.size(); };
+  uint64_t n = 0;
+  if (!GetVarint64(&in, &n)) return Truncated(kWhat, "span count", offset(), value.size());
+  for (uint64_t i = 0; i < n; ++i) {
+    absl::string_view span_id;
+    absl::string_view span_value;
+    if (!GetLengthPrefixed(&in, &span_id)) {
+      return Truncated(kWhat, absl::StrCat("span id of span ", i), offset(), value.size());
+    }
+    if (!GetLengthPrefixed(&in, &span_value)) {
+      return Truncated(kWhat, absl::StrCat("value of span ", i), offset(), value.size());
+    }
+    if (absl::Status s = DecodeSpanValue(span_value, &decoded); !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("span group value, span ", i, " of ", n, ": ", s.message()));
+    }
+    fn(span_id, decoded);
+  }
+  if (!in.empty()) {
+    return absl::DataLossError(
+        absl::StrCat("span group value is corrupt: ", in.size(), " bytes after its ", n, " spans"));
+  }
+  return absl::OkStatus();
+}
+
 void EncodeResourceValue(const SpanOrigin& origin, std::string* out) {
   out->clear();
   out->push_back(static_cast<char>(kFormatVersion));

@@ -9,6 +9,12 @@
 //     fixed64  resource reference (little-endian): keys::ResourceHash of resource and schema url
 //     lp       scope bytes, lp scope schema url, lp span bytes
 //
+//   span group value (spans column family, keys::AppendSpanGroupKey), format 2: spans of one
+//   trace written together (keys, memtable inserts and index blocks per trace part instead of per
+//   span: bench/store_bench.cc, 3.9 -> 2.8 us of CPU and 157 -> 139 bytes on disk per stored span)
+//     u8       format version (2)
+//     varint   number of spans N, then N times: lp span id, lp span value (above)
+//
 //   export batch value (export_queue column family), format 1:
 //     u8       format version (1)
 //     varint   enqueued_unix_nanos (wall clock)
@@ -29,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "collector/pipeline/span_batch.h"
@@ -42,6 +49,7 @@ void PutLengthPrefixed(absl::string_view bytes, std::string* out);
 [[nodiscard]] bool GetLengthPrefixed(absl::string_view* input, absl::string_view* bytes);
 
 inline constexpr uint8_t kFormatVersion = 1;
+inline constexpr uint8_t kSpanGroupFormatVersion = 2;
 
 // A decoded span value. Views point into the encoded value.
 struct SpanValue {
@@ -59,6 +67,20 @@ struct SpanValue {
 void EncodeSpanValue(const SpanRecord& span, uint64_t resource_ref, std::string* out);
 // DataLoss naming the field when `value` is truncated or of an unknown format version.
 [[nodiscard]] absl::Status DecodeSpanValue(absl::string_view value, SpanValue* out);
+
+// Replaces `out` with the start of a span group value of `spans` spans, each then appended with
+// AppendToSpanGroup (`scratch` is a buffer it reuses).
+void StartSpanGroup(size_t spans, std::string* out);
+void AppendToSpanGroup(const SpanRecord& span, uint64_t resource_ref, std::string* scratch,
+                       std::string* out);
+
+// Calls `fn` with the id and the decoded value of every span of a value of the spans column
+// family: the one span of a span value (its id is the key's: `key_span_id`), or each span of a
+// span group value. DataLoss naming the field (and the group member) when `value` is corrupt or
+// of an unknown format version; the spans before it were passed to `fn`.
+[[nodiscard]] absl::Status ForEachStoredSpan(
+    absl::string_view value, absl::string_view key_span_id,
+    absl::FunctionRef<void(absl::string_view span_id, const SpanValue& span)> fn);
 
 // A decoded resource value. Views point into the encoded value.
 struct ResourceValue {

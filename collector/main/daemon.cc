@@ -72,8 +72,9 @@ absl::Status MakeDirs(const std::string& path) {
 class StoredSpans final : public sampling::HandedSpans {
  public:
   explicit StoredSpans(storage::RocksDbSpanStore* store) : store_(store) {}
-  absl::StatusOr<bool> Contains(const std::string& trace_id, const SpanRecord& span) override {
-    return store_->ContainsSpan(trace_id, span.start_unix_nanos, span.span_id);
+  absl::StatusOr<std::vector<bool>> Contains(const std::string& trace_id,
+                                             const std::vector<SpanRecord>& spans) override {
+    return store_->ContainsSpans(trace_id, spans);
   }
 
  private:

@@ -36,8 +36,9 @@ class DecisionLog {
 class HandedSpans {
  public:
   virtual ~HandedSpans() = default;
-  [[nodiscard]] virtual absl::StatusOr<bool> Contains(const std::string& trace_id,
-                                                      const SpanRecord& span) = 0;
+  // Whether each of `spans` of the trace was handed on (same size and order as `spans`).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<bool>> Contains(
+      const std::string& trace_id, const std::vector<SpanRecord>& spans) = 0;
 };
 
 }  // namespace tracekeep::sampling

@@ -203,15 +203,20 @@ class Sampler::Shard {
   // Drops the spans of a replayed trace that were handed on before the restart.
   void SkipHanded(TraceSpans* t) {
     HandedSpans* handed = sampler_->options_.handed_spans;
+    absl::StatusOr<std::vector<bool>> there = handed->Contains(t->trace_id, t->spans);
+    // On a read error, hand them on again: a duplicate beats a loss.
+    if (!there.ok() || there->size() != t->spans.size()) return;
     size_t skipped = 0;
-    auto end = std::remove_if(t->spans.begin(), t->spans.end(), [&](const SpanRecord& span) {
-      absl::StatusOr<bool> there = handed->Contains(t->trace_id, span);
-      // On a read error, hand it on again: a duplicate beats a loss.
-      const bool skip = there.ok() && *there;
-      skipped += skip ? 1 : 0;
-      return skip;
-    });
-    t->spans.erase(end, t->spans.end());
+    size_t kept = 0;
+    for (size_t i = 0; i < t->spans.size(); ++i) {
+      if ((*there)[i]) {
+        ++skipped;
+      } else {
+        if (kept != i) t->spans[kept] = std::move(t->spans[i]);
+        ++kept;
+      }
+    }
+    t->spans.resize(kept);
     sampler_->stats_.replayed_spans_skipped.fetch_add(skipped, std::memory_order_relaxed);
   }
 

@@ -1,5 +1,5 @@
-// libFuzzer target: the span store's value codecs (storage/span_codec.cc): span values,
-// resource values and export queue batches, as read back from RocksDB.
+// libFuzzer target: the span store's value codecs (storage/span_codec.cc): span values, span
+// group values, resource values and export queue batches, as read back from RocksDB.
 #include <cstddef>
 #include <cstdint>
 
@@ -12,6 +12,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   std::string out;
   codec::EncodeSpanValue(traces[0].spans[0], 7, &out);
   tracekeep::fuzz::MaybeWriteSeed("span_value", out);
+  std::string scratch;
+  codec::StartSpanGroup(traces[0].spans.size(), &out);
+  for (const auto& span : traces[0].spans) codec::AppendToSpanGroup(span, 7, &scratch, &out);
+  tracekeep::fuzz::MaybeWriteSeed("span_group", out);
   codec::EncodeResourceValue(*traces[0].spans[0].origin, &out);
   tracekeep::fuzz::MaybeWriteSeed("resource_value", out);
   std::vector<tracekeep::SpanRecord> spans = traces[0].spans;
@@ -26,6 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view value(reinterpret_cast<const char*>(data), size);
   codec::SpanValue span;
   (void)codec::DecodeSpanValue(value, &span);
+  (void)codec::ForEachStoredSpan(
+      value, "12345678", [&](absl::string_view, const codec::SpanValue& s) {
+        // Decoded views point into the value.
+        if (s.span.data() < value.data() || s.span.data() + s.span.size() > value.data() + size) {
+          __builtin_trap();
+        }
+      });
   codec::ResourceValue resource;
   (void)codec::DecodeResourceValue(value, &resource);
   codec::SpanBatchValue batch;

@@ -81,6 +81,25 @@ TEST(KeysTest, SpanKeyLayoutAndPrefixExtraction) {
   EXPECT_FALSE(ParseSpanKey(key + "x", &parts));
 }
 
+TEST(KeysTest, SpanGroupKeyIsTheFirstSpansKeyAndASequence) {
+  std::string key;
+  AppendSpanGroupKey(kTraceA, 0x0102030405060708, SpanId(0x42), 0x1122334455667788, &key);
+  ASSERT_EQ(key.size(), kSpanGroupKeySize);
+  EXPECT_EQ(key.substr(0, kSpanKeySize), SpanKey(kTraceA, 0x0102030405060708, SpanId(0x42)));
+  EXPECT_EQ(key.substr(kSpanKeySize), std::string("\x11\x22\x33\x44\x55\x66\x77\x88", 8));
+  EXPECT_EQ(SpanKeyTraceId(key), kTraceA);
+  EXPECT_EQ(SpanKeyStartTime(key), 0x0102030405060708u) << "retention reads it like a span key";
+  SpanKeyParts parts;
+  ASSERT_TRUE(ParseSpanKey(key, &parts));
+  EXPECT_TRUE(parts.group);
+  EXPECT_EQ(parts.trace_id, kTraceA);
+  EXPECT_EQ(parts.start_unix_nanos, 0x0102030405060708);
+  EXPECT_EQ(parts.span_id, SpanId(0x42));
+  ASSERT_TRUE(ParseSpanKey(SpanKey(kTraceA, 1, SpanId(1)), &parts));
+  EXPECT_FALSE(parts.group);
+  EXPECT_FALSE(ParseSpanKey(key.substr(0, 39), &parts));
+}
+
 TEST(KeysTest, NegativeStartTimeRoundTripsAndSortsLast) {
   const std::string negative = SpanKey(kTraceA, -5, SpanId(1));
   SpanKeyParts parts;

@@ -178,6 +178,60 @@ TEST_F(RocksDbSpanStoreTest, SecondWriteOfATraceMergesWithTheFirst) {
   EXPECT_EQ(store_->stats().spans_stored.load(), 3u);
 }
 
+// A kept trace part is one span group value; parts written later (late spans, a part handed on
+// again after a restart, a lone duplicate of its first span) never overwrite it, and every span
+// reads back once, in start order.
+TEST_F(RocksDbSpanStoreTest, PartsAndDuplicatesOfATraceReadBackOnceInStartOrder) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  const std::vector<SpanRecord> first = {MakeSpan(shop, 1, kBase + 10, 500, false, true),
+                                         MakeSpan(shop, 3, kBase + 300, 10),
+                                         MakeSpan(shop, 5, kBase + 500, 10)};
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), first))).ok());
+  // The same first span alone (a client's retry arriving after the decision): a key of its own.
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), {first[0]}))).ok());
+  // Late spans, one before every other, and the first part again, in another order.
+  ASSERT_TRUE(store_
+                  ->Consume(One(MakeTrace(TraceId(1), {MakeSpan(shop, 4, kBase + 400, 10),
+                                                       MakeSpan(shop, 0, kBase, 10)})))
+                  .ok());
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), {first[2], first[1], first[0]}))).ok());
+
+  auto got = store_->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  std::vector<std::string> ids;
+  for (const SpanRecord& span : *got) ids.emplace_back(span.span_id.view());
+  EXPECT_EQ(ids, (std::vector<std::string>{SpanId(0), SpanId(1), SpanId(3), SpanId(4), SpanId(5)}));
+  ExpectSameSpan((*got)[1], first[0]);
+  ExpectSameSpan((*got)[4], first[2]);
+
+  // The restart check sees every stored span, in a group or alone, and nothing else.
+  std::vector<SpanRecord> asked = {first[1], MakeSpan(shop, 9, kBase + 10, 1), first[0],
+                                   MakeSpan(shop, 4, kBase + 401, 10)};
+  auto there = store_->ContainsSpans(TraceId(1), asked);
+  ASSERT_TRUE(there.ok()) << there.status();
+  EXPECT_EQ(*there, (std::vector<bool>{true, false, true, false}))
+      << "span 9 is not stored; span 4 is, but with another start time";
+  auto elsewhere = store_->ContainsSpans(TraceId(2), asked);
+  ASSERT_TRUE(elsewhere.ok()) << elsewhere.status();
+  EXPECT_EQ(*elsewhere, std::vector<bool>(4, false));
+}
+
+// A trace part of more spans than one group holds is split into several groups.
+TEST_F(RocksDbSpanStoreTest, ABigTraceIsStoredInSeveralGroups) {
+  SpanOriginPtr shop = MakeOrigin("shop", "http");
+  std::vector<SpanRecord> spans;
+  for (int i = 0; i < 100; ++i) spans.push_back(MakeSpan(shop, i, kBase + 1000 - i, 1));
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(TraceId(1), spans))).ok());
+  auto got = store_->GetTrace(TraceId(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ((*got)[i].span_id, SpanId(99 - i)) << i;
+  store_.reset();
+  const auto values = ReadFamily(options_.path, "spans");
+  EXPECT_EQ(values.size(), 4u) << "32 spans a group at most";
+  for (const auto& [key, value] : values) EXPECT_EQ(key.size(), keys::kSpanGroupKeySize);
+}
+
 TEST_F(RocksDbSpanStoreTest, UnknownTraceIsNotFoundNamingTheId) {
   ASSERT_TRUE(
       store_->Consume(One(MakeTrace(TraceId(1), {MakeSpan(MakeOrigin("shop", "a"), 1, kBase, 1)})))
@@ -335,13 +389,14 @@ TEST_F(RocksDbSpanStoreTest, OnDiskLayoutStoresEachResourceOnceAndIndexesEarlies
   store_.reset();
 
   EXPECT_EQ(ReadFamily(options_.path, "resources").size(), 2u) << "shop and crm, once each";
+  // Trace 1's three spans are one group, keyed by its first span; trace 2's one span is alone.
   std::vector<std::string> span_keys;
   for (const auto& [key, value] : ReadFamily(options_.path, "spans")) span_keys.push_back(key);
-  EXPECT_EQ(span_keys,
-            (std::vector<std::string>{keys::SpanKey(TraceId(1), kBase + 50, SpanId(1)),
-                                      keys::SpanKey(TraceId(1), kBase + 60, SpanId(2)),
-                                      keys::SpanKey(TraceId(1), kBase + 70, SpanId(3)),
-                                      keys::SpanKey(TraceId(2), kBase + 80, SpanId(1))}));
+  ASSERT_EQ(span_keys.size(), 2u);
+  EXPECT_EQ(span_keys[0].size(), keys::kSpanGroupKeySize);
+  EXPECT_EQ(span_keys[0].substr(0, keys::kSpanKeySize),
+            keys::SpanKey(TraceId(1), kBase + 50, SpanId(1)));
+  EXPECT_EQ(span_keys[1], keys::SpanKey(TraceId(2), kBase + 80, SpanId(1)));
   std::set<std::string> index_keys;
   for (const auto& [key, value] : ReadFamily(options_.path, "indexes")) {
     if (key[0] != keys::kServiceIndexTag) continue;  // the query indexes: trace_index_test.cc
@@ -503,7 +558,12 @@ TEST_F(RocksDbSpanStoreTest, RetentionExpiresOldSpansAndIndexEntriesAtCompaction
   SpanOriginPtr shop = MakeOrigin("shop", "http");
   const std::string old_trace = TraceId(1);
   const std::string young_trace = TraceId(2);
-  ASSERT_TRUE(store_->Consume(One(MakeTrace(old_trace, {MakeSpan(shop, 1, kBase, 10)}))).ok());
+  // A group (two spans) and a single span, both old.
+  ASSERT_TRUE(store_
+                  ->Consume(One(MakeTrace(
+                      old_trace, {MakeSpan(shop, 1, kBase, 10), MakeSpan(shop, 3, kBase + 5, 1)})))
+                  .ok());
+  ASSERT_TRUE(store_->Consume(One(MakeTrace(old_trace, {MakeSpan(shop, 4, kBase + 6, 1)}))).ok());
   ASSERT_TRUE(store_
                   ->Consume(One(MakeTrace(
                       young_trace,
@@ -516,7 +576,8 @@ TEST_F(RocksDbSpanStoreTest, RetentionExpiresOldSpansAndIndexEntriesAtCompaction
 
   clock.Advance(absl::Hours(24));  // old trace: 25 h; young one: 5 h
   ASSERT_TRUE(store_->CompactSpans().ok());
-  EXPECT_EQ(store_->GetTrace(old_trace).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetTrace(old_trace).status().code(), absl::StatusCode::kNotFound)
+      << "its group and its single span are gone";
   EXPECT_TRUE(store_->GetTrace(young_trace).ok());
   EXPECT_EQ(Find("shop", kBase - 1, kBase + absl::ToInt64Nanoseconds(absl::Hours(48)), 10),
             std::vector<std::string>{young_trace});

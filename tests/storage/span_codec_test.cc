@@ -127,6 +127,83 @@ TEST(SpanCodecTest, CorruptSpanValuesAreDataLossNamingTheField) {
   EXPECT_EQ(DecodeSpanValue("", &decoded).code(), absl::StatusCode::kDataLoss);
 }
 
+TEST(SpanCodecTest, SpanGroupRoundTripsEverySpanWithItsId) {
+  std::vector<SpanRecord> spans = {MakeSpan(1700000000000000000, 1700000000250000000, true, false),
+                                   MakeSpan(5, 7, false, true),
+                                   MakeSpan(-1, INT64_MAX, true, true)};
+  spans[0].span_id = std::string("\x01\x00\x02\x03\x04\x05\x06\x07", 8);
+  spans[1].span_id = std::string(8, '\xff');
+  spans[2].span_id = std::string(8, '\x00');
+  std::string group;
+  std::string scratch;
+  StartSpanGroup(spans.size(), &group);
+  for (size_t i = 0; i < spans.size(); ++i) AppendToSpanGroup(spans[i], 100 + i, &scratch, &group);
+  ASSERT_EQ(static_cast<uint8_t>(group[0]), kSpanGroupFormatVersion);
+
+  std::vector<std::pair<std::string, SpanValue>> got;
+  ASSERT_TRUE(
+      ForEachStoredSpan(group, "key span id", [&](absl::string_view id, const SpanValue& v) {
+        got.emplace_back(std::string(id), v);
+      }).ok());
+  ASSERT_EQ(got.size(), spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i].first, spans[i].span_id) << "each span's own id, not the key's";
+    EXPECT_EQ(got[i].second.start_unix_nanos, spans[i].start_unix_nanos);
+    EXPECT_EQ(got[i].second.end_unix_nanos, spans[i].end_unix_nanos);
+    EXPECT_EQ(got[i].second.is_error, spans[i].is_error);
+    EXPECT_EQ(got[i].second.is_root, spans[i].is_root);
+    EXPECT_EQ(got[i].second.resource_ref, 100 + i);
+    EXPECT_EQ(got[i].second.scope, spans[i].origin->scope);
+    EXPECT_EQ(got[i].second.span, spans[i].span);
+  }
+
+  // A single span value is read as one span with the key's span id.
+  std::string single;
+  EncodeSpanValue(spans[1], 7, &single);
+  got.clear();
+  ASSERT_TRUE(ForEachStoredSpan(single, "key span", [&](absl::string_view id, const SpanValue& v) {
+                got.emplace_back(std::string(id), v);
+              }).ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, "key span");
+  EXPECT_EQ(got[0].second.span, spans[1].span);
+}
+
+TEST(SpanCodecTest, CorruptSpanGroupsAreDataLossNamingTheSpan) {
+  std::vector<SpanRecord> spans = {MakeSpan(1, 2, false, false), MakeSpan(3, 4, false, false)};
+  std::string group;
+  std::string scratch;
+  StartSpanGroup(spans.size(), &group);
+  for (const SpanRecord& span : spans) AppendToSpanGroup(span, 1, &scratch, &group);
+  int calls = 0;
+  auto count = [&](absl::string_view, const SpanValue&) { ++calls; };
+
+  absl::Status s =
+      ForEachStoredSpan(absl::string_view(group).substr(0, group.size() - 1), "", count);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("value of span 1"), std::string::npos) << s;
+  EXPECT_EQ(calls, 1) << "the first span was whole";
+
+  std::string extra = group + "x";
+  s = ForEachStoredSpan(extra, "", count);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("1 bytes after its 2 spans"), std::string::npos) << s;
+
+  // A member whose own span value is corrupt: its format version.
+  std::string bad_member;
+  StartSpanGroup(1, &bad_member);
+  PutLengthPrefixed("12345678", &bad_member);
+  PutLengthPrefixed(std::string("\x09rest", 5), &bad_member);
+  s = ForEachStoredSpan(bad_member, "", count);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("span 0 of 1"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("format version 9"), std::string::npos) << s;
+
+  std::string no_count(1, static_cast<char>(kSpanGroupFormatVersion));
+  EXPECT_EQ(ForEachStoredSpan(no_count, "", count).code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(SpanCodecTest, ResourceValueRoundTrips) {
   SpanOrigin origin;
   origin.resource = "\x0a\x1c\x0a\x0cservice.name\x12\x0c\x0a\x0ashop-api";

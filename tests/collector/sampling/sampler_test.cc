@@ -454,8 +454,13 @@ class MemoryDecisionLog final : public DecisionLog {
 
 class SetOfHandedSpans final : public HandedSpans {
  public:
-  absl::StatusOr<bool> Contains(const std::string& trace_id, const SpanRecord& span) override {
-    return handed.count(trace_id + std::string(span.span_id)) > 0;
+  absl::StatusOr<std::vector<bool>> Contains(const std::string& trace_id,
+                                             const std::vector<SpanRecord>& spans) override {
+    std::vector<bool> there;
+    for (const SpanRecord& span : spans) {
+      there.push_back(handed.count(trace_id + std::string(span.span_id)) > 0);
+    }
+    return there;
   }
   std::set<std::string> handed;
 };
