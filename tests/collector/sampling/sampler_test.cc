@@ -486,9 +486,11 @@ TEST(SamplerTest, DecisionsSurviveARestartThroughTheDecisionLog) {
     (*sampler)->PollForTesting();
     clock.Advance(absl::Seconds(2));
     (*sampler)->PollForTesting();
-    ASSERT_EQ(consumer.kept().size(), 1u);
-    for (const SpanRecord& s : consumer.kept()[0].spans)
+    const KeptTraces kept = consumer.kept();  // a copy: iterate it, not a temporary's member
+    ASSERT_EQ(kept.size(), 1u);
+    for (const SpanRecord& s : kept[0].spans) {
       handed.handed.insert(TestTraceId(1) + std::string(s.span_id));
+    }
   }
   const std::vector<DecisionRecord> records = log.records();
   ASSERT_EQ(records.size(), 2u);
