@@ -11,7 +11,7 @@
 //
 //   span group value (spans column family, keys::AppendSpanGroupKey), format 2: spans of one
 //   trace written together (keys, memtable inserts and index blocks per trace part instead of per
-//   span: bench/store_bench.cc, 3.9 -> 2.8 us of CPU and 157 -> 139 bytes on disk per stored span)
+//   span: bench/store_bench.cc, 3.9 -> 2.9 us of CPU and 157 -> 147 bytes on disk per stored span)
 //     u8       format version (2)
 //     varint   number of spans N, then N times: lp span id, lp span value (above)
 //
