@@ -509,6 +509,7 @@ void ReadOrders(const YAML::Node& node, Problems* problems, orders::OrdersConfig
   r.Size("max_resolved_in_memory", &o->max_resolved_in_memory, 0, int64_t{1} << 40);
   r.Duration("record_retention", &o->record_retention, absl::ZeroDuration());
   r.Duration("check_interval", &o->check_interval, absl::Milliseconds(10));
+  r.Duration("compact_after", &o->compact_after, absl::ZeroDuration());
   // Semantic checks (states named by transitions exist, ...); positions point at the section.
   if (node && node.IsMap()) {
     for (const std::string& p : orders::ValidateOrdersConfig(*o, "orders")) {

@@ -726,6 +726,9 @@ class Daemon::Impl final : public admin::AdminBackend {
     }
     m.AddGauge("tracekeep_orders_tracked", "Orders being tracked (seen, not yet resolved).", {},
                [os] { return os->orders_tracked.load(); });
+    m.AddGauge("tracekeep_orders_compact",
+               "Orders in memory in compact form: no span named them for orders.compact_after.", {},
+               [os] { return std::max<int64_t>(0, os->orders_compact.load()); });
     m.AddCounter("tracekeep_orders_started_total", "Orders seen for the first time.", {},
                  [os] { return os->orders_started.load(); });
     m.AddCounter("tracekeep_orders_resolved_total",

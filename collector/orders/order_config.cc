@@ -80,6 +80,9 @@ std::vector<std::string> ValidateOrdersConfig(const OrdersConfig& c, const std::
     add("check_interval",
         absl::StrCat("must be > 0, got ", absl::FormatDuration(c.check_interval)));
   }
+  if (c.compact_after < absl::ZeroDuration()) {
+    add("compact_after", absl::StrCat("must be >= 0, got ", absl::FormatDuration(c.compact_after)));
+  }
   if (c.record_retention < absl::ZeroDuration()) {
     add("record_retention",
         absl::StrCat("must be >= 0, got ", absl::FormatDuration(c.record_retention)));

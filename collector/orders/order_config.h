@@ -92,6 +92,12 @@ struct OrdersConfig {
   absl::Duration record_retention = absl::Hours(30 * 24);
   // How often deadlines and holds are checked. Default: 1s.
   absl::Duration check_interval = absl::Seconds(1);
+  // An order that no span has named for this long is kept in memory in compact form: its
+  // states, invariant values, trace ids, anomalies and held-trace references packed into one
+  // buffer (about a third of their memory), unpacked when a span, a decision or a check needs
+  // them. Orders wait hours between states, and a finished one waits out grace_period. Zero:
+  // never. Default: 10s.
+  absl::Duration compact_after = absl::Seconds(10);
 };
 
 // The configuration with the lifecycle of ORDERS.md.

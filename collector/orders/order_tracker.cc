@@ -18,6 +18,7 @@
 #include "collector/common/logging.h"
 #include "collector/common/status_macros.h"
 #include "collector/orders/order_list.h"
+#include "collector/orders/packed_order.h"
 #include "collector/pipeline/otlp_wire.h"
 #include "collector/sampling/span_scan.h"
 
@@ -264,24 +265,9 @@ bool Open(const OrderRecord& o) {
 
 }  // namespace
 
-// One held trace of an order: its key in `order_hold`, its size and when it was held.
-// Its key in order_hold is HoldKey(order id, trace_id, seq), made when needed (~80 bytes a hold,
-// nothing on the heap for the usual one journal entry).
-struct HeldRef {
-  // In the intake journal (not in order_hold): the records of its parts, and the arrival of the
-  // first one (the journal keeps them while a hold needs them; see LowWaterMark()).
-  absl::InlinedVector<JournalRef, 1> refs;
-  int64_t arrival = 0;
-  uint64_t seq = 0;
-  uint32_t spans = 0;
-  uint32_t bytes = 0;
-  TraceIdBytes trace_id;
-  bool in_journal = false;
-
-  std::string Key(absl::string_view order_id) const {
-    return HoldKey(order_id, trace_id.view(), seq);
-  }
-};
+std::string HeldRef::Key(absl::string_view order_id) const {
+  return HoldKey(order_id, trace_id.view(), seq);
+}
 
 namespace {
 
@@ -314,6 +300,8 @@ struct OrderTracker::Entry {
   bool queued = false;
   // In its shard's journal_queue (once, however many of its holds are in the journal).
   bool spill_queued = false;
+  // In its shard's compact_queue (once).
+  bool compact_queued = false;
   // (The flags sit together: with the key, a map node is 384 bytes, one allocator size class
   // below the 448 it took when padding sat between them.)
   int64_t pinned_arrival = 0;  // 0: no journal pin
@@ -323,11 +311,26 @@ struct OrderTracker::Entry {
   absl::Time scheduled = absl::InfiniteFuture();
   std::vector<HeldRef> holds;
   size_t held_bytes = 0;
-  absl::Time oldest_hold = absl::InfiniteFuture();
+  // When its oldest hold was held (Unix nanos; INT64_MAX: none). Nanos rather than an
+  // absl::Time, whose 12 bytes take 16: `packed` fits in the 384-byte node that way.
+  int64_t oldest_hold_nanos = INT64_MAX;
   // Linked trace ids, beside record.trace_ids once there are many.
   std::unique_ptr<absl::flat_hash_set<TraceIdBytes>> trace_set;
   // The order_index entries of the record as it is on disk.
   OrderIndexEntries indexed;
+  // In compact form (orders.compact_after): the lists of `record` and `holds` are packed here,
+  // and those are empty. OrderTracker::Unpack() puts them back before anything reads them.
+  PackedOrder packed;
+
+  absl::Time oldest_hold() const {
+    return oldest_hold_nanos == INT64_MAX ? absl::InfiniteFuture()
+                                          : absl::FromUnixNanos(oldest_hold_nanos);
+  }
+  void HeldAt(absl::Time t) {
+    oldest_hold_nanos = std::min(oldest_hold_nanos, absl::ToUnixNanos(t));
+  }
+  // Whether it holds traces, in compact form or not.
+  bool holding() const { return !holds.empty() || PackedHoldCount(packed) > 0; }
 };
 
 struct OrderTracker::Flush {
@@ -413,6 +416,15 @@ struct OrderTracker::Shard {
   // from the oldest on), and in order of arrival with their order, for spilling to order_hold.
   absl::btree_map<int64_t, int> journal_arrivals ABSL_GUARDED_BY(mu);
   std::deque<std::pair<int64_t, std::string>> journal_queue ABSL_GUARDED_BY(mu);
+  // Resident orders to pack once no span named them for compact_after: min-heap by the time
+  // from which they are looked at (Unix nanos), one entry per order (Entry::compact_queued).
+  struct Quiet {
+    int64_t since;
+    OrderKey order_id;
+    bool operator>(const Quiet& o) const { return since > o.since; }
+  };
+  std::priority_queue<Quiet, std::vector<Quiet>, std::greater<Quiet>> compact_queue
+      ABSL_GUARDED_BY(mu);
 };
 
 // Ingests spans that came in the journal entry of `arrival` (0: none) into a shard: records they
@@ -537,7 +549,7 @@ absl::Status OrderTracker::Load() {
     h.spans = spans;
     h.bytes = bytes;
     e->held_bytes += bytes;
-    e->oldest_hold = std::min(e->oldest_hold, absl::FromUnixNanos(held_at));
+    e->HeldAt(absl::FromUnixNanos(held_at));
     total_held_traces_ += 1;
     total_held_bytes_ += static_cast<int64_t>(bytes);
     return true;
@@ -609,6 +621,7 @@ void OrderTracker::Adopt(Shard& shard, Entry* e, absl::Time now) {
                                                                        e->record.trace_ids.end());
   }
   Recount(e, now);
+  QueueCompaction(shard, e, now);
   // Judged again at the next check: deadlines may have passed while it was on disk.
   if (Open(e->record) || !e->holds.empty()) {
     e->scheduled = now;
@@ -623,6 +636,46 @@ void OrderTracker::CountResolved(Shard& shard, Entry* e) {
   shard.resolved.emplace_back(e->retain_until, e->record.order_id);
 }
 
+void OrderTracker::Unpack(Shard& shard, Entry* e) {
+  if (e->packed == nullptr) return;
+  UnpackOrder(e->packed, &e->record, &e->holds);
+  e->packed.reset();
+  stats_.orders_compact.fetch_sub(1, std::memory_order_relaxed);
+  QueueCompaction(shard, e, options_.clock->Now());
+}
+
+void OrderTracker::QueueCompaction(Shard& shard, Entry* e, absl::Time at) {
+  if (e->compact_queued || lifecycle_.config().compact_after <= absl::ZeroDuration()) return;
+  e->compact_queued = true;
+  shard.compact_queue.push(Shard::Quiet{absl::ToUnixNanos(at), OrderKey(e->record.order_id)});
+}
+
+void OrderTracker::Compact(Shard& shard, absl::Time now) {
+  const int64_t after = absl::ToInt64Nanoseconds(lifecycle_.config().compact_after);
+  const int64_t now_nanos = absl::ToUnixNanos(now);
+  std::vector<Shard::Quiet> again;
+  while (!shard.compact_queue.empty() && shard.compact_queue.top().since <= now_nanos - after) {
+    Shard::Quiet q = shard.compact_queue.top();
+    shard.compact_queue.pop();
+    auto it = shard.orders.find(q.order_id.view());
+    if (it == shard.orders.end()) continue;
+    Entry& e = it->second;
+    e.compact_queued = false;
+    // Resident for good: an order with many traces (a hot id: its trace set answers lookups).
+    if (e.packed != nullptr || e.trace_set != nullptr) continue;
+    // Named by a span since, or about to be written (the flush reads its record): later.
+    const int64_t quiet_since = std::max(q.since, e.record.last_arrival_unix_nanos);
+    if (quiet_since > now_nanos - after || e.queued) {
+      e.compact_queued = true;
+      again.push_back(Shard::Quiet{e.queued ? now_nanos : quiet_since, std::move(q.order_id)});
+      continue;
+    }
+    e.packed = PackOrder(&e.record, &e.holds);
+    stats_.orders_compact.fetch_add(1, std::memory_order_relaxed);
+  }
+  for (Shard::Quiet& q : again) shard.compact_queue.push(std::move(q));
+}
+
 OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& order_id,
                                               bool create) {
   return FindOrLoad(shard, order_id, IdHash(order_id), create);
@@ -631,7 +684,10 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
 OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& order_id,
                                               size_t hash, bool create) {
   auto it = shard.orders.find(order_id, hash);
-  if (it != shard.orders.end()) return &it->second;
+  if (it != shard.orders.end()) {
+    Unpack(shard, &it->second);
+    return &it->second;
+  }
   absl::StatusOr<std::optional<std::string>> stored = std::optional<std::string>();
   bool shared = false;
   if (options_.read_shared_record) {
@@ -659,6 +715,7 @@ OrderTracker::Entry* OrderTracker::FindOrLoad(Shard& shard, const std::string& o
   Entry& e = shard.orders[absl::string_view(order_id)];
   e.record.order_id = order_id;
   MarkDirty(shard, &e);
+  QueueCompaction(shard, &e, options_.clock->Now());
   stats_.orders_started.fetch_add(1, std::memory_order_relaxed);
   stats_.orders_tracked.fetch_add(1, std::memory_order_relaxed);
   return &e;
@@ -863,6 +920,7 @@ bool OrderTracker::Ingest(Shard& shard, Entry* e, const OrderFacts& facts, const
 }
 
 void OrderTracker::Judge(Shard& shard, Entry* e, absl::Time now) {
+  Unpack(shard, e);
   OrderRecord& o = e->record;
   const size_t before = o.anomalies.size();
   const int64_t state_at = o.current_state_unix_nanos;
@@ -916,7 +974,7 @@ void OrderTracker::Resolve(Shard& shard, Entry* e, v1::Order::Resolution resolut
     stats_.orders_resolved.fetch_add(1, std::memory_order_relaxed);
   }
   CountResolved(shard, e);
-  if (!e->holds.empty()) ReleaseHeld(shard, e, KeepsTraces(o), ReleaseCause::kVerdict);
+  if (e->holding()) ReleaseHeld(shard, e, KeepsTraces(o), ReleaseCause::kVerdict);
 }
 
 absl::Time OrderTracker::NextCheckOf(const OrderRecord& o, absl::Time now) const {
@@ -949,9 +1007,10 @@ absl::Time OrderTracker::NextCheckOf(const OrderRecord& o, absl::Time now) const
 }
 
 void OrderTracker::Schedule(Shard& shard, Entry* e, absl::Time now) {
+  Unpack(shard, e);  // its next check depends on its states
   absl::Time next = NextCheckOf(e->record, now);
   if (!e->holds.empty()) {
-    const absl::Time release = e->oldest_hold + lifecycle_.config().max_hold_time;
+    const absl::Time release = e->oldest_hold() + lifecycle_.config().max_hold_time;
     if (release > now && release < next) next = release;
     if (release <= now) next = now;  // due now: the next Check releases them
   }
@@ -1000,6 +1059,7 @@ void OrderTracker::Annotate(const Entry& e, std::vector<SpanRecord>* spans) cons
 }
 
 void OrderTracker::RecordKept(Shard& shard, Entry* e, absl::string_view trace_id) {
+  Unpack(shard, e);
   OrderRecord& o = e->record;
   const TraceIdBytes id = TraceIdBytes::Of(trace_id);
   if (o.kept_trace_ids.size() < options_.config.max_traces_per_order &&
@@ -1035,6 +1095,7 @@ bool OrderTracker::ReadFromJournal(const HeldRef& h, TraceSpans* out) {
 }
 
 void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause cause) {
+  Unpack(shard, e);
   if (e->holds.empty()) return;
   const OrderRecord& o = e->record;
   const std::string prefix = HoldPrefix(o.order_id);
@@ -1109,7 +1170,7 @@ void OrderTracker::ReleaseHeld(Shard& shard, Entry* e, bool keep, ReleaseCause c
   // Their memory too: a resolved order stays in memory a while, holding nothing.
   std::vector<HeldRef>().swap(e->holds);
   e->held_bytes = 0;
-  e->oldest_hold = absl::InfiniteFuture();
+  e->oldest_hold_nanos = INT64_MAX;
   MarkDirty(shard, e);
 }
 
@@ -1127,6 +1188,7 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
     if (it == shard.orders.end()) continue;
     Entry& e = it->second;
     if (KeepsTraces(e.record)) {
+      Unpack(shard, &e);
       // The sampler adds the annotation once it has the span bytes (they may be in the journal).
       if (std::string reason = Reason(e); !reason.empty()) {
         verdict.annotations.emplace_back(kAnomalyAttribute, std::move(reason));
@@ -1155,6 +1217,7 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
 
 sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::string& order_id,
                                          sampling::PendingTrace& trace, bool sampled) {
+  Unpack(shard, e);
   sampling::HookVerdict verdict;
   const std::string* const active_id = &order_id;
   if (sampled) {  // the policies keep it now; remember it as kept
@@ -1185,7 +1248,7 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
     total_held_bytes_ += h.bytes;
     held_in_journal_ += 1;
     e->holds.push_back(std::move(h));
-    e->oldest_hold = std::min(e->oldest_hold, now);
+    e->HeldAt(now);
     stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
     stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
     stats_.traces_held_in_journal = static_cast<uint64_t>(held_in_journal_.load());
@@ -1218,7 +1281,7 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
   held.spans = static_cast<uint32_t>(trace.spans.size());
   held.bytes = static_cast<uint32_t>(value.size());
   e->held_bytes += value.size();
-  e->oldest_hold = std::min(e->oldest_hold, now);
+  e->HeldAt(now);
   total_held_traces_ += 1;
   total_held_bytes_ += static_cast<int64_t>(value.size());
   stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
@@ -1287,8 +1350,9 @@ void OrderTracker::Check() {
         Entry* e = &it->second;
         e->scheduled = absl::InfiniteFuture();
         stats_.orders_checked.fetch_add(1, std::memory_order_relaxed);
+        Unpack(shard, e);
         if (Open(e->record)) Judge(shard, e, now);
-        if (!e->holds.empty() && now >= e->oldest_hold + c.max_hold_time) {
+        if (!e->holds.empty() && now >= e->oldest_hold() + c.max_hold_time) {
           ReleaseHeld(shard, e, /*keep=*/false, ReleaseCause::kHoldTime);
         }
         Recount(e, now);
@@ -1296,6 +1360,7 @@ void OrderTracker::Check() {
       }
       CollectSpills(shard, now, &spills);
       PrepareFlush(shard, absl::ToUnixNanos(now - c.hold_in_journal), &flush);
+      Compact(shard, now);
     }
     const bool flushed = WriteFlush(flush).ok();
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -1317,7 +1382,7 @@ void OrderTracker::Check() {
         resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
-      if (!e.holds.empty() || e.dirty || e.scheduled != absl::InfiniteFuture()) {
+      if (e.holding() || e.dirty || e.scheduled != absl::InfiniteFuture()) {
         // Still in use: look again after another retention period.
         e.retain_until = std::max(e.retain_until, now + c.resolved_retention);
         shard.resolved.emplace_back(e.retain_until, std::move(id));
@@ -1325,6 +1390,7 @@ void OrderTracker::Check() {
       }
       if (!expired) stats_.resolved_evicted.fetch_add(1, std::memory_order_relaxed);
       resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+      if (e.packed != nullptr) stats_.orders_compact.fetch_sub(1, std::memory_order_relaxed);
       shard.orders.erase(it);
     }
     for (KeptTrace& k : shard.to_deliver) kept.push_back(std::move(k));
@@ -1364,6 +1430,7 @@ void OrderTracker::CollectSpills(Shard& shard, absl::Time now, std::vector<Spill
     if (it == shard.orders.end() || !it->second.spill_queued) continue;
     Entry& e = it->second;
     e.spill_queued = false;
+    Unpack(shard, &e);
     int64_t later = INT64_MAX;
     for (const HeldRef& h : e.holds) {
       if (!h.in_journal || h.refs.empty()) continue;
@@ -1447,6 +1514,7 @@ void OrderTracker::SpillCollected(std::vector<Spill>* spills, absl::Time now,
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.orders.find(sp.order_id);
     if (it == shard.orders.end()) continue;  // released meanwhile
+    Unpack(shard, &it->second);
     for (HeldRef& h : it->second.holds) {
       if (h.seq != sp.seq || !h.in_journal) continue;
       {
@@ -1497,7 +1565,7 @@ void OrderTracker::EnforceHoldSpace(absl::Time now, KeptTraces* kept) {
       for (auto& shard : shards_) {
         std::lock_guard<std::mutex> lock(shard->mu);
         for (const auto& [id, e] : shard->orders) {
-          if (!e.holds.empty()) release_candidates_.emplace_back(e.oldest_hold, id.str());
+          if (e.holding()) release_candidates_.emplace_back(e.oldest_hold(), id.str());
         }
       }
       std::sort(release_candidates_.begin(), release_candidates_.end());
@@ -1509,9 +1577,10 @@ void OrderTracker::EnforceHoldSpace(absl::Time now, KeptTraces* kept) {
     auto it = shard.orders.find(id);
     // Released since (by its verdict or its hold time), or released and holding anew: its
     // holds are younger than the rest of the list, the next walk places them.
-    if (it == shard.orders.end() || it->second.holds.empty() || it->second.oldest_hold != at) {
+    if (it == shard.orders.end() || !it->second.holding() || it->second.oldest_hold() != at) {
       continue;
     }
+    Unpack(shard, &it->second);
     released += it->second.holds.size();
     ReleaseHeld(shard, &it->second, /*keep=*/false, ReleaseCause::kNoSpace);
     for (KeptTrace& k : shard.to_deliver) kept->push_back(std::move(k));
@@ -1547,6 +1616,7 @@ void OrderTracker::PrepareFlush(Shard& shard, int64_t deferred_cutoff, Flush* f)
     auto it = shard.orders.find(id);
     if (it == shard.orders.end() || !it->second.dirty) continue;
     Entry& e = it->second;
+    Unpack(shard, &e);
     storage::KvWrite& write = f->writes.emplace_back();
     write.key = id;
     e.record.AppendSerialized(shard.names, &write.value);
@@ -1642,10 +1712,11 @@ void OrderTracker::PurgeResolved(absl::Time now) {
         auto it = shard.orders.find(o.order_id());
         if (it != shard.orders.end()) {
           Entry& e = it->second;
-          if (!e.holds.empty() || e.dirty || e.record.resolution == v1::Order::ACTIVE) {
+          if (e.holding() || e.dirty || e.record.resolution == v1::Order::ACTIVE) {
             return true;  // still in use
           }
           if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+          if (e.packed != nullptr) stats_.orders_compact.fetch_sub(1, std::memory_order_relaxed);
           shard.orders.erase(it);
         }
         deletes.push_back({std::string(key), "", true});
@@ -1725,14 +1796,17 @@ size_t OrderTracker::ForgetActive(const std::function<bool(const std::string&)>&
       }
       if (e.record.resolution != v1::Order::ACTIVE) {
         // Written and idle: leaves memory; whoever judges it next reads the latest record.
-        if (!e.dirty && e.holds.empty() && e.scheduled == absl::InfiniteFuture()) {
+        if (!e.dirty && !e.holding() && e.scheduled == absl::InfiniteFuture()) {
           if (e.counted_resolved) resolved_in_memory_.fetch_sub(1, std::memory_order_relaxed);
+          if (e.packed != nullptr) stats_.orders_compact.fetch_sub(1, std::memory_order_relaxed);
           shard.orders.erase(it++);
         } else {
           ++it;
         }
         continue;
       }
+      if (e.packed != nullptr) stats_.orders_compact.fetch_sub(1, std::memory_order_relaxed);
+      UnpackOrder(e.packed, &e.record, &e.holds);  // its holds are released below
       if (!e.holds.empty()) {
         const std::string prefix = HoldPrefix(it->first.view());
         std::lock_guard<std::mutex> holds_lock(holds_mu_);

@@ -111,13 +111,15 @@ struct OrderStats {
   std::atomic<uint64_t> resolved_evicted{0};
   // Orders Check() looked at because one of their checks was due (its work, in orders).
   std::atomic<uint64_t> orders_checked{0};
+  // Gauge: orders in memory in compact form (orders.compact_after).
+  std::atomic<int64_t> orders_compact{0};
   std::atomic<uint64_t> anomalies[7] = {};  // indexed like kAnomalyTypes
   // Per configured state (indexed like config.states): active orders in it, and those overdue.
   std::unique_ptr<std::atomic<int64_t>[]> in_state;
   std::unique_ptr<std::atomic<int64_t>[]> overdue;
 };
 
-struct HeldRef;  // one held trace (order_tracker.cc)
+struct HeldRef;  // one held trace (packed_order.h)
 
 // State events and invariant values one order record keeps at most.
 inline constexpr int kMaxEventsPerOrder = 256;
@@ -190,6 +192,13 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   Entry* FindOrLoad(Shard& shard, const std::string& order_id, size_t hash, bool create);
   // Takes an entry loaded from disk into the shard's bookkeeping.
   void Adopt(Shard& shard, Entry* e, absl::Time now);
+  // Compact form (orders.compact_after). Every path that reads or changes an order's lists
+  // (states, values, trace ids, anomalies) or its holds calls Unpack first; an order no span
+  // named for compact_after is packed by Check(). QueueCompaction puts a resident order in its
+  // shard's queue of orders to look at (once).
+  void Unpack(Shard& shard, Entry* e);
+  void QueueCompaction(Shard& shard, Entry* e, absl::Time at);
+  void Compact(Shard& shard, absl::Time now);
   void CountResolved(Shard& shard, Entry* e);
   bool Linked(const Entry& e, const TraceIdBytes& trace_id) const;
   void Link(Entry* e, const TraceIdBytes& trace_id);

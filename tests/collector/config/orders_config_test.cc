@@ -34,6 +34,7 @@ orders:
   max_held_traces: 10
   max_held_mib: 20
   check_interval: 100ms
+  compact_after: 2m
 )");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->orders.id_attribute, "shop.order_id");
@@ -44,6 +45,8 @@ orders:
   EXPECT_DOUBLE_EQ(c->orders.baseline_percentage, 2.5);
   EXPECT_EQ(c->orders.max_held_traces, 10u);
   EXPECT_EQ(c->orders.check_interval, absl::Milliseconds(100));
+  EXPECT_EQ(c->orders.compact_after, absl::Minutes(2));
+  EXPECT_EQ(ParseConfig("")->orders.compact_after, absl::Seconds(10));
 }
 
 TEST(OrdersConfigTest, ListsEveryProblem) {
@@ -52,6 +55,7 @@ TEST(OrdersConfigTest, ListsEveryProblem) {
   transitions:
     - {from: NEW, to: LOST, deadline: soon}
   baseline_percentage: 101
+  compact_after: -1s
   colour: blue
 )",
                        "o.yaml");
@@ -61,7 +65,8 @@ TEST(OrdersConfigTest, ListsEveryProblem) {
   EXPECT_THAT(m, HasSubstr("orders.transitions[0].to: must be one of the states, got \"LOST\""));
   EXPECT_THAT(m,
               HasSubstr("orders.baseline_percentage: must be a number in [0, 100], got \"101\""));
-  EXPECT_THAT(m, HasSubstr("o.yaml:6:3: orders.colour: unknown key"));
+  EXPECT_THAT(m, HasSubstr("orders.compact_after: must be a duration"));
+  EXPECT_THAT(m, HasSubstr("o.yaml:7:3: orders.colour: unknown key"));
   // The default terminal states are not among the configured states.
   EXPECT_THAT(m,
               HasSubstr("orders.terminal_states[0]: must be one of the states, got \"DELIVERED\""));

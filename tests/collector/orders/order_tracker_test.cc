@@ -982,5 +982,113 @@ TEST_F(OrderTrackerTest, AnOrderTakenOverContinuesFromItsPublishedRecord) {
   EXPECT_EQ(last.trace_ids_size(), 2);
 }
 
+// An order no span named for orders.compact_after is kept in compact form. A span naming it
+// again unpacks it and is judged with everything the order had: here its price changes, and the
+// anomaly keeps every held trace, read back from the journal and from order_hold through the
+// references the compact form kept.
+TEST_F(OrderTrackerTest, QuietOrderIsCompactedAndItsNextSpanIsJudgedWithItsWholeHistory) {
+  config_.compact_after = absl::Seconds(5);
+  ReopenReadingTheFakeJournal();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0), "100"}}, false, /*journaled=*/true);
+  Feed(2, {{"shop-api", "o1", "SUBMITTED", T(1), "100"}}, false, /*journaled=*/true);
+  Feed(3, {{"crm-api", "o1", "PRICE_CALCULATED", T(2), "100"}});  // held in order_hold
+  clock_.Advance(absl::Seconds(4));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 0) << "named 4 s ago";
+  clock_.Advance(absl::Seconds(2));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 1);
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 3u);
+  EXPECT_EQ(tracker_->stats().traces_held_in_journal.load(), 2u);
+
+  Feed(4, {{"mes-api", "o1", "", T(7), "120"}}, false, /*journaled=*/true);
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 0);
+  EXPECT_THAT(consumer_.trace_ids(),
+              UnorderedElementsAre(OrderTraceId(1), OrderTraceId(2), OrderTraceId(3)));
+  for (const KeptTrace& t : consumer_.kept()) {
+    EXPECT_EQ(SpanAttribute(t.spans[0].span, kAnomalyAttribute), "CONTENT_CHANGED");
+  }
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
+  EXPECT_EQ(tracker_->LowWaterMark(), absl::InfiniteFuture()) << "journal pins released";
+  const v1::Order o = Get("o1");
+  EXPECT_EQ(o.resolution(), v1::Order::ANOMALOUS);
+  ASSERT_EQ(o.states_size(), 3);
+  EXPECT_EQ(o.states(1).state(), "SUBMITTED");
+  EXPECT_EQ(o.states(1).trace_id(), OrderTraceId(2));
+  EXPECT_EQ(o.states(2).service(), "crm-api");
+  EXPECT_EQ(o.trace_ids_size(), 4);
+  EXPECT_EQ(o.kept_trace_ids_size(), 4);
+  ASSERT_EQ(o.invariants_size(), 2);
+  EXPECT_EQ(o.invariants(0).value(), "100");
+  EXPECT_EQ(o.invariants(1).value(), "120");
+}
+
+// A finished order waits out its grace period in compact form, is resolved and releases its
+// holds from it, and as a resolved order in memory is compacted again; a late trace of it
+// follows its verdict.
+TEST_F(OrderTrackerTest, CompactOrderIsResolvedAtTheEndOfItsGracePeriod) {
+  config_.compact_after = absl::Seconds(5);
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  Feed(2, {{"crm-api", "o1", "CANCELLED", T(1)}});
+  EXPECT_EQ(Rows(hold_table_.get()), 2u);
+  clock_.Advance(absl::Seconds(6));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 1);
+  EXPECT_EQ(tracker_->stats().orders_resolved.load(), 0u);
+
+  clock_.Advance(absl::Seconds(5));  // grace_period (10 s) over
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_resolved.load(), 1u);
+  EXPECT_EQ(tracker_->stats().traces_released_unkept.load(), 2u);
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
+  EXPECT_EQ(Rows(hold_table_.get()), 0u);
+  EXPECT_EQ(MetaRows(hold_table_.get()), 0u);
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 0);
+
+  clock_.Advance(absl::Seconds(6));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 1) << "resolved, still in memory";
+  EXPECT_NE(Feed(3, {{"crm-api", "o1", "", T(20)}}).action, sampling::HookVerdict::kHold);
+  const v1::Order o = Get("o1");
+  EXPECT_EQ(o.resolution(), v1::Order::HEALTHY_RELEASED);
+  EXPECT_EQ(o.states_size(), 2);
+  EXPECT_EQ(o.trace_ids_size(), 3);
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 0);
+}
+
+TEST_F(OrderTrackerTest, CompactAfterZeroKeepsEveryOrderResident) {
+  config_.compact_after = absl::ZeroDuration();
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  clock_.Advance(absl::Hours(1));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 0);
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 1u);
+}
+
+// A full hold space finds and releases the oldest holds of orders in compact form too.
+TEST_F(OrderTrackerTest, AFullHoldSpaceReleasesHoldsOfCompactOrders) {
+  config_.max_held_traces = 2;
+  config_.compact_after = absl::Seconds(1);
+  Close();
+  Open();
+  Feed(1, {{"shop-api", "o1", "INITIATED", T(0)}});
+  clock_.Advance(absl::Seconds(1));
+  Feed(2, {{"shop-api", "o2", "INITIATED", T(1)}});
+  clock_.Advance(absl::Seconds(2));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 2);
+  Feed(3, {{"shop-api", "o3", "INITIATED", T(3)}});
+  Feed(4, {{"shop-api", "o4", "INITIATED", T(3)}});
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().traces_held.load(), 2u);
+  EXPECT_EQ(tracker_->stats().traces_released_no_space.load(), 2u);
+  for (const char* id : {"o1", "o2", "o3", "o4"}) ASSERT_TRUE(tracker_->ForceKeep(id).ok());
+  EXPECT_THAT(consumer_.trace_ids(), ElementsAre(OrderTraceId(3), OrderTraceId(4)));
+}
+
 }  // namespace
 }  // namespace tracekeep::orders
