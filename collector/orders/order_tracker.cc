@@ -29,6 +29,8 @@ constexpr size_t kNumAnomalyTypes = sizeof(kAnomalyTypes) / sizeof(kAnomalyTypes
 // An order record keeps its linked trace ids in a list; past this many, a hash set beside it
 // answers "is this trace linked" (a hot order id links up to max_traces_per_order traces).
 constexpr int kTraceSetThreshold = 16;
+// Orders a shard looks at for compaction in one check at most (~2 us each: a few ms of its lock).
+constexpr size_t kCompactionsPerCheck = 2048;
 
 std::string HoldPrefix(absl::string_view order_id) {
   std::string p(order_id);
@@ -654,7 +656,11 @@ void OrderTracker::Compact(Shard& shard, absl::Time now) {
   const int64_t after = absl::ToInt64Nanoseconds(lifecycle_.config().compact_after);
   const int64_t now_nanos = absl::ToUnixNanos(now);
   std::vector<Shard::Quiet> again;
-  while (!shard.compact_queue.empty() && shard.compact_queue.top().since <= now_nanos - after) {
+  // At most this many orders a check, so that the shard's lock is never held long: after a
+  // restart every order loaded goes quiet at once (a million take ~2 s to pack).
+  size_t budget = kCompactionsPerCheck;
+  while (!shard.compact_queue.empty() && shard.compact_queue.top().since <= now_nanos - after &&
+         budget-- > 0) {
     Shard::Quiet q = shard.compact_queue.top();
     shard.compact_queue.pop();
     auto it = shard.orders.find(q.order_id.view());
