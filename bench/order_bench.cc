@@ -475,9 +475,10 @@ void BM_MemoryPerActiveOrder(benchmark::State& state) {
 BENCHMARK(BM_MemoryPerActiveOrder)->Arg(20000)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // range(0) active orders at once (each INITIATED by one trace, held as a journal reference, as
-// the daemon holds with its journal on), then: resident memory per active order, the periodic
-// Check() with nothing due, and a restart (the tracker reloading every record). Reported as
-// counters; the timed part is the ingestion (items = orders).
+// the daemon holds with its journal on), then: resident memory per active order, the same once
+// orders.compact_after has passed (heap bytes in use: freed memory stays in the process), the
+// periodic Check() with nothing due, and a restart (the tracker reloading every record). Reported
+// as counters; the timed part is the ingestion (items = orders).
 void BM_ActiveOrders(benchmark::State& state) {
   const int64_t num_orders = state.range(0);
   for (auto _ : state) {
@@ -493,6 +494,7 @@ void BM_ActiveOrders(benchmark::State& state) {
     };
     f->tracker = *orders::OrderTracker::Create(t);
     const size_t rss_before = RssBytes();
+    const size_t heap_before = mallinfo2().uordblks;
     state.ResumeTiming();
     for (int64_t o = 0; o < num_orders; ++o) {
       TraceSpans spans;
@@ -514,11 +516,32 @@ void BM_ActiveOrders(benchmark::State& state) {
     state.PauseTiming();
     state.counters["RSS_B/order"] =
         static_cast<double>(RssBytes() - rss_before) / static_cast<double>(num_orders);
-    f->clock.Advance(config.grace_period + absl::Seconds(1));
+    state.counters["heap_B/order"] =
+        static_cast<double>(mallinfo2().uordblks - heap_before) / static_cast<double>(num_orders);
+    f->clock.Advance(config.compact_after + absl::Seconds(1));
     absl::Time start = absl::Now();
-    f->tracker->Check();  // every grace period is over now: each order's first check
+    // No span for compact_after: every order is packed, a bounded number per shard and check.
+    int checks = 0;
+    while (f->tracker->stats().orders_compact.load() < num_orders && checks++ < 10000) {
+      f->tracker->Check();
+    }
+    state.counters["compact_s"] = absl::ToDoubleSeconds(absl::Now() - start);
+    state.counters["compact_checks"] = checks;
+    state.counters["heap_B/compact_order"] =
+        static_cast<double>(mallinfo2().uordblks - heap_before) / static_cast<double>(num_orders);
+    state.counters["compact_orders"] =
+        static_cast<double>(f->tracker->stats().orders_compact.load());
+    f->clock.Advance(config.grace_period - config.compact_after);
+    start = absl::Now();
+    f->tracker->Check();  // every grace period is over now: each order's first check (unpacked)
     state.counters["first_check_s"] = absl::ToDoubleSeconds(absl::Now() - start);
     f->clock.Advance(absl::Minutes(10));
+    // The first check unpacked every order to judge it: packed again first (untimed).
+    for (int checks = 0; f->tracker->stats().orders_compact.load() < num_orders && checks < 10000;
+         ++checks) {
+      f->tracker->Check();
+    }
+    f->clock.Advance(absl::Seconds(1));
     start = absl::Now();
     f->tracker->Check();  // nothing due (INITIATED's deadline is 1h)
     state.counters["idle_check_ms"] = absl::ToDoubleMilliseconds(absl::Now() - start);
@@ -550,6 +573,7 @@ void BM_HeldTracesRestart(benchmark::State& state) {
     config.max_held_mib = std::max<size_t>(config.max_held_mib, (num_traces * 2000) >> 20);
     auto f = std::make_unique<Fixture>(config);
     const size_t rss_before = RssBytes();
+    const size_t heap_before = mallinfo2().uordblks;
     state.ResumeTiming();
     for (int64_t o = 0; o < num_traces; ++o) {
       TraceSpans spans;
@@ -571,6 +595,16 @@ void BM_HeldTracesRestart(benchmark::State& state) {
     state.PauseTiming();
     state.counters["RSS_B/held_trace"] =
         static_cast<double>(RssBytes() - rss_before) / static_cast<double>(num_traces);
+    state.counters["heap_B/held_trace"] =
+        static_cast<double>(mallinfo2().uordblks - heap_before) / static_cast<double>(num_traces);
+    f->clock.Advance(config.compact_after + absl::Seconds(1));
+    const int64_t num_orders = (num_traces + per_order - 1) / per_order;
+    for (int checks = 0; f->tracker->stats().orders_compact.load() < num_orders && checks < 10000;
+         ++checks) {
+      f->tracker->Check();  // every order packed, its holds with it
+    }
+    state.counters["heap_B/compact_held_trace"] =
+        static_cast<double>(mallinfo2().uordblks - heap_before) / static_cast<double>(num_traces);
     state.counters["orders"] = static_cast<double>((num_traces + per_order - 1) / per_order);
     for (const auto& [name, bytes] : f->store->DiskBytesPerColumnFamily()) {
       if (name == "order_hold") {
