@@ -1027,6 +1027,20 @@ void OrderTracker::Schedule(Shard& shard, Entry* e, absl::Time now) {
   shard.due.push(Shard::Due{next, OrderKey(e->record.order_id)});
 }
 
+void OrderTracker::ScheduleHoldTime(Shard& shard, Entry* e, absl::Time now) {
+  // Unless its next check comes later than this hold's max_hold_time, it stands.
+  if (e->scheduled <= now + lifecycle_.config().max_hold_time) return;
+  if (e->packed == nullptr) {
+    Schedule(shard, e, now);
+    return;
+  }
+  // Packed: its next check is not earlier than the one scheduled (nothing changed but a hold),
+  // so the hold's release is the earliest; its states are not needed to know that.
+  const absl::Time release = std::max(now, e->oldest_hold() + lifecycle_.config().max_hold_time);
+  e->scheduled = release;
+  shard.due.push(Shard::Due{release, OrderKey(e->record.order_id)});
+}
+
 void OrderTracker::Recount(Entry* e, absl::Time now) {
   const OrderRecord& o = e->record;
   int state = -1;
@@ -1225,7 +1239,9 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
 
 sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::string& order_id,
                                          sampling::PendingTrace& trace, bool sampled) {
-  Unpack(shard, e);
+  // A packed order takes a hold without being unpacked: the new hold waits in `holds` beside the
+  // packed ones (Unpack puts those first). With the default decision_wait (30 s), every trace of
+  // a quiet order is decided after the order was packed.
   sampling::HookVerdict verdict;
   const std::string* const active_id = &order_id;
   if (sampled) {  // the policies keep it now; remember it as kept
@@ -1260,8 +1276,7 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
     stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
     stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
     stats_.traces_held_in_journal = static_cast<uint64_t>(held_in_journal_.load());
-    // Unless its next check comes later than this hold's max_hold_time, it stands.
-    if (e->scheduled > now + lifecycle_.config().max_hold_time) Schedule(shard, e, now);
+    ScheduleHoldTime(shard, e, now);
     trace.spans.clear();
     verdict.action = sampling::HookVerdict::kHold;
     return verdict;
@@ -1294,8 +1309,7 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
   total_held_bytes_ += static_cast<int64_t>(value.size());
   stats_.traces_held = static_cast<uint64_t>(total_held_traces_.load());
   stats_.held_bytes = static_cast<uint64_t>(total_held_bytes_.load());
-  // Unless its next check comes later than this hold's max_hold_time, it stands.
-  if (e->scheduled > now + lifecycle_.config().max_hold_time) Schedule(shard, e, now);
+  ScheduleHoldTime(shard, e, now);
   {
     std::lock_guard<std::mutex> holds_lock(holds_mu_);
     pending_holds_.push_back(PendingHold{std::move(key), std::move(value), absl::ToUnixNanos(now),

@@ -232,6 +232,8 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   // passes...); InfiniteFuture when never.
   absl::Time NextCheckOf(const OrderRecord& o, absl::Time now) const;
   void Schedule(Shard& shard, Entry* e, absl::Time now);
+  // After a hold: makes sure the order is checked when its oldest hold reaches max_hold_time.
+  void ScheduleHoldTime(Shard& shard, Entry* e, absl::Time now);
   // Records that the entry changed: queued for the next flush, or deferred when the change came
   // with spans the journal keeps (see ArrivalContext).
   void MarkDirty(Shard& shard, Entry* e);

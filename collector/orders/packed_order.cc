@@ -243,8 +243,10 @@ void UnpackOrder(const PackedOrder& packed, OrderRecord* record, std::vector<Hel
     a.detail = r.String();
     a.detected_unix_nanos = UnZigZag(r.Varint(), 0);
   }
+  // Holds taken while packed are in `holds` already: they come after the packed ones.
+  std::vector<HeldRef> later = std::move(*holds);
   holds->clear();
-  holds->reserve(hold_count);
+  holds->reserve(hold_count + later.size());
   arrival = 0;
   int64_t seq = 0;
   for (size_t i = 0; i < hold_count; ++i) {
@@ -266,6 +268,7 @@ void UnpackOrder(const PackedOrder& packed, OrderRecord* record, std::vector<Hel
       j.trace_size = static_cast<uint32_t>(r.Varint());
     }
   }
+  for (HeldRef& h : later) holds->push_back(std::move(h));
 }
 
 }  // namespace tracekeep::orders

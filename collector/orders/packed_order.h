@@ -47,7 +47,8 @@ using PackedOrder = std::unique_ptr<char[]>;
 // stay where they are.
 PackedOrder PackOrder(OrderRecord* record, std::vector<HeldRef>* holds);
 
-// Puts back what PackOrder took, each list at exactly its size. The buffer is left as it is.
+// Puts back what PackOrder took, each list at exactly its size. Holds already in `holds` (taken
+// while packed) are kept, after the packed ones. The buffer is left as it is.
 void UnpackOrder(const PackedOrder& packed, OrderRecord* record, std::vector<HeldRef>* holds);
 
 // The number of held traces in a packed order (without unpacking it).

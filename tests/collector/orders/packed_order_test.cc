@@ -137,6 +137,27 @@ TEST(PackedOrderTest, UnpacksToExactlyWhatWasPacked) {
   }
 }
 
+// Holds taken while the order is packed wait beside it; unpacked, they follow the packed ones.
+TEST(PackedOrderTest, HoldsTakenWhilePackedFollowThePackedOnes) {
+  OrderRecord o;
+  std::vector<HeldRef> holds;
+  MakeOrder(&o, &holds);
+  PackedOrder packed = PackOrder(&o, &holds);
+  HeldRef& late = holds.emplace_back();
+  late.trace_id = Trace(9);
+  late.seq = 12345;
+  late.in_journal = true;
+  late.refs.push_back(JournalRef{8, 1, 2, 3, 4, 5});
+  UnpackOrder(packed, &o, &holds);
+  ASSERT_EQ(holds.size(), 9u);
+  EXPECT_EQ(holds[0].trace_id, Trace(1));
+  EXPECT_EQ(holds[7].trace_id, Trace(8));
+  EXPECT_EQ(holds[8].trace_id, Trace(9));
+  EXPECT_EQ(holds[8].seq, 12345u);
+  ASSERT_EQ(holds[8].refs.size(), 1u);
+  EXPECT_EQ(holds[8].refs[0].trace_size, 5u);
+}
+
 TEST(PackedOrderTest, AnEmptyOrderPacksAndUnpacks) {
   OrderRecord o;
   std::vector<HeldRef> holds;
