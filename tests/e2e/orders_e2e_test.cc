@@ -89,6 +89,7 @@ orders:
   orphan_window: 20s
   baseline_percentage: 50
   check_interval: 100ms
+  compact_after: 1s
 )"));
   const std::string endpoints_file = dir.path() + "/endpoints.json";
   const std::string log = dir.path() + "/tracekeep.log";
@@ -210,6 +211,33 @@ orders:
     CommandResult human = ctl({"order", "get", Str(o, "order_id")});
     EXPECT_THAT(human.output, ::testing::HasSubstr("STALLED"));
     EXPECT_THAT(human.output, ::testing::HasSubstr("shop-api"));
+  }
+
+  // Orders no span named for compact_after (1 s here) are packed in memory, and read back whole:
+  // every span of the demo was taken before the first verdict, so states and traces are final.
+  const std::string telemetry = JsonValue(endpoints, "telemetry");
+  auto compact = [&] {
+    CommandResult r = RunCommand({"/usr/bin/curl", "-sf", "http://" + telemetry + "/metrics"});
+    const std::string needle = "\ntracekeep_orders_compact ";
+    const size_t at = r.output.find(needle);
+    return at == std::string::npos ? -1.0 : std::stod(r.output.substr(at + needle.size()));
+  };
+  ASSERT_TRUE(WaitFor([&] { return compact() >= orders.size() / 2; }, absl::Seconds(20)))
+      << compact() << " of " << orders.size() << " orders packed";
+  auto state_count = [](const Struct& record) {
+    auto it = record.fields().find("states");
+    return it == record.fields().end() ? 0 : it->second.list_value().values_size();
+  };
+  for (const Struct& o : orders) {
+    const std::string id = Str(o, "order_id");
+    const Struct again = ParseJson(ctl({"--json", "order", "get", id}).output);
+    EXPECT_EQ(Str(again, "resolution"), Str(verdicts[id], "resolution")) << id;
+    EXPECT_EQ(state_count(again), state_count(verdicts[id])) << id;
+    EXPECT_EQ(Strings(again, "trace_ids"), Strings(verdicts[id], "trace_ids")) << id;
+    // More anomalies may show after the verdict (a deadline passing), none goes.
+    for (const std::string& type : AnomalyTypes(verdicts[id])) {
+      EXPECT_THAT(AnomalyTypes(again), ::testing::Contains(type)) << id;
+    }
   }
 
   ASSERT_TRUE(daemon.Signal(SIGTERM));
