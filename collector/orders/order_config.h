@@ -94,9 +94,9 @@ struct OrdersConfig {
   absl::Duration check_interval = absl::Seconds(1);
   // An order that no span has named for this long is kept in memory in compact form: its
   // states, invariant values, trace ids, anomalies and held-trace references packed into one
-  // buffer (about a third of their memory), unpacked when a span, a decision or a check needs
-  // them. Orders wait hours between states, and a finished one waits out grace_period. Zero:
-  // never. Default: 10s.
+  // buffer (less than half their bytes), unpacked when a span, a check or the admin API needs
+  // them (a decision holds a trace without unpacking it). Orders wait hours between states, and a
+  // finished one waits out grace_period. Zero: never. Default: 10s.
   absl::Duration compact_after = absl::Seconds(10);
 };
 

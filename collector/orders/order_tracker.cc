@@ -306,6 +306,10 @@ struct OrderTracker::Entry {
   bool compact_queued = false;
   // (The flags sit together: with the key, a map node is 384 bytes, one allocator size class
   // below the 448 it took when padding sat between them.)
+  // In compact form (orders.compact_after): the lists of `record` and `holds` are packed here,
+  // and those are empty. OrderTracker::Unpack() puts them back before anything reads them.
+  // Every lookup reads it: it sits in the cache line of the fields a span changes.
+  PackedOrder packed;
   int64_t pinned_arrival = 0;  // 0: no journal pin
   // Resolved: may leave memory after this.
   absl::Time retain_until = absl::InfiniteFuture();
@@ -320,9 +324,6 @@ struct OrderTracker::Entry {
   std::unique_ptr<absl::flat_hash_set<TraceIdBytes>> trace_set;
   // The order_index entries of the record as it is on disk.
   OrderIndexEntries indexed;
-  // In compact form (orders.compact_after): the lists of `record` and `holds` are packed here,
-  // and those are empty. OrderTracker::Unpack() puts them back before anything reads them.
-  PackedOrder packed;
 
   absl::Time oldest_hold() const {
     return oldest_hold_nanos == INT64_MAX ? absl::InfiniteFuture()
