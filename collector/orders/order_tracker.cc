@@ -644,9 +644,9 @@ void OrderTracker::Unpack(Shard& shard, Entry* e) {
   UnpackOrder(e->packed, &e->record, &e->holds);
   e->packed.reset();
   stats_.orders_compact.fetch_sub(1, std::memory_order_relaxed);
-  // Quiet since its last span: unpacked by a check or a decision, it is packed again by the next
-  // check (after the flush that may have needed it); by a span, compact_after after that span.
-  QueueCompaction(shard, e, absl::FromUnixNanos(e->record.last_arrival_unix_nanos));
+  // Looked at again compact_after from now: a resolved order leaves memory first when many
+  // orders resolve (max_resolved_in_memory), and is not packed for nothing.
+  QueueCompaction(shard, e, options_.clock->Now());
 }
 
 void OrderTracker::QueueCompaction(Shard& shard, Entry* e, absl::Time at) {

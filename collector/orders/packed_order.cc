@@ -104,10 +104,11 @@ class Reader {
 }  // namespace
 
 PackedOrder PackOrder(OrderRecord* record, std::vector<HeldRef>* holds) {
-  std::string out;
-  PutVarint(holds->size(), &out);
   Packer packer(record->trace_ids);
-  std::string body;
+  // Written here first (its capacity stays with the thread: no allocation per order), then
+  // copied once into a block of its exact size.
+  thread_local std::string body;
+  body.clear();
   PutVarint(record->trace_ids.size(), &body);
   for (const TraceIdBytes& id : record->trace_ids) PutId(id, &body);
   PutVarint(record->kept_trace_ids.size(), &body);
@@ -161,10 +162,12 @@ PackedOrder PackOrder(OrderRecord* record, std::vector<HeldRef>* holds) {
       PutVarint(r.trace_size, &body);
     }
   }
-  PutVarint(body.size(), &out);
-  out.append(body);
-  PackedOrder packed(new char[out.size()]);
-  std::memcpy(packed.get(), out.data(), out.size());
+  std::string head;  // two short varints: within the small-string buffer
+  PutVarint(holds->size(), &head);
+  PutVarint(body.size(), &head);
+  PackedOrder packed(new char[head.size() + body.size()]);
+  std::memcpy(packed.get(), head.data(), head.size());
+  std::memcpy(packed.get() + head.size(), body.data(), body.size());
 
   std::vector<OrderRecord::State>().swap(record->states);
   std::vector<OrderRecord::Invariant>().swap(record->invariants);

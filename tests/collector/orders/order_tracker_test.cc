@@ -1061,9 +1061,11 @@ TEST_F(OrderTrackerTest, CompactOrderIsResolvedAtTheEndOfItsGracePeriod) {
   EXPECT_EQ(tracker_->stats().traces_held.load(), 0u);
   EXPECT_EQ(Rows(hold_table_.get()), 0u);
   EXPECT_EQ(MetaRows(hold_table_.get()), 0u);
-  // Unpacked to be judged, written, and packed again by the same check: no span named it since.
-  EXPECT_EQ(tracker_->stats().orders_compact.load(), 1);
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 0) << "unpacked to be judged and written";
 
+  clock_.Advance(absl::Seconds(6));
+  tracker_->Check();
+  EXPECT_EQ(tracker_->stats().orders_compact.load(), 1) << "resolved, still in memory";
   EXPECT_NE(Feed(3, {{"crm-api", "o1", "", T(20)}}).action, sampling::HookVerdict::kHold);
   const v1::Order o = Get("o1");
   EXPECT_EQ(o.resolution(), v1::Order::HEALTHY_RELEASED);
