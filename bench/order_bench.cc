@@ -281,9 +281,11 @@ BENCHMARK(BM_TrackerEvents)->Arg(1000)->Arg(10000);
 // Whole order traces through the tracker, as the load generator sends them: 10 spans, the first
 // recording the order's next state (with its invariants), the other nine naming the order only.
 // `range(0)` orders walk the 8 states; per span.
-void BM_TrackerOrderTraces(benchmark::State& state) {
+void TrackerOrderTraces(benchmark::State& state, absl::Duration compact_after) {
   const int num_orders = static_cast<int>(state.range(0));
-  Fixture f(orders::DefaultOrdersConfig(), /*journal=*/true);
+  orders::OrdersConfig config = orders::DefaultOrdersConfig();
+  config.compact_after = compact_after;
+  Fixture f(config, /*journal=*/true);
   const char* states[] = {"INITIATED",
                           "SUBMITTED",
                           "PRICE_CALCULATED",
@@ -375,7 +377,16 @@ void BM_TrackerOrderTraces(benchmark::State& state) {
   state.counters["anomalies"] = static_cast<double>(anomalies);
   state.counters["resolved"] = static_cast<double>(f.tracker->stats().orders_resolved.load());
 }
+void BM_TrackerOrderTraces(benchmark::State& state) {
+  TrackerOrderTraces(state, orders::DefaultOrdersConfig().compact_after);
+}
 BENCHMARK(BM_TrackerOrderTraces)->Arg(4000);
+// The same with orders.compact_after: 0: what packing quiet orders costs (each order is packed
+// once while it waits out its grace period and unpacked at its end).
+void BM_TrackerOrderTracesNeverPacked(benchmark::State& state) {
+  TrackerOrderTraces(state, absl::ZeroDuration());
+}
+BENCHMARK(BM_TrackerOrderTracesNeverPacked)->Arg(4000);
 
 // The order owner's path in a cluster (collector/kafka/order_affinity.h): routed traces, one
 // Kafka record each, through OrderOwnerIntake, the intake's Flush (the holds' RocksDB write and
