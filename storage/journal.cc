@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <limits>
 #include <mutex>
 #include <unordered_map>
@@ -940,6 +941,34 @@ absl::Status Journal::ReadSpanBytes(std::vector<SpanRecord>* spans) {
   stats_.span_bytes_read_back.fetch_add(bytes_read, std::memory_order_relaxed);
   if (!status.ok()) stats_.read_back_errors.fetch_add(1, std::memory_order_relaxed);
   return status;
+}
+
+absl::Status Journal::ReadTraceSpans(const std::vector<JournalRef>& refs,
+                                     absl::string_view trace_id, std::vector<SpanRecord>* out) {
+  std::vector<SpanRecord> read;
+  uint64_t bytes = 0;
+  for (const JournalRef& ref : refs) {
+    absl::StatusOr<std::vector<TraceSpans>> traces = ReadAt(ref, trace_id);
+    if (!traces.ok()) {
+      stats_.read_back_errors.fetch_add(1, std::memory_order_relaxed);
+      return traces.status();
+    }
+    for (TraceSpans& t : *traces) {
+      if (t.trace_id != trace_id) continue;
+      for (SpanRecord& r : t.spans) {
+        bytes += r.span.size();
+        read.push_back(std::move(r));
+      }
+    }
+  }
+  stats_.span_bytes_read_back.fetch_add(bytes, std::memory_order_relaxed);
+  if (out->empty()) {
+    *out = std::move(read);
+  } else {
+    out->insert(out->end(), std::make_move_iterator(read.begin()),
+                std::make_move_iterator(read.end()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Journal::Erase(const std::string& key) {

@@ -83,6 +83,11 @@ class Journal final : public SpanBytesReader {
   // close together with one pread. The segments must not be truncated yet (the caller holds the
   // truncation mark before them). Thread-safe.
   [[nodiscard]] absl::Status ReadSpanBytes(std::vector<SpanRecord>* spans) override;
+  // SpanBytesReader: the spans of one trace, by the places of its parts (ReadAt with that
+  // trace id, record by record). Thread-safe.
+  [[nodiscard]] absl::Status ReadTraceSpans(const std::vector<JournalRef>& refs,
+                                            absl::string_view trace_id,
+                                            std::vector<SpanRecord>* out) override;
   // Reads back the spans of one entry by its place. The entry must not be truncated yet (the
   // caller holds the truncation mark before it). kNotFound / kDataLoss when it is gone or
   // damaged. Thread-safe.

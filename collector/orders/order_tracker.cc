@@ -1238,6 +1238,10 @@ sampling::HookVerdict OrderTracker::OnDecided(sampling::PendingTrace& trace, boo
   return Hold(shard, &it->second, *active_id, trace, sampled);
 }
 
+bool OrderTracker::HoldsJournalReferences() const {
+  return options_.read_journal && lifecycle_.config().hold_in_journal > absl::ZeroDuration();
+}
+
 sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::string& order_id,
                                          sampling::PendingTrace& trace, bool sampled) {
   // A packed order takes a hold without being unpacked: the new hold waits in `holds` beside the
@@ -1251,13 +1255,12 @@ sampling::HookVerdict OrderTracker::Hold(Shard& shard, Entry* e, const std::stri
   }
   const absl::Time now = options_.clock->Now();
   const uint64_t seq = ++hold_sequence_;
-  if (options_.read_journal && lifecycle_.config().hold_in_journal > absl::ZeroDuration() &&
-      trace.all_journaled && !trace.journal_refs.empty()) {
+  if (HoldsJournalReferences() && trace.all_journaled && !trace.journal_refs.empty()) {
     // The journal has every span of it already: hold a reference, write nothing.
     HeldRef h;
     h.trace_id = TraceIdBytes::Of(trace.trace_id);
     h.seq = seq;
-    h.spans = static_cast<uint32_t>(trace.spans.size());
+    h.spans = static_cast<uint32_t>(trace.SpanCount());
     h.bytes = static_cast<uint32_t>(trace.span_bytes);
     h.in_journal = true;
     h.refs.assign(trace.journal_refs.begin(), trace.journal_refs.end());

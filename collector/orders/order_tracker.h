@@ -134,6 +134,7 @@ class OrderTracker final : public sampling::TraceHook, public Component {
   // sampling::TraceHook
   void OnBuffered(TraceSpans& spans) override;
   sampling::HookVerdict OnDecided(sampling::PendingTrace& trace, bool sampled) override;
+  bool HoldsJournalReferences() const override;
   // Writes the traces held since the last call, in one batch.
   void OnDecisionsDone() override;
 

@@ -145,16 +145,6 @@ struct SpanRecord {
   }
 };
 
-// Reads back the bytes of spans that were released while the journal keeps them.
-class SpanBytesReader {
- public:
-  virtual ~SpanBytesReader() = default;
-  // Fills `span` of every record of `spans` that is in_journal_only (and clears the flag); the
-  // others are left as they are. On an error, the records that could not be read stay
-  // in_journal_only and the status says why.
-  [[nodiscard]] virtual absl::Status ReadSpanBytes(std::vector<SpanRecord>* spans) = 0;
-};
-
 // Whether some span of `spans` has its bytes only in the journal.
 inline bool AnyInJournalOnly(const std::vector<SpanRecord>& spans) {
   for (const SpanRecord& s : spans) {
@@ -179,6 +169,23 @@ struct JournalRef {
   bool operator==(const JournalRef& o) const {
     return segment == o.segment && offset == o.offset && size == o.size;
   }
+};
+
+// Reads back spans that were released from memory while the intake journal keeps them.
+class SpanBytesReader {
+ public:
+  virtual ~SpanBytesReader() = default;
+  // Fills `span` of every record of `spans` that is in_journal_only (and clears the flag); the
+  // others are left as they are. On an error, the records that could not be read stay
+  // in_journal_only and the status says why.
+  [[nodiscard]] virtual absl::Status ReadSpanBytes(std::vector<SpanRecord>* spans) = 0;
+  // Appends to `out` every span of trace `trace_id` in the journal records `refs` (each record
+  // once), with its bytes, times, span id, status flags and resource. The fields the receivers
+  // decode beside the bytes (SpanRecord::fields_known, attribute_keys, the key attribute) are
+  // not filled. On an error nothing is appended and the status says why.
+  [[nodiscard]] virtual absl::Status ReadTraceSpans(const std::vector<JournalRef>& refs,
+                                                    absl::string_view trace_id,
+                                                    std::vector<SpanRecord>* out) = 0;
 };
 
 // Spans of one trace that arrived in one request.

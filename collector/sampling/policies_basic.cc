@@ -12,6 +12,7 @@ namespace {
 class AlwaysSamplePolicy final : public Policy {
  public:
   Decision Evaluate(TraceView&, absl::Time) override { return Decision::kSampled; }
+  bool ReadsSpans() const override { return false; }
 };
 
 // Samples traces with at least one span whose status code is one of the configured ones.
@@ -37,6 +38,8 @@ class StatusCodePolicy final : public Policy {
     }
     return Decision::kNotSampled;
   }
+  // ERROR alone reads the trace's summary.
+  bool ReadsSpans() const override { return ok_ || unset_; }
 
  private:
   bool error_ = false;
@@ -53,12 +56,14 @@ class LatencyPolicy final : public Policy {
 
   Decision Evaluate(TraceView& trace, absl::Time) override {
     const PendingTrace& t = trace.trace();
-    if (t.spans.empty() || t.max_end_unix_nanos < t.min_start_unix_nanos) {
+    if (t.SpanCount() == 0 || t.max_end_unix_nanos < t.min_start_unix_nanos) {
       return Decision::kNotSampled;
     }
     const int64_t d = t.max_end_unix_nanos - t.min_start_unix_nanos;
     return d >= lower_nanos_ && d <= upper_nanos_ ? Decision::kSampled : Decision::kNotSampled;
   }
+
+  bool ReadsSpans() const override { return false; }
 
  private:
   int64_t lower_nanos_;
@@ -85,6 +90,8 @@ class ProbabilisticPolicy final : public Policy {
     return h < threshold_ || threshold_ == UINT64_MAX ? Decision::kSampled : Decision::kNotSampled;
   }
 
+  bool ReadsSpans() const override { return false; }
+
  private:
   uint64_t salt_hash_;
   uint64_t threshold_;
@@ -106,6 +113,8 @@ class RateLimitingPolicy final : public Policy {
     spent_ += n;
     return Decision::kSampled;
   }
+
+  bool ReadsSpans() const override { return false; }
 
  private:
   double budget_;
@@ -131,6 +140,8 @@ class BytesLimitingPolicy final : public Policy {
     return Decision::kSampled;
   }
 
+  bool ReadsSpans() const override { return false; }
+
  private:
   double rate_;
   double capacity_;
@@ -147,6 +158,8 @@ class SpanCountPolicy final : public Policy {
     const auto n = static_cast<int64_t>(trace.span_count());
     return n >= min_ && n <= max_ ? Decision::kSampled : Decision::kNotSampled;
   }
+
+  bool ReadsSpans() const override { return false; }
 
  private:
   int64_t min_;

@@ -5,6 +5,13 @@
 namespace tracekeep::sampling {
 namespace {
 
+bool AnyReadsSpans(const std::vector<PolicyPtr>& policies) {
+  for (const PolicyPtr& p : policies) {
+    if (p->ReadsSpans()) return true;
+  }
+  return false;
+}
+
 // Samples when every sub-policy samples. Stops at the first that does not.
 class AndPolicy final : public Policy {
  public:
@@ -15,6 +22,7 @@ class AndPolicy final : public Policy {
     }
     return Decision::kSampled;
   }
+  bool ReadsSpans() const override { return AnyReadsSpans(subs_); }
 
  private:
   std::vector<PolicyPtr> subs_;
@@ -29,6 +37,7 @@ class NotPolicy final : public Policy {
     return sub_->Evaluate(trace, now) == Decision::kSampled ? Decision::kNotSampled
                                                             : Decision::kSampled;
   }
+  bool ReadsSpans() const override { return sub_->ReadsSpans(); }
 
  private:
   PolicyPtr sub_;
@@ -60,6 +69,7 @@ class CompositePolicy final : public Policy {
     }
     return Decision::kNotSampled;
   }
+  bool ReadsSpans() const override { return AnyReadsSpans(subs_); }
 
  private:
   std::vector<PolicyPtr> subs_;

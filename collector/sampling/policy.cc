@@ -13,8 +13,29 @@ namespace tracekeep::sampling {
 
 // ---- TraceView --------------------------------------------------------------------------------
 
+absl::Status ReadBackSpans(PendingTrace* trace, SpanBytesReader* reader) {
+  if (!trace->spans_in_journal) return absl::OkStatus();
+  if (reader == nullptr) {
+    return absl::FailedPreconditionError("no reader for spans that live in the journal");
+  }
+  std::vector<SpanRecord> read;
+  TK_RETURN_IF_ERROR(reader->ReadTraceSpans(trace->journal_refs, trace->trace_id, &read));
+  // The parts the journal did not take (if any) stay after those it did.
+  for (SpanRecord& r : trace->spans) read.push_back(std::move(r));
+  trace->spans = std::move(read);
+  trace->spans_in_journal = false;
+  return absl::OkStatus();
+}
+
 void TraceView::Decode() {
   decoded_ = true;
+  if (trace_.spans_in_journal) {
+    // A policy that reads spans judges a trace that waited without them (the policies changed
+    // meanwhile): read back now; unread, it scans as empty and counts as a decode error.
+    if (mutable_trace_ == nullptr || !ReadBackSpans(mutable_trace_, reader_).ok()) {
+      decode_error_ = true;
+    }
+  }
   if (reader_ != nullptr && AnyInJournalOnly(trace_.spans)) {
     // Spans that stay unread scan as empty (no attributes) and count as a decode error.
     if (!reader_->ReadSpanBytes(&mutable_trace_->spans).ok()) decode_error_ = true;
@@ -332,6 +353,7 @@ absl::StatusOr<std::unique_ptr<PolicySet>> PolicySet::Create(
     set->policies_.push_back(std::move(policy));
     set->is_drop_.push_back(c.type == "drop");
     set->stats_.push_back(stats == nullptr ? nullptr : stats->Get(c.name));
+    set->reads_spans_ = set->reads_spans_ || set->policies_.back()->ReadsSpans();
   }
   return set;
 }

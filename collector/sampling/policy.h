@@ -36,11 +36,26 @@ struct PendingTrace {
   int64_t min_start_unix_nanos = INT64_MAX;
   int64_t max_end_unix_nanos = INT64_MIN;
   size_t span_bytes = 0;
+  // Spans of every part, in `spans` or in the journal (see spans_in_journal). Kept by the
+  // TraceBuffer; SpanCount() is what the rest reads.
+  size_t span_count = 0;
   std::vector<std::string> linked_keys;  // TraceSpans::linked_keys of every part, once each
   // The journal records of its parts, once each; `all_journaled` while every part had one.
   std::vector<JournalRef> journal_refs;
   bool all_journaled = true;
+  // The spans of its journaled parts are not in `spans` but only in the journal, at
+  // `journal_refs` (`spans` holds those of parts the journal did not take, if any): while it
+  // waits, a trace costs its summary above, not a record per span. ReadBackSpans() brings them
+  // back; its summary (errors, times, bytes, count) was taken from them before they left.
+  bool spans_in_journal = false;
+
+  size_t SpanCount() const { return spans_in_journal ? span_count : spans.size(); }
 };
+
+// Brings the spans of a trace whose spans are in the journal (spans_in_journal) back into
+// `trace->spans`, read with `reader` (then spans_in_journal is false). Nothing to do for other
+// traces. On an error, the spans stay where they are and the status says why.
+[[nodiscard]] absl::Status ReadBackSpans(PendingTrace* trace, SpanBytesReader* reader);
 
 // A pending trace as policies see it: the cheap fields directly, the rest of every span (name,
 // status, trace_state, span and resource attributes) scanned from the span bytes on first use and
@@ -53,7 +68,7 @@ class TraceView {
   TraceView(PendingTrace& trace, SpanBytesReader* reader)
       : trace_(trace), mutable_trace_(&trace), reader_(reader) {}
   const PendingTrace& trace() const { return trace_; }
-  size_t span_count() const { return trace_.spans.size(); }
+  size_t span_count() const { return trace_.SpanCount(); }
   // The decoded name, status and trace_state of span i.
   const SpanFields& span(size_t i);
   // True when some span or resource bytes could not be decoded (counted as an evaluation error).
@@ -95,6 +110,10 @@ class Policy {
   virtual ~Policy() = default;
   // `now` drives the per-second budgets of rate_limiting and composite.
   virtual Decision Evaluate(TraceView& trace, absl::Time now) = 0;
+  // Whether it looks at single spans (TraceView::span, AnyAttribute...) rather than only at the
+  // trace's summary (PendingTrace: errors, times, bytes, span count, hash). A trace that only
+  // such policies judge waits without its spans in memory (PendingTrace::spans_in_journal).
+  virtual bool ReadsSpans() const { return true; }
 };
 using PolicyPtr = std::unique_ptr<Policy>;
 
@@ -250,9 +269,12 @@ class PolicySet {
   const std::string& name(size_t i) const { return names_[i]; }
   // Counters of policy i; nullptr when built without a registry.
   PolicyStats* stats(size_t i) const { return stats_[i]; }
+  // Whether some policy looks at single spans (Policy::ReadsSpans).
+  bool ReadsSpans() const { return reads_spans_; }
 
  private:
   PolicySetOptions options_;
+  bool reads_spans_ = false;
   std::vector<std::string> names_;
   std::vector<PolicyPtr> policies_;
   std::vector<bool> is_drop_;

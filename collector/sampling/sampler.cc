@@ -102,9 +102,12 @@ class Sampler::Shard {
     KeptTraces late;
     int64_t late_oldest = kNothing;
     size_t spans_in = 0;
-    // While pending, span bytes the journal keeps live only there (read back when needed).
+    // While pending, span bytes the journal keeps live only there (read back when needed); and
+    // when no policy looks at single spans, so do the spans' records: a trace waits as its
+    // summary (PendingTrace::spans_in_journal).
     const bool release_bytes = sampler_->span_bytes_.load(std::memory_order_relaxed) != nullptr &&
                                !sampler_->options_.dry_run;
+    const bool release_spans = release_bytes && !std::atomic_load(&policies_)->ReadsSpans();
     for (TraceSpans& t : input) {
       spans_in += t.spans.size();
       if (sampler_->options_.hook != nullptr) sampler_->options_.hook->OnBuffered(t);
@@ -118,7 +121,9 @@ class Sampler::Shard {
       if (release_bytes) {
         for (SpanRecord& span : t.spans) span.ReleaseJournaledBytes();
       }
-      buffer_.Add(std::move(t), arrival, &due);
+      // A replayed part's spans may have been handed on before the restart: they stay (see
+      // SkipHanded).
+      buffer_.Add(std::move(t), arrival, &due, release_spans && !t.replayed);
     }
     stats.spans_queued.fetch_sub(spans_in, std::memory_order_relaxed);
     stats.traces_queued.fetch_sub(input.size(), std::memory_order_relaxed);
@@ -239,24 +244,28 @@ class Sampler::Shard {
     DecisionLog* log = sampler_->options_.decision_log;
     std::vector<DecisionRecord> records;
     if (log != nullptr) records.reserve(traces->size());
+    TraceHook* const hook = sampler_->options_.hook;
     for (PendingTrace& t : *traces) {
-      const uint64_t spans = t.spans.size();
+      const uint64_t spans = t.SpanCount();
       const int64_t first_arrival = absl::ToUnixNanos(t.first_arrival);
       TraceView view(t, reader);
       const Verdict v = set->Evaluate(view, now);
       if (view.decode_error()) stats.evaluation_errors.fetch_add(1, std::memory_order_relaxed);
       stats.decision_latency.Observe(now - t.due);
-      if (sampler_->options_.hook != nullptr) {
+      if (hook != nullptr) {
+        if (t.spans_in_journal && !t.linked_keys.empty() &&
+            !(hook->HoldsJournalReferences() && t.all_journaled)) {
+          ReadBack(&t);
+        }
         // The order tracker may hold the trace until its order is resolved, or keep it because
         // its order went wrong; it counts those itself.
-        HookVerdict hv =
-            sampler_->options_.hook->OnDecided(t, v.outcome == Verdict::Outcome::kSampled);
+        HookVerdict hv = hook->OnDecided(t, v.outcome == Verdict::Outcome::kSampled);
         if (hv.action == HookVerdict::kHold) continue;
         if (hv.action == HookVerdict::kKeep) {
           kept_oldest = std::min(kept_oldest, first_arrival);
           if (log != nullptr) records.push_back(DecisionRecord{t.trace_id, now, true, hv.reason});
           kept_.Insert(t.trace_id, CachedDecision{now, hv.reason});
-          ReadBack(&t.spans);
+          ReadBack(&t);
           for (const auto& [key, value] : hv.annotations) Tag(&t.spans, key, value);
           kept.push_back(
               KeptTrace{std::move(t.trace_id), std::move(hv.reason), std::move(t.spans)});
@@ -294,11 +303,11 @@ class Sampler::Shard {
       if (log != nullptr) records.push_back(DecisionRecord{t.trace_id, now, true, policy});
       kept_.Insert(t.trace_id, CachedDecision{now, policy});
       kept_oldest = std::min(kept_oldest, first_arrival);
+      ReadBack(&t);
       KeptTrace& k = kept.emplace_back();
       k.trace_id = std::move(t.trace_id);
       k.policy = std::move(policy);
       k.spans = std::move(t.spans);
-      ReadBack(&k.spans);
       if (!k.policy.empty()) Tag(&k.spans, kPolicyAttribute, k.policy);
       if (dry_run) Tag(&k.spans, kDryRunAttribute, dry_run_decision);
     }
@@ -360,21 +369,32 @@ class Sampler::Shard {
     }
   }
 
-  // Reads back the bytes of kept spans that were released to the journal. Spans that cannot be
-  // read (their segment damaged or gone) are dropped and counted: nothing empty goes on.
-  void ReadBack(std::vector<SpanRecord>* spans) {
+  // Reads back the spans of a kept trace that were left in the journal, and the bytes of those
+  // whose bytes were. Spans that cannot be read (their segment damaged or gone) are dropped and
+  // counted: nothing empty goes on.
+  void ReadBack(PendingTrace* t) {
     SpanBytesReader* reader = sampler_->span_bytes_.load();
-    if (reader == nullptr || !AnyInJournalOnly(*spans)) return;
-    absl::Status s = reader->ReadSpanBytes(spans);
-    if (s.ok()) return;
-    const auto end = std::remove_if(spans->begin(), spans->end(),
-                                    [](const SpanRecord& r) { return r.in_journal_only; });
-    const auto lost = static_cast<uint64_t>(spans->end() - end);
-    spans->erase(end, spans->end());
+    uint64_t lost = 0;
+    absl::Status s = ReadBackSpans(t, reader);
+    if (!s.ok()) {
+      lost = t->span_count - t->spans.size();
+      t->spans_in_journal = false;  // what is left is what goes on
+    }
+    std::vector<SpanRecord>* spans = &t->spans;
+    if (reader != nullptr && AnyInJournalOnly(*spans)) {
+      if (absl::Status b = reader->ReadSpanBytes(spans); !b.ok()) {
+        if (s.ok()) s = b;
+        const auto end = std::remove_if(spans->begin(), spans->end(),
+                                        [](const SpanRecord& r) { return r.in_journal_only; });
+        lost += static_cast<uint64_t>(spans->end() - end);
+        spans->erase(end, spans->end());
+      }
+    }
+    if (lost == 0) return;
     const uint64_t before = sampler_->stats_.spans_unreadable.fetch_add(lost);
     if (before == 0 || before / 10000 != (before + lost) / 10000) {  // the first, then 1 in ~10k
-      TK_LOG(Error) << lost << " kept spans lost: their bytes cannot be read back from the "
-                    << "journal: " << s;
+      TK_LOG(Error) << lost << " spans of decided traces lost: they cannot be read back from "
+                    << "the journal: " << s;
     }
   }
 

@@ -11,7 +11,8 @@ absl::Time TraceBuffer::DueTime(const PendingTrace& t) const {
   return due;
 }
 
-void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted) {
+void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted,
+                      bool leave_in_journal) {
   const TraceIdBytes key = TraceIdBytes::Of(spans.trace_id);
   auto it = traces_.find(key);
   if (it == traces_.end()) {
@@ -22,11 +23,13 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     t.trace_id = std::move(spans.trace_id);
     t.hash = spans.hash;
     t.first_arrival = now;
+    t.spans_in_journal = leave_in_journal && spans.journal_ref.size != 0;
     births_.push_back(Timer{now, key});
   }
   PendingTrace& t = it->second;
   t.last_arrival = std::max(t.last_arrival, now);
   span_count_ += spans.spans.size();
+  t.span_count += spans.spans.size();
   if (spans.journal_ref.size == 0) {
     t.all_journaled = false;
   } else if (auto ref = std::find(t.journal_refs.begin(), t.journal_refs.end(), spans.journal_ref);
@@ -52,7 +55,10 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     span_bytes_ += rec.size();
   }
   const size_t slack = spans.spans.capacity() - spans.spans.size();
-  if (t.spans.empty() && slack <= spans.spans.size() / 4) {
+  if (t.spans_in_journal && spans.journal_ref.size != 0) {
+    // ReadBackSpans finds them at t.journal_refs.
+    std::vector<SpanRecord>().swap(spans.spans);
+  } else if (t.spans.empty() && slack <= spans.spans.size() / 4) {
     // The trace's first spans, in a vector with little unused room (as the receivers' split
     // makes them): taken whole instead of moved record by record into a new one.
     t.spans = std::move(spans.spans);
@@ -60,7 +66,7 @@ void TraceBuffer::Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTra
     t.spans.reserve(t.spans.size() + spans.spans.size());
     for (SpanRecord& rec : spans.spans) t.spans.push_back(std::move(rec));
   }
-  if ((options_.max_spans_per_trace != 0 && t.spans.size() >= options_.max_spans_per_trace) ||
+  if ((options_.max_spans_per_trace != 0 && t.span_count >= options_.max_spans_per_trace) ||
       (options_.max_bytes_per_trace != 0 && t.span_bytes >= options_.max_bytes_per_trace)) {
     t.due = now;
     ++trace_limit_hits_;
@@ -99,7 +105,7 @@ bool TraceBuffer::SkipStaleTimers() {
 
 void TraceBuffer::Take(const TraceIdBytes& trace_id, std::vector<PendingTrace>* out) {
   auto it = traces_.find(trace_id);
-  span_count_ -= it->second.spans.size();
+  span_count_ -= it->second.span_count;
   span_bytes_ -= it->second.span_bytes;
   out->push_back(std::move(it->second));
   traces_.erase(it);

@@ -42,8 +42,12 @@ class TraceBuffer {
 
   // Adds the spans of one trace that arrived at `now`. Traces evicted to stay within
   // max_traces / max_bytes, and a trace that reached a per-trace bound, are appended to
-  // `evicted`.
-  void Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted);
+  // `evicted`. With `leave_in_journal`, a trace this part starts, when the journal has the part
+  // (spans.journal_ref), waits without its spans (PendingTrace::spans_in_journal): their records
+  // are freed here, after the trace's summary took what it needs of them. Every later part of
+  // such a trace that the journal has is left there too, whatever the flag.
+  void Add(TraceSpans&& spans, absl::Time now, std::vector<PendingTrace>* evicted,
+           bool leave_in_journal = false);
 
   // Moves every trace whose decision is due at `now` to `out`.
   void TakeExpired(absl::Time now, std::vector<PendingTrace>* out);

@@ -35,7 +35,12 @@ class TraceHook {
   // The policies decided `trace` (`sampled` when one of them keeps it). Span bytes may be
   // released to the journal (SpanRecord::in_journal_only): with kKeep the sampler reads them
   // back and adds the verdict's annotations; with kHold the hook moved the spans out of `trace`.
+  // A trace that waited without its spans (PendingTrace::spans_in_journal) has them read back
+  // before this call, unless HoldsJournalReferences() and the journal has every part of it.
   virtual HookVerdict OnDecided(PendingTrace& trace, bool sampled) = 0;
+  // Whether OnDecided holds a trace whose parts are all in the journal by their places
+  // (PendingTrace::journal_refs), without reading its spans.
+  virtual bool HoldsJournalReferences() const { return false; }
   // After a batch of OnDecided calls of one shard, before the sampler lets the intake journal
   // forget those traces: what the hook took (kHold) must be durable when this returns.
   virtual void OnDecisionsDone() {}

@@ -618,6 +618,35 @@ TEST(JournalTest, ATraceIsReadBackFromItsPartOfTheRecord) {
   EXPECT_FALSE((*journal)->ReadAt(off, traces[1].trace_id).ok());
 }
 
+// A trace that waited without its spans (the sampler's spans_in_journal) gets them back from
+// the places of its parts, in two requests here: every span once, in the order of the parts.
+TEST(JournalTest, ATraceIsReadBackFromThePlacesOfItsParts) {
+  const std::string path = TempPath();
+  auto journal = Journal::Open({path, false});
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  std::vector<TraceSpans> first = Batch(0, 3, 2);
+  std::vector<TraceSpans> second = Batch(0, 2, 3);  // the same trace ids, new spans
+  for (SpanRecord& r : second[1].spans) r.span += "-later";
+  ASSERT_TRUE((*journal)->AppendAndLocate(&first, t0).ok());
+  ASSERT_TRUE((*journal)->AppendAndLocate(&second, t0 + absl::Seconds(1)).ok());
+  const std::vector<JournalRef> refs = {first[1].journal_ref, second[1].journal_ref};
+  std::vector<SpanRecord> out;
+  ASSERT_TRUE((*journal)->ReadTraceSpans(refs, first[1].trace_id, &out).ok());
+  ASSERT_EQ(out.size(), 5u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_EQ(out[i].span, first[1].spans[i].span) << i;
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out[2 + i].span, second[1].spans[i].span) << i;
+  EXPECT_EQ(out[4].span_id, second[1].spans[2].span_id);
+  EXPECT_EQ(out[0].origin->service_name, "shop-api");
+  // A place without the trace is an error, and nothing is appended.
+  JournalRef gone = refs[1];
+  gone.segment += 100;
+  std::vector<SpanRecord> none;
+  EXPECT_EQ((*journal)->ReadTraceSpans({refs[0], gone}, first[1].trace_id, &none).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(none.empty());
+}
+
 TEST(JournalTest, EntriesAreReadBackByTheirPlace) {
   const std::string path = TempPath();
   const absl::Time t0 = absl::FromUnixSeconds(1700000000);

@@ -550,9 +550,38 @@ class FakeJournal final : public SpanBytesReader {
     }
     return absl::OkStatus();
   }
+  // Also keeps `t` as one journal record: its spans can be read back whole (ReadTraceSpans).
+  void LocateRecord(TraceSpans* t) {
+    Locate(t);
+    std::lock_guard<std::mutex> lock(mu_);
+    t->journal_ref.segment = 1;
+    t->journal_ref.offset = next_offset_;
+    t->journal_ref.size = 64;
+    records_[next_offset_] = *t;
+    next_offset_ += 64;
+  }
+  absl::Status ReadTraceSpans(const std::vector<JournalRef>& refs, absl::string_view trace_id,
+                              std::vector<SpanRecord>* out) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fail_) return absl::DataLossError("segment 1 is damaged");
+    for (const JournalRef& ref : refs) {
+      const TraceSpans& t = records_.at(ref.offset);
+      if (t.trace_id != trace_id) continue;
+      for (const SpanRecord& r : t.spans) {
+        out->push_back(r);
+        ++spans_read_;
+      }
+    }
+    ++traces_read_;
+    return absl::OkStatus();
+  }
   void Fail() {
     std::lock_guard<std::mutex> lock(mu_);
     fail_ = true;
+  }
+  int traces_read() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return traces_read_;
   }
   int spans_read() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -562,8 +591,10 @@ class FakeJournal final : public SpanBytesReader {
  private:
   std::mutex mu_;
   std::map<uint64_t, std::string> bytes_;
+  std::map<uint64_t, TraceSpans> records_;
   uint64_t next_offset_ = 8;
   int spans_read_ = 0;
+  int traces_read_ = 0;
   bool fail_ = false;
 };
 
@@ -672,6 +703,146 @@ TEST(SamplerTest, DryRunKeepsSpanBytesInMemory) {
   ASSERT_EQ(consumer.kept().size(), 1u);
   EXPECT_EQ(journal.spans_read(), 0);
   EXPECT_NE(consumer.kept()[0].spans[0].span.find("span-bytes"), std::string::npos);
+}
+
+// With summary policies only (the default errors + probabilistic), a journaled trace waits
+// without its spans; the kept ones are read back whole, the others never are.
+TEST(SamplerTest, TracesWaitAsSummariesAndKeptOnesComeBackWhole) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  FakeJournal journal;
+  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  (*sampler)->SetSpanBytesReader(&journal);
+  TraceSpans error =
+      FromBuilder(TraceBuilder(1).WithStatus(otlp::trace::v1::Status::STATUS_CODE_ERROR));
+  const std::string error_bytes = error.spans[0].span;
+  TraceSpans plain = MakeTrace(2, 3);
+  journal.LocateRecord(&error);
+  journal.LocateRecord(&plain);
+  std::vector<TraceSpans> batch;
+  batch.push_back(std::move(error));
+  batch.push_back(std::move(plain));
+  ASSERT_TRUE((*sampler)->Offer(std::move(batch), 4).ok());
+  (*sampler)->PollForTesting();
+  EXPECT_EQ((*sampler)->stats().spans_pending.load(), 4u);
+  EXPECT_EQ(journal.traces_read(), 0);
+
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  EXPECT_EQ(journal.traces_read(), 1) << "only the kept trace is read back";
+  const std::vector<KeptTrace> kept = consumer.kept();
+  ASSERT_EQ(kept.size(), 1u);
+  const KeptTrace& k = kept[0];
+  EXPECT_EQ(k.trace_id, TestTraceId(1));
+  ASSERT_EQ(k.spans.size(), 1u);
+  EXPECT_EQ(k.spans[0].span, Tagged(error_bytes, "errors"));
+  EXPECT_TRUE(k.spans[0].is_error);
+  const SamplerStats& stats = (*sampler)->stats();
+  EXPECT_EQ(stats.spans_not_sampled.load(), 3u);
+  EXPECT_EQ(stats.spans_pending.load(), 0u);
+  EXPECT_EQ(stats.spans_unreadable.load(), 0u);
+}
+
+TEST(SamplerTest, APolicyThatReadsSpansKeepsTheirRecordsInMemory) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  FakeJournal journal;
+  SamplerOptions o = Options(0, 1);
+  PolicyConfig attr;
+  attr.name = "vip";
+  attr.type = "string_attribute";
+  attr.string_attribute.key = "customer.tier";
+  attr.string_attribute.values = {"vip"};
+  PolicyConfig both;
+  both.name = "vip-errors";
+  both.type = "and";
+  both.sub_policies = {attr, o.policies[0]};
+  o.policies.push_back(both);
+  auto sampler = Sampler::Create(o, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  (*sampler)->SetSpanBytesReader(&journal);
+  TraceSpans vip =
+      FromBuilder(TraceBuilder(1).WithAttr("customer.tier", std::string("vip")).Plain());
+  journal.LocateRecord(&vip);
+  ASSERT_TRUE((*sampler)->Offer(One(std::move(vip)), 2).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  // The `and` reads spans through its string_attribute: the records stayed (their bytes only
+  // were read back, span by span), not the trace.
+  EXPECT_EQ(journal.traces_read(), 0);
+  EXPECT_GT(journal.spans_read(), 0);
+  EXPECT_EQ((*sampler)->stats().evaluation_errors.load(), 0u);
+}
+
+TEST(SamplerTest, KeptTracesThatCannotBeReadBackFromTheJournalAreCounted) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  FakeJournal journal;
+  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  (*sampler)->SetSpanBytesReader(&journal);
+  TraceSpans error = MakeTrace(1, 3, /*error=*/true);
+  journal.LocateRecord(&error);
+  ASSERT_TRUE((*sampler)->Offer(One(std::move(error)), 3).ok());
+  (*sampler)->PollForTesting();
+  journal.Fail();
+  clock.Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  for (const KeptTrace& k : consumer.kept()) EXPECT_TRUE(k.spans.empty());
+  EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 3u);
+}
+
+// Links every trace to one key and records what OnDecided saw.
+class LinkingHook final : public TraceHook {
+ public:
+  explicit LinkingHook(bool by_reference) : by_reference_(by_reference) {}
+  void OnBuffered(TraceSpans& spans) override { spans.linked_keys.push_back("order-1"); }
+  HookVerdict OnDecided(PendingTrace& trace, bool) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    seen_.emplace_back(trace.SpanCount(), trace.spans.size());
+    HookVerdict v;
+    v.action = HookVerdict::kHold;
+    trace.spans.clear();
+    return v;
+  }
+  bool HoldsJournalReferences() const override { return by_reference_; }
+  std::vector<std::pair<size_t, size_t>> seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+
+ private:
+  const bool by_reference_;
+  std::mutex mu_;
+  std::vector<std::pair<size_t, size_t>> seen_;  // (SpanCount, spans in memory)
+};
+
+TEST(SamplerTest, AHookGetsTheSpansBackUnlessItHoldsJournalReferences) {
+  for (const bool by_reference : {true, false}) {
+    SCOPED_TRACE(by_reference ? "by reference" : "with spans");
+    FakeClock clock;
+    RecordingConsumer consumer;
+    FakeJournal journal;
+    LinkingHook hook(by_reference);
+    SamplerOptions o = Options(0, 1);
+    o.hook = &hook;
+    auto sampler = Sampler::Create(o, &consumer, &clock);
+    ASSERT_TRUE(sampler.ok());
+    (*sampler)->SetSpanBytesReader(&journal);
+    TraceSpans t = MakeTrace(1, 4);
+    journal.LocateRecord(&t);
+    ASSERT_TRUE((*sampler)->Offer(One(std::move(t)), 4).ok());
+    (*sampler)->PollForTesting();
+    clock.Advance(absl::Seconds(30));
+    (*sampler)->PollForTesting();
+    ASSERT_EQ(hook.seen().size(), 1u);
+    EXPECT_EQ(hook.seen()[0].first, 4u);
+    EXPECT_EQ(hook.seen()[0].second, by_reference ? 0u : 4u);
+    EXPECT_EQ(journal.traces_read(), by_reference ? 0 : 1);
+    EXPECT_TRUE(consumer.kept().empty());
+  }
 }
 
 }  // namespace

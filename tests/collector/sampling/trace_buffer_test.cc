@@ -1,5 +1,7 @@
 #include "collector/sampling/trace_buffer.h"
 
+#include <map>
+
 #include "gtest/gtest.h"
 #include "tests/collector/sampling/test_util.h"
 
@@ -157,6 +159,61 @@ TEST(TraceBufferTest, ByteBoundEvictsTheTracesDueSoonest) {
   EXPECT_EQ(evicted[0].due, kT0 + absl::Seconds(2));
   EXPECT_EQ(buffer.span_bytes(), 30u);
   EXPECT_EQ(buffer.evictions(), 1u);
+}
+
+TraceSpans Journaled(TraceSpans t, uint64_t offset) {
+  t.journal_ref.segment = 3;
+  t.journal_ref.offset = offset;
+  t.journal_ref.size = 100;
+  return t;
+}
+
+TEST(TraceBufferTest, ATraceTheJournalHasWaitsAsItsSummary) {
+  TraceBufferOptions o = Opts(absl::Seconds(30), 100);
+  o.max_spans_per_trace = 6;
+  TraceBuffer buffer(o);
+  std::vector<PendingTrace> out;
+  buffer.Add(Journaled(MakeTrace(1, 2, /*error=*/true), 100), kT0, &out, /*leave_in_journal=*/true);
+  // A later part the journal has stays there whatever the flag; one it has not stays in memory.
+  buffer.Add(Journaled(MakeTrace(1, 2), 200), kT0, &out, /*leave_in_journal=*/false);
+  buffer.Add(MakeTrace(1, 1), kT0, &out, /*leave_in_journal=*/true);
+  // Without the flag, or without the journal's copy, a new trace keeps its spans.
+  buffer.Add(Journaled(MakeTrace(2, 3), 300), kT0, &out, /*leave_in_journal=*/false);
+  buffer.Add(MakeTrace(3, 1), kT0, &out, /*leave_in_journal=*/true);
+  EXPECT_EQ(buffer.span_count(), 9u);
+  EXPECT_EQ(buffer.span_bytes(), 90u);
+
+  buffer.TakeExpired(kT0 + absl::Seconds(30), &out);
+  ASSERT_EQ(out.size(), 3u);
+  std::map<std::string, PendingTrace*> by_id;
+  for (PendingTrace& t : out) by_id[t.trace_id] = &t;
+  const PendingTrace& lean = *by_id.at(TestTraceId(1));
+  EXPECT_TRUE(lean.spans_in_journal);
+  EXPECT_EQ(lean.SpanCount(), 5u);
+  ASSERT_EQ(lean.spans.size(), 1u) << "the part without a journal record";
+  ASSERT_EQ(lean.journal_refs.size(), 2u);
+  EXPECT_EQ(lean.journal_refs[1].offset, 200u);
+  // The summary was taken before the records left.
+  EXPECT_TRUE(lean.has_error);
+  EXPECT_TRUE(lean.has_root);
+  EXPECT_EQ(lean.min_start_unix_nanos, 1000);
+  EXPECT_EQ(lean.max_end_unix_nanos, 2001);
+  EXPECT_EQ(lean.span_bytes, 50u);
+  EXPECT_FALSE(by_id.at(TestTraceId(2))->spans_in_journal);
+  EXPECT_EQ(by_id.at(TestTraceId(2))->spans.size(), 3u);
+  EXPECT_FALSE(by_id.at(TestTraceId(3))->spans_in_journal);
+  EXPECT_EQ(by_id.at(TestTraceId(3))->SpanCount(), 1u);
+  EXPECT_EQ(buffer.span_count(), 0u);
+  EXPECT_EQ(buffer.span_bytes(), 0u);
+
+  // The per-trace span bound counts the spans in the journal too.
+  out.clear();
+  buffer.Add(Journaled(MakeTrace(4, 4), 400), kT0, &out, /*leave_in_journal=*/true);
+  EXPECT_TRUE(out.empty());
+  buffer.Add(Journaled(MakeTrace(4, 2), 500), kT0, &out, /*leave_in_journal=*/true);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].SpanCount(), 6u);
+  EXPECT_TRUE(out[0].spans.empty());
 }
 
 }  // namespace
