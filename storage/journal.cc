@@ -1088,10 +1088,14 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
   if (where.size < kHeaderBytes) {
     return absl::InvalidArgumentError("journal: not a journal record reference");
   }
-  const std::string path = absl::StrCat(impl_->options.path, "/", SegmentName(where.segment));
+  // For error messages only: a read that succeeds formats nothing.
+  const auto path = [&] {
+    return absl::StrCat(impl_->options.path, "/", SegmentName(where.segment));
+  };
   const SegmentPtr segment = impl_->Find(where.segment);
   if (segment == nullptr) {
-    return absl::NotFoundError(absl::StrCat("journal: record in ", path, ": the segment is gone"));
+    return absl::NotFoundError(
+        absl::StrCat("journal: record in ", path(), ": the segment is gone"));
   }
   if (!only_trace.empty() && where.trace_size != 0 && where.origins_end > kHeaderBytes &&
       where.trace_offset >= where.origins_end &&
@@ -1115,14 +1119,14 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
     if (!read || GetFixed32LE(all.data()) + kHeaderBytes != where.size ||
         static_cast<uint8_t>(all[8]) != kEntry) {
       return absl::DataLossError(
-          absl::StrCat("journal: no intact entry at offset ", where.offset, " of ", path));
+          absl::StrCat("journal: no intact entry at offset ", where.offset, " of ", path()));
     }
     std::vector<TraceSpans> traces;
     TK_RETURN_IF_ERROR(DecodeJournalTrace(
         all.substr(kHeaderBytes, where.origins_end - kHeaderBytes), trace, only_trace, &traces));
     if (traces.empty()) {
       return absl::DataLossError(absl::StrCat("journal: the entry at offset ", where.offset, " of ",
-                                              path, " has no trace ", ToHex(only_trace),
+                                              path(), " has no trace ", ToHex(only_trace),
                                               " at offset ", where.trace_offset));
     }
     return traces;
@@ -1135,7 +1139,7 @@ absl::StatusOr<std::vector<TraceSpans>> Journal::ReadAt(const JournalRef& where,
       (Checksum(header + 8, where.size - 8) ^ segment->mix) != GetFixed32LE(header + 4) ||
       static_cast<uint8_t>(header[8]) != kEntry) {
     return absl::DataLossError(
-        absl::StrCat("journal: no intact entry at offset ", where.offset, " of ", path));
+        absl::StrCat("journal: no intact entry at offset ", where.offset, " of ", path()));
   }
   std::vector<TraceSpans> traces;
   TK_RETURN_IF_ERROR(DecodeJournalRecord(
