@@ -1,4 +1,6 @@
 // Buffering and deciding: what a shard does with spans after the receiver split them by trace.
+#include <malloc.h>
+
 #include <memory>
 #include <vector>
 
@@ -62,6 +64,52 @@ void BM_BufferAddExpire(benchmark::State& state) {
   state.SetItemsProcessed(spans);
 }
 BENCHMARK(BM_BufferAddExpire)->ArgNames({"spans", "per_trace"})->Args({500, 10})->Args({500, 50});
+
+// Heap per pending span as a shard keeps it with the journal on (each span's bytes released to
+// the journal): range(0) = 0 keeps each span's record, 1 leaves the records in the journal (the
+// trace waits as its summary: no policy reads single spans). 100,000 spans in 10-span traces.
+void BM_PendingHeapPerSpan(benchmark::State& state) {
+  const bool leave_in_journal = state.range(0) != 0;
+  const auto pool = SplitPool(500, 10, 200);
+  for (auto _ : state) {
+    state.PauseTiming();
+    const size_t before = mallinfo2().uordblks;  // what the buffer keeps of the copy is counted
+    std::vector<std::vector<TraceSpans>> batch = pool;
+    uint64_t offset = 1;
+    for (auto& traces : batch) {
+      for (TraceSpans& t : traces) {
+        t.journal_ref = JournalRef{1, offset, 100};
+        for (SpanRecord& r : t.spans) {
+          r.journal_segment = 1;
+          r.journal_offset = offset++;
+          r.ReleaseJournaledBytes();
+        }
+      }
+    }
+    sampling::TraceBuffer buffer({absl::Seconds(30), 1 << 20});
+    std::vector<sampling::PendingTrace> out;
+    state.ResumeTiming();
+    int64_t spans = 0;
+    for (auto& traces : batch) {
+      for (TraceSpans& t : traces) {
+        spans += static_cast<int64_t>(t.spans.size());
+        buffer.Add(std::move(t), absl::FromUnixSeconds(1700000000), &out, leave_in_journal);
+      }
+      traces.clear();
+    }
+    state.PauseTiming();
+    batch.clear();
+    const size_t after = mallinfo2().uordblks;
+    state.counters["heap_B/pending_span"] = static_cast<double>(after - before) / spans;
+    state.ResumeTiming();
+  }
+}
+BENCHMARK(BM_PendingHeapPerSpan)
+    ->ArgName("leave_in_journal")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 
 // Sampler::Offer + shard poll + policy decision with the default policies, one shard, no threads.
 void BM_SamplerOfferDecide(benchmark::State& state) {
