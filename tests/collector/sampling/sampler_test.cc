@@ -667,22 +667,31 @@ TEST(SamplerTest, PendingSpanBytesLiveInTheJournalAndComeBackForDecisions) {
   EXPECT_EQ((*sampler)->stats().evaluation_errors.load(), 0u);
 }
 
+// Whether the spans' bytes only (Locate) or the whole trace (LocateRecord: it waits as a summary)
+// are in the journal.
 TEST(SamplerTest, KeptSpansThatCannotBeReadBackAreCountedNotHandedOnEmpty) {
-  FakeClock clock;
-  RecordingConsumer consumer;
-  FakeJournal journal;
-  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
-  ASSERT_TRUE(sampler.ok());
-  (*sampler)->SetSpanBytesReader(&journal);
-  TraceSpans error = MakeTrace(1, 3, /*error=*/true);
-  journal.Locate(&error);
-  ASSERT_TRUE((*sampler)->Offer(One(std::move(error)), 3).ok());
-  (*sampler)->PollForTesting();
-  journal.Fail();
-  clock.Advance(absl::Seconds(30));
-  (*sampler)->PollForTesting();
-  for (const KeptTrace& k : consumer.kept()) EXPECT_TRUE(k.spans.empty());
-  EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 3u);
+  for (const bool whole_trace : {false, true}) {
+    SCOPED_TRACE(whole_trace ? "whole trace in the journal" : "span bytes in the journal");
+    FakeClock clock;
+    RecordingConsumer consumer;
+    FakeJournal journal;
+    auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
+    ASSERT_TRUE(sampler.ok());
+    (*sampler)->SetSpanBytesReader(&journal);
+    TraceSpans error = MakeTrace(1, 3, /*error=*/true);
+    if (whole_trace) {
+      journal.LocateRecord(&error);
+    } else {
+      journal.Locate(&error);
+    }
+    ASSERT_TRUE((*sampler)->Offer(One(std::move(error)), 3).ok());
+    (*sampler)->PollForTesting();
+    journal.Fail();
+    clock.Advance(absl::Seconds(30));
+    (*sampler)->PollForTesting();
+    for (const KeptTrace& k : consumer.kept()) EXPECT_TRUE(k.spans.empty());
+    EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 3u);
+  }
 }
 
 TEST(SamplerTest, DryRunKeepsSpanBytesInMemory) {
@@ -774,24 +783,6 @@ TEST(SamplerTest, APolicyThatReadsSpansKeepsTheirRecordsInMemory) {
   EXPECT_EQ(journal.traces_read(), 0);
   EXPECT_GT(journal.spans_read(), 0);
   EXPECT_EQ((*sampler)->stats().evaluation_errors.load(), 0u);
-}
-
-TEST(SamplerTest, KeptTracesThatCannotBeReadBackFromTheJournalAreCounted) {
-  FakeClock clock;
-  RecordingConsumer consumer;
-  FakeJournal journal;
-  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
-  ASSERT_TRUE(sampler.ok());
-  (*sampler)->SetSpanBytesReader(&journal);
-  TraceSpans error = MakeTrace(1, 3, /*error=*/true);
-  journal.LocateRecord(&error);
-  ASSERT_TRUE((*sampler)->Offer(One(std::move(error)), 3).ok());
-  (*sampler)->PollForTesting();
-  journal.Fail();
-  clock.Advance(absl::Seconds(30));
-  (*sampler)->PollForTesting();
-  for (const KeptTrace& k : consumer.kept()) EXPECT_TRUE(k.spans.empty());
-  EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 3u);
 }
 
 // Links every trace to one key and records what OnDecided saw.
