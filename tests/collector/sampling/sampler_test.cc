@@ -598,6 +598,22 @@ class FakeJournal final : public SpanBytesReader {
   bool fail_ = false;
 };
 
+// A sampler of `options` reading span bytes from `journal`, offered `t` and polled again once its
+// decision is due (30 s later).
+std::unique_ptr<Sampler> DecideOne(const SamplerOptions& options, FakeJournal* journal,
+                                   TraceConsumer* consumer, FakeClock* clock, TraceSpans t) {
+  auto sampler = Sampler::Create(options, consumer, clock);
+  EXPECT_TRUE(sampler.ok()) << sampler.status();
+  if (!sampler.ok()) return nullptr;
+  (*sampler)->SetSpanBytesReader(journal);
+  const auto n = static_cast<int64_t>(t.spans.size());
+  EXPECT_TRUE((*sampler)->Offer(One(std::move(t)), n).ok());
+  (*sampler)->PollForTesting();
+  clock->Advance(absl::Seconds(30));
+  (*sampler)->PollForTesting();
+  return std::move(*sampler);
+}
+
 TraceSpans FromBuilder(const TraceBuilder& b) {
   PendingTrace p = b.Build();
   TraceSpans t;
@@ -700,15 +716,9 @@ TEST(SamplerTest, DryRunKeepsSpanBytesInMemory) {
   FakeJournal journal;
   SamplerOptions o = Options(0, 1);
   o.dry_run = true;
-  auto sampler = Sampler::Create(o, &consumer, &clock);
-  ASSERT_TRUE(sampler.ok());
-  (*sampler)->SetSpanBytesReader(&journal);
   TraceSpans t = MakeTrace(1, 2);
   journal.Locate(&t);
-  ASSERT_TRUE((*sampler)->Offer(One(std::move(t)), 2).ok());
-  (*sampler)->PollForTesting();
-  clock.Advance(absl::Seconds(30));
-  (*sampler)->PollForTesting();
+  ASSERT_NE(DecideOne(o, &journal, &consumer, &clock, std::move(t)), nullptr);
   ASSERT_EQ(consumer.kept().size(), 1u);
   EXPECT_EQ(journal.spans_read(), 0);
   EXPECT_NE(consumer.kept()[0].spans[0].span.find("span-bytes"), std::string::npos);
@@ -768,21 +778,16 @@ TEST(SamplerTest, APolicyThatReadsSpansKeepsTheirRecordsInMemory) {
   both.type = "and";
   both.sub_policies = {attr, o.policies[0]};
   o.policies.push_back(both);
-  auto sampler = Sampler::Create(o, &consumer, &clock);
-  ASSERT_TRUE(sampler.ok());
-  (*sampler)->SetSpanBytesReader(&journal);
   TraceSpans vip =
       FromBuilder(TraceBuilder(1).WithAttr("customer.tier", std::string("vip")).Plain());
   journal.LocateRecord(&vip);
-  ASSERT_TRUE((*sampler)->Offer(One(std::move(vip)), 2).ok());
-  (*sampler)->PollForTesting();
-  clock.Advance(absl::Seconds(30));
-  (*sampler)->PollForTesting();
+  std::unique_ptr<Sampler> sampler = DecideOne(o, &journal, &consumer, &clock, std::move(vip));
+  ASSERT_NE(sampler, nullptr);
   // The `and` reads spans through its string_attribute: the records stayed (their bytes only
   // were read back, span by span), not the trace.
   EXPECT_EQ(journal.traces_read(), 0);
   EXPECT_GT(journal.spans_read(), 0);
-  EXPECT_EQ((*sampler)->stats().evaluation_errors.load(), 0u);
+  EXPECT_EQ(sampler->stats().evaluation_errors.load(), 0u);
 }
 
 // Links every trace to one key and records what OnDecided saw.
@@ -819,15 +824,9 @@ TEST(SamplerTest, AHookGetsTheSpansBackUnlessItHoldsJournalReferences) {
     LinkingHook hook(by_reference);
     SamplerOptions o = Options(0, 1);
     o.hook = &hook;
-    auto sampler = Sampler::Create(o, &consumer, &clock);
-    ASSERT_TRUE(sampler.ok());
-    (*sampler)->SetSpanBytesReader(&journal);
     TraceSpans t = MakeTrace(1, 4);
     journal.LocateRecord(&t);
-    ASSERT_TRUE((*sampler)->Offer(One(std::move(t)), 4).ok());
-    (*sampler)->PollForTesting();
-    clock.Advance(absl::Seconds(30));
-    (*sampler)->PollForTesting();
+    ASSERT_NE(DecideOne(o, &journal, &consumer, &clock, std::move(t)), nullptr);
     ASSERT_EQ(hook.seen().size(), 1u);
     EXPECT_EQ(hook.seen()[0].first, 4u);
     EXPECT_EQ(hook.seen()[0].second, by_reference ? 0u : 4u);
