@@ -133,12 +133,18 @@ class Sampler::Shard {
                                    std::memory_order_relaxed);
     published_evictions_ = buffer_.evictions();
     published_limit_hits_ = buffer_.trace_limit_hits();
-    buffer_.TakeExpired(now, &due);
+    // What is due is decided in batches, at most every DecideEvery(): each batch ends in a
+    // write to the store and one to the decision log, whose fixed cost (a write-ahead-log
+    // append, the writers' rendezvous) otherwise came with every request received.
+    if (now >= decide_after_) {
+      buffer_.TakeExpired(now, &due);
+      decide_after_ = now + sampler_->decide_every_;
+    }
     Publish();
     if (!late.empty()) Hand(std::move(late), late_oldest);
     if (!due.empty()) Decide(&due, now);
     PublishOldest();
-    return buffer_.NextDeadline();
+    return std::max(buffer_.NextDeadline(), decide_after_);
   }
 
   void DrainAll() {
@@ -444,6 +450,7 @@ class Sampler::Shard {
   Sampler* sampler_;
   // Touched only by the shard's thread (or the test's).
   TraceBuffer buffer_;
+  absl::Time decide_after_ = absl::InfinitePast();
   std::deque<Waiting> waiting_;  // kept batches the consumer could not take yet, oldest first
   size_t waiting_spans_ = 0;
   DecisionCache kept_;
@@ -500,8 +507,16 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(const SamplerOptions& o
 }
 
 Sampler::Sampler(const SamplerOptions& options, TraceConsumer* consumer, Clock* clock)
-    : options_(options), consumer_(consumer), clock_(clock) {
+    : options_(options), decide_every_(DecideEvery(options)), consumer_(consumer), clock_(clock) {
   policy_configs_ = options.policies;
+}
+
+absl::Duration Sampler::DecideEvery(const SamplerOptions& options) {
+  absl::Duration wait = options.decision_wait;
+  for (absl::Duration d : {options.decision_wait_after_root_received, options.max_trace_age}) {
+    if (d > absl::ZeroDuration()) wait = std::min(wait, d);
+  }
+  return std::min(absl::Milliseconds(100), wait / 50);
 }
 
 Sampler::~Sampler() { Shutdown(absl::InfiniteFuture()); }

@@ -192,7 +192,11 @@ class Sampler final : public SpanIntake, public Component {
   absl::StatusOr<std::vector<std::shared_ptr<PolicySet>>> BuildSets(
       const std::vector<PolicyConfig>& policies);
 
+  // How often a shard decides what is due: a fiftieth of the shortest wait, at most 100 ms.
+  static absl::Duration DecideEvery(const SamplerOptions& options);
+
   SamplerOptions options_;
+  const absl::Duration decide_every_;
   std::atomic<SpanBytesReader*> span_bytes_{nullptr};
   TraceConsumer* consumer_;
   Clock* clock_;

@@ -75,6 +75,43 @@ TEST(SamplerTest, SpansOfOneTraceFromSeveralRequestsAreDecidedTogether) {
   EXPECT_EQ(consumer.kept()[0].spans.size(), 3u);
 }
 
+TEST(SamplerTest, DueTracesAreDecidedInBatchesAFiftiethOfTheWaitApart) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  SamplerOptions options = Options(0, /*shards=*/1);
+  options.decision_wait = absl::Seconds(5);  // batches 100 ms apart
+  auto sampler = Sampler::Create(options, &consumer, &clock);
+  ASSERT_TRUE(sampler.ok());
+  // Four error traces arriving 30 ms apart.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(i, 1, /*error=*/true)), 1).ok());
+    (*sampler)->PollForTesting();
+    clock.Advance(absl::Milliseconds(30));
+  }
+  clock.Advance(absl::Seconds(5) - absl::Milliseconds(120));  // the first is due now
+  (*sampler)->PollForTesting();
+  ASSERT_EQ(consumer.kept().size(), 1u);
+  clock.Advance(absl::Milliseconds(90));  // the other three are due, the next batch is not
+  (*sampler)->PollForTesting();
+  EXPECT_EQ(consumer.kept().size(), 1u);
+  clock.Advance(absl::Milliseconds(10));
+  (*sampler)->PollForTesting();
+  EXPECT_EQ(consumer.kept().size(), 4u);
+  EXPECT_EQ(consumer.batches(), 2);
+
+  // A wait of 0 decides at every poll.
+  FakeClock clock0;
+  RecordingConsumer consumer0;
+  options.decision_wait = absl::ZeroDuration();
+  auto immediate = Sampler::Create(options, &consumer0, &clock0);
+  ASSERT_TRUE(immediate.ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*immediate)->Offer(One(MakeTrace(i, 1, /*error=*/true)), 1).ok());
+    (*immediate)->PollForTesting();
+    EXPECT_EQ(consumer0.kept().size(), static_cast<size_t>(i + 1));
+  }
+}
+
 TEST(SamplerTest, RefusesWhenTheIntakeQueueIsFullAndRecovers) {
   FakeClock clock;
   RecordingConsumer consumer;

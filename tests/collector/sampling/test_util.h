@@ -41,16 +41,23 @@ class RecordingConsumer final : public TraceConsumer {
   absl::Status Consume(KeptTraces&& traces) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& t : traces) kept_.push_back(std::move(t));
+    ++batches_;
     return absl::OkStatus();
   }
   KeptTraces kept() {
     std::lock_guard<std::mutex> lock(mu_);
     return kept_;
   }
+  // Calls of Consume.
+  int batches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batches_;
+  }
 
  private:
   std::mutex mu_;
   KeptTraces kept_;
+  int batches_ = 0;
 };
 
 }  // namespace tracekeep::sampling
