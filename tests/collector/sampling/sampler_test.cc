@@ -637,18 +637,27 @@ class FakeJournal final : public SpanBytesReader {
 
 // A sampler of `options` reading span bytes from `journal`, offered `t` and polled again once its
 // decision is due (30 s later).
-std::unique_ptr<Sampler> DecideOne(const SamplerOptions& options, FakeJournal* journal,
-                                   TraceConsumer* consumer, FakeClock* clock, TraceSpans t) {
+// A sampler reading journaled span bytes from `journal`; null (and a failure) if it cannot be
+// created.
+std::unique_ptr<Sampler> JournaledSampler(const SamplerOptions& options, FakeJournal* journal,
+                                          TraceConsumer* consumer, FakeClock* clock) {
   auto sampler = Sampler::Create(options, consumer, clock);
   EXPECT_TRUE(sampler.ok()) << sampler.status();
   if (!sampler.ok()) return nullptr;
   (*sampler)->SetSpanBytesReader(journal);
-  const auto n = static_cast<int64_t>(t.spans.size());
-  EXPECT_TRUE((*sampler)->Offer(One(std::move(t)), n).ok());
-  (*sampler)->PollForTesting();
-  clock->Advance(absl::Seconds(30));
-  (*sampler)->PollForTesting();
   return std::move(*sampler);
+}
+
+std::unique_ptr<Sampler> DecideOne(const SamplerOptions& options, FakeJournal* journal,
+                                   TraceConsumer* consumer, FakeClock* clock, TraceSpans t) {
+  std::unique_ptr<Sampler> sampler = JournaledSampler(options, journal, consumer, clock);
+  if (sampler == nullptr) return nullptr;
+  const auto n = static_cast<int64_t>(t.spans.size());
+  EXPECT_TRUE(sampler->Offer(One(std::move(t)), n).ok());
+  sampler->PollForTesting();
+  clock->Advance(absl::Seconds(30));
+  sampler->PollForTesting();
+  return sampler;
 }
 
 TraceSpans FromBuilder(const TraceBuilder& b) {
@@ -671,9 +680,8 @@ TEST(SamplerTest, PendingSpanBytesLiveInTheJournalAndComeBackForDecisions) {
   attr.string_attribute.key = "customer.tier";
   attr.string_attribute.values = {"vip"};
   o.policies.push_back(attr);
-  auto sampler = Sampler::Create(o, &consumer, &clock);
-  ASSERT_TRUE(sampler.ok());
-  (*sampler)->SetSpanBytesReader(&journal);
+  std::unique_ptr<Sampler> sampler = JournaledSampler(o, &journal, &consumer, &clock);
+  ASSERT_NE(sampler, nullptr);
 
   TraceSpans vip =
       FromBuilder(TraceBuilder(1).WithAttr("customer.tier", std::string("vip")).Plain());
@@ -696,14 +704,14 @@ TEST(SamplerTest, PendingSpanBytesLiveInTheJournalAndComeBackForDecisions) {
   batch.push_back(std::move(error));
   batch.push_back(std::move(plain));
   batch.push_back(std::move(unjournaled));
-  ASSERT_TRUE((*sampler)->Offer(std::move(batch), 6).ok());
-  (*sampler)->PollForTesting();
+  ASSERT_TRUE(sampler->Offer(std::move(batch), 6).ok());
+  sampler->PollForTesting();
   // Pending bytes count what the spans weigh serialized, wherever the bytes are.
-  EXPECT_EQ((*sampler)->stats().bytes_pending.load(), bytes);
+  EXPECT_EQ(sampler->stats().bytes_pending.load(), bytes);
   EXPECT_EQ(journal.spans_read(), 0);
 
   clock.Advance(absl::Seconds(30));
-  (*sampler)->PollForTesting();
+  sampler->PollForTesting();
   // The attribute policy read traces 1, 2 and 3 back (5 spans), once each; trace 4 never left
   // memory.
   EXPECT_EQ(journal.spans_read(), 5);
@@ -716,8 +724,8 @@ TEST(SamplerTest, PendingSpanBytesLiveInTheJournalAndComeBackForDecisions) {
   EXPECT_EQ(kept[TestTraceId(2)].spans[0].span, Tagged(error_bytes, "errors"));
   EXPECT_FALSE(kept[TestTraceId(2)].spans[0].in_journal_only);
   EXPECT_EQ(kept[TestTraceId(4)].policy, "vip");
-  EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 0u);
-  EXPECT_EQ((*sampler)->stats().evaluation_errors.load(), 0u);
+  EXPECT_EQ(sampler->stats().spans_unreadable.load(), 0u);
+  EXPECT_EQ(sampler->stats().evaluation_errors.load(), 0u);
 }
 
 // Whether the spans' bytes only (Locate) or the whole trace (LocateRecord: it waits as a summary)
@@ -728,22 +736,21 @@ TEST(SamplerTest, KeptSpansThatCannotBeReadBackAreCountedNotHandedOnEmpty) {
     FakeClock clock;
     RecordingConsumer consumer;
     FakeJournal journal;
-    auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
-    ASSERT_TRUE(sampler.ok());
-    (*sampler)->SetSpanBytesReader(&journal);
+    std::unique_ptr<Sampler> sampler = JournaledSampler(Options(0, 1), &journal, &consumer, &clock);
+    ASSERT_NE(sampler, nullptr);
     TraceSpans error = MakeTrace(1, 3, /*error=*/true);
     if (whole_trace) {
       journal.LocateRecord(&error);
     } else {
       journal.Locate(&error);
     }
-    ASSERT_TRUE((*sampler)->Offer(One(std::move(error)), 3).ok());
-    (*sampler)->PollForTesting();
+    ASSERT_TRUE(sampler->Offer(One(std::move(error)), 3).ok());
+    sampler->PollForTesting();
     journal.Fail();
     clock.Advance(absl::Seconds(30));
-    (*sampler)->PollForTesting();
+    sampler->PollForTesting();
     for (const KeptTrace& k : consumer.kept()) EXPECT_TRUE(k.spans.empty());
-    EXPECT_EQ((*sampler)->stats().spans_unreadable.load(), 3u);
+    EXPECT_EQ(sampler->stats().spans_unreadable.load(), 3u);
   }
 }
 
@@ -767,9 +774,8 @@ TEST(SamplerTest, TracesWaitAsSummariesAndKeptOnesComeBackWhole) {
   FakeClock clock;
   RecordingConsumer consumer;
   FakeJournal journal;
-  auto sampler = Sampler::Create(Options(0, 1), &consumer, &clock);
-  ASSERT_TRUE(sampler.ok());
-  (*sampler)->SetSpanBytesReader(&journal);
+  std::unique_ptr<Sampler> sampler = JournaledSampler(Options(0, 1), &journal, &consumer, &clock);
+  ASSERT_NE(sampler, nullptr);
   TraceSpans error =
       FromBuilder(TraceBuilder(1).WithStatus(otlp::trace::v1::Status::STATUS_CODE_ERROR));
   const std::string error_bytes = error.spans[0].span;
@@ -779,13 +785,13 @@ TEST(SamplerTest, TracesWaitAsSummariesAndKeptOnesComeBackWhole) {
   std::vector<TraceSpans> batch;
   batch.push_back(std::move(error));
   batch.push_back(std::move(plain));
-  ASSERT_TRUE((*sampler)->Offer(std::move(batch), 4).ok());
-  (*sampler)->PollForTesting();
-  EXPECT_EQ((*sampler)->stats().spans_pending.load(), 4u);
+  ASSERT_TRUE(sampler->Offer(std::move(batch), 4).ok());
+  sampler->PollForTesting();
+  EXPECT_EQ(sampler->stats().spans_pending.load(), 4u);
   EXPECT_EQ(journal.traces_read(), 0);
 
   clock.Advance(absl::Seconds(30));
-  (*sampler)->PollForTesting();
+  sampler->PollForTesting();
   EXPECT_EQ(journal.traces_read(), 1) << "only the kept trace is read back";
   const std::vector<KeptTrace> kept = consumer.kept();
   ASSERT_EQ(kept.size(), 1u);
@@ -794,7 +800,7 @@ TEST(SamplerTest, TracesWaitAsSummariesAndKeptOnesComeBackWhole) {
   ASSERT_EQ(k.spans.size(), 1u);
   EXPECT_EQ(k.spans[0].span, Tagged(error_bytes, "errors"));
   EXPECT_TRUE(k.spans[0].is_error);
-  const SamplerStats& stats = (*sampler)->stats();
+  const SamplerStats& stats = sampler->stats();
   EXPECT_EQ(stats.spans_not_sampled.load(), 3u);
   EXPECT_EQ(stats.spans_pending.load(), 0u);
   EXPECT_EQ(stats.spans_unreadable.load(), 0u);
