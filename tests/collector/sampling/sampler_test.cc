@@ -669,16 +669,22 @@ TraceSpans FromBuilder(const TraceBuilder& b) {
   return t;
 }
 
-TEST(SamplerTest, PendingSpanBytesLiveInTheJournalAndComeBackForDecisions) {
-  FakeClock clock;
-  RecordingConsumer consumer;
-  FakeJournal journal;
-  SamplerOptions o = Options(0, 1);
+// A policy that reads single spans: keeps traces with customer.tier = "vip".
+PolicyConfig VipPolicy() {
   PolicyConfig attr;
   attr.name = "vip";
   attr.type = "string_attribute";
   attr.string_attribute.key = "customer.tier";
   attr.string_attribute.values = {"vip"};
+  return attr;
+}
+
+TEST(SamplerTest, PendingSpanBytesLiveInTheJournalAndComeBackForDecisions) {
+  FakeClock clock;
+  RecordingConsumer consumer;
+  FakeJournal journal;
+  SamplerOptions o = Options(0, 1);
+  const PolicyConfig attr = VipPolicy();
   o.policies.push_back(attr);
   std::unique_ptr<Sampler> sampler = JournaledSampler(o, &journal, &consumer, &clock);
   ASSERT_NE(sampler, nullptr);
@@ -811,11 +817,7 @@ TEST(SamplerTest, APolicyThatReadsSpansKeepsTheirRecordsInMemory) {
   RecordingConsumer consumer;
   FakeJournal journal;
   SamplerOptions o = Options(0, 1);
-  PolicyConfig attr;
-  attr.name = "vip";
-  attr.type = "string_attribute";
-  attr.string_attribute.key = "customer.tier";
-  attr.string_attribute.values = {"vip"};
+  const PolicyConfig attr = VipPolicy();
   PolicyConfig both;
   both.name = "vip-errors";
   both.type = "and";
