@@ -136,7 +136,8 @@ class Sampler::Shard {
     // What is due is decided in batches, at most every DecideEvery(): each batch ends in a
     // write to the store and one to the decision log, whose fixed cost (a write-ahead-log
     // append, the writers' rendezvous) otherwise came with every request received.
-    if (now >= decide_after_) {
+    // A clock stepped back (decide_after_ more than a batch away) does not stall decisions.
+    if (now >= decide_after_ || decide_after_ - now > sampler_->decide_every_) {
       buffer_.TakeExpired(now, &due);
       decide_after_ = now + sampler_->decide_every_;
     }

@@ -99,6 +99,14 @@ TEST(SamplerTest, DueTracesAreDecidedInBatchesAFiftiethOfTheWaitApart) {
   EXPECT_EQ(consumer.kept().size(), 4u);
   EXPECT_EQ(consumer.batches(), 2);
 
+  // A clock stepped back an hour: the next batch comes a batch interval later, not an hour.
+  clock.Advance(-absl::Hours(1));
+  ASSERT_TRUE((*sampler)->Offer(One(MakeTrace(9, 1, /*error=*/true)), 1).ok());
+  (*sampler)->PollForTesting();
+  clock.Advance(absl::Seconds(5));
+  (*sampler)->PollForTesting();
+  EXPECT_EQ(consumer.kept().size(), 5u);
+
   // A wait of 0 decides at every poll.
   FakeClock clock0;
   RecordingConsumer consumer0;
