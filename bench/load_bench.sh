@@ -53,7 +53,12 @@ before="$(cpu_ticks)"
 "$BUILD_DIR/bin/tracekeep-loadgen" --endpoint "$grpc" --json "$@" >"$work/load.json"
 after="$(cpu_ticks)"
 hz="$(getconf CLK_TCK)"
-python3 - "$work/load.json" "$before" "$after" "$hz" "/proc/$pid/status" <<'PY'
+# Kept spans written to the store by the end of the load (those decided in its last decision_wait
+# are not yet): what the run stored, to compare loads that keep different shares.
+telemetry="$(sed -n 's/.*"telemetry": "\([^"]*\)".*/\1/p' "$work/ep.json")"
+stored="$(curl -s --max-time 5 "http://$telemetry/metrics" |
+  awk '$1 == "tracekeep_storage_spans_stored_total" {printf "%d", $2}')"
+python3 - "$work/load.json" "$before" "$after" "$hz" "/proc/$pid/status" "${stored:-0}" <<'PY'
 import json, sys
 load = json.load(open(sys.argv[1]))
 cpu = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
@@ -63,4 +68,6 @@ print(f"accepted spans/s: {load.get('accepted_spans_per_s', 0):,.0f}")
 print(f"spans accepted: {accepted:,}  refused: {load.get('spans_sent', 0) - accepted:,}")
 print(f"daemon CPU: {cpu:.2f} s = {cpu / max(accepted, 1) * 1e6:.2f} CPU s per million spans")
 print(f"daemon peak RSS: {int(hwm) / 1024:.0f} MiB")
+stored = int(sys.argv[6])
+print(f"spans stored: {stored:,} ({stored / max(accepted, 1) * 100:.1f} % of accepted)")
 PY
