@@ -41,11 +41,11 @@ done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$rounds'"
 [[ "$rate" =~ ^[1-9][0-9]*$ ]] || die "--rate must be a positive integer (spans/s), got '$rate'"
 
-if [ -z "${SKIP_BUILD:-}" ]; then
-  BUILD_DIR="${BUILD_DIR:-${ROOT}/build-bench}"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTRACEKEEP_BUILD_TESTS=OFF >/dev/null
-  ninja -C "$BUILD_DIR" -j2 tracekeep tracekeep-loadgen >/dev/null
-fi
+BUILD_DIR="${BUILD_DIR:-${ROOT}/build-bench}"
+note() { echo "order_cost.sh: $*" >&2; }
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
+build_release_binaries  # once; each load below runs with SKIP_BUILD=1
 export SKIP_BUILD=1
 
 names=("other" "other, stores more" "order, untracked" "order" "other, no errors"
