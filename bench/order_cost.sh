@@ -34,7 +34,7 @@ while (($#)); do
         --stored-error-share) stored_error_share="$v" ;;
       esac
       shift 2 ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown flag '$1' (see --help)" ;;
   esac
 done
